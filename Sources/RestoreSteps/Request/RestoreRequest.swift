@@ -1,0 +1,58 @@
+/// A validated request, whatever form it was dropped in: what to restore and how to deliver it.
+public struct RestoreRequest: Sendable, Codable, Hashable {
+    /// The form the request arrived in.
+    public enum Form: String, Sendable, Codable {
+        /// `dropbox-agent/request/v1`.
+        case native
+        /// The archive's `runAlmaBasicRestoreWorkflow` event, verbatim.
+        case workflowEvent
+    }
+
+    /// How the CASA installation was chosen by the request, if it chose one.
+    public enum CASAChoice: Sendable, Codable, Hashable {
+        /// A configured installation's name (native `casa` field).
+        case name(String)
+        /// A configured installation's home directory (event `metadata.casaHome`).
+        case home(String)
+    }
+
+    /// How the measurement sets are delivered.
+    public enum DeliveryFormat: String, Sendable, Codable, CaseIterable {
+        /// A directory of measurement sets (default).
+        case ms
+        /// One tar file streamed with libarchive.
+        case tar
+    }
+
+    /// The form of the request.
+    public var form: Form
+    /// The MOUS (OUS status uid), e.g. `uid://A001/X1284/X265f`.
+    public var mous: String
+    /// The client's id for the request (native `requestId`, event `cliCorrId`).
+    public var requestId: String?
+    /// Recipients of the completion email.
+    public var email: [String]
+    /// The CASA installation the request asked for.
+    public var casa: CASAChoice?
+    /// The delivery format.
+    public var deliveryFormat: DeliveryFormat
+    /// Event only: EB uids (`fileSetIds`) to cross-check against the catalogue.
+    public var fileSetIds: [String]?
+    /// Event only: the project code (`projectCodeOrDataType`) to cross-check against the catalogue.
+    public var projectCode: String?
+
+    public init(
+        form: Form = .native, mous: String, requestId: String? = nil, email: [String] = [],
+        casa: CASAChoice? = nil, deliveryFormat: DeliveryFormat = .ms, fileSetIds: [String]? = nil,
+        projectCode: String? = nil
+    ) {
+        self.form = form
+        self.mous = mous
+        self.requestId = requestId
+        self.email = email
+        self.casa = casa
+        self.deliveryFormat = deliveryFormat
+        self.fileSetIds = fileSetIds
+        self.projectCode = projectCode
+    }
+}
