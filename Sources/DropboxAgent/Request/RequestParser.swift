@@ -1,0 +1,264 @@
+import Foundation
+import RestoreSteps
+
+/// One problem found in a request, with the JSON path where it is (`$.delivery.format`).
+struct RequestProblem: Sendable, Equatable, Codable, CustomStringConvertible {
+    var path: String
+    var message: String
+    var description: String { "\(path): \(message)" }
+}
+
+/// Why a request file cannot be run: a syntax error, or a list of validation problems.
+struct RequestRejection: Error, Sendable, Equatable {
+    /// Stable code for the status file: `invalidJSON`, `invalidRequest`, `incompleteRequest`, …
+    var code: String
+    var problems: [RequestProblem]
+    /// True when the bytes end in the middle of a JSON document (the writer may not be done).
+    var truncated: Bool = false
+
+    /// All problems on one line, for the status file's `error.message`.
+    var message: String { problems.map(\.description).joined(separator: "; ") }
+}
+
+/// The result of parsing a request: the normalised request and what was ignored.
+struct ParsedRequest: Sendable {
+    var request: RestoreRequest
+    /// Event form only: fields the agent does not use, ignored as the contract says (and logged).
+    var ignoredFields: [String]
+}
+
+/// Parses and validates the two request forms of the contract.
+enum RequestParser {
+    static let nativeSchema = "dropbox-agent/request/v1"
+    static let eventName = "runAlmaBasicRestoreWorkflow"
+    static let eventType = "edu.nrao.archive.workflow.messaging.commands.StartWorkflow"
+
+    /// Parses `bytes` as a request, reporting every problem found (not just the first).
+    static func parse(_ bytes: [UInt8]) throws(RequestRejection) -> ParsedRequest {
+        let value: JSONValue
+        do { value = try StrictJSONParser.parse(bytes) } catch {
+            throw RequestRejection(
+                code: error.truncated ? "incompleteRequest" : "invalidJSON",
+                problems: [RequestProblem(path: "$", message: error.description)],
+                truncated: error.truncated)
+        }
+        guard case .object(let members) = value else {
+            throw RequestRejection(code: "invalidRequest", problems: [RequestProblem(path: "$", message: "expected a JSON object, found \(value.typeName)")])
+        }
+        let keys = Set(members.map(\.key))
+        if keys.contains("eventName") || keys.contains("metadata") || keys.contains("type") {
+            return try parseEvent(value)
+        }
+        return try parseNative(value)
+    }
+
+    // MARK: - Native form
+
+    private static func parseNative(_ value: JSONValue) throws(RequestRejection) -> ParsedRequest {
+        var v = Validator()
+        let known: Set<String> = ["schema", "mous", "email", "requestId", "casa", "delivery"]
+        v.rejectUnknown(value, known: known, at: "$")
+        if let schema = value["schema"] {
+            if case .string(let s) = schema, s == nativeSchema {} else {
+                v.problem("$.schema", "must be \"\(nativeSchema)\" when present")
+            }
+        }
+        let mous = v.uid(value["mous"], at: "$.mous", required: true)
+        let email = v.emails(value["email"], at: "$.email", allowSingleString: false)
+        let requestId = v.identifier(value["requestId"], at: "$.requestId")
+        let casaName = v.identifier(value["casa"], at: "$.casa")
+        var format = RestoreRequest.DeliveryFormat.ms
+        if let delivery = value["delivery"] {
+            if case .object = delivery {
+                v.rejectUnknown(delivery, known: ["format"], at: "$.delivery")
+                if let f = delivery["format"] {
+                    if case .string(let s) = f, let parsed = RestoreRequest.DeliveryFormat(rawValue: s) { format = parsed } else {
+                        v.problem("$.delivery.format", "must be one of \"ms\", \"tar\"")
+                    }
+                }
+            } else {
+                v.problem("$.delivery", "expected an object, found \(delivery.typeName)")
+            }
+        }
+        try v.finish()
+        return ParsedRequest(
+            request: RestoreRequest(
+                form: .native, mous: mous!, requestId: requestId, email: email, casa: casaName.map { .name($0) },
+                deliveryFormat: format),
+            ignoredFields: [])
+    }
+
+    // MARK: - Workflow event form
+
+    private static func parseEvent(_ value: JSONValue) throws(RequestRejection) -> ParsedRequest {
+        var v = Validator()
+        var ignored: [String] = []
+        let topKnown: Set<String> = ["eventName", "type", "additionalPaths", "metadata"]
+        if case .object(let members) = value {
+            ignored += members.map(\.key).filter { !topKnown.contains($0) }.map { "$.\($0)" }
+        }
+        switch value["eventName"] {
+        case .string(let s) where s == eventName: break
+        case nil: v.problem("$.eventName", "required (\"\(eventName)\")")
+        default: v.problem("$.eventName", "must be \"\(eventName)\"")
+        }
+        switch value["type"] {
+        case .string(let s) where s == eventType: break
+        case nil: v.problem("$.type", "required (\"\(eventType)\")")
+        default: v.problem("$.type", "must be \"\(eventType)\"")
+        }
+        if let paths = value["additionalPaths"] {
+            if case .array(let items) = paths, items.isEmpty {} else {
+                v.problem("$.additionalPaths", "must be an empty array (additional paths are not supported)")
+            }
+        }
+        guard let metadata = value["metadata"], case .object(let members) = metadata else {
+            v.problem("$.metadata", value["metadata"] == nil ? "required" : "expected an object")
+            try v.finish()
+            fatalError("unreachable: finish() throws when there are problems")
+        }
+        let metaKnown: Set<String> = [
+            "workflowName", "processingSite", "deliveryFormat", "telescope", "fileSetIds", "ousStatusId",
+            "projectCodeOrDataType", "cliCorrId", "casaHome", "email",
+        ]
+        ignored += members.map(\.key).filter { !metaKnown.contains($0) }.map { "$.metadata.\($0)" }
+        if let name = metadata["workflowName"] {
+            if case .string(let s) = name, s == "AlmaOusRestoreWorkflow" {} else {
+                v.problem("$.metadata.workflowName", "must be \"AlmaOusRestoreWorkflow\"")
+            }
+        }
+        if let telescope = metadata["telescope"] {
+            if case .string(let s) = telescope, s == "ALMA" {} else { v.problem("$.metadata.telescope", "must be \"ALMA\"") }
+        }
+        var format = RestoreRequest.DeliveryFormat.ms
+        if let f = metadata["deliveryFormat"] {
+            switch f {
+            case .string("CMS"), .string("ms"): format = .ms
+            case .string("tar"): format = .tar
+            default: v.problem("$.metadata.deliveryFormat", "must be \"CMS\" (a directory of measurement sets) or \"tar\"")
+            }
+        }
+        let mous = v.uid(metadata["ousStatusId"], at: "$.metadata.ousStatusId", required: true)
+        var fileSetIds: [String]?
+        if let ids = metadata["fileSetIds"] {
+            if case .array(let items) = ids {
+                fileSetIds = items.enumerated().compactMap { i, item in v.uid(item, at: "$.metadata.fileSetIds[\(i)]", required: true) }
+                if items.isEmpty { v.problem("$.metadata.fileSetIds", "must list at least one execution block") }
+            } else {
+                v.problem("$.metadata.fileSetIds", "expected an array of EB uids, found \(ids.typeName)")
+            }
+        }
+        var projectCode: String?
+        if let p = metadata["projectCodeOrDataType"] {
+            if case .string(let s) = p, s.range(of: #"^[0-9]{4}\.[0-9A-Z]\.[0-9]{5}\.[A-Z]+$"#, options: .regularExpression) != nil {
+                projectCode = s
+            } else {
+                v.problem("$.metadata.projectCodeOrDataType", "must be an ALMA project code such as 2017.1.00886.L")
+            }
+        }
+        let requestId = v.identifier(metadata["cliCorrId"], at: "$.metadata.cliCorrId")
+        var casa: RestoreRequest.CASAChoice?
+        if let home = metadata["casaHome"] {
+            if case .string(let s) = home, s.hasPrefix("/"), !s.contains("\0"), s.count <= 4096 { casa = .home(s) } else {
+                v.problem("$.metadata.casaHome", "must be the absolute path of a configured CASA installation")
+            }
+        }
+        let email = v.emails(metadata["email"], at: "$.metadata.email", allowSingleString: true)
+        try v.finish()
+        return ParsedRequest(
+            request: RestoreRequest(
+                form: .workflowEvent, mous: mous!, requestId: requestId, email: email, casa: casa, deliveryFormat: format,
+                fileSetIds: fileSetIds, projectCode: projectCode),
+            ignoredFields: ignored)
+    }
+}
+
+/// Collects problems while reading fields.
+private struct Validator {
+    var problems: [RequestProblem] = []
+
+    mutating func problem(_ path: String, _ message: String) { problems.append(RequestProblem(path: path, message: message)) }
+
+    func finish() throws(RequestRejection) {
+        if !problems.isEmpty { throw RequestRejection(code: "invalidRequest", problems: problems) }
+    }
+
+    mutating func rejectUnknown(_ value: JSONValue, known: Set<String>, at path: String) {
+        guard case .object(let members) = value else { return }
+        for m in members where !known.contains(m.key) {
+            problem("\(path).\(m.key)", "unknown field (allowed: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// An ALMA uid such as `uid://A001/X1284/X265f`.
+    mutating func uid(_ value: JSONValue?, at path: String, required: Bool) -> String? {
+        guard let value else {
+            if required { problem(path, "required") }
+            return nil
+        }
+        guard case .string(let s) = value else {
+            problem(path, "expected a string, found \(value.typeName)")
+            return nil
+        }
+        guard AlmaUID.isValid(s) else {
+            problem(path, "\"\(s.prefix(80))\" is not an ALMA uid (uid://A001/X1284/X265f)")
+            return nil
+        }
+        return s
+    }
+
+    /// A client identifier: 1–128 printable characters without path separators.
+    mutating func identifier(_ value: JSONValue?, at path: String) -> String? {
+        guard let value else { return nil }
+        guard case .string(let s) = value else {
+            problem(path, "expected a string, found \(value.typeName)")
+            return nil
+        }
+        guard !s.isEmpty, s.count <= 128, s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F && $0 != "/" && $0 != "\\" }) else {
+            problem(path, "must be 1–128 printable characters without '/'")
+            return nil
+        }
+        return s
+    }
+
+    mutating func emails(_ value: JSONValue?, at path: String, allowSingleString: Bool) -> [String] {
+        guard let value else { return [] }
+        var list: [(String, String)] = []
+        switch value {
+        case .array(let items):
+            for (i, item) in items.enumerated() {
+                if case .string(let s) = item { list.append((s, "\(path)[\(i)]")) } else {
+                    problem("\(path)[\(i)]", "expected a string, found \(item.typeName)")
+                }
+            }
+        case .string(let s) where allowSingleString:
+            for part in s.split(separator: ",") { list.append((part.trimmingCharacters(in: .whitespaces), path)) }
+        default:
+            problem(path, allowSingleString ? "expected an address or a list of addresses" : "expected an array of addresses, found \(value.typeName)")
+        }
+        var result: [String] = []
+        for (address, p) in list {
+            if EmailAddressSyntax.isValid(address) { result.append(address) } else {
+                problem(p, "\"\(address.prefix(80))\" is not a valid email address")
+            }
+        }
+        if result.count > 20 { problem(path, "at most 20 recipients") }
+        return result
+    }
+}
+
+/// The syntax of ALMA uids.
+enum AlmaUID {
+    /// `uid://A001/X1284/X265f`: archive id, range id and serial, each hexadecimal after its letter.
+    static func isValid(_ s: String) -> Bool {
+        s.range(of: #"^uid://[A-Za-z][0-9A-Fa-f]+/X[0-9A-Fa-f]+/X[0-9A-Fa-f]+$"#, options: .regularExpression) != nil
+    }
+}
+
+/// A deliberately conservative address check: `local@domain`, no spaces, controls, quotes or angle brackets
+/// (nothing that could inject a mail header), at most 254 characters.
+enum EmailAddressSyntax {
+    static func isValid(_ s: String) -> Bool {
+        s.count <= 254 && s.range(of: #"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"#, options: .regularExpression) != nil
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import RestoreSteps
+
+/// The request states of the contract.
+enum RequestState: String, Codable, Sendable, CaseIterable {
+    case waiting, queued, running, succeeded, failed, rejected, cancelled
+
+    /// `succeeded`, `failed`, `rejected` and `cancelled` never change again.
+    var isTerminal: Bool { [.succeeded, .failed, .rejected, .cancelled].contains(self) }
+}
+
+/// `NAME.status.json` (schema `dropbox-agent/status/v1`), exactly the contract's fields plus a few documented
+/// additions (`requestFile`, `linkedTo`, `warnings`, `workingArea`, `logs`).
+struct StatusDocument: Codable, Sendable, Equatable {
+    static let schemaID = "dropbox-agent/status/v1"
+
+    struct Step: Codable, Sendable, Equatable {
+        var number: Int
+        var name: String
+        init(_ step: StepName) { number = step.number; name = step.rawValue }
+    }
+    struct Progress: Codable, Sendable, Equatable {
+        var bytesDone: Int64?
+        var bytesTotal: Int64?
+        var fraction: Double?
+        var etaSeconds: Double?
+        var message: String?
+    }
+    struct ErrorInfo: Codable, Sendable, Equatable {
+        var code: String
+        var message: String
+        var hint: String?
+    }
+    struct Result: Codable, Sendable, Equatable {
+        var deliveryPath: String
+        var url: String?
+        var measurementSets: [String]
+        var sizeBytes: Int64
+    }
+    struct Notification: Codable, Sendable, Equatable {
+        var to: String
+        var state: String  // sent | failed | pending
+        var error: String?
+        /// Where the message was written when there is no SMTP server (outbox `.eml`).
+        var outboxFile: String?
+    }
+    struct HistoryEntry: Codable, Sendable, Equatable {
+        var at: String
+        var state: RequestState
+        var step: Step?
+        var message: String?
+    }
+    struct Agent: Codable, Sendable, Equatable {
+        var host: String
+        var pid: Int32
+    }
+    struct Link: Codable, Sendable, Equatable {
+        /// The request this one duplicates.
+        var request: String
+        var statusFile: String
+    }
+
+    var schema = StatusDocument.schemaID
+    var request: String
+    var requestId: String?
+    var mous: String?
+    var sha256: String?
+    var state: RequestState
+    var step: Step?
+    var progress: Progress?
+    var attempt: Int?
+    var agent: Agent?
+    var submittedAt: String?
+    var startedAt: String?
+    var updatedAt: String
+    var finishedAt: String?
+    var error: ErrorInfo?
+    var result: Result?
+    var notifications: [Notification]?
+    var history: [HistoryEntry] = []
+    /// Where the request file is kept now (claimed, rejected or finished requests are moved, never deleted).
+    var requestFile: String?
+    /// For a re-submission of identical content: the request whose result this one shares.
+    var linkedTo: Link?
+    /// Things worth knowing that did not stop the request (ignored event fields, mail trouble).
+    var warnings: [String]?
+    /// The request's working area (kept on failure for inspection).
+    var workingArea: String?
+    /// The request's log directory (CASA output, casa logs).
+    var logs: String?
+
+    init(request: String, state: RequestState, at now: String = Timestamp.now()) {
+        self.request = request
+        self.state = state
+        self.updatedAt = now
+    }
+
+    /// Moves to `state` (and `step`), appending to the history when either changed.
+    mutating func transition(to state: RequestState, step: StepName? = nil, message: String? = nil, at now: String = Timestamp.now()) {
+        let newStep = step.map(Step.init)
+        let changed = state != self.state || newStep != self.step || history.isEmpty
+        self.state = state
+        self.step = state == .running ? newStep : (state.isTerminal ? self.step : nil)
+        if state != .running { progress = nil }
+        updatedAt = now
+        if state.isTerminal && finishedAt == nil { finishedAt = now }
+        if changed { history.append(HistoryEntry(at: now, state: state, step: newStep, message: message)) }
+    }
+
+    func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var data = try encoder.encode(self)
+        data.append(0x0A)
+        return data
+    }
+
+    static func decode(_ data: Data) throws -> StatusDocument { try JSONDecoder().decode(StatusDocument.self, from: data) }
+}
