@@ -1,0 +1,106 @@
+import Foundation
+import InotifyWatcher
+import Logging
+import RestoreSteps
+import UnixSignals
+
+/// Wires the daemon together: watcher → agent, lease recovery, metrics, and the signal-driven shutdown.
+struct AgentRuntime: Sendable {
+    let configuration: AgentConfiguration
+    let agent: SpoolAgent
+    let logger: Logger
+
+    init(configuration: AgentConfiguration, logger: Logger, executor: (any RestoreExecutor)? = nil, notifier: (any Notifier)? = nil) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let c = configuration
+        let store = JobStore(
+            workDirectory: c.agent.workDirectory!, spoolDirectory: c.spool.directory!, rejectedDirectory: c.spool.rejectedDirectory!,
+            leaseSeconds: c.agent.leaseSeconds)
+        let journal = try Journal(path: c.agent.journal!)
+        let settings = SpoolAgent.Settings(
+            spoolDirectory: c.spool.directory!, settleSeconds: c.spool.settleSeconds,
+            incompleteTimeoutSeconds: c.spool.incompleteTimeoutSeconds, maxRequestBytes: c.spool.maxRequestBytes,
+            allowedOwners: try SafeRequestFile.allowedOwners(c.spool.allowedOwners),
+            maxConcurrentRestores: max(1, c.agent.maxConcurrentRestores), leaseSeconds: c.agent.leaseSeconds,
+            maxAttempts: c.agent.maxAttempts, resubmitWindowSeconds: c.agent.resubmitWindowSeconds,
+            shutdownGraceSeconds: c.agent.shutdownGraceSeconds,
+            statusFileMode: mode_t(c.spool.statusFileMode, radix: 8) ?? 0o644,
+            restoreDirectory: c.agent.restoreDirectory!,
+            notifyOn: Set(c.notifications.notifyOn.compactMap(RequestState.init(rawValue:))),
+            defaultDeliveryFormat: c.delivery.defaultFormat)
+        agent = try SpoolAgent(
+            settings: settings, store: store, journal: journal,
+            executor: try executor ?? ProductionExecutor(configuration: c, logger: logger),
+            notifier: try notifier ?? MailNotifier(configuration: c, logger: logger), logger: logger)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains and returns (exit status 0).
+    func run() async throws {
+        let c = configuration
+        let watcher = try DirectoryWatcher(
+            WatcherConfiguration(
+                directory: c.spool.directory!, mode: WatchMode(rawValue: c.spool.watchMode.rawValue) ?? .automatic,
+                rescanInterval: .milliseconds(Int(c.spool.rescanIntervalSeconds * 1000)),
+                pollInterval: .milliseconds(Int(c.spool.pollIntervalSeconds * 1000)),
+                include: { SpoolNames.classify($0) != .ignored }))
+        logger.notice(
+            "agent started",
+            metadata: [
+                "version": "\(DropboxAgentCommand.version)", "spool": "\(c.spool.directory!)", "watch.mode": "\(watcher.effectiveMode.rawValue)",
+                "filesystem": "\(watcher.filesystem.typeName)", "data": "\(c.dataDirectory)",
+                "max.concurrent": "\(c.agent.maxConcurrentRestores)",
+            ])
+        let agent = self.agent
+        let logger = self.logger
+        let metricsPath = c.dataDirectory + "/metrics.prom"
+        let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+
+        await agent.recoverJobs()
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await event in watcher {
+                    switch event {
+                    case .candidate(let name, _):
+                        await agent.handle(entry: name)
+                    case .overflow:
+                        logger.warning("inotify queue overflowed; rescanning the spool")
+                    case .watchLost(let reason):
+                        agent.metrics.add(\.watchLost)
+                        logger.error("the spool is no longer watched", metadata: ["reason": "\(reason)"])
+                    case .watchRestored:
+                        logger.notice("the spool is watched again")
+                    case .rescanCompleted:
+                        break
+                    }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(recoveryInterval))
+                    await agent.recoverJobs()
+                    await agent.pump()
+                    let stats = watcher.statistics
+                    agent.metrics.set(\.watcherEvents, stats.events)
+                    agent.metrics.set(\.watcherOverflows, stats.overflows)
+                    agent.metrics.set(\.watcherRescans, stats.rescans)
+                    agent.metrics.set(\.watcherRescanOnlyFinds, stats.rescanOnlyFinds)
+                    let gauges: [String: Double] = [
+                        "running": Double(await agent.runningCount), "queued": Double(await agent.queuedCount),
+                        "waiting": Double(await agent.pendingCount), "watching": stats.watching || stats.mode == .polling ? 1 : 0,
+                    ]
+                    try? AtomicFile.write(Data(agent.metrics.prometheusText(gauges: gauges).utf8), to: metricsPath)
+                }
+            }
+            for await signal in signals {
+                logger.notice("stopping", metadata: ["signal": "\(signal)"])
+                break
+            }
+            watcher.stop()
+            await agent.shutdown(grace: c.agent.shutdownGraceSeconds)
+            group.cancelAll()
+        }
+        logger.notice("agent stopped cleanly")
+    }
+}

@@ -1,0 +1,318 @@
+import Foundation
+import Logging
+import RestoreSteps
+import Synchronization
+
+/// Runs one claimed request from its first incomplete step to a terminal status (or a checkpoint).
+struct JobRunner: Sendable {
+    let jobId: String
+    let name: String
+    /// True after a restart or takeover: steps recorded as completed are not run again.
+    let resume: Bool
+    let agent: SpoolAgent
+    let control: JobControl
+    let logger: Logger
+
+    private var store: JobStore { agent.store }
+    private var settings: SpoolAgent.Settings { agent.settings }
+    private var statusPath: String { settings.spoolDirectory + "/" + SpoolNames.statusFile(for: name) }
+    private var directory: String { store.jobDirectory(jobId) }
+
+    func run() async {
+        do {
+            try await runChecked()
+        } catch {
+            logger.critical("job bookkeeping failed; the job stays claimed and will be retried after its lease expires", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func runChecked() async throws {
+        guard let data = FileManager.default.contents(atPath: directory + "/request.json") else {
+            throw SystemCallError(call: "read", path: directory + "/request.json", errno: errno)
+        }
+        let bytes = [UInt8](data)
+        let sha = SHA256.hex(bytes)
+        let parsed: ParsedRequest
+        do { parsed = try RequestParser.parse(bytes) } catch {
+            // Changed between validation and claim: reject what we hold now.
+            try rejectClaimed(code: error.code, message: error.message)
+            return
+        }
+        var request = parsed.request
+        if request.form == .native && request.deliveryFormat == .ms && !bytesMentionDelivery(bytes) {
+            request.deliveryFormat = settings.defaultDeliveryFormat
+        }
+        let existingStatus = StatusPublisher.existing(at: statusPath)
+        let now = Timestamp.now()
+        var checkpoint = store.readCheckpoint(jobId: jobId) ?? JobCheckpoint(
+            jobId: jobId, name: name, spoolDirectory: settings.spoolDirectory, sha256: sha,
+            submittedAt: existingStatus?.submittedAt ?? now, restoreRoot: settings.restoreDirectory + "/" + jobId)
+        if !resume, try linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
+        guard let lease = store.readLease(jobId: jobId), lease.owner == AgentIdentity.current else {
+            logger.warning("lease not ours; leaving the job to its owner")
+            return
+        }
+        let firstPending = StepName.allCases.first { !checkpoint.completedSteps.contains($0) } ?? .deliver
+        if checkpoint.startedAt == nil { checkpoint.startedAt = now }
+        try store.writeCheckpoint(checkpoint)
+
+        var document = existingStatus ?? StatusDocument(request: name, state: .queued)
+        if document.state.isTerminal && !resume { document = StatusDocument(request: name, state: .queued) }
+        let publisher = StatusPublisher(path: statusPath, document: document, mode: settings.statusFileMode, logger: logger)
+        let job = ExecutionJob(
+            jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
+            attempt: lease.attempt, logger: logger)
+
+        if lease.attempt > settings.maxAttempts {
+            try await conclude(
+                .failed(RestoreError("tooManyAttempts", "the request was started \(lease.attempt - 1) times without finishing (the agent running it stopped or crashed each time)", hint: "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more.")),
+                result: ExecutionResult(), job: job, request: request, checkpoint: checkpoint, publisher: publisher, sha: sha)
+            return
+        }
+        if resume { ChildProcessRegistry(jobDirectory: directory).stopLeftovers(logger: logger) }
+
+        try publisher.transition(
+            to: .running, step: firstPending,
+            message: resume ? "resumed at step \(firstPending.number) (attempt \(lease.attempt))" : "claimed"
+        ) { doc in
+            doc.requestId = request.requestId
+            doc.mous = request.mous
+            doc.sha256 = sha
+            doc.attempt = lease.attempt
+            doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
+            doc.submittedAt = doc.submittedAt ?? checkpoint.submittedAt
+            doc.startedAt = doc.startedAt ?? checkpoint.startedAt
+            doc.requestFile = directory + "/request.json"
+            doc.workingArea = checkpoint.restoreRoot
+            doc.logs = checkpoint.restoreRoot + "/logs"
+            doc.error = nil
+            doc.result = nil
+            doc.finishedAt = nil
+        }
+        record(publisher.document, step: firstPending.rawValue, attempt: lease.attempt, message: resume ? "resumed" : "claimed")
+
+        let heartbeat = Task { await keepLease(attempt: lease.attempt) }
+        let observer = JobObserver(runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.attempt)
+        let (outcome, result) = await agent.executor.execute(
+            job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher)
+        heartbeat.cancel()
+        try await conclude(outcome, result: result, job: job, request: request, checkpoint: observer.checkpoint, publisher: publisher, sha: sha)
+    }
+
+    /// Whether the native request names a delivery format itself (else the configured default applies).
+    private func bytesMentionDelivery(_ bytes: [UInt8]) -> Bool {
+        if case .object(let members)? = try? StrictJSONParser.parse(bytes) { return members.contains { $0.key == "delivery" } }
+        return false
+    }
+
+    // MARK: - Ending
+
+    private func conclude(
+        _ outcome: PipelineOutcome, result: ExecutionResult, job: ExecutionJob, request: RestoreRequest,
+        checkpoint: JobCheckpoint, publisher: StatusPublisher, sha: String
+    ) async throws {
+        var checkpoint = checkpoint
+        let finalState: RequestState
+        var error: RestoreError?
+        switch outcome {
+        case .succeeded:
+            finalState = .succeeded
+        case .failed(let e):
+            finalState = .failed
+            error = e
+        case .cancelled(let step):
+            switch control.stopReason {
+            case .shutdown:
+                let next = StepName.allCases.first { !checkpoint.completedSteps.contains($0) }
+                try publisher.transition(to: .queued, message: "the agent stopped; the request resumes at step \(next?.number ?? 6) when an agent starts") { doc in
+                    doc.agent = nil
+                }
+                if var lease = store.readLease(jobId: jobId), lease.owner == .current {
+                    lease.released = true
+                    try store.writeLease(lease, jobId: jobId)
+                }
+                record(publisher.document, step: step?.rawValue, attempt: job.attempt, message: "checkpointed at shutdown")
+                logger.notice("request checkpointed for shutdown", metadata: ["completed.steps": "\(checkpoint.completedSteps.map(\.rawValue))"])
+                return
+            case .leaseLost:
+                logger.error("lease lost to another agent; stopped without touching the status")
+                return
+            case .cancelRequested, nil:
+                finalState = .cancelled
+                error = RestoreError(.cancelled, "cancelled at step \(step?.number ?? 0) \(step?.rawValue ?? "")", step: step)
+            }
+        }
+
+        // Notify before the final status, so the status can say whether the mail went out.
+        var notifications: [StatusDocument.Notification] = publisher.document.notifications ?? []
+        if settings.notifyOn.contains(finalState) && !checkpoint.notified {
+            var preview = publisher.document
+            preview.state = finalState
+            preview.result = result.result
+            if let error { preview.error = .init(code: error.code.rawValue, message: error.message, hint: error.hint) }
+            notifications = await agent.notifier.notify(preview, request: request, facts: result.facts)
+            checkpoint.notified = true
+            try store.writeCheckpoint(checkpoint)
+        }
+        try publisher.transition(to: finalState, step: error?.step, message: error?.message) { doc in
+            doc.result = result.result
+            doc.error = error.map { .init(code: $0.code.rawValue, message: $0.message, hint: $0.hint) }
+            doc.notifications = notifications.isEmpty ? nil : notifications
+            doc.progress = nil
+        }
+        try? store.writeIndexEntry(
+            .init(jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970, statusPath: statusPath), sha256: sha)
+        await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
+        let finished = try store.finish(jobId: jobId)
+        try publisher.update { doc in
+            doc.requestFile = finished + "/request.json"
+            if finalState == .succeeded, doc.workingArea.map({ !FileManager.default.fileExists(atPath: $0) }) == true { doc.workingArea = nil }
+        }
+        record(publisher.document, step: error?.step?.rawValue, attempt: job.attempt, message: error?.message ?? finalState.rawValue, jobDirectory: finished)
+        agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
+        updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
+    }
+
+    private func rejectClaimed(code: String, message: String) throws {
+        let kept = settings.spoolDirectory == store.spoolDirectory ? store.rejectedDirectory + "/" + name + ".\(jobId).json" : ""
+        _ = rename(directory + "/request.json", kept)
+        var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .rejected)
+        doc.error = .init(code: code, message: message, hint: "The file changed after it was validated; drop it again when complete.")
+        doc.requestFile = kept
+        doc.transition(to: .rejected, message: message)
+        try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+        _ = try? store.finish(jobId: jobId)
+        logger.error("request rejected", metadata: ["error.code": "\(code)", "error.message": "\(message)"])
+    }
+
+    private func record(_ doc: StatusDocument, step: String?, attempt: Int, message: String?, jobDirectory: String? = nil) {
+        do {
+            try agent.journal.record(
+                .init(
+                    jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, requestId: doc.requestId, state: doc.state,
+                    step: step ?? doc.step?.name, attempt: attempt, jobDirectory: jobDirectory ?? directory, statusPath: statusPath,
+                    submittedAt: doc.submittedAt, startedAt: doc.startedAt, updatedAt: doc.updatedAt, finishedAt: doc.finishedAt,
+                    errorCode: doc.error?.code, errorMessage: doc.error?.message),
+                message: message)
+        } catch {
+            logger.error("cannot write the journal", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Leases
+
+    private func keepLease(attempt: Int) async {
+        let interval = max(0.2, settings.leaseSeconds / 3)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(interval))
+            if Task.isCancelled { return }
+            guard var lease = store.readLease(jobId: jobId) else { continue }
+            guard lease.owner == .current, lease.attempt == attempt else {
+                control.stop(.leaseLost, interruptNow: true)
+                return
+            }
+            lease.heartbeat = Date().timeIntervalSince1970
+            do { try store.writeLease(lease, jobId: jobId) } catch {
+                logger.warning("cannot renew the lease", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: - Idempotent re-submission
+
+    /// Links this request to a live or recently succeeded one with identical content instead of running it.
+    private func linkIfDuplicate(sha: String, request: RestoreRequest, checkpoint: JobCheckpoint) throws -> Bool {
+        let mine = JobStore.IndexEntry(jobId: jobId, name: name, state: .running, finishedAt: nil, statusPath: statusPath)
+        guard let existing = try store.createIndexEntry(mine, sha256: sha) else { return false }
+        let now = Date().timeIntervalSince1970
+        let live = !existing.state.isTerminal && FileManager.default.fileExists(atPath: store.jobDirectory(existing.jobId))
+        let recentSuccess = existing.state == .succeeded && (existing.finishedAt.map { now - $0 <= settings.resubmitWindowSeconds } ?? false)
+        guard existing.jobId != jobId, existing.name != name || live, live || recentSuccess else {
+            try store.writeIndexEntry(mine, sha256: sha)
+            return false
+        }
+        if live {
+            let links = store.jobDirectory(existing.jobId) + "/links"
+            try? FileManager.default.createDirectory(atPath: links, withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: links + "/" + name, contents: Data(statusPath.utf8))
+        }
+        let finished = try store.finish(jobId: jobId)
+        let original = StatusPublisher.existing(at: existing.statusPath)
+        var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .queued)
+        doc.linkedTo = .init(request: existing.name, statusFile: existing.statusPath)
+        doc.requestFile = finished + "/request.json"
+        doc.sha256 = sha
+        doc.mous = request.mous
+        doc.requestId = request.requestId
+        doc.result = original?.result
+        doc.error = original?.error
+        doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
+                       message: "identical to request \(existing.name); linked to its result instead of running again")
+        try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+        agent.metrics.add(\.linked)
+        record(doc, step: nil, attempt: 0, message: "linked to \(existing.name)", jobDirectory: finished)
+        logger.info("request linked to an identical one", metadata: ["linked.to": "\(existing.name)", "state": "\(doc.state.rawValue)"])
+        return true
+    }
+
+    private func updateLinkedRequests(finishedDirectory: String, final: StatusDocument) {
+        let links = finishedDirectory + "/links"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: links)) ?? [] {
+            guard let data = FileManager.default.contents(atPath: links + "/" + entry) else { continue }
+            let path = String(decoding: data, as: UTF8.self)
+            guard var doc = StatusPublisher.existing(at: path) else { continue }
+            doc.result = final.result
+            doc.error = final.error
+            doc.transition(to: final.state, step: nil, message: "the linked request \(name) ended")
+            try? AtomicFile.write(try doc.encoded(), to: path, mode: settings.statusFileMode)
+        }
+    }
+
+    fileprivate func spoolCancelPath() -> String { settings.spoolDirectory + "/" + name + ".cancel" }
+    fileprivate func journalStep(_ step: StepName, attempt: Int, started: Bool, outcome: String = "completed") {
+        if started {
+            try? agent.journal.stepStarted(jobId: jobId, step: step.rawValue, attempt: attempt, at: Timestamp.now())
+        } else {
+            try? agent.journal.stepEnded(jobId: jobId, step: step.rawValue, attempt: attempt, at: Timestamp.now(), outcome: outcome)
+        }
+    }
+    fileprivate var jobDirectoryPath: String { directory }
+    fileprivate func saveCheckpoint(_ c: JobCheckpoint) throws { try store.writeCheckpoint(c) }
+}
+
+/// Records step transitions durably before the pipeline moves on, and stops it when asked.
+final class JobObserver: PipelineObserver, Sendable {
+    private let runner: JobRunner
+    private let state: Mutex<JobCheckpoint>
+    private let publisher: StatusPublisher
+    private let attempt: Int
+
+    init(runner: JobRunner, checkpoint: JobCheckpoint, publisher: StatusPublisher, attempt: Int) {
+        self.runner = runner
+        self.state = Mutex(checkpoint)
+        self.publisher = publisher
+        self.attempt = attempt
+    }
+
+    var checkpoint: JobCheckpoint { state.withLock { $0 } }
+
+    func stepWillStart(_ step: StepName) async throws {
+        if access(runner.spoolCancelPath(), F_OK) == 0 {
+            _ = rename(runner.spoolCancelPath(), runner.jobDirectoryPath + "/cancel")
+            runner.control.stop(.cancelRequested, interruptNow: false)
+        }
+        if runner.control.stopReason != nil { throw CancellationError() }
+        runner.journalStep(step, attempt: attempt, started: true)
+        try publisher.transition(to: .running, step: step)
+    }
+
+    func stepDidComplete(_ step: StepName) async throws {
+        let snapshot = state.withLock { c -> JobCheckpoint in
+            if !c.completedSteps.contains(step) { c.completedSteps.append(step) }
+            return c
+        }
+        try runner.saveCheckpoint(snapshot)
+        runner.journalStep(step, attempt: attempt, started: false)
+    }
+}
+

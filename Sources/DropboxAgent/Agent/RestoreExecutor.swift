@@ -1,0 +1,63 @@
+import Foundation
+import Logging
+import RestoreSteps
+
+/// One claimed request as the executor sees it.
+struct ExecutionJob: Sendable {
+    var jobId: String
+    var name: String
+    var request: RestoreRequest
+    /// The request's working area root (`SCIPIPE_ROOTDIR`).
+    var restoreRoot: String
+    /// The job directory in the shared work area (checkpoint, lease, child-process records).
+    var jobDirectory: String
+    var attempt: Int
+    var logger: Logger
+}
+
+/// What a finished restore produced, for the status file and the notification.
+struct ExecutionResult: Sendable, Equatable {
+    var result: StatusDocument.Result?
+    /// Facts for the notification text (project, MOUS, EB count, …).
+    var facts: [String: String] = [:]
+}
+
+/// Runs the restore pipeline of one request. Production: the six real steps (``ProductionExecutor``);
+/// tests may supply their own steps.
+protocol RestoreExecutor: Sendable {
+    /// Runs every step not yet completed; returns how it ended.
+    func execute(
+        _ job: ExecutionJob, completed: Set<StepName>, observer: any PipelineObserver, reporter: any StepReporter
+    ) async -> (PipelineOutcome, ExecutionResult)
+
+    /// Removes the working area as configured once the request ended (`never`, `onSuccess`, `always`).
+    func cleanUp(_ job: ExecutionJob, succeeded: Bool) async
+}
+
+/// Sends the completion notification of a request; never fails the request.
+protocol Notifier: Sendable {
+    func notify(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) async -> [StatusDocument.Notification]
+}
+
+/// Runs a pipeline built per job by `makePipeline`.
+struct PipelineExecutor<Context: Sendable>: RestoreExecutor {
+    let makeContext: @Sendable (ExecutionJob) async throws -> Context
+    let pipeline: RestorePipeline<Context>
+    let result: @Sendable (Context) async -> ExecutionResult
+    let clean: @Sendable (ExecutionJob, Bool) async -> Void
+
+    func execute(
+        _ job: ExecutionJob, completed: Set<StepName>, observer: any PipelineObserver, reporter: any StepReporter
+    ) async -> (PipelineOutcome, ExecutionResult) {
+        let context: Context
+        do { context = try await makeContext(job) } catch let error as RestoreError {
+            return (.failed(error), ExecutionResult())
+        } catch {
+            return (.failed(RestoreError(.internalError, "cannot set up the restore: \(error)")), ExecutionResult())
+        }
+        let outcome = await pipeline.run(context, completed: completed, observer: observer, reporter: reporter)
+        return (outcome, await result(context))
+    }
+
+    func cleanUp(_ job: ExecutionJob, succeeded: Bool) async { await clean(job, succeeded) }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+
+/// `dropbox-agent status [NAME]`: one request, or a table of all requests in the spool.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show one request, or a table of all, with state, step and progress.")
+
+    @Argument(help: "The request name (default: all requests).")
+    var name: String?
+
+    @OptionGroup var spoolOptions: SpoolOptions
+
+    @Flag(name: .long, help: "Print JSON (the status document, or an array of them).")
+    var json = false
+
+    func run() throws {
+        let configuration = try spoolOptions.load()
+        let spool = configuration.spool.directory!
+        if let name {
+            let path = spool + "/" + SpoolNames.statusFile(for: name)
+            guard SpoolNames.isValidName(name), let data = FileManager.default.contents(atPath: path) else {
+                throw fail("no request named \(name) in \(spool)")
+            }
+            if json {
+                FileHandle.standardOutput.write(data)
+                return
+            }
+            guard let doc = try? StatusDocument.decode(data) else { throw fail("\(path) is not a status document") }
+            print(Self.describe(doc))
+            return
+        }
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".status.json") && !$0.hasPrefix(".") }.sorted()
+        let docs = entries.compactMap { FileManager.default.contents(atPath: spool + "/" + $0).flatMap { try? StatusDocument.decode($0) } }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            FileHandle.standardOutput.write(try encoder.encode(docs))
+            print()
+            return
+        }
+        print(Self.pad("NAME", 28) + Self.pad("STATE", 11) + Self.pad("STEP", 15) + Self.pad("PROGRESS", 10) + "UPDATED")
+        for d in docs {
+            let step = d.step.map { "\($0.number) \($0.name)" } ?? "-"
+            let progress = d.progress?.fraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-"
+            print(Self.pad(d.request, 28) + Self.pad(d.state.rawValue, 11) + Self.pad(step, 15) + Self.pad(progress, 10) + d.updatedAt)
+        }
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? String(s.prefix(n - 1)) + " " : s + String(repeating: " ", count: n - s.count) }
+
+    /// A few human lines for one request.
+    static func describe(_ d: StatusDocument) -> String {
+        var lines = ["request:   \(d.request)", "state:     \(d.state.rawValue)"]
+        if let mous = d.mous { lines.append("mous:      \(mous)") }
+        if let step = d.step { lines.append("step:      \(step.number)/6 \(step.name)") }
+        if let p = d.progress {
+            var text = p.fraction.map { String(format: "%.1f%%", $0 * 100) } ?? ""
+            if let done = p.bytesDone, let total = p.bytesTotal { text += " (\(done)/\(total) bytes)" }
+            if let eta = p.etaSeconds { text += " eta \(Int(eta)) s" }
+            if let m = p.message { text += " \(m)" }
+            lines.append("progress:  \(text.trimmingCharacters(in: .whitespaces))")
+        }
+        if let e = d.error {
+            lines.append("error:     [\(e.code)] \(e.message)")
+            if let h = e.hint { lines.append("hint:      \(h)") }
+        }
+        if let r = d.result {
+            lines.append("delivered: \(r.deliveryPath) (\(r.sizeBytes) bytes)")
+            if let url = r.url { lines.append("url:       \(url)") }
+            lines.append("ms:        \(r.measurementSets.joined(separator: ", "))")
+        }
+        if let link = d.linkedTo { lines.append("linked to: \(link.request)") }
+        for n in d.notifications ?? [] { lines.append("mail:      \(n.to) \(n.state)" + (n.error.map { " (\($0))" } ?? "")) }
+        if let f = d.requestFile { lines.append("kept at:   \(f)") }
+        lines.append("updated:   \(d.updatedAt)")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import Synchronization
+import RestoreSteps
+
+/// The shared work directory: claims, leases, checkpoints, quarantine and the idempotency index.
+///
+/// Layout (all on the spool's filesystem, so that claims are single `rename(2)` calls):
+/// ```
+/// <work>/jobs/<jobId>/{request.json, job.json, lease.json, attempts/<n>/, links/, cancel, children.json}
+/// <work>/finished/<jobId>/     terminal jobs, kept (retention)
+/// <work>/rejected/             rejected inputs, each with a .reason.txt
+/// <work>/index/<sha256>.json   idempotency index: which job ran this content
+/// ```
+/// Exactly-once rests on two atomic operations that work on local filesystems and NFS alike: `rename(2)` of
+/// the request out of the spool (one racer wins, the others get ENOENT; on NFS a won rename may be reported
+/// as failed, so the destination is checked) and `mkdir(2)` of `attempts/<n>` (one agent wins attempt n).
+struct JobStore: Sendable {
+    let workDirectory: String
+    let spoolDirectory: String
+    let rejectedDirectory: String
+    let leaseSeconds: Double
+
+    var jobsDirectory: String { workDirectory + "/jobs" }
+    var finishedDirectory: String { workDirectory + "/finished" }
+    var indexDirectory: String { workDirectory + "/index" }
+
+    /// Creates the directories and checks that claims can be atomic (same filesystem as the spool).
+    func prepare() throws {
+        for dir in [spoolDirectory, workDirectory, jobsDirectory, finishedDirectory, indexDirectory, rejectedDirectory] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        var a = stat(), b = stat()
+        guard stat(spoolDirectory, &a) == 0, stat(workDirectory, &b) == 0 else {
+            throw SystemCallError(call: "stat", path: workDirectory, errno: errno)
+        }
+        guard a.st_dev == b.st_dev else {
+            throw ConfigurationError(
+                path: "$.agent.workDirectory",
+                message: "\(workDirectory) is not on the spool's filesystem; claims need an atomic rename(2) from \(spoolDirectory)")
+        }
+    }
+
+    func jobDirectory(_ jobId: String) -> String { jobsDirectory + "/" + jobId }
+
+    private static let sequence = Counter()
+
+    /// A unique job id for a claim by this process.
+    func newJobId(for name: String) -> String {
+        let me = AgentIdentity.current
+        let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
+        return "\(name).\(stamp.prefix(15)).\(SpoolNames.quarantineName(me.host)).\(me.pid).\(Self.sequence.next())"
+    }
+
+    /// Claims `name` from the spool: exactly one agent wins.
+    ///
+    /// - Returns: the job id, or nil when another agent (or the dropper) took the file first.
+    func claim(name: String) throws -> String? {
+        let jobId = newJobId(for: name)
+        let dir = jobDirectory(jobId)
+        try FileManager.default.createDirectory(atPath: dir + "/attempts/1", withIntermediateDirectories: true)
+        try writeLease(Lease(owner: .current, attempt: 1, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds), jobId: jobId)
+        let source = spoolDirectory + "/" + name + ".json"
+        let destination = dir + "/request.json"
+        if rename(source, destination) != 0 {
+            let e = errno
+            // NFS: a retransmitted rename can fail although the first one happened. Believe the destination.
+            if access(destination, F_OK) != 0 {
+                try? FileManager.default.removeItem(atPath: dir)
+                if e == ENOENT { return nil }
+                throw SystemCallError(call: "rename", path: source, errno: e)
+            }
+        }
+        try AtomicFile.syncDirectory(spoolDirectory)
+        try AtomicFile.syncDirectory(dir)
+        return jobId
+    }
+
+    /// Takes over a job whose lease is available by winning `attempts/<n>` (mkdir is exclusive).
+    ///
+    /// - Returns: the new lease, or nil when another agent won the attempt.
+    func takeOver(jobId: String, from old: Lease, countsAsAttempt: Bool) throws -> Lease? {
+        let attempt = countsAsAttempt ? old.attempt + 1 : old.attempt
+        let token = jobDirectory(jobId) + "/attempts/\(attempt)" + (countsAsAttempt ? "" : ".resume.\(Int(old.heartbeat * 1000))")
+        if mkdir(token, 0o755) != 0 {
+            if errno == EEXIST { return nil }
+            throw SystemCallError(call: "mkdir", path: token, errno: errno)
+        }
+        let lease = Lease(owner: .current, attempt: attempt, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds)
+        try writeLease(lease, jobId: jobId)
+        return lease
+    }
+
+    func readLease(jobId: String) -> Lease? { FileManager.default.readJSON(Lease.self, at: jobDirectory(jobId) + "/lease.json") }
+
+    func writeLease(_ lease: Lease, jobId: String) throws {
+        try AtomicFile.write(try encodeJSON(lease), to: jobDirectory(jobId) + "/lease.json")
+    }
+
+    func readCheckpoint(jobId: String) -> JobCheckpoint? {
+        FileManager.default.readJSON(JobCheckpoint.self, at: jobDirectory(jobId) + "/job.json")
+    }
+
+    func writeCheckpoint(_ checkpoint: JobCheckpoint) throws {
+        try AtomicFile.write(try encodeJSON(checkpoint), to: jobDirectory(checkpoint.jobId) + "/job.json")
+    }
+
+    /// Active job ids (claimed, not finished).
+    func activeJobIds() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: jobsDirectory)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    /// Moves a terminal job out of `jobs/` into `finished/`; returns its new directory.
+    func finish(jobId: String) throws -> String {
+        let target = finishedDirectory + "/" + jobId
+        if rename(jobDirectory(jobId), target) != 0 { throw SystemCallError(call: "rename", path: jobDirectory(jobId), errno: errno) }
+        try AtomicFile.syncDirectory(jobsDirectory)
+        return target
+    }
+
+    // MARK: - Quarantine
+
+    /// Moves a spool entry (any type: file, link, FIFO, directory) into the rejected directory with a reason
+    /// file. `rename(2)` moves links and FIFOs themselves, never what they point to.
+    ///
+    /// - Returns: the kept path, or nil when the entry had already gone (someone else handled it).
+    func quarantine(entry: String, reason: String, code: String) throws -> String? {
+        let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "")
+        let kept = rejectedDirectory + "/" + SpoolNames.quarantineName(entry) + "." + stamp + "." + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        if rename(spoolDirectory + "/" + entry, kept) != 0 {
+            if errno == ENOENT { return nil }
+            throw SystemCallError(call: "rename", path: spoolDirectory + "/" + entry, errno: errno)
+        }
+        let text = "entry: \(SpoolNames.printable(entry))\ncode: \(code)\nreason: \(reason)\nat: \(Timestamp.now())\nagent: \(AgentIdentity.current.host) pid \(AgentIdentity.current.pid)\n"
+        try AtomicFile.write(Data(text.utf8), to: kept + ".reason.txt")
+        try AtomicFile.syncDirectory(spoolDirectory)
+        return kept
+    }
+
+    // MARK: - Idempotency index
+
+    /// What the index says about a request content.
+    struct IndexEntry: Codable, Sendable, Equatable {
+        var jobId: String
+        var name: String
+        var state: RequestState
+        var finishedAt: Double?
+        var statusPath: String
+    }
+
+    func indexEntry(sha256: String) -> IndexEntry? {
+        FileManager.default.readJSON(IndexEntry.self, at: indexDirectory + "/" + sha256 + ".json")
+    }
+
+    /// Records `entry` only if no entry exists yet; returns the existing one otherwise.
+    func createIndexEntry(_ entry: IndexEntry, sha256: String) throws -> IndexEntry? {
+        if try AtomicFile.create(try encodeJSON(entry), at: indexDirectory + "/" + sha256 + ".json") { return nil }
+        return indexEntry(sha256: sha256)
+    }
+
+    func writeIndexEntry(_ entry: IndexEntry, sha256: String) throws {
+        try AtomicFile.write(try encodeJSON(entry), to: indexDirectory + "/" + sha256 + ".json")
+    }
+}
+
+/// A thread-safe counter for unique ids within this process.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func next() -> Int { value.withLock { $0 += 1; return $0 } }
+}

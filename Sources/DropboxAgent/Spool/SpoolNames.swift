@@ -1,0 +1,89 @@
+import Foundation
+
+/// What a name in the spool directory is, by the contract's naming rules.
+enum SpoolEntryKind: Equatable, Sendable {
+    /// `NAME.json`: a request.
+    case request(name: String)
+    /// `NAME.cancel`: a cancellation.
+    case cancel(name: String)
+    /// Looks like a request (`*.json`) but the NAME breaks the rules; kept aside with a reason.
+    case badRequestName(reason: String)
+    /// Temporary names of transfer tools and editors, dot-files, our own status files: never touched.
+    case ignored
+    /// Anything else (a README, a stray file): left alone.
+    case unrelated
+}
+
+/// The contract's spool naming rules in one place.
+enum SpoolNames {
+    /// `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`, not ending in `.status`.
+    static func isValidName(_ name: String) -> Bool {
+        guard !name.hasSuffix(".status"), (1...128).contains(name.utf8.count) else { return false }
+        var first = true
+        for b in name.utf8 {
+            let alnum = (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b)
+            if first {
+                guard alnum else { return false }
+                first = false
+            } else {
+                guard alnum || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-") else { return false }
+            }
+        }
+        return true
+    }
+
+    /// Ignored by default: dot-files (rsync `.name.XXXXXX`, `.nfs*`, our temp files), `*.tmp`, `*.part`,
+    /// `*.filepart`, `*.crdownload`, `*~`, `*.swp`, sed's `sedXXXXXX`, status files.
+    static func isIgnored(_ entry: String) -> Bool {
+        if entry.hasPrefix(".") || entry.hasSuffix("~") { return true }
+        for suffix in [".tmp", ".part", ".filepart", ".crdownload", ".swp", ".status.json"] where entry.hasSuffix(suffix) {
+            return true
+        }
+        // sed -i writes `sed` + 6 random alphanumerics (no dot) and renames it onto the target.
+        if entry.utf8.count == 9, entry.hasPrefix("sed"), entry.utf8.dropFirst(3).allSatisfy({ isAlnum($0) }) { return true }
+        return false
+    }
+
+    private static func isAlnum(_ b: UInt8) -> Bool {
+        (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b)
+    }
+
+    /// Classifies one directory entry.
+    static func classify(_ entry: String) -> SpoolEntryKind {
+        if isIgnored(entry) { return .ignored }
+        if entry.hasSuffix(".json") {
+            let name = String(entry.dropLast(5))
+            if isValidName(name) { return .request(name: name) }
+            return .badRequestName(reason: "the request name \"\(printable(name))\" does not match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (and must not end in .status)")
+        }
+        if entry.hasSuffix(".cancel") {
+            let name = String(entry.dropLast(7))
+            if isValidName(name) { return .cancel(name: name) }
+        }
+        return .unrelated
+    }
+
+    /// The status file name of a request.
+    static func statusFile(for name: String) -> String { "\(name).status.json" }
+
+    /// A name safe to show in messages and to use in file names (controls and odd bytes escaped).
+    static func printable(_ s: String) -> String {
+        var out = ""
+        for scalar in s.unicodeScalars.prefix(160) {
+            if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "/" { out += String(format: "\\x%02X", scalar.value) } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// A file-name-safe rendering of any entry name, for quarantine.
+    static func quarantineName(_ s: String) -> String {
+        let safe = s.unicodeScalars.map { c -> String in
+            let ok = (c.value >= 0x30 && c.value <= 0x39) || (c.value >= 0x41 && c.value <= 0x5A) || (c.value >= 0x61 && c.value <= 0x7A) || c == "." || c == "_" || c == "-"
+            return ok ? String(c) : "_"
+        }.joined()
+        let trimmed = String(safe.prefix(100))
+        return trimmed.hasPrefix(".") ? "_" + trimmed : (trimmed.isEmpty ? "unnamed" : trimmed)
+    }
+}
