@@ -37,6 +37,17 @@ struct AgentRuntime: Sendable {
 
     /// Runs until SIGTERM or SIGINT, then drains and returns (exit status 0).
     func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        try await run {
+            for await signal in signals {
+                logger.notice("stopping", metadata: ["signal": "\(signal)"])
+                return
+            }
+        }
+    }
+
+    /// Runs until `stopRequested` returns, then stops intake, drains the running steps and returns.
+    func run(until stopRequested: @escaping @Sendable () async -> Void) async throws {
         let c = configuration
         let watcher = try DirectoryWatcher(
             WatcherConfiguration(
@@ -55,8 +66,6 @@ struct AgentRuntime: Sendable {
         let logger = self.logger
         let metricsPath = c.dataDirectory + "/metrics.prom"
         let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-
         await agent.recoverJobs()
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -93,10 +102,7 @@ struct AgentRuntime: Sendable {
                     try? AtomicFile.write(Data(agent.metrics.prometheusText(gauges: gauges).utf8), to: metricsPath)
                 }
             }
-            for await signal in signals {
-                logger.notice("stopping", metadata: ["signal": "\(signal)"])
-                break
-            }
+            await stopRequested()
             watcher.stop()
             await agent.shutdown(grace: c.agent.shutdownGraceSeconds)
             group.cancelAll()
