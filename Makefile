@@ -1,0 +1,20 @@
+# The two commands of the README. Both are thin wrappers over scripts/.
+.PHONY: demo test deps build bench clean
+
+demo:
+	bash scripts/demo.sh
+
+test:
+	bash scripts/test.sh
+
+deps:
+	bash scripts/install-deps.sh
+
+build:
+	swift build
+
+bench:
+	bash bench/run-all.sh
+
+clean:
+	rm -rf .build .demo
