@@ -43,6 +43,7 @@ struct CASAProcess: Sendable {
 
     /// Runs the process to its end. Throws `CancellationError` if the task was cancelled (after the group is gone).
     func run(reporter: any StepReporter, logger: Logger) async throws -> Outcome {
+        try Task.checkCancellation()
         let header = "# dropbox-agent: argv: \(([executable] + arguments).joined(separator: " "))\n"
             + "# dropbox-agent: cwd: \(workingDirectory)\n"
             + "# dropbox-agent: env: \(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\n"
@@ -112,13 +113,17 @@ struct CASAProcess: Sendable {
         case .failure(let error as RestoreError):
             throw error
         case .failure(let error):
-            if leader.value == nil && !(error is CancellationError) {
+            if timedOut || Task.isCancelled {
+                // Stopped by us before its status was collected.
+                exitStatus = .signalled(SIGKILL)
+            } else if leader.value == nil {
                 throw RestoreError(.casaFailed, "CASA could not be started (\(executable)): \(error)",
                                    hint: "Check the CASA installation and the agent configuration; the log \(stdoutLog) has the command.",
                                    step: .casa)
+            } else {
+                throw RestoreError(.casaFailed, "Lost track of the CASA process (\(executable)): \(error)",
+                                   hint: "This is unexpected; the log \(stdoutLog) has CASA's output.", step: .casa)
             }
-            // Cancelled while running: the leader's status was not collected.
-            exitStatus = .signalled(SIGKILL)
         }
         logger.info("CASA ended", metadata: [
             "casa.exitStatus": "\(exitStatus)", "casa.timedOut": "\(timedOut)", "casa.duration": "\(duration)",

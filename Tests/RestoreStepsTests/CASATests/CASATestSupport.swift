@@ -134,3 +134,36 @@ final class RecordingReporter: StepReporter {
     func report(_ progress: StepProgress) { reports.withLock { $0.append(progress) } }
     var all: [StepProgress] { reports.withLock { $0 } }
 }
+
+/// A swift-log handler that keeps every record.
+struct CapturingLogHandler: LogHandler {
+    struct Record: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: Logger.Metadata
+    }
+
+    final class Store: Sendable {
+        let records = Mutex<[Record]>([])
+        var all: [Record] { records.withLock { $0 } }
+    }
+
+    let store: Store
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        store.records.withLock { $0.append(Record(level: event.level, message: "\(event.message)", metadata: merged)) }
+    }
+
+    static func logger() -> (Logger, Store) {
+        let store = Store()
+        return (Logger(label: "capture", factory: { _ in CapturingLogHandler(store: store) }), store)
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 
 @testable import RestoreSteps
@@ -56,12 +57,22 @@ struct PipelineRunnerTests {
     @Test func casa5GetsPipelineFlag() async throws {
         let home = try CASAFixtures.makeFakeHome(in: dir, version: "5.1.1-5", behaviour: "succeed")
         let tree = try CASAFixtures.makeTree(in: dir)
-        let result = try await runner(installation(home: home, version: "5.1.1-5", useXvfb: false))
-            .run(tree.invocation(), reporter: SilentReporter())
+        let (logger, records) = CapturingLogHandler.logger()
+        let result = try await PipelineRunner(
+            installation: installation(home: home, version: "5.1.1-5", useXvfb: false), logger: logger
+        ).run(tree.invocation(), reporter: SilentReporter())
         let output = (try? String(contentsOfFile: result.stdoutLog, encoding: .utf8)) ?? ""
         #expect(result.exitStatus == .exited(0), "fake CASA output:\n\(output)")
         #expect(result.argv == [home + "/bin/casa", "--nogui", "--nologger", "--pipeline", "-c",
                                 home + "/pipeline/pipeline/runpipeline.py", tree.ppr])
+
+        // The argv and the environment are logged, as given to the process.
+        let start = try #require(records.all.first { $0.message == "starting CASA" })
+        #expect(start.metadata["casa.argv"] == .array(result.argv.map { .string($0) }))
+        #expect(start.metadata["casa.env"] == .dictionary(result.environment.mapValues { .string($0) }))
+        #expect(start.metadata["casa.installation"] == "fake-5.1.1-5")
+        #expect(records.all.contains { $0.message == "CASA ended" && $0.metadata["casa.exitStatus"] == "exit status 0" })
+        #expect(output.hasPrefix("# dropbox-agent: argv: " + result.argv.joined(separator: " ")))
         let verdict = CASASuccessCheck.evaluate(
             result: result, working: tree.working, products: tree.products, expectedAsdmNames: tree.asdmNames)
         #expect(verdict.isSuccess, "\(verdict.problems)")
