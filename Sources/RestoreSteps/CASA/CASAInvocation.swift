@@ -93,6 +93,11 @@ public struct CASARunResult: Sendable, Hashable, Codable {
 public protocol CASARunner: Sendable {
     /// Runs CASA and waits for it (and everything it started) to end.
     ///
+    /// Before starting, a previous attempt's traces are cleared so the run is judged on its own: `casa-*.log`
+    /// and `errorexit-*.txt` in `working/` (and `errorexit-*.txt` in `products/`) move to
+    /// `working/previous-attempt-<UTC time>/`, and the expected `<AsdmDiskName>.ms` and `.ms.flagversions` are
+    /// removed.
+    ///
     /// On timeout the whole process group is stopped (SIGTERM, grace period, SIGKILL) and a result with
     /// ``CASARunResult/timedOut`` set is returned. On task cancellation the same happens and `CancellationError` is
     /// thrown. `PROGRESS <done> <total> <text>` lines on CASA's standard output are passed to `reporter`.

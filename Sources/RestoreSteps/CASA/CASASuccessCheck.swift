@@ -62,15 +62,19 @@ public enum CASASuccessCheck {
                 step: .casa, isTransient: true))
         }
 
+        let findings = CASALogScanner.scan(casaLogs + [stdoutLog])
         let markers = errorExitMarkers(in: working) + errorExitMarkers(in: products)
         if let first = markers.first {
             let more = markers.count > 1 ? " (and \(markers.count - 1) more)" : ""
+            // The pipeline's marker is empty; restore_mous.py writes its reason into it. Quote whichever exists.
+            let reason = firstLine(of: first).map { " Reason: \($0)" }
+                ?? findings.decisive.first.map { " First SEVERE line: \"\($0.line)\"" } ?? ""
+            let place = findings.decisive.first.map { "See \($0.file), line \($0.lineNumber). " } ?? ""
             problems.append(RestoreError(
-                .casaErrorExit, "The pipeline stopped with an error: it left \(first)\(more).",
-                hint: "The reason is in the pipeline log before the marker's time. \(logsHint)", step: .casa))
+                .casaErrorExit, "The pipeline stopped with an error: it left \(first)\(more).\(reason)",
+                hint: place + logsHint, step: .casa))
         }
 
-        let findings = CASALogScanner.scan(casaLogs + [stdoutLog])
         if let first = findings.decisive.first {
             let more = findings.decisiveCount > 1 ? " (\(findings.decisiveCount) SEVERE lines in all)" : ""
             problems.append(RestoreError(
@@ -122,6 +126,16 @@ public enum CASASuccessCheck {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { $0.hasPrefix("errorexit-") && $0.hasSuffix(".txt") }.sorted()
             .map { CASAInstallation.join(directory, $0) }
+    }
+
+    /// The first non-empty line of a small file (at most 500 characters), if any.
+    private static func firstLine(of path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: 4096), !data.isEmpty else { return nil }
+        let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty }
+        return line.map { String($0.prefix(500)) }
     }
 
     private static func format(_ duration: Duration) -> String {

@@ -55,6 +55,9 @@ public struct ModularRunner: CASARunner {
             timeout: invocation.timeout, gracePeriod: gracePeriod)
         var logger = self.logger
         logger[metadataKey: "casa.installation"] = .string(installation.name)
+        if let archive = try RunnerSupport.clearPreviousAttempt(invocation) {
+            logger.notice("moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)])
+        }
         return try await RunnerSupport.run(process, invocation: invocation, reporter: reporter, logger: logger)
     }
 }

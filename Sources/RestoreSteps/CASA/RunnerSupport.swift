@@ -76,6 +76,52 @@ enum RunnerSupport {
             .map { CASAInstallation.join(working, $0) }
     }
 
+    /// Clears what an earlier attempt left, so a re-run is judged on its own: moves `casa-*.log` and
+    /// `errorexit-*.txt` from `working/` (and `errorexit-*.txt` from `products/`) into
+    /// `working/previous-attempt-<UTC yyyyMMdd'T'HHmmss>/`, and removes the expected `<name>.ms` and
+    /// `<name>.ms.flagversions` (importasdm refuses to overwrite an MS). Returns the archive directory, if one
+    /// was needed.
+    @discardableResult
+    static func clearPreviousAttempt(_ invocation: CASAInvocation) throws(RestoreError) -> String? {
+        let fm = FileManager.default
+        let working = invocation.workingDirectory
+        let products = invocation.productsDirectory
+        let stale = casaLogs(in: working) + CASASuccessCheck.errorExitMarkers(in: working)
+            + CASASuccessCheck.errorExitMarkers(in: products)
+        var archive: String?
+        do {
+            if !stale.isEmpty {
+                let formatter = DateFormatter()
+                formatter.locale = Locale(identifier: "en_US_POSIX")
+                formatter.timeZone = TimeZone(identifier: "UTC")
+                formatter.dateFormat = "yyyyMMdd'T'HHmmss"
+                var dir = CASAInstallation.join(working, "previous-attempt-" + formatter.string(from: Date()))
+                var n = 1
+                while fm.fileExists(atPath: dir) {
+                    n += 1
+                    dir = CASAInstallation.join(working, "previous-attempt-" + formatter.string(from: Date()) + "-\(n)")
+                }
+                try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                for file in stale {
+                    var target = CASAInstallation.join(dir, (file as NSString).lastPathComponent)
+                    if fm.fileExists(atPath: target) { target += ".products" }
+                    try fm.moveItem(atPath: file, toPath: target)
+                }
+                archive = dir
+            }
+            for name in invocation.asdmNames {
+                for suffix in [".ms", ".ms.flagversions"] {
+                    let path = CASAInstallation.join(working, name + suffix)
+                    if fm.fileExists(atPath: path) { try fm.removeItem(atPath: path) }
+                }
+            }
+        } catch {
+            throw RestoreError(.casaFailed, "Cannot clear the previous CASA attempt in \(working): \(error)",
+                               hint: "Check the permissions of the working directory.", step: .casa)
+        }
+        return archive
+    }
+
     /// Runs `process` and assembles the result.
     static func run(
         _ process: CASAProcess, invocation: CASAInvocation, reporter: any StepReporter,

@@ -179,4 +179,30 @@ struct PipelineRunnerTests {
             _ = try await runner(noXvfb).run(tree.invocation(), reporter: SilentReporter())
         } throws: { ($0 as? RestoreError)?.code == .casaUnavailable }
     }
+
+    @Test func rerunAfterAFailedAttemptIsJudgedOnItsOwn() async throws {
+        let home = try CASAFixtures.makeFakeHome(in: dir, version: "6.5.4-9", behaviour: "severe")
+        let tree = try CASAFixtures.makeTree(in: dir)
+        let casa = installation(home: home, version: "6.5.4-9", useXvfb: false)
+        let first = try await runner(casa).run(tree.invocation(), reporter: SilentReporter())
+        _ = FileManager.default.createFile(
+            atPath: tree.products + "/errorexit-20240101T000000.txt", contents: Data("hifa_restoredata failed\n".utf8))
+        let failed = CASASuccessCheck.evaluate(
+            result: first, working: tree.working, products: tree.products, expectedAsdmNames: tree.asdmNames)
+        #expect(failed.error?.code == .casaErrorExit)
+        #expect(failed.error?.message.contains("Reason: hifa_restoredata failed") == true)
+        #expect(failed.error?.hint?.contains(first.casaLogs.first ?? "?") == true, "hint names the log with the SEVERE line")
+
+        // Nothing of the failed attempt may stick to the next one.
+        try CASAFixtures.setBehaviour("succeed", home: home)
+        let second = try await runner(casa).run(tree.invocation(), reporter: SilentReporter())
+        let verdict = CASASuccessCheck.evaluate(
+            result: second, working: tree.working, products: tree.products, expectedAsdmNames: tree.asdmNames)
+        #expect(verdict.isSuccess, "\(verdict.problems)")
+        let archived = try FileManager.default.contentsOfDirectory(atPath: tree.working).filter { $0.hasPrefix("previous-attempt-") }
+        #expect(archived.count == 1)
+        let moved = try FileManager.default.contentsOfDirectory(atPath: tree.working + "/" + (archived.first ?? ""))
+        #expect(moved.contains("errorexit-20240101T000000.txt"))
+        #expect(moved.contains { $0.hasPrefix("casa-") && $0.hasSuffix(".log") })
+    }
 }
