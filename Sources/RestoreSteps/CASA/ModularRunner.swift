@@ -16,7 +16,8 @@ public struct ModularRunner: CASARunner {
 
     /// - Parameters:
     ///   - installation: the venv to use.
-    ///   - programDir: the repository's `casa/` directory; defaults to ``CASAInstallation/programDir``.
+    ///   - programDir: the repository's `casa/` directory; defaults to ``CASAInstallation/programDir``, else `casa`
+    ///     relative to the agent's working directory.
     ///   - gracePeriod: time between SIGTERM and SIGKILL to the process group (default 10 s).
     ///   - logger: receives the argv, environment and outcome.
     public init(installation: CASAInstallation, programDir: String? = nil, gracePeriod: Duration = .seconds(10), logger: Logger) {
