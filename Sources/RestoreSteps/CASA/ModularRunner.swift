@@ -1,0 +1,64 @@
+public import Logging
+
+/// Runs the repository's restore program in a modular CASA venv (INTERFACES §3):
+///
+/// `<venv>/bin/python3 <programDir>/restore_mous.py <PPR>`, cwd `working/`, environment `SCIPIPE_ROOTDIR`,
+/// `SCIPIPE_LOGDIR`, `CASASITECONFIG=<venv>/casasiteconfig.py`, `HOME=<logs>/home` (private), `MPLBACKEND=Agg`,
+/// `PATH`, `LANG=C.UTF-8`, `PYTHONUNBUFFERED=1` (so `PROGRESS` lines arrive as they are printed), no `DISPLAY`.
+public struct ModularRunner: CASARunner {
+    /// The installation (kind `.modular`; ``CASAInstallation/home`` is the venv).
+    public let installation: CASAInstallation
+    /// The directory holding `restore_mous.py` (the installation's ``CASAInstallation/programDir`` unless given).
+    public let programDir: String
+    /// Time between SIGTERM and SIGKILL when CASA is stopped.
+    public let gracePeriod: Duration
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - installation: the venv to use.
+    ///   - programDir: the repository's `casa/` directory; defaults to ``CASAInstallation/programDir``, else `casa`
+    ///     relative to the agent's working directory.
+    ///   - gracePeriod: time between SIGTERM and SIGKILL to the process group (default 10 s).
+    ///   - logger: receives the argv, environment and outcome.
+    public init(installation: CASAInstallation, programDir: String? = nil, gracePeriod: Duration = .seconds(10), logger: Logger) {
+        self.installation = installation
+        self.programDir = programDir ?? installation.programDir ?? "casa"
+        self.gracePeriod = gracePeriod
+        self.logger = logger
+    }
+
+    /// `<venv>/bin/python3`.
+    public var python: String { CASAInstallation.join(installation.home, "bin/python3") }
+    /// `<programDir>/restore_mous.py`.
+    public var program: String { CASAInstallation.join(programDir, "restore_mous.py") }
+    /// `<venv>/casasiteconfig.py`.
+    public var siteConfig: String { CASAInstallation.join(installation.home, "casasiteconfig.py") }
+
+    public func run(_ invocation: CASAInvocation, reporter: any StepReporter) async throws -> CASARunResult {
+        try RunnerSupport.checkInvocation(invocation)
+        try RunnerSupport.require(installation.home, directory: true, what: "The CASA venv")
+        try RunnerSupport.require(program, what: "The restore program")
+        try RunnerSupport.require(siteConfig, what: "The CASA site configuration (run `dropbox-agent casa install`)")
+        let executable = try RunnerSupport.resolveExecutable(python, path: installation.path)
+        let environment = try RunnerSupport.environment(
+            installation: installation, invocation: invocation,
+            runnerVariables: [
+                "SCIPIPE_ROOTDIR": invocation.root,
+                "SCIPIPE_LOGDIR": invocation.logsDirectory,
+                "CASASITECONFIG": siteConfig,
+                "MPLBACKEND": "Agg",
+                "PYTHONUNBUFFERED": "1",
+            ])
+        let process = CASAProcess(
+            executable: executable, arguments: [program, invocation.ppr], environment: environment,
+            workingDirectory: invocation.workingDirectory,
+            stdoutLog: CASAInstallation.join(invocation.logsDirectory, "casa-stdout.log"),
+            timeout: invocation.timeout, gracePeriod: gracePeriod)
+        var logger = self.logger
+        logger[metadataKey: "casa.installation"] = .string(installation.name)
+        if let archive = try RunnerSupport.clearPreviousAttempt(invocation) {
+            logger.notice("moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)])
+        }
+        return try await RunnerSupport.run(process, invocation: invocation, reporter: reporter, logger: logger)
+    }
+}
