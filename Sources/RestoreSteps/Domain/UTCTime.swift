@@ -31,6 +31,13 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
         return text + "Z"
     }
 
+    /// RFC 3339 with milliseconds always present (`2024-03-01T10:00:00.000Z`): fixed width, so stored texts
+    /// sort in time order.
+    var fixedWidthDescription: String {
+        let c = components
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", c.year, c.month, c.day, c.hour, c.minute, c.second, c.millisecond)
+    }
+
     /// Parses the spellings listed on the type; nil for anything else (including impossible dates).
     public init?(parsing text: String) {
         let scalars = Array(text.trimmingCharacters(in: .whitespaces).utf8)
