@@ -36,6 +36,20 @@ public struct RelativePath: Sendable, Codable, Hashable, CustomStringConvertible
 
     public var description: String { rawValue }
 
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let path = RelativePath(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a safe relative path: \(text)")
+        }
+        self = path
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
     /// Replaces every character outside `[A-Za-z0-9._-]` by `_` and leading dots/dashes by `_`.
     static func sanitize(_ text: String) -> String {
         var result = String(text.unicodeScalars.map { c -> Character in
