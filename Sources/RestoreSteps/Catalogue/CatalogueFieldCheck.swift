@@ -4,16 +4,16 @@ internal import Foundation
 /// `DecodingError` into a problem with a JSON path.
 enum CatalogueFieldCheck {
     /// Known field names per object kind.
-    private static let fileKeys: Set<String> = ["schema", "mouses"]
-    private static let mousKeys: Set<String> = [
+    static let fileKeys: Set<String> = ["schema", "mouses"]
+    static let mousKeys: Set<String> = [
         "mous", "project", "obsProject", "projectStatus", "obsUnitSetPartId", "sous", "gous", "title", "releaseDate",
         "schedBlock", "sessions", "execBlocks", "products", "ousStatusXml",
     ]
-    private static let schedBlockKeys: Set<String> = ["uid", "name", "statusUid"]
-    private static let sessionKeys: Set<String> = ["id", "startTime", "endTime"]
-    private static let execBlockKeys: Set<String> = ["uid", "qa0", "sessionId", "startTime", "endTime", "asdm"]
-    private static let fileObjectKeys: Set<String> = ["ngasFileId", "size", "checksum", "checksumVariant"]
-    private static let productKeys: Set<String> = ["fileClass", "ngasFileId", "size", "checksum", "checksumVariant"]
+    static let schedBlockKeys: Set<String> = ["uid", "name", "statusUid"]
+    static let sessionKeys: Set<String> = ["id", "startTime", "endTime"]
+    static let execBlockKeys: Set<String> = ["uid", "qa0", "sessionId", "startTime", "endTime", "asdm"]
+    static let fileObjectKeys: Set<String> = ["ngasFileId", "size", "checksum", "checksumVariant"]
+    static let productKeys: Set<String> = ["fileClass", "ngasFileId", "size", "checksum", "checksumVariant"]
 
     /// Every field not in the format, with its path. A misspelled optional field would otherwise be ignored.
     static func unknownFields(in json: Any) -> [CatalogueImportError.Problem] {
