@@ -30,6 +30,8 @@ final class XMLTree {
         guard let ctxt = xmlNewParserCtxt() else { throw XMLReadError(message: "\(name): out of memory") }
         defer { xmlFreeParserCtxt(ctxt) }
         let bytes = Array(string.utf8)
+        guard !bytes.isEmpty else { throw XMLReadError(message: "\(name): empty document") }
+        guard bytes.count < Int(Int32.max) else { throw XMLReadError(message: "\(name): document too large") }
         let doc: xmlDocPtr? = bytes.withUnsafeBufferPointer { buffer in
             buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(buffer.count, 1)) { pointer in
                 xmlCtxtReadMemory(ctxt, pointer, Int32(buffer.count), name, "UTF-8", options)
