@@ -43,6 +43,8 @@ extension CatalogueImportFile {
             nonEmpty(m.project, "\(p).project")
             if !m.project.isEmpty, RelativePath.sanitize(m.project) != m.project || m.project.utf8.count > 64 {
                 problem("\(p).project", "\"\(m.project)\" must be 1-64 of A-Z a-z 0-9 . _ - (e.g. 2017.1.00886.L)")
+            } else if PPRInvariants.looksCastable(m.project) {
+                problem("\(p).project", "\"\(m.project)\" looks like a number; the pipeline would read ProposalCode as one")
             }
             for (value, key) in [(m.obsProject, "obsProject"), (m.projectStatus, "projectStatus"), (m.sous, "sous"), (m.gous, "gous")] {
                 uid(value, "\(p).\(key)")

@@ -1,3 +1,5 @@
+public import Foundation
+
 /// A pipeline manifest (`<oussid>.<recipe>.pipeline_manifest.xml`, root `piperesults`), the parts
 /// `hifa_restoredata` reads (brief §5.2): the first `ous`, its sessions with `caltables`, and per `asdm`
 /// the `finalflags` and `applycmds` file names.
@@ -111,6 +113,14 @@ public struct PipelineManifest: Sendable, Hashable {
             sessions: sessions,
             auxProductsFile: nameAttribute(ous.element("aux_products_file"))
         )
+    }
+
+    /// The manifest `hifa_restoredata` would pick in `directory` (see ``select(from:)``), or nil if none.
+    ///
+    /// - Throws: the file system's error when the directory cannot be listed.
+    public static func select(in directory: URL) throws -> URL? {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        return select(from: names).map { directory.appendingPathComponent($0) }
     }
 
     /// The manifest `hifa_restoredata` would pick among `fileNames` (brief §6.2): all `*pipeline_manifest.xml`;

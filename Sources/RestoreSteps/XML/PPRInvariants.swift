@@ -51,6 +51,7 @@ public enum PPRInvariants {
         if let proposal, proposal.text != plan.record.project {
             v.append("ProposalCode \"\(proposal.text)\" is not the project \(plan.record.project)")
         }
+        if let proposal, looksCastable(proposal.text) { v.append("rule 8: ProposalCode \"\(proposal.text)\" would be cast to a number") }
         let structure = root.element("ProjectStructure").map { $0.element("AlmaStructure") ?? $0 }
         if structure == nil { v.append("rule 4: missing ProjectStructure") }
         _ = required(structure, ["ObsUnitSetTitle"], "ObsUnitSetTitle")

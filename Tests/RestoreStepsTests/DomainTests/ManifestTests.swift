@@ -155,3 +155,14 @@ func stagedProducts(for plan: RestorePlan) throws -> URL {
         #expect(try check(xml, plan: plan, staged: try stagedProducts(for: plan))?.code == .manifestWrongOus)
     }
 }
+
+@Suite struct ManifestLocationTests {
+    @Test func findsTheCalibrationManifestInADirectory() throws {
+        let dir = try SeedMous.temporaryDirectory()
+        for name in ["b.hifa_image.pipeline_manifest.xml", "a.hifa_calimage.pipeline_manifest.xml", "a.caltables.tgz"] {
+            _ = FileManager.default.createFile(atPath: dir.appendingPathComponent(name).path, contents: Data())
+        }
+        #expect(try PipelineManifest.select(in: dir)?.lastPathComponent == "a.hifa_calimage.pipeline_manifest.xml")
+        #expect(try PipelineManifest.select(in: try SeedMous.temporaryDirectory()) == nil)
+    }
+}

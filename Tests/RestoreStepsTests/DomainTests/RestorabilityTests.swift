@@ -138,3 +138,28 @@ import Testing
         #expect(plan.sessionIntents.map(\.value) == [SeedMous.eb1, SeedMous.eb3, SeedMous.eb4])
     }
 }
+
+@Suite struct RestorabilityOUSStatusTests {
+    @Test func passEBMissingFromTheOUSStatusSessionsIsRefused() throws {
+        var entry = SeedMous.mousEntry()
+        entry.ousStatusXml = SessionMappingTests.ousStatus.replacingOccurrences(of: "<sts:ExecBlockRef entityId=\"uid://A002/Xc7111c/X86a7\"/>", with: "")
+        do {
+            _ = try SeedMous.plan(entry)
+            Issue.record("a Pass EB without session was planned")
+        } catch let error as RestoreError {
+            #expect(error.code == .inconsistentMetadata)
+            #expect(error.message == "QA0-Pass EB uid://A002/Xc7111c/X86a7 of MOUS uid://A001/X1284/X265f is in no Session of the OUSStatus XML; the pipeline would silently put it in session_1")
+        }
+        // The same EB with QA0 Fail is simply not restored; the XML session without it keeps its number.
+        entry.execBlocks[2].qa0 = "Fail"
+        let plan = try SeedMous.plan(entry)
+        #expect(plan.execBlocks.map(\.sessionName) == ["session_1", "session_1", "session_3"])
+        #expect(plan.sessionIntents.map(\.value) == ["\(SeedMous.eb1) | \(SeedMous.eb2)", "", SeedMous.eb4])
+    }
+
+    @Test func numericProjectCodesAreRefusedAtImport() {
+        var entry = SeedMous.mousEntry()
+        entry.project = "2017.1"
+        #expect(SeedMous.file([entry]).validate().map(\.path) == ["$.mouses[0].project"])
+    }
+}
