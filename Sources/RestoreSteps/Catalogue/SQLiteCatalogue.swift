@@ -1,4 +1,4 @@
-internal import Foundation
+public import Foundation
 internal import SQLiteDatabase
 
 /// Why a catalogue operation failed: the file was valid but the database refused it (or could not be read).
@@ -63,6 +63,18 @@ public final class SQLiteCatalogue: MetadataSource {
             throw CatalogueError("import into \(path) failed, nothing changed: \(error)")
         }
         return records.map(\.mous.rawValue)
+    }
+
+    /// Reads, validates and imports the import file at `url` (see ``import(_:)``).
+    @discardableResult
+    public func `import`(contentsOf url: URL) throws -> [String] {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw CatalogueError("cannot read \(url.path): \(error.localizedDescription)")
+        }
+        return try self.import(try CatalogueImportFile.decode(data))
     }
 
     /// Removes a MOUS and everything that belongs only to it. Returns whether it was present.

@@ -7,6 +7,7 @@ public import Foundation
 /// 1. `invalidUid` — the request's MOUS is not a uid;
 /// 2. `unknownMous` — the catalogue has no such MOUS;
 /// 3. `projectMismatch`, `fileSetMismatch` — the event's project code / EB list disagree with the catalogue;
+///    `inconsistentMetadata` — a file id that is not a plain file name (a site's own source could return one);
 /// 4. `noCalibrationProducts` — no `calibration` product;
 /// 5. `noScienceProducts` — no `science` product (calibrations are not official until images are archived);
 /// 6. `manuallyCalibrated` — a `script` product matching `scriptFor%Cal%` (LIKE, case-insensitive);
@@ -34,6 +35,7 @@ public enum Restorability {
                                hint: "Check the uid, or import the MOUS with `dropbox-agent catalog import FILE`.")
         }
         try checkEventForm(request, record: record)
+        try checkFileIds(record)
         try checkProducts(record)
 
         let passEBs = record.execBlocks.filter { $0.qa0 == .pass }
@@ -118,6 +120,16 @@ public enum Restorability {
             let list = record.execBlocks.map(\.uid.rawValue).joined(separator: ", ")
             throw RestoreError(.fileSetMismatch, "fileSetIds \(unknown.joined(separator: ", ")) are not execution blocks of MOUS \(record.mous) (it has: \(list.isEmpty ? "none" : list))",
                                hint: "Check fileSetIds and ousStatusId in the event.")
+        }
+    }
+
+    /// File ids become file names in `products/` and the cache: a source other than our own catalogue (whose
+    /// importer already refuses them) must not be able to smuggle in `../x` or `/etc/passwd`.
+    private static func checkFileIds(_ record: MousRecord) throws(RestoreError) {
+        let ids = record.products.map(\.file.ngasFileId) + record.execBlocks.compactMap(\.asdm?.ngasFileId)
+        if let bad = ids.first(where: { !ArchiveFile.isSafeFileId($0) }) {
+            throw RestoreError(.inconsistentMetadata, "MOUS \(record.mous) has an unsafe archive file id \"\(bad)\"",
+                               hint: "File ids must be plain file names (A-Z a-z 0-9 . _ - +); fix the metadata source.")
         }
     }
 

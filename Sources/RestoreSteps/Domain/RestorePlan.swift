@@ -60,4 +60,18 @@ public struct RestorePlan: Sendable, Codable, Hashable {
             return (session.keyword, members.joined(separator: " | "))
         }
     }
+
+    /// A short human description (for `validate --plan` and logs): sessions, EBs, what is fetched.
+    public var summaryLines: [String] {
+        var lines = ["MOUS \(record.mous) of project \(record.project), SB \(record.schedBlock.name)"]
+        lines.append("sessions (\(sessions.source.rawValue)):")
+        for (keyword, value) in sessionIntents { lines.append("  \(keyword) = \(value.isEmpty ? "(no restorable EB)" : value)") }
+        for note in sessions.notes { lines.append("  note: \(note)") }
+        lines.append("restore \(execBlocks.count) QA0-Pass EB(s), \(asdmBytes) bytes of ASDMs:")
+        for eb in execBlocks { lines.append("  \(eb.uid) -> rawdata/\(eb.asdmDiskName) (\(eb.sessionName), \(eb.asdm.ngasFileId), \(eb.asdm.size) bytes)") }
+        lines.append("fetch \(products.count) product(s), \(productBytes) bytes:")
+        for product in products { lines.append("  \(product.fileClass.rawValue) \(product.file.ngasFileId) (\(product.file.size) bytes)") }
+        lines.append("total \(totalBytes) bytes")
+        return lines
+    }
 }

@@ -105,3 +105,22 @@ import Testing
         #expect(try reopened.mous(SeedMous.mous)?.execBlocks.count == 4)
     }
 }
+
+@Suite struct SQLiteCatalogueFileImportTests {
+    @Test func importsAFileAndReportsProblemsOfABadOne() throws {
+        let dir = try SeedMous.temporaryDirectory()
+        let catalogue = try SQLiteCatalogue(path: dir.appendingPathComponent("c.db").path)
+        let good = dir.appendingPathComponent("good.json")
+        try SeedMous.file().encoded().write(to: good)
+        #expect(try catalogue.import(contentsOf: good) == [SeedMous.mous])
+        let bad = dir.appendingPathComponent("bad.json")
+        try Data(#"{"schema": "dropbox-agent/catalog/v0", "mouses": []}"#.utf8).write(to: bad)
+        do {
+            try catalogue.import(contentsOf: bad)
+            Issue.record("bad file imported")
+        } catch let error as CatalogueImportError {
+            #expect(error.problems.map(\.path) == ["$.schema", "$.mouses"])
+        }
+        #expect(throws: CatalogueError.self) { try catalogue.import(contentsOf: dir.appendingPathComponent("absent.json")) }
+    }
+}

@@ -163,3 +163,34 @@ import Testing
         #expect(SeedMous.file([entry]).validate().map(\.path) == ["$.mouses[0].project"])
     }
 }
+
+@Suite struct RestorabilityForeignSourceTests {
+    /// A MetadataSource other than our catalogue may hand back anything; unsafe file ids must not pass.
+    @Test func unsafeFileIdsFromAnotherSourceAreRefused() throws {
+        var record = try SeedMous.record()
+        record.products[0].file.ngasFileId = "../../etc/passwd"
+        do {
+            _ = try Restorability.plan(for: RestoreRequest(mous: SeedMous.mous), record: record, now: SeedMous.now, allowProprietary: false)
+            Issue.record("unsafe file id accepted")
+        } catch {
+            #expect(error.code == .inconsistentMetadata)
+            #expect(error.message.contains("../../etc/passwd"))
+        }
+    }
+
+    struct FixedSource: MetadataSource {
+        let record: MousRecord
+        func mous(_ uid: String) throws -> MousRecord? { uid == record.mous.rawValue ? record : nil }
+    }
+
+    @Test func asyncLookUpAndPlanSummary() async throws {
+        let source = FixedSource(record: try SeedMous.record())
+        let record = try #require(try await source.record(for: SeedMous.mous))
+        #expect(try await source.record(for: "uid://A001/X1/X2") == nil)
+        let plan = try Restorability.plan(for: RestoreRequest(mous: SeedMous.mous), record: record, now: SeedMous.now, allowProprietary: false)
+        let lines = plan.summaryLines
+        #expect(lines.contains("  SESSION_1 = \(SeedMous.eb1) | \(SeedMous.eb2)"))
+        #expect(lines.contains("  \(SeedMous.eb4) -> rawdata/uid___A002_Xc72427_X2dfe (session_3, uid___A002_Xc72427_X2dfe.asdm.sdm.tar.gz, \(plan.execBlocks[3].asdm.size) bytes)"))
+        #expect(lines.last == "total \(plan.totalBytes) bytes")
+    }
+}
