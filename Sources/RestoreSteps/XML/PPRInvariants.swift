@@ -228,7 +228,8 @@ public enum PPRInvariants {
     /// Whether the pipeline's caster would turn `text` into something other than a string (rule 8).
     static func looksCastable(_ text: String) -> Bool {
         let trimmed = text.trimmingWhitespace
-        if Double(trimmed) != nil || Int(trimmed) != nil { return true }
+        // Python's int()/float() also accept digit-group underscores ("1_000").
+        if Double(trimmed) != nil || Int(trimmed) != nil || Double(trimmed.replacingOccurrences(of: "_", with: "")) != nil { return true }
         if ["true", "false"].contains(trimmed.lowercased()) { return true }
         if let first = trimmed.first, "[({".contains(first) { return true }
         return false

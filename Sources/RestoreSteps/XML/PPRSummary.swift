@@ -106,10 +106,11 @@ public struct PPRSummary: Sendable, Hashable {
         text.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "/", with: "_")
     }
 
-    /// The current pipeline's `sanitize_for_ms`: strips `.ms`, `_target(s).ms`, `_targets_line.ms`,
-    /// `_imaging(_line).ms` repeatedly.
+    /// The pipeline's `_sanitize_for_ms`, the union of the versions seen: strips `.ms`, `_target(s).ms`,
+    /// `_targets_line.ms`, `_imaging(_line).ms`, `_cont.ms`, repeatedly. (The 2018 code compared exactly; our
+    /// disk names never carry a suffix, so both agree on them.)
     static func sanitizeForMS(_ name: String) -> String {
-        let suffixes = ["_targets_line.ms", "_imaging_line.ms", "_targets.ms", "_target.ms", "_imaging.ms", ".ms"]
+        let suffixes = ["_targets_line.ms", "_imaging_line.ms", "_targets.ms", "_target.ms", "_imaging.ms", "_cont.ms", ".ms"]
         var result = name
         var changed = true
         while changed {

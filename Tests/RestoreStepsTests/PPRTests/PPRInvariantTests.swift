@@ -157,3 +157,15 @@ import Testing
         #expect(PPRSummary.sanitizeForMS("uid___A002_X1_X2.asdm.sdm") == "uid___A002_X1_X2.asdm.sdm")
     }
 }
+
+@Suite struct CastabilityTests {
+    @Test(arguments: ["12", "1.5", "1e5", "nan", "inf", "TRUE", "false", "1_000", "[1,2]", "(1)", "{}"])
+    func valuesThePipelineWouldCast(_ text: String) {
+        #expect(PPRInvariants.looksCastable(text))
+    }
+
+    @Test(arguments: ["uid://A002/X1/X2", "uid___A002_X1_X2", "2017.1.00886.L", "ca", "None", "1,2,3", "a/b"])
+    func valuesThatStayStrings(_ text: String) {
+        #expect(!PPRInvariants.looksCastable(text))
+    }
+}
