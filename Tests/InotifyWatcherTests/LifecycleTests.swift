@@ -1,0 +1,90 @@
+import Foundation
+import InotifyWatcher
+import Testing
+
+extension InotifyWatcherTests {
+    @Suite struct Lifecycle {
+        @Test func stopEndsIterationPromptlyAndClosesTheDescriptor() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            // Dispatch creates its process-wide descriptors (epoll, eventfd, timerfd) on first use: warm it up.
+            let warmUp = try DirectoryWatcher(WatcherConfiguration(directory: directory.path, mode: .inotify))
+            warmUp.requestRescan()
+            try await waitUntil("warm-up rescan") { warmUp.statistics.rescans == 2 }
+            warmUp.stop()
+            try await waitUntil("warm-up descriptor closed") { inotifyDescriptors(watching: directory.path).isEmpty }
+            let before = openDescriptorCount()
+            for round in 0..<20 {
+                let watcher = try DirectoryWatcher(WatcherConfiguration(directory: directory.path, mode: .inotify))
+                let recorder = EventRecorder(watcher)
+                try await recorder.waitFor("start rescan") { $0.contains(.rescanCompleted(reason: .start, names: round)) }
+                #expect(inotifyDescriptors(watching: directory.path).count == 1)
+                try Writer.write(directory.file("file-\(round)"), "{}")
+                try await recorder.waitFor("event") { _ in recorder.candidates("file-\(round)", origin: .event) == 1 }
+
+                let stopped = ContinuousClock.now
+                watcher.stop()
+                try await waitUntil("iteration ended", timeout: .seconds(2)) { recorder.hasEnded }
+                #expect(ContinuousClock.now - stopped < .milliseconds(500))
+                watcher.stop()  // idempotent
+                var iterator = watcher.makeAsyncIterator()
+                #expect(await iterator.next() == nil)
+            }
+            try await waitUntil("no inotify descriptor left on the directory") {
+                inotifyDescriptors(watching: directory.path).isEmpty
+            }
+            try await waitUntil("descriptor count back to \(before), now \(describeDescriptors())") {
+                openDescriptorCount() <= before
+            }
+        }
+
+        @Test func cancellingTheConsumerEndsTheStreamAndClosesTheDescriptor() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let watcher = try DirectoryWatcher(WatcherConfiguration(directory: directory.path, mode: .inotify))
+            let recorder = EventRecorder(watcher)
+            try await recorder.waitFor("start rescan") { $0.contains(.rescanCompleted(reason: .start, names: 0)) }
+            #expect(inotifyDescriptors(watching: directory.path).count == 1)
+            recorder.task.cancel()
+            try await waitUntil("iteration ended", timeout: .seconds(2)) { recorder.hasEnded }
+            try await waitUntil("descriptor closed") { inotifyDescriptors(watching: directory.path).isEmpty }
+        }
+
+        @Test func droppingTheWatcherClosesTheDescriptor() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            do {
+                let watcher = try DirectoryWatcher(WatcherConfiguration(directory: directory.path, mode: .inotify))
+                #expect(watcher.statistics.watching)
+                #expect(inotifyDescriptors(watching: directory.path).count == 1)
+            }
+            try await waitUntil("descriptor closed") { inotifyDescriptors(watching: directory.path).isEmpty }
+        }
+
+        @Test func idleWatcherUsesNoCPU() async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let watcher = try DirectoryWatcher(WatcherConfiguration(directory: directory.path, mode: .inotify))
+            defer { watcher.stop() }
+            let recorder = EventRecorder(watcher)
+            try await recorder.waitFor("start rescan") { $0.contains(.rescanCompleted(reason: .start, names: 0)) }
+            let threadsBefore = Self.threadCPUTicks()
+            let clock = ContinuousClock.now
+            try await waitUntil("half a second idle", timeout: .seconds(5)) { ContinuousClock.now - clock > .milliseconds(500) }
+            // Only this process's threads that used CPU during the idle period matter; the waitUntil loop itself wakes
+            // every 5 ms, so compare against a generous bound instead of zero.
+            let used = Self.threadCPUTicks() - threadsBefore
+            #expect(used < 10, "process used \(used) ticks (10 ms each) in 0.5 s of idling")
+            #expect(recorder.events.count == 1)
+        }
+
+        /// utime + stime of the process in clock ticks.
+        static func threadCPUTicks() -> Int {
+            guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return 0 }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+        }
+    }
+}
