@@ -17,6 +17,8 @@ final class WatcherCore: @unchecked Sendable {
     let published: Mutex<WatcherStatistics>
     /// The filesystem as detected at start (and re-detected after a lost watch comes back in automatic mode).
     let publishedFilesystem: Mutex<FilesystemInfo>
+    /// How many times the queue ran the watcher's handlers (read source, timer, grace check); idle means no change.
+    let wakeups = Atomic<Int>(0)
 
     private var statistics: WatcherStatistics
     private var usesInotify: Bool
@@ -161,6 +163,7 @@ final class WatcherCore: @unchecked Sendable {
 
     /// Reads what the kernel has queued, as long as the buffer has room.
     private func readable() {
+        wakeups.add(1, ordering: .relaxed)
         guard !stopped, let inotify else { return }
         var overflowed = false
         reading: while buffer.count < configuration.eventBufferLimit {
@@ -295,6 +298,7 @@ final class WatcherCore: @unchecked Sendable {
 
     /// The timer: interval rescan, polling rescan, or an attempt to restore a lost watch.
     private func tick() {
+        wakeups.add(1, ordering: .relaxed)
         guard !stopped else { return }
         if lostReason != nil {
             if attemptRestore() { return }
@@ -361,6 +365,7 @@ final class WatcherCore: @unchecked Sendable {
 
     /// Counts the names found only by a rescan whose grace period passed without an inotify event for them.
     private func confirmSuspects() {
+        wakeups.add(1, ordering: .relaxed)
         confirmationScheduled = false
         guard !stopped else { return }
         if inotify?.isSuspended == true {
