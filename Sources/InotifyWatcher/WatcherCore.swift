@@ -272,8 +272,10 @@ final class WatcherCore: @unchecked Sendable {
                 loseWatch(error.description, retryNow: false)
                 return false
             }
-        } else if case .success(let current) = DirectoryListing.identity(of: path) {
-            identity = current
+        } else {
+            inotify?.close()  // automatic mode found a filesystem inotify cannot see: poll it
+            inotify = nil
+            if case .success(let current) = DirectoryListing.identity(of: path) { identity = current }
         }
         waitingForRemount = false
         lostReason = nil

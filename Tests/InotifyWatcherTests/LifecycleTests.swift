@@ -16,17 +16,22 @@ extension InotifyWatcherTests {
             try await waitUntil("warm-up descriptor closed") { inotifyDescriptors(watching: directory.path).isEmpty }
             let before = openDescriptorCount()
             for round in 0..<20 {
-                let watcher = try DirectoryWatcher(WatcherConfiguration(directory: directory.path, mode: .inotify))
+                let mode: WatchMode = round.isMultiple(of: 4) ? .polling : .inotify
+                let watcher = try DirectoryWatcher(
+                    WatcherConfiguration(directory: directory.path, mode: mode, pollInterval: .milliseconds(5)))
                 let recorder = EventRecorder(watcher)
                 try await recorder.waitFor("start rescan") { $0.contains(.rescanCompleted(reason: .start, names: round)) }
-                #expect(inotifyDescriptors(watching: directory.path).count == 1)
+                #expect(inotifyDescriptors(watching: directory.path).count == (mode == .inotify ? 1 : 0))
                 try Writer.write(directory.file("file-\(round)"), "{}")
-                try await recorder.waitFor("event") { _ in recorder.candidates("file-\(round)", origin: .event) == 1 }
+                try await recorder.waitFor("candidate") { _ in
+                    recorder.candidates("file-\(round)", origin: mode == .inotify ? .event : .rescan) >= 1
+                }
 
                 let stopped = ContinuousClock.now
                 watcher.stop()
                 try await waitUntil("iteration ended", timeout: .seconds(2)) { recorder.hasEnded }
                 #expect(ContinuousClock.now - stopped < .milliseconds(500))
+                #expect(watcher.statistics.rescans >= 1)
                 watcher.stop()  // idempotent
                 var iterator = watcher.makeAsyncIterator()
                 #expect(await iterator.next() == nil)
@@ -34,8 +39,11 @@ extension InotifyWatcherTests {
             try await waitUntil("no inotify descriptor left on the directory") {
                 inotifyDescriptors(watching: directory.path).isEmpty
             }
-            try await waitUntil("descriptor count back to \(before), now \(describeDescriptors())") {
-                openDescriptorCount() <= before
+            #expect(descriptorsReferring(to: directory.path).isEmpty, "\(describeDescriptors())")
+            // Other test targets may open and close descriptors in parallel in this process, so allow noise below
+            // the one-per-round that a leaking watcher would add.
+            try await waitUntil("descriptor count back to about \(before), now \(describeDescriptors())") {
+                openDescriptorCount() < before + 20
             }
         }
 
@@ -62,8 +70,8 @@ extension InotifyWatcherTests {
             try await waitUntil("descriptor closed") { inotifyDescriptors(watching: directory.path).isEmpty }
         }
 
-        /// Idle means asleep: no handler runs (no busy polling, no timer before the rescan interval) and the
-        /// process burns next to no CPU.
+        /// Idle means asleep: no handler runs (no busy polling, no timer before the rescan interval). (Process CPU
+        /// time is not asserted: other test targets may run in parallel in this process.)
         @Test func idleWatcherDoesNotWakeUp() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
@@ -72,26 +80,14 @@ extension InotifyWatcherTests {
             let recorder = EventRecorder(watcher)
             try await recorder.waitFor("start rescan") { $0.contains(.rescanCompleted(reason: .start, names: 0)) }
             let wakeups = watcher.core.wakeups.load(ordering: .relaxed)
-            let ticks = Self.processCPUTicks()
             // A measurement window, not synchronisation: nothing is supposed to happen during it.
             try await Task.sleep(for: .seconds(1))
             #expect(watcher.core.wakeups.load(ordering: .relaxed) == wakeups)
-            let used = Self.processCPUTicks() - ticks
-            #expect(used <= 5, "the process used \(used) clock ticks (10 ms each) in 1 s of idling")
             #expect(recorder.events.count == 1)
 
             try Writer.write(directory.file("wake.json"), "{}")  // the counter does move when there is work
             try await recorder.waitFor("event") { _ in recorder.candidates("wake.json") == 1 }
             #expect(watcher.core.wakeups.load(ordering: .relaxed) > wakeups)
-        }
-
-        /// utime + stime of the process in clock ticks.
-        static func processCPUTicks() -> Int {
-            guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { return 0 }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
         }
     }
 }

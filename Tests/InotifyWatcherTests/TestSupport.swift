@@ -114,6 +114,17 @@ func describeDescriptors() -> String {
         .joined(separator: " ")
 }
 
+/// Descriptors of this process whose target is `directory` or something in it (what a leaked `opendir` leaves).
+func descriptorsReferring(to directory: String) -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return entries.compactMap { entry in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + entry),
+            target == directory || target.hasPrefix(directory + "/")
+        else { return nil }
+        return entry + "->" + target
+    } + inotifyDescriptors(watching: directory).map { "\($0)->inotify" }
+}
+
 /// Descriptors of this process that are inotify instances watching the inode of `directory` (from
 /// `/proc/self/fdinfo`), so the count is not disturbed by other tests running in parallel.
 func inotifyDescriptors(watching directory: String) -> [Int] {
