@@ -43,6 +43,7 @@ enum Writer {
 final class EventRecorder: Sendable {
     private final class Log: Sendable {
         let events = Mutex<[WatchEvent]>([])
+        let arrivals = Mutex<[ContinuousClock.Instant]>([])
         let ended = Mutex(false)
     }
 
@@ -53,7 +54,9 @@ final class EventRecorder: Sendable {
         let log = self.log
         task = Task {
             for await event in watcher {
+                let now = ContinuousClock.now
                 log.events.withLock { $0.append(event) }
+                log.arrivals.withLock { $0.append(now) }
             }
             log.ended.withLock { $0 = true }
         }
@@ -61,6 +64,17 @@ final class EventRecorder: Sendable {
 
     var events: [WatchEvent] { log.events.withLock { $0 } }
     var hasEnded: Bool { log.ended.withLock { $0 } }
+
+    /// When the first candidate for each name arrived.
+    var firstArrivals: [String: ContinuousClock.Instant] {
+        let events = self.events
+        let arrivals = log.arrivals.withLock { $0 }
+        var first: [String: ContinuousClock.Instant] = [:]
+        for (event, arrival) in zip(events, arrivals) {
+            if case .candidate(let name, _) = event, first[name] == nil { first[name] = arrival }
+        }
+        return first
+    }
 
     func candidates(_ name: String, origin: WatchEvent.Origin? = nil) -> Int {
         events.filter {
