@@ -23,7 +23,8 @@ extension InotifyWatcherTests {
         func refusedInotifyFallsBackToPollingAndRecovers(limit: Limit) async throws {
             if let request = ProcessInfo.processInfo.environment[Self.childVariable] {
                 // In the child: run only the case the parent asked for.
-                let (wanted, directory) = try #require(request.split(separator: "=", maxSplits: 1).map(String.init).pair)
+                let (wanted, directory) = try #require(
+                    request.split(separator: "=", maxSplits: 1).map(String.init).pair)
                 guard wanted == limit.rawValue else { return }
                 try await Self.scenario(limit: limit, directory: directory)
                 try Writer.write(directory + "/" + Self.marker(limit), "done")
@@ -42,7 +43,9 @@ extension InotifyWatcherTests {
             #expect(watcher.effectiveMode == .polling)
             #expect(!watcher.statistics.watching)
             let recorder = EventRecorder(watcher)
-            try await recorder.waitFor("start rescan") { $0.contains { if case .rescanCompleted(.start, _) = $0 { true } else { false } } }
+            try await recorder.waitFor("start rescan") {
+                $0.contains { if case .rescanCompleted(.start, _) = $0 { true } else { false } }
+            }
             guard case .watchLost(let reason) = recorder.events.first else {
                 Issue.record("the first event must be watchLost, got \(recorder.events)")
                 return

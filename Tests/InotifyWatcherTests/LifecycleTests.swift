@@ -1,7 +1,8 @@
 import Foundation
-@testable import InotifyWatcher
 import Synchronization
 import Testing
+
+@testable import InotifyWatcher
 
 extension InotifyWatcherTests {
     @Suite struct Lifecycle {
@@ -20,7 +21,9 @@ extension InotifyWatcherTests {
                 let watcher = try DirectoryWatcher(
                     WatcherConfiguration(directory: directory.path, mode: mode, pollInterval: .milliseconds(5)))
                 let recorder = EventRecorder(watcher)
-                try await recorder.waitFor("start rescan") { $0.contains(.rescanCompleted(reason: .start, names: round)) }
+                try await recorder.waitFor("start rescan") {
+                    $0.contains(.rescanCompleted(reason: .start, names: round))
+                }
                 #expect(inotifyDescriptors(watching: directory.path).count == (mode == .inotify ? 1 : 0))
                 try Writer.write(directory.file("file-\(round)"), "{}")
                 try await recorder.waitFor("candidate") { _ in

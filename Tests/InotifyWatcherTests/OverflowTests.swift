@@ -16,7 +16,8 @@ extension InotifyWatcherTests {
             // inotify_init time) and restore it at once. Without write access, use the real queue on tmpfs.
             let lowered = 64
             let canLower = access(Self.queueLimitPath, W_OK) == 0
-            let directory = try TemporaryDirectory(parent: canLower ? FileManager.default.temporaryDirectory.path : "/dev/shm")
+            let directory = try TemporaryDirectory(
+                parent: canLower ? FileManager.default.temporaryDirectory.path : "/dev/shm")
             defer { directory.remove() }
             let configuration = WatcherConfiguration(
                 directory: directory.path, mode: .inotify, eventBufferLimit: bufferLimit)

@@ -70,7 +70,8 @@ extension InotifyWatcherTests {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             try Writer.write(directory.file("plain"), "x")
-            try FileManager.default.createSymbolicLink(atPath: directory.file("link"), withDestinationPath: directory.path)
+            try FileManager.default.createSymbolicLink(
+                atPath: directory.file("link"), withDestinationPath: directory.path)
             #expect(throws: WatcherError.self) { try FilesystemInfo.of(path: directory.file("missing")) }
             for (name, code) in [
                 ("missing", WatcherError.Code.directoryNotFound), ("plain", .notADirectory), ("link", .notADirectory),

@@ -35,7 +35,9 @@ extension InotifyWatcherTests {
             try await recorder.waitFor("start rescan") { $0.contains(.rescanCompleted(reason: .start, names: 1)) }
 
             watcher.requestRescan()
-            try await recorder.waitFor("requested rescan") { $0.contains(.rescanCompleted(reason: .requested, names: 1)) }
+            try await recorder.waitFor("requested rescan") {
+                $0.contains(.rescanCompleted(reason: .requested, names: 1))
+            }
             #expect(recorder.candidates("waiting.json", origin: .rescan) == 2)
             #expect(watcher.statistics.rescans == 2)
             #expect(watcher.statistics.rescanOnlyFinds == 0)  // it was there at the previous rescan

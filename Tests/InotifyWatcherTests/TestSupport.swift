@@ -30,7 +30,8 @@ enum Writer {
         let descriptor = open(path, flags, 0o644)
         guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         defer { close(descriptor) }
-        let written = bytes.utf8CString.withUnsafeBytes { raw in Glibc.write(descriptor, raw.baseAddress, raw.count - 1) }
+        let written = bytes.utf8CString.withUnsafeBytes { raw in Glibc.write(descriptor, raw.baseAddress, raw.count - 1)
+        }
         guard written == bytes.utf8.count else { throw POSIXError(.EIO) }
     }
 
@@ -102,7 +103,8 @@ struct TimedOut: Error, CustomStringConvertible {
 
 /// Polls `condition` every few milliseconds until it holds; records an issue and throws after `timeout`.
 func waitUntil(
-    _ what: @autoclosure () -> String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
+    _ what: @autoclosure () -> String, timeout: Duration = .seconds(10),
+    sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
@@ -124,8 +126,10 @@ func openDescriptorCount() -> Int {
 /// `fd -> target` for every open descriptor, for failure messages.
 func describeDescriptors() -> String {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-    return entries.map { "\($0)->" + ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) ?? "?") }
-        .joined(separator: " ")
+    return entries.map {
+        "\($0)->" + ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) ?? "?")
+    }
+    .joined(separator: " ")
 }
 
 /// Descriptors of this process whose target is `directory` or something in it (what a leaked `opendir` leaves).

@@ -56,9 +56,10 @@ extension InotifyWatcherTests {
                 throw error
             }
             process.waitUntilExit()
+            let command = ([program] + arguments).joined(separator: " ")
             try #require(
                 process.terminationStatus == 0,
-                "\(program) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus); this test needs root")
+                "\(command) exited with \(process.terminationStatus); this test needs root (CAP_SYS_ADMIN)")
         }
     }
 }

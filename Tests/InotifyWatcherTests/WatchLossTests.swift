@@ -27,7 +27,10 @@ extension InotifyWatcherTests {
             try await recorder.waitFor("watch lost") { events in
                 events.contains { if case .watchLost = $0 { true } else { false } }
             }
-            guard case .watchLost(let reason) = recorder.events.first(where: { if case .watchLost = $0 { true } else { false } })
+            guard
+                case .watchLost(let reason) = recorder.events.first(where: {
+                    if case .watchLost = $0 { true } else { false }
+                })
             else { return }
             #expect(reason.contains(removal == .delete ? "IN_DELETE_SELF" : "IN_MOVE_SELF"), "\(reason)")
             #expect(watcher.effectiveMode == .polling)
@@ -40,9 +43,12 @@ extension InotifyWatcherTests {
             try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: false)
             try Writer.write(spool + "/early.json", "{}")
             try await recorder.waitFor("watch restored and the new directory rescanned") {
-                $0.contains(.watchRestored) && $0.contains { if case .rescanCompleted(.watchRestored, _) = $0 { true } else { false } }
+                $0.contains(.watchRestored)
+                    && $0.contains { if case .rescanCompleted(.watchRestored, _) = $0 { true } else { false } }
             }
-            try await recorder.waitFor("file created before the watch came back") { _ in recorder.candidates("early.json") >= 1 }
+            try await recorder.waitFor("file created before the watch came back") { _ in
+                recorder.candidates("early.json") >= 1
+            }
             try Writer.write(spool + "/late.json", "{}")
             try await recorder.waitFor("event in the new directory") { _ in
                 recorder.candidates("late.json", origin: .event) == 1
