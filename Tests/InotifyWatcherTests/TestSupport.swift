@@ -157,7 +157,25 @@ func inotifyDescriptors(watching directory: String) -> [Int] {
     }
 }
 
-/// Every name in the events' candidates.
+/// `count` numbered JSON file names: `<prefix>-00000.json`, …
 func names(_ prefix: String, count: Int) -> [String] {
     (0..<count).map { String(format: "%@-%05d.json", prefix, $0) }
+}
+
+/// Runs a program (argv, no shell); fails the test with what to install or fix when it cannot.
+func runProgram(_ program: String, _ arguments: [String]) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    do {
+        try process.run()
+    } catch {
+        Issue.record("cannot run \(program) (install util-linux's mount/umount): \(error)")
+        throw error
+    }
+    process.waitUntilExit()
+    let command = ([program] + arguments).joined(separator: " ")
+    try #require(
+        process.terminationStatus == 0,
+        "\(command) exited with \(process.terminationStatus); this test needs root (CAP_SYS_ADMIN)")
 }

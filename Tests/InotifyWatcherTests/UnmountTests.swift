@@ -11,9 +11,9 @@ extension InotifyWatcherTests {
             defer { parent.remove() }
             let spool = parent.file("spool")
             try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: false)
-            try Self.run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", spool])
+            try runProgram("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", spool])
             var mounted = true
-            defer { if mounted { try? Self.run("/usr/bin/umount", [spool]) } }
+            defer { if mounted { try? runProgram("/usr/bin/umount", [spool]) } }
 
             let watcher = try DirectoryWatcher(WatcherConfiguration(directory: spool, pollInterval: .milliseconds(20)))
             defer { watcher.stop() }
@@ -21,7 +21,7 @@ extension InotifyWatcherTests {
             let recorder = EventRecorder(watcher)
             try await recorder.waitFor("start rescan") { $0.contains(.rescanCompleted(reason: .start, names: 0)) }
 
-            try Self.run("/usr/bin/umount", [spool])
+            try runProgram("/usr/bin/umount", [spool])
             mounted = false
             try await recorder.waitFor("watch lost") { events in
                 events.contains { if case .watchLost(let reason) = $0 { reason.contains("IN_UNMOUNT") } else { false } }
@@ -33,7 +33,7 @@ extension InotifyWatcherTests {
             #expect(recorder.candidates("underneath.json") == 0)
             try FileManager.default.removeItem(atPath: spool + "/underneath.json")
 
-            try Self.run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", spool])
+            try runProgram("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", spool])
             mounted = true
             try await recorder.waitFor("watch restored") { $0.contains(.watchRestored) }
             try Writer.write(spool + "/after.json", "{}")
@@ -42,24 +42,6 @@ extension InotifyWatcherTests {
             }
             #expect(watcher.statistics.watchLosses == 1)
             #expect(watcher.effectiveMode == .inotify)
-        }
-
-        /// Runs a program (argv, no shell); fails the test with what to install or fix when it cannot.
-        static func run(_ program: String, _ arguments: [String]) throws {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: program)
-            process.arguments = arguments
-            do {
-                try process.run()
-            } catch {
-                Issue.record("cannot run \(program) (install util-linux's mount/umount): \(error)")
-                throw error
-            }
-            process.waitUntilExit()
-            let command = ([program] + arguments).joined(separator: " ")
-            try #require(
-                process.terminationStatus == 0,
-                "\(command) exited with \(process.terminationStatus); this test needs root (CAP_SYS_ADMIN)")
         }
     }
 }
