@@ -6,7 +6,9 @@ public enum WatchEvent: Sendable, Hashable {
     /// A name that may now refer to a complete file: an inotify `IN_CLOSE_WRITE` or `IN_MOVED_TO` event, or a
     /// name found by a rescan.
     ///
-    /// A candidate that is still waiting in the watcher's buffer is not queued a second time.
+    /// The name can be any kind of entry (a directory moved in, a symbolic link or FIFO found by a rescan); the
+    /// consumer checks with `lstat`/`O_NOFOLLOW`. A candidate that is still waiting in the watcher's buffer is not
+    /// queued a second time.
     case candidate(name: String, origin: Origin)
     /// A full listing of the directory finished; `names` is how many names passed the include filter.
     case rescanCompleted(reason: RescanReason, names: Int)
