@@ -12,6 +12,8 @@ final class WatcherCore: @unchecked Sendable {
 
     let configuration: WatcherConfiguration
     let path: String
+    /// ``WatcherConfiguration/eventBufferLimit``, at least 1.
+    let bufferLimit: Int
     let queue: DispatchQueue
     /// A copy of the statistics, readable from any thread.
     let published: Mutex<WatcherStatistics>
@@ -42,6 +44,7 @@ final class WatcherCore: @unchecked Sendable {
         self.configuration = configuration
         let path = configuration.directory
         self.path = path
+        bufferLimit = max(1, configuration.eventBufferLimit)
         switch DirectoryListing.identity(of: path) {
         case .success(let identity): self.identity = identity
         case .failure(var error):
@@ -166,7 +169,7 @@ final class WatcherCore: @unchecked Sendable {
         wakeups.add(1, ordering: .relaxed)
         guard !stopped, let inotify else { return }
         var overflowed = false
-        reading: while buffer.count < configuration.eventBufferLimit {
+        reading: while buffer.count < bufferLimit {
             switch inotify.read() {
             case .wouldBlock:
                 break reading
@@ -219,9 +222,9 @@ final class WatcherCore: @unchecked Sendable {
 
     private func updateBackPressure() {
         guard let inotify else { return }
-        if buffer.count >= configuration.eventBufferLimit {
+        if buffer.count >= bufferLimit {
             inotify.suspend()
-        } else if inotify.isSuspended && buffer.count <= configuration.eventBufferLimit / 2 {
+        } else if inotify.isSuspended && buffer.count <= bufferLimit / 2 {
             inotify.resume()
             // The source may be edge-triggered: read what arrived while it was suspended.
             queue.async { [weak self] in self?.readable() }
