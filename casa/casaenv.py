@@ -2,14 +2,17 @@
 """Modular CASA environment manager (stdlib only).
 
 Subcommands:
-  install --venv DIR          create/update a venv with casa/requirements.txt, write DIR/casasiteconfig.py,
-                              verify ``import casatools`` offline. Idempotent and fast when already complete.
+  install --venv DIR [--with-tests]
+                              create/update a venv with casa/requirements.txt (plus pytest with --with-tests),
+                              write DIR/casasiteconfig.py, verify ``import casatools`` offline.
+                              Idempotent and fast when already complete.
   check --venv DIR            print {"ok", "python", "casatools", "casatasks", "problems"} as JSON; exit 0 if ok.
   env --venv DIR --home H     print the JSON environment dict a runner should use for CASA subprocesses.
 
 See /work/shared/reference/casa-offline.md for why each setting exists.
 """
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -23,6 +26,7 @@ REQUIREMENTS = os.path.join(HERE, "requirements.txt")
 SITECONFIG_NAME = "casasiteconfig.py"
 STAMP_NAME = ".casaenv-complete.json"
 EXPECTED_CASATOOLS = "6.7.0.31"
+TEST_REQUIREMENT = "pytest"
 
 SITECONFIG_TEMPLATE = '''\
 # Written by casa/casaenv.py: offline CASA site configuration (named by CASASITECONFIG).
@@ -166,12 +170,20 @@ def stamp_valid(venv):
             and os.path.exists(os.path.join(venv, SITECONFIG_NAME)))
 
 
+def has_pytest(venv):
+    return bool(glob.glob(os.path.join(venv, "lib", "python3*", "site-packages", "pytest")))
+
+
 def log(msg):
     print("casaenv: " + msg, file=sys.stderr, flush=True)
 
 
-def install(venv):
+def install(venv, with_tests=False):
     venv = os.path.abspath(venv)
+    if with_tests and stamp_valid(venv) and not has_pytest(venv):
+        log("installing pytest into %s" % venv)
+        subprocess.run([venv_python(venv), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                        TEST_REQUIREMENT], check=True)
     if stamp_valid(venv):
         write_siteconfig(venv)
         result = check(venv)
@@ -184,7 +196,7 @@ def install(venv):
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     log("pip install -r %s" % REQUIREMENTS)
     subprocess.run([venv_python(venv), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                    "-r", REQUIREMENTS], check=True)
+                    "-r", REQUIREMENTS] + ([TEST_REQUIREMENT] if with_tests else []), check=True)
     write_siteconfig(venv)
     result = check(venv)
     if result["ok"]:
@@ -202,13 +214,15 @@ def main(argv=None):
         p.add_argument("--venv", required=True)
         if name == "env":
             p.add_argument("--home", required=True)
+        if name == "install":
+            p.add_argument("--with-tests", action="store_true", help="also install pytest (for casa/tests)")
     args = ap.parse_args(argv)
     if args.cmd == "env":
         print(json.dumps(runner_env(args.venv, args.home), sort_keys=True))
         return 0
     if args.cmd == "install":
         try:
-            result = install(args.venv)
+            result = install(args.venv, with_tests=args.with_tests)
         except subprocess.CalledProcessError as e:
             result = {"ok": False, "python": None, "casatools": None, "casatasks": None,
                       "problems": ["command failed (exit %d): %s" % (e.returncode, " ".join(map(str, e.cmd)))]}

@@ -22,12 +22,12 @@ from pprgen import build_ppr, sanitize  # noqa: E402
 
 
 def require_casa():
-    try:
-        import casatools  # noqa: F401
-    except Exception as e:  # the tests must fail, not skip, when CASA is missing
-        pytest.fail("CASA is not importable by %s (%s). Run the tests with the CASA venv's python: "
-                    "python3 casa/casaenv.py install --venv DIR && DIR/bin/python3 -m pytest casa/tests"
-                    % (sys.executable, e))
+    """CASA must work offline in subprocesses of this interpreter (a missing CASA is a failure, not a skip)."""
+    result = casaenv.check(sys.prefix)
+    if not result["ok"]:
+        pytest.fail("CASA is not usable from %s: %s. Run the tests with the CASA venv's python: "
+                    "python3 casa/casaenv.py install --venv DIR --with-tests && DIR/bin/python3 -m pytest casa/tests"
+                    % (sys.executable, "; ".join(result["problems"])))
 
 
 @pytest.fixture(scope="session")
