@@ -135,3 +135,13 @@ def set_project(asdm, project_uid):
     if n:
         _write(path, new)
     return n
+
+
+def set_creation_time(asdm, iso):
+    """Replace exportasdm's wall-clock TimeOfCreation (makes the ASDM reproducible and dated like the EB)."""
+    path = os.path.join(asdm, "ASDM.xml")
+    text = _read(path)
+    new, n = re.subn(r"<TimeOfCreation>[^<]*</TimeOfCreation>", "<TimeOfCreation> %s </TimeOfCreation>" % iso, text)
+    if n:
+        _write(path, new)
+    return n

@@ -219,6 +219,7 @@ def stage_synth(a):
     nscans = asdm_fixups.regroup_scans(asdm, {f["name"]: f["intents"] for f in FIELDS})
     asdm_fixups.name_spws(asdm)
     asdm_fixups.set_project(asdm, OBS_PROJECT)
+    asdm_fixups.set_creation_time(asdm, a["created"])
     shutil.rmtree(ms)
     shutil.rmtree(sorted_ms)
     return {"scans": nscans}
@@ -437,7 +438,7 @@ def build(outdir):
         os.makedirs(ebwork)
         asdm = os.path.join(ebwork, disk)
         runner.stage("synth", {"work": ebwork, "asdm": asdm, "rangeid": eb["rangeid"], "seed": eb["seed"],
-                               "ref": eb["ref"]}, disk)
+                               "ref": eb["ref"], "created": eb["start"].replace("Z", ".000000000")}, disk)
         calw = os.path.join(ebwork, "cal")
         os.makedirs(calw)
         msp = os.path.join(calw, vis)
