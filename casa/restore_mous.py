@@ -121,6 +121,12 @@ class Restore:
                 copytoraw = bool(c["params"]["copytoraw"])
         self.total = 1 + 3 * len(asdms) + len(sessions)
         m, calls = self.preflight(asdms, sessions, copytoraw)
+        oussid = ppr_mod.sanitize(p["OUSStatusRef"]["entityId"])
+        if m.ous_name and m.ous_name != oussid:
+            self.log.post("manifest ous %s differs from the PPR's OUSStatusRef %s" % (m.ous_name, oussid), "WARN")
+        self.log.post("manifest %s: original CASA %s, pipeline %s, procedure %s" % (
+            os.path.basename(m.path), m.values.get("casaversion"), m.values.get("pipeline_version"),
+            m.values.get("procedure_name")))
         self.progress("preflight ok: %d ASDM(s) in %s; manifest %s"
                       % (len(asdms), ", ".join(sessions), os.path.basename(m.path)))
 
