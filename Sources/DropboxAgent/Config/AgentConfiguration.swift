@@ -284,8 +284,10 @@ struct ArchiveSettings: Codable, Sendable {
 struct CASASettings: Codable, Sendable {
     /// Name of the installation used when the request does not choose (default `modular`).
     var defaultInstallation: String = "modular"
-    /// Monolithic CASA + pipeline installations (kind `pipeline`) and extra modular ones.
-    var installations: [ConfiguredCASAInstallation] = []
+    /// Monolithic CASA + pipeline installations (kind `pipeline`) and extra modular ones: objects with
+    /// `name`, `kind` (`pipeline`|`modular`), `home` (casaHome, or the venv), `version`, and optionally
+    /// `runpipeline`, `scriptDir`, `programDir`, `xvfbRun`, `useXvfb`, `path`, `extraEnvironment`.
+    var installations: [CASAInstallation] = []
     /// The embedded modular installation's virtual environment (default `<data>/casa-venv`).
     var modularVenv: String?
     /// Directory of `restore_mous.py`/`casaenv.py` (default: found next to the binary).
@@ -310,24 +312,6 @@ struct CASASettings: Codable, Sendable {
         timeoutSeconds = try c.value(.timeoutSeconds, default: d.timeoutSeconds)
         killGraceSeconds = try c.value(.killGraceSeconds, default: d.killGraceSeconds)
     }
-}
-
-/// One configured CASA installation.
-struct ConfiguredCASAInstallation: Codable, Sendable, Hashable {
-    /// What requests call it (`casa` field).
-    var name: String
-    /// `pipeline` (monolithic CASA with the pipeline) or `modular` (a venv with casatools/casatasks).
-    var kind: String
-    /// casaHome (pipeline) or the venv directory (modular).
-    var home: String
-    /// CASA version, e.g. `6.5.4-9` (CASA 5 gets `--pipeline`).
-    var version: String?
-    /// Path of `runpipeline.py` (pipeline kind).
-    var runpipeline: String?
-    /// Directory of pipeline recipes for `SCIPIPE_SCRIPTDIR` (pipeline kind).
-    var scriptDirectory: String?
-    /// Run under `xvfb-run -a` (pipeline kind; default true).
-    var useXvfb: Bool?
 }
 
 /// `delivery`: where measurement sets go.
