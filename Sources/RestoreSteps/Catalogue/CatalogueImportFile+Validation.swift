@@ -24,8 +24,8 @@ extension CatalogueImportFile {
             if let checksum, Int64(checksum) == nil, UInt64(checksum) == nil {
                 problem("\(path).checksum", "\"\(checksum)\" is not a decimal CRC (NGAS style)")
             }
-            if let variant, ChecksumVariant(rawValue: variant) == nil {
-                problem("\(path).checksumVariant", "\"\(variant)\" is not one of \(ChecksumVariant.allCases.map(\.rawValue).joined(separator: ", "))")
+            if let variant, ArchiveChecksumVariant(rawValue: variant) == nil {
+                problem("\(path).checksumVariant", "\"\(variant)\" is not one of \(ArchiveChecksumVariant.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if checksum != nil, variant == nil { problem("\(path).checksumVariant", "required when checksum is given") }
         }
@@ -128,11 +128,11 @@ extension CatalogueImportFile {
                 execBlocks: m.execBlocks.map { eb in
                     .init(uid: AlmaUid(eb.uid)!, qa0: QA0Status(rawValue: eb.qa0)!, sessionId: eb.sessionId,
                           startTime: eb.startTime.flatMap(UTCTime.init(parsing:)), endTime: eb.endTime.flatMap(UTCTime.init(parsing:)),
-                          asdm: eb.asdm.map { ArchiveFile(ngasFileId: $0.ngasFileId, size: $0.size, checksum: $0.checksum, checksumVariant: $0.checksumVariant.flatMap(ChecksumVariant.init(rawValue:))) })
+                          asdm: eb.asdm.map { ArchiveFile(ngasFileId: $0.ngasFileId, size: $0.size, checksum: $0.checksum, checksumVariant: $0.checksumVariant.flatMap(ArchiveChecksumVariant.init(rawValue:))) })
                 },
                 products: m.products.map { p in
                     .init(fileClass: FileClass(rawValue: p.fileClass)!,
-                          file: ArchiveFile(ngasFileId: p.ngasFileId, size: p.size, checksum: p.checksum, checksumVariant: p.checksumVariant.flatMap(ChecksumVariant.init(rawValue:))))
+                          file: ArchiveFile(ngasFileId: p.ngasFileId, size: p.size, checksum: p.checksum, checksumVariant: p.checksumVariant.flatMap(ArchiveChecksumVariant.init(rawValue:))))
                 },
                 ousStatusXml: m.ousStatusXml
             )

@@ -262,7 +262,7 @@ public final class SQLiteCatalogue: MetadataSource {
                 uid: uid, qa0: qa0, sessionId: row.string("SESSIONID"),
                 startTime: row.string("STARTTIME").flatMap(UTCTime.init(parsing:)),
                 endTime: row.string("ENDTIME").flatMap(UTCTime.init(parsing:)),
-                asdm: row.string("NGAS_FILE_ID").map { ArchiveFile(ngasFileId: $0, size: row.int64("FILE_SIZE") ?? 0, checksum: row.string("CHECKSUM"), checksumVariant: row.string("CHECKSUM_VARIANT").flatMap(ChecksumVariant.init(rawValue:))) }
+                asdm: row.string("NGAS_FILE_ID").map { ArchiveFile(ngasFileId: $0, size: row.int64("FILE_SIZE") ?? 0, checksum: row.string("CHECKSUM"), checksumVariant: row.string("CHECKSUM_VARIANT").flatMap(ArchiveChecksumVariant.init(rawValue:))) }
             )
         }
 
@@ -287,7 +287,7 @@ public final class SQLiteCatalogue: MetadataSource {
             """, [.text(mous)]).compactMap { row in
             guard let fileClass = row.string("FILE_CLASS").flatMap(FileClass.init(rawValue:)), let id = row.string("NGAS_FILE_ID") else { return nil }
             return .init(fileClass: fileClass, file: ArchiveFile(ngasFileId: id, size: row.int64("FILE_SIZE") ?? 0, checksum: row.string("CHECKSUM"),
-                                                                 checksumVariant: row.string("CHECKSUM_VARIANT").flatMap(ChecksumVariant.init(rawValue:))))
+                                                                 checksumVariant: row.string("CHECKSUM_VARIANT").flatMap(ArchiveChecksumVariant.init(rawValue:))))
         }
 
         let release = try db.query("SELECT RELEASE_DATE FROM ASA_DELIVERY_STATUS WHERE DELIVERY_NAME = ?",

@@ -138,9 +138,9 @@ public struct ArchiveFile: Sendable, Codable, Hashable {
     /// The NGAS checksum as a decimal string (CRC; `crc32` may be stored signed).
     public var checksum: String?
     /// The checksum variant.
-    public var checksumVariant: ChecksumVariant?
+    public var checksumVariant: ArchiveChecksumVariant?
 
-    public init(ngasFileId: String, size: Int64, checksum: String?, checksumVariant: ChecksumVariant?) {
+    public init(ngasFileId: String, size: Int64, checksum: String?, checksumVariant: ArchiveChecksumVariant?) {
         self.ngasFileId = ngasFileId
         self.size = size
         self.checksum = checksum
@@ -158,7 +158,11 @@ public struct ArchiveFile: Sendable, Codable, Hashable {
 }
 
 /// NGAS checksum variants (INTERFACES.md §1).
-public enum ChecksumVariant: String, Sendable, Codable, Hashable, CaseIterable {
+///
+/// Same raw values as Delivery's `ChecksumVariant` (convert with `ChecksumVariant(rawValue: v.rawValue)`).
+/// A separate type because Delivery's is not on this branch; named differently so that a module importing
+/// both RestoreSteps and Delivery sees no ambiguity. The lead may replace it with a typealias after merging.
+public enum ArchiveChecksumVariant: String, Sendable, Codable, Hashable, CaseIterable {
     /// zlib crc32, possibly stored signed (compare `& 0xffffffff`).
     case crc32
     /// CRC-32C (Castagnoli).

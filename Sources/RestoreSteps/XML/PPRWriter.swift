@@ -9,8 +9,11 @@ public import Foundation
 ///   in `rawdata/`; with `copytoraw=true` the task copies the manifest's files from `../products` to
 ///   `../rawdata` itself (the shipped recipes' `copytoraw=False` would need every product in `rawdata/`).
 ///   `vis` and `session` are not written: `executeppr` always replaces them from the DataSet and intents.
-/// - Leaves are in no namespace (`xmlns=""`) and the refs carry declared prefixes, as in the pipeline's own
-///   example PPR (`executeppr_test.py`); the parser matches local names only.
+/// - Namespaces as in the pipeline's own example PPR (`executeppr_test.py`): root in the default namespace
+///   `Alma/pipelinescience/SciPipeRequest` with `xsi:type`; the leaves of ProjectSummary, ProjectStructure,
+///   Intents, RelativePath, SBTitle, AsdmDiskName and ResultsProcessing reset it with `xmlns=""`; the refs
+///   declare their own prefixes (`ns1`…`ns6`); Command/Parameter stay in the default namespace. The parser
+///   matches local names only, but every prefix must be declared (rule 10).
 /// - Intents: `INTERFEROMETRY_STANDARD_OBSERVING_MODE=Undefined`, then `SESSION_1…N` (every session, empty
 ///   `Value` for sessions without a restorable EB; EB uids joined by `" | "`).
 /// - One `SchedBlockIdentifier` holding `RelativePath` and one `AsdmIdentifier` per QA0-Pass EB.

@@ -124,3 +124,26 @@ import Testing
         #expect(throws: CatalogueError.self) { try catalogue.import(contentsOf: dir.appendingPathComponent("absent.json")) }
     }
 }
+
+@Suite struct SQLiteCatalogueRemoveTests {
+    @Test func removesAMousButKeepsSharedRows() throws {
+        let path = try SeedMous.temporaryDirectory().appendingPathComponent("c.db").path
+        let catalogue = try SQLiteCatalogue(path: path)
+        try catalogue.import(SeedMous.file())
+        #expect(try catalogue.remove(SeedMous.mous))
+        #expect(try !catalogue.remove(SeedMous.mous))
+        #expect(try catalogue.mouses() == [])
+        #expect(try catalogue.mous(SeedMous.mous) == nil)
+        let probe = try SQLiteDatabaseProbe(path: path)
+        for table in ["AQUA_EXECBLOCK", "SHIFTLOG_ENTRIES", "AQUA_SESSION", "ASA_PRODUCT_FILES", "ASA_SCIENCE", "ASDM_ARCHIVE_FILES",
+                      "SCHED_BLOCK_STATUS", "BMMV_SCHEDBLOCK", "ASA_DELIVERY_STATUS", "AQUA_OUS"] {
+            #expect(try probe.strings("SELECT COUNT(*) FROM \(table)") == ["0"], "\(table)")
+        }
+        // The project, SOUS and GOUS may be shared with other MOUSes, so they stay.
+        #expect(try probe.strings("SELECT STATUS_ENTITY_ID FROM OBS_UNIT_SET_STATUS ORDER BY 1") == ["uid://A001/X1284/X265d", "uid://A001/X1284/X265e"])
+        #expect(try probe.strings("SELECT CODE FROM ASA_PROJECT") == [SeedMous.project])
+        // And the MOUS can come back.
+        try catalogue.import(SeedMous.file())
+        #expect(try catalogue.mous(SeedMous.mous)?.execBlocks.count == 4)
+    }
+}
