@@ -216,8 +216,22 @@ final class WatcherCore: @unchecked Sendable {
             eventNamesSinceRescan.insert(name)
             suspects[name] = nil
             enqueue(.candidate(name: name, origin: .event))
+        } else if mask & UInt32(IN_CREATE) != 0, let name = event.name, configuration.include(name),
+            createdEntryNeedsReport(name)
+        {
+            eventNamesSinceRescan.insert(name)
+            suspects[name] = nil
+            enqueue(.candidate(name: name, origin: .event))
         }
         return false
+    }
+
+    /// Whether a just-created entry is something that will never be closed after writing: not a regular file,
+    /// or a regular file with more than one link (`ln`). `lstat` never follows a link.
+    private func createdEntryNeedsReport(_ name: String) -> Bool {
+        var st = stat()
+        guard lstat(configuration.directory + "/" + name, &st) == 0 else { return false }
+        return (st.st_mode & S_IFMT) != S_IFREG || st.st_nlink > 1
     }
 
     private func updateBackPressure() {
