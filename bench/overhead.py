@@ -40,7 +40,7 @@ def main():
             s = agent.wait_terminal(name, timeout=900)
             assert s["state"] == "succeeded", s.get("error")
             run = json.loads((pathlib.Path(s["workingArea"]) / "logs/casa-run.json").read_text())
-            casa = float(run["duration"]) if not isinstance(run["duration"], dict) else run["duration"]["seconds"]
+            casa = float(run["durationSeconds"])
             request = iso(s["finishedAt"]) - iso(s["startedAt"])
             pickup = iso(s["startedAt"]) - dropped
             rows.append((name, request, casa, pickup))

@@ -31,7 +31,9 @@ public struct CASAStep: PipelineStep {
         context.logger.info("starting CASA", metadata: ["installation": "\(installation.name)", "kind": "\(installation.kind.rawValue)", "version": "\(installation.version)", "manifest.casaversion": "\(manifestVersion ?? "-")"])
         let result = try await runner.run(invocation, reporter: reporter)
         try Task.checkCancellation()
-        if let data = try? JSONEncoder().encode(result) { try? FileSystemSteps.writeAtomically(data, to: area.logs + "/casa-run.json") }
+        let seconds = Double(result.duration.components.seconds) + Double(result.duration.components.attoseconds) / 1e18
+        let record = CASARunRecord(installation: installation.name, version: installation.version, durationSeconds: seconds, result: result)
+        if let data = try? JSONEncoder().encode(record) { try? FileSystemSteps.writeAtomically(data, to: area.logs + "/casa-run.json") }
         let verdict = CASASuccessCheck.evaluate(
             result: result, working: working, products: area.products(metadata.relativePath), expectedAsdmNames: asdmNames)
         context.logger.info("CASA finished", metadata: [
@@ -47,4 +49,13 @@ public struct CASAStep: PipelineStep {
         guard let chosen = PipelineManifest.select(from: names) else { return nil }
         return (try? PipelineManifest.parse(file: rawdata + "/" + chosen))?.casaVersion
     }
+}
+
+/// `logs/casa-run.json`: how the CASA run went, for operators and the overhead benchmark.
+struct CASARunRecord: Codable {
+    var installation: String
+    var version: String
+    /// Wall time of the CASA process alone.
+    var durationSeconds: Double
+    var result: CASARunResult
 }
