@@ -1,3 +1,4 @@
+internal import Logging
 internal import Foundation
 
 /// Step 5: CASA restores the measurement sets from the PPR, with the installation the request chose (only

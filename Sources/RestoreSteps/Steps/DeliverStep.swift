@@ -1,3 +1,4 @@
+internal import Logging
 public import Delivery
 internal import Foundation
 

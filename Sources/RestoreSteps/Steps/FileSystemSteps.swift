@@ -1,3 +1,4 @@
+internal import Logging
 internal import Foundation
 
 /// Small filesystem helpers the steps share; failures become ``RestoreError``s that say which path.

@@ -1,3 +1,4 @@
+internal import Logging
 internal import Foundation
 
 /// Step 4: the restore SciPipeRequest in `working/PPR_<mous>.xml`, written and read back by ``PPRWriter``

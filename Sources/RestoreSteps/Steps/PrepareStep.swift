@@ -1,3 +1,4 @@
+internal import Logging
 internal import Foundation
 
 /// Step 1: checks that the MOUS can be restored (catalogue rules, before anything is fetched), creates the
