@@ -121,7 +121,8 @@ sed -e "s|@VERSION@|$VERSION|" -e "s|@MAINTAINER@|$MAINTAINER|" -e "s|@DEPENDS@|
     -e "s|@INSTALLED_SIZE@|$INSTALLED_SIZE|" "$PKG/DEBIAN/control.in" > "$ROOT/DEBIAN/control"
 install -m 0644 "$PKG/DEBIAN/conffiles" "$ROOT/DEBIAN/conffiles"
 for s in postinst prerm postrm; do install -m 0755 "$PKG/DEBIAN/$s" "$ROOT/DEBIAN/$s"; done
-(cd "$ROOT" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) > "$ROOT/DEBIAN/md5sums"
+# md5sums of everything but the conffiles (dpkg keeps their hashes itself), as dh_md5sums does.
+(cd "$ROOT" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) > "$ROOT/DEBIAN/md5sums"
 chmod 0644 "$ROOT/DEBIAN/md5sums"
 
 mkdir -p "$OUT"
