@@ -85,6 +85,9 @@ useradd -M -s /bin/sh "$OUTSIDER"
 d1="${DROPPERS[0]}"; d2="${DROPPERS[1]}"
 
 as "$d1" sh -c "cp $EXAMPLE $SPOOL/.r1.part && mv $SPOOL/.r1.part $SPOOL/r1.json" && ok "dropper writes a request (temp name, rename)" || bad "dropper writes a request"
+# `submit` links the request into place, then fsyncs the spool directory, which needs read permission.
+check "dropper submits with dropbox-agent submit" as "$d1" dropbox-agent submit "$EXAMPLE" --spool "$SPOOL" --name r0
+check "... and the request is there" test -e "$SPOOL/r0.json" -o -e "$SPOOL/r0.status.json"
 if wait_for "$SPOOL/r1.status.json" 60; then ok "status file appears"; else bad "no status file for r1 within 60 s"; fi
 check "dropper reads its status by name (dropbox-agent status)" as "$d1" dropbox-agent status r1 --spool "$SPOOL"
 refuse "dropper cannot list the spool" as "$d1" ls "$SPOOL"
@@ -106,6 +109,15 @@ kill -TERM "$AGENT_PID"
 wait "$AGENT_PID" && ok "agent exited 0" || bad "agent exit status $?"
 check "log says it stopped cleanly" grep -q 'stopped cleanly' "$LOG"
 AGENT_PID=""
+
+say "dpkg -i again (the upgrade path: prerm upgrade, postinst configure <old version>)"
+sed -i 's/"level": "info"/"level": "debug"/' /etc/dropbox-agent/agent.json
+chmod 03770 "$SPOOL"   # an administrator's choice
+dpkg -i "$DEB" </dev/null
+check "a changed conffile is kept" grep -q '"level": "debug"' /etc/dropbox-agent/agent.json
+check "an administrator's spool mode is kept" test "$(stat -c %a "$SPOOL")" = 3770
+check "status files are kept" test -f "$SPOOL/r1.status.json"
+check "the unit stays enabled" test -L /etc/systemd/system/multi-user.target.wants/dropbox-agent.service
 
 say "dpkg -r"
 dpkg -r dropbox-agent
