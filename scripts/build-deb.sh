@@ -6,10 +6,11 @@
 #
 #   scripts/build-deb.sh [--no-build] [--out DIR]
 #
-#   --no-build   reuse the existing release build (.build/.../release/dropbox-agent)
+#   --no-build   reuse the existing release build (.build-deb/swiftpm/release/dropbox-agent)
 #   --out DIR    where the .deb goes (default: .build-deb/)
 #   DEB_VERSION  package version (default: the binary's --version)
 #   DEB_MAINTAINER  Maintainer field "Name <address>" (default: git config user.name and user.email)
+#   DEB_SCRATCH  SwiftPM scratch path of the release build (default: .build-deb/swiftpm)
 #
 # Needs: the Swift toolchain, dpkg-dev (dpkg-shlibdeps), binutils (strip, readelf), gzip; optional:
 # lintian, systemd-analyze. See packaging/deb/README.md.
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --no-build) BUILD=0 ;;
     --out) OUT="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" ;;
     esac
     shift
@@ -40,7 +41,10 @@ done
 [ "$(dpkg --print-architecture)" = amd64 ] || die "this script builds amd64 packages only"
 [ -f "$REPO/casa/restore_mous.py" ] || die "casa/restore_mous.py is missing: the CASA programs are part of the package"
 
-SWIFT_FLAGS=(-c release --static-swift-stdlib)
+# A scratch path of its own: another `swift build -c release` in this tree (or the generate-manual package
+# plugin, which builds release without --static-swift-stdlib) cannot replace the binary being packaged.
+export DEB_SCRATCH="${DEB_SCRATCH:-$REPO/.build-deb/swiftpm}"
+SWIFT_FLAGS=(-c release --static-swift-stdlib --scratch-path "$DEB_SCRATCH")
 cd "$REPO"
 if [ $BUILD = 1 ]; then
     say "swift build ${SWIFT_FLAGS[*]} (a few minutes on 2 cores)"
@@ -97,6 +101,15 @@ MAN_SRC="$WORK/dropbox-agent.1"
 "$PKG/generate-manual.sh" "$BIN" "$MAN_SRC" >&2 || die "generate-manual failed"
 gzip -9n < "$MAN_SRC" > "$ROOT/usr/share/man/man1/dropbox-agent.1.gz"
 chmod 0644 "$ROOT/usr/share/man/man1/dropbox-agent.1.gz"
+
+say "shell completions (swift-argument-parser)"
+install -d "$ROOT/usr/share/bash-completion/completions" "$ROOT/usr/share/zsh/vendor-completions" \
+    "$ROOT/usr/share/fish/vendor_completions.d"
+# Sourced by bash-completion, not run: no #! line (lintian: bash-completion-with-hashbang).
+"$BIN" --generate-completion-script bash | sed '1{/^#!/d}' > "$ROOT/usr/share/bash-completion/completions/dropbox-agent"
+"$BIN" --generate-completion-script zsh > "$ROOT/usr/share/zsh/vendor-completions/_dropbox-agent"
+"$BIN" --generate-completion-script fish > "$ROOT/usr/share/fish/vendor_completions.d/dropbox-agent.fish"
+bash -n "$ROOT/usr/share/bash-completion/completions/dropbox-agent" || die "the bash completion script does not parse"
 
 find "$ROOT" -type d -exec chmod 0755 {} +
 find "$ROOT" -type f ! -perm -u+x -exec chmod 0644 {} +
@@ -187,6 +200,7 @@ if command -v systemd-analyze >/dev/null; then
     out="$(MANPATH="$X/usr/share/man" systemd-analyze verify "$WORK/dropbox-agent.service" 2>&1)" || { echo "$out" >&2; die "systemd-analyze verify failed"; }
     [ -z "$out" ] || { echo "$out" >&2; die "systemd-analyze verify printed warnings"; }
     echo "systemd-analyze verify: clean"
+    systemd-analyze security --offline=yes "$WORK/dropbox-agent.service" 2>/dev/null | tail -1 || true
 fi
 
 say "built $DEB"

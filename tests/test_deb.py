@@ -240,6 +240,9 @@ def test_contents_are_where_the_brief_puts_them(contents):
         "/usr/share/man/man1/dropbox-agent.1.gz": "-rw-r--r--",
         "/usr/share/doc/dropbox-agent/copyright": "-rw-r--r--",
         "/usr/share/doc/dropbox-agent/README.Debian": "-rw-r--r--",
+        "/usr/share/bash-completion/completions/dropbox-agent": "-rw-r--r--",
+        "/usr/share/zsh/vendor-completions/_dropbox-agent": "-rw-r--r--",
+        "/usr/share/fish/vendor_completions.d/dropbox-agent.fish": "-rw-r--r--",
     }
     for path, mode in expected.items():
         assert path in contents, f"{path} is not in the package"
@@ -321,6 +324,19 @@ def test_man_page_documents_every_subcommand(extracted):
     result = run([man, "--warnings", "-l", extracted / "usr/share/man/man1/dropbox-agent.1.gz"],
                  env={**os.environ, "MANWIDTH": "100", "MANPAGER": "cat"})
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_bash_completion_completes_subcommands(extracted):
+    script = extracted / "usr/share/bash-completion/completions/dropbox-agent"
+    # Load the completion function and ask it what follows "dropbox-agent va".
+    probe = f"""
+source {script}
+COMP_WORDS=(dropbox-agent va); COMP_CWORD=1; COMP_LINE="dropbox-agent va"; COMP_POINT=${{#COMP_LINE}}
+_dropbox-agent 2>/dev/null || _dropbox_agent 2>/dev/null || complete -p dropbox-agent
+printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+    result = run(["bash", "-c", probe])
+    assert "validate" in result.stdout.split(), result.stdout + result.stderr
 
 
 def test_packaged_unit_verifies_with_its_man_page(extracted, tmp_path):

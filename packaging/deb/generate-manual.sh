@@ -11,8 +11,8 @@ OUTPUT="$2"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 
-# Same flags as the release build, so the already-built ArgumentParser is reused (seconds, not minutes).
-FLAGS=(-c release --static-swift-stdlib)
+# Same flags and scratch path as scripts/build-deb.sh's release build, so the already-built ArgumentParser is reused (seconds, not minutes).
+FLAGS=(-c release --static-swift-stdlib --scratch-path "${DEB_SCRATCH:-$REPO/.build-deb/swiftpm}")
 (cd "$REPO" && swift build "${FLAGS[@]}" --product generate-manual >&2)
 TOOL="$(cd "$REPO" && swift build "${FLAGS[@]}" --show-bin-path)/generate-manual"
 
