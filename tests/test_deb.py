@@ -6,7 +6,8 @@ build it with `scripts/build-deb.sh` (or `make deb`) and run
 
     DROPBOX_DEB=.build-deb/dropbox-agent_<version>_amd64.deb python3 -m pytest -q tests/test_deb.py
 
-Without DROPBOX_DEB those tests are reported as skipped, with that command as the reason.
+Without DROPBOX_DEB those tests are reported as skipped, with that command as the reason; in CI (CI=true)
+they fail instead, and .ci/run builds the package first.
 """
 import configparser
 import gzip
@@ -159,6 +160,8 @@ def test_conffiles_lists_the_configuration():
 @pytest.fixture(scope="module")
 def deb():
     value = os.environ.get("DROPBOX_DEB")
+    if not value and os.environ.get("CI"):
+        pytest.fail("CI must build the package first (.ci/run does: scripts/build-deb.sh, then DROPBOX_DEB=...)")
     if not value:
         pytest.skip("no .deb to inspect: run scripts/build-deb.sh, then DROPBOX_DEB=.build-deb/dropbox-agent_<version>_amd64.deb")
     path = pathlib.Path(value)
