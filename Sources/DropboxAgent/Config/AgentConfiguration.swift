@@ -109,7 +109,9 @@ struct AgentConfiguration: Codable, Sendable {
     /// The directory with `restore_mous.py` and `casaenv.py`: next to an installed binary
     /// (`<prefix>/share/dropbox-agent/casa`), or the repository's `casa/` for a development build.
     static func locateCASAProgramDirectory() -> String? {
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        // /proc/self/exe, not argv[0]: started from $PATH, argv[0] is a bare name.
+        let selfExe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe = URL(fileURLWithPath: selfExe).resolvingSymlinksInPath()
         var dir = exe.deletingLastPathComponent()
         let installed = dir.deletingLastPathComponent().appendingPathComponent("share/dropbox-agent/casa")
         if FileManager.default.fileExists(atPath: installed.appendingPathComponent("restore_mous.py").path) { return installed.path }
