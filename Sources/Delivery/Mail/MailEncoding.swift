@@ -2,7 +2,7 @@ internal import Foundation
 
 /// RFC 2047 encoded words, quoted-printable and header folding.
 enum MailEncoding {
-    /// One or more `=?utf-8?b?…?=` words (each ≤ 75 characters, split at character boundaries), space-separated.
+    /// One or more `=?utf-8?b?…?=` words (each ≤ 64 characters, split at character boundaries), space-separated.
     static func encodedWord(_ text: String) -> String {
         encodedWords(text).joined(separator: " ")
     }
@@ -12,7 +12,7 @@ enum MailEncoding {
         var chunk: [UInt8] = []
         for character in text {
             let bytes = Array(String(character).utf8)
-            if chunk.count + bytes.count > 45 {
+            if chunk.count + bytes.count > 39 {
                 words.append("=?utf-8?b?" + Data(chunk).base64EncodedString() + "?=")
                 chunk = []
             }

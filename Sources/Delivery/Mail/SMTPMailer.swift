@@ -177,10 +177,13 @@ struct SMTPTransaction {
             return .permanent(
                 error(.smtpTLS, "TLS with \(server) failed: \(detail)",
                       hint: "check caFile / verifyPeer and that the server offers STARTTLS or implicit TLS as configured"))
-        case CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING,
-            CURLE_COULDNT_RESOLVE_HOST:
-            return .transient(error(.smtpTransient, "cannot talk to \(server): \(detail)"))
         default:
+            if !(400..<600).contains(reply) && [
+                CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING,
+                CURLE_COULDNT_RESOLVE_HOST,
+            ].contains(code) {
+                return .transient(error(.smtpTransient, "cannot talk to \(server): \(detail)"))
+            }
             if (400..<500).contains(reply) {
                 return .transient(error(.smtpTransient, "\(server) temporarily refused mail to <\(recipient)> (\(reply)): \(detail)"))
             }
