@@ -101,15 +101,15 @@ def main():
 
     kwargs = dict(hostname="127.0.0.1", port=port, server_hostname="localhost", ready_timeout=10)
     if args.user:
-        kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=not args.plain)
+        # aiosmtpd 1.4 does not count implicit TLS as TLS for auth_require_tls (it would hide AUTH): the
+        # connection is encrypted from the first byte anyway.
+        kwargs.update(authenticator=authenticator, auth_required=True,
+                      auth_require_tls=not (args.plain or args.implicit_tls))
     if args.implicit_tls:
         kwargs.update(ssl_context=make_cert(run))
     elif not args.plain:
         kwargs.update(tls_context=make_cert(run), require_starttls=True)
     controller = Controller(Handler(maildir), **kwargs)
-    if args.implicit_tls:
-        # aiosmtpd's readiness probe speaks plain SMTP; skip it for implicit TLS and probe the port ourselves.
-        controller._trigger_server = lambda: None
     controller.start()
     for name, value in (("port", port), ("pid", os.getpid())):
         with open(os.path.join(run, name + ".tmp"), "w") as f:

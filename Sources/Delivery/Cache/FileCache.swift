@@ -1,3 +1,5 @@
+// `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
+internal import CArchive
 internal import Foundation
 
 /// Counters of a ``FileCache`` since it was created.
