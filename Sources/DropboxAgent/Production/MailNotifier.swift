@@ -7,6 +7,8 @@ import RestoreSteps
 /// A mail that cannot be sent never fails the restore; the status file says what happened per recipient.
 struct MailNotifier: Notifier {
     let mailer: any Mailer
+    /// Set when messages go to the outbox instead of an SMTP server.
+    let outbox: String?
     let from: String
     let operators: [String]
     let logger: Logger
@@ -19,10 +21,12 @@ struct MailNotifier: Notifier {
         let host = String(decoding: hostName.prefix { $0 != 0 }, as: UTF8.self)
         from = c.notifications.from ?? "dropbox-agent@\(host.contains(".") ? host : host + ".localdomain")"
         if let smtp = c.notifications.smtp {
-            mailer = SMTPMailer(configuration: try Self.smtpConfiguration(smtp, from: from))
+            mailer = try SMTPMailer(configuration: try Self.smtpConfiguration(smtp, from: from))
+            outbox = nil
         } else {
             try FileManager.default.createDirectory(atPath: c.notifications.outboxDirectory!, withIntermediateDirectories: true)
             mailer = OutboxMailer(directory: c.notifications.outboxDirectory!)
+            outbox = c.notifications.outboxDirectory!
         }
     }
 
@@ -34,13 +38,11 @@ struct MailNotifier: Notifier {
             }
             password = text.trimmingCharacters(in: .newlines)
         }
-        var config = SMTPConfiguration(url: s.url, from: from)
-        config.security = SMTPConfiguration.Security(rawValue: s.security ?? "startTLS") ?? .startTLS
-        config.username = s.username
-        config.password = password
-        config.caFile = s.caFile
-        config.verifyPeer = s.verifyPeer ?? true
-        if let t = s.timeoutSeconds { config.timeoutSeconds = t }
+        guard let security = SMTPConfiguration.Security(rawValue: s.security ?? "startTLS") else {
+            throw ConfigurationError(path: "$.notifications.smtp.security", message: "must be startTLS, implicitTLS or none")
+        }
+        var config = SMTPConfiguration(url: s.url, security: security, username: s.username, password: password, from: from, caFile: s.caFile, verifyPeer: s.verifyPeer ?? true)
+        if let t = s.timeoutSeconds { config.timeoutSeconds = Int(t.rounded(.up)) }
         if let m = s.maxAttempts { config.maxAttempts = m }
         return config
     }
@@ -62,14 +64,24 @@ struct MailNotifier: Notifier {
         let message = MailMessage(from: sender, to: valid, subject: Self.subject(status, facts), body: Self.body(status, request: request, facts: facts))
         do {
             let receipts = try await mailer.send(message)
+            let file = outbox.flatMap { Self.outboxFile(in: $0, messageId: message.messageId) }
             for receipt in receipts {
-                notes.append(.init(to: receipt.recipient.description, state: receipt.delivered ? "sent" : "failed", error: receipt.error, outboxFile: receipt.outboxFile))
+                notes.append(.init(
+                    to: receipt.recipient.description, state: receipt.isSent ? "sent" : "failed",
+                    error: receipt.error.map { "\($0)" }, outboxFile: receipt.isSent ? file : nil))
             }
         } catch {
             logger.warning("notification not sent", metadata: ["error": "\(error)"])
             notes += valid.map { .init(to: $0.description, state: "failed", error: "\(error)") }
         }
         return notes
+    }
+
+    /// The `.eml` file the outbox wrote for `messageId` (its name carries the id).
+    static func outboxFile(in directory: String, messageId: String) -> String? {
+        let key = messageId.trimmingCharacters(in: CharacterSet(charactersIn: "<>")).split(separator: "@").first.map(String.init) ?? messageId
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".eml") && $0.contains(key) }.sorted().last.map { directory + "/" + $0 }
     }
 
     static func subject(_ s: StatusDocument, _ facts: [String: String]) -> String {

@@ -31,7 +31,7 @@ struct ProductionExecutor: RestoreExecutor {
             store = LocalDirectoryStore(root: c.archive.localDirectory!)
         }
         try FileManager.default.createDirectory(atPath: c.archive.cacheDirectory!, withIntermediateDirectories: true)
-        let cache = c.archive.cacheMaxBytes > 0 ? try FileCache(root: c.archive.cacheDirectory!, maxBytes: c.archive.cacheMaxBytes) : nil
+        let cache = c.archive.cacheMaxBytes > 0 ? FileCache(root: c.archive.cacheDirectory!, maxBytes: c.archive.cacheMaxBytes) : nil
         var installations = c.casa.installations
         if !installations.contains(where: { $0.name == "modular" }) {
             installations.append(modularInstallation(c))

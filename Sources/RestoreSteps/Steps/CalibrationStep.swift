@@ -49,7 +49,7 @@ public struct CalibrationStep: PipelineStep {
         FileSystemSteps.remove(staging)
         try FileSystemSteps.createDirectory(staging)
         defer { FileSystemSteps.remove(staging) }
-        do { _ = try SafeArchive.extract(tgz, into: staging, limits: limits) } catch let error as DeliveryError {
+        do { _ = try SafeArchive.extract(tgz, into: staging, limits: limits) } catch {
             throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "cannot unpack \((tgz as NSString).lastPathComponent): \(error.message)", hint: error.hint)
         }
         let e = FileManager.default.enumerator(atPath: staging)

@@ -1,5 +1,5 @@
 internal import Logging
-public import Delivery
+internal import Delivery
 internal import Foundation
 
 /// What step 6 delivered (`logs/delivery.json`), for the status file and the notification.
@@ -23,6 +23,13 @@ public struct DeliverStep: PipelineStep {
     /// The delivery record of a finished step 6, if any.
     public static func record(_ context: RestoreContext) -> DeliveryRecord? {
         FileManager.default.contents(atPath: recordPath(context)).flatMap { try? JSONDecoder().decode(DeliveryRecord.self, from: $0) }
+    }
+
+    /// Gives the delivery to the download area's group (files stay group-readable, see ``Publisher``).
+    static func changeGroup(of path: String, to group: gid_t) {
+        _ = lchown(path, uid_t.max, group)
+        guard let e = FileManager.default.enumerator(atPath: path) else { return }
+        while let item = e.nextObject() as? String { _ = lchown(path + "/" + item, uid_t.max, group) }
     }
 
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
@@ -60,10 +67,11 @@ public struct DeliverStep: PipelineStep {
         let format: PublishFormat = context.request.deliveryFormat == .tar ? .tar : .directory
         let published: PublishedResult
         do {
-            published = try Publisher.publish(items, to: context.services.downloadDirectory, name: context.restoreId, format: format, group: context.services.deliveryGroup)
-        } catch let error as DeliveryError {
+            published = try Publisher.publish(items, to: context.services.downloadDirectory, name: context.restoreId, format: format)
+        } catch {
             throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "delivery to \(context.services.downloadDirectory) failed: \(error.message)", hint: error.hint ?? "Check free space and permissions of the download area.", isTransient: true)
         }
+        if let group = context.services.deliveryGroup { Self.changeGroup(of: published.path, to: group) }
         let leaf = (published.path as NSString).lastPathComponent
         let url = context.services.downloadBaseURL.map { $0.hasSuffix("/") ? $0 + leaf : $0 + "/" + leaf } ?? URL(fileURLWithPath: published.path).absoluteString
         let record = DeliveryRecord(deliveryPath: published.path, url: url, measurementSets: msNames, sizeBytes: published.totalBytes, files: published.files.count)

@@ -49,7 +49,7 @@ enum FileSystemSteps {
     /// Total size of the regular files under `path`.
     static func treeSize(_ path: String) -> Int64 {
         guard let e = FileManager.default.enumerator(atPath: path) else {
-            return (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0 ?? 0
+            return ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int64) ?? 0
         }
         var total: Int64 = 0
         while let item = e.nextObject() as? String {

@@ -1,5 +1,5 @@
 internal import Foundation
-public import Logging
+internal import Logging
 
 /// Finds and stops processes whose working directory is inside a restore's `working/` — a CASA left
 /// running when the agent that started it was killed (`kill -9` cannot take the child's process group along).

@@ -43,7 +43,7 @@ public struct RawdataStep: PipelineStep {
         let staging = rawdata + "/.unpack-" + name
         FileSystemSteps.remove(staging)
         try FileSystemSteps.createDirectory(staging)
-        do { _ = try SafeArchive.extract(tarball, into: staging, limits: limits) } catch let error as DeliveryError {
+        do { _ = try SafeArchive.extract(tarball, into: staging, limits: limits) } catch {
             FileSystemSteps.remove(staging)
             throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "cannot unpack the ASDM \(name): \(error.message)", hint: error.hint)
         }
@@ -71,7 +71,7 @@ public struct RawdataStep: PipelineStep {
                 workingDirectory: FilePath(rawdata), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
             guard result.terminationStatus.isSuccess else {
                 throw RestoreError(
-                    "rawdataExportFailed", "\(program) for \(eb.uid) ended with \(result.terminationStatus): \((result.standardError ?? "").suffix(400))",
+                    "rawdataExportFailed", "\(program) for \(eb.uid) ended with \(result.terminationStatus): \(result.standardError.suffix(400))",
                     hint: "Run the exporter by hand with the same arguments to see what it needs.")
             }
             guard FileSystemSteps.isDirectory(rawdata + "/" + eb.asdmDiskName.rawValue) else {
