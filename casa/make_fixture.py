@@ -75,8 +75,15 @@ MOUSES = [
     {"key": "B", "mous": "uid://A001/X3f01/X1b0", "partId": "X1573098451",
      "title": "Synthetic MOUS with a manifest lacking a session's caltables",
      "sb": {"uid": "uid://A001/X3f01/X1b1", "name": "Demo_b_03_TM1", "statusUid": "uid://A001/X3f01/X1b2"},
-     "drop_caltables_for": 3},
+     "drop_caltables_for": 3, "eb_serial": "X2"},
 ]
+
+
+def eb_uid(eb, m):
+    """The EB uid of `eb` in MOUS `m`. In ALMA an EB belongs to one SB and so to one MOUS; MOUS B gets its own EBs
+    (same data, serial X2 instead of X1), repacked under their own AsdmDiskNames."""
+    serial = m.get("eb_serial")
+    return eb["uid"].rsplit("/", 1)[0] + "/" + serial if serial else eb["uid"]
 
 
 def sanitize(uid):
@@ -486,8 +493,22 @@ def build(outdir):
     for m in MOUSES:
         oussid = sanitize(m["mous"])
         sessions = []  # (session name, [disk names]) of Pass EBs
+        origin = {}  # this MOUS's disk name -> the disk whose data it carries
         for eb, disk in zip(pass_ebs, disks):
-            sessions.append(("session_%d" % eb["session"], [disk]))
+            mdisk = sanitize(eb_uid(eb, m))
+            if mdisk != disk:
+                # Same data under this MOUS's own EB: ASDM, flag versions and apply file renamed.
+                tmpd = os.path.join(work, "rename-" + mdisk)
+                os.makedirs(tmpd)
+                shutil.copytree(os.path.join(work, disk, disk), os.path.join(tmpd, mdisk), symlinks=True)
+                tar_deterministic(os.path.join(store, mdisk + ".asdm.sdm.tar.gz"), tmpd, [mdisk])
+                shutil.copytree(os.path.join(work, disk, "cal", "fvexport", disk + ".ms.flagversions"),
+                                os.path.join(tmpd, mdisk + ".ms.flagversions"))
+                tar_deterministic(os.path.join(store, mdisk + ".ms.flagversions.tgz"), tmpd, [mdisk + ".ms.flagversions"])
+                with open(os.path.join(store, mdisk + ".ms.calapply.txt"), "w") as f:
+                    f.write(calapply_text(mdisk + ".ms", m["mous"]))
+            sessions.append(("session_%d" % eb["session"], [mdisk]))
+            origin[mdisk] = disk
         drop = "session_%d" % m["drop_caltables_for"] if m["drop_caltables_for"] else None
         products = []
         for sname, sdisks in sessions:
@@ -495,9 +516,15 @@ def build(outdir):
                 continue
             name = "%s.%s.caltables.tgz" % (oussid, sname)
             tabs = []
+            calw = os.path.join(work, origin[sdisks[0]], "cal")
             for disk in sdisks:
-                tabs += list(table_names(disk + ".ms").values())
-            calw = os.path.join(work, sdisks[0], "cal")
+                own, src = table_names(disk + ".ms"), table_names(origin[disk] + ".ms")
+                if disk != origin[disk]:
+                    # Tables named after this MOUS's own MS, with the data of the one they were copied from.
+                    calw = os.path.join(work, "rename-" + disk)
+                    for k in own:
+                        shutil.copytree(os.path.join(work, origin[disk], "cal", src[k]), os.path.join(calw, own[k]))
+                tabs += list(own.values())
             tar_deterministic(os.path.join(store, name), calw, tabs)
             products.append((name, "calibration"))
         for sname, sdisks in sessions:
@@ -509,10 +536,10 @@ def build(outdir):
         os.makedirs(auxdir)
         with open(os.path.join(auxdir, "flux.csv"), "w") as f:
             f.write("ms,field,spw,I,Q,U,V,spix,uvmin,uvmax,comment\n")
-            for disk in disks:
+            for eb in pass_ebs:
                 for spw in (0, 1):
                     f.write("%s.ms,0,%d,1.000,0.0,0.0,0.0,0.0,0.0,0.0,\"# J1625-2527 intent=AMPLITUDE,BANDPASS\"\n"
-                            % (disk, spw))
+                            % (sanitize(eb_uid(eb, m)), spw))
         with open(os.path.join(auxdir, "antennapos.csv"), "w") as f:
             f.write("name,antenna,xoff,yoff,zoff,comment\n")
         with open(os.path.join(auxdir, "cont.dat"), "w") as f:
@@ -522,7 +549,7 @@ def build(outdir):
         products.append((aux, "auxiliary"))
         restore_name = "%s.%s.casa_piperestorescript.py" % (oussid, RECIPE)
         with open(os.path.join(store, restore_name), "w") as f:
-            f.write(restore_script(oussid, disks, [s for s, _ in sessions]))
+            f.write(restore_script(oussid, [d for _, ds in sessions for d in ds], [s for s, _ in sessions]))
         products.append((restore_name, "script"))
         image = "%s.s12_0.Demo_target_sci.spw0_1.cont.I.pbcor.fits" % oussid
         write_fits(os.path.join(store, image), seed=len(m["key"]) + ord(m["key"]))
@@ -536,10 +563,10 @@ def build(outdir):
                      for n in sorted(SESSIONS)]
         eb_rows = []
         for eb in EXEC_BLOCKS:
-            row = {"uid": eb["uid"], "qa0": eb["qa0"], "sessionId": "%s#S%d" % (m["mous"], eb["session"]),
+            row = {"uid": eb_uid(eb, m), "qa0": eb["qa0"], "sessionId": "%s#S%d" % (m["mous"], eb["session"]),
                    "startTime": eb["start"], "endTime": eb.get("end") or eb_end_iso(eb)}
             if eb["qa0"] == "Pass":
-                row["asdm"] = file_entry(store, sanitize(eb["uid"]) + ".asdm.sdm.tar.gz")
+                row["asdm"] = file_entry(store, sanitize(eb_uid(eb, m)) + ".asdm.sdm.tar.gz")
             eb_rows.append(row)
         catalog["mouses"].append({
             "mous": m["mous"], "project": PROJECT, "obsProject": OBS_PROJECT, "projectStatus": PROJECT_STATUS,

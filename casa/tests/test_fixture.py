@@ -37,8 +37,10 @@ def test_catalog_matches_store(fixture_dir):
 
 def test_sessions_and_qa0(fixture_dir):
     cat, fx = load(fixture_dir)
+    serial = {"uid://A001/X3f01/X1a5": "X1", "uid://A001/X3f01/X1b0": "X2"}
     for m in cat["mouses"]:
-        assert ppr_sessions(m) == [["uid://A002/Xb1e2a0/X1"], [], ["uid://A002/Xb1f3c4/X1"]]
+        s = serial[m["mous"]]
+        assert ppr_sessions(m) == [["uid://A002/Xb1e2a0/" + s], [], ["uid://A002/Xb1f3c4/" + s]]
         fail = [eb for eb in m["execBlocks"] if eb["qa0"] == "Fail"]
         assert len(fail) == 1 and "asdm" not in fail[0]
         for eb in m["execBlocks"]:
@@ -111,3 +113,6 @@ def test_manifests(fixture_dir):
             assert asdm.find("applycmds").get("name") == asdm.get("name") + ".calapply.txt"
     b = next(m for m in fx["mouses"] if m["key"] == "B")
     assert b["expectedFailure"] == "manifest has no caltables for session_3"
+    # An EB belongs to one SB and so to one MOUS: B's EBs are its own.
+    ebs = [{eb["uid"] for eb in m["execBlocks"]} for m in cat["mouses"]]
+    assert not ebs[0] & ebs[1]
