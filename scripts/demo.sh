@@ -27,9 +27,11 @@ mkdir -p "$DATA"
 # A fresh spool, journal, catalogue, working areas, downloads and outbox every run.
 rm -rf "$DATA/spool" "$DATA/restores" "$DATA/downloads" "$DATA/outbox" "$DATA"/journal.sqlite* "$DATA"/catalogue.sqlite* "$DATA/metrics.prom"
 ln -sfn "$CASA_VENV" "$DATA/casa-venv"
+# The embedded local store holds the fixture's files under their NGAS file ids (hard links: no copy).
+rm -rf "$DATA/archive"
 mkdir -p "$DATA/archive"
 for f in "$FIXTURE_DIR"/store/*; do
-  [ -e "$DATA/archive/$(basename "$f")" ] || ln "$f" "$DATA/archive/" 2>/dev/null || cp "$f" "$DATA/archive/"
+  ln "$f" "$DATA/archive/" 2>/dev/null || cp "$f" "$DATA/archive/"
 done
 export DROPBOX_AGENT_DATA="$DATA"
 "$AGENT" catalog import "$FIXTURE_DIR/catalog.json" >&2
@@ -98,7 +100,7 @@ if [ $outcome = 0 ] && [ -n "$DELIVERY" ]; then
   say "verifying CORRECTED_DATA in the delivered measurement sets"
   verified=1
   for ms in "$DELIVERY"/*.ms; do
-    "$CASA_VENV/bin/python3" "$REPO/casa/compare_ms.py" --check "$ms" || verified=0
+    (cd "$DEMO" && casa_python "$REPO/casa/compare_ms.py" --check "$ms") || verified=0
   done
 else
   say "the request did not succeed; the agent's log is $DEMO/agent.log"

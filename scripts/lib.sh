@@ -50,6 +50,14 @@ ensure_fixture() {
   touch "$stamp"
 }
 
+# Runs the CASA venv's python with the offline configuration (casa/casaenv.py sets the same for the agent).
+casa_python() {
+  local home="${CASA_HOME_DIR:-$CACHE/casa-home}"
+  mkdir -p "$home"
+  env -u DISPLAY HOME="$home" CASASITECONFIG="$CASA_VENV/casasiteconfig.py" MPLBACKEND=Agg LANG=C.UTF-8 \
+    "$CASA_VENV/bin/python3" "$@"
+}
+
 build_agent() {
   say "building the agent"
   (cd "$REPO" && swift build "$@" >&2)

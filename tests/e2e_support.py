@@ -227,6 +227,16 @@ def casa_processes():
     return found
 
 
+def casa_env(home):
+    """The offline CASA environment (what casa/casaenv.py gives the agent's runner)."""
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    pathlib.Path(home).mkdir(parents=True, exist_ok=True)
+    env.update(HOME=str(home), CASASITECONFIG=str(CASA_VENV / "casasiteconfig.py"), MPLBACKEND="Agg", LANG="C.UTF-8")
+    return env
+
+
 def compare_ms(ms, reference):
-    r = subprocess.run([str(CASA_VENV / "bin/python3"), str(ROOT / "casa/compare_ms.py"), str(ms), str(reference)], capture_output=True, text=True, timeout=300)
+    home = pathlib.Path(ms).parent.parent / ".compare-home"
+    r = subprocess.run([str(CASA_VENV / "bin/python3"), str(ROOT / "casa/compare_ms.py"), str(ms), str(reference)],
+                       capture_output=True, text=True, timeout=300, env=casa_env(home), cwd=str(pathlib.Path(home).parent))
     return r.returncode, r.stdout + r.stderr

@@ -65,7 +65,7 @@ enum ArchiveFetch {
         let code = RestoreError.Code(rawValue: error.code.rawValue)
         let transient = ["transport", "httpStatus", "tooManyAttempts", "timeout", "serverBusy"].contains(error.code.rawValue)
         return RestoreError(
-            code, "\(fileId) from \(store): \(error.message)",
+            code, error.message.contains(fileId) ? error.message : "\(fileId) from \(store): \(error.message)",
             hint: error.hint ?? "The archive store may be unavailable; the request can be dropped again later.",
             isTransient: transient)
     }
