@@ -18,6 +18,8 @@ Range (bytes=N-) with 206, NgamsStatus FAILURE XML bodies for errors. A fault is
   redirect-303 303 to the fault-free URL                        ngas-failure  400 NgamsStatus FAILURE
   ngas-failure-200  200, text/xml NgamsStatus FAILURE body      416   416 for any Range request
   empty        close without any response
+  A-B-then-ok  a sequence of the simple faults above (503, 429, 500, truncate, reset, empty), one per attempt for
+               that file id, then the whole file: e.g. 503-truncate-then-ok
 
 GET /_counters -> JSON {"files": {id: {"requests": n, "bytes": n}}, "faults": {"fault|id": n}}
 GET /_reset    -> clears the counters.
@@ -38,6 +40,10 @@ def ngas_xml(status, message):
             'HostId="faultstore" LastRequestStatUpdate="2024-01-01T00:00:00.000" Message="%s" '
             'RequestId="1" RequestTime="2024-01-01T00:00:00.000" State="ONLINE" Status="%s" '
             'SubState="IDLE" Version="v11.0.0/2024-01-01T00:00:00"/>\n</NgamsStatus>\n' % (message, status)).encode()
+
+
+# Faults that can be chained into a sequence ("503-truncate-then-ok").
+FAULT_NAMES = {"503", "429", "500", "truncate", "reset", "empty"}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -99,6 +105,10 @@ class Handler(BaseHTTPRequestHandler):
             attempt = COUNTERS["faults"].get(key, 0) + 1
             COUNTERS["faults"][key] = attempt
         active = name if (not once or attempt == 1) else ""
+        if "-" in name and once and all(part in FAULT_NAMES for part in name.split("-")):
+            # A sequence such as "503-truncate-then-ok": one fault per attempt, in order, then the whole file.
+            parts = name.split("-")
+            active = parts[attempt - 1] if attempt <= len(parts) else ""
         if name == "ignore-range":
             active = "truncate" if attempt == 1 else "ignore-range"
         path = os.path.join(self.server.store, file_id)

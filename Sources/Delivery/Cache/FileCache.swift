@@ -75,8 +75,17 @@ public actor FileCache {
     private func load() throws(DeliveryError) {
         guard !loaded else { return }
         try FileSystem.makeDirectories(objects)
-        FileSystem.removeTree(incoming)
         try FileSystem.makeDirectories(incoming)
+        // Partial fetches (`<key>.part`) survive a restart so they can be resumed; anything else left in
+        // `incoming/`, and partials untouched for a week, are removed.
+        let weekAgo = Date().timeIntervalSince1970 - 7 * 86400
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: incoming)) ?? [] {
+            let path = incoming + "/" + name
+            var st = stat()
+            let fresh = lstat(path, &st) == 0 && Double(st.st_mtim.tv_sec) > weekAgo
+            if (name.hasSuffix(".part") || name.hasSuffix(".lock")) && fresh { continue }
+            FileSystem.removeTree(path)
+        }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: objects)) ?? []
         for name in names {
             var st = stat()
@@ -146,7 +155,11 @@ public actor FileCache {
             stats.bytesServedFromCache += fetched.size
         } else {
             if let size = file.size { evictIfNeeded(reserving: size) }
-            let temporary = incoming + "/" + UUID().uuidString
+            // A fixed name per key, so that a fetch interrupted by a crash (`kill -9`) leaves a `.part` the next
+            // attempt resumes with `Range`; the lock keeps two processes sharing the cache off the same `.part`.
+            let temporary = incoming + "/" + key
+            let lock = try await IncomingLock.acquire(temporary + ".lock")
+            defer { lock.release() }
             let task = Task { try await store.retrieve(file, to: temporary, progress: progress) }
             inFlight[key] = task
             defer { inFlight[key] = nil }
@@ -160,7 +173,9 @@ public actor FileCache {
                 fetched = result
             } catch {
                 FileSystem.remove(temporary)
-                FileSystem.remove(temporary + ".part")
+                // A cancelled fetch (shutdown, a cancelled request) keeps its `.part` for the next attempt.
+                let cancelled = error is CancellationError || (error as? DeliveryError)?.code == .cancelled
+                if !cancelled { FileSystem.remove(temporary + ".part") }
                 throw error
             }
         }
@@ -216,5 +231,33 @@ public actor FileCache {
             current -= entry.size
             stats.evictions += 1
         }
+    }
+}
+
+/// An exclusive `flock(2)` on a file in the cache's incoming directory, polled without blocking a thread.
+struct IncomingLock: Sendable {
+    let descriptor: Int32
+
+    static func acquire(_ path: String) async throws -> IncomingLock {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw DeliveryError(.fileSystem, "cannot open the cache lock \(path): \(String(cString: strerror(errno)))")
+        }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if errno != EWOULDBLOCK && errno != EINTR {
+                close(fd)
+                throw DeliveryError(.fileSystem, "cannot lock \(path): \(String(cString: strerror(errno)))")
+            }
+            do { try await Task.sleep(for: .milliseconds(100)) } catch {
+                close(fd)
+                throw error
+            }
+        }
+        return IncomingLock(descriptor: fd)
+    }
+
+    func release() {
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
     }
 }

@@ -63,7 +63,7 @@ enum ArchiveFetch {
     /// Maps the transport layer's error to a restore error that keeps its code, message and hint.
     static func restoreError(_ error: DeliveryError, fileId: String, store: String) -> RestoreError {
         let code = RestoreError.Code(rawValue: error.code.rawValue)
-        let transient = ["transport", "httpStatus", "tooManyAttempts", "timeout", "serverBusy"].contains(error.code.rawValue)
+        let transient = error.code == .transferFailed
         return RestoreError(
             code, error.message.contains(fileId) ? error.message : "\(fileId) from \(store): \(error.message)",
             hint: error.hint ?? "The archive store may be unavailable; the request can be dropped again later.",
