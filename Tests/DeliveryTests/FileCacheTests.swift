@@ -49,6 +49,30 @@ struct FileCacheTests {
         #expect(!FileManager.default.fileExists(atPath: out + "/other.tgz"))
     }
 
+    @Test("concurrent requests for one entry share a single fetch")
+    func concurrentRequestsShareOneFetch() async throws {
+        let dir = try TemporaryDirectory("cache-shared")
+        defer { dir.remove() }
+        let storeDir = try dir.sub("store")
+        let out = try dir.sub("out")
+        let data = try writeRandomFile(storeDir + "/s.tgz", size: 200_000)
+        let service = try TestService.faultStore(store: storeDir, runDirectory: try dir.sub("run"))
+        defer { service.stop() }
+        let store = HTTPArchiveStore(baseURL: service.baseURL + "/slow")
+        let file = expected("s.tgz", data)
+        let cache = FileCache(root: try dir.sub("cache"), maxBytes: 10_000_000)
+        let results = try await withThrowingTaskGroup(of: RetrievedFile.self) { group in
+            for i in 0..<3 {
+                group.addTask { try await cache.retrieve(file, from: store, to: out + "/copy\(i)", progress: { _, _ in }) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 3)
+        #expect(results.reduce(Int64(0)) { $0 + $1.bytesTransferred } == 200_000)
+        #expect(try service.counters(for: "s.tgz") == (requests: 1, bytes: 200_000))
+        for i in 0..<3 { #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/copy\(i)")) == data) }
+    }
+
     @Test("LRU eviction never evicts pinned entries")
     func evictionRespectsPins() async throws {
         let dir = try TemporaryDirectory("cache-lru")

@@ -140,35 +140,50 @@ public actor FileCache {
         }
         entries[key] = nil
         let fetched: RetrievedFile
+        let shared: Bool
         if let running = inFlight[key] {
+            // Another caller is fetching this entry: wait for it instead of fetching twice.
             fetched = try await running.value
+            shared = true
             stats.hits += 1
             stats.bytesServedFromCache += fetched.size
         } else {
             if let size = file.size { evictIfNeeded(reserving: size) }
             let temporary = incoming + "/" + UUID().uuidString
-            let task = Task { try await store.retrieve(file, to: temporary, progress: progress) }
+            // The task also moves the verified file into place, so that waiters find it when it completes.
+            let task = Task {
+                do {
+                    let result = try await store.retrieve(file, to: temporary, progress: progress)
+                    chmod(temporary, 0o444)
+                    try FileSystem.rename(temporary, object)
+                    return result
+                } catch {
+                    FileSystem.remove(temporary)
+                    FileSystem.remove(temporary + ".part")
+                    throw error
+                }
+            }
             inFlight[key] = task
             defer { inFlight[key] = nil }
             do {
-                let result = try await task.value
-                chmod(temporary, 0o444)
-                try FileSystem.rename(temporary, object)
+                // The fetch is an unstructured task (others may wait for it): forward our cancellation to it.
+                let result = try await withTaskCancellationHandler {
+                    try await task.value
+                } onCancel: {
+                    task.cancel()
+                }
                 entries[key] = Entry(size: result.size, lastUse: Date().timeIntervalSince1970)
                 stats.misses += 1
                 stats.bytesFetched += result.bytesTransferred
                 fetched = result
-            } catch {
-                FileSystem.remove(temporary)
-                FileSystem.remove(temporary + ".part")
-                throw error
+                shared = false
             }
         }
         try link(object, to: destination)
         evictIfNeeded()
         return RetrievedFile(
             fileId: file.fileId, path: destination, size: fetched.size, checksum: fetched.checksum,
-            bytesTransferred: inFlight[key] == nil ? fetched.bytesTransferred : 0, fromCache: false,
+            bytesTransferred: shared ? 0 : fetched.bytesTransferred, fromCache: shared,
             serverFileName: fetched.serverFileName)
     }
 
