@@ -35,7 +35,10 @@ case "crc":
     let checksum = try Checksum.ofFile(args[2], variant: variant)
     let elapsed = seconds(clock.now - start)
     let size = Double((try FileManager.default.attributesOfItem(atPath: args[2])[.size] as? Int) ?? 0)
-    emit(["checksum": checksum.decimalString, "variant": variant.rawValue, "seconds": elapsed, "mibPerSecond": size / elapsed / 1048576])
+    emit([
+        "checksum": checksum.decimalString, "variant": variant.rawValue, "seconds": elapsed,
+        "mibPerSecond": size / elapsed / 1_048_576,
+    ])
 
 case "fetch":
     guard args.count == 7 else { fail("fetch BASEURL FILEID SIZE CHECKSUM OUT") }
@@ -45,7 +48,7 @@ case "fetch":
     let start = clock.now
     let result = try await store.retrieve(file, to: args[6]) { _, _ in }
     let elapsed = seconds(clock.now - start)
-    emit(["seconds": elapsed, "bytes": result.size, "mibPerSecond": Double(result.size) / elapsed / 1048576])
+    emit(["seconds": elapsed, "bytes": result.size, "mibPerSecond": Double(result.size) / elapsed / 1_048_576])
 
 case "extract":
     guard args.count == 4 else { fail("extract ARCHIVE INTO") }

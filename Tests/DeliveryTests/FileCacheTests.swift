@@ -32,7 +32,9 @@ struct FileCacheTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/second.tgz")) == data)
         #expect(try service.counters(for: "a.tgz") == (requests: 1, bytes: 300_000))
         let stats = await cache.statistics
-        #expect(stats.hits == 1 && stats.misses == 1 && stats.bytesFetched == 300_000 && stats.bytesServedFromCache == 300_000)
+        #expect(
+            stats.hits == 1 && stats.misses == 1 && stats.bytesFetched == 300_000
+                && stats.bytesServedFromCache == 300_000)
 
         // A new cache object over the same directory (a restart) still hits.
         let restarted = FileCache(root: dir.path + "/cache", maxBytes: 10_000_000)
@@ -63,7 +65,9 @@ struct FileCacheTests {
         let cache = FileCache(root: try dir.sub("cache"), maxBytes: 10_000_000)
         let results = try await withThrowingTaskGroup(of: RetrievedFile.self) { group in
             for i in 0..<3 {
-                group.addTask { try await cache.retrieve(file, from: store, to: out + "/copy\(i)", progress: { _, _ in }) }
+                group.addTask {
+                    try await cache.retrieve(file, from: store, to: out + "/copy\(i)", progress: { _, _ in })
+                }
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
@@ -131,10 +135,16 @@ struct TransfersTests {
             let data = try writeRandomFile(storeDir + "/f\(i)", size: 50_000 + i)
             var crc = Checksum(.crc32c)
             crc.update(data)
-            files.append((ExpectedFile(fileId: "f\(i)", size: Int64(data.count), checksum: crc.decimalString, checksumVariant: .crc32c), out + "/f\(i)"))
+            files.append(
+                (
+                    ExpectedFile(
+                        fileId: "f\(i)", size: Int64(data.count), checksum: crc.decimalString, checksumVariant: .crc32c),
+                    out + "/f\(i)"
+                ))
         }
         let log = ProgressLog()
-        let results = try await Transfers.retrieveAll(files, from: LocalDirectoryStore(root: storeDir), parallelism: 3) { done, total in
+        let results = try await Transfers.retrieveAll(files, from: LocalDirectoryStore(root: storeDir), parallelism: 3)
+        { done, total in
             log.add(done, total)
         }
         #expect(results.map(\.fileId) == files.map(\.0.fileId))
@@ -166,12 +176,16 @@ struct TransfersTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir.path + "/x")) == data)
         var wrongSum = good
         wrongSum.checksum = String(crc.value ^ 1)
-        let e1 = try await #require(throws: DeliveryError.self) { try await store.retrieve(wrongSum, to: dir.path + "/y") { _, _ in } }
+        let e1 = try await #require(throws: DeliveryError.self) {
+            try await store.retrieve(wrongSum, to: dir.path + "/y") { _, _ in }
+        }
         #expect(e1.code == .checksumMismatch)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/y"))
         var wrongSize = good
         wrongSize.size = 9_999
-        let e2 = try await #require(throws: DeliveryError.self) { try await store.retrieve(wrongSize, to: dir.path + "/z") { _, _ in } }
+        let e2 = try await #require(throws: DeliveryError.self) {
+            try await store.retrieve(wrongSize, to: dir.path + "/z") { _, _ in }
+        }
         #expect(e2.code == .sizeMismatch)
         let e3 = try await #require(throws: DeliveryError.self) {
             try await store.retrieve(ExpectedFile(fileId: "../store/x.tgz"), to: dir.path + "/w") { _, _ in }

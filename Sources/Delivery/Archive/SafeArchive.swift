@@ -93,7 +93,9 @@ struct ArchiveExtraction {
         archive_read_support_filter_all(reader)
         archive_read_support_format_tar(reader)
         archive_read_support_format_gnutar(reader)
-        guard let writer = archive_write_disk_new() else { throw DeliveryError(.archiveCorrupt, "archive_write_disk_new failed") }
+        guard let writer = archive_write_disk_new() else {
+            throw DeliveryError(.archiveCorrupt, "archive_write_disk_new failed")
+        }
         defer { archive_write_free(writer) }
         archive_write_disk_set_options(
             writer, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT)
@@ -107,7 +109,8 @@ struct ArchiveExtraction {
             let rc = archive_read_next_header(reader, &entry)
             if rc == ARCHIVE_EOF { break }
             guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
-                throw DeliveryError(.archiveCorrupt, "'\(archivePath)' is not a readable tar archive: \(message(reader))")
+                throw DeliveryError(
+                    .archiveCorrupt, "'\(archivePath)' is not a readable tar archive: \(message(reader))")
             }
             summary.entries += 1
             if summary.entries > limits.maxEntries {
@@ -143,7 +146,9 @@ struct ArchiveExtraction {
             }
             if size > limits.maxEntryBytes {
                 throw DeliveryError(
-                    .archiveLimitExceeded, "entry '\(name)' of '\(archivePath)' is \(size) bytes, above the \(limits.maxEntryBytes)-byte limit")
+                    .archiveLimitExceeded,
+                    "entry '\(name)' of '\(archivePath)' is \(size) bytes, above the \(limits.maxEntryBytes)-byte limit"
+                )
             }
             declaredTotal += max(0, size)
             if declaredTotal > limits.maxTotalBytes {
@@ -169,7 +174,8 @@ struct ArchiveExtraction {
         return summary
     }
 
-    private func copyData(_ reader: OpaquePointer, _ writer: OpaquePointer, name: String) throws(DeliveryError) -> Int64 {
+    private func copyData(_ reader: OpaquePointer, _ writer: OpaquePointer, name: String) throws(DeliveryError) -> Int64
+    {
         var written: Int64 = 0
         var buffer: UnsafeRawPointer?
         var length = 0

@@ -82,7 +82,8 @@ public actor FileCache {
             var st = stat()
             let path = objects + "/" + name
             guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            entries[name] = Entry(size: Int64(st.st_size), lastUse: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
+            entries[name] = Entry(
+                size: Int64(st.st_size), lastUse: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
         }
         loaded = true
     }

@@ -34,7 +34,8 @@ public struct HTTPArchiveStore: ArchiveStore {
 
     /// The RETRIEVE URL of a file id (percent-encoded).
     public func retrieveURL(for fileId: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
+        var allowed = CharacterSet.alphanumerics.intersection(
+            CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
         allowed.insert(charactersIn: "-._~")
         let encoded = fileId.addingPercentEncoding(withAllowedCharacters: allowed) ?? fileId
         return "\(baseURL)/RETRIEVE?file_id=\(encoded)"
@@ -86,8 +87,10 @@ public struct HTTPArchiveStore: ArchiveStore {
                 if let retryAfter { delay = min(retryAfter, options.maxRetryAfter) }
                 options.logger?.info(
                     "retrying transfer",
-                    metadata: ["file.id": "\(file.fileId)", "attempt": "\(attempts)", "error": "\(error)",
-                               "delay.ms": "\(delay.milliseconds)"])
+                    metadata: [
+                        "file.id": "\(file.fileId)", "attempt": "\(attempts)", "error": "\(error)",
+                        "delay.ms": "\(delay.milliseconds)",
+                    ])
                 backoff = min(backoff * 2, options.maxBackoff)
             }
             if delay > .zero {

@@ -41,7 +41,10 @@ struct HTTPTransferAttempt {
         var rangeMismatch = false
         var writeError: DeliveryError?
 
-        init(writer: HashingFileWriter, cancelled: CancellationFlag, progress: @escaping ProgressHandler, expectedTotal: Int64?) {
+        init(
+            writer: HashingFileWriter, cancelled: CancellationFlag, progress: @escaping ProgressHandler,
+            expectedTotal: Int64?
+        ) {
             self.writer = writer
             self.resumeOffset = writer.bytesWritten
             self.cancelled = cancelled
@@ -70,7 +73,7 @@ struct HTTPTransferAttempt {
 
         func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
             if mode == .undecided { decide() }
-            bodyBytes += Int64(bytes.count)
+            if mode != .discard { bodyBytes += Int64(bytes.count) }
             switch mode {
             case .file:
                 if rangeMismatch { return false }
@@ -92,7 +95,9 @@ struct HTTPTransferAttempt {
     }
 
     /// Performs the attempt. Never throws: every failure is an outcome.
-    func perform(cancelled: CancellationFlag, progress: @escaping ProgressHandler) -> (HTTPAttemptOutcome, Int64, String?) {
+    func perform(cancelled: CancellationFlag, progress: @escaping ProgressHandler) -> (
+        HTTPAttemptOutcome, Int64, String?
+    ) {
         let part = destination + ".part"
         let writer: HashingFileWriter
         let handle: CurlHandle
@@ -204,7 +209,8 @@ struct HTTPTransferAttempt {
             if context.headers.isXML, let message = NgamsStatus.failureMessage(in: context.sniff) {
                 writer.closeQuietly()
                 FileSystem.remove(part)
-                return .fatal(DeliveryError(.archiveFailure, "NGAS failure for \(what): \(message)", httpStatus: status))
+                return .fatal(
+                    DeliveryError(.archiveFailure, "NGAS failure for \(what): \(message)", httpStatus: status))
             }
             if let length = context.headers.contentLength, length != context.bodyBytes {
                 writer.closeQuietly()
@@ -264,7 +270,9 @@ struct HTTPTransferAttempt {
             expectation.size = total
         }
         let checksum = writer.checksum
-        if let error = Verification.check(expectation, size: writer.bytesWritten, checksum: checksum, source: storeDescription) {
+        if let error = Verification.check(
+            expectation, size: writer.bytesWritten, checksum: checksum, source: storeDescription)
+        {
             FileSystem.remove(part)
             return .verificationFailed(error)
         }

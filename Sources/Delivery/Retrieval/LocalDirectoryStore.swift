@@ -67,7 +67,8 @@ public struct LocalDirectoryStore: ArchiveStore {
                 progress(writer.bytesWritten, total)
             }
             try writer.finish()
-            if let error = Verification.check(file, size: writer.bytesWritten, checksum: writer.checksum, source: store) {
+            if let error = Verification.check(file, size: writer.bytesWritten, checksum: writer.checksum, source: store)
+            {
                 throw error
             }
             try FileSystem.rename(part, destination)
