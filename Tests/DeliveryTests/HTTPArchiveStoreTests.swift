@@ -234,6 +234,35 @@ struct HTTPArchiveStoreFaultTests {
         #expect(values.allSatisfy { $0.1 == Int64(fixture.data.count) })
     }
 
+    @Test("NGAS STATUS gives size and checksum; unverified expectations are completed from it")
+    func statusCompletesExpectations() async throws {
+        let fixture = try FaultFixture()
+        defer { fixture.tearDown() }
+        let status = try await fixture.store(fault: nil).status(of: fixture.expected.fileId)
+        #expect(status.size == fixture.expected.size)
+        #expect(status.checksumVariant == .crc32)
+        #expect(Checksum.parse(status.checksum ?? "") == Checksum.parse(fixture.expected.checksum!))
+        let missing = try await #require(throws: DeliveryError.self) {
+            try await fixture.store(fault: nil).status(of: "not-there.tgz")
+        }
+        #expect(missing.code == .fileNotFound)
+
+        // With no expectations at all, a corrupted byte would go unnoticed; STATUS makes it a checksum failure.
+        var store = fixture.store(fault: "corrupt-byte")
+        var options = store.options
+        options.completeExpectationsFromStatus = true
+        store = HTTPArchiveStore(baseURL: store.baseURL, options: options)
+        let bare = ExpectedFile(fileId: fixture.expected.fileId)
+        let error = try await #require(throws: DeliveryError.self) {
+            try await store.retrieve(bare, to: fixture.destination) { _, _ in }
+        }
+        #expect(error.code == .checksumMismatch)
+        let clean = HTTPArchiveStore(baseURL: fixture.service.baseURL, options: options)
+        let result = try await clean.retrieve(bare, to: fixture.destination) { _, _ in }
+        #expect(result.size == Int64(fixture.data.count))
+        #expect(try fixture.fetched() == fixture.data)
+    }
+
     @Test("invalid file ids are refused before any request")
     func invalidFileIds() async throws {
         let store = HTTPArchiveStore(baseURL: "http://127.0.0.1:9")

@@ -19,11 +19,12 @@ Range (bytes=N-) with 206, NgamsStatus FAILURE XML bodies for errors. A fault is
   ngas-failure-200  200, text/xml NgamsStatus FAILURE body      416   416 for any Range request
   empty        close without any response
 
+GET /STATUS?file_id=ID -> NGAS FileStatus XML (FileSize, Checksum as signed crc32, ChecksumPlugIn ngamsGenCrc32)
 GET /_counters -> JSON {"files": {id: {"requests": n, "bytes": n}}, "faults": {"fault|id": n}}
 GET /_reset    -> clears the counters.
 Writes RUN_DIR/port and RUN_DIR/pid when --run-dir is given, and prints "PORT <n>" on stdout.
 """
-import argparse, email.utils, json, os, re, socket, struct, sys, threading, time
+import argparse, email.utils, json, os, re, socket, struct, sys, threading, time, zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, parse_qs, quote
 
@@ -69,6 +70,23 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.count(file_id, len(data))
 
+    def status(self, ids):
+        if len(ids) != 1 or not VALID_ID.match(ids[0]):
+            return self.send_body(400, ngas_xml("FAILURE", "NGAMS_ER_CMD_SYNTAX:4015:ERROR: file_id missing"))
+        path = os.path.join(self.server.store, ids[0])
+        if not os.path.isfile(path):
+            return self.send_body(400, ngas_xml("FAILURE", "NGAMS_ER_UNAVAIL_FILE:4019:ERROR: File with ID: %s appears not to be available." % ids[0]))
+        crc = 0
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                crc = zlib.crc32(block, crc)
+        signed = crc - (1 << 32) if crc >= (1 << 31) else crc
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<NgamsStatus>\n  <Status HostId="faultstore" Message="Successfully handled command STATUS" State="ONLINE" Status="SUCCESS" SubState="IDLE" Version="v11"/>\n'
+                '  <DiskStatus DiskId="disk1" Mounted="1">\n    <FileStatus Checksum="%d" ChecksumPlugIn="ngamsGenCrc32" Compression="" FileId="%s" '
+                'FileSize="%d" FileVersion="1" Format="application/octet-stream" UncompressedFileSize="%d"/>\n  </DiskStatus>\n</NgamsStatus>\n'
+                % (signed, ids[0], os.path.getsize(path), os.path.getsize(path))).encode()
+        return self.send_body(200, body)
+
     def do_HEAD(self):
         self.do_GET()
 
@@ -84,6 +102,8 @@ class Handler(BaseHTTPRequestHandler):
                 COUNTERS["faults"].clear()
             return self.send_body(200, b"{}", "application/json")
         parts = [p for p in url.path.split("/") if p]
+        if parts and parts[-1] == "STATUS" and len(parts) <= 2:  # a fault prefix does not affect STATUS
+            return self.status(parse_qs(url.query).get("file_id", []))
         if not parts or parts[-1] != "RETRIEVE" or len(parts) > 2:
             return self.send_body(404, ngas_xml("FAILURE", "NGAMS_ER_ILL_CMD:4017:ERROR: Unknown command"))
         fault = parts[0] if len(parts) == 2 else ""

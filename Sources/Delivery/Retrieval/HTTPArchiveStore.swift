@@ -46,6 +46,15 @@ public struct HTTPArchiveStore: ArchiveStore {
         async throws -> RetrievedFile
     {
         try FileIdentifier.validate(file.fileId)
+        var file = file
+        if options.completeExpectationsFromStatus && (file.size == nil || file.checksum == nil) {
+            let known = try await status(of: file.fileId)
+            file.size = file.size ?? known.size
+            if file.checksum == nil {
+                file.checksum = known.checksum
+                file.checksumVariant = known.checksumVariant
+            }
+        }
         let attempt = HTTPTransferAttempt(
             file: file, url: retrieveURL(for: file.fileId), destination: destination, options: options,
             storeDescription: baseURL)

@@ -74,7 +74,7 @@ enum NgamsStatus {
         return unescape(String(message))
     }
 
-    private static func unescape(_ s: String) -> String {
+    static func unescape(_ s: String) -> String {
         s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
             .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
             .replacingOccurrences(of: "&amp;", with: "&")
