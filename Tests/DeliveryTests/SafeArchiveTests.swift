@@ -31,6 +31,7 @@ private func makeTar(_ kind: String, at path: String) throws {
             elif kind == "fifo": add(t, "pipe", tarfile.FIFOTYPE)
             elif kind == "many": [add_file(t, "f%03d" % i) for i in range(50)]
             elif kind == "big": add_file(t, "zeros.bin", bytes(5_000_000))
+            elif kind == "random": add_file(t, "random.bin", __import__("os").urandom(1_000_000))
         """#
     let log = path + ".log"
     let pid = try spawnProcess(["/usr/bin/python3", "-c", script, kind, path], outputFile: log)
@@ -133,6 +134,24 @@ struct SafeArchiveTests {
         }
         #expect(half.code == .archiveCorrupt)
         #expect(listing(target).isEmpty)
+    }
+
+    @Test("a flipped byte in a gzip'd tar is caught by the gzip CRC check", arguments: ["payload", "trailer"])
+    func gzipCRC(place: String) throws {
+        let dir = try TemporaryDirectory("archive-gzip-crc")
+        defer { dir.remove() }
+        try makeTar("random", at: dir.path + "/ok.tgz")
+        var data = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/ok.tgz"))
+        // Incompressible data is stored verbatim by deflate: a flip there decompresses "fine" but wrongly.
+        let index = place == "payload" ? data.count / 2 : data.count - 6
+        data[index] ^= 0x20
+        try data.write(to: URL(fileURLWithPath: dir.path + "/bad.tgz"))
+        let target = try dir.sub("target")
+        let error = try #require(throws: DeliveryError.self) { try SafeArchive.extract(dir.path + "/bad.tgz", into: target) }
+        #expect(error.code == .archiveCorrupt)
+        #expect(error.message.contains("CRC"))
+        #expect(listing(target).isEmpty)
+        #expect(try SafeArchive.extract(dir.path + "/ok.tgz", into: target).bytes == 1_000_000)
     }
 
     @Test("createTar round-trips a tree (gzip and plain)", arguments: [true, false])

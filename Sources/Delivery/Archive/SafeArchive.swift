@@ -13,8 +13,9 @@ public enum SafeArchive {
     /// names are not overwritten (`fileSystemError`). Permissions are those of the archive minus the umask
     /// (no set-uid/set-gid, owners not restored); modification times are restored.
     ///
-    /// libarchive does not check the gzip CRC trailer: verify the archive's checksum before extracting it
-    /// (the archive stores do).
+    /// libarchive itself does not check the gzip CRC trailer; this function does, in the same single pass
+    /// (single-member gzip files; multi-member ones are not checkable), so a damaged .tgz fails with
+    /// `archiveCorrupt` instead of extracting silently wrong bytes.
     /// - Parameters:
     ///   - archivePath: the archive file.
     ///   - directory: the existing directory to extract into.
@@ -90,7 +91,8 @@ struct ArchiveExtraction {
     func run() throws(DeliveryError) -> ExtractionSummary {
         guard let reader = archive_read_new() else { throw DeliveryError(.archiveCorrupt, "archive_read_new failed") }
         defer { archive_read_free(reader) }
-        archive_read_support_filter_all(reader)
+        // Decompression happens in `stream` (which also checks the gzip CRC); `reader` parses the tar from it.
+        let stream = try DecompressedStream(path: archivePath)
         archive_read_support_format_tar(reader)
         archive_read_support_format_gnutar(reader)
         guard let writer = archive_write_disk_new() else {
@@ -99,8 +101,14 @@ struct ArchiveExtraction {
         defer { archive_write_free(writer) }
         archive_write_disk_set_options(
             writer, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT)
-        if archive_read_open_filename(reader, archivePath, 1 << 20) != ARCHIVE_OK {
-            throw DeliveryError(.archiveCorrupt, "cannot open archive '\(archivePath)': \(message(reader))")
+        let opened = withExtendedLifetime(stream) {
+            archive_read_open(reader, Unmanaged.passUnretained(stream).toOpaque(), nil, { _, context, buffer in
+                Unmanaged<DecompressedStream>.fromOpaque(context!).takeUnretainedValue().next(buffer!)
+            }, nil)
+        }
+        if opened != ARCHIVE_OK {
+            throw DeliveryError(
+                .archiveCorrupt, "cannot open archive '\(archivePath)': \(stream.failure ?? message(reader))")
         }
         var summary = ExtractionSummary(entries: 0, files: 0, directories: 0, symlinks: 0, bytes: 0, topLevelNames: [])
         var declaredTotal: Int64 = 0
@@ -110,7 +118,8 @@ struct ArchiveExtraction {
             if rc == ARCHIVE_EOF { break }
             guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
                 throw DeliveryError(
-                    .archiveCorrupt, "'\(archivePath)' is not a readable tar archive: \(message(reader))")
+                    .archiveCorrupt,
+                    "'\(archivePath)' is not a readable tar archive: \(stream.failure ?? message(reader))")
             }
             summary.entries += 1
             if summary.entries > limits.maxEntries {
@@ -168,6 +177,7 @@ struct ArchiveExtraction {
                 throw DeliveryError(.fileSystem, "cannot finish '\(name)': \(message(writer))")
             }
         }
+        try stream.verifyTrailer()
         if archive_write_close(writer) < ARCHIVE_WARN {
             throw DeliveryError(.fileSystem, "cannot complete extraction of '\(archivePath)': \(message(writer))")
         }
