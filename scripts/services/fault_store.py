@@ -125,10 +125,15 @@ class Handler(BaseHTTPRequestHandler):
         if not os.path.isfile(path):
             return self.send_body(404, ngas_xml("FAILURE", "NGAMS_ER_UNAVAIL_FILE:4019:ERROR: File with ID: %s appears not to be available." % file_id))
         if active == "redirect-303":
+            # Like NGAS: 303 to the node holding the file, with a small body that must not end up in the file.
+            body = b"<html><body>See other node</body></html>\n"
             self.send_response(303)
             self.send_header("Location", "/RETRIEVE?file_id=%s" % quote(file_id))
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
             return
         if active in ("503", "500"):
             return self.send_body(int(active), ngas_xml("FAILURE", "NGAMS_ER_MAINT:9999:ERROR: temporarily unavailable"), extra=[("Retry-After", "1")] if active == "503" else [])

@@ -34,6 +34,7 @@ struct HTTPTransferAttempt {
         let expectedTotal: Int64?
         var headers = HTTPResponseHeaders()
         var mode = Mode.undecided
+        var decidedResponse = 0
         var errorBody: [UInt8] = []
         var sniff: [UInt8] = []
         var bodyBytes: Int64 = 0
@@ -54,6 +55,7 @@ struct HTTPTransferAttempt {
 
         /// Decides, at the first body byte of the final response, where the body goes.
         func decide() {
+            decidedResponse = headers.responseIndex
             let status = headers.status
             if (300..<400).contains(status) {
                 mode = .discard
@@ -72,7 +74,8 @@ struct HTTPTransferAttempt {
         }
 
         func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
-            if mode == .undecided { decide() }
+            // Decide per response: a redirect's body (if libcurl passes one) must not decide the final one.
+            if mode == .undecided || decidedResponse != headers.responseIndex { decide() }
             if mode != .discard { bodyBytes += Int64(bytes.count) }
             switch mode {
             case .file:
