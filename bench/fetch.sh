@@ -4,7 +4,8 @@
 #
 #   bench/fetch.sh [SIZE_MIB (default 1024)] [REPEATS (default 3)]
 #
-# Uses tmpfs (/dev/shm) for the store and the downloads when it has room, else bench/out/ on disk.
+# Uses tmpfs (/dev/shm) for the store and the downloads when it has room, else bench/out/ on disk;
+# BENCH_DIR=/some/dir forces a directory (e.g. on disk: the fetch then includes a real fsync).
 # Prints per-run MiB/s, the medians and the ratio ours/curl (target >= 0.95). Not a test.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +18,9 @@ swift build -c release --product DeliveryBench >/dev/null
 bin=$(swift build -c release --show-bin-path)/DeliveryBench
 
 need_kib=$((size_mib * 1024 * 3 + 102400))
-if [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt "$need_kib" ] 2>/dev/null; then
+if [ -n "${BENCH_DIR:-}" ]; then
+    mkdir -p "$BENCH_DIR"; work=$(mktemp -d "$BENCH_DIR/delivery-bench.XXXXXX")
+elif [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt "$need_kib" ] 2>/dev/null; then
     work=$(mktemp -d /dev/shm/delivery-bench.XXXXXX)
 else
     mkdir -p bench/out; work=$(mktemp -d "$here/bench/out/fetch.XXXXXX")
@@ -56,7 +59,7 @@ python3 - "$curl_rates" "$our_rates" "$size_mib" "$work" <<'PY'
 import statistics, sys
 c = [float(x) for x in sys.argv[1].split()]; o = [float(x) for x in sys.argv[2].split()]
 mc, mo = statistics.median(c), statistics.median(o)
-print("file %s MiB on %s" % (sys.argv[3], "tmpfs" if sys.argv[4].startswith("/dev/shm") else "disk"))
+print("file %s MiB on %s" % (sys.argv[3], "tmpfs" if sys.argv[4].startswith("/dev/shm") else sys.argv[4]))
 print("median curl -o:                     %.0f MiB/s" % mc)
 print("median HTTPArchiveStore+CRC+fsync:  %.0f MiB/s" % mo)
 print("ratio ours/curl:                    %.2fx (target >= 0.95x)" % (mo / mc))

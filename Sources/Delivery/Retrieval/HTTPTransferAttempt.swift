@@ -263,8 +263,9 @@ struct HTTPTransferAttempt {
     /// Fsyncs, verifies and renames a complete `.part`.
     private func finish(context: Context, part: String, status: Int) -> HTTPAttemptOutcome {
         let writer = context.writer
+        let checksum: Checksum
         do throws(DeliveryError) {
-            try writer.finish()
+            checksum = try writer.finish()
         } catch {
             return .fatal(error)
         }
@@ -272,7 +273,6 @@ struct HTTPTransferAttempt {
         if expectation.size == nil, let total = context.headers.contentRangeTotal, status == 206 {
             expectation.size = total
         }
-        let checksum = writer.checksum
         if let error = Verification.check(
             expectation, size: writer.bytesWritten, checksum: checksum, source: storeDescription)
         {

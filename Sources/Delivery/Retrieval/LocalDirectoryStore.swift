@@ -66,8 +66,8 @@ public struct LocalDirectoryStore: ArchiveStore {
                 try writer.write(UnsafeRawBufferPointer(start: buffer, count: n))
                 progress(writer.bytesWritten, total)
             }
-            try writer.finish()
-            if let error = Verification.check(file, size: writer.bytesWritten, checksum: writer.checksum, source: store)
+            let checksum = try writer.finish()
+            if let error = Verification.check(file, size: writer.bytesWritten, checksum: checksum, source: store)
             {
                 throw error
             }
@@ -79,7 +79,7 @@ public struct LocalDirectoryStore: ArchiveStore {
         }
         return RetrievedFile(
             fileId: file.fileId, path: destination, size: writer.bytesWritten,
-            checksum: writer.checksum.decimalString, bytesTransferred: writer.bytesWritten, fromCache: false,
+            checksum: writer.checksum?.decimalString, bytesTransferred: writer.bytesWritten, fromCache: false,
             serverFileName: file.fileId)
     }
 }
