@@ -182,10 +182,18 @@ final class BackgroundHasher: Sendable {
         thread.start()
     }
 
-    /// The writer has written `length` bytes in total.
+    /// Bytes written since the last wake-up of the hashing thread (used by the writer's thread only).
+    private let unsignalled = Atomic<Int64>(0)
+
+    /// The writer has written `length` bytes in total. Wakes the hashing thread every 4 MiB only (it may lag
+    /// by that much; ``finish()`` wakes it for the rest), which saves a futex wake-up per write.
     func advance(to length: Int64) {
-        written.store(length, ordering: .releasing)
-        wake.signal()
+        let previous = written.exchange(length, ordering: .acquiringAndReleasing)
+        let pending = unsignalled.add(length - previous, ordering: .relaxed).newValue
+        if pending >= 4 << 20 {
+            unsignalled.store(0, ordering: .relaxed)
+            wake.signal()
+        }
     }
 
     /// No more writes: waits until everything is hashed.
