@@ -41,7 +41,7 @@ echo "zlib-polynomial CRC-32 (our Checksum, warm cache): $(echo "$crc_json" | py
 port=$(scripts/services/nginx-store.sh start "$work/store" 0 "$work/run" | awk '/^PORT/ {print $2}')
 url="http://127.0.0.1:$port"
 
-curl_rates=""; our_rates=""
+curl_rates=""; our_rates=""; synced_rates=""
 i=1
 while [ "$i" -le "$repeats" ]; do
     rm -f "$work/dl/curl.bin" "$work/dl/ours.bin"
@@ -49,18 +49,26 @@ while [ "$i" -le "$repeats" ]; do
     r=$(python3 -c "print('%.1f' % ($size / $t / 1048576))")
     curl_rates="$curl_rates $r"
     rm -f "$work/dl/curl.bin"
+    # The same with durability: curl -o followed by an fsync of the file (what HTTPArchiveStore does).
+    s0=$(date +%s.%N); curl -s -o "$work/dl/curl.bin" "$url/RETRIEVE?file_id=$id"; sync "$work/dl/curl.bin"; s1=$(date +%s.%N)
+    rs=$(python3 -c "print('%.1f' % ($size / ($s1 - $s0) / 1048576))")
+    synced_rates="$synced_rates $rs"
+    rm -f "$work/dl/curl.bin"
     ours=$("$bin" fetch "$url" "$id" "$size" "$crc" "$work/dl/ours.bin")
     o=$(echo "$ours" | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["mibPerSecond"])')
     our_rates="$our_rates $o"
-    echo "run $i: curl -o ${r} MiB/s   HTTPArchiveStore fetch+verify ${o} MiB/s"
+    echo "run $i: curl -o ${r} MiB/s   curl -o + fsync ${rs} MiB/s   HTTPArchiveStore fetch+verify ${o} MiB/s"
     i=$((i + 1))
 done
-python3 - "$curl_rates" "$our_rates" "$size_mib" "$work" <<'PY'
+python3 - "$curl_rates" "$our_rates" "$size_mib" "$work" "$synced_rates" <<'PY'
 import statistics, sys
 c = [float(x) for x in sys.argv[1].split()]; o = [float(x) for x in sys.argv[2].split()]
+cs = statistics.median([float(x) for x in sys.argv[5].split()])
 mc, mo = statistics.median(c), statistics.median(o)
 print("file %s MiB on %s" % (sys.argv[3], "tmpfs" if sys.argv[4].startswith("/dev/shm") else sys.argv[4]))
 print("median curl -o:                     %.0f MiB/s" % mc)
 print("median HTTPArchiveStore+CRC+fsync:  %.0f MiB/s" % mo)
+print("median curl -o + fsync:             %.0f MiB/s" % cs)
 print("ratio ours/curl:                    %.2fx (target >= 0.95x)" % (mo / mc))
+print("ratio ours/(curl + fsync):          %.2fx" % (mo / cs))
 PY
