@@ -166,19 +166,18 @@ public actor FileCache {
             }
             inFlight[key] = task
             defer { inFlight[key] = nil }
-            do {
-                // The fetch is an unstructured task (others may wait for it): forward our cancellation to it.
-                let result = try await withTaskCancellationHandler {
-                    try await task.value
-                } onCancel: {
-                    task.cancel()
-                }
-                entries[key] = Entry(size: result.size, lastUse: Date().timeIntervalSince1970)
-                stats.misses += 1
-                stats.bytesFetched += result.bytesTransferred
-                fetched = result
-                shared = false
+            // The fetch is an unstructured task (others may wait for it): forward our cancellation to it
+            // (callers waiting on the same entry then fail with `cancelled` too).
+            let result = try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
             }
+            entries[key] = Entry(size: result.size, lastUse: Date().timeIntervalSince1970)
+            stats.misses += 1
+            stats.bytesFetched += result.bytesTransferred
+            fetched = result
+            shared = false
         }
         try link(object, to: destination)
         evictIfNeeded()

@@ -42,7 +42,11 @@ public enum Transfers {
                 startNext()
             }
         }
-        return results.map { $0! }
+        let retrieved = results.compactMap { $0 }
+        guard retrieved.count == files.count else {
+            throw DeliveryError(.transferFailed, "a batch transfer ended without all results")
+        }
+        return retrieved
     }
 
     /// Retrieves all `files` from `store`; see ``retrieveAll(_:parallelism:progress:using:)``.
