@@ -161,6 +161,37 @@ struct TransfersTests {
         #expect(error.code == .fileNotFound)
     }
 
+    @Test("a failing file cancels the other transfers of the batch promptly")
+    func firstErrorCancelsTheRest() async throws {
+        let dir = try TemporaryDirectory("transfers-cancel")
+        defer { dir.remove() }
+        let storeDir = try dir.sub("store")
+        let out = try dir.sub("out")
+        try writeRandomFile(storeDir + "/big", size: 1 << 20)
+        let service = try TestService.faultStore(store: storeDir, runDirectory: try dir.sub("run"))
+        defer { service.stop() }
+        var options = HTTPStoreOptions()
+        options.lowSpeedTime = .seconds(120)
+        let stalling = HTTPArchiveStore(baseURL: service.baseURL + "/stall", options: options)
+        let files: [(ExpectedFile, destination: String)] = [
+            (ExpectedFile(fileId: "big"), destination: out + "/big"),
+            (ExpectedFile(fileId: "missing"), destination: out + "/missing"),
+        ]
+        let start = ContinuousClock.now
+        let error = try await #require(throws: DeliveryError.self) {
+            try await Transfers.retrieveAll(files, parallelism: 2) { file, destination, progress in
+                if file.fileId == "missing" {
+                    // Fail once the stalled transfer is under way.
+                    poll(for: 10) { ((try? service.counters(for: "big").bytes) ?? 0) > 0 }
+                }
+                return try await stalling.retrieve(file, to: destination, progress: progress)
+            }
+        }
+        #expect(error.code == .fileNotFound)
+        #expect(ContinuousClock.now - start < .seconds(10), "the stalled transfer was cancelled, not waited for")
+        #expect(!FileManager.default.fileExists(atPath: out + "/big"))
+    }
+
     @Test("LocalDirectoryStore verifies size and checksum and validates ids")
     func localStoreVerifies() async throws {
         let dir = try TemporaryDirectory("local-store")

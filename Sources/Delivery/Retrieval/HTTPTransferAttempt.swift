@@ -93,6 +93,16 @@ struct HTTPTransferAttempt {
             return true
         }
 
+        private var lastReport: ContinuousClock.Instant?
+
+        /// Calls the progress handler at most every 100 ms (libcurl calls back far more often).
+        func reportProgress() {
+            let now = ContinuousClock.now
+            if let lastReport, now - lastReport < .milliseconds(100) { return }
+            lastReport = now
+            progress(bytesDone, expectedTotal)
+        }
+
         /// Bytes in the `.part` now (for progress).
         var bytesDone: Int64 { writer.bytesWritten }
     }
@@ -157,7 +167,7 @@ struct HTTPTransferAttempt {
         _ = ccurl_setopt_xferinfo(handle.raw) { user, _, _, _, _ in
             let context = Unmanaged<Context>.fromOpaque(user!).takeUnretainedValue()
             if context.cancelled.isCancelled { return 1 }
-            if context.mode == .file { context.progress(context.bytesDone, context.expectedTotal) }
+            if context.mode == .file { context.reportProgress() }
             return 0
         }
     }

@@ -54,6 +54,7 @@ public struct LocalDirectoryStore: ArchiveStore {
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         defer { buffer.deallocate() }
+        var lastReport = ContinuousClock.now
         do throws(DeliveryError) {
             while true {
                 if cancelled.isCancelled { throw DeliveryError(.cancelled, "copy of '\(file.fileId)' cancelled") }
@@ -64,7 +65,10 @@ public struct LocalDirectoryStore: ArchiveStore {
                 }
                 if n == 0 { break }
                 try writer.write(UnsafeRawBufferPointer(start: buffer, count: n))
-                progress(writer.bytesWritten, total)
+                if ContinuousClock.now - lastReport >= .milliseconds(100) {
+                    lastReport = .now
+                    progress(writer.bytesWritten, total)
+                }
             }
             let checksum = try writer.finish()
             if let error = Verification.check(file, size: writer.bytesWritten, checksum: checksum, source: store)
@@ -72,6 +76,7 @@ public struct LocalDirectoryStore: ArchiveStore {
                 throw error
             }
             try FileSystem.rename(part, destination)
+            progress(writer.bytesWritten, total)
         } catch {
             writer.closeQuietly()
             FileSystem.remove(part)
