@@ -12,7 +12,8 @@ private struct FaultFixture {
     let expected: ExpectedFile
 
     init(size: Int = 1 << 20) throws {
-        dir = try TemporaryDirectory("http-store")
+        let dir = try TemporaryDirectory("http-store")
+        self.dir = dir
         store = try dir.sub("store")
         output = try dir.sub("out")
         data = try writeRandomFile(store + "/uid___A001_X1_X2.caltables.tgz", size: size)
@@ -23,7 +24,12 @@ private struct FaultFixture {
         expected = ExpectedFile(
             fileId: "uid___A001_X1_X2.caltables.tgz", size: Int64(size), checksum: String(signed),
             checksumVariant: .crc32)
-        service = try TestService.faultStore(store: store, runDirectory: try dir.sub("run"))
+        do {
+            service = try TestService.faultStore(store: store, runDirectory: try dir.sub("run"))
+        } catch {
+            dir.remove()
+            throw error
+        }
     }
 
     func store(fault: String?, attempts: Int = 4, lowSpeedTime: Duration = .seconds(2)) -> HTTPArchiveStore {

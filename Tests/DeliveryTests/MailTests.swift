@@ -98,9 +98,15 @@ private struct SMTPFixture {
     let server: TestService
 
     init(mode: TestService.SMTPMode = .startTLS) throws {
-        dir = try TemporaryDirectory("smtp")
-        server = try TestService.smtpServer(
-            runDirectory: try dir.sub("run"), user: "alice", password: "s3cret", mode: mode)
+        let dir = try TemporaryDirectory("smtp")
+        do {
+            server = try TestService.smtpServer(
+                runDirectory: try dir.sub("run"), user: "alice", password: "s3cret", mode: mode)
+        } catch {
+            dir.remove()
+            throw error
+        }
+        self.dir = dir
     }
 
     func configuration(
