@@ -147,7 +147,9 @@ struct SafeArchiveTests {
         data[index] ^= 0x20
         try data.write(to: URL(fileURLWithPath: dir.path + "/bad.tgz"))
         let target = try dir.sub("target")
-        let error = try #require(throws: DeliveryError.self) { try SafeArchive.extract(dir.path + "/bad.tgz", into: target) }
+        let error = try #require(throws: DeliveryError.self) {
+            try SafeArchive.extract(dir.path + "/bad.tgz", into: target)
+        }
         #expect(error.code == .archiveCorrupt)
         #expect(error.message.contains("CRC"))
         #expect(listing(target).isEmpty)

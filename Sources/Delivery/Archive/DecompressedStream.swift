@@ -73,8 +73,10 @@ final class DecompressedStream {
         guard fileSize >= 18, pread(fd, &trailer, 8, fileSize - 8) == 8 else {
             throw DeliveryError(.archiveCorrupt, "'\(path)' is too short to be a gzip file")
         }
-        let storedCRC = UInt32(trailer[0]) | UInt32(trailer[1]) << 8 | UInt32(trailer[2]) << 16 | UInt32(trailer[3]) << 24
-        let storedSize = UInt32(trailer[4]) | UInt32(trailer[5]) << 8 | UInt32(trailer[6]) << 16 | UInt32(trailer[7]) << 24
+        let storedCRC =
+            UInt32(trailer[0]) | UInt32(trailer[1]) << 8 | UInt32(trailer[2]) << 16 | UInt32(trailer[3]) << 24
+        let storedSize =
+            UInt32(trailer[4]) | UInt32(trailer[5]) << 8 | UInt32(trailer[6]) << 16 | UInt32(trailer[7]) << 24
         guard storedSize == UInt32(truncatingIfNeeded: length) else { return }  // multi-member gzip: not checkable
         if storedCRC != crc.value {
             throw DeliveryError(

@@ -102,9 +102,11 @@ struct ArchiveExtraction {
         archive_write_disk_set_options(
             writer, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT)
         let opened = withExtendedLifetime(stream) {
-            archive_read_open(reader, Unmanaged.passUnretained(stream).toOpaque(), nil, { _, context, buffer in
-                Unmanaged<DecompressedStream>.fromOpaque(context!).takeUnretainedValue().next(buffer!)
-            }, nil)
+            archive_read_open(
+                reader, Unmanaged.passUnretained(stream).toOpaque(), nil,
+                { _, context, buffer in
+                    Unmanaged<DecompressedStream>.fromOpaque(context!).takeUnretainedValue().next(buffer!)
+                }, nil)
         }
         if opened != ARCHIVE_OK {
             throw DeliveryError(

@@ -79,4 +79,3 @@ enum FileSystem {
         join(parent(path), ".\(baseName(path)).\(tag)-\(UUID().uuidString.prefix(8))")
     }
 }
-

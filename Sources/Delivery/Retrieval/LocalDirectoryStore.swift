@@ -71,8 +71,7 @@ public struct LocalDirectoryStore: ArchiveStore {
                 }
             }
             let checksum = try writer.finish()
-            if let error = Verification.check(file, size: writer.bytesWritten, checksum: checksum, source: store)
-            {
+            if let error = Verification.check(file, size: writer.bytesWritten, checksum: checksum, source: store) {
                 throw error
             }
             try FileSystem.rename(part, destination)
