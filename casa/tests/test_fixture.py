@@ -90,7 +90,7 @@ def test_products_have_pipeline_names_and_content(fixture_dir):
 
 def test_manifests(fixture_dir):
     import xml.etree.ElementTree as ET
-    _, fx = load(fixture_dir)
+    cat, fx = load(fixture_dir)
     store = os.path.join(fixture_dir, "store")
     for m in fx["mouses"]:
         ous = ET.parse(os.path.join(store, m["manifest"])).getroot().find("ous")

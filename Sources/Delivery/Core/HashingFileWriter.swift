@@ -20,6 +20,10 @@ final class HashingFileWriter {
     private var finished = false
 
     static let chunkSize = 4 << 20
+    /// A partly filled chunk is handed to the writer after this long, so that a process killed during a slow
+    /// transfer loses at most this much of it: the `.part` on disk is what the next attempt resumes from.
+    static let maxBufferedTime: Duration = .milliseconds(500)
+    private var lastSubmit = ContinuousClock.now
 
     /// Opens `path` for writing. With `resume`, keeps the existing content (hashed again) and appends.
     init(path: String, variant: ChecksumVariant, resume: Bool) throws(DeliveryError) {
@@ -66,7 +70,13 @@ final class HashingFileWriter {
             if filled == Self.chunkSize {
                 sink.submit(current!, count: filled)
                 current = nil
+                lastSubmit = ContinuousClock.now
             }
+        }
+        if let chunk = current, filled > 0, ContinuousClock.now - lastSubmit > Self.maxBufferedTime {
+            sink.submit(chunk, count: filled)
+            current = nil
+            lastSubmit = ContinuousClock.now
         }
         bytesWritten += Int64(bytes.count)
     }

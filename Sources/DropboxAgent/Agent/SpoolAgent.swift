@@ -119,6 +119,18 @@ actor SpoolAgent {
         do {
             contents = try SafeRequestFile.read(directoryFD: spoolFD, name: name + ".json", maxBytes: settings.maxRequestBytes, allowedOwners: settings.allowedOwners)
         } catch {
+            // `link(temp, final)` then `unlink(temp)` (how `submit` and Maildir-style writers publish a file without
+            // replacing another) shows two links for a moment: a hard link is refused only once it has stayed one
+            // for the settle time.
+            if error.code == "hardLink" {
+                var file = pending[name] ?? PendingFile(firstSeen: now, identity: nil, stableSince: now)
+                if now - file.firstSeen < settings.settleSeconds {
+                    file.identity = nil
+                    pending[name] = file
+                    scheduleRecheck(name: name, at: file.firstSeen + settings.settleSeconds)
+                    return
+                }
+            }
             reject(name: name, code: error.code, message: error.message, hint: hint(forUnsafe: error.code))
             return
         }
