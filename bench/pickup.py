@@ -186,11 +186,20 @@ class AgentSystem:
         return int(fields[11]) + int(fields[12])
 
     def memory_kib(self) -> dict[str, int]:
+        """VmRSS/VmHWM and their split: RssAnon (the agent's own heap and stacks) vs RssFile (mapped
+        libraries and the binary, shared and reclaimable), plus Pss from smaps_rollup."""
         out = {}
         for line in pathlib.Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "Threads"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
                 out[key] = int(value.split()[0])
+        try:
+            for line in pathlib.Path(f"/proc/{self.process.pid}/smaps_rollup").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("Pss", "Private_Dirty"):
+                    out[key] = int(value.split()[0])
+        except FileNotFoundError:
+            pass
         return out
 
     def stop(self) -> int:
@@ -326,6 +335,7 @@ def main() -> None:
     try:
         baseline = BaselineSystem(base)
         agent = AgentSystem(base, binary, args.max_concurrent)
+        results["agent.memoryAtStartKiB"] = agent.memory_kib()
         for label, system in (("baseline", baseline), ("agent", agent)):
             r = measure(system, f"lat-{label}", args.latency_files, args.rate, timeout=60)
             results[f"{label}.latency"] = r
@@ -399,6 +409,11 @@ def report(results: dict, args) -> None:
           f"{results['agent.idleCpuSeconds']:10.2f} s   target ≈ 0")
     print(f"{'agent VmRSS / VmHWM after the burst':44} {mem['VmRSS'] / 1024:6.1f} MB / {mem['VmHWM'] / 1024:.1f} MB   target RSS ≤ 20 MB")
     print(f"{'agent VmRSS / VmHWM when idle afterwards':44} {idle_mem['VmRSS'] / 1024:6.1f} MB / {idle_mem['VmHWM'] / 1024:.1f} MB")
+    print(f"{'  of which RssAnon / RssFile (after burst)':44} {mem['RssAnon'] / 1024:6.1f} MB / {mem['RssFile'] / 1024:.1f} MB"
+          f"   (Pss {mem.get('Pss', 0) / 1024:.1f} MB, Private_Dirty {mem.get('Private_Dirty', 0) / 1024:.1f} MB)")
+    start_mem = results.get("agent.memoryAtStartKiB")
+    if start_mem:
+        print(f"{'agent VmRSS / RssAnon right after start':44} {start_mem['VmRSS'] / 1024:6.1f} MB / {start_mem['RssAnon'] / 1024:.1f} MB")
     print(f"watcher overflows (must be 0 for valid latencies): agent {al['watcherOverflows'] + ab['watcherOverflows']}, "
           f"baseline {bl['watcherOverflows'] + bb['watcherOverflows']}; agent exit status {results.get('agent.exitStatus')}")
     print(f"load average before {results['loadBefore'][0]:.2f}, after {results['loadAfter'][0]:.2f} (2 shared CPUs)")

@@ -18,6 +18,8 @@ from typing import Callable, Iterable
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TERMINAL = {"succeeded", "failed", "rejected", "cancelled"}
 STATES = {"waiting", "queued", "running"} | TERMINAL
+STATE_RANK = {"waiting": 1, "queued": 2, "running": 3, **{s: 4 for s in TERMINAL}}
+RANK_NAME = {1: "waiting", 2: "queued", 3: "running", 4: "terminal"}
 
 
 def agent_binary() -> pathlib.Path:
@@ -226,6 +228,8 @@ class StatusWatcher(threading.Thread):
         self.seen: set[str] = set()
         self.problems: list[str] = []
         self.reads = 0
+        self.last_rank: dict[str, int] = {}
+        self.regressions: list[str] = []
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -240,8 +244,16 @@ class StatusWatcher(threading.Thread):
                 self.reads += 1
                 try:
                     doc = json.loads(data)
-                    if doc.get("state") not in STATES:
-                        self.problems.append(f"{name}: unexpected state {doc.get('state')!r}")
+                    state = doc.get("state")
+                    if state not in STATES:
+                        self.problems.append(f"{name}: unexpected state {state!r}")
+                    else:
+                        # A request's state only moves forward: waiting → queued → running → terminal.
+                        rank = STATE_RANK[state]
+                        if rank < self.last_rank.get(name, 0):
+                            self.regressions.append(f"{name}: {RANK_NAME[self.last_rank[name]]} → {state} "
+                                                    f"(agent {doc.get('agent')})")
+                        self.last_rank[name] = max(rank, self.last_rank.get(name, 0))
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     self.problems.append(f"{name}: invalid JSON ({e}): {data[:80]!r}")
                 self.seen.add(name)

@@ -99,10 +99,16 @@ def test_two_agents_share_one_spool_and_run_each_request_exactly_once(tmp_path, 
     agents += [a, b]
     a.start()
     b.start()
+    watcher = StatusWatcher(spool)
+    watcher.start()
     names = [f"req-{i:04d}" for i in range(n)]
-    for i, name in enumerate(names):
-        drop(spool, name, request_bytes(f"two-{i}"))
-    wait_all_terminal(spool, names, timeout=600)
+    try:
+        for i, name in enumerate(names):
+            drop(spool, name, request_bytes(f"two-{i}"))
+        wait_all_terminal(spool, names, timeout=600)
+    finally:
+        watcher.stop()
+    assert watcher.problems == [], watcher.problems[:20]
 
     # Every request ended exactly once, failed at step 1 with an error code (empty catalogue).
     for name in names:
@@ -133,6 +139,10 @@ def test_two_agents_share_one_spool_and_run_each_request_exactly_once(tmp_path, 
 
     # Nothing left in the spool but status files.
     assert spool_leftovers(spool) == []
+
+    # A status never goes back (e.g. the agent that lost the claim writing `queued` over the winner's
+    # `running` or terminal state).
+    assert watcher.regressions == [], f"{len(watcher.regressions)} status regressions: {watcher.regressions[:10]}"
 
     split = (len(per_agent[0]), len(per_agent[1]))
     record_property("split", f"a={split[0]} b={split[1]}")
@@ -283,6 +293,7 @@ def test_status_files_are_never_torn_or_missing(tmp_path, spool, agents):
     finally:
         watcher.stop()
     assert watcher.problems == [], watcher.problems[:20]
+    assert watcher.regressions == [], watcher.regressions[:20]
     assert watcher.seen == {f"{n}.status.json" for n in names}
     assert watcher.reads > 3 * n, f"the reader made only {watcher.reads} reads; it proves little"
     print(f"\nstatus reader: {watcher.reads} reads of {len(watcher.seen)} files, no torn or missing file")
