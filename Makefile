@@ -1,5 +1,5 @@
 # The two commands of the README. Both are thin wrappers over scripts/.
-.PHONY: demo test deps build bench clean
+.PHONY: demo test deps build bench clean deb
 
 demo:
 	bash scripts/demo.sh
@@ -12,6 +12,9 @@ deps:
 
 build:
 	swift build
+
+deb:
+	bash scripts/build-deb.sh
 
 bench:
 	bash bench/run-all.sh

@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "InotifyWatcherTests", dependencies: ["InotifyWatcher"], swiftSettings: strictSettings),
         .testTarget(name: "SQLiteDatabaseTests", dependencies: ["SQLiteDatabase"], swiftSettings: strictSettings),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery"], swiftSettings: strictSettings),
-        .testTarget(name: "RestoreStepsTests", dependencies: ["RestoreSteps", "Delivery"], swiftSettings: strictSettings),
+        .testTarget(name: "RestoreStepsTests", dependencies: ["RestoreSteps", "Delivery"], exclude: ["Golden"], swiftSettings: strictSettings),
         .testTarget(
             name: "DropboxAgentTests",
             dependencies: ["DropboxAgent", "RestoreSteps", "Delivery", "InotifyWatcher"],

@@ -11,7 +11,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The system packages the agent builds and tests with (Debian names).
 APT_PACKAGES=(libcurl4-openssl-dev libarchive-dev libsqlite3-dev libxml2-dev pkg-config nginx-light inotify-tools
-  python3-aiosmtpd openssl rsync xvfb xauth procps)
+  python3-aiosmtpd openssl rsync xvfb xauth procps python3-venv systemd dash dpkg-dev binutils)
 
 missing_apt_packages() {
   local missing=()
@@ -48,6 +48,14 @@ ensure_fixture() {
   mkdir -p "$(dirname "$FIXTURE_DIR")"
   "$CASA_VENV/bin/python3" "$REPO/casa/make_fixture.py" "$FIXTURE_DIR" >&2
   touch "$stamp"
+}
+
+# Runs the CASA venv's python with the offline configuration (casa/casaenv.py sets the same for the agent).
+casa_python() {
+  local home="${CASA_HOME_DIR:-$CACHE/casa-home}"
+  mkdir -p "$home"
+  env -u DISPLAY HOME="$home" CASASITECONFIG="$CASA_VENV/casasiteconfig.py" MPLBACKEND=Agg LANG=C.UTF-8 \
+    "$CASA_VENV/bin/python3" "$@"
 }
 
 build_agent() {

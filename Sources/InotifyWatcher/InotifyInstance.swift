@@ -22,8 +22,13 @@ final class InotifyInstance {
     }
 
     /// The events a spool watch asks for: complete-looking names, and anything that ends the watch.
+    ///
+    /// `IN_CREATE` is there only for entries that never produce a close or rename event — symbolic links,
+    /// FIFOs, directories, device nodes, hard links (`ln`, `mkfifo`, `mkdir`): they are reported at once instead of
+    /// at the next rescan, so a consumer can refuse them at once. Created regular files are not reported until
+    /// they are closed.
     static let watchMask: UInt32 =
-        UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)
+        UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO) | UInt32(IN_CREATE) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)
         | UInt32(IN_UNMOUNT) | UInt32(IN_ONLYDIR) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK)
 
     /// Bytes read per `read(2)`: about 2 700 events with 8-byte names, so a burst is drained in few calls.

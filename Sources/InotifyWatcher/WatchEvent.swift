@@ -2,11 +2,13 @@
 ///
 /// Every event is a hint: a candidate may already be gone, incomplete or not a regular file when the consumer looks
 /// at it, and one name can be reported several times. Consumers re-validate and make their processing idempotent.
-public enum WatchEvent: Sendable, Equatable {
+public enum WatchEvent: Sendable, Hashable {
     /// A name that may now refer to a complete file: an inotify `IN_CLOSE_WRITE` or `IN_MOVED_TO` event, or a
     /// name found by a rescan.
     ///
-    /// A candidate that is still waiting in the watcher's buffer is not queued a second time.
+    /// The name can be any kind of entry (a directory moved in, a symbolic link or FIFO found by a rescan); the
+    /// consumer checks with `lstat`/`O_NOFOLLOW`. A candidate that is still waiting in the watcher's buffer is not
+    /// queued a second time.
     case candidate(name: String, origin: Origin)
     /// A full listing of the directory finished; `names` is how many names passed the include filter.
     case rescanCompleted(reason: RescanReason, names: Int)
@@ -23,7 +25,7 @@ public enum WatchEvent: Sendable, Equatable {
     case watchRestored
 
     /// Where a ``WatchEvent/candidate(name:origin:)`` came from.
-    public enum Origin: Sendable, Equatable {
+    public enum Origin: Sendable, Hashable {
         /// An inotify event (`IN_CLOSE_WRITE` or `IN_MOVED_TO`).
         case event
         /// A full listing of the directory.
@@ -32,7 +34,7 @@ public enum WatchEvent: Sendable, Equatable {
 }
 
 /// Why a ``DirectoryWatcher`` listed its directory.
-public enum RescanReason: String, Sendable, Codable {
+public enum RescanReason: String, Sendable, Codable, CaseIterable {
     /// The first listing, right after the watch was set up.
     case start
     /// The kernel reported `IN_Q_OVERFLOW`.

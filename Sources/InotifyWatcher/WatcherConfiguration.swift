@@ -13,7 +13,9 @@ public struct WatcherConfiguration: Sendable {
     public var pollInterval: Duration
     /// The name filter applied to everything the watcher reports (default: every name).
     ///
-    /// ``NameFilter`` builds filters that drop transfer-tool temporary names; pass its ``NameFilter/accepts(_:)``.
+    /// It runs on the watcher's queue for every event and every listed name, so it must be quick and must not
+    /// block. ``NameFilter`` builds filters that drop transfer-tool temporary names; pass its
+    /// ``NameFilter/accepts(_:)``.
     public var include: @Sendable (String) -> Bool
     /// How many undelivered events the watcher holds in memory before it stops reading the inotify descriptor
     /// (default 4096).

@@ -12,11 +12,15 @@ final class WatcherCore: @unchecked Sendable {
 
     let configuration: WatcherConfiguration
     let path: String
+    /// ``WatcherConfiguration/eventBufferLimit``, at least 1.
+    let bufferLimit: Int
     let queue: DispatchQueue
     /// A copy of the statistics, readable from any thread.
     let published: Mutex<WatcherStatistics>
     /// The filesystem as detected at start (and re-detected after a lost watch comes back in automatic mode).
     let publishedFilesystem: Mutex<FilesystemInfo>
+    /// How many times the queue ran the watcher's handlers (read source, timer, grace check); idle means no change.
+    let wakeups = Atomic<Int>(0)
 
     private var statistics: WatcherStatistics
     private var usesInotify: Bool
@@ -40,6 +44,7 @@ final class WatcherCore: @unchecked Sendable {
         self.configuration = configuration
         let path = configuration.directory
         self.path = path
+        bufferLimit = max(1, configuration.eventBufferLimit)
         switch DirectoryListing.identity(of: path) {
         case .success(let identity): self.identity = identity
         case .failure(var error):
@@ -161,9 +166,10 @@ final class WatcherCore: @unchecked Sendable {
 
     /// Reads what the kernel has queued, as long as the buffer has room.
     private func readable() {
+        wakeups.add(1, ordering: .relaxed)
         guard !stopped, let inotify else { return }
         var overflowed = false
-        reading: while buffer.count < configuration.eventBufferLimit {
+        reading: while buffer.count < bufferLimit {
             switch inotify.read() {
             case .wouldBlock:
                 break reading
@@ -210,15 +216,29 @@ final class WatcherCore: @unchecked Sendable {
             eventNamesSinceRescan.insert(name)
             suspects[name] = nil
             enqueue(.candidate(name: name, origin: .event))
+        } else if mask & UInt32(IN_CREATE) != 0, let name = event.name, configuration.include(name),
+            createdEntryNeedsReport(name)
+        {
+            eventNamesSinceRescan.insert(name)
+            suspects[name] = nil
+            enqueue(.candidate(name: name, origin: .event))
         }
         return false
     }
 
+    /// Whether a just-created entry is something that will never be closed after writing: not a regular file,
+    /// or a regular file with more than one link (`ln`). `lstat` never follows a link.
+    private func createdEntryNeedsReport(_ name: String) -> Bool {
+        var st = stat()
+        guard lstat(configuration.directory + "/" + name, &st) == 0 else { return false }
+        return (st.st_mode & S_IFMT) != S_IFREG || st.st_nlink > 1
+    }
+
     private func updateBackPressure() {
         guard let inotify else { return }
-        if buffer.count >= configuration.eventBufferLimit {
+        if buffer.count >= bufferLimit {
             inotify.suspend()
-        } else if inotify.isSuspended && buffer.count <= configuration.eventBufferLimit / 2 {
+        } else if inotify.isSuspended && buffer.count <= bufferLimit / 2 {
             inotify.resume()
             // The source may be edge-triggered: read what arrived while it was suspended.
             queue.async { [weak self] in self?.readable() }
@@ -269,8 +289,10 @@ final class WatcherCore: @unchecked Sendable {
                 loseWatch(error.description, retryNow: false)
                 return false
             }
-        } else if case .success(let current) = DirectoryListing.identity(of: path) {
-            identity = current
+        } else {
+            inotify?.close()  // automatic mode found a filesystem inotify cannot see: poll it
+            inotify = nil
+            if case .success(let current) = DirectoryListing.identity(of: path) { identity = current }
         }
         waitingForRemount = false
         lostReason = nil
@@ -295,6 +317,7 @@ final class WatcherCore: @unchecked Sendable {
 
     /// The timer: interval rescan, polling rescan, or an attempt to restore a lost watch.
     private func tick() {
+        wakeups.add(1, ordering: .relaxed)
         guard !stopped else { return }
         if lostReason != nil {
             if attemptRestore() { return }
@@ -361,6 +384,7 @@ final class WatcherCore: @unchecked Sendable {
 
     /// Counts the names found only by a rescan whose grace period passed without an inotify event for them.
     private func confirmSuspects() {
+        wakeups.add(1, ordering: .relaxed)
         confirmationScheduled = false
         guard !stopped else { return }
         if inotify?.isSuspended == true {

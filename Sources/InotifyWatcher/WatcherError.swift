@@ -87,7 +87,8 @@ public struct WatcherError: Error, Sendable, CustomStringConvertible, Equatable 
     static func system(_ call: String, errno value: Int32, path: String) -> WatcherError {
         switch value {
         case ENOENT:
-            WatcherError(code: .directoryNotFound, errno: value, path: path, message: "\(call) failed: no such directory")
+            WatcherError(
+                code: .directoryNotFound, errno: value, path: path, message: "\(call) failed: no such directory")
         case ENOTDIR:
             WatcherError(code: .notADirectory, errno: value, path: path, message: "\(call) failed: not a directory")
         case EACCES, EPERM:

@@ -86,6 +86,7 @@ struct AgentRuntime: Sendable {
                 }
             }
             group.addTask {
+                var lastCollection = 0.0
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(recoveryInterval))
                     await agent.recoverJobs()
@@ -98,7 +99,12 @@ struct AgentRuntime: Sendable {
                     let gauges: [String: Double] = [
                         "running": Double(await agent.runningCount), "queued": Double(await agent.queuedCount),
                         "waiting": Double(await agent.pendingCount), "watching": stats.watching || stats.mode == .polling ? 1 : 0,
+                        "oldest_queued_age_seconds": await agent.oldestQueuedAge,
                     ]
+                    if Date().timeIntervalSince1970 - lastCollection > 3600 {
+                        lastCollection = Date().timeIntervalSince1970
+                        await agent.collectGarbage(retentionDays: c.agent.retentionDays)
+                    }
                     try? AtomicFile.write(Data(agent.metrics.prometheusText(gauges: gauges).utf8), to: metricsPath)
                 }
             }

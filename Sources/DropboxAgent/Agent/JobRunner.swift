@@ -163,7 +163,7 @@ struct JobRunner: Sendable {
         try? store.writeIndexEntry(
             .init(jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970, statusPath: statusPath), sha256: sha)
         await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
-        let finished = try store.finish(jobId: jobId)
+        let finished = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
         try publisher.update { doc in
             doc.requestFile = finished + "/request.json"
             if finalState == .succeeded, doc.workingArea.map({ !FileManager.default.fileExists(atPath: $0) }) == true { doc.workingArea = nil }
@@ -181,7 +181,7 @@ struct JobRunner: Sendable {
         doc.requestFile = kept
         doc.transition(to: .rejected, message: message)
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
-        _ = try? store.finish(jobId: jobId)
+        _ = try? store.finish(jobId: jobId, name: name, state: .rejected, statusPath: statusPath)
         logger.error("request rejected", metadata: ["error.code": "\(code)", "error.message": "\(message)"])
     }
 
@@ -236,7 +236,7 @@ struct JobRunner: Sendable {
             try? FileManager.default.createDirectory(atPath: links, withIntermediateDirectories: true)
             _ = FileManager.default.createFile(atPath: links + "/" + name, contents: Data(statusPath.utf8))
         }
-        let finished = try store.finish(jobId: jobId)
+        let finished = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
         let original = StatusPublisher.existing(at: existing.statusPath)
         var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .queued)
         doc.linkedTo = .init(request: existing.name, statusFile: existing.statusPath)

@@ -282,7 +282,7 @@ actor SpoolAgent {
             do {
                 guard let jobId = try store.claim(name: name) else { return }
                 _ = rename(settings.spoolDirectory + "/" + entry, store.jobDirectory(jobId) + "/cancel")
-                let finished = try store.finish(jobId: jobId)
+                let finished = try store.finish(jobId: jobId, name: name, state: .cancelled, statusPath: statusPath(name))
                 var doc = StatusPublisher.existing(at: statusPath(name)) ?? StatusDocument(request: name, state: .cancelled)
                 doc.requestFile = finished + "/request.json"
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
@@ -403,6 +403,18 @@ actor SpoolAgent {
     }
 
     var isDraining: Bool { draining }
+
+    /// Removes succeeded and cancelled jobs older than the retention (failed and rejected ones are kept).
+    func collectGarbage(retentionDays: Double) {
+        let removed = store.collectGarbage(retention: retentionDays * 86400)
+        if !removed.isEmpty { logger.info("finished requests past their retention removed", metadata: ["jobs": "\(removed)"]) }
+    }
+
+    /// Seconds the oldest queued request has waited for a slot (0 when none).
+    var oldestQueuedAge: Double {
+        guard let first = queue.first else { return 0 }
+        return max(0, Date().timeIntervalSince1970 - first.firstSeen)
+    }
 }
 
 extension Logger {

@@ -30,7 +30,11 @@ struct StatusCommand: ParsableCommand {
             print(Self.describe(doc))
             return
         }
-        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".status.json") && !$0.hasPrefix(".") }.sorted()
+        let listing: [String]
+        do { listing = try FileManager.default.contentsOfDirectory(atPath: spool) } catch {
+            throw fail("cannot list the spool \(spool): \(error.localizedDescription) (name the request: dropbox-agent status NAME)")
+        }
+        let entries = listing.filter { $0.hasSuffix(".status.json") && !$0.hasPrefix(".") }.sorted()
         let docs = entries.compactMap { FileManager.default.contents(atPath: spool + "/" + $0).flatMap { try? StatusDocument.decode($0) } }
         if json {
             let encoder = JSONEncoder()

@@ -109,7 +109,9 @@ struct AgentConfiguration: Codable, Sendable {
     /// The directory with `restore_mous.py` and `casaenv.py`: next to an installed binary
     /// (`<prefix>/share/dropbox-agent/casa`), or the repository's `casa/` for a development build.
     static func locateCASAProgramDirectory() -> String? {
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        // /proc/self/exe, not argv[0]: started from $PATH, argv[0] is a bare name.
+        let selfExe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe = URL(fileURLWithPath: selfExe).resolvingSymlinksInPath()
         var dir = exe.deletingLastPathComponent()
         let installed = dir.deletingLastPathComponent().appendingPathComponent("share/dropbox-agent/casa")
         if FileManager.default.fileExists(atPath: installed.appendingPathComponent("restore_mous.py").path) { return installed.path }
@@ -284,8 +286,10 @@ struct ArchiveSettings: Codable, Sendable {
 struct CASASettings: Codable, Sendable {
     /// Name of the installation used when the request does not choose (default `modular`).
     var defaultInstallation: String = "modular"
-    /// Monolithic CASA + pipeline installations (kind `pipeline`) and extra modular ones.
-    var installations: [ConfiguredCASAInstallation] = []
+    /// Monolithic CASA + pipeline installations (kind `pipeline`) and extra modular ones: objects with
+    /// `name`, `kind` (`pipeline`|`modular`), `home` (casaHome, or the venv), `version`, and optionally
+    /// `runpipeline`, `scriptDir`, `programDir`, `xvfbRun`, `useXvfb`, `path`, `extraEnvironment`.
+    var installations: [CASAInstallation] = []
     /// The embedded modular installation's virtual environment (default `<data>/casa-venv`).
     var modularVenv: String?
     /// Directory of `restore_mous.py`/`casaenv.py` (default: found next to the binary).
@@ -310,24 +314,6 @@ struct CASASettings: Codable, Sendable {
         timeoutSeconds = try c.value(.timeoutSeconds, default: d.timeoutSeconds)
         killGraceSeconds = try c.value(.killGraceSeconds, default: d.killGraceSeconds)
     }
-}
-
-/// One configured CASA installation.
-struct ConfiguredCASAInstallation: Codable, Sendable, Hashable {
-    /// What requests call it (`casa` field).
-    var name: String
-    /// `pipeline` (monolithic CASA with the pipeline) or `modular` (a venv with casatools/casatasks).
-    var kind: String
-    /// casaHome (pipeline) or the venv directory (modular).
-    var home: String
-    /// CASA version, e.g. `6.5.4-9` (CASA 5 gets `--pipeline`).
-    var version: String?
-    /// Path of `runpipeline.py` (pipeline kind).
-    var runpipeline: String?
-    /// Directory of pipeline recipes for `SCIPIPE_SCRIPTDIR` (pipeline kind).
-    var scriptDirectory: String?
-    /// Run under `xvfb-run -a` (pipeline kind; default true).
-    var useXvfb: Bool?
 }
 
 /// `delivery`: where measurement sets go.

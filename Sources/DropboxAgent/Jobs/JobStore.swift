@@ -110,7 +110,43 @@ struct JobStore: Sendable {
     }
 
     /// Moves a terminal job out of `jobs/` into `finished/`; returns its new directory.
-    func finish(jobId: String) throws -> String {
+    /// How a finished job ended (`final.json`), for retention.
+    struct FinalRecord: Codable, Sendable {
+        var name: String
+        var state: RequestState
+        var finishedAt: Double
+        var statusPath: String
+    }
+
+    /// Moves a terminal job out of `jobs/` into `finished/`, recording how it ended; returns its new directory.
+    func finish(jobId: String, name: String, state: RequestState, statusPath: String) throws -> String {
+        try? AtomicFile.write(
+            try encodeJSON(FinalRecord(name: name, state: state, finishedAt: Date().timeIntervalSince1970, statusPath: statusPath)),
+            to: jobDirectory(jobId) + "/final.json")
+        return try finish(jobId: jobId)
+    }
+
+    /// Removes finished jobs that succeeded or were cancelled more than `retention` seconds ago, with their
+    /// status files (when the status file still describes that job). Failed and rejected requests are kept
+    /// forever: the contract never deletes them.
+    /// - Returns: the removed job ids.
+    func collectGarbage(retention: Double, now: Double = Date().timeIntervalSince1970) -> [String] {
+        guard retention > 0 else { return [] }
+        var removed: [String] = []
+        for jobId in (try? FileManager.default.contentsOfDirectory(atPath: finishedDirectory)) ?? [] {
+            let dir = finishedDirectory + "/" + jobId
+            guard let final = FileManager.default.readJSON(FinalRecord.self, at: dir + "/final.json"),
+                  [.succeeded, .cancelled].contains(final.state), now - final.finishedAt > retention else { continue }
+            if let status = FileManager.default.contents(atPath: final.statusPath).flatMap({ try? StatusDocument.decode($0) }),
+               status.requestFile?.hasPrefix(dir + "/") == true {
+                unlink(final.statusPath)
+            }
+            if (try? FileManager.default.removeItem(atPath: dir)) != nil { removed.append(jobId) }
+        }
+        return removed
+    }
+
+    private func finish(jobId: String) throws -> String {
         let target = finishedDirectory + "/" + jobId
         if rename(jobDirectory(jobId), target) != 0 { throw SystemCallError(call: "rename", path: jobDirectory(jobId), errno: errno) }
         try AtomicFile.syncDirectory(jobsDirectory)

@@ -99,6 +99,7 @@ struct StatusDocument: Codable, Sendable, Equatable {
     mutating func transition(to state: RequestState, step: StepName? = nil, message: String? = nil, at now: String = Timestamp.now()) {
         let newStep = step.map(Step.init)
         let changed = state != self.state || newStep != self.step || history.isEmpty
+        if newStep != self.step { progress = nil }  // a new step starts without the last one's progress
         self.state = state
         self.step = state == .running ? newStep : (state.isTerminal ? self.step : nil)
         if state != .running { progress = nil }

@@ -44,6 +44,9 @@ enum AtomicFile {
     /// `fsync` of a directory, making renames and creations in it durable.
     static func syncDirectory(_ directory: String) throws {
         let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        // A dropper may write into a spool it cannot read (mode 3730): the rename is atomic all the same, only
+        // its durability is the agent's to ensure, and the agent syncs the spool itself when it claims.
+        if fd < 0 && (errno == EACCES || errno == EPERM) { return }
         guard fd >= 0 else { throw SystemCallError(call: "open", path: directory, errno: errno) }
         defer { close(fd) }
         // EINVAL: the filesystem does not support syncing directories (some FUSE mounts); nothing more to do.

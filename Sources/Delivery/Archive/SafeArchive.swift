@@ -1,0 +1,210 @@
+internal import CArchive
+internal import Foundation
+
+/// Tar extraction and creation with libarchive, safe against hostile archives.
+public enum SafeArchive {
+    /// Extracts a tar archive (any compression libarchive reads: gzip, bzip2, xz, zstd, none) into `directory`.
+    ///
+    /// Refuses, with code `unsafeArchiveEntry`: absolute member names, `..` components, symlinks whose target
+    /// leaves the directory, hard links to such names, writing through a symlink, device/FIFO/socket entries.
+    /// ``ArchiveLimits`` violations fail with `archiveLimitExceeded`, unreadable data with `archiveCorrupt`.
+    /// Everything is first extracted into a hidden staging directory inside `directory` and moved into place
+    /// only when the whole archive succeeded, so a failure leaves no partial output. Existing top-level
+    /// names are not overwritten (`fileSystemError`). Permissions are those of the archive minus the umask
+    /// (no set-uid/set-gid, owners not restored); modification times are restored.
+    ///
+    /// libarchive does not check the gzip CRC trailer: verify the archive's checksum before extracting it
+    /// (the archive stores do).
+    /// - Parameters:
+    ///   - archivePath: the archive file.
+    ///   - directory: the existing directory to extract into.
+    ///   - limits: entry count and size bounds.
+    /// - Returns: what was extracted.
+    /// - Throws: ``DeliveryError``.
+    public static func extract(_ archivePath: String, into directory: String, limits: ArchiveLimits = .init())
+        throws(DeliveryError) -> ExtractionSummary
+    {
+        guard FileSystem.isDirectory(directory) else {
+            throw DeliveryError(.fileSystem, "extraction target '\(directory)' is not a directory")
+        }
+        let staging = FileSystem.join(directory, ".extract-\(UUID().uuidString.prefix(12))")
+        try FileSystem.makeDirectory(staging, mode: 0o700)
+        do throws(DeliveryError) {
+            var summary = try ArchiveExtraction(archivePath: archivePath, staging: staging, limits: limits).run()
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).sorted()
+            for name in names where FileSystem.exists(FileSystem.join(directory, name)) {
+                throw DeliveryError(
+                    .fileSystem, "'\(name)' already exists in '\(directory)'; not overwriting it",
+                    hint: "remove the earlier output before extracting again")
+            }
+            var moved: [String] = []
+            do throws(DeliveryError) {
+                for name in names {
+                    try FileSystem.rename(FileSystem.join(staging, name), FileSystem.join(directory, name))
+                    moved.append(name)
+                }
+            } catch {
+                for name in moved { FileSystem.removeTree(FileSystem.join(directory, name)) }
+                throw error
+            }
+            FileSystem.removeTree(staging)
+            FileSystem.syncDirectory(directory)
+            summary.topLevelNames = names
+            return summary
+        } catch {
+            FileSystem.removeTree(staging)
+            throw error
+        }
+    }
+
+    /// Writes a tar (gzip-compressed if `gzip`) of `directory`, whose members start with the directory's name.
+    ///
+    /// The archive is written to a temporary name and renamed into place; symlinks are stored as symlinks.
+    /// - Returns: the size of the archive in bytes.
+    /// - Throws: ``DeliveryError``.
+    @discardableResult
+    public static func createTar(of directory: String, at tarPath: String, gzip: Bool) throws(DeliveryError) -> Int64 {
+        guard FileSystem.isDirectory(directory) else {
+            throw DeliveryError(.fileSystem, "'\(directory)' is not a directory")
+        }
+        let temporary = FileSystem.temporarySibling(of: tarPath, tag: "tar")
+        do throws(DeliveryError) {
+            let writer = try TarWriter(path: temporary, gzip: gzip)
+            try writer.add(directory, as: FileSystem.baseName(directory))
+            try writer.close()
+            try FileSystem.rename(temporary, tarPath)
+        } catch {
+            FileSystem.remove(temporary)
+            throw error
+        }
+        return FileSystem.size(tarPath) ?? 0
+    }
+}
+
+/// One run of libarchive reading `archivePath` into `staging`.
+struct ArchiveExtraction {
+    let archivePath: String
+    let staging: String
+    let limits: ArchiveLimits
+
+    func run() throws(DeliveryError) -> ExtractionSummary {
+        guard let reader = archive_read_new() else { throw DeliveryError(.archiveCorrupt, "archive_read_new failed") }
+        defer { archive_read_free(reader) }
+        archive_read_support_filter_all(reader)
+        archive_read_support_format_tar(reader)
+        archive_read_support_format_gnutar(reader)
+        guard let writer = archive_write_disk_new() else { throw DeliveryError(.archiveCorrupt, "archive_write_disk_new failed") }
+        defer { archive_write_free(writer) }
+        archive_write_disk_set_options(
+            writer, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT)
+        if archive_read_open_filename(reader, archivePath, 1 << 20) != ARCHIVE_OK {
+            throw DeliveryError(.archiveCorrupt, "cannot open archive '\(archivePath)': \(message(reader))")
+        }
+        var summary = ExtractionSummary(entries: 0, files: 0, directories: 0, symlinks: 0, bytes: 0, topLevelNames: [])
+        var declaredTotal: Int64 = 0
+        var entry: OpaquePointer?
+        while true {
+            let rc = archive_read_next_header(reader, &entry)
+            if rc == ARCHIVE_EOF { break }
+            guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
+                throw DeliveryError(.archiveCorrupt, "'\(archivePath)' is not a readable tar archive: \(message(reader))")
+            }
+            summary.entries += 1
+            if summary.entries > limits.maxEntries {
+                throw DeliveryError(
+                    .archiveLimitExceeded, "'\(archivePath)' has more than \(limits.maxEntries) entries",
+                    hint: "raise the archive entry limit if this archive is genuine")
+            }
+            let name = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            guard let components = ArchivePath.components(name) else {
+                throw unsafe(name, "absolute path, '..' component or empty name")
+            }
+            let type = archive_entry_filetype(entry) & S_IFMT
+            let size = archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : 0
+            if let hardlink = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
+                guard let target = ArchivePath.components(hardlink) else {
+                    throw unsafe(name, "hard link to '\(hardlink)' outside the target")
+                }
+                archive_entry_copy_hardlink(entry, staging + "/" + target.joined(separator: "/"))
+                summary.files += 1
+            } else {
+                switch type {
+                case S_IFREG: summary.files += 1
+                case S_IFDIR: summary.directories += 1
+                case S_IFLNK:
+                    let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+                    guard ArchivePath.symlinkStaysInside(entry: components, target: target) else {
+                        throw unsafe(name, "symlink to '\(target)' leaves the target directory")
+                    }
+                    summary.symlinks += 1
+                default:
+                    throw unsafe(name, "device, FIFO or socket entries are not allowed")
+                }
+            }
+            if size > limits.maxEntryBytes {
+                throw DeliveryError(
+                    .archiveLimitExceeded, "entry '\(name)' of '\(archivePath)' is \(size) bytes, above the \(limits.maxEntryBytes)-byte limit")
+            }
+            declaredTotal += max(0, size)
+            if declaredTotal > limits.maxTotalBytes {
+                throw DeliveryError(
+                    .archiveLimitExceeded, "'\(archivePath)' expands to more than \(limits.maxTotalBytes) bytes",
+                    hint: "raise the archive size limit if this archive is genuine")
+            }
+            archive_entry_copy_pathname(entry, staging + "/" + components.joined(separator: "/"))
+            let header = archive_write_header(writer, entry)
+            if header < ARCHIVE_WARN {
+                throw classify(name, message(writer))
+            }
+            if type == S_IFREG && size > 0 {
+                summary.bytes += try copyData(reader, writer, name: name)
+            }
+            if archive_write_finish_entry(writer) < ARCHIVE_WARN {
+                throw DeliveryError(.fileSystem, "cannot finish '\(name)': \(message(writer))")
+            }
+        }
+        if archive_write_close(writer) < ARCHIVE_WARN {
+            throw DeliveryError(.fileSystem, "cannot complete extraction of '\(archivePath)': \(message(writer))")
+        }
+        return summary
+    }
+
+    private func copyData(_ reader: OpaquePointer, _ writer: OpaquePointer, name: String) throws(DeliveryError) -> Int64 {
+        var written: Int64 = 0
+        var buffer: UnsafeRawPointer?
+        var length = 0
+        var offset: la_int64_t = 0
+        while true {
+            let rc = archive_read_data_block(reader, &buffer, &length, &offset)
+            if rc == ARCHIVE_EOF { return written }
+            if rc < ARCHIVE_WARN {
+                throw DeliveryError(.archiveCorrupt, "cannot read '\(name)' from '\(archivePath)': \(message(reader))")
+            }
+            written += Int64(length)
+            if written > limits.maxEntryBytes {
+                throw DeliveryError(.archiveLimitExceeded, "entry '\(name)' exceeds \(limits.maxEntryBytes) bytes")
+            }
+            if archive_write_data_block(writer, buffer, length, offset) < ARCHIVE_WARN {
+                throw DeliveryError(.fileSystem, "cannot write '\(name)': \(message(writer))")
+            }
+        }
+    }
+
+    private func unsafe(_ name: String, _ reason: String) -> DeliveryError {
+        DeliveryError(
+            .unsafeArchiveEntry, "refusing entry '\(name)' of '\(archivePath)': \(reason)",
+            hint: "the archive is damaged or hostile; nothing was extracted")
+    }
+
+    private func classify(_ name: String, _ text: String) -> DeliveryError {
+        let lower = text.lowercased()
+        if lower.contains("symlink") || lower.contains("..") || lower.contains("absolute") {
+            return unsafe(name, text)
+        }
+        return DeliveryError(.fileSystem, "cannot extract '\(name)': \(text)")
+    }
+
+    private func message(_ archive: OpaquePointer) -> String {
+        archive_error_string(archive).map { String(cString: $0) } ?? "unknown libarchive error"
+    }
+}

@@ -1,0 +1,145 @@
+// `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
+internal import CArchive
+internal import Foundation
+
+/// Small POSIX helpers with ``DeliveryError`` errors; the module's only direct file-system layer.
+enum FileSystem {
+    /// `lstat`, or `nil` if the path does not exist.
+    static func status(_ path: String) throws(DeliveryError) -> stat? {
+        var st = stat()
+        if lstat(path, &st) == 0 { return st }
+        if errno == ENOENT || errno == ENOTDIR { return nil }
+        throw .posix("cannot stat", path: path, errno: errno)
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func size(_ path: String) -> Int64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int64(st.st_size) : nil
+    }
+
+    static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    /// Removes a file or a whole tree, ignoring errors (clean-up paths only).
+    static func removeTree(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(DeliveryError) {
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw .posix("cannot create directory", path: path, errno: errno)
+        }
+    }
+
+    static func makeDirectories(_ path: String) throws(DeliveryError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw DeliveryError(.fileSystem, "cannot create directory '\(path)': \(error)")
+        }
+    }
+
+    static func rename(_ from: String, _ to: String) throws(DeliveryError) {
+        if Glibc.rename(from, to) != 0 { throw .posix("cannot rename '\(from)' to", path: to, errno: errno) }
+    }
+
+    /// fsyncs a directory so a rename inside it is durable.
+    static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    static func parent(_ path: String) -> String {
+        let p = (path as NSString).deletingLastPathComponent
+        return p.isEmpty ? "." : p
+    }
+
+    static func baseName(_ path: String) -> String { (path as NSString).lastPathComponent }
+
+    static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
+
+    /// A unique, hidden sibling name for temporary output next to `path`.
+    static func temporarySibling(of path: String, tag: String) -> String {
+        join(parent(path), ".\(baseName(path)).\(tag)-\(UUID().uuidString.prefix(8))")
+    }
+}
+
+/// Writes a file sequentially while counting and checksumming what it writes.
+///
+/// Not thread-safe: owned by one transfer thread at a time.
+final class HashingFileWriter {
+    let path: String
+    private(set) var fd: Int32
+    private(set) var bytesWritten: Int64 = 0
+    private(set) var checksum: Checksum
+
+    /// Opens `path` for writing. With `resume`, keeps the existing content, re-hashes it and appends.
+    init(path: String, variant: ChecksumVariant, resume: Bool) throws(DeliveryError) {
+        self.path = path
+        self.checksum = Checksum(variant)
+        if resume, let existing = FileSystem.size(path), existing > 0 {
+            checksum = try Checksum.ofFile(path, variant: variant)
+            fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            bytesWritten = existing
+        } else {
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        }
+        if fd < 0 { throw .posix("cannot open for writing", path: path, errno: errno) }
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Discards everything written so far and starts again from byte 0.
+    func restart() throws(DeliveryError) {
+        if ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) < 0 {
+            throw .posix("cannot truncate", path: path, errno: errno)
+        }
+        bytesWritten = 0
+        checksum = Checksum(checksum.variant)
+    }
+
+    /// Writes all bytes, updating the checksum.
+    func write(_ bytes: UnsafeRawBufferPointer) throws(DeliveryError) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        checksum.update(bytes)
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, base + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .posix("cannot write", path: path, errno: errno)
+            }
+            offset += n
+        }
+        bytesWritten += Int64(bytes.count)
+    }
+
+    /// fsyncs and closes.
+    func finish() throws(DeliveryError) {
+        guard fd >= 0 else { return }
+        let rc = fsync(fd)
+        let code = errno
+        close(fd)
+        fd = -1
+        if rc != 0 { throw .posix("cannot fsync", path: path, errno: code) }
+    }
+
+    func closeQuietly() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+}

@@ -1,0 +1,79 @@
+internal import CCurl
+internal import Foundation
+
+/// One libcurl easy handle with typed option setters; used by exactly one thread at a time.
+final class CurlHandle {
+    /// `curl_global_init`, done once per process before the first handle.
+    private static let globalInit: Bool = {
+        curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
+    }()
+
+    let raw: UnsafeMutableRawPointer
+    private var lists: [UnsafeMutablePointer<curl_slist>] = []
+    /// Filled by libcurl with a human detail of the last error (`CURLOPT_ERRORBUFFER`).
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+
+    init() throws(DeliveryError) {
+        _ = Self.globalInit
+        guard let handle = curl_easy_init() else {
+            throw DeliveryError(.transferFailed, "curl_easy_init failed")
+        }
+        raw = handle
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        _ = ccurl_setopt_pointer(raw, CURLOPT_ERRORBUFFER, errorBuffer)
+        set(CURLOPT_NOSIGNAL, 1)
+    }
+
+    deinit {
+        curl_easy_cleanup(raw)
+        for list in lists { curl_slist_free_all(list) }
+        errorBuffer.deallocate()
+    }
+
+    func set(_ option: CURLoption, _ value: Int) {
+        _ = ccurl_setopt_long(raw, option, value)
+    }
+
+    func set(_ option: CURLoption, _ value: String) {
+        // libcurl copies string options (since 7.17).
+        _ = ccurl_setopt_string(raw, option, value)
+    }
+
+    func set(_ option: CURLoption, list values: [String]) {
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for value in values { list = curl_slist_append(list, value) }
+        if let list { lists.append(list) }
+        _ = ccurl_setopt_slist(raw, option, list)
+    }
+
+    func set(_ option: CURLoption, pointer: UnsafeMutableRawPointer?) {
+        _ = ccurl_setopt_pointer(raw, option, pointer)
+    }
+
+    /// `curl_easy_perform`; blocks.
+    func perform() -> CURLcode {
+        errorBuffer[0] = 0
+        return curl_easy_perform(raw)
+    }
+
+    func long(_ info: CURLINFO) -> Int {
+        var value = 0
+        _ = ccurl_getinfo_long(raw, info, &value)
+        return value
+    }
+
+    /// `curl_easy_strerror` plus the error buffer's detail.
+    func describe(_ code: CURLcode) -> String {
+        let generic = String(cString: curl_easy_strerror(code))
+        let detail = String(cString: errorBuffer)
+        return detail.isEmpty || detail == generic ? generic : "\(generic): \(detail)"
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, for libcurl options.
+    var milliseconds: Int {
+        let c = components
+        return Int(c.seconds) * 1000 + Int(c.attoseconds / 1_000_000_000_000_000)
+    }
+}

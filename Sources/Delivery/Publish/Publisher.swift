@@ -1,0 +1,278 @@
+// `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
+internal import CArchive
+internal import Foundation
+
+/// How ``Publisher`` lays out a publication.
+public enum PublishFormat: String, Sendable, Codable {
+    /// The items as files and directories under the publication directory.
+    case directory
+    /// One tar `<name>.tar` (streamed with libarchive, uncompressed) holding all items.
+    case tar
+}
+
+/// One file of a publication, as listed in its `MANIFEST.json`.
+public struct PublishedFile: Sendable, Codable, Hashable {
+    /// Path relative to the publication directory.
+    public var relativePath: String
+    /// Size in bytes.
+    public var size: Int64
+    /// Lowercase hex SHA-256 of the content.
+    public var sha256: String
+}
+
+/// A completed publication.
+public struct PublishedResult: Sendable, Codable, Hashable {
+    /// The publication directory (`<area>/<name>`).
+    public var path: String
+    /// Every published file except the manifest itself, sorted by path.
+    public var files: [PublishedFile]
+    /// Sum of the file sizes.
+    public var totalBytes: Int64
+}
+
+/// Publishes results to a download area atomically.
+public enum Publisher {
+    /// The manifest's file name inside a publication.
+    public static let manifestName = "MANIFEST.json"
+
+    /// Atomically publishes `items` (files or directories) as `<area>/<name>`.
+    ///
+    /// Everything is assembled in a hidden staging directory inside `area` and renamed to `name` only when
+    /// complete, so `<area>/<name>` is either absent or whole. Within one file system items are hard-linked
+    /// (or moved, with `move`); across file systems they are copied and each copy is re-read and compared
+    /// (SHA-256) with its source. A `MANIFEST.json` lists every file with size and SHA-256. Files become
+    /// mode 0640 and directories 0750 (group-readable; note that hard-linked sources share the mode).
+    /// All files and directories are fsynced before the final rename.
+    /// - Parameters:
+    ///   - items: files or directories; their base names must be distinct.
+    ///   - area: the existing download-area directory.
+    ///   - name: the publication's name: one path component, not hidden, no control characters.
+    ///   - format: ``PublishFormat/directory`` or ``PublishFormat/tar``.
+    ///   - move: rename items into the publication instead of linking them when on the same file system.
+    /// - Returns: the publication and its files.
+    /// - Throws: ``DeliveryError`` with code `publishFailed` (or `fileSystemError`); nothing is left under `name`.
+    @discardableResult
+    public static func publish(
+        _ items: [String], to area: String, name: String, format: PublishFormat, move: Bool = false
+    ) throws(DeliveryError) -> PublishedResult {
+        let invalidName =
+            name.isEmpty || name.hasPrefix(".") || name.contains("/") || name.utf8.count > 255
+            || name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+        if invalidName {
+            throw DeliveryError(.publishFailed, "invalid publication name '\(name)'", hint: "use one plain path component")
+        }
+        guard FileSystem.isDirectory(area) else {
+            throw DeliveryError(.publishFailed, "download area '\(area)' is not a directory")
+        }
+        let final = FileSystem.join(area, name)
+        if FileSystem.exists(final) {
+            throw DeliveryError(.publishFailed, "'\(final)' already exists", hint: "publications are never overwritten")
+        }
+        var seen = Set<String>()
+        for item in items {
+            let base = FileSystem.baseName(item)
+            guard FileSystem.exists(item) else { throw DeliveryError(.publishFailed, "'\(item)' does not exist") }
+            guard base != manifestName, seen.insert(base).inserted else {
+                throw DeliveryError(.publishFailed, "two items are named '\(base)' (or it clashes with \(manifestName))")
+            }
+        }
+        let staging = FileSystem.join(area, ".\(name).publishing-\(UUID().uuidString.prefix(8))")
+        try FileSystem.makeDirectory(staging, mode: 0o750)
+        var placement = Placement(areaDevice: deviceOf(area))
+        do throws(DeliveryError) {
+            var files: [PublishedFile] = []
+            switch format {
+            case .directory:
+                for item in items {
+                    let base = FileSystem.baseName(item)
+                    let target = FileSystem.join(staging, base)
+                    if move && deviceOf(item) == placement.areaDevice {
+                        try FileSystem.rename(item, target)
+                        placement.moved.append((item, target))
+                        try placement.collect(target, relative: base, into: &files)
+                    } else {
+                        try placement.place(item, at: target, relative: base, into: &files)
+                    }
+                }
+            case .tar:
+                let tarName = name + ".tar"
+                let tarPath = FileSystem.join(staging, tarName)
+                let writer = try TarWriter(path: tarPath, gzip: false)
+                for item in items { try writer.add(item, as: FileSystem.baseName(item)) }
+                try writer.close()
+                chmod(tarPath, 0o640)
+                files.append(PublishedFile(relativePath: tarName, size: FileSystem.size(tarPath) ?? 0, sha256: try SHA256.ofFile(tarPath)))
+            }
+            files.sort { $0.relativePath < $1.relativePath }
+            let total = files.reduce(Int64(0)) { $0 + $1.size }
+            try writeManifest(name: name, format: format, files: files, total: total, in: staging)
+            for directory in placement.directories + [staging] { FileSystem.syncDirectory(directory) }
+            try FileSystem.rename(staging, final)
+            FileSystem.syncDirectory(area)
+            return PublishedResult(path: final, files: files, totalBytes: total)
+        } catch {
+            placement.undoMoves()
+            FileSystem.removeTree(staging)
+            throw error
+        }
+    }
+
+    private static func writeManifest(
+        name: String, format: PublishFormat, files: [PublishedFile], total: Int64, in staging: String
+    ) throws(DeliveryError) {
+        struct Manifest: Encodable {
+            var schema = "dropbox-agent/publication/v1"
+            var name: String
+            var format: PublishFormat
+            var created: String
+            var totalBytes: Int64
+            var files: [PublishedFile]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let created = ISO8601DateFormatter().string(from: Date())
+        let data: Data
+        do {
+            data = try encoder.encode(Manifest(name: name, format: format, created: created, totalBytes: total, files: files))
+        } catch {
+            throw DeliveryError(.publishFailed, "cannot encode manifest: \(error)")
+        }
+        let path = FileSystem.join(staging, manifestName)
+        let writer = try HashingFileWriter(path: path, variant: .crc32, resume: false)
+        let bytes = [UInt8](data)
+        let failure: DeliveryError? = bytes.withUnsafeBytes { raw in
+            do throws(DeliveryError) {
+                try writer.write(raw)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+        try writer.finish()
+        chmod(path, 0o640)
+    }
+
+    static func deviceOf(_ path: String) -> UInt64? {
+        var st = stat()
+        return lstat(path, &st) == 0 ? UInt64(st.st_dev) : nil
+    }
+}
+
+/// Puts items into a staging tree: link/move within a file system, verified copy across.
+struct Placement {
+    let areaDevice: UInt64?
+    var directories: [String] = []
+    var moved: [(from: String, to: String)] = []
+
+    mutating func place(_ source: String, at target: String, relative: String, into files: inout [PublishedFile]) throws(DeliveryError) {
+        var st = stat()
+        guard lstat(source, &st) == 0 else { throw .posix("cannot stat", path: source, errno: errno) }
+        let type = st.st_mode & S_IFMT
+        let sameDevice = areaDevice == UInt64(st.st_dev)
+        switch type {
+        case S_IFDIR:
+            try FileSystem.makeDirectory(target, mode: 0o750)
+            chmod(target, 0o750)
+            directories.append(target)
+            let children = ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
+            for child in children {
+                try place(FileSystem.join(source, child), at: FileSystem.join(target, child), relative: relative + "/" + child, into: &files)
+            }
+        case S_IFLNK:
+            let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: source)
+            if symlink(destination ?? "", target) != 0 { throw .posix("cannot create symlink", path: target, errno: errno) }
+        case S_IFREG:
+            if sameDevice && Glibc.link(source, target) == 0 {
+                chmod(target, 0o640)
+                files.append(PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(target)))
+            } else {
+                files.append(try VerifiedCopy.copy(source, to: target, relative: relative))
+            }
+        default:
+            break  // sockets, FIFOs, devices are not published
+        }
+    }
+
+    /// Records (hashes, fsyncs, chmods) a tree that was moved in whole.
+    mutating func collect(_ path: String, relative: String, into files: inout [PublishedFile]) throws(DeliveryError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw .posix("cannot stat", path: path, errno: errno) }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR:
+            chmod(path, 0o750)
+            directories.append(path)
+            for child in ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() {
+                try collect(FileSystem.join(path, child), relative: relative + "/" + child, into: &files)
+            }
+        case S_IFREG:
+            chmod(path, 0o640)
+            files.append(PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(path)))
+        default:
+            break
+        }
+    }
+
+    /// Puts moved items back where they came from (failure path).
+    func undoMoves() {
+        for (from, to) in moved.reversed() { _ = Glibc.rename(to, from) }
+    }
+
+    private func hashAndSync(_ path: String) throws(DeliveryError) -> String {
+        let digest = try SHA256.ofFile(path)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+        return digest
+    }
+}
+
+/// Copies a file while hashing it, fsyncs, then re-reads the copy and compares hashes.
+enum VerifiedCopy {
+    static func copy(_ source: String, to target: String, relative: String) throws(DeliveryError) -> PublishedFile {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw .posix("cannot open", path: source, errno: errno) }
+        defer { close(input) }
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        guard output >= 0 else { throw .posix("cannot create", path: target, errno: errno) }
+        var hash = SHA256()
+        var size: Int64 = 0
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        do throws(DeliveryError) {
+            while true {
+                let n = read(input, buffer, 1 << 20)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw .posix("cannot read", path: source, errno: errno)
+                }
+                if n == 0 { break }
+                hash.update(UnsafeRawBufferPointer(start: buffer, count: n))
+                var offset = 0
+                while offset < n {
+                    let w = write(output, buffer + offset, n - offset)
+                    if w < 0 {
+                        if errno == EINTR { continue }
+                        throw .posix("cannot write", path: target, errno: errno)
+                    }
+                    offset += w
+                }
+                size += Int64(n)
+            }
+            if fsync(output) != 0 { throw .posix("cannot fsync", path: target, errno: errno) }
+        } catch {
+            close(output)
+            throw error
+        }
+        close(output)
+        chmod(target, 0o640)
+        let digest = hash.hexDigest()
+        let reread = try SHA256.ofFile(target)
+        guard reread == digest else {
+            throw DeliveryError(.publishFailed, "copy of '\(source)' to '\(target)' does not read back identically")
+        }
+        return PublishedFile(relativePath: relative, size: size, sha256: digest)
+    }
+}

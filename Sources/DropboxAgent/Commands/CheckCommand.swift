@@ -1,0 +1,183 @@
+import ArgumentParser
+import Foundation
+import InotifyWatcher
+import RestoreSteps
+
+/// `dropbox-agent check`: everything the agent needs, checked before it is needed.
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check configuration, directories, filesystem type (inotify or polling), inotify limits, CASA, archive store and SMTP.")
+
+    @Option(name: .long, help: "Configuration file (JSON). Default: built-in defaults.")
+    var config: String?
+
+    @Option(name: .long, help: "The spool directory (overrides the configuration).")
+    var spool: String?
+
+    func run() async throws {
+        var report = CheckReport()
+        let c: AgentConfiguration
+        do {
+            c = try SpoolOptions.parse(config.map { ["--config", $0] } ?? [] + (spool.map { ["--spool", $0] } ?? [])).load()
+            report.ok("configuration", config.map { "\($0) is valid" } ?? "built-in defaults (data directory \(AgentConfiguration.defaultDataDirectory()))")
+        } catch {
+            report.fail("configuration", "\(error)")
+            report.print()
+            throw ExitCode(1)
+        }
+        checkDirectories(c, &report)
+        checkFilesystem(c, &report)
+        checkInotifyLimits(&report)
+        checkCatalogue(c, &report)
+        checkStore(c, &report)
+        await checkCASA(c, &report)
+        checkMail(c, &report)
+        report.print()
+        if report.failed { throw ExitCode(1) }
+    }
+
+    private func checkDirectories(_ c: AgentConfiguration, _ r: inout CheckReport) {
+        let dirs: [(String, String)] = [
+            ("data directory", c.dataDirectory), ("spool", c.spool.directory!), ("work directory", c.agent.workDirectory!),
+            ("restore directory", c.agent.restoreDirectory!), ("download area", c.delivery.directory!),
+        ]
+        for (label, path) in dirs {
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                let probe = path + "/.dropbox-agent-check-\(getpid())"
+                guard FileManager.default.createFile(atPath: probe, contents: Data()) else { throw CocoaError(.fileWriteNoPermission) }
+                try FileManager.default.removeItem(atPath: probe)
+                r.ok(label, "\(path) writable")
+            } catch {
+                r.fail(label, "\(path) is not writable: \(error.localizedDescription)")
+            }
+        }
+        var a = stat(), b = stat()
+        if stat(c.spool.directory!, &a) == 0, stat(c.agent.workDirectory!, &b) == 0 {
+            if a.st_dev == b.st_dev { r.ok("claims", "work directory on the spool's filesystem (atomic rename)") } else {
+                r.fail("claims", "\(c.agent.workDirectory!) is not on the spool's filesystem; claims need rename(2)")
+            }
+        }
+    }
+
+    private func checkFilesystem(_ c: AgentConfiguration, _ r: inout CheckReport) {
+        do {
+            let fs = try FilesystemInfo.of(path: c.spool.directory!)
+            let mode = c.spool.watchMode == .automatic ? (fs.inotifyReliable ? "inotify" : "polling") : c.spool.watchMode.rawValue
+            r.ok("filesystem", "spool on \(fs.typeName): \(mode) (rescan every \(c.spool.rescanIntervalSeconds) s" + (mode == "polling" ? ", poll every \(c.spool.pollIntervalSeconds) s)" : ")"))
+        } catch {
+            r.fail("filesystem", "\(error)")
+        }
+    }
+
+    private func checkInotifyLimits(_ r: inout CheckReport) {
+        func read(_ name: String) -> Int? {
+            (try? String(contentsOfFile: "/proc/sys/fs/inotify/" + name, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        guard let instances = read("max_user_instances"), let watches = read("max_user_watches"), let queue = read("max_queued_events") else {
+            r.warn("inotify", "limits unreadable; the agent falls back to polling if inotify fails")
+            return
+        }
+        let detail = "max_user_instances \(instances), max_user_watches \(watches), max_queued_events \(queue) (the agent needs 1 instance and 1 watch; overflow is recovered by rescanning)"
+        if instances < 1 || watches < 1 { r.fail("inotify", detail) } else { r.ok("inotify", detail) }
+    }
+
+    private func checkCatalogue(_ c: AgentConfiguration, _ r: inout CheckReport) {
+        do {
+            let n = try SQLiteCatalogue(path: c.catalogue.sqlite!).mouses().count
+            if n == 0 { r.warn("catalogue", "\(c.catalogue.sqlite!) holds no MOUS yet (dropbox-agent catalog import FILE)") } else {
+                r.ok("catalogue", "\(c.catalogue.sqlite!): \(n) MOUS")
+            }
+        } catch {
+            r.fail("catalogue", "\(c.catalogue.sqlite!): \(error)")
+        }
+    }
+
+    private func checkStore(_ c: AgentConfiguration, _ r: inout CheckReport) {
+        if let url = c.archive.url {
+            switch TCPProbe.check(url: url) {
+            case .success: r.ok("archive store", "\(url) reachable")
+            case .failure(let message): r.fail("archive store", "\(url): \(message)")
+            }
+        } else {
+            let dir = c.archive.localDirectory!
+            let n = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).count
+            if FileManager.default.isReadableFile(atPath: dir) { r.ok("archive store", "local directory \(dir) (\(n) files)") } else {
+                r.fail("archive store", "local directory \(dir) is not readable")
+            }
+        }
+    }
+
+    private func checkCASA(_ c: AgentConfiguration, _ r: inout CheckReport) async {
+        var installations = c.casa.installations
+        if !installations.contains(where: { $0.name == "modular" }) { installations.append(ProductionExecutor.modularInstallation(c)) }
+        for inst in installations {
+            switch inst.kind {
+            case .modular:
+                guard let programDir = inst.programDir ?? c.casa.programDirectory else {
+                    r.fail("casa \(inst.name)", "restore_mous.py not found; set casa.programDirectory")
+                    continue
+                }
+                let status = await CASAEnvironment.check(venv: inst.home, programDir: programDir)
+                if status.ok { r.ok("casa \(inst.name)", "modular CASA at \(inst.home): casatools \(status.casatools ?? "?")") } else {
+                    let message = "modular CASA at \(inst.home): \(status.problems.joined(separator: "; ")) — run `dropbox-agent casa install`"
+                    if inst.name == c.casa.defaultInstallation { r.fail("casa \(inst.name)", message) } else { r.warn("casa \(inst.name)", message) }
+                }
+            case .pipeline:
+                let missing = [inst.casaExecutable, inst.runpipeline].filter { !FileManager.default.isExecutableFile(atPath: $0) && !FileManager.default.fileExists(atPath: $0) }
+                if missing.isEmpty { r.ok("casa \(inst.name)", "pipeline CASA \(inst.version) at \(inst.home)") } else {
+                    r.fail("casa \(inst.name)", "missing: \(missing.joined(separator: ", "))")
+                }
+            }
+        }
+    }
+
+    private func checkMail(_ c: AgentConfiguration, _ r: inout CheckReport) {
+        if let smtp = c.notifications.smtp {
+            switch TCPProbe.check(url: smtp.url) {
+            case .success: r.ok("smtp", "\(smtp.url) reachable (\(smtp.security ?? "startTLS"))")
+            case .failure(let message): r.fail("smtp", "\(smtp.url): \(message)")
+            }
+        } else {
+            r.ok("smtp", "no SMTP server configured: messages are written to \(c.notifications.outboxDirectory!)")
+        }
+    }
+}
+
+/// Lines of ok / warning / failure.
+struct CheckReport {
+    private var lines: [String] = []
+    private(set) var failed = false
+    mutating func ok(_ what: String, _ detail: String) { lines.append("ok    \(what): \(detail)") }
+    mutating func warn(_ what: String, _ detail: String) { lines.append("warn  \(what): \(detail)") }
+    mutating func fail(_ what: String, _ detail: String) {
+        failed = true
+        lines.append("FAIL  \(what): \(detail)")
+    }
+    func print() { for l in lines { Swift.print(l) } }
+}
+
+/// Whether a TCP connection to a URL's host and port can be opened (within 5 s).
+enum TCPProbe {
+    enum Outcome { case success, failure(String) }
+    static func check(url: String) -> Outcome {
+        guard let u = URL(string: url), let host = u.host else { return .failure("not a URL") }
+        let defaults = ["http": 80, "https": 443, "smtp": 25, "smtps": 465]
+        let port = u.port ?? defaults[u.scheme ?? ""] ?? 80
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else { return .failure("cannot resolve \(host)") }
+        defer { freeaddrinfo(result) }
+        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+        guard fd >= 0 else { return .failure("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
+            return .failure("cannot connect to \(host):\(port): \(String(cString: strerror(errno)))")
+        }
+        return .success
+    }
+}

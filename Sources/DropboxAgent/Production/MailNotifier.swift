@@ -1,0 +1,125 @@
+import Delivery
+import Foundation
+import Logging
+import RestoreSteps
+
+/// Sends the completion email: SMTP when configured, otherwise `.eml` files in the outbox directory.
+/// A mail that cannot be sent never fails the restore; the status file says what happened per recipient.
+struct MailNotifier: Notifier {
+    let mailer: any Mailer
+    /// Set when messages go to the outbox instead of an SMTP server.
+    let outbox: String?
+    let from: String
+    let operators: [String]
+    let logger: Logger
+
+    init(configuration c: AgentConfiguration, logger: Logger) throws {
+        self.logger = logger
+        operators = c.notifications.operators
+        var hostName = [UInt8](repeating: 0, count: 256)
+        gethostname(&hostName, 255)
+        let host = String(decoding: hostName.prefix { $0 != 0 }, as: UTF8.self)
+        from = c.notifications.from ?? "dropbox-agent@\(host.contains(".") ? host : host + ".localdomain")"
+        if let smtp = c.notifications.smtp {
+            mailer = try SMTPMailer(configuration: try Self.smtpConfiguration(smtp, from: from))
+            outbox = nil
+        } else {
+            try FileManager.default.createDirectory(atPath: c.notifications.outboxDirectory!, withIntermediateDirectories: true)
+            mailer = OutboxMailer(directory: c.notifications.outboxDirectory!)
+            outbox = c.notifications.outboxDirectory!
+        }
+    }
+
+    static func smtpConfiguration(_ s: SMTPSettings, from: String) throws -> SMTPConfiguration {
+        var password = s.password
+        if let file = s.passwordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ConfigurationError(path: "$.notifications.smtp.passwordFile", message: "cannot read \(file)")
+            }
+            password = text.trimmingCharacters(in: .newlines)
+        }
+        guard let security = SMTPConfiguration.Security(rawValue: s.security ?? "startTLS") else {
+            throw ConfigurationError(path: "$.notifications.smtp.security", message: "must be startTLS, implicitTLS or none")
+        }
+        var config = SMTPConfiguration(url: s.url, security: security, username: s.username, password: password, from: from, caFile: s.caFile, verifyPeer: s.verifyPeer ?? true)
+        if let t = s.timeoutSeconds { config.timeoutSeconds = Int(t.rounded(.up)) }
+        if let m = s.maxAttempts { config.maxAttempts = m }
+        return config
+    }
+
+    func notify(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) async -> [StatusDocument.Notification] {
+        var recipients: [String] = []
+        for r in request.email + operators where !recipients.contains(r) { recipients.append(r) }
+        guard !recipients.isEmpty else { return [] }
+        var valid: [MailAddress] = []
+        var notes: [StatusDocument.Notification] = []
+        for r in recipients {
+            do { valid.append(try MailAddress(r)) } catch {
+                notes.append(.init(to: r, state: "failed", error: "\(error)"))
+            }
+        }
+        guard !valid.isEmpty, let sender = try? MailAddress(from) else {
+            return notes + valid.map { .init(to: $0.description, state: "failed", error: "invalid sender address \(from)") }
+        }
+        let message = MailMessage(from: sender, to: valid, subject: Self.subject(status, facts), body: Self.body(status, request: request, facts: facts))
+        do {
+            let receipts = try await mailer.send(message)
+            let file = outbox.flatMap { Self.outboxFile(in: $0, messageId: message.messageId) }
+            for receipt in receipts {
+                notes.append(.init(
+                    to: receipt.recipient.description, state: receipt.isSent ? "sent" : "failed",
+                    error: receipt.error.map { "\($0)" }, outboxFile: receipt.isSent ? file : nil))
+            }
+        } catch {
+            logger.warning("notification not sent", metadata: ["error": "\(error)"])
+            notes += valid.map { .init(to: $0.description, state: "failed", error: "\(error)") }
+        }
+        return notes
+    }
+
+    /// The `.eml` file the outbox wrote for `messageId` (its name carries the id).
+    static func outboxFile(in directory: String, messageId: String) -> String? {
+        let key = messageId.trimmingCharacters(in: CharacterSet(charactersIn: "<>")).split(separator: "@").first.map(String.init) ?? messageId
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".eml") && $0.contains(key) }.sorted().last.map { directory + "/" + $0 }
+    }
+
+    static func subject(_ s: StatusDocument, _ facts: [String: String]) -> String {
+        let mous = s.mous ?? facts["mous"] ?? "?"
+        let project = facts["project"].map { " (\($0))" } ?? ""
+        return "[dropbox-agent] \(s.request) \(s.state.rawValue): restore of \(mous)\(project)"
+    }
+
+    static func body(_ s: StatusDocument, request: RestoreRequest, facts: [String: String]) -> String {
+        var lines: [String] = []
+        switch s.state {
+        case .succeeded: lines.append("The calibrated measurement sets of \(s.mous ?? "?") are ready.")
+        case .failed: lines.append("The restore of \(s.mous ?? "?") failed.")
+        case .cancelled: lines.append("The restore of \(s.mous ?? "?") was cancelled.")
+        default: lines.append("The restore of \(s.mous ?? "?") is \(s.state.rawValue).")
+        }
+        lines.append("")
+        lines.append("Request:     \(s.request)" + (s.requestId.map { " (id \($0))" } ?? ""))
+        lines.append("MOUS:        \(s.mous ?? "?")")
+        if let p = facts["project"] { lines.append("Project:     \(p)") }
+        if let ebs = facts["execblocks"] { lines.append("EBs:         \(ebs)") }
+        lines.append("Outcome:     \(s.state.rawValue)")
+        if let r = s.result {
+            lines.append("Download:    \(r.url ?? r.deliveryPath)")
+            lines.append("Location:    \(r.deliveryPath)")
+            lines.append("Measurement sets: \(r.measurementSets.joined(separator: ", "))")
+            lines.append("Size:        \(ByteCountFormatter.string(fromByteCount: r.sizeBytes, countStyle: .binary)) (\(r.sizeBytes) bytes)")
+        }
+        if let started = s.startedAt.flatMap(Timestamp.date) {
+            lines.append("Duration:    \(Int(Date().timeIntervalSince(started))) s")
+        }
+        if let e = s.error {
+            lines.append("")
+            lines.append("Error [\(e.code)]: \(e.message)")
+            if let h = e.hint { lines.append("What to do: \(h)") }
+        }
+        lines.append("")
+        lines.append("-- dropbox-agent \(DropboxAgentCommand.version) on \(AgentIdentity.current.host)")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,152 @@
+public import Foundation
+
+/// A UTC instant with millisecond precision, written as RFC 3339 (`2024-03-01T10:00:00Z`,
+/// `2024-03-01T10:00:00.250Z`).
+///
+/// ALMA metadata spells times several ways; ``init(parsing:)`` accepts RFC 3339 with `Z` or an offset, the
+/// OUSStatus form `yyyy-MM-dd HH:mm:ss.SSS` and a bare `yyyy-MM-ddTHH:mm:ss[.fff]` (both taken as UTC).
+/// Millisecond integers make ordering and equality exact, so session numbering never depends on rounding.
+public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    public let millisecondsSince1970: Int64
+
+    /// The instant `milliseconds` after the epoch.
+    public init(millisecondsSince1970: Int64) { self.millisecondsSince1970 = millisecondsSince1970 }
+
+    /// The instant of `date`, truncated to milliseconds.
+    public init(_ date: Date) {
+        self.millisecondsSince1970 = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    /// As a Foundation date.
+    public var date: Date { Date(timeIntervalSince1970: Double(millisecondsSince1970) / 1000) }
+
+    public static func < (lhs: UTCTime, rhs: UTCTime) -> Bool { lhs.millisecondsSince1970 < rhs.millisecondsSince1970 }
+
+    /// RFC 3339, UTC, milliseconds only when non-zero.
+    public var description: String {
+        let c = components
+        var text = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", c.year, c.month, c.day, c.hour, c.minute, c.second)
+        if c.millisecond != 0 { text += String(format: ".%03d", c.millisecond) }
+        return text + "Z"
+    }
+
+    /// RFC 3339 with milliseconds always present (`2024-03-01T10:00:00.000Z`): fixed width, so stored texts
+    /// sort in time order.
+    var fixedWidthDescription: String {
+        let c = components
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", c.year, c.month, c.day, c.hour, c.minute, c.second, c.millisecond)
+    }
+
+    /// Parses the spellings listed on the type; nil for anything else (including impossible dates).
+    public init?(parsing text: String) {
+        let scalars = Array(text.trimmingCharacters(in: .whitespaces).utf8)
+        var index = 0
+        func number(_ digits: Int) -> Int? {
+            guard index + digits <= scalars.count else { return nil }
+            var value = 0
+            for byte in scalars[index..<(index + digits)] {
+                guard byte >= 48, byte <= 57 else { return nil }
+                value = value * 10 + Int(byte - 48)
+            }
+            index += digits
+            return value
+        }
+        func expect(_ options: Set<UInt8>) -> Bool {
+            guard index < scalars.count, options.contains(scalars[index]) else { return false }
+            index += 1
+            return true
+        }
+        guard let year = number(4), expect([45]), let month = number(2), expect([45]), let day = number(2),
+              expect([84, 116, 32]), let hour = number(2), expect([58]), let minute = number(2), expect([58]),
+              let second = number(2)
+        else { return nil }
+        var millisecond = 0
+        if index < scalars.count, scalars[index] == 46 {  // "."
+            index += 1
+            var digits = 0
+            var fraction = 0
+            while index < scalars.count, scalars[index] >= 48, scalars[index] <= 57 {
+                if digits < 3 { fraction = fraction * 10 + Int(scalars[index] - 48) }
+                digits += 1
+                index += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<max(digits, 3) { fraction *= 10 }
+            millisecond = fraction
+        }
+        var offsetMinutes = 0
+        if index < scalars.count {
+            if expect([90, 122]) {  // Z
+            } else if index < scalars.count, scalars[index] == 43 || scalars[index] == 45 {
+                let sign = scalars[index] == 45 ? -1 : 1
+                index += 1
+                guard let oh = number(2), expect([58]), let om = number(2), oh < 24, om < 60 else { return nil }
+                offsetMinutes = sign * (oh * 60 + om)
+            } else {
+                return nil
+            }
+        }
+        guard index == scalars.count, (1...12).contains(month), day >= 1, day <= UTCTime.daysIn(month: month, year: year),
+              hour < 24, minute < 60, second < 60
+        else { return nil }
+        let days = UTCTime.daysFromCivil(year: year, month: month, day: day)
+        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
+        self.millisecondsSince1970 = seconds * 1000 + Int64(millisecond)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let time = UTCTime(parsing: text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a UTC time (2024-03-01T10:00:00Z): \(text)")
+        }
+        self = time
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
+    // MARK: - Calendar arithmetic (proleptic Gregorian, Howard Hinnant's algorithms)
+
+    private var components: (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int) {
+        let ms = millisecondsSince1970
+        let totalSeconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
+        let millisecond = Int(ms - totalSeconds * 1000)
+        let days = totalSeconds >= 0 ? totalSeconds / 86_400 : (totalSeconds - 86_399) / 86_400
+        let secondOfDay = Int(totalSeconds - days * 86_400)
+        let (y, m, d) = UTCTime.civil(fromDays: Int(days))
+        return (y, m, d, secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60, millisecond)
+    }
+
+    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civil(fromDays days: Int) -> (Int, Int, Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+}

@@ -1,0 +1,83 @@
+internal import Logging
+internal import Delivery
+internal import Foundation
+
+/// What step 6 delivered (`logs/delivery.json`), for the status file and the notification.
+public struct DeliveryRecord: Codable, Sendable, Equatable {
+    public var deliveryPath: String
+    public var url: String
+    public var measurementSets: [String]
+    public var sizeBytes: Int64
+    public var files: Int
+}
+
+/// Step 6: checks the measurement sets once more, moves them (with `.flagversions`) into `products/`, and
+/// publishes them to the download area — with the PPR, the CASA logs and a manifest of sizes and checksums —
+/// atomically, as a directory or one tar. The request turns `succeeded` only after this returns.
+public struct DeliverStep: PipelineStep {
+    public let name = StepName.deliver
+    public init() {}
+
+    public static func recordPath(_ context: RestoreContext) -> String { context.workArea.logs + "/delivery.json" }
+
+    /// The delivery record of a finished step 6, if any.
+    public static func record(_ context: RestoreContext) -> DeliveryRecord? {
+        FileManager.default.contents(atPath: recordPath(context)).flatMap { try? JSONDecoder().decode(DeliveryRecord.self, from: $0) }
+    }
+
+    /// Gives the delivery to the download area's group (files stay group-readable, see ``Publisher``).
+    static func changeGroup(of path: String, to group: gid_t) {
+        _ = lchown(path, uid_t.max, group)
+        guard let e = FileManager.default.enumerator(atPath: path) else { return }
+        while let item = e.nextObject() as? String { _ = lchown(path + "/" + item, uid_t.max, group) }
+    }
+
+    public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
+        if let done = Self.record(context), FileSystemSteps.exists(done.deliveryPath) { return }
+        let metadata = try context.metadata()
+        let working = context.workArea.working(metadata.relativePath)
+        let products = context.workArea.products(metadata.relativePath)
+        var items: [String] = []
+        var msNames: [String] = []
+        for eb in metadata.plan.execBlocks {
+            let ms = eb.asdmDiskName.msName
+            for name in [ms, ms + ".flagversions"] {
+                let inProducts = products + "/" + name
+                if !FileSystemSteps.exists(inProducts) {
+                    guard FileSystemSteps.exists(working + "/" + name) else {
+                        throw RestoreError(.msMissing, "\(name) is missing from working/ and products/", hint: "CASA's log in \(context.workArea.logs) says why.")
+                    }
+                    try FileSystemSteps.move(working + "/" + name, to: inProducts)
+                }
+                items.append(inProducts)
+            }
+            guard let columns = MeasurementSetColumns.columns(ofTableAt: products + "/" + ms), columns.contains("CORRECTED_DATA") else {
+                throw RestoreError(.msNotCalibrated, "\(ms) has no CORRECTED_DATA column: it was not calibrated", hint: "See CASA's log in \(working).")
+            }
+            msNames.append(ms)
+        }
+        let ppr = PPRStep.path(context, metadata)
+        if FileSystemSteps.exists(ppr) { items.append(ppr) }
+        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: working)) ?? []).filter { $0.hasPrefix("casa-") && $0.hasSuffix(".log") }.sorted()
+        items += logs.map { working + "/" + $0 }
+        if FileSystemSteps.exists(context.workArea.logs + "/casa-stdout.log") { items.append(context.workArea.logs + "/casa-stdout.log") }
+        items.append(context.workArea.metadataFile)
+
+        reporter.report(StepProgress(message: "publishing \(msNames.count) measurement sets"))
+        try FileSystemSteps.createDirectory(context.services.downloadDirectory)
+        let format: PublishFormat = context.request.deliveryFormat == .tar ? .tar : .directory
+        let published: PublishedResult
+        do {
+            published = try Publisher.publish(items, to: context.services.downloadDirectory, name: context.restoreId, format: format)
+        } catch {
+            throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "delivery to \(context.services.downloadDirectory) failed: \(error.message)", hint: error.hint ?? "Check free space and permissions of the download area.", isTransient: true)
+        }
+        if let group = context.services.deliveryGroup { Self.changeGroup(of: published.path, to: group) }
+        let leaf = (published.path as NSString).lastPathComponent
+        let url = context.services.downloadBaseURL.map { $0.hasSuffix("/") ? $0 + leaf : $0 + "/" + leaf } ?? URL(fileURLWithPath: published.path).absoluteString
+        let record = DeliveryRecord(deliveryPath: published.path, url: url, measurementSets: msNames, sizeBytes: published.totalBytes, files: published.files.count)
+        try FileSystemSteps.writeAtomically(try JSONEncoder().encode(record), to: Self.recordPath(context))
+        context.logger.info("delivered", metadata: ["path": "\(published.path)", "bytes": "\(published.totalBytes)", "url": "\(url)"])
+        reporter.report(StepProgress(fraction: 1, message: "delivered to \(published.path)"))
+    }
+}

@@ -1,0 +1,62 @@
+internal import Logging
+internal import Foundation
+
+/// Small filesystem helpers the steps share; failures become ``RestoreError``s that say which path.
+enum FileSystemSteps {
+    static func createDirectory(_ path: String) throws(RestoreError) {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw RestoreError("workingAreaUnwritable", "cannot create \(path): \(error.localizedDescription)", hint: "Check free space and permissions of agent.restoreDirectory.")
+        }
+    }
+
+    /// Temp file + fsync + rename, so a crash never leaves a half-written file behind.
+    static func writeAtomically(_ data: Data, to path: String) throws(RestoreError) {
+        let temp = path + ".tmp-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RestoreError("workingAreaUnwritable", "cannot write \(path): \(String(cString: strerror(errno)))") }
+        let ok = data.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { return false }
+                offset += n
+            }
+            return fsync(fd) == 0
+        }
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            unlink(temp)
+            throw RestoreError("workingAreaUnwritable", "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    static func remove(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Moves (renames) `source` to `destination`, replacing nothing.
+    static func move(_ source: String, to destination: String) throws(RestoreError) {
+        guard rename(source, destination) == 0 else {
+            throw RestoreError("workingAreaUnwritable", "cannot move \(source) to \(destination): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Total size of the regular files under `path`.
+    static func treeSize(_ path: String) -> Int64 {
+        guard let e = FileManager.default.enumerator(atPath: path) else {
+            return ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int64) ?? 0
+        }
+        var total: Int64 = 0
+        while let item = e.nextObject() as? String {
+            if let attrs = try? FileManager.default.attributesOfItem(atPath: path + "/" + item), attrs[.type] as? FileAttributeType == .typeRegular {
+                total += (attrs[.size] as? Int64) ?? 0
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,35 @@
+internal import Foundation
+internal import Logging
+
+/// Finds and stops processes whose working directory is inside a restore's `working/` — a CASA left
+/// running when the agent that started it was killed (`kill -9` cannot take the child's process group along).
+enum LeftoverProcesses {
+    /// Process ids (other than ours) whose `/proc/<pid>/cwd` is `directory` or below it.
+    static func find(workingIn directory: String) -> [Int32] {
+        let target = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
+        let me = getpid()
+        var found: [Int32] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), pid != me else { continue }
+            guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd") else { continue }
+            if cwd == target || cwd.hasPrefix(target + "/") { found.append(pid) }
+        }
+        return found
+    }
+
+    /// SIGTERM to each leftover's process group, then SIGKILL after `grace`.
+    static func stop(workingIn directory: String, grace: Duration, logger: Logger) async {
+        let pids = find(workingIn: directory)
+        guard !pids.isEmpty else { return }
+        logger.warning("stopping processes left in the working directory by an earlier run", metadata: ["pids": "\(pids)", "directory": "\(directory)"])
+        let groups = Set(pids.map { getpgid($0) }.filter { $0 > 1 && $0 != getpgrp() })
+        for g in groups { kill(-g, SIGTERM) }
+        for p in pids { kill(p, SIGTERM) }
+        let deadline = ContinuousClock.now + grace
+        while ContinuousClock.now < deadline, !find(workingIn: directory).isEmpty {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        for g in groups { kill(-g, SIGKILL) }
+        for p in find(workingIn: directory) { kill(p, SIGKILL) }
+    }
+}

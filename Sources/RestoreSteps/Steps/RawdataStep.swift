@@ -1,0 +1,82 @@
+internal import Logging
+internal import Delivery
+internal import Foundation
+internal import Subprocess
+internal import SystemPackage
+
+/// Step 2: the raw ASDM of every QA0-Pass execution block in `rawdata/<AsdmDiskName>`.
+///
+/// Each ASDM comes from the archive store as one tarball (through the cache, verified by size and CRC while
+/// streaming, since libarchive does not check the gzip CRC), is unpacked safely into a hidden directory and
+/// renamed into place only when complete — so `rawdata/<AsdmDiskName>` existing means complete, and a resumed
+/// step skips it. Sites with an asdmExportLight-compatible exporter configure `rawdataCommand` instead.
+public struct RawdataStep: PipelineStep {
+    public let name = StepName.rawdata
+    public init() {}
+
+    public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
+        let metadata = try context.metadata()
+        let rawdata = context.workArea.rawdata(metadata.relativePath)
+        let missing = metadata.plan.execBlocks.filter { !FileSystemSteps.isDirectory(rawdata + "/" + $0.asdmDiskName.rawValue) }
+        if missing.isEmpty {
+            reporter.report(StepProgress(fraction: 1, message: "all \(metadata.plan.execBlocks.count) ASDMs present"))
+            return
+        }
+        if let command = context.services.rawdataCommand {
+            try await export(missing, command: command, rawdata: rawdata, context: context, reporter: reporter)
+            return
+        }
+        let downloads = context.workArea.downloads
+        let items = missing.map { ArchiveFetch.Item(file: $0.asdm, destination: downloads + "/" + $0.asdm.ngasFileId) }
+        _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "raw data (\(missing.count) ASDMs)")
+        for eb in missing {
+            try Task.checkCancellation()
+            let tarball = downloads + "/" + eb.asdm.ngasFileId
+            try unpack(tarball, as: eb.asdmDiskName.rawValue, into: rawdata, limits: context.services.archiveLimits)
+            FileSystemSteps.remove(tarball)  // the cache keeps its own copy
+        }
+        reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.execBlocks.count) ASDMs in rawdata/"))
+    }
+
+    /// Unpacks an ASDM tarball whose single top-level directory must be `name`.
+    private func unpack(_ tarball: String, as name: String, into rawdata: String, limits: ArchiveLimits) throws {
+        let staging = rawdata + "/.unpack-" + name
+        FileSystemSteps.remove(staging)
+        try FileSystemSteps.createDirectory(staging)
+        do { _ = try SafeArchive.extract(tarball, into: staging, limits: limits) } catch {
+            FileSystemSteps.remove(staging)
+            throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "cannot unpack the ASDM \(name): \(error.message)", hint: error.hint)
+        }
+        let top = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).filter { !$0.hasPrefix(".") }
+        guard top == [name], FileSystemSteps.isDirectory(staging + "/" + name) else {
+            FileSystemSteps.remove(staging)
+            throw RestoreError(
+                "asdmLayout", "the ASDM archive for \(name) holds \(top.prefix(5).joined(separator: ", ")) instead of one directory \(name)",
+                hint: "Each ASDM tarball in the store must unpack to a single directory named after the AsdmDiskName.")
+        }
+        try FileSystemSteps.move(staging + "/" + name, to: rawdata + "/" + name)
+        FileSystemSteps.remove(staging)
+    }
+
+    /// Runs the configured exporter once per EB, without a shell: `{eb}` and `{dir}` are whole-argument
+    /// substitutions, so nothing from the catalogue can inject options or commands.
+    private func export(_ ebs: [RestorePlan.ExecBlock], command: [String], rawdata: String, context: RestoreContext, reporter: any StepReporter) async throws {
+        guard let program = command.first else { throw RestoreError("rawdataCommandInvalid", "archive.rawdataCommand is empty") }
+        for (index, eb) in ebs.enumerated() {
+            let argv = command.dropFirst().map { $0 == "{eb}" ? eb.uid.rawValue : ($0 == "{dir}" ? rawdata : $0) }
+            reporter.report(StepProgress(fraction: Double(index) / Double(ebs.count), message: "exporting \(eb.uid)"))
+            context.logger.info("running the raw-data exporter", metadata: ["argv": "\([program] + argv)"])
+            let result = try await Subprocess.run(
+                program.hasPrefix("/") ? .path(FilePath(program)) : .name(program), arguments: Arguments(Array(argv)),
+                workingDirectory: FilePath(rawdata), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+            guard result.terminationStatus.isSuccess else {
+                throw RestoreError(
+                    "rawdataExportFailed", "\(program) for \(eb.uid) ended with \(result.terminationStatus): \(result.standardError.suffix(400))",
+                    hint: "Run the exporter by hand with the same arguments to see what it needs.")
+            }
+            guard FileSystemSteps.isDirectory(rawdata + "/" + eb.asdmDiskName.rawValue) else {
+                throw RestoreError("rawdataExportFailed", "\(program) for \(eb.uid) did not create rawdata/\(eb.asdmDiskName.rawValue)")
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Agent overhead around a real modular-CASA restore (not a test).
+
+Runs the demo MOUS through the real agent (local archive store, warm cache after the first round) and compares,
+in the same run, the wall time of the whole request with the wall time of the CASA process alone (the runner's
+measured duration in logs/casa-run.json). Overhead = (request - CASA) / CASA; target <= 2 %.
+
+    bench/overhead.py [--rounds 3]
+
+The request time is measured from the claim (status `startedAt`) to `finishedAt`: the settle time before the claim
+(spool.settleSeconds, a completeness rule, 0.2 s here) is reported separately, not hidden.
+"""
+import argparse, json, os, pathlib, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from e2e_support import FIXTURE, MOUS_A, Agent, require_prerequisites  # noqa: E402
+
+
+def iso(s):
+    from datetime import datetime
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    require_prerequisites()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="overhead-"))
+    try:
+        store = tmp / "store"
+        shutil.copytree(FIXTURE / "store", store)
+        agent = Agent(tmp, None, extra={"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never"}}).start()
+        rows = []
+        for i in range(args.rounds):
+            name = f"round{i}"
+            dropped = time.time()
+            agent.drop(name, {"mous": MOUS_A, "requestId": name})
+            s = agent.wait_terminal(name, timeout=900)
+            assert s["state"] == "succeeded", s.get("error")
+            run = json.loads((pathlib.Path(s["workingArea"]) / "logs/casa-run.json").read_text())
+            casa = float(run["durationSeconds"])
+            request = iso(s["finishedAt"]) - iso(s["startedAt"])
+            pickup = iso(s["startedAt"]) - dropped
+            rows.append((name, request, casa, pickup))
+            print(f"{name}: request {request:7.2f} s   CASA alone {casa:7.2f} s   overhead {100 * (request - casa) / casa:5.2f} %   (drop->claim {pickup:.2f} s)", flush=True)
+        agent.stop()
+        req = statistics.median(r[1] for r in rows)
+        casa = statistics.median(r[2] for r in rows)
+        print(f"\nmedian over {len(rows)} rounds: request {req:.2f} s, CASA process {casa:.2f} s, "
+              f"ratio request/CASA {req / casa:.4f} -> agent overhead {100 * (req - casa) / casa:.2f} % (target <= 2 %)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

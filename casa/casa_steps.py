@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""CASA operations shared by the fixture generator and the restore program.
+
+Each operation runs in its own interpreter (``python3 casa_steps.py STEP JSON``), because some CASA C++
+errors call abort() and would otherwise take the caller down. ``run_step`` is the caller side: it spawns
+the step with the current interpreter and returns (ok, reason).
+
+The importasdm parameters are the pipeline's (hifa_importdata / hifa_restoredata); they must be identical
+in calibration and restore because saved flag versions are row-aligned.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Parameters of the pipeline's ASDM import (see casa-offline.md).
+PIPELINE_IMPORTASDM = {
+    "ocorr_mode": "ca",
+    "bdfflags": True,
+    "with_pointing_correction": True,
+    "process_caldevice": False,
+    "asis": "Antenna Station Receiver Source CalAtmosphere CalWVR CorrelatorMode SBSummary",
+    "lazy": False,
+}
+
+FINAL_FLAG_VERSION = "Pipeline_Final"
+FINAL_FLAG_COMMENT = "Final pipeline flags"
+
+STEP_RESULT_PREFIX = "CASA_STEP_RESULT "
+
+
+class StepError(Exception):
+    """A step failed for a reason that can be stated in one line."""
+
+
+# --------------------------------------------------------------------------------------------- caller side
+
+def run_step(step, args, cwd=None, env=None, python=None, timeout=None):
+    """Run one CASA step in a subprocess. Returns (ok: bool, reason: str, result: dict|None)."""
+    argv = [python or sys.executable, os.path.join(HERE, "casa_steps.py"), step, json.dumps(args)]
+    p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    result = None
+    reason = ""
+    for line in p.stdout.splitlines():
+        if line.startswith(STEP_RESULT_PREFIX):
+            result = json.loads(line[len(STEP_RESULT_PREFIX):])
+    if result is not None and not result.get("ok"):
+        reason = result.get("reason") or "unknown error"
+    elif p.returncode != 0:
+        tail = [l for l in p.stderr.strip().splitlines() if l.strip()][-1:]
+        if p.returncode < 0:
+            reason = "CASA step %s killed by signal %d" % (step, -p.returncode)
+        else:
+            reason = "CASA step %s exited with status %d%s" % (step, p.returncode,
+                                                                 (": " + tail[0]) if tail else "")
+    elif result is None:
+        reason = "CASA step %s produced no result" % step
+    ok = p.returncode == 0 and result is not None and result.get("ok", False)
+    return ok, reason, result
+
+
+# --------------------------------------------------------------------------------------------- CASA side
+
+def _casalog_to(logfile):
+    """Send this process's CASA log to logfile (one shared log per run), drop the auto-created one."""
+    from casatasks import casalog
+    auto = casalog.logfile()
+    if logfile:
+        logfile = os.path.abspath(logfile)
+        if auto and os.path.abspath(auto) != logfile:
+            casalog.setlogfile(logfile)
+            try:
+                os.remove(auto)
+            except OSError:
+                pass
+    return casalog
+
+
+def safe_extract(tgz, dest, members_filter=None):
+    """Extract a tarball into dest, refusing absolute paths, '..' and links out of dest."""
+    dest = os.path.abspath(dest)
+    names = []
+    with tarfile.open(tgz, "r:*") as tf:
+        members = []
+        for m in tf.getmembers():
+            target = os.path.abspath(os.path.join(dest, m.name))
+            if not (target == dest or target.startswith(dest + os.sep)):
+                raise StepError("unsafe path in %s: %s" % (os.path.basename(tgz), m.name))
+            if m.issym() or m.islnk():
+                raise StepError("link in %s: %s" % (os.path.basename(tgz), m.name))
+            if members_filter and not members_filter(m.name):
+                continue
+            members.append(m)
+            names.append(m.name)
+        tf.extractall(dest, members=members)
+    return names
+
+
+def step_importasdm(a):
+    import casatasks
+    vis = a["vis"]
+    if os.path.exists(vis):
+        shutil.rmtree(vis)
+    if os.path.exists(vis + ".flagversions"):
+        shutil.rmtree(vis + ".flagversions")
+    if not os.path.isdir(a["asdm"]):
+        raise StepError("ASDM directory missing: %s" % a["asdm"])
+    casatasks.importasdm(asdm=a["asdm"], vis=vis, **PIPELINE_IMPORTASDM)
+    if not os.path.isdir(vis):
+        raise StepError("importasdm wrote no MS for %s" % os.path.basename(a["asdm"]))
+    return {"vis": vis}
+
+
+def step_restore_flags(a):
+    """hifa_restoredata's _do_restore_flags: drop filler flagversions, untar the final ones, restore."""
+    import casatasks
+    vis = a["vis"]
+    version = a.get("versionname", FINAL_FLAG_VERSION)
+    fv = vis + ".flagversions"
+    if os.path.exists(fv):
+        shutil.rmtree(fv)
+    safe_extract(a["tgz"], os.path.dirname(os.path.abspath(vis)))
+    if not os.path.isfile(os.path.join(fv, "flags." + version)) and not os.path.isdir(
+            os.path.join(fv, "flags." + version)):
+        raise StepError("%s has no flag version %s" % (os.path.basename(a["tgz"]), version))
+    casatasks.flagmanager(vis=vis, mode="restore", versionname=version)
+    return {"restored": version}
+
+
+def step_applycal(a):
+    """Run a list of applycal keyword dicts (already translated and re-rooted) on one MS."""
+    import casatasks
+    vis = a["vis"]
+    for kw in a["calls"]:
+        kw = dict(kw)
+        kw["vis"] = vis
+        for t in kw.get("gaintable", []):
+            if not os.path.isdir(t):
+                raise StepError("gaintable missing: %s" % os.path.basename(t))
+        kw["applymode"] = "calflagstrict"
+        kw["flagbackup"] = False
+        casatasks.applycal(**kw)
+    import casatools
+    tb = casatools.table()
+    tb.open(vis)
+    cols = tb.colnames()
+    tb.close()
+    if "CORRECTED_DATA" not in cols:
+        raise StepError("%s has no CORRECTED_DATA after applycal" % os.path.basename(vis))
+    return {"applied": len(a["calls"])}
+
+
+def step_check_ms(a):
+    import casatools
+    tb = casatools.table()
+    vis = a["vis"]
+    if not os.path.isdir(vis):
+        raise StepError("MS missing: %s" % vis)
+    tb.open(vis)
+    try:
+        cols = tb.colnames()
+        nrows = tb.nrows()
+    finally:
+        tb.close()
+    return {"nrows": nrows, "corrected": "CORRECTED_DATA" in cols}
+
+
+STEPS = {
+    "importasdm": step_importasdm,
+    "restore_flags": step_restore_flags,
+    "applycal": step_applycal,
+    "check_ms": step_check_ms,
+}
+
+
+def step_main(argv, steps):
+    """Entry point of a step subprocess: STEP JSON → one result line on stdout."""
+    if len(argv) != 2 or argv[0] not in steps:
+        print("usage: STEP JSON; steps: %s" % ", ".join(sorted(steps)), file=sys.stderr)
+        return 2
+    args = json.loads(argv[1])
+    try:
+        casalog = _casalog_to(args.get("logfile"))
+        casalog.origin("casa_steps." + argv[0])
+    except Exception:  # logging is best effort; the step decides success
+        casalog = None
+    try:
+        out = steps[argv[0]](args) or {}
+        print(STEP_RESULT_PREFIX + json.dumps(dict(out, ok=True)), flush=True)
+        return 0
+    except Exception as e:  # report one line, log SEVERE
+        reason = str(e) if isinstance(e, StepError) else "%s: %s" % (type(e).__name__, e)
+        reason = " ".join(reason.split())
+        if casalog is not None:
+            try:
+                casalog.post("%s failed: %s" % (argv[0], reason), "SEVERE")
+            except Exception:
+                pass
+        import traceback
+        traceback.print_exc()
+        print(STEP_RESULT_PREFIX + json.dumps({"ok": False, "reason": reason}), flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(step_main(sys.argv[1:], STEPS))

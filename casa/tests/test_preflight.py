@@ -1,0 +1,89 @@
+"""restore_mous preflight (no CASA): layout variants and errors found before any CASA process starts."""
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import ppr as ppr_mod
+import restore_mous
+from conftest import CASA_DIR, casa_env, stage
+
+MOUS_A = "uid://A001/X3f01/X1a5"
+
+
+def preflight(ppr_path, working, root):
+    p = ppr_mod.parse(ppr_path)
+    r = restore_mous.Restore(ppr_path, cwd=working, environ={"SCIPIPE_ROOTDIR": root})
+    _, r.rawdata, r.products = ppr_mod.directories(p, cwd=working, environ={"SCIPIPE_ROOTDIR": root})
+    sessions = list(dict.fromkeys(a["session"] for a in p["asdms"]))
+    return r.preflight(p["asdms"], sessions, True)
+
+
+def test_manifest_only_in_rawdata_is_found(fixture_dir, tmp_path):
+    root = str(tmp_path)
+    ppr_path, working, _ = stage(fixture_dir, MOUS_A, root)
+    base = os.path.dirname(working)
+    for m in glob.glob(os.path.join(base, "products", "*pipeline_manifest.xml")):
+        shutil.move(m, os.path.join(base, "rawdata"))
+    m, calls = preflight(ppr_path, working, root)
+    assert os.path.dirname(m.path) == os.path.join(base, "rawdata")
+    assert sorted(calls) == ["uid___A002_Xb1e2a0_X1.ms", "uid___A002_Xb1f3c4_X1.ms"]
+    for vis, cs in calls.items():
+        assert len(cs) == 3
+        for kw in cs:
+            assert kw["vis"] == os.path.join(working, vis)
+            assert all(os.path.dirname(t) == working for t in kw["gaintable"])
+            assert kw["applymode"] == "calflagstrict" and kw["flagbackup"] is False
+    # copytoraw copied every listed product into rawdata
+    for f in m.listed_files():
+        assert os.path.isfile(os.path.join(base, "rawdata", f))
+
+
+def test_missing_asdm(fixture_dir, tmp_path):
+    root = str(tmp_path)
+    ppr_path, working, _ = stage(fixture_dir, MOUS_A, root)
+    shutil.rmtree(os.path.join(os.path.dirname(working), "rawdata", "uid___A002_Xb1f3c4_X1"))
+    with pytest.raises(restore_mous.RestoreError, match="ASDM missing: rawdata/uid___A002_Xb1f3c4_X1"):
+        preflight(ppr_path, working, root)
+
+
+def test_gaintable_not_in_caltables_tarball(fixture_dir, tmp_path):
+    root = str(tmp_path)
+    ppr_path, working, _ = stage(fixture_dir, MOUS_A, root)
+    cal = glob.glob(os.path.join(os.path.dirname(working), "products", "uid___A002_Xb1e2a0_X1.ms.calapply.txt"))[0]
+    with open(cal) as f:
+        text = f.read()
+    with open(cal, "w") as f:
+        f.write(text.replace("solintinf.gacal.tbl", "solintinf.nosuch.tbl", 1))
+    with pytest.raises(restore_mous.RestoreError, match=r"caltable .*nosuch\.tbl .* is not in "
+                                                        r"uid___A001_X3f01_X1a5\.session_1\.caltables\.tgz"):
+        preflight(ppr_path, working, root)
+
+
+def test_sigterm_ends_in_errorexit_and_kills_casa(fixture_dir, tmp_path):
+    root = str(tmp_path)
+    ppr_path, working, _ = stage(fixture_dir, MOUS_A, root)
+    env = casa_env(os.path.join(root, "logs", "home"))
+    env["SCIPIPE_ROOTDIR"] = root
+    proc = subprocess.Popen([sys.executable, os.path.join(CASA_DIR, "restore_mous.py"), ppr_path], cwd=working,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # preflight done; the importasdm subprocess is starting
+    assert first.startswith("PROGRESS 1 ")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip() == "restore_mous: terminated by SIGTERM"
+    assert glob.glob(os.path.join(working, "errorexit-*.txt"))
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        ps = subprocess.run(["pgrep", "-f", "casa_steps.py importasdm .*%s" % os.path.basename(root)],
+                            capture_output=True, text=True)
+        if ps.stdout.strip() == "":
+            break
+        time.sleep(0.2)
+    assert ps.stdout.strip() == "", "CASA step still running after SIGTERM"

@@ -1,0 +1,190 @@
+"""End to end through the real binary: real CASA (modular), nginx as the NGAS store, the fault-injecting store,
+aiosmtpd with STARTTLS + AUTH. Each test drops requests as an outside system would and reads only the
+files a user sees: status files, delivered measurement sets, received mail."""
+import json
+import os
+import pathlib
+import signal
+
+import jsonschema
+import pytest
+
+from e2e_support import (
+    FIXTURE, MOUS_A, MOUS_B, Agent, casa_processes, compare_ms, require_prerequisites, start_fault_store,
+    start_nginx, start_smtp, wait_for,
+)
+
+STATUS_SCHEMA = json.loads((pathlib.Path(__file__).resolve().parent.parent / "schemas/status.schema.json").read_text())
+FIXTURE_INFO = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prerequisites():
+    require_prerequisites()
+    FIXTURE_INFO.update(json.loads((FIXTURE / "fixture.json").read_text()))
+
+
+@pytest.fixture
+def services(tmp_path):
+    started = []
+
+    def start(kind, **kw):
+        s = {"nginx": lambda: start_nginx(FIXTURE / "store", tmp_path / "nginx"),
+             "faults": lambda: start_fault_store(FIXTURE / "store", tmp_path / "faults"),
+             "smtp": lambda: start_smtp(tmp_path / "smtp")}[kind]()
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def agents():
+    running = []
+    yield running
+    for a in running:
+        a.stop(signal.SIGKILL)
+
+
+def assert_delivered_like_reference(status):
+    result = status["result"]
+    delivered = pathlib.Path(result["deliveryPath"])
+    assert sorted(result["measurementSets"]) == sorted(p.name for p in delivered.glob("*.ms"))
+    assert result["measurementSets"], "no measurement set delivered"
+    for ms in result["measurementSets"]:
+        assert (delivered / (ms + ".flagversions")).is_dir(), f"{ms}.flagversions delivered"
+        code, report = compare_ms(delivered / ms, FIXTURE / "reference" / ms)
+        assert code == 0, f"{ms} differs from the reference: {report}"
+    assert (delivered / "MANIFEST.json").exists() or any(delivered.glob("*MANIFEST*")), "a manifest of files with sizes and checksums"
+
+
+def mail_to(smtp, address):
+    return [m for m in smtp.messages() if address in m["rcpt_tos"]]
+
+
+def test_native_request_restores_delivers_and_mails_then_a_second_request_fetches_nothing(tmp_path, services, agents):
+    nginx, smtp = services("nginx"), services("smtp")
+    agent = Agent(tmp_path, nginx.url, smtp=smtp).start()
+    agents.append(agent)
+    agent.drop("native", {"mous": MOUS_A, "email": ["pi@example.org"], "requestId": "e2e-native"})
+    status = agent.wait_terminal("native")
+    assert status["state"] == "succeeded", json.dumps(status, indent=1)
+    jsonschema.validate(status, STATUS_SCHEMA)
+    assert [h["step"]["number"] for h in status["history"] if h.get("step") and h["state"] == "running"] == [1, 2, 3, 4, 5, 6]
+    assert_delivered_like_reference(status)
+    mails = wait_for(lambda: mail_to(smtp, "pi@example.org"), 30, "the success mail")
+    text = mails[0]["text"]
+    assert status["result"]["url"] in text and "succeeded" in text
+    for header in ("Date:", "Message-ID:", "From:", "To:", "Subject:"):
+        assert header in text
+    assert mails[0]["tls"] and mails[0]["auth_user"] == "agent"
+    assert status["notifications"] == [{"to": "pi@example.org", "state": "sent"}]
+    fetched = nginx.retrieves()
+    assert fetched > 0
+
+    # (6) A second request for the same MOUS: everything comes from the cache.
+    agent.drop("again", {"mous": MOUS_A, "requestId": "e2e-again"})
+    again = agent.wait_terminal("again")
+    assert again["state"] == "succeeded"
+    assert nginx.retrieves() == fetched, "the second restore fetched nothing from the store"
+    assert_delivered_like_reference(again)
+    assert agent.stop() == 0
+
+
+def test_workflow_event_form(tmp_path, services, agents):
+    nginx, smtp = services("nginx"), services("smtp")
+    agent = Agent(tmp_path, nginx.url, smtp=smtp).start()
+    agents.append(agent)
+    passes = [eb["uid"] for eb in FIXTURE_INFO["execBlocks"] if eb["qa0"] == "Pass"]
+    assert len(passes) == 2
+    event = json.loads((pathlib.Path(__file__).resolve().parent.parent / "examples/requests/workflow-event.json").read_text())
+    event["metadata"].update({
+        "ousStatusId": MOUS_A, "projectCodeOrDataType": "2023.1.00042.S", "cliCorrId": "3f0c2d9e-e2e",
+        "email": "pi@example.org", "casaHome": str(agent_casa_home()),
+    })
+    event["metadata"]["fileSetIds"] = passes
+    agent.drop("event", event)
+    status = agent.wait_terminal("event")
+    assert status["state"] == "succeeded", json.dumps(status, indent=1)
+    assert status["requestId"] == "3f0c2d9e-e2e"
+    assert_delivered_like_reference(status)
+    wait_for(lambda: mail_to(smtp, "pi@example.org"), 30, "the success mail")
+    assert agent.stop() == 0
+
+
+def agent_casa_home():
+    from e2e_support import CASA_VENV
+    return CASA_VENV
+
+
+def test_manifest_without_a_sessions_caltables_fails_before_casa(tmp_path, services, agents):
+    nginx, smtp = services("nginx"), services("smtp")
+    agent = Agent(tmp_path, nginx.url, smtp=smtp).start()
+    agents.append(agent)
+    agent.drop("broken", {"mous": MOUS_B, "email": ["pi@example.org"]})
+    status = agent.wait_terminal("broken", timeout=120)
+    assert status["state"] == "failed"
+    assert status["step"]["number"] in (3, 4), status["step"]
+    assert status["error"]["code"].startswith("manifest"), status["error"]
+    assert "session_3" in status["error"]["message"] and "caltables" in status["error"]["message"]
+    assert status["error"].get("hint")
+    assert not any(h.get("step", {}).get("number") == 5 for h in status["history"]), "CASA never started"
+    root = pathlib.Path(status["workingArea"])
+    assert not (root / "logs/casa-stdout.log").exists(), "no CASA process ran"
+    mails = wait_for(lambda: mail_to(smtp, "pi@example.org"), 30, "the failure mail")
+    assert "failed" in mails[0]["text"] and status["error"]["code"] in mails[0]["text"]
+    assert pathlib.Path(status["requestFile"]).exists(), "the failed request is kept"
+    assert agent.stop() == 0
+
+
+def test_store_503_then_truncated_body_is_retried_and_succeeds(tmp_path, services, agents):
+    faults = services("faults")
+    agent = Agent(tmp_path, faults.url + "/503-truncate-then-ok").start()
+    agents.append(agent)
+    agent.drop("flaky", {"mous": MOUS_A})
+    status = agent.wait_terminal("flaky")
+    assert status["state"] == "succeeded", json.dumps(status.get("error"))
+    counters = faults.counters()
+    assert all(n >= 3 for key, n in counters["faults"].items()), counters  # 503, truncated, then whole
+    assert_delivered_like_reference(status)
+    assert agent.stop() == 0
+
+
+def test_sigkill_during_rawdata_then_restart_resumes_and_fetches_each_file_once(tmp_path, services, agents):
+    faults = services("faults")
+    slow_url = faults.url + "/slow"
+    agent = Agent(tmp_path, slow_url).start()
+    agents.append(agent)
+    agent.drop("killed", {"mous": MOUS_A})
+    agent.wait("killed", lambda s: (s.get("step") or {}).get("name") == "rawdata" and (s.get("progress") or {}).get("bytesDone", 0) > 100_000,
+               timeout=120, what="step 2 under way")
+    agent.proc.send_signal(signal.SIGKILL)
+    agent.proc.wait(10)
+    assert agent.status("killed")["state"] == "running"
+    agent.start()
+    status = agent.wait_terminal("killed")
+    assert status["state"] == "succeeded", json.dumps(status.get("error"))
+    assert status["attempt"] == 2
+    assert_delivered_like_reference(status)
+    sizes = {p.name: p.stat().st_size for p in (FIXTURE / "store").iterdir()}
+    for file_id, c in faults.counters()["files"].items():
+        assert c["bytes"] <= sizes[file_id] * 1.05, f"{file_id} fetched {c['bytes']} bytes for {sizes[file_id]}: not resumed"
+    finished = list((agent.spool / ".dropbox-agent/finished").iterdir())
+    assert len(finished) == 1, "one job, run to completion once"
+    assert agent.stop() == 0
+
+
+def test_cancel_during_casa_leaves_no_casa_process(tmp_path, services, agents):
+    nginx = services("nginx")
+    agent = Agent(tmp_path, nginx.url).start()
+    agents.append(agent)
+    agent.drop("stopme", {"mous": MOUS_A})
+    agent.wait("stopme", lambda s: (s.get("step") or {}).get("name") == "casa", timeout=300, what="step 5")
+    wait_for(lambda: casa_processes(), 60, "CASA to run")
+    r = agent.cli("cancel", "stopme", "--spool", str(agent.spool))
+    status = agent.wait_terminal("stopme", timeout=60)
+    assert status["state"] == "cancelled"
+    wait_for(lambda: not casa_processes(), 20, "no CASA process left")
+    assert agent.stop() == 0
