@@ -259,9 +259,11 @@ def test_hostile_drops_are_rejected_with_precise_codes_and_kept(tmp_path, spool,
 
     # A badly named request has no status file (it has no valid NAME) but is kept with a reason.
     drop(spool, "bad name", request_bytes("bad-name"))
-    wait_until(lambda: not os.path.lexists(spool / "bad name.json"), 30, what="the badly named request to be moved aside")
-    reasons = [p.read_text() for p in rejected_dir.glob("bad_name*.reason.txt")]
-    assert reasons and "code: invalidName" in reasons[0], reasons
+    reason_files = wait_until(lambda: list(rejected_dir.glob("bad_name*.reason.txt")), 30,
+                              what="the badly named request to be kept with a reason")
+    assert not os.path.lexists(spool / "bad name.json")
+    assert "code: invalidName" in reason_files[0].read_text(), reason_files[0].read_text()
+    assert os.path.lexists(str(reason_files[0])[: -len(".reason.txt")])
 
     # The agent still handles a valid request afterwards (a FIFO did not block it, nothing wedged it).
     drop(spool, "after-hostile", request_bytes("after-hostile"))
@@ -369,10 +371,7 @@ def test_status_table_and_json_with_a_running_agent(tmp_path, spool, agents):
     agent = Agent(tmp_path, spool, "cli")
     agents.append(agent)
     agent.start()
-    request = tmp_path / "table-one.json"
-    request.write_bytes(request_bytes("table-one"))
-    r = run_cli("submit", str(request), "--spool", str(spool))
-    assert r.returncode == 0, r
+    drop(spool, "table-one", request_bytes("table-one"))
     wait_all_terminal(spool, ["table-one"], timeout=60)
 
     r = run_cli("status", "--spool", str(spool))
@@ -394,6 +393,28 @@ def test_status_table_and_json_with_a_running_agent(tmp_path, spool, agents):
 
     r = run_cli("status", "table-one", "--spool", str(spool))
     assert r.returncode == 0 and "failed" in r.stdout.decode(), r
+    assert agent.stop() == 0
+
+
+def test_submit_into_a_watched_spool_is_never_taken_for_a_hard_link(tmp_path, spool, agents):
+    """`submit` must publish the request so that the running agent never sees a half-published file: with
+    link(temp, NAME.json) + unlink(temp) the file briefly has two links, and the agent (which reports IN_CREATE of
+    multi-link files at once) rejects it as `hardLink`."""
+    n = 40
+    agent = Agent(tmp_path, spool, "submit", max_concurrent=4)
+    agents.append(agent)
+    agent.start()
+    names = [f"submitted-{i:02d}" for i in range(n)]
+    for i, name in enumerate(names):
+        request = tmp_path / f"{name}.json"
+        request.write_bytes(request_bytes(f"submitted-{i}"))
+        r = run_cli("submit", str(request), "--spool", str(spool))
+        assert r.returncode == 0, r
+    wait_all_terminal(spool, names, timeout=120)
+    rejected = {n: read_status(spool, n)["error"]["code"] for n in names if read_status(spool, n)["state"] == "rejected"}
+    assert rejected == {}, f"{len(rejected)} of {n} submitted requests were rejected: {rejected}"
+    for name in names:
+        assert_failed_with_code(read_status(spool, name))
     assert agent.stop() == 0
 
 
