@@ -295,7 +295,33 @@ def measure(system, prefix: str, n: int, rate: float | None, timeout: float) -> 
         result["seconds"] = span
         result["filesPerSecond"] = len(first) / span if span > 0 else float("inf")
     result["names"] = names
+    result["latencies"] = latencies
     return result
+
+
+def pooled(rounds: list[dict]) -> dict:
+    """All latency rounds together (percentiles over every file), plus the median of the per-round p99s."""
+    latencies = [x for r in rounds for x in r["latencies"]]
+    return {
+        "files": sum(r["files"] for r in rounds), "rounds": len(rounds), "rate": rounds[0]["rate"],
+        "arrived": sum(r["arrived"] for r in rounds), "lost": sum(r["lost"] for r in rounds),
+        "watcherOverflows": sum(r["watcherOverflows"] for r in rounds),
+        "p50ms": percentile(latencies, 50), "p99ms": percentile(latencies, 99), "maxms": max(latencies),
+        "roundP99ms": [r["p99ms"] for r in rounds], "medianRoundP99ms": statistics.median(r["p99ms"] for r in rounds),
+        "over5ms": sum(1 for x in latencies if x > 5),
+    }
+
+
+def wait_idle(agent: AgentSystem, timeout: float = 60) -> None:
+    """Waits until the agent has used no CPU for a full second (its last writes after the terminal states)."""
+    deadline = time.monotonic() + timeout
+    previous = agent.cpu_ticks()
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        current = agent.cpu_ticks()
+        if current == previous:
+            return
+        previous = current
 
 
 def wait_terminal(agent: AgentSystem, names: list[str], timeout: float) -> float:
@@ -317,6 +343,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/dev/shm", help="where the spools go (tmpfs; default /dev/shm)")
     parser.add_argument("--latency-files", type=int, default=500)
     parser.add_argument("--rate", type=float, default=200, help="files/s for the latency run")
+    parser.add_argument("--rounds", type=int, default=3, help="latency rounds (alternating baseline and agent)")
     parser.add_argument("--burst-files", type=int, default=10000)
     parser.add_argument("--max-concurrent", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=10)
@@ -336,11 +363,17 @@ def main() -> None:
         baseline = BaselineSystem(base)
         agent = AgentSystem(base, binary, args.max_concurrent)
         results["agent.memoryAtStartKiB"] = agent.memory_kib()
-        for label, system in (("baseline", baseline), ("agent", agent)):
-            r = measure(system, f"lat-{label}", args.latency_files, args.rate, timeout=60)
-            results[f"{label}.latency"] = r
-            print(f"{label:8} latency: {r['arrived']}/{r['files']} arrived, p50 {r['p50ms']:.2f} ms, p99 {r['p99ms']:.2f} ms, max {r['maxms']:.2f} ms")
-        wait_terminal(agent, results["agent.latency"]["names"], 120)
+        # Latency rounds alternate baseline and agent, so both see the same (shared, noisy) machine.
+        rounds: dict[str, list[dict]] = {"baseline": [], "agent": []}
+        for round_number in range(args.rounds):
+            for label, system in (("baseline", baseline), ("agent", agent)):
+                r = measure(system, f"lat{round_number}-{label}", args.latency_files, args.rate, timeout=60)
+                rounds[label].append(r)
+                print(f"{label:8} latency round {round_number + 1}: {r['arrived']}/{r['files']} arrived, p50 {r['p50ms']:.2f} ms, "
+                      f"p99 {r['p99ms']:.2f} ms, max {r['maxms']:.2f} ms")
+            wait_terminal(agent, rounds["agent"][-1]["names"], 120)
+        for label in ("baseline", "agent"):
+            results[f"{label}.latency"] = pooled(rounds[label])
         for label, system in (("baseline", baseline), ("agent", agent)):
             r = measure(system, f"burst-{label}", args.burst_files, None, timeout=300)
             results[f"{label}.burst"] = r
@@ -353,6 +386,7 @@ def main() -> None:
         print(f"agent    burst:   all {args.burst_files} terminal (failed at step 1) within "
               f"{results['agent.burstAllTerminalSeconds']:.1f} s of the first drop")
         results["agent.memoryAfterJobsKiB"] = agent.memory_kib()
+        wait_idle(agent)
         ticks_per_second = os.sysconf("SC_CLK_TCK")
         before = agent.cpu_ticks()
         time.sleep(args.idle_seconds)  # the measurement window itself, not synchronisation
@@ -374,6 +408,7 @@ def main() -> None:
         for key in list(results):
             if isinstance(results[key], dict):
                 results[key].pop("names", None)
+                results[key].pop("latencies", None)
         pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
 
 
@@ -385,9 +420,11 @@ def report(results: dict, args) -> None:
         return a / b if b else float("inf")
 
     rows = [
-        (f"latency p50 ms ({args.latency_files} files @ {args.rate:g}/s)", al["p50ms"], bl["p50ms"], "≤ 5 ms p99"),
-        ("latency p99 ms", al["p99ms"], bl["p99ms"], "≤ 5"),
+        (f"latency p50 ms ({args.rounds}×{args.latency_files} files @ {args.rate:g}/s)", al["p50ms"], bl["p50ms"], ""),
+        ("latency p99 ms (all rounds pooled)", al["p99ms"], bl["p99ms"], "≤ 5"),
+        ("latency p99 ms (median of the rounds)", al["medianRoundP99ms"], bl["medianRoundP99ms"], "≤ 5"),
         ("latency max ms", al["maxms"], bl["maxms"], ""),
+        ("latency: files over 5 ms", al["over5ms"], bl["over5ms"], ""),
         ("latency run: lost", al["lost"], bl["lost"], "0"),
         (f"burst {args.burst_files} files: files/s", ab.get("filesPerSecond", 0), bb.get("filesPerSecond", 0), "≥ 0.8× baseline"),
         ("burst: p50 ms", ab["p50ms"], bb["p50ms"], ""),
@@ -416,6 +453,8 @@ def report(results: dict, args) -> None:
         print(f"{'agent VmRSS / RssAnon right after start':44} {start_mem['VmRSS'] / 1024:6.1f} MB / {start_mem['RssAnon'] / 1024:.1f} MB")
     print(f"watcher overflows (must be 0 for valid latencies): agent {al['watcherOverflows'] + ab['watcherOverflows']}, "
           f"baseline {bl['watcherOverflows'] + bb['watcherOverflows']}; agent exit status {results.get('agent.exitStatus')}")
+    print(f"per-round latency p99 ms: agent {', '.join(f'{x:.2f}' for x in al['roundP99ms'])}; "
+          f"baseline {', '.join(f'{x:.2f}' for x in bl['roundP99ms'])}")
     print(f"load average before {results['loadBefore'][0]:.2f}, after {results['loadAfter'][0]:.2f} (2 shared CPUs)")
 
 
