@@ -70,6 +70,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        /// Benchmarks of the Delivery hot paths (fetch+verify, extraction, cache hits); run by bench/*.sh.
+        .executableTarget(
+            name: "DeliveryBench", dependencies: ["Delivery"], path: "Benchmarks/DeliveryBench",
+            swiftSettings: strictSettings
+        ),
+
         .testTarget(name: "InotifyWatcherTests", dependencies: ["InotifyWatcher"], swiftSettings: strictSettings),
         .testTarget(name: "SQLiteDatabaseTests", dependencies: ["SQLiteDatabase"], swiftSettings: strictSettings),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery"], swiftSettings: strictSettings),

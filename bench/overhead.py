@@ -44,6 +44,9 @@ def main():
             request = iso(s["finishedAt"]) - iso(s["startedAt"])
             pickup = iso(s["startedAt"]) - dropped
             rows.append((name, request, casa, pickup))
+            marks = [(h["step"]["name"], iso(h["at"])) for h in s["history"] if h["state"] == "running" and h.get("step")]
+            marks.append(("end", iso(s["finishedAt"])))
+            print("   steps: " + ", ".join(f"{a} {b2 - b1:.2f} s" for (a, b1), (_, b2) in zip(marks, marks[1:])), flush=True)
             print(f"{name}: request {request:7.2f} s   CASA alone {casa:7.2f} s   overhead {100 * (request - casa) / casa:5.2f} %   (drop->claim {pickup:.2f} s)", flush=True)
         agent.stop()
         req = statistics.median(r[1] for r in rows)

@@ -4,15 +4,17 @@ import Testing
 
 @Suite("Checksum")
 struct ChecksumTests {
-    @Test("known-answer vectors", arguments: [
-        (ChecksumVariant.crc32, "123456789", UInt32(0xCBF4_3926)),
-        (.crc32c, "123456789", 0xE306_9283),
-        (.crc32z, "123456789", 0xCBF4_3926),
-        (.crc32, "", 0),
-        (.crc32c, "", 0),
-        (.crc32, "The quick brown fox jumps over the lazy dog", 0x414F_A339),
-        (.crc32c, "The quick brown fox jumps over the lazy dog", 0x2262_0404),
-    ])
+    @Test(
+        "known-answer vectors",
+        arguments: [
+            (ChecksumVariant.crc32, "123456789", UInt32(0xCBF4_3926)),
+            (.crc32c, "123456789", 0xE306_9283),
+            (.crc32z, "123456789", 0xCBF4_3926),
+            (.crc32, "", 0),
+            (.crc32c, "", 0),
+            (.crc32, "The quick brown fox jumps over the lazy dog", 0x414F_A339),
+            (.crc32c, "The quick brown fox jumps over the lazy dog", 0x2262_0404),
+        ])
     func knownAnswers(variant: ChecksumVariant, text: String, expected: UInt32) {
         var checksum = Checksum(variant)
         checksum.update(Array(text.utf8))

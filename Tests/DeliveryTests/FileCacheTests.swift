@@ -32,7 +32,9 @@ struct FileCacheTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/second.tgz")) == data)
         #expect(try service.counters(for: "a.tgz") == (requests: 1, bytes: 300_000))
         let stats = await cache.statistics
-        #expect(stats.hits == 1 && stats.misses == 1 && stats.bytesFetched == 300_000 && stats.bytesServedFromCache == 300_000)
+        #expect(
+            stats.hits == 1 && stats.misses == 1 && stats.bytesFetched == 300_000
+                && stats.bytesServedFromCache == 300_000)
 
         // A new cache object over the same directory (a restart) still hits.
         let restarted = FileCache(root: dir.path + "/cache", maxBytes: 10_000_000)
@@ -47,6 +49,32 @@ struct FileCacheTests {
             try await restarted.retrieve(other, from: store, to: out + "/other.tgz") { _, _ in }
         }
         #expect(!FileManager.default.fileExists(atPath: out + "/other.tgz"))
+    }
+
+    @Test("concurrent requests for one entry share a single fetch")
+    func concurrentRequestsShareOneFetch() async throws {
+        let dir = try TemporaryDirectory("cache-shared")
+        defer { dir.remove() }
+        let storeDir = try dir.sub("store")
+        let out = try dir.sub("out")
+        let data = try writeRandomFile(storeDir + "/s.tgz", size: 200_000)
+        let service = try TestService.faultStore(store: storeDir, runDirectory: try dir.sub("run"))
+        defer { service.stop() }
+        let store = HTTPArchiveStore(baseURL: service.baseURL + "/slow")
+        let file = expected("s.tgz", data)
+        let cache = FileCache(root: try dir.sub("cache"), maxBytes: 10_000_000)
+        let results = try await withThrowingTaskGroup(of: RetrievedFile.self) { group in
+            for i in 0..<3 {
+                group.addTask {
+                    try await cache.retrieve(file, from: store, to: out + "/copy\(i)", progress: { _, _ in })
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 3)
+        #expect(results.reduce(Int64(0)) { $0 + $1.bytesTransferred } == 200_000)
+        #expect(try service.counters(for: "s.tgz") == (requests: 1, bytes: 200_000))
+        for i in 0..<3 { #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/copy\(i)")) == data) }
     }
 
     @Test("LRU eviction never evicts pinned entries")
@@ -107,10 +135,16 @@ struct TransfersTests {
             let data = try writeRandomFile(storeDir + "/f\(i)", size: 50_000 + i)
             var crc = Checksum(.crc32c)
             crc.update(data)
-            files.append((ExpectedFile(fileId: "f\(i)", size: Int64(data.count), checksum: crc.decimalString, checksumVariant: .crc32c), out + "/f\(i)"))
+            files.append(
+                (
+                    ExpectedFile(
+                        fileId: "f\(i)", size: Int64(data.count), checksum: crc.decimalString, checksumVariant: .crc32c),
+                    out + "/f\(i)"
+                ))
         }
         let log = ProgressLog()
-        let results = try await Transfers.retrieveAll(files, from: LocalDirectoryStore(root: storeDir), parallelism: 3) { done, total in
+        let results = try await Transfers.retrieveAll(files, from: LocalDirectoryStore(root: storeDir), parallelism: 3)
+        { done, total in
             log.add(done, total)
         }
         #expect(results.map(\.fileId) == files.map(\.0.fileId))
@@ -125,6 +159,37 @@ struct TransfersTests {
             try await Transfers.retrieveAll(broken, from: LocalDirectoryStore(root: storeDir), parallelism: 2)
         }
         #expect(error.code == .fileNotFound)
+    }
+
+    @Test("a failing file cancels the other transfers of the batch promptly")
+    func firstErrorCancelsTheRest() async throws {
+        let dir = try TemporaryDirectory("transfers-cancel")
+        defer { dir.remove() }
+        let storeDir = try dir.sub("store")
+        let out = try dir.sub("out")
+        try writeRandomFile(storeDir + "/big", size: 1 << 20)
+        let service = try TestService.faultStore(store: storeDir, runDirectory: try dir.sub("run"))
+        defer { service.stop() }
+        var options = HTTPStoreOptions()
+        options.lowSpeedTime = .seconds(120)
+        let stalling = HTTPArchiveStore(baseURL: service.baseURL + "/stall", options: options)
+        let files: [(ExpectedFile, destination: String)] = [
+            (ExpectedFile(fileId: "big"), destination: out + "/big"),
+            (ExpectedFile(fileId: "missing"), destination: out + "/missing"),
+        ]
+        let start = ContinuousClock.now
+        let error = try await #require(throws: DeliveryError.self) {
+            try await Transfers.retrieveAll(files, parallelism: 2) { file, destination, progress in
+                if file.fileId == "missing" {
+                    // Fail once the stalled transfer is under way.
+                    poll(for: 10) { ((try? service.counters(for: "big").bytes) ?? 0) > 0 }
+                }
+                return try await stalling.retrieve(file, to: destination, progress: progress)
+            }
+        }
+        #expect(error.code == .fileNotFound)
+        #expect(ContinuousClock.now - start < .seconds(10), "the stalled transfer was cancelled, not waited for")
+        #expect(!FileManager.default.fileExists(atPath: out + "/big"))
     }
 
     @Test("LocalDirectoryStore verifies size and checksum and validates ids")
@@ -142,12 +207,16 @@ struct TransfersTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir.path + "/x")) == data)
         var wrongSum = good
         wrongSum.checksum = String(crc.value ^ 1)
-        let e1 = try await #require(throws: DeliveryError.self) { try await store.retrieve(wrongSum, to: dir.path + "/y") { _, _ in } }
+        let e1 = try await #require(throws: DeliveryError.self) {
+            try await store.retrieve(wrongSum, to: dir.path + "/y") { _, _ in }
+        }
         #expect(e1.code == .checksumMismatch)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/y"))
         var wrongSize = good
         wrongSize.size = 9_999
-        let e2 = try await #require(throws: DeliveryError.self) { try await store.retrieve(wrongSize, to: dir.path + "/z") { _, _ in } }
+        let e2 = try await #require(throws: DeliveryError.self) {
+            try await store.retrieve(wrongSize, to: dir.path + "/z") { _, _ in }
+        }
         #expect(e2.code == .sizeMismatch)
         let e3 = try await #require(throws: DeliveryError.self) {
             try await store.retrieve(ExpectedFile(fileId: "../store/x.tgz"), to: dir.path + "/w") { _, _ in }

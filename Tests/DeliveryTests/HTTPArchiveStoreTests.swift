@@ -12,7 +12,8 @@ private struct FaultFixture {
     let expected: ExpectedFile
 
     init(size: Int = 1 << 20) throws {
-        dir = try TemporaryDirectory("http-store")
+        let dir = try TemporaryDirectory("http-store")
+        self.dir = dir
         store = try dir.sub("store")
         output = try dir.sub("out")
         data = try writeRandomFile(store + "/uid___A001_X1_X2.caltables.tgz", size: size)
@@ -21,8 +22,14 @@ private struct FaultFixture {
         // NGAS may store crc32 signed: use the signed form to prove `& 0xffffffff` comparison.
         let signed = Int32(bitPattern: checksum.value)
         expected = ExpectedFile(
-            fileId: "uid___A001_X1_X2.caltables.tgz", size: Int64(size), checksum: String(signed), checksumVariant: .crc32)
-        service = try TestService.faultStore(store: store, runDirectory: try dir.sub("run"))
+            fileId: "uid___A001_X1_X2.caltables.tgz", size: Int64(size), checksum: String(signed),
+            checksumVariant: .crc32)
+        do {
+            service = try TestService.faultStore(store: store, runDirectory: try dir.sub("run"))
+        } catch {
+            dir.remove()
+            throw error
+        }
     }
 
     func store(fault: String?, attempts: Int = 4, lowSpeedTime: Duration = .seconds(2)) -> HTTPArchiveStore {
@@ -57,7 +64,8 @@ struct HTTPArchiveStoreFaultTests {
     func transientFaultEndsVerified(fault: String) async throws {
         let fixture = try FaultFixture(size: fault == "slow" ? 256 * 1024 : 1 << 20)
         defer { fixture.tearDown() }
-        let result = try await fixture.store(fault: fault).retrieve(fixture.expected, to: fixture.destination) { _, _ in }
+        let result = try await fixture.store(fault: fault).retrieve(fixture.expected, to: fixture.destination) { _, _ in
+        }
         #expect(try fixture.fetched() == fixture.data)
         #expect(result.size == Int64(fixture.data.count))
         #expect(Checksum.parse(result.checksum ?? "") == Checksum.parse(fixture.expected.checksum!))
@@ -69,7 +77,9 @@ struct HTTPArchiveStoreFaultTests {
     func resumeFetchesOnlyTheRest() async throws {
         let fixture = try FaultFixture()
         defer { fixture.tearDown() }
-        let result = try await fixture.store(fault: "truncate-then-ok").retrieve(fixture.expected, to: fixture.destination) { _, _ in }
+        let result = try await fixture.store(fault: "truncate-then-ok").retrieve(
+            fixture.expected, to: fixture.destination
+        ) { _, _ in }
         #expect(try fixture.fetched() == fixture.data)
         let counters = try fixture.service.counters(for: fixture.expected.fileId)
         #expect(counters.requests == 2)
@@ -81,7 +91,8 @@ struct HTTPArchiveStoreFaultTests {
     func ignoredRangeRestartsFromZero() async throws {
         let fixture = try FaultFixture()
         defer { fixture.tearDown() }
-        _ = try await fixture.store(fault: "ignore-range").retrieve(fixture.expected, to: fixture.destination) { _, _ in }
+        _ = try await fixture.store(fault: "ignore-range").retrieve(fixture.expected, to: fixture.destination) { _, _ in
+        }
         #expect(try fixture.fetched() == fixture.data)
         let counters = try fixture.service.counters(for: fixture.expected.fileId)
         #expect(counters.bytes == fixture.data.count + fixture.data.count / 2)
@@ -108,7 +119,8 @@ struct HTTPArchiveStoreFaultTests {
         let fixture = try FaultFixture()
         defer { fixture.tearDown() }
         let start = ContinuousClock.now
-        _ = try await fixture.store(fault: "503-then-ok").retrieve(fixture.expected, to: fixture.destination) { _, _ in }
+        _ = try await fixture.store(fault: "503-then-ok").retrieve(fixture.expected, to: fixture.destination) { _, _ in
+        }
         #expect(ContinuousClock.now - start >= .milliseconds(950))
     }
 
@@ -117,7 +129,8 @@ struct HTTPArchiveStoreFaultTests {
         let fixture = try FaultFixture()
         defer { fixture.tearDown() }
         let error = try await #require(throws: DeliveryError.self) {
-            try await fixture.store(fault: "corrupt-byte").retrieve(fixture.expected, to: fixture.destination) { _, _ in }
+            try await fixture.store(fault: "corrupt-byte").retrieve(fixture.expected, to: fixture.destination) { _, _ in
+            }
         }
         #expect(error.code == .checksumMismatch)
         #expect(try fixture.service.counters(for: fixture.expected.fileId).requests == 2)
@@ -130,7 +143,8 @@ struct HTTPArchiveStoreFaultTests {
         let fixture = try FaultFixture()
         defer { fixture.tearDown() }
         let error = try await #require(throws: DeliveryError.self) {
-            try await fixture.store(fault: "short-length").retrieve(fixture.expected, to: fixture.destination) { _, _ in }
+            try await fixture.store(fault: "short-length").retrieve(fixture.expected, to: fixture.destination) { _, _ in
+            }
         }
         #expect(error.code == .sizeMismatch)
         #expect(try fixture.service.counters(for: fixture.expected.fileId).requests == 2)
@@ -154,7 +168,8 @@ struct HTTPArchiveStoreFaultTests {
         let fixture = try FaultFixture()
         defer { fixture.tearDown() }
         let error = try await #require(throws: DeliveryError.self) {
-            try await fixture.store(fault: "truncate", attempts: 3).retrieve(fixture.expected, to: fixture.destination) { _, _ in }
+            try await fixture.store(fault: "truncate", attempts: 3).retrieve(fixture.expected, to: fixture.destination)
+            { _, _ in }
         }
         #expect(error.code == .transferFailed)
         #expect(error.curlCode == 18)
@@ -174,7 +189,8 @@ struct HTTPArchiveStoreFaultTests {
         #expect(error.curlCode == 28)
     }
 
-    @Test("NGAS FAILURE documents become errors with the NGAS message", arguments: ["ngas-failure", "ngas-failure-200"])
+    @Test(
+        "NGAS FAILURE documents become errors with the NGAS message", arguments: ["ngas-failure", "ngas-failure-200"])
     func ngasFailure(fault: String) async throws {
         let fixture = try FaultFixture()
         defer { fixture.tearDown() }
@@ -195,7 +211,10 @@ struct HTTPArchiveStoreFaultTests {
         let expected = fixture.expected
         let destination = fixture.destination
         let task = Task { try await store.retrieve(expected, to: destination) { _, _ in } }
-        poll(for: 10) { (FileManager.default.fileExists(atPath: destination + ".part")) && (try? fixture.service.counters(for: expected.fileId).bytes) ?? 0 > 0 }
+        poll(for: 10) {
+            (FileManager.default.fileExists(atPath: destination + ".part"))
+                && (try? fixture.service.counters(for: expected.fileId).bytes) ?? 0 > 0
+        }
         let start = ContinuousClock.now
         task.cancel()
         let result = await task.result
@@ -219,6 +238,35 @@ struct HTTPArchiveStoreFaultTests {
         #expect(values.count > 2)
         #expect(values.last?.0 == Int64(fixture.data.count))
         #expect(values.allSatisfy { $0.1 == Int64(fixture.data.count) })
+    }
+
+    @Test("NGAS STATUS gives size and checksum; unverified expectations are completed from it")
+    func statusCompletesExpectations() async throws {
+        let fixture = try FaultFixture()
+        defer { fixture.tearDown() }
+        let status = try await fixture.store(fault: nil).status(of: fixture.expected.fileId)
+        #expect(status.size == fixture.expected.size)
+        #expect(status.checksumVariant == .crc32)
+        #expect(Checksum.parse(status.checksum ?? "") == Checksum.parse(fixture.expected.checksum!))
+        let missing = try await #require(throws: DeliveryError.self) {
+            try await fixture.store(fault: nil).status(of: "not-there.tgz")
+        }
+        #expect(missing.code == .fileNotFound)
+
+        // With no expectations at all, a corrupted byte would go unnoticed; STATUS makes it a checksum failure.
+        var store = fixture.store(fault: "corrupt-byte")
+        var options = store.options
+        options.completeExpectationsFromStatus = true
+        store = HTTPArchiveStore(baseURL: store.baseURL, options: options)
+        let bare = ExpectedFile(fileId: fixture.expected.fileId)
+        let error = try await #require(throws: DeliveryError.self) {
+            try await store.retrieve(bare, to: fixture.destination) { _, _ in }
+        }
+        #expect(error.code == .checksumMismatch)
+        let clean = HTTPArchiveStore(baseURL: fixture.service.baseURL, options: options)
+        let result = try await clean.retrieve(bare, to: fixture.destination) { _, _ in }
+        #expect(result.size == Int64(fixture.data.count))
+        #expect(try fixture.fetched() == fixture.data)
     }
 
     @Test("invalid file ids are refused before any request")

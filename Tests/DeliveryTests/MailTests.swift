@@ -4,26 +4,32 @@ import Testing
 
 @Suite("MailAddress and MailMessage")
 struct MailFormatTests {
-    @Test("valid addresses parse", arguments: [
-        ("alice@example.org", "alice@example.org", nil as String?),
-        ("Alice Smith <alice@example.org>", "alice@example.org", "Alice Smith"),
-        ("\"Doe, John\" <j.doe+alma@sub.example.org>", "j.doe+alma@sub.example.org", "Doe, John"),
-        ("Jöhn Dœ <j@[127.0.0.1]>", "j@[127.0.0.1]", "Jöhn Dœ"),
-    ])
+    @Test(
+        "valid addresses parse",
+        arguments: [
+            ("alice@example.org", "alice@example.org", nil as String?),
+            ("Alice Smith <alice@example.org>", "alice@example.org", "Alice Smith"),
+            ("\"Doe, John\" <j.doe+alma@sub.example.org>", "j.doe+alma@sub.example.org", "Doe, John"),
+            ("Jöhn Dœ <j@[127.0.0.1]>", "j@[127.0.0.1]", "Jöhn Dœ"),
+        ])
     func valid(text: String, address: String, name: String?) throws {
         let parsed = try MailAddress(text)
         #expect(parsed.address == address)
         #expect(parsed.displayName == name)
     }
 
-    @Test("header injection and malformed addresses are rejected", arguments: [
-        "alice@example.org\r\nBcc: victim@example.org", "alice@example.org\nX: y", "Alice <alice@example.org>\r\n",
-        "Eve <eve@example.org>, Mallory <m@example.org>", "alice@example.org, bob@example.org",
-        "<alice@example.org", "alice@example.org>", "Alice <<alice@example.org>>", "Alice <alice@example.org> tail",
-        "\"Al\"ice\" <a@example.org>", "no-at-sign", "a@b@c.org", "@example.org", "alice@", "al ice@example.org",
-        "alice@exa mple.org", "alice@-example.org", ".alice@example.org", "al..ice@example.org", "ålice@example.org",
-        "alice@example.org\u{0}", "x\t<a@b.org>", String(repeating: "a", count: 64) + "@" + String(repeating: "b.", count: 95) + "org",
-    ])
+    @Test(
+        "header injection and malformed addresses are rejected",
+        arguments: [
+            "alice@example.org\r\nBcc: victim@example.org", "alice@example.org\nX: y", "Alice <alice@example.org>\r\n",
+            "Eve <eve@example.org>, Mallory <m@example.org>", "alice@example.org, bob@example.org",
+            "<alice@example.org", "alice@example.org>", "Alice <<alice@example.org>>", "Alice <alice@example.org> tail",
+            "\"Al\"ice\" <a@example.org>", "no-at-sign", "a@b@c.org", "@example.org", "alice@", "al ice@example.org",
+            "alice@exa mple.org", "alice@-example.org", ".alice@example.org", "al..ice@example.org",
+            "ålice@example.org",
+            "alice@example.org\u{0}", "x\t<a@b.org>",
+            String(repeating: "a", count: 64) + "@" + String(repeating: "b.", count: 95) + "org",
+        ])
     func invalid(text: String) {
         #expect(throws: DeliveryError.self) { try MailAddress(text) }
         do { _ = try MailAddress(text) } catch { #expect(error.code == .invalidMailAddress) }
@@ -58,7 +64,8 @@ struct MailFormatTests {
         }
         #expect(body.contains("na=C3=AFve caf=C3=A9."))
         let ascii = MailMessage(
-            from: try MailAddress("a@example.org"), to: [try MailAddress("b@example.org")], subject: "plain", body: "hello\nworld")
+            from: try MailAddress("a@example.org"), to: [try MailAddress("b@example.org")], subject: "plain",
+            body: "hello\nworld")
         #expect(ascii.rendered().contains("Content-Transfer-Encoding: 7bit"))
         #expect(ascii.rendered().hasSuffix("\r\n\r\nhello\r\nworld\r\n"))
         #expect(ascii.messageId.hasSuffix("@example.org>"))
@@ -69,7 +76,8 @@ struct MailFormatTests {
         let dir = try TemporaryDirectory("outbox")
         defer { dir.remove() }
         let message = MailMessage(
-            from: try MailAddress("a@example.org"), to: [try MailAddress("b@example.org"), try MailAddress("B@example.org")],
+            from: try MailAddress("a@example.org"),
+            to: [try MailAddress("b@example.org"), try MailAddress("B@example.org")],
             subject: "s", body: "b", messageId: "m1@example.org")
         let receipts = try await OutboxMailer(directory: dir.path + "/outbox").send(message)
         #expect(receipts.count == 1 && receipts.allSatisfy(\.isSent))
@@ -90,11 +98,20 @@ private struct SMTPFixture {
     let server: TestService
 
     init(mode: TestService.SMTPMode = .startTLS) throws {
-        dir = try TemporaryDirectory("smtp")
-        server = try TestService.smtpServer(runDirectory: try dir.sub("run"), user: "alice", password: "s3cret", mode: mode)
+        let dir = try TemporaryDirectory("smtp")
+        do {
+            server = try TestService.smtpServer(
+                runDirectory: try dir.sub("run"), user: "alice", password: "s3cret", mode: mode)
+        } catch {
+            dir.remove()
+            throw error
+        }
+        self.dir = dir
     }
 
-    func configuration(password: String = "s3cret", security: SMTPConfiguration.Security = .startTLS, caFile: Bool = true) -> SMTPConfiguration {
+    func configuration(
+        password: String = "s3cret", security: SMTPConfiguration.Security = .startTLS, caFile: Bool = true
+    ) -> SMTPConfiguration {
         SMTPConfiguration(
             url: "\(security == .implicitTLS ? "smtps" : "smtp")://127.0.0.1:\(server.port)", security: security,
             username: "alice", password: password, from: "restores@alma.example.org",
@@ -108,7 +125,9 @@ private struct SMTPFixture {
         let names = try FileManager.default.contentsOfDirectory(atPath: mail).filter { $0.hasSuffix(".eml") }.sorted()
         return try names.map { name in
             let base = mail + "/" + name.dropLast(4)
-            let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + ".json"))) as? [String: Any] ?? [:]
+            let meta =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + ".json")))
+                as? [String: Any] ?? [:]
             return (meta, try String(contentsOfFile: base + ".eml", encoding: .utf8))
         }
     }
@@ -117,7 +136,8 @@ private struct SMTPFixture {
         MailMessage(
             from: try MailAddress("ALMA Restores <restores@alma.example.org>"),
             to: try recipients.map { try MailAddress($0) },
-            subject: "Restore ready: uid://A001/X1/X2 ✓", body: "Your measurement sets are ready.\n.\nA line with a dot above.")
+            subject: "Restore ready: uid://A001/X1/X2 ✓",
+            body: "Your measurement sets are ready.\n.\nA line with a dot above.")
     }
 
     func tearDown() {
@@ -137,7 +157,8 @@ struct SMTPMailerTests {
         #expect(receipts.map(\.isSent) == [true, true])
         let received = try fixture.received()
         #expect(received.count == 2)
-        #expect(Set(received.flatMap { ($0.0["rcpt_tos"] as? [String]) ?? [] }) == ["pi@example.org", "coi@example.org"])
+        #expect(
+            Set(received.flatMap { ($0.0["rcpt_tos"] as? [String]) ?? [] }) == ["pi@example.org", "coi@example.org"])
         for (meta, raw) in received {
             #expect(meta["mail_from"] as? String == "restores@alma.example.org")
             #expect(meta["auth_user"] as? String == "alice")
@@ -187,8 +208,14 @@ struct SMTPMailerTests {
         let fixture = try SMTPFixture()
         defer { fixture.tearDown() }
         let receipts = try await SMTPMailer(configuration: fixture.configuration())
-            .send(try fixture.message(to: ["pi@example.org", "reject550@example.org", "reject554@example.org", "reject451@example.org"]))
-        #expect(receipts.map(\.recipient.address) == ["pi@example.org", "reject550@example.org", "reject554@example.org", "reject451@example.org"])
+            .send(
+                try fixture.message(to: [
+                    "pi@example.org", "reject550@example.org", "reject554@example.org", "reject451@example.org",
+                ]))
+        #expect(
+            receipts.map(\.recipient.address) == [
+                "pi@example.org", "reject550@example.org", "reject554@example.org", "reject451@example.org",
+            ])
         #expect(receipts[0].isSent)
         #expect(receipts[1].error?.code == .smtpRejected)
         #expect(receipts[1].error?.smtpReply == 550)
@@ -201,9 +228,11 @@ struct SMTPMailerTests {
 
     @Test("configuration is validated and decodes with defaults")
     func configuration() throws {
-        let json = #"{"url": "smtp://mail.example.org:587", "from": "agent@example.org", "username": "u", "passwordFile": "/etc/x"}"#
+        let json =
+            #"{"url": "smtp://mail.example.org:587", "from": "agent@example.org", "username": "u", "passwordFile": "/etc/x"}"#
         let config = try JSONDecoder().decode(SMTPConfiguration.self, from: Data(json.utf8))
-        #expect(config.security == .startTLS && config.verifyPeer && config.maxAttempts == 3 && config.timeoutSeconds == 60)
+        #expect(
+            config.security == .startTLS && config.verifyPeer && config.maxAttempts == 3 && config.timeoutSeconds == 60)
         _ = try SMTPMailer(configuration: config)
         var bad = config
         bad.security = .implicitTLS

@@ -63,12 +63,14 @@ struct PublisherTests {
         defer { try? FileManager.default.removeItem(atPath: sourceRoot) }
         let (ms, log) = try makeItems(in: sourceRoot)
         let area = try dir.sub("area")
-        let result = try Publisher.publish([ms, log], to: area, name: "2023.1.00042.S_uid___A001_X1_X2", format: .directory)
+        let result = try Publisher.publish(
+            [ms, log], to: area, name: "2023.1.00042.S_uid___A001_X1_X2", format: .directory)
         #expect(result.path == area + "/2023.1.00042.S_uid___A001_X1_X2")
-        #expect(result.files.map(\.relativePath) == [
-            "casa-20240101.log", "uid___A002_X1_X1.ms/ANTENNA/table.f1", "uid___A002_X1_X1.ms/table.f0",
-            "uid___A002_X1_X1.ms/table.lock",
-        ])
+        #expect(
+            result.files.map(\.relativePath) == [
+                "casa-20240101.log", "uid___A002_X1_X1.ms/ANTENNA/table.f1", "uid___A002_X1_X1.ms/table.f0",
+                "uid___A002_X1_X1.ms/table.lock",
+            ])
         for file in result.files {
             let data = try Data(contentsOf: URL(fileURLWithPath: result.path + "/" + file.relativePath))
             #expect(Int64(data.count) == file.size)
@@ -117,8 +119,9 @@ struct PublisherTests {
         let out = try dir.sub("out")
         let summary = try SafeArchive.extract(result.path + "/delivery1.tar", into: out)
         #expect(summary.topLevelNames == ["casa-20240101.log", "uid___A002_X1_X1.ms"])
-        #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/uid___A002_X1_X1.ms/table.f0"))
-            == Data(contentsOf: URL(fileURLWithPath: ms + "/table.f0")))
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: out + "/uid___A002_X1_X1.ms/table.f0"))
+                == Data(contentsOf: URL(fileURLWithPath: ms + "/table.f0")))
     }
 
     @Test("no partial publication is ever visible under the final name")
@@ -138,7 +141,9 @@ struct PublisherTests {
             if FileManager.default.fileExists(atPath: final) {
                 // Visible means complete: manifest present and all 40 files there.
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: final + "/src")) ?? []
-                if !FileManager.default.fileExists(atPath: final + "/MANIFEST.json") || names.count != 40 { violations += 1 }
+                if !FileManager.default.fileExists(atPath: final + "/MANIFEST.json") || names.count != 40 {
+                    violations += 1
+                }
                 break
             }
             observations += 1
@@ -159,7 +164,9 @@ struct PublisherTests {
         let area = try dir.sub("area")
         let (_, log) = try makeItems(in: try dir.sub("src"))
         for name in ["", "../x", "a/b", ".hidden", "x\ny"] {
-            let error = try #require(throws: DeliveryError.self) { try Publisher.publish([log], to: area, name: name, format: .directory) }
+            let error = try #require(throws: DeliveryError.self) {
+                try Publisher.publish([log], to: area, name: name, format: .directory)
+            }
             #expect(error.code == .publishFailed)
         }
         let missing = try #require(throws: DeliveryError.self) {

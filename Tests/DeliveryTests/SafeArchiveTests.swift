@@ -5,37 +5,39 @@ import Testing
 /// Builds tar files with Python's tarfile (hostile ones included) for the extraction tests.
 private func makeTar(_ kind: String, at path: String) throws {
     let script = #"""
-import io, sys, tarfile
-kind, path = sys.argv[1], sys.argv[2]
-def add_file(t, name, data=b"x"):
-    info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
-def add(t, name, type, linkname=""):
-    info = tarfile.TarInfo(name); info.type = type; info.linkname = linkname
-    if type == tarfile.DIRTYPE: info.mode = 0o755
-    t.addfile(info)
-with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as t:
-    if kind == "good":
-        add(t, "top", tarfile.DIRTYPE); add(t, "top/sub", tarfile.DIRTYPE)
-        add_file(t, "top/a.txt", b"hello\n"); add_file(t, "./top/sub/b.bin", bytes(range(256)) * 100)
-        add(t, "top/sub/link-to-a", tarfile.SYMTYPE, "../a.txt"); add(t, "top/hard-b", tarfile.LNKTYPE, "top/sub/b.bin")
-        add_file(t, "second.txt", b"2")
-    elif kind == "slip": add_file(t, "ok.txt"); add_file(t, "../escaped.txt")
-    elif kind == "nested-slip": add_file(t, "a/b/../../../escaped.txt")
-    elif kind == "absolute": add_file(t, "/tmp/delivery-absolute-escape.txt")
-    elif kind == "symlink-escape": add(t, "link", tarfile.SYMTYPE, "../.."); add_file(t, "link/escaped.txt")
-    elif kind == "symlink-absolute": add(t, "etc", tarfile.SYMTYPE, "/etc"); add_file(t, "etc/evil")
-    elif kind == "through-symlink": add(t, "d", tarfile.DIRTYPE); add(t, "s", tarfile.SYMTYPE, "d"); add_file(t, "s/f.txt")
-    elif kind == "hardlink-escape": add(t, "h", tarfile.LNKTYPE, "../../etc/passwd")
-    elif kind == "hardlink-absolute": add(t, "h", tarfile.LNKTYPE, "/etc/passwd")
-    elif kind == "device": add(t, "dev", tarfile.CHRTYPE)
-    elif kind == "fifo": add(t, "pipe", tarfile.FIFOTYPE)
-    elif kind == "many": [add_file(t, "f%03d" % i) for i in range(50)]
-    elif kind == "big": add_file(t, "zeros.bin", bytes(5_000_000))
-"""#
+        import io, sys, tarfile
+        kind, path = sys.argv[1], sys.argv[2]
+        def add_file(t, name, data=b"x"):
+            info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
+        def add(t, name, type, linkname=""):
+            info = tarfile.TarInfo(name); info.type = type; info.linkname = linkname
+            if type == tarfile.DIRTYPE: info.mode = 0o755
+            t.addfile(info)
+        with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as t:
+            if kind == "good":
+                add(t, "top", tarfile.DIRTYPE); add(t, "top/sub", tarfile.DIRTYPE)
+                add_file(t, "top/a.txt", b"hello\n"); add_file(t, "./top/sub/b.bin", bytes(range(256)) * 100)
+                add(t, "top/sub/link-to-a", tarfile.SYMTYPE, "../a.txt"); add(t, "top/hard-b", tarfile.LNKTYPE, "top/sub/b.bin")
+                add_file(t, "second.txt", b"2")
+            elif kind == "slip": add_file(t, "ok.txt"); add_file(t, "../escaped.txt")
+            elif kind == "nested-slip": add_file(t, "a/b/../../../escaped.txt")
+            elif kind == "absolute": add_file(t, "/tmp/delivery-absolute-escape.txt")
+            elif kind == "symlink-escape": add(t, "link", tarfile.SYMTYPE, "../.."); add_file(t, "link/escaped.txt")
+            elif kind == "symlink-absolute": add(t, "etc", tarfile.SYMTYPE, "/etc"); add_file(t, "etc/evil")
+            elif kind == "through-symlink": add(t, "d", tarfile.DIRTYPE); add(t, "s", tarfile.SYMTYPE, "d"); add_file(t, "s/f.txt")
+            elif kind == "hardlink-escape": add(t, "h", tarfile.LNKTYPE, "../../etc/passwd")
+            elif kind == "hardlink-absolute": add(t, "h", tarfile.LNKTYPE, "/etc/passwd")
+            elif kind == "device": add(t, "dev", tarfile.CHRTYPE)
+            elif kind == "fifo": add(t, "pipe", tarfile.FIFOTYPE)
+            elif kind == "many": [add_file(t, "f%03d" % i) for i in range(50)]
+            elif kind == "big": add_file(t, "zeros.bin", bytes(5_000_000))
+            elif kind == "random": add_file(t, "random.bin", __import__("os").urandom(1_000_000))
+        """#
     let log = path + ".log"
     let pid = try spawnProcess(["/usr/bin/python3", "-c", script, kind, path], outputFile: log)
     guard reap(pid) == 0 else {
-        throw ServiceError(description: "tar generation failed: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        throw ServiceError(
+            description: "tar generation failed: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
     }
 }
 
@@ -61,7 +63,9 @@ struct SafeArchiveTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: target + "/top/hard-b")).count == 25_600)
         #expect(listing(target).allSatisfy { !$0.hasPrefix(".extract") })
         // Extracting again does not overwrite.
-        let again = try #require(throws: DeliveryError.self) { try SafeArchive.extract(dir.path + "/good.tgz", into: target) }
+        let again = try #require(throws: DeliveryError.self) {
+            try SafeArchive.extract(dir.path + "/good.tgz", into: target)
+        }
         #expect(again.code == .fileSystem)
         #expect(listing(target).allSatisfy { !$0.hasPrefix(".extract") })
     }
@@ -77,7 +81,9 @@ struct SafeArchiveTests {
         defer { dir.remove() }
         try makeTar(kind, at: dir.path + "/evil.tgz")
         let target = try dir.sub("deep/er/target")
-        let error = try #require(throws: DeliveryError.self) { try SafeArchive.extract(dir.path + "/evil.tgz", into: target) }
+        let error = try #require(throws: DeliveryError.self) {
+            try SafeArchive.extract(dir.path + "/evil.tgz", into: target)
+        }
         #expect(error.code == .unsafeArchiveEntry, "\(error)")
         #expect(listing(target).isEmpty, "partial output removed")
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/deep/er/escaped.txt"))
@@ -97,11 +103,13 @@ struct SafeArchiveTests {
         }
         #expect(many.code == .archiveLimitExceeded)
         let total = try #require(throws: DeliveryError.self) {
-            try SafeArchive.extract(dir.path + "/big.tgz", into: target, limits: ArchiveLimits(maxTotalBytes: 1_000_000))
+            try SafeArchive.extract(
+                dir.path + "/big.tgz", into: target, limits: ArchiveLimits(maxTotalBytes: 1_000_000))
         }
         #expect(total.code == .archiveLimitExceeded)
         let entry = try #require(throws: DeliveryError.self) {
-            try SafeArchive.extract(dir.path + "/big.tgz", into: target, limits: ArchiveLimits(maxEntryBytes: 4_999_999))
+            try SafeArchive.extract(
+                dir.path + "/big.tgz", into: target, limits: ArchiveLimits(maxEntryBytes: 4_999_999))
         }
         #expect(entry.code == .archiveLimitExceeded)
         #expect(listing(target).isEmpty)
@@ -114,14 +122,38 @@ struct SafeArchiveTests {
         defer { dir.remove() }
         try writeRandomFile(dir.path + "/noise.tgz", size: 10_000)
         let target = try dir.sub("target")
-        let noise = try #require(throws: DeliveryError.self) { try SafeArchive.extract(dir.path + "/noise.tgz", into: target) }
+        let noise = try #require(throws: DeliveryError.self) {
+            try SafeArchive.extract(dir.path + "/noise.tgz", into: target)
+        }
         #expect(noise.code == .archiveCorrupt)
         try makeTar("big", at: dir.path + "/big.tgz")
         let data = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/big.tgz"))
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: dir.path + "/half.tgz"))
-        let half = try #require(throws: DeliveryError.self) { try SafeArchive.extract(dir.path + "/half.tgz", into: target) }
+        let half = try #require(throws: DeliveryError.self) {
+            try SafeArchive.extract(dir.path + "/half.tgz", into: target)
+        }
         #expect(half.code == .archiveCorrupt)
         #expect(listing(target).isEmpty)
+    }
+
+    @Test("a flipped byte in a gzip'd tar is caught by the gzip CRC check", arguments: ["payload", "trailer"])
+    func gzipCRC(place: String) throws {
+        let dir = try TemporaryDirectory("archive-gzip-crc")
+        defer { dir.remove() }
+        try makeTar("random", at: dir.path + "/ok.tgz")
+        var data = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/ok.tgz"))
+        // Incompressible data is stored verbatim by deflate: a flip there decompresses "fine" but wrongly.
+        let index = place == "payload" ? data.count / 2 : data.count - 6
+        data[index] ^= 0x20
+        try data.write(to: URL(fileURLWithPath: dir.path + "/bad.tgz"))
+        let target = try dir.sub("target")
+        let error = try #require(throws: DeliveryError.self) {
+            try SafeArchive.extract(dir.path + "/bad.tgz", into: target)
+        }
+        #expect(error.code == .archiveCorrupt)
+        #expect(error.message.contains("CRC"))
+        #expect(listing(target).isEmpty)
+        #expect(try SafeArchive.extract(dir.path + "/ok.tgz", into: target).bytes == 1_000_000)
     }
 
     @Test("createTar round-trips a tree (gzip and plain)", arguments: [true, false])

@@ -15,7 +15,7 @@ import Testing
         #expect(h.log.steps(for: "r1") == StepName.allCases)
         #expect(s.result?.measurementSets == ["x.ms"])
         #expect(s.mous == "uid://A001/X1284/X265f")
-        #expect(s.sha256 == SHA256.hex(Array(AgentHarness.validRequest.utf8)))
+        #expect(s.sha256 == RequestDigest.hex(Array(AgentHarness.validRequest.utf8)))
         #expect(s.notifications?.first?.to == "pi@example.org")
         let states = s.history.map(\.state)
         #expect(states.first == .queued || states.first == .waiting)

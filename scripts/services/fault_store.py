@@ -21,11 +21,12 @@ Range (bytes=N-) with 206, NgamsStatus FAILURE XML bodies for errors. A fault is
   A-B-then-ok  a sequence of the simple faults above (503, 429, 500, truncate, reset, empty), one per attempt for
                that file id, then the whole file: e.g. 503-truncate-then-ok
 
+GET /STATUS?file_id=ID -> NGAS FileStatus XML (FileSize, Checksum as signed crc32, ChecksumPlugIn ngamsGenCrc32)
 GET /_counters -> JSON {"files": {id: {"requests": n, "bytes": n}}, "faults": {"fault|id": n}}
 GET /_reset    -> clears the counters.
 Writes RUN_DIR/port and RUN_DIR/pid when --run-dir is given, and prints "PORT <n>" on stdout.
 """
-import argparse, email.utils, json, os, re, socket, struct, sys, threading, time
+import argparse, email.utils, json, os, re, socket, struct, sys, threading, time, zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit, parse_qs, quote
 
@@ -75,6 +76,23 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.count(file_id, len(data))
 
+    def status(self, ids):
+        if len(ids) != 1 or not VALID_ID.match(ids[0]):
+            return self.send_body(400, ngas_xml("FAILURE", "NGAMS_ER_CMD_SYNTAX:4015:ERROR: file_id missing"))
+        path = os.path.join(self.server.store, ids[0])
+        if not os.path.isfile(path):
+            return self.send_body(400, ngas_xml("FAILURE", "NGAMS_ER_UNAVAIL_FILE:4019:ERROR: File with ID: %s appears not to be available." % ids[0]))
+        crc = 0
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                crc = zlib.crc32(block, crc)
+        signed = crc - (1 << 32) if crc >= (1 << 31) else crc
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<NgamsStatus>\n  <Status HostId="faultstore" Message="Successfully handled command STATUS" State="ONLINE" Status="SUCCESS" SubState="IDLE" Version="v11"/>\n'
+                '  <DiskStatus DiskId="disk1" Mounted="1">\n    <FileStatus Checksum="%d" ChecksumPlugIn="ngamsGenCrc32" Compression="" FileId="%s" '
+                'FileSize="%d" FileVersion="1" Format="application/octet-stream" UncompressedFileSize="%d"/>\n  </DiskStatus>\n</NgamsStatus>\n'
+                % (signed, ids[0], os.path.getsize(path), os.path.getsize(path))).encode()
+        return self.send_body(200, body)
+
     def do_HEAD(self):
         self.do_GET()
 
@@ -90,6 +108,8 @@ class Handler(BaseHTTPRequestHandler):
                 COUNTERS["faults"].clear()
             return self.send_body(200, b"{}", "application/json")
         parts = [p for p in url.path.split("/") if p]
+        if parts and parts[-1] == "STATUS" and len(parts) <= 2:  # a fault prefix does not affect STATUS
+            return self.status(parse_qs(url.query).get("file_id", []))
         if not parts or parts[-1] != "RETRIEVE" or len(parts) > 2:
             return self.send_body(404, ngas_xml("FAILURE", "NGAMS_ER_ILL_CMD:4017:ERROR: Unknown command"))
         fault = parts[0] if len(parts) == 2 else ""
@@ -115,10 +135,15 @@ class Handler(BaseHTTPRequestHandler):
         if not os.path.isfile(path):
             return self.send_body(404, ngas_xml("FAILURE", "NGAMS_ER_UNAVAIL_FILE:4019:ERROR: File with ID: %s appears not to be available." % file_id))
         if active == "redirect-303":
+            # Like NGAS: 303 to the node holding the file, with a small body that must not end up in the file.
+            body = b"<html><body>See other node</body></html>\n"
             self.send_response(303)
             self.send_header("Location", "/RETRIEVE?file_id=%s" % quote(file_id))
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
             return
         if active in ("503", "500"):
             return self.send_body(int(active), ngas_xml("FAILURE", "NGAMS_ER_MAINT:9999:ERROR: temporarily unavailable"), extra=[("Retry-After", "1")] if active == "503" else [])

@@ -2,7 +2,9 @@
 enum ArchivePath {
     /// The normalised relative components of `name`, or `nil` if it is absolute, empty or has a `..` component.
     static func components(_ name: String) -> [String]? {
-        guard !name.isEmpty, !name.hasPrefix("/"), !name.unicodeScalars.contains(where: { $0.value == 0 }) else { return nil }
+        guard !name.isEmpty, !name.hasPrefix("/"), !name.unicodeScalars.contains(where: { $0.value == 0 }) else {
+            return nil
+        }
         var parts: [String] = []
         for part in name.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }

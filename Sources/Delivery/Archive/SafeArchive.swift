@@ -13,8 +13,9 @@ public enum SafeArchive {
     /// names are not overwritten (`fileSystemError`). Permissions are those of the archive minus the umask
     /// (no set-uid/set-gid, owners not restored); modification times are restored.
     ///
-    /// libarchive does not check the gzip CRC trailer: verify the archive's checksum before extracting it
-    /// (the archive stores do).
+    /// libarchive itself does not check the gzip CRC trailer; this function does, in the same single pass
+    /// (single-member gzip files; multi-member ones are not checkable), so a damaged .tgz fails with
+    /// `archiveCorrupt` instead of extracting silently wrong bytes.
     /// - Parameters:
     ///   - archivePath: the archive file.
     ///   - directory: the existing directory to extract into.
@@ -90,15 +91,26 @@ struct ArchiveExtraction {
     func run() throws(DeliveryError) -> ExtractionSummary {
         guard let reader = archive_read_new() else { throw DeliveryError(.archiveCorrupt, "archive_read_new failed") }
         defer { archive_read_free(reader) }
-        archive_read_support_filter_all(reader)
+        // Decompression happens in `stream` (which also checks the gzip CRC); `reader` parses the tar from it.
+        let stream = try DecompressedStream(path: archivePath)
         archive_read_support_format_tar(reader)
         archive_read_support_format_gnutar(reader)
-        guard let writer = archive_write_disk_new() else { throw DeliveryError(.archiveCorrupt, "archive_write_disk_new failed") }
+        guard let writer = archive_write_disk_new() else {
+            throw DeliveryError(.archiveCorrupt, "archive_write_disk_new failed")
+        }
         defer { archive_write_free(writer) }
         archive_write_disk_set_options(
             writer, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT)
-        if archive_read_open_filename(reader, archivePath, 1 << 20) != ARCHIVE_OK {
-            throw DeliveryError(.archiveCorrupt, "cannot open archive '\(archivePath)': \(message(reader))")
+        let opened = withExtendedLifetime(stream) {
+            archive_read_open(
+                reader, Unmanaged.passUnretained(stream).toOpaque(), nil,
+                { _, context, buffer in
+                    Unmanaged<DecompressedStream>.fromOpaque(context!).takeUnretainedValue().next(buffer!)
+                }, nil)
+        }
+        if opened != ARCHIVE_OK {
+            throw DeliveryError(
+                .archiveCorrupt, "cannot open archive '\(archivePath)': \(stream.failure ?? message(reader))")
         }
         var summary = ExtractionSummary(entries: 0, files: 0, directories: 0, symlinks: 0, bytes: 0, topLevelNames: [])
         var declaredTotal: Int64 = 0
@@ -107,7 +119,9 @@ struct ArchiveExtraction {
             let rc = archive_read_next_header(reader, &entry)
             if rc == ARCHIVE_EOF { break }
             guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
-                throw DeliveryError(.archiveCorrupt, "'\(archivePath)' is not a readable tar archive: \(message(reader))")
+                throw DeliveryError(
+                    .archiveCorrupt,
+                    "'\(archivePath)' is not a readable tar archive: \(stream.failure ?? message(reader))")
             }
             summary.entries += 1
             if summary.entries > limits.maxEntries {
@@ -143,7 +157,9 @@ struct ArchiveExtraction {
             }
             if size > limits.maxEntryBytes {
                 throw DeliveryError(
-                    .archiveLimitExceeded, "entry '\(name)' of '\(archivePath)' is \(size) bytes, above the \(limits.maxEntryBytes)-byte limit")
+                    .archiveLimitExceeded,
+                    "entry '\(name)' of '\(archivePath)' is \(size) bytes, above the \(limits.maxEntryBytes)-byte limit"
+                )
             }
             declaredTotal += max(0, size)
             if declaredTotal > limits.maxTotalBytes {
@@ -163,13 +179,15 @@ struct ArchiveExtraction {
                 throw DeliveryError(.fileSystem, "cannot finish '\(name)': \(message(writer))")
             }
         }
+        try stream.verifyTrailer()
         if archive_write_close(writer) < ARCHIVE_WARN {
             throw DeliveryError(.fileSystem, "cannot complete extraction of '\(archivePath)': \(message(writer))")
         }
         return summary
     }
 
-    private func copyData(_ reader: OpaquePointer, _ writer: OpaquePointer, name: String) throws(DeliveryError) -> Int64 {
+    private func copyData(_ reader: OpaquePointer, _ writer: OpaquePointer, name: String) throws(DeliveryError) -> Int64
+    {
         var written: Int64 = 0
         var buffer: UnsafeRawPointer?
         var length = 0

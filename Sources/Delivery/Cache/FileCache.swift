@@ -91,7 +91,8 @@ public actor FileCache {
             var st = stat()
             let path = objects + "/" + name
             guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            entries[name] = Entry(size: Int64(st.st_size), lastUse: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
+            entries[name] = Entry(
+                size: Int64(st.st_size), lastUse: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
         }
         loaded = true
     }
@@ -149,8 +150,11 @@ public actor FileCache {
         }
         entries[key] = nil
         let fetched: RetrievedFile
+        let shared: Bool
         if let running = inFlight[key] {
+            // Another caller is fetching this entry: wait for it instead of fetching twice.
             fetched = try await running.value
+            shared = true
             stats.hits += 1
             stats.bytesServedFromCache += fetched.size
         } else {
@@ -160,30 +164,41 @@ public actor FileCache {
             let temporary = incoming + "/" + key
             let lock = try await IncomingLock.acquire(temporary + ".lock")
             defer { lock.release() }
-            let task = Task { try await store.retrieve(file, to: temporary, progress: progress) }
+            // The task also moves the verified file into place, so that waiters find it when it completes.
+            let task = Task {
+                do {
+                    let result = try await store.retrieve(file, to: temporary, progress: progress)
+                    chmod(temporary, 0o444)
+                    try FileSystem.rename(temporary, object)
+                    return result
+                } catch {
+                    FileSystem.remove(temporary)
+                    // A cancelled fetch (shutdown, a cancelled request) keeps its `.part` for the next attempt.
+                    let cancelled = error is CancellationError || (error as? DeliveryError)?.code == .cancelled
+                    if !cancelled { FileSystem.remove(temporary + ".part") }
+                    throw error
+                }
+            }
             inFlight[key] = task
             defer { inFlight[key] = nil }
-            do {
-                let result = try await task.value
-                chmod(temporary, 0o444)
-                try FileSystem.rename(temporary, object)
-                entries[key] = Entry(size: result.size, lastUse: Date().timeIntervalSince1970)
-                stats.misses += 1
-                stats.bytesFetched += result.bytesTransferred
-                fetched = result
-            } catch {
-                FileSystem.remove(temporary)
-                // A cancelled fetch (shutdown, a cancelled request) keeps its `.part` for the next attempt.
-                let cancelled = error is CancellationError || (error as? DeliveryError)?.code == .cancelled
-                if !cancelled { FileSystem.remove(temporary + ".part") }
-                throw error
+            // The fetch is an unstructured task (others may wait for it): forward our cancellation to it
+            // (callers waiting on the same entry then fail with `cancelled` too).
+            let result = try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
             }
+            entries[key] = Entry(size: result.size, lastUse: Date().timeIntervalSince1970)
+            stats.misses += 1
+            stats.bytesFetched += result.bytesTransferred
+            fetched = result
+            shared = false
         }
         try link(object, to: destination)
         evictIfNeeded()
         return RetrievedFile(
             fileId: file.fileId, path: destination, size: fetched.size, checksum: fetched.checksum,
-            bytesTransferred: inFlight[key] == nil ? fetched.bytesTransferred : 0, fromCache: false,
+            bytesTransferred: shared ? 0 : fetched.bytesTransferred, fromCache: shared,
             serverFileName: fetched.serverFileName)
     }
 

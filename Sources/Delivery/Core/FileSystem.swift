@@ -1,6 +1,8 @@
 // `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
 internal import CArchive
+internal import Dispatch
 internal import Foundation
+internal import Synchronization
 
 /// Small POSIX helpers with ``DeliveryError`` errors; the module's only direct file-system layer.
 enum FileSystem {
@@ -75,71 +77,5 @@ enum FileSystem {
     /// A unique, hidden sibling name for temporary output next to `path`.
     static func temporarySibling(of path: String, tag: String) -> String {
         join(parent(path), ".\(baseName(path)).\(tag)-\(UUID().uuidString.prefix(8))")
-    }
-}
-
-/// Writes a file sequentially while counting and checksumming what it writes.
-///
-/// Not thread-safe: owned by one transfer thread at a time.
-final class HashingFileWriter {
-    let path: String
-    private(set) var fd: Int32
-    private(set) var bytesWritten: Int64 = 0
-    private(set) var checksum: Checksum
-
-    /// Opens `path` for writing. With `resume`, keeps the existing content, re-hashes it and appends.
-    init(path: String, variant: ChecksumVariant, resume: Bool) throws(DeliveryError) {
-        self.path = path
-        self.checksum = Checksum(variant)
-        if resume, let existing = FileSystem.size(path), existing > 0 {
-            checksum = try Checksum.ofFile(path, variant: variant)
-            fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-            bytesWritten = existing
-        } else {
-            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        }
-        if fd < 0 { throw .posix("cannot open for writing", path: path, errno: errno) }
-    }
-
-    deinit { if fd >= 0 { close(fd) } }
-
-    /// Discards everything written so far and starts again from byte 0.
-    func restart() throws(DeliveryError) {
-        if ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) < 0 {
-            throw .posix("cannot truncate", path: path, errno: errno)
-        }
-        bytesWritten = 0
-        checksum = Checksum(checksum.variant)
-    }
-
-    /// Writes all bytes, updating the checksum.
-    func write(_ bytes: UnsafeRawBufferPointer) throws(DeliveryError) {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        checksum.update(bytes)
-        var offset = 0
-        while offset < bytes.count {
-            let n = Glibc.write(fd, base + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .posix("cannot write", path: path, errno: errno)
-            }
-            offset += n
-        }
-        bytesWritten += Int64(bytes.count)
-    }
-
-    /// fsyncs and closes.
-    func finish() throws(DeliveryError) {
-        guard fd >= 0 else { return }
-        let rc = fsync(fd)
-        let code = errno
-        close(fd)
-        fd = -1
-        if rc != 0 { throw .posix("cannot fsync", path: path, errno: code) }
-    }
-
-    func closeQuietly() {
-        if fd >= 0 { close(fd) }
-        fd = -1
     }
 }

@@ -30,7 +30,9 @@ public struct MailAddress: Sendable, Hashable, Codable, CustomStringConvertible 
             }
             address = String(trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)])
             var name = trimmed[..<open].trimmingSpaces
-            if name.hasPrefix("\""), name.hasSuffix("\""), name.count >= 2 { name = String(name.dropFirst().dropLast()) }
+            if name.hasPrefix("\""), name.hasSuffix("\""), name.count >= 2 {
+                name = String(name.dropFirst().dropLast())
+            }
             if name.contains("\"") || name.contains("\\") { throw reject("quotes or backslashes in the display name") }
             displayName = name.isEmpty ? nil : name
         }
@@ -76,8 +78,12 @@ public struct MailAddress: Sendable, Hashable, Codable, CustomStringConvertible 
         let local = parts[0]
         let domain = parts[1]
         if local.isEmpty || local.count > 64 { return "local part empty or over 64 characters" }
-        if local.hasPrefix(".") || local.hasSuffix(".") || local.contains("..") { return "misplaced dots in the local part" }
-        if !local.unicodeScalars.allSatisfy({ isAtext($0) || $0 == "." }) { return "invalid character in the local part" }
+        if local.hasPrefix(".") || local.hasSuffix(".") || local.contains("..") {
+            return "misplaced dots in the local part"
+        }
+        if !local.unicodeScalars.allSatisfy({ isAtext($0) || $0 == "." }) {
+            return "invalid character in the local part"
+        }
         if domain.isEmpty || domain.count > 253 { return "domain empty or too long" }
         if domain.hasPrefix("[") && domain.hasSuffix("]") {
             let literal = domain.dropFirst().dropLast()
@@ -85,7 +91,9 @@ public struct MailAddress: Sendable, Hashable, Codable, CustomStringConvertible 
             return octets.count == 4 && octets.allSatisfy({ UInt8($0) != nil }) ? nil : "invalid address literal"
         }
         for label in domain.split(separator: ".", omittingEmptySubsequences: false) {
-            if label.isEmpty || label.count > 63 || label.hasPrefix("-") || label.hasSuffix("-") { return "invalid domain" }
+            if label.isEmpty || label.count > 63 || label.hasPrefix("-") || label.hasSuffix("-") {
+                return "invalid domain"
+            }
             let ok = label.unicodeScalars.allSatisfy {
                 switch $0 {
                 case "a"..."z", "A"..."Z", "0"..."9", "-": return true

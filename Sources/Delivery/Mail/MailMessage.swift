@@ -16,14 +16,19 @@ public struct MailMessage: Sendable {
     public var messageId: String
 
     /// Creates a message; the message id defaults to a random UUID at the sender's domain.
-    public init(from: MailAddress, to: [MailAddress], subject: String, body: String, date: Date = Date(), messageId: String? = nil) {
+    public init(
+        from: MailAddress, to: [MailAddress], subject: String, body: String, date: Date = Date(),
+        messageId: String? = nil
+    ) {
         self.from = from
         self.to = to
         self.subject = subject
         self.body = body
         self.date = date
         let cleaned = messageId?.filter { !$0.isNewline && $0 != "<" && $0 != ">" && $0 != " " }
-        self.messageId = "<" + (cleaned.flatMap { $0.isEmpty ? nil : $0 } ?? "\(UUID().uuidString.lowercased())@\(from.domain)") + ">"
+        self.messageId =
+            "<" + (cleaned.flatMap { $0.isEmpty ? nil : $0 } ?? "\(UUID().uuidString.lowercased())@\(from.domain)")
+            + ">"
     }
 
     /// The message as RFC 5322 text with CRLF line endings: Date, From, To, Subject (RFC 2047-encoded if not
@@ -34,9 +39,11 @@ public struct MailMessage: Sendable {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-        let cleanSubject = String(subject.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
+        let cleanSubject = String(
+            subject.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
         let subjectValue =
-            cleanSubject.unicodeScalars.allSatisfy({ $0.isASCII }) ? cleanSubject : MailEncoding.encodedWord(cleanSubject)
+            cleanSubject.unicodeScalars.allSatisfy({ $0.isASCII })
+            ? cleanSubject : MailEncoding.encodedWord(cleanSubject)
         let lines = body.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
             .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let plain = body.unicodeScalars.allSatisfy { $0.isASCII } && lines.allSatisfy { $0.utf8.count <= 998 }
@@ -51,7 +58,8 @@ public struct MailMessage: Sendable {
         ]
         headers.append("Content-Transfer-Encoding: " + (plain ? "7bit" : "quoted-printable"))
         let encodedBody = plain ? lines.joined(separator: "\r\n") : MailEncoding.quotedPrintable(lines: lines)
-        return headers.joined(separator: "\r\n") + "\r\n\r\n" + encodedBody + (encodedBody.hasSuffix("\r\n") ? "" : "\r\n")
+        return headers.joined(separator: "\r\n") + "\r\n\r\n" + encodedBody
+            + (encodedBody.hasSuffix("\r\n") ? "" : "\r\n")
     }
 }
 

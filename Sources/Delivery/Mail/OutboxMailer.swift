@@ -16,7 +16,10 @@ public struct OutboxMailer: Mailer {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        let id = String(message.messageId.unicodeScalars.map { MailAddress.isAtext($0) || $0 == "." || $0 == "@" ? Character($0) : "_" })
+        let id = String(
+            message.messageId.unicodeScalars.map {
+                MailAddress.isAtext($0) || $0 == "." || $0 == "@" ? Character($0) : "_"
+            })
         let path = FileSystem.join(directory, "\(formatter.string(from: message.date))-\(id).eml")
         let temporary = FileSystem.temporarySibling(of: path, tag: "tmp")
         let writer = try HashingFileWriter(path: temporary, variant: .crc32, resume: false)
@@ -37,6 +40,8 @@ public struct OutboxMailer: Mailer {
         }
         FileSystem.syncDirectory(directory)
         var seen = Set<String>()
-        return message.to.filter { seen.insert($0.address.lowercased()).inserted }.map { MailReceipt(recipient: $0, outcome: .sent) }
+        return message.to.filter { seen.insert($0.address.lowercased()).inserted }.map {
+            MailReceipt(recipient: $0, outcome: .sent)
+        }
     }
 }

@@ -170,28 +170,37 @@ struct SMTPTransaction {
         switch code {
         case CURLE_LOGIN_DENIED:
             return .permanent(
-                error(.smtpAuthenticationFailed, "\(server) refused the SMTP login of '\(configuration.username ?? "")': \(detail)",
-                      hint: "check the SMTP user name and password (file)"))
+                error(
+                    .smtpAuthenticationFailed,
+                    "\(server) refused the SMTP login of '\(configuration.username ?? "")': \(detail)",
+                    hint: "check the SMTP user name and password (file)"))
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_USE_SSL_FAILED,
             CURLE_SSL_CERTPROBLEM, CURLE_SSL_ISSUER_ERROR:
             return .permanent(
-                error(.smtpTLS, "TLS with \(server) failed: \(detail)",
-                      hint: "check caFile / verifyPeer and that the server offers STARTTLS or implicit TLS as configured"))
+                error(
+                    .smtpTLS, "TLS with \(server) failed: \(detail)",
+                    hint: "check caFile / verifyPeer and that the server offers STARTTLS or implicit TLS as configured")
+            )
         default:
-            if !(400..<600).contains(reply) && [
-                CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING,
-                CURLE_COULDNT_RESOLVE_HOST,
-            ].contains(code) {
+            if !(400..<600).contains(reply)
+                && [
+                    CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_RECV_ERROR, CURLE_SEND_ERROR,
+                    CURLE_GOT_NOTHING,
+                    CURLE_COULDNT_RESOLVE_HOST,
+                ].contains(code)
+            {
                 return .transient(error(.smtpTransient, "cannot talk to \(server): \(detail)"))
             }
             if (400..<500).contains(reply) {
-                return .transient(error(.smtpTransient, "\(server) temporarily refused mail to <\(recipient)> (\(reply)): \(detail)"))
+                return .transient(
+                    error(.smtpTransient, "\(server) temporarily refused mail to <\(recipient)> (\(reply)): \(detail)"))
             }
             if (500..<600).contains(reply) {
                 let authRequired = reply == 530 || reply == 535
                 return .permanent(
-                    error(authRequired ? .smtpAuthenticationFailed : .smtpRejected,
-                          "\(server) rejected mail to <\(recipient)> (\(reply)): \(detail)"))
+                    error(
+                        authRequired ? .smtpAuthenticationFailed : .smtpRejected,
+                        "\(server) rejected mail to <\(recipient)> (\(reply)): \(detail)"))
             }
             return .permanent(error(.smtpRejected, "sending to <\(recipient)> via \(server) failed: \(detail)"))
         }

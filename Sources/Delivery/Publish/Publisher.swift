@@ -59,7 +59,8 @@ public enum Publisher {
             name.isEmpty || name.hasPrefix(".") || name.contains("/") || name.utf8.count > 255
             || name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
         if invalidName {
-            throw DeliveryError(.publishFailed, "invalid publication name '\(name)'", hint: "use one plain path component")
+            throw DeliveryError(
+                .publishFailed, "invalid publication name '\(name)'", hint: "use one plain path component")
         }
         guard FileSystem.isDirectory(area) else {
             throw DeliveryError(.publishFailed, "download area '\(area)' is not a directory")
@@ -73,7 +74,8 @@ public enum Publisher {
             let base = FileSystem.baseName(item)
             guard FileSystem.exists(item) else { throw DeliveryError(.publishFailed, "'\(item)' does not exist") }
             guard base != manifestName, seen.insert(base).inserted else {
-                throw DeliveryError(.publishFailed, "two items are named '\(base)' (or it clashes with \(manifestName))")
+                throw DeliveryError(
+                    .publishFailed, "two items are named '\(base)' (or it clashes with \(manifestName))")
             }
         }
         let staging = FileSystem.join(area, ".\(name).publishing-\(UUID().uuidString.prefix(8))")
@@ -101,7 +103,9 @@ public enum Publisher {
                 for item in items { try writer.add(item, as: FileSystem.baseName(item)) }
                 try writer.close()
                 chmod(tarPath, 0o640)
-                files.append(PublishedFile(relativePath: tarName, size: FileSystem.size(tarPath) ?? 0, sha256: try SHA256.ofFile(tarPath)))
+                files.append(
+                    PublishedFile(
+                        relativePath: tarName, size: FileSystem.size(tarPath) ?? 0, sha256: try SHA256.ofFile(tarPath)))
             }
             files.sort { $0.relativePath < $1.relativePath }
             let total = files.reduce(Int64(0)) { $0 + $1.size }
@@ -133,7 +137,8 @@ public enum Publisher {
         let created = ISO8601DateFormatter().string(from: Date())
         let data: Data
         do {
-            data = try encoder.encode(Manifest(name: name, format: format, created: created, totalBytes: total, files: files))
+            data = try encoder.encode(
+                Manifest(name: name, format: format, created: created, totalBytes: total, files: files))
         } catch {
             throw DeliveryError(.publishFailed, "cannot encode manifest: \(error)")
         }
@@ -165,7 +170,9 @@ struct Placement {
     var directories: [String] = []
     var moved: [(from: String, to: String)] = []
 
-    mutating func place(_ source: String, at target: String, relative: String, into files: inout [PublishedFile]) throws(DeliveryError) {
+    mutating func place(_ source: String, at target: String, relative: String, into files: inout [PublishedFile])
+        throws(DeliveryError)
+    {
         var st = stat()
         guard lstat(source, &st) == 0 else { throw .posix("cannot stat", path: source, errno: errno) }
         let type = st.st_mode & S_IFMT
@@ -177,15 +184,20 @@ struct Placement {
             directories.append(target)
             let children = ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
             for child in children {
-                try place(FileSystem.join(source, child), at: FileSystem.join(target, child), relative: relative + "/" + child, into: &files)
+                try place(
+                    FileSystem.join(source, child), at: FileSystem.join(target, child),
+                    relative: relative + "/" + child, into: &files)
             }
         case S_IFLNK:
             let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: source)
-            if symlink(destination ?? "", target) != 0 { throw .posix("cannot create symlink", path: target, errno: errno) }
+            if symlink(destination ?? "", target) != 0 {
+                throw .posix("cannot create symlink", path: target, errno: errno)
+            }
         case S_IFREG:
             if sameDevice && Glibc.link(source, target) == 0 {
                 chmod(target, 0o640)
-                files.append(PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(target)))
+                files.append(
+                    PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(target)))
             } else {
                 files.append(try VerifiedCopy.copy(source, to: target, relative: relative))
             }

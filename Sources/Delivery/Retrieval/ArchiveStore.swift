@@ -1,6 +1,6 @@
 /// Progress of a transfer: bytes done so far and the total, when known.
 ///
-/// Called from arbitrary threads, possibly often; keep it cheap.
+/// Called from arbitrary threads (the stores report at most about ten times a second, plus once at the end).
 public typealias ProgressHandler = @Sendable (_ bytesDone: Int64, _ bytesTotal: Int64?) -> Void
 
 /// A file the caller expects to retrieve from an archive store, with what is known about it.

@@ -34,7 +34,8 @@ public struct HTTPArchiveStore: ArchiveStore {
 
     /// The RETRIEVE URL of a file id (percent-encoded).
     public func retrieveURL(for fileId: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
+        var allowed = CharacterSet.alphanumerics.intersection(
+            CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
         allowed.insert(charactersIn: "-._~")
         let encoded = fileId.addingPercentEncoding(withAllowedCharacters: allowed) ?? fileId
         return "\(baseURL)/RETRIEVE?file_id=\(encoded)"
@@ -45,6 +46,15 @@ public struct HTTPArchiveStore: ArchiveStore {
         async throws -> RetrievedFile
     {
         try FileIdentifier.validate(file.fileId)
+        var file = file
+        if options.completeExpectationsFromStatus && (file.size == nil || file.checksum == nil) {
+            let known = try await status(of: file.fileId)
+            file.size = file.size ?? known.size
+            if file.checksum == nil {
+                file.checksum = known.checksum
+                file.checksumVariant = known.checksumVariant
+            }
+        }
         let attempt = HTTPTransferAttempt(
             file: file, url: retrieveURL(for: file.fileId), destination: destination, options: options,
             storeDescription: baseURL)
@@ -86,8 +96,10 @@ public struct HTTPArchiveStore: ArchiveStore {
                 if let retryAfter { delay = min(retryAfter, options.maxRetryAfter) }
                 options.logger?.info(
                     "retrying transfer",
-                    metadata: ["file.id": "\(file.fileId)", "attempt": "\(attempts)", "error": "\(error)",
-                               "delay.ms": "\(delay.milliseconds)"])
+                    metadata: [
+                        "file.id": "\(file.fileId)", "attempt": "\(attempts)", "error": "\(error)",
+                        "delay.ms": "\(delay.milliseconds)",
+                    ])
                 backoff = min(backoff * 2, options.maxBackoff)
             }
             if delay > .zero {

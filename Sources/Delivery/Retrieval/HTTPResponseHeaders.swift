@@ -4,11 +4,14 @@ internal import Foundation
 struct HTTPResponseHeaders {
     var status = 0
     var fields: [String: String] = [:]
+    /// Counts status lines: which response of the transfer (redirects included) the fields belong to.
+    var responseIndex = 0
 
     mutating func consume(line raw: String) {
         let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         if line.hasPrefix("HTTP/") {
             fields = [:]
+            responseIndex += 1
             let parts = line.split(separator: " ", maxSplits: 2)
             status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
             return
@@ -74,7 +77,7 @@ enum NgamsStatus {
         return unescape(String(message))
     }
 
-    private static func unescape(_ s: String) -> String {
+    static func unescape(_ s: String) -> String {
         s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
             .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
             .replacingOccurrences(of: "&amp;", with: "&")

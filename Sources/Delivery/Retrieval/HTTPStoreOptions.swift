@@ -26,6 +26,9 @@ public struct HTTPStoreOptions: Sendable {
     public var verifyPeer: Bool = true
     /// libcurl's receive buffer size (`CURLOPT_BUFFERSIZE`).
     public var receiveBufferBytes: Int = 512 * 1024
+    /// When an ``ExpectedFile`` lacks a size or checksum, ask the store's NGAS `STATUS?file_id=` first and verify
+    /// against its `FileSize`/`Checksum` (see ``HTTPArchiveStore/status(of:)``). A store without STATUS then fails.
+    public var completeExpectationsFromStatus: Bool = false
     /// Where retries, ignored ranges and failures are logged; nothing is logged if `nil`.
     public var logger: Logger? = nil
 

@@ -34,6 +34,7 @@ struct HTTPTransferAttempt {
         let expectedTotal: Int64?
         var headers = HTTPResponseHeaders()
         var mode = Mode.undecided
+        var decidedResponse = 0
         var errorBody: [UInt8] = []
         var sniff: [UInt8] = []
         var bodyBytes: Int64 = 0
@@ -41,7 +42,10 @@ struct HTTPTransferAttempt {
         var rangeMismatch = false
         var writeError: DeliveryError?
 
-        init(writer: HashingFileWriter, cancelled: CancellationFlag, progress: @escaping ProgressHandler, expectedTotal: Int64?) {
+        init(
+            writer: HashingFileWriter, cancelled: CancellationFlag, progress: @escaping ProgressHandler,
+            expectedTotal: Int64?
+        ) {
             self.writer = writer
             self.resumeOffset = writer.bytesWritten
             self.cancelled = cancelled
@@ -51,6 +55,7 @@ struct HTTPTransferAttempt {
 
         /// Decides, at the first body byte of the final response, where the body goes.
         func decide() {
+            decidedResponse = headers.responseIndex
             let status = headers.status
             if (300..<400).contains(status) {
                 mode = .discard
@@ -69,8 +74,9 @@ struct HTTPTransferAttempt {
         }
 
         func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
-            if mode == .undecided { decide() }
-            bodyBytes += Int64(bytes.count)
+            // Decide per response: a redirect's body (if libcurl passes one) must not decide the final one.
+            if mode == .undecided || decidedResponse != headers.responseIndex { decide() }
+            if mode != .discard { bodyBytes += Int64(bytes.count) }
             switch mode {
             case .file:
                 if rangeMismatch { return false }
@@ -87,12 +93,24 @@ struct HTTPTransferAttempt {
             return true
         }
 
+        private var lastReport: ContinuousClock.Instant?
+
+        /// Calls the progress handler at most every 100 ms (libcurl calls back far more often).
+        func reportProgress() {
+            let now = ContinuousClock.now
+            if let lastReport, now - lastReport < .milliseconds(100) { return }
+            lastReport = now
+            progress(bytesDone, expectedTotal)
+        }
+
         /// Bytes in the `.part` now (for progress).
         var bytesDone: Int64 { writer.bytesWritten }
     }
 
     /// Performs the attempt. Never throws: every failure is an outcome.
-    func perform(cancelled: CancellationFlag, progress: @escaping ProgressHandler) -> (HTTPAttemptOutcome, Int64, String?) {
+    func perform(cancelled: CancellationFlag, progress: @escaping ProgressHandler) -> (
+        HTTPAttemptOutcome, Int64, String?
+    ) {
         let part = destination + ".part"
         let writer: HashingFileWriter
         let handle: CurlHandle
@@ -149,7 +167,7 @@ struct HTTPTransferAttempt {
         _ = ccurl_setopt_xferinfo(handle.raw) { user, _, _, _, _ in
             let context = Unmanaged<Context>.fromOpaque(user!).takeUnretainedValue()
             if context.cancelled.isCancelled { return 1 }
-            if context.mode == .file { context.progress(context.bytesDone, context.expectedTotal) }
+            if context.mode == .file { context.reportProgress() }
             return 0
         }
     }
@@ -204,7 +222,8 @@ struct HTTPTransferAttempt {
             if context.headers.isXML, let message = NgamsStatus.failureMessage(in: context.sniff) {
                 writer.closeQuietly()
                 FileSystem.remove(part)
-                return .fatal(DeliveryError(.archiveFailure, "NGAS failure for \(what): \(message)", httpStatus: status))
+                return .fatal(
+                    DeliveryError(.archiveFailure, "NGAS failure for \(what): \(message)", httpStatus: status))
             }
             if let length = context.headers.contentLength, length != context.bodyBytes {
                 writer.closeQuietly()
@@ -254,8 +273,9 @@ struct HTTPTransferAttempt {
     /// Fsyncs, verifies and renames a complete `.part`.
     private func finish(context: Context, part: String, status: Int) -> HTTPAttemptOutcome {
         let writer = context.writer
+        let checksum: Checksum
         do throws(DeliveryError) {
-            try writer.finish()
+            checksum = try writer.finish()
         } catch {
             return .fatal(error)
         }
@@ -263,8 +283,9 @@ struct HTTPTransferAttempt {
         if expectation.size == nil, let total = context.headers.contentRangeTotal, status == 206 {
             expectation.size = total
         }
-        let checksum = writer.checksum
-        if let error = Verification.check(expectation, size: writer.bytesWritten, checksum: checksum, source: storeDescription) {
+        if let error = Verification.check(
+            expectation, size: writer.bytesWritten, checksum: checksum, source: storeDescription)
+        {
             FileSystem.remove(part)
             return .verificationFailed(error)
         }

@@ -54,6 +54,7 @@ public struct LocalDirectoryStore: ArchiveStore {
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         defer { buffer.deallocate() }
+        var lastReport = ContinuousClock.now
         do throws(DeliveryError) {
             while true {
                 if cancelled.isCancelled { throw DeliveryError(.cancelled, "copy of '\(file.fileId)' cancelled") }
@@ -64,13 +65,17 @@ public struct LocalDirectoryStore: ArchiveStore {
                 }
                 if n == 0 { break }
                 try writer.write(UnsafeRawBufferPointer(start: buffer, count: n))
-                progress(writer.bytesWritten, total)
+                if ContinuousClock.now - lastReport >= .milliseconds(100) {
+                    lastReport = .now
+                    progress(writer.bytesWritten, total)
+                }
             }
-            try writer.finish()
-            if let error = Verification.check(file, size: writer.bytesWritten, checksum: writer.checksum, source: store) {
+            let checksum = try writer.finish()
+            if let error = Verification.check(file, size: writer.bytesWritten, checksum: checksum, source: store) {
                 throw error
             }
             try FileSystem.rename(part, destination)
+            progress(writer.bytesWritten, total)
         } catch {
             writer.closeQuietly()
             FileSystem.remove(part)
@@ -78,7 +83,7 @@ public struct LocalDirectoryStore: ArchiveStore {
         }
         return RetrievedFile(
             fileId: file.fileId, path: destination, size: writer.bytesWritten,
-            checksum: writer.checksum.decimalString, bytesTransferred: writer.bytesWritten, fromCache: false,
+            checksum: writer.checksum?.decimalString, bytesTransferred: writer.bytesWritten, fromCache: false,
             serverFileName: file.fileId)
     }
 }

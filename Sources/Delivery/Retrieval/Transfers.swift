@@ -3,7 +3,8 @@ internal import Synchronization
 /// Retrieving many files at once with bounded parallelism and one aggregate progress.
 public enum Transfers {
     /// How one file is retrieved: `(file, destination, progress) -> RetrievedFile`.
-    public typealias Retrieval = @Sendable (ExpectedFile, String, @escaping ProgressHandler) async throws -> RetrievedFile
+    public typealias Retrieval =
+        @Sendable (ExpectedFile, String, @escaping ProgressHandler) async throws -> RetrievedFile
 
     /// Retrieves all `files`, at most `parallelism` at a time, through `retrieve`.
     ///
@@ -41,7 +42,11 @@ public enum Transfers {
                 startNext()
             }
         }
-        return results.map { $0! }
+        let retrieved = results.compactMap { $0 }
+        guard retrieved.count == files.count else {
+            throw DeliveryError(.transferFailed, "a batch transfer ended without all results")
+        }
+        return retrieved
     }
 
     /// Retrieves all `files` from `store`; see ``retrieveAll(_:parallelism:progress:using:)``.

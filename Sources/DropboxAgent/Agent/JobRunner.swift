@@ -31,7 +31,7 @@ struct JobRunner: Sendable {
             throw SystemCallError(call: "read", path: directory + "/request.json", errno: errno)
         }
         let bytes = [UInt8](data)
-        let sha = SHA256.hex(bytes)
+        let sha = RequestDigest.hex(bytes)
         let parsed: ParsedRequest
         do { parsed = try RequestParser.parse(bytes) } catch {
             // Changed between validation and claim: reject what we hold now.

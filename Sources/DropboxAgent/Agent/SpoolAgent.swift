@@ -236,7 +236,7 @@ actor SpoolAgent {
     }
 
     private func accept(name: String, parsed: ParsedRequest, bytes: [UInt8], firstSeen: Double) {
-        let sha = SHA256.hex(bytes)
+        let sha = RequestDigest.hex(bytes)
         if !parsed.ignoredFields.isEmpty {
             logger.notice("ignored fields of a workflow event", metadata: ["request.name": "\(name)", "fields": "\(parsed.ignoredFields.joined(separator: ", "))"])
         }

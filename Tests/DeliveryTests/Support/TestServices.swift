@@ -99,7 +99,9 @@ final class TestService: @unchecked Sendable {  // immutable after init; stop() 
     }
 
     private static func readInt(_ path: String) -> Int? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
     }
 
     /// Starts `argv` as a child and waits for `runDir/port` and an open port.
@@ -125,7 +127,10 @@ final class TestService: @unchecked Sendable {  // immutable after init; stop() 
         try require("/usr/bin/python3", install: "apt-get install python3")
         return try spawn(
             name: "fault_store",
-            argv: ["/usr/bin/python3", RepositoryPaths.services + "/fault_store.py", "--store", store, "--run-dir", runDirectory],
+            argv: [
+                "/usr/bin/python3", RepositoryPaths.services + "/fault_store.py", "--store", store, "--run-dir",
+                runDirectory,
+            ],
             runDirectory: runDirectory)
     }
 
@@ -133,7 +138,9 @@ final class TestService: @unchecked Sendable {  // immutable after init; stop() 
     enum SMTPMode { case startTLS, implicitTLS, plain }
 
     /// Starts `smtp_server.py` (aiosmtpd) requiring `user`/`password`.
-    static func smtpServer(runDirectory: String, user: String?, password: String?, mode: SMTPMode = .startTLS) throws -> TestService {
+    static func smtpServer(runDirectory: String, user: String?, password: String?, mode: SMTPMode = .startTLS) throws
+        -> TestService
+    {
         try require("/usr/bin/python3", install: "apt-get install python3 python3-aiosmtpd")
         var argv = ["/usr/bin/python3", RepositoryPaths.services + "/smtp_server.py", "--run-dir", runDirectory]
         if let user, let password { argv += ["--user", user, "--password", password] }
@@ -149,10 +156,14 @@ final class TestService: @unchecked Sendable {  // immutable after init; stop() 
     static func nginxStore(store: String, runDirectory: String) throws -> TestService {
         try require("/usr/sbin/nginx", install: "apt-get install --no-install-recommends nginx-light")
         let log = runDirectory + "/start.log"
-        let pid = try spawnProcess(["/bin/sh", RepositoryPaths.services + "/nginx-store.sh", "start", store, "0", runDirectory], outputFile: log)
+        let pid = try spawnProcess(
+            ["/bin/sh", RepositoryPaths.services + "/nginx-store.sh", "start", store, "0", runDirectory],
+            outputFile: log)
         let status = reap(pid)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        guard status == 0, let port = readInt(runDirectory + "/port"), let nginxPid = readInt(runDirectory + "/nginx.pid") else {
+        guard status == 0, let port = readInt(runDirectory + "/port"),
+            let nginxPid = readInt(runDirectory + "/nginx.pid")
+        else {
             throw ServiceError(description: "nginx-store.sh start failed: \(output)")
         }
         return TestService(name: "nginx", port: port, pid: pid_t(nginxPid), runDirectory: runDirectory, child: false)
@@ -200,7 +211,9 @@ func httpGet(port: Int, path: String) throws -> Data {
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard connected == 0 else { throw ServiceError(description: "cannot connect to port \(port)") }
     let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
@@ -213,7 +226,8 @@ func httpGet(port: Int, path: String) throws -> Data {
         response += buffer[0..<n]
     }
     let separator: [UInt8] = [13, 10, 13, 10]
-    guard let split = (0..<max(0, response.count - 3)).first(where: { Array(response[$0..<$0 + 4]) == separator }) else {
+    guard let split = (0..<max(0, response.count - 3)).first(where: { Array(response[$0..<$0 + 4]) == separator })
+    else {
         throw ServiceError(description: "malformed HTTP response")
     }
     return Data(response[(split + 4)...])

@@ -1,0 +1,109 @@
+internal import CCurl
+internal import Foundation
+
+extension HTTPArchiveStore {
+    /// Asks the store what it knows about a file: `GET <base>/STATUS?file_id=<id>`, NGAS `FileStatus`.
+    ///
+    /// - Returns: an ``ExpectedFile`` with the store's `FileSize`, `Checksum` and the variant named by
+    ///   `ChecksumPlugIn` (`ngamsGenCrc32`/`StreamCrc32`/`crc32` → ``ChecksumVariant/crc32``, `…crc32c` →
+    ///   ``ChecksumVariant/crc32c``, `crc32z` → ``ChecksumVariant/crc32z``); fields the server omits are `nil`.
+    /// - Throws: ``DeliveryError``: `fileNotFound` for NGAS `NGAMS_ER_UNAVAIL_FILE`, `archiveFailure` for other
+    ///   failures or a document without `FileStatus`, `transferFailed` when the server cannot be reached.
+    public func status(of fileId: String) async throws -> ExpectedFile {
+        try FileIdentifier.validate(fileId)
+        let url = retrieveURL(for: fileId).replacingOccurrences(of: "/RETRIEVE?", with: "/STATUS?")
+        let options = self.options
+        let (status, body) = try await BlockingWork.run { (flag) throws(DeliveryError) in
+            try SmallHTTPGet.perform(url, options: options, cancelled: flag)
+        }
+        if let message = NgamsStatus.failureMessage(in: body) {
+            let code: DeliveryError.Code = message.contains("NGAMS_ER_UNAVAIL_FILE") ? .fileNotFound : .archiveFailure
+            throw DeliveryError(code, "STATUS of '\(fileId)' at \(baseURL): \(message)", httpStatus: status)
+        }
+        let text = String(decoding: body, as: UTF8.self)
+        guard status == 200, let attributes = XMLAttributes.of(element: "FileStatus", in: text) else {
+            throw DeliveryError(
+                .archiveFailure, "STATUS of '\(fileId)' at \(baseURL) gave no FileStatus (HTTP \(status))",
+                hint: "the store may not implement NGAS STATUS", httpStatus: status)
+        }
+        let plugIn = attributes["ChecksumPlugIn"]?.lowercased() ?? ""
+        let variant: ChecksumVariant? =
+            plugIn.contains("crc32c")
+            ? .crc32c : plugIn.contains("crc32z") ? .crc32z : plugIn.contains("crc32") ? .crc32 : nil
+        let checksum = attributes["Checksum"].flatMap { $0.isEmpty ? nil : $0 }
+        return ExpectedFile(
+            fileId: fileId, size: attributes["FileSize"].flatMap { Int64($0) },
+            checksum: variant == nil ? nil : checksum, checksumVariant: variant)
+    }
+}
+
+/// A GET of a small document (at most 1 MiB) into memory.
+enum SmallHTTPGet {
+    final class Sink {
+        var bytes: [UInt8] = []
+        let cancelled: CancellationFlag
+        init(cancelled: CancellationFlag) { self.cancelled = cancelled }
+    }
+
+    static func perform(_ url: String, options: HTTPStoreOptions, cancelled: CancellationFlag) throws(DeliveryError)
+        -> (Int, [UInt8])
+    {
+        let handle = try CurlHandle()
+        let sink = Sink(cancelled: cancelled)
+        handle.set(CURLOPT_URL, url)
+        handle.set(CURLOPT_FOLLOWLOCATION, 1)
+        handle.set(CURLOPT_MAXREDIRS, options.maxRedirects)
+        handle.set(CURLOPT_PROTOCOLS_STR, "http,https")
+        handle.set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        handle.set(CURLOPT_USERAGENT, options.userAgent)
+        handle.set(CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeout.milliseconds)
+        handle.set(CURLOPT_TIMEOUT_MS, max(options.lowSpeedTime.milliseconds, 10_000))
+        if let caFile = options.caFile { handle.set(CURLOPT_CAINFO, caFile) }
+        if !options.verifyPeer {
+            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
+            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
+        }
+        let opaque = Unmanaged.passUnretained(sink).toOpaque()
+        handle.set(CURLOPT_WRITEDATA, pointer: opaque)
+        handle.set(CURLOPT_XFERINFODATA, pointer: opaque)
+        handle.set(CURLOPT_NOPROGRESS, 0)
+        _ = ccurl_setopt_write(handle.raw) { buffer, size, count, user in
+            let sink = Unmanaged<Sink>.fromOpaque(user!).takeUnretainedValue()
+            let length = size * count
+            guard sink.bytes.count + length <= 1 << 20 else { return 0 }
+            sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: length))
+            return length
+        }
+        _ = ccurl_setopt_xferinfo(handle.raw) { user, _, _, _, _ in
+            Unmanaged<Sink>.fromOpaque(user!).takeUnretainedValue().cancelled.isCancelled ? 1 : 0
+        }
+        let code = withExtendedLifetime(sink) { handle.perform() }
+        if cancelled.isCancelled { throw DeliveryError(.cancelled, "request to \(url) cancelled") }
+        guard code == CURLE_OK else {
+            throw DeliveryError(
+                .transferFailed, "request to \(url) failed: \(handle.describe(code))", curlCode: Int(code.rawValue))
+        }
+        return (handle.long(CURLINFO_RESPONSE_CODE), sink.bytes)
+    }
+}
+
+/// Attribute lookup in simple, machine-written XML (NGAS status documents); not a general XML parser.
+enum XMLAttributes {
+    /// The attributes of the first `<name …>` element in `text`, entity-decoded.
+    static func of(element name: String, in text: String) -> [String: String]? {
+        guard let start = text.range(of: "<\(name)") else { return nil }
+        guard let end = text[start.upperBound...].firstIndex(of: ">") else { return nil }
+        var tag = Substring(text[start.upperBound..<end])
+        var result: [String: String] = [:]
+        while let equals = tag.firstIndex(of: "=") {
+            let key = tag[..<equals].trimmingCharacters(in: .whitespacesAndNewlines)
+            var rest = tag[tag.index(after: equals)...].drop { $0 == " " }
+            guard let quote = rest.first, quote == "\"" || quote == "'" else { break }
+            rest = rest.dropFirst()
+            guard let close = rest.firstIndex(of: quote) else { break }
+            result[key] = NgamsStatus.unescape(String(rest[..<close]))
+            tag = rest[rest.index(after: close)...]
+        }
+        return result
+    }
+}

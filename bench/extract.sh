@@ -1,0 +1,91 @@
+#!/bin/sh
+# Extraction speed of SafeArchive.extract (libarchive, with all safety checks) against GNU `tar xzf`, on an
+# auxproducts-style .tgz (many small text-like files + a few large incompressible ones), plus the FileCache
+# hit path (a second retrieval of the same file: 0 bytes fetched).
+#
+#   bench/extract.sh [LARGE_MIB (default 240)] [REPEATS (default 3)]
+#
+# Works in tmpfs (/dev/shm) when it has room, else bench/out/; BENCH_DIR=/some/dir forces a directory. Not a test.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+large_mib=${1:-240}
+repeats=${2:-3}
+cd "$here"
+
+echo "building DeliveryBench (release)..."
+swift build -c release --product DeliveryBench >/dev/null
+bin=$(swift build -c release --show-bin-path)/DeliveryBench
+
+if [ -n "${BENCH_DIR:-}" ]; then
+    mkdir -p "$BENCH_DIR"; work=$(mktemp -d "$BENCH_DIR/delivery-bench.XXXXXX")
+elif [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt "$((large_mib * 1024 * 6 + 512000))" ] 2>/dev/null; then
+    work=$(mktemp -d /dev/shm/delivery-xbench.XXXXXX)
+else
+    mkdir -p bench/out; work=$(mktemp -d "$here/bench/out/extract.XXXXXX")
+fi
+chmod 755 "$work"
+cleanup() { scripts/services/nginx-store.sh stop "$work/run" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+echo "creating an auxproducts-like tree in $work ..."
+python3 - "$work/src" "$large_mib" <<'PY'
+import os, random, sys
+root, large_mib = sys.argv[1], int(sys.argv[2])
+top = os.path.join(root, "uid___A001_X1_X2.hifa_calimage.auxproducts")
+random.seed(42)
+words = [("w%05d" % i) for i in range(20000)]
+for d in range(40):
+    sub = os.path.join(top, "pipeline-procedure", "stage%02d" % d)
+    os.makedirs(sub, exist_ok=True)
+    for f in range(100):
+        n = random.randint(200, 20000)
+        with open(os.path.join(sub, "file%03d.txt" % f), "w") as fh:
+            fh.write(" ".join(random.choice(words) for _ in range(n // 7)))
+big = os.path.join(top, "caltables")
+os.makedirs(big, exist_ok=True)
+per = large_mib // 4
+for i in range(4):
+    with open(os.path.join(big, "uid___A002_X1_X%d.ms.bcal.tbl" % i), "wb") as fh:
+        for _ in range(per):
+            fh.write(os.urandom(1 << 20))
+PY
+tar -C "$work/src" -czf "$work/aux.tgz" uid___A001_X1_X2.hifa_calimage.auxproducts
+rm -rf "$work/src"
+asize=$(stat -c %s "$work/aux.tgz")
+entries=$(tar tzf "$work/aux.tgz" | wc -l)
+echo "archive: $((asize / 1048576)) MiB, $entries entries"
+
+tar_times=""; our_times=""
+i=1
+while [ "$i" -le "$repeats" ]; do
+    rm -rf "$work/x"; mkdir -p "$work/x"; sync
+    s=$(date +%s.%N); tar -C "$work/x" -xzf "$work/aux.tgz"; e=$(date +%s.%N)
+    t=$(python3 -c "print('%.3f' % ($e - $s))")
+    rm -rf "$work/x"; mkdir -p "$work/x"; sync
+    o=$("$bin" extract "$work/aux.tgz" "$work/x" | python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["seconds"])')
+    tar_times="$tar_times $t"; our_times="$our_times $o"
+    echo "run $i: GNU tar xzf ${t} s   SafeArchive.extract ${o} s"
+    i=$((i + 1))
+done
+rm -rf "$work/x"
+
+# Cache hit path through an nginx store.
+mkdir -p "$work/store" "$work/cache" "$work/dl"
+id=uid___A001_X1_X2.hifa_calimage.auxproducts.tgz
+cp "$work/aux.tgz" "$work/store/$id"; chmod 644 "$work/store/$id"
+crc=$("$bin" crc "$work/store/$id" crc32 | python3 -c 'import json,sys; print(json.load(sys.stdin)["checksum"])')
+port=$(scripts/services/nginx-store.sh start "$work/store" 0 "$work/run" | awk '/^PORT/ {print $2}')
+cache_json=$("$bin" cache "http://127.0.0.1:$port" "$id" "$asize" "$crc" "$work/cache" "$work/dl")
+
+python3 - "$tar_times" "$our_times" "$asize" "$cache_json" "$work" <<'PY'
+import json, statistics, sys
+t = [float(x) for x in sys.argv[1].split()]; o = [float(x) for x in sys.argv[2].split()]
+size = int(sys.argv[3]) / 1048576; cache = json.loads(sys.argv[4])
+mt, mo = statistics.median(t), statistics.median(o)
+print("on %s; archive %.0f MiB" % ("tmpfs" if sys.argv[5].startswith("/dev/shm") else sys.argv[5], size))
+print("median GNU tar xzf:        %.2f s (%.0f MiB/s of archive)" % (mt, size / mt))
+print("median SafeArchive.extract: %.2f s (%.0f MiB/s of archive)" % (mo, size / mo))
+print("speed ratio ours/tar:       %.2fx (target >= 1.0x)" % (mt / mo))
+print("cache miss: %.3f s, %d bytes fetched; cache hit: %.4f s, %d bytes fetched (fromCache=%s)" % (
+    cache["missSeconds"], cache["missBytesFetched"], cache["hitSeconds"], cache["hitBytesFetched"], cache["hitFromCache"]))
+PY
