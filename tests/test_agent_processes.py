@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import signal
-import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
@@ -148,6 +149,71 @@ def test_two_agents_share_one_spool_and_run_each_request_exactly_once(tmp_path, 
     record_property("split", f"a={split[0]} b={split[1]}")
     print(f"\nwork split between the two agents: a ran {split[0]}, b ran {split[1]} of {n}")
     assert split[0] > 0 and split[1] > 0, f"one agent did all the work: {split}"
+
+
+class SchedulingJitter(threading.Thread):
+    """Pauses one of the agents (SIGSTOP … SIGCONT, by PID) for 1–30 ms at random, over and over: the stalls a
+    loaded machine causes, made frequent, so that races between two agents' decisions actually happen."""
+
+    def __init__(self, agents: list[Agent], seed: int = 1):
+        super().__init__(daemon=True)
+        self.agents = agents
+        self.random = random.Random(seed)
+        self.stop_event = threading.Event()
+        self.pauses = 0
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            victim = self.random.choice(self.agents)
+            victim.send(signal.SIGSTOP)
+            try:
+                time.sleep(self.random.uniform(0.001, 0.03))
+            finally:
+                victim.send(signal.SIGCONT)
+            self.pauses += 1
+            time.sleep(self.random.uniform(0.001, 0.02))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=10)
+
+
+def test_two_agents_under_scheduling_jitter_leave_no_stale_status(tmp_path, spool, agents):
+    """The agent that loses the race for a request must not overwrite the winner's status: if it writes `queued`
+    after the winner's `failed`/`succeeded`, the request's status says `queued` forever although it has ended."""
+    n = 1500
+    a = Agent(tmp_path, spool, "a", max_concurrent=4)
+    b = Agent(tmp_path, spool, "b", max_concurrent=4)
+    agents += [a, b]
+    a.start()
+    b.start()
+    jitter = SchedulingJitter([a, b])
+    jitter.start()
+    names = [f"jit-{i:05d}" for i in range(n)]
+    try:
+        for i, name in enumerate(names):
+            drop(spool, name, request_bytes(f"jitter-{i}"))
+        # Every request has been claimed and finished once the spool holds no request and no job is active.
+        wait_until(lambda: not any(e.endswith(".json") and not e.endswith(".status.json") for e in os.listdir(spool))
+                   and not os.listdir(spool / ".dropbox-agent" / "jobs"), 300, interval=0.2,
+                   what="every request to be claimed and finished")
+    finally:
+        jitter.stop()
+    finished = os.listdir(spool / ".dropbox-agent" / "finished")
+    assert len(finished) == n
+    try:
+        wait_all_terminal(spool, names, timeout=20)
+    except AssertionError:
+        stale = {}
+        for name in names:
+            doc = read_status(spool, name)
+            if doc["state"] not in TERMINAL:
+                stale[name] = (doc["state"], doc.get("agent"), [h["state"] for h in doc.get("history", [])])
+        raise AssertionError(
+            f"{len(stale)} of {n} requests ended (their jobs are in finished/) but their status file says otherwise, "
+            f"e.g. {list(stale.items())[:5]}; {jitter.pauses} pauses") from None
+    assert a.stop() == 0
+    assert b.stop() == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
