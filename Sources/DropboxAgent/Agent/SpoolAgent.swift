@@ -45,6 +45,9 @@ actor SpoolAgent {
         var control: JobControl
     }
 
+    /// How long a request with a second hard link may wait for it to go away (link-then-unlink publishers).
+    static let hardLinkGraceSeconds = 2.0
+
     let settings: Settings
     let store: JobStore
     let journal: Journal
@@ -121,13 +124,13 @@ actor SpoolAgent {
         } catch {
             // `link(temp, final)` then `unlink(temp)` (how `submit` and Maildir-style writers publish a file without
             // replacing another) shows two links for a moment: a hard link is refused only once it has stayed one
-            // for the settle time.
+            // for `hardLinkGraceSeconds`, whatever the settle time.
             if error.code == "hardLink" {
                 var file = pending[name] ?? PendingFile(firstSeen: now, identity: nil, stableSince: now)
-                if now - file.firstSeen < settings.settleSeconds {
+                if now - file.firstSeen < Self.hardLinkGraceSeconds {
                     file.identity = nil
                     pending[name] = file
-                    scheduleRecheck(name: name, at: file.firstSeen + settings.settleSeconds)
+                    scheduleRecheck(name: name, at: min(now + 0.05, file.firstSeen + Self.hardLinkGraceSeconds))
                     return
                 }
             }
@@ -212,13 +215,16 @@ actor SpoolAgent {
         doc.transition(to: .waiting, message: why)
         doc.progress = .init(message: why)
         do {
-            if let existing = StatusPublisher.existing(at: statusPath(name)), existing.state == .waiting {
-                return
-            } else if let existing = StatusPublisher.existing(at: statusPath(name)), existing.state.isTerminal {
-                // An earlier request of the same name finished; this is a new one.
-                try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
-            } else {
-                try AtomicFile.create(try doc.encoded(), at: statusPath(name), mode: settings.statusFileMode)
+            try whileInSpool(name + ".json") {
+                let existing = StatusPublisher.existing(at: statusPath(name))
+                if existing?.state == .waiting { return }
+                if existing?.state.isTerminal == true {
+                    // An earlier request of the same name finished; this is a new one (still in the spool, so
+                    // nobody has claimed it: the lock makes sure of that).
+                    try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+                } else {
+                    try AtomicFile.create(try doc.encoded(), at: statusPath(name), mode: settings.statusFileMode)
+                }
             }
         } catch {
             logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
@@ -264,10 +270,13 @@ actor SpoolAgent {
         if !parsed.ignoredFields.isEmpty { doc.warnings = ["ignored event fields: " + parsed.ignoredFields.joined(separator: ", ")] }
         doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
         do {
-            // Never move an agent's later state (running, a terminal one) back to queued.
-            if let existing = StatusPublisher.existing(at: statusPath(name)), ![.waiting, .queued].contains(existing.state), !existing.state.isTerminal {
-                // another agent has it
-            } else {
+            // Under the entry's lock and only while the file is still in the spool: a claim (which takes the same
+            // lock around its rename) can never be followed by this `queued`, so another agent's `running` or
+            // terminal status is never overwritten.
+            try whileInSpool(name + ".json") {
+                if let existing = StatusPublisher.existing(at: statusPath(name)), ![.waiting, .queued].contains(existing.state), !existing.state.isTerminal {
+                    return  // another agent has it
+                }
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             }
         } catch {
@@ -275,6 +284,21 @@ actor SpoolAgent {
         }
         logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "queued", "sha256": "\(sha)"])
         pump()
+    }
+
+    /// Runs `body` holding an exclusive `flock(2)` on the spool entry, if the entry is still in the spool.
+    /// ``JobStore/claim(name:)`` takes the same lock around its rename, so a status written here can never
+    /// land after another agent's claim of the same file.
+    private func whileInSpool(_ entry: String, _ body: () throws -> Void) throws {
+        let fd = openat(spoolFD, entry, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { return }
+        var opened = stat(), listed = stat()
+        guard fstat(fd, &opened) == 0, fstatat(spoolFD, entry, &listed, AT_SYMLINK_NOFOLLOW) == 0,
+            opened.st_ino == listed.st_ino, opened.st_dev == listed.st_dev
+        else { return }
+        try body()
     }
 
     // MARK: - Cancellation

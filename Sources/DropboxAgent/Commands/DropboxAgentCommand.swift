@@ -21,6 +21,24 @@ struct DropboxAgentCommand: AsyncParsableCommand {
             CheckCommand.self, CatalogCommand.self, CASACommand.self,
         ]
     )
+
+    /// Runs the command; usage errors exit 2 as the contract says (ArgumentParser's default is 64, EX_USAGE).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options shared by the commands that work on a spool.

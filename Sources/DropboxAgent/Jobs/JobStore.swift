@@ -61,6 +61,11 @@ struct JobStore: Sendable {
         try writeLease(Lease(owner: .current, attempt: 1, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds), jobId: jobId)
         let source = spoolDirectory + "/" + name + ".json"
         let destination = dir + "/request.json"
+        // The lock SpoolAgent holds while it writes `waiting`/`queued` for this file: our rename (and so our
+        // `running`) comes after any status another agent writes for it.
+        let lockFD = open(source, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        if lockFD >= 0 { flock(lockFD, LOCK_EX) }
+        defer { if lockFD >= 0 { close(lockFD) } }
         if rename(source, destination) != 0 {
             let e = errno
             // NFS: a retransmitted rename can fail although the first one happened. Believe the destination.
