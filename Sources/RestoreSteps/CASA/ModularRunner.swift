@@ -49,16 +49,8 @@ public struct ModularRunner: CASARunner {
                 "MPLBACKEND": "Agg",
                 "PYTHONUNBUFFERED": "1",
             ])
-        let process = CASAProcess(
-            executable: executable, arguments: [program, invocation.ppr], environment: environment,
-            workingDirectory: invocation.workingDirectory,
-            stdoutLog: CASAInstallation.join(invocation.logsDirectory, "casa-stdout.log"),
-            timeout: invocation.timeout, gracePeriod: gracePeriod)
-        var logger = self.logger
-        logger[metadataKey: "casa.installation"] = .string(installation.name)
-        if let archive = try RunnerSupport.clearPreviousAttempt(invocation) {
-            logger.notice("moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)])
-        }
-        return try await RunnerSupport.run(process, invocation: invocation, reporter: reporter, logger: logger)
+        return try await RunnerSupport.launch(
+            executable: executable, arguments: [program, invocation.ppr], environment: environment, installation: installation,
+            invocation: invocation, gracePeriod: gracePeriod, reporter: reporter, logger: logger)
     }
 }

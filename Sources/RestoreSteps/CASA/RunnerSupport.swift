@@ -122,6 +122,25 @@ enum RunnerSupport {
         return archive
     }
 
+    /// Starts CASA for `invocation` after moving a previous attempt's logs and markers aside, and runs it to the
+    /// end (or timeout, or cancellation) — the part both runners share.
+    static func launch(
+        executable: String, arguments: [String], environment: [String: String], installation: CASAInstallation,
+        invocation: CASAInvocation, gracePeriod: Duration, reporter: any StepReporter, logger: Logger
+    ) async throws -> CASARunResult {
+        let process = CASAProcess(
+            executable: executable, arguments: arguments, environment: environment,
+            workingDirectory: invocation.workingDirectory,
+            stdoutLog: CASAInstallation.join(invocation.logsDirectory, "casa-stdout.log"),
+            timeout: invocation.timeout, gracePeriod: gracePeriod)
+        var logger = logger
+        logger[metadataKey: "casa.installation"] = .string(installation.name)
+        if let archive = try clearPreviousAttempt(invocation) {
+            logger.notice("moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)])
+        }
+        return try await run(process, invocation: invocation, reporter: reporter, logger: logger)
+    }
+
     /// Runs `process` and assembles the result.
     static func run(
         _ process: CASAProcess, invocation: CASAInvocation, reporter: any StepReporter,
