@@ -54,7 +54,7 @@ final class AgentHarness: Sendable {
     /// - Parameter step: what every step does (default: nothing).
     init(
         settle: Double = 0.2, incompleteTimeout: Double = 3, leaseSeconds: Double = 30, maxConcurrent: Int = 1,
-        root: String? = nil,
+        maxPerDropper: Int = 0, allowedOwners: [String]? = nil, root: String? = nil,
         step: @escaping @Sendable (StepName, TestContext, any StepReporter) async throws -> Void = { _, _, _ in }
     ) throws {
         let root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString)").path
@@ -66,6 +66,8 @@ final class AgentHarness: Sendable {
         c.spool.rescanIntervalSeconds = 1
         c.agent.leaseSeconds = leaseSeconds
         c.agent.maxConcurrentRestores = maxConcurrent
+        c.agent.maxConcurrentPerDropper = maxPerDropper
+        c.spool.allowedOwners = allowedOwners
         c.agent.shutdownGraceSeconds = 5
         c = c.resolved(relativeTo: root)
         spool = c.spool.directory!

@@ -166,6 +166,28 @@ import Testing
         #expect(order == (0..<6).map { "c\($0)" }, "FIFO by arrival")
     }
 
+    @Test func oneDropperCannotTakeEverySlot() async throws {
+        let perOwner = OwnerCounter()
+        let h = try AgentHarness(maxConcurrent: 2, maxPerDropper: 1, allowedOwners: ["*"]) { step, context, _ in
+            if step == .casa {
+                let owner = context.job.name.hasPrefix("other") ? "other" : "root"
+                perOwner.enter(owner)
+                try await Task.sleep(for: .milliseconds(300))
+                perOwner.leave(owner)
+            }
+        }
+        h.start()
+        for i in 0..<3 { try h.drop("root\(i).json", #"{"mous": "uid://A001/X1284/X265f", "requestId": "r\#(i)"}"#) }
+        try h.write(".other0.tmp", #"{"mous": "uid://A001/X1284/X265f", "requestId": "o0"}"#)
+        #expect(chown(h.spool + "/.other0.tmp", 65534, 65534) == 0)
+        #expect(rename(h.spool + "/.other0.tmp", h.spool + "/other0.json") == 0)
+        for name in ["root0", "root1", "root2", "other0"] { _ = try await h.waitForState(name, .succeeded, timeout: 30) }
+        try await h.shutdown()
+        #expect(perOwner.maximum("root") == 1, "at most one restore of the same dropper at once")
+        #expect(perOwner.maximum("other") == 1)
+        #expect(perOwner.maximumTotal == 2, "the other dropper's request ran beside one of root's")
+    }
+
     @Test func anIdenticalResubmissionLinksToTheFirstResult() async throws {
         let h = try AgentHarness()
         h.start()
@@ -234,4 +256,20 @@ final class Gate: Sendable {
         }
         for w in waiters { w.resume() }
     }
+}
+
+/// Concurrent entries per owner, with maxima.
+final class OwnerCounter: Sendable {
+    private let state = Mutex<(current: [String: Int], maximum: [String: Int], total: Int, maxTotal: Int)>(([:], [:], 0, 0))
+    func enter(_ owner: String) {
+        state.withLock {
+            $0.current[owner, default: 0] += 1
+            $0.maximum[owner] = max($0.maximum[owner] ?? 0, $0.current[owner]!)
+            $0.total += 1
+            $0.maxTotal = max($0.maxTotal, $0.total)
+        }
+    }
+    func leave(_ owner: String) { state.withLock { $0.current[owner, default: 0] -= 1; $0.total -= 1 } }
+    func maximum(_ owner: String) -> Int { state.withLock { $0.maximum[owner] ?? 0 } }
+    var maximumTotal: Int { state.withLock { $0.maxTotal } }
 }

@@ -15,6 +15,8 @@ actor SpoolAgent {
         var maxRequestBytes: Int
         var allowedOwners: Set<uid_t>?
         var maxConcurrentRestores: Int
+        /// At most this many restores of one dropper (file owner) at once; 0 means no per-dropper bound.
+        var maxConcurrentPerDropper: Int = 0
         var leaseSeconds: Double
         var maxAttempts: Int
         var resubmitWindowSeconds: Double
@@ -38,11 +40,15 @@ actor SpoolAgent {
         var name: String
         var firstSeen: Double
         var sha256: String
+        /// The uid that dropped it (the file's owner): per-dropper concurrency is bounded on it.
+        var owner: uid_t
     }
 
     struct RunningJob {
         var jobId: String
         var control: JobControl
+        /// The dropper's uid (nil for a job resumed from another run: its file has already left the spool).
+        var owner: uid_t?
     }
 
     /// How long a request with a second hard link may wait for it to go away (link-then-unlink publishers).
@@ -152,7 +158,7 @@ actor SpoolAgent {
             let parsed = try RequestParser.parse(contents.bytes)
             if stable {
                 pending[name] = nil
-                accept(name: name, parsed: parsed, bytes: contents.bytes, firstSeen: file.firstSeen)
+                accept(name: name, parsed: parsed, bytes: contents.bytes, firstSeen: file.firstSeen, owner: contents.identity.owner)
             } else {
                 pending[name] = file
                 noteWaiting(name: name, file: file, why: "waiting until the file has been unchanged for \(settings.settleSeconds) s")
@@ -253,13 +259,13 @@ actor SpoolAgent {
         }
     }
 
-    private func accept(name: String, parsed: ParsedRequest, bytes: [UInt8], firstSeen: Double) {
+    private func accept(name: String, parsed: ParsedRequest, bytes: [UInt8], firstSeen: Double, owner: uid_t) {
         let sha = RequestDigest.hex(bytes)
         if !parsed.ignoredFields.isEmpty {
             logger.notice("ignored fields of a workflow event", metadata: ["request.name": "\(name)", "fields": "\(parsed.ignoredFields.joined(separator: ", "))"])
         }
         if queue.contains(where: { $0.name == name }) { return }
-        queue.append(QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha))
+        queue.append(QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha, owner: owner))
         queue.sort { $0.firstSeen < $1.firstSeen }
         var doc = StatusPublisher.existing(at: statusPath(name)).flatMap { $0.state == .waiting ? $0 : nil } ?? StatusDocument(request: name, state: .queued)
         doc.submittedAt = doc.submittedAt ?? Timestamp.string(Date(timeIntervalSince1970: firstSeen))
@@ -347,24 +353,31 @@ actor SpoolAgent {
 
     /// Starts queued requests while there are free slots, oldest first.
     func pump() {
-        while !draining, running.count < settings.maxConcurrentRestores, !queue.isEmpty {
-            let next = queue.removeFirst()
+        while !draining, running.count < settings.maxConcurrentRestores {
+            // First come, first served — skipping droppers that already use their share of the slots.
+            guard let index = queue.firstIndex(where: { ownerHasRoom($0.owner) }) else { return }
+            let next = queue.remove(at: index)
             do {
                 guard let jobId = try store.claim(name: next.name) else {
                     metrics.add(\.claimsLost)
                     continue
                 }
                 metrics.add(\.claims)
-                start(jobId: jobId, name: next.name, resume: false)
+                start(jobId: jobId, name: next.name, resume: false, owner: next.owner)
             } catch {
                 logger.error("claim failed", metadata: ["request.name": "\(next.name)", "error": "\(error)"])
             }
         }
     }
 
-    private func start(jobId: String, name: String, resume: Bool) {
+    /// Whether `owner` may start another restore under `maxConcurrentPerDropper` (0: no per-dropper bound).
+    private func ownerHasRoom(_ owner: uid_t) -> Bool {
+        settings.maxConcurrentPerDropper <= 0 || running.values.filter { $0.owner == owner }.count < settings.maxConcurrentPerDropper
+    }
+
+    private func start(jobId: String, name: String, resume: Bool, owner: uid_t? = nil) {
         let control = JobControl()
-        running[name] = RunningJob(jobId: jobId, control: control)
+        running[name] = RunningJob(jobId: jobId, control: control, owner: owner)
         let runner = JobRunner(
             jobId: jobId, name: name, resume: resume, agent: self, control: control,
             logger: logger.with(["request.name": "\(name)", "job.id": "\(jobId)"]))

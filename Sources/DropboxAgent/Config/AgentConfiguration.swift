@@ -187,6 +187,9 @@ struct AgentSettings: Codable, Sendable {
     var journal: String?
     /// How many restores run at once; the rest stay queued in the spool, first come first served.
     var maxConcurrentRestores: Int = 1
+    /// At most this many restores of one dropper (the request file's owner) at once, so one busy dropper cannot
+    /// take every slot; 0 means no per-dropper bound.
+    var maxConcurrentPerDropper: Int = 0
     /// A claimed request whose lease is not renewed for this long is taken over by another agent.
     var leaseSeconds: Double = 300
     /// How many times a request is started (first run plus takeovers) before it fails for good.
@@ -199,7 +202,7 @@ struct AgentSettings: Codable, Sendable {
     var retentionDays: Double = 7
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case workDirectory, restoreDirectory, journal, maxConcurrentRestores, leaseSeconds, maxAttempts
+        case workDirectory, restoreDirectory, journal, maxConcurrentRestores, maxConcurrentPerDropper, leaseSeconds, maxAttempts
         case resubmitWindowSeconds, shutdownGraceSeconds, retentionDays
     }
     init() {}
@@ -211,6 +214,7 @@ struct AgentSettings: Codable, Sendable {
         restoreDirectory = try c.decodeIfPresent(String.self, forKey: .restoreDirectory)
         journal = try c.decodeIfPresent(String.self, forKey: .journal)
         maxConcurrentRestores = try c.value(.maxConcurrentRestores, default: d.maxConcurrentRestores)
+        maxConcurrentPerDropper = try c.value(.maxConcurrentPerDropper, default: d.maxConcurrentPerDropper)
         leaseSeconds = try c.value(.leaseSeconds, default: d.leaseSeconds)
         maxAttempts = try c.value(.maxAttempts, default: d.maxAttempts)
         resubmitWindowSeconds = try c.value(.resubmitWindowSeconds, default: d.resubmitWindowSeconds)
