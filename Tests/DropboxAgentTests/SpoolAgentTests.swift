@@ -166,6 +166,19 @@ import Testing
         #expect(order == (0..<6).map { "c\($0)" }, "FIFO by arrival")
     }
 
+    @Test func aCommitMarkerSkipsTheSettleTime() async throws {
+        let h = try AgentHarness(settle: 30)
+        h.start()
+        try h.write("marked.json", AgentHarness.validRequest)
+        _ = try await h.waitForState("marked", .waiting)
+        try h.write("marked.json.ok", "")
+        let s = try await h.waitForState("marked", .succeeded, timeout: 10)  // far less than the 30 s settle time
+        try await h.shutdown()
+        #expect(h.log.steps(for: "marked").count == 6)
+        #expect(!FileManager.default.fileExists(atPath: h.spool + "/marked.json.ok"), "the marker went with the request")
+        #expect(FileManager.default.fileExists(atPath: (s.requestFile ?? "") + ".ok"))
+    }
+
     @Test func oneDropperCannotTakeEverySlot() async throws {
         let perOwner = OwnerCounter()
         let h = try AgentHarness(maxConcurrent: 2, maxPerDropper: 1, allowedOwners: ["*"]) { step, context, _ in

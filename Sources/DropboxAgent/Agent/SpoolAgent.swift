@@ -100,6 +100,9 @@ actor SpoolAgent {
             quarantineBadName(entry, reason: reason)
         case .cancel(let name):
             handleCancel(name: name, entry: entry)
+        case .commitMarker(let name):
+            // The request may have been waiting for its settle time: with the marker it need not.
+            if pending[name] != nil || access(settings.spoolDirectory + "/" + name + ".json", F_OK) == 0 { examine(name: name) }
         case .request(let name):
             examine(name: name)
         }
@@ -153,7 +156,9 @@ actor SpoolAgent {
             file.identity = contents.identity
             file.stableSince = now
         }
-        let stable = now - file.stableSince >= settings.settleSeconds
+        // With a commit marker (`NAME.json.ok`) the dropper vouches that the file is complete: no settle time.
+        let committed = faccessat(spoolFD, SpoolNames.commitMarker(for: name), F_OK, AT_SYMLINK_NOFOLLOW) == 0
+        let stable = committed || now - file.stableSince >= settings.settleSeconds
         do {
             let parsed = try RequestParser.parse(contents.bytes)
             if stable {
@@ -243,6 +248,7 @@ actor SpoolAgent {
         queue.removeAll { $0.name == name }
         do {
             guard let kept = try store.quarantine(entry: name + ".json", reason: message, code: code) else { return }
+            _ = rename(settings.spoolDirectory + "/" + SpoolNames.commitMarker(for: name), kept + ".ok")
             metrics.add(\.rejected)
             let previous = StatusPublisher.existing(at: statusPath(name))
             var doc = previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)

@@ -75,6 +75,8 @@ struct JobStore: Sendable {
                 throw SystemCallError(call: "rename", path: source, errno: e)
             }
         }
+        // The commit marker, if any, goes with the request (kept, like everything the dropper gave us).
+        _ = rename(spoolDirectory + "/" + SpoolNames.commitMarker(for: name), dir + "/request.json.ok")
         try AtomicFile.syncDirectory(spoolDirectory)
         try AtomicFile.syncDirectory(dir)
         return jobId

@@ -6,6 +6,8 @@ enum SpoolEntryKind: Equatable, Sendable {
     case request(name: String)
     /// `NAME.cancel`: a cancellation.
     case cancel(name: String)
+    /// `NAME.json.ok`: the commit marker — the dropper says `NAME.json` is complete, no settle time needed.
+    case commitMarker(name: String)
     /// Looks like a request (`*.json`) but the NAME breaks the rules; kept aside with a reason.
     case badRequestName(reason: String)
     /// Temporary names of transfer tools and editors, dot-files, our own status files: never touched.
@@ -56,12 +58,19 @@ enum SpoolNames {
             if isValidName(name) { return .request(name: name) }
             return .badRequestName(reason: "the request name \"\(printable(name))\" does not match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (and must not end in .status)")
         }
+        if entry.hasSuffix(".json.ok") {
+            let name = String(entry.dropLast(8))
+            if isValidName(name) { return .commitMarker(name: name) }
+        }
         if entry.hasSuffix(".cancel") {
             let name = String(entry.dropLast(7))
             if isValidName(name) { return .cancel(name: name) }
         }
         return .unrelated
     }
+
+    /// The commit marker of a request.
+    static func commitMarker(for name: String) -> String { "\(name).json.ok" }
 
     /// The status file name of a request.
     static func statusFile(for name: String) -> String { "\(name).status.json" }
