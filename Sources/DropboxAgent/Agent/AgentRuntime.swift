@@ -90,6 +90,7 @@ struct AgentRuntime: Sendable {
                 var lastCollection = 0.0
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(recoveryInterval))
+                    await agent.renewLeases()
                     await agent.recoverJobs()
                     await agent.pump()
                     let stats = watcher.statistics

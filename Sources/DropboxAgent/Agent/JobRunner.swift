@@ -91,11 +91,9 @@ struct JobRunner: Sendable {
         }
         record(publisher.document, step: firstPending.rawValue, attempt: lease.attempt, message: resume ? "resumed" : "claimed")
 
-        let heartbeat = Task { await keepLease(attempt: lease.attempt) }
         let observer = JobObserver(runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.attempt)
         let (outcome, result) = await agent.executor.execute(
             job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher)
-        heartbeat.cancel()
         try await conclude(outcome, result: result, job: job, request: request, checkpoint: observer.checkpoint, publisher: publisher, sha: sha)
     }
 
@@ -154,22 +152,29 @@ struct JobRunner: Sendable {
             checkpoint.notified = true
             try store.writeCheckpoint(checkpoint)
         }
+        // The request file's final home is known before the move: the terminal status never points at a path
+        // that is about to vanish. (A crash between the two leaves the job in jobs/, and the restart concludes it
+        // again; notifications are not sent twice.)
+        let finished = store.finishedDirectory + "/" + jobId
         try publisher.transition(to: finalState, step: error?.step, message: error?.message) { doc in
             doc.result = result.result
             doc.error = error.map { .init(code: $0.code.rawValue, message: $0.message, hint: $0.hint) }
             doc.notifications = notifications.isEmpty ? nil : notifications
             doc.progress = nil
+            doc.requestFile = finished + "/request.json"
         }
         try? store.writeIndexEntry(
             .init(jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970, statusPath: statusPath), sha256: sha)
-        await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
-        let finished = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
-        try publisher.update { doc in
-            doc.requestFile = finished + "/request.json"
-            if finalState == .succeeded, doc.workingArea.map({ !FileManager.default.fileExists(atPath: $0) }) == true { doc.workingArea = nil }
-        }
+        _ = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
         record(publisher.document, step: error?.step?.rawValue, attempt: job.attempt, message: error?.message ?? finalState.rawValue, jobDirectory: finished)
         agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
+        await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
+        if let area = publisher.document.workingArea, !FileManager.default.fileExists(atPath: area) {
+            try publisher.update { doc in
+                doc.workingArea = nil
+                doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
+            }
+        }
         updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
     }
 
@@ -196,25 +201,6 @@ struct JobRunner: Sendable {
                 message: message)
         } catch {
             logger.error("cannot write the journal", metadata: ["error": "\(error)"])
-        }
-    }
-
-    // MARK: - Leases
-
-    private func keepLease(attempt: Int) async {
-        let interval = max(0.2, settings.leaseSeconds / 3)
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(interval))
-            if Task.isCancelled { return }
-            guard var lease = store.readLease(jobId: jobId) else { continue }
-            guard lease.owner == .current, lease.attempt == attempt else {
-                control.stop(.leaseLost, interruptNow: true)
-                return
-            }
-            lease.heartbeat = Date().timeIntervalSince1970
-            do { try store.writeLease(lease, jobId: jobId) } catch {
-                logger.warning("cannot renew the lease", metadata: ["error": "\(error)"])
-            }
         }
     }
 

@@ -438,6 +438,23 @@ actor SpoolAgent {
         }
     }
 
+    /// Renews the lease of every running job (one loop for all jobs, driven by the runtime every
+    /// `leaseSeconds/3` at most); a job whose lease another agent now holds is stopped at once.
+    func renewLeases() {
+        for (name, job) in running {
+            guard var lease = store.readLease(jobId: job.jobId) else { continue }
+            guard lease.owner == .current else {
+                logger.error("lease taken over by another agent; stopping", metadata: ["request.name": "\(name)", "job.id": "\(job.jobId)", "owner": "\(lease.owner.host):\(lease.owner.pid)"])
+                job.control.stop(.leaseLost, interruptNow: true)
+                continue
+            }
+            lease.heartbeat = Date().timeIntervalSince1970
+            do { try store.writeLease(lease, jobId: job.jobId) } catch {
+                logger.warning("cannot renew a lease", metadata: ["job.id": "\(job.jobId)", "error": "\(error)"])
+            }
+        }
+    }
+
     // MARK: - Shutdown
 
     /// Stops taking requests; running steps get `grace` seconds to finish, then are interrupted and
