@@ -179,7 +179,7 @@ struct JobRunner: Sendable {
     }
 
     private func rejectClaimed(code: String, message: String) throws {
-        let kept = settings.spoolDirectory == store.spoolDirectory ? store.rejectedDirectory + "/" + name + ".\(jobId).json" : ""
+        let kept = store.rejectedDirectory + "/" + name + ".\(jobId).json"
         _ = rename(directory + "/request.json", kept)
         var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .rejected)
         doc.error = .init(code: code, message: message, hint: "The file changed after it was validated; drop it again when complete.")
