@@ -69,7 +69,8 @@ struct JobRunner: Sendable {
                 result: ExecutionResult(), job: job, request: request, checkpoint: checkpoint, publisher: publisher, sha: sha)
             return
         }
-        if resume { ChildProcessRegistry(jobDirectory: directory).stopLeftovers(logger: logger) }
+        // A CASA left running by a killed agent is stopped by step 5 itself (processes working in the restore's
+        // working directory), just before it runs CASA again.
 
         try publisher.transition(
             to: .running, step: firstPending,

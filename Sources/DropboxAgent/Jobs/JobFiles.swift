@@ -37,16 +37,6 @@ struct Lease: Codable, Sendable, Equatable {
     }
 }
 
-/// Process groups a job started (CASA), so a restart after `kill -9` can stop leftovers before re-running.
-struct ChildProcessRecord: Codable, Sendable, Equatable {
-    var pid: Int32
-    var processGroup: Int32
-    /// `/proc/<pid>/stat` start time, to recognise pid reuse.
-    var startTime: UInt64?
-    var host: String
-    var command: String
-}
-
 extension FileManager {
     func readJSON<T: Decodable>(_ type: T.Type, at path: String) -> T? {
         guard let data = contents(atPath: path) else { return nil }

@@ -6,7 +6,7 @@ import RestoreSteps
 ///
 /// Layout (all on the spool's filesystem, so that claims are single `rename(2)` calls):
 /// ```
-/// <work>/jobs/<jobId>/{request.json, job.json, lease.json, attempts/<n>/, links/, cancel, children.json}
+/// <work>/jobs/<jobId>/{request.json, job.json, lease.json, attempts/<n>/, links/, cancel}
 /// <work>/finished/<jobId>/     terminal jobs, kept (retention)
 /// <work>/rejected/             rejected inputs, each with a .reason.txt
 /// <work>/index/<sha256>.json   idempotency index: which job ran this content
