@@ -17,19 +17,14 @@ enum LeftoverProcesses {
         return found
     }
 
-    /// SIGTERM to each leftover's process group, then SIGKILL after `grace`.
+    /// Stops each leftover's process group with ``ProcessGroup/terminate(grace:)`` (SIGTERM, `grace`, SIGKILL),
+    /// then kills any leftover that was not in a group of its own.
     static func stop(workingIn directory: String, grace: Duration, logger: Logger) async {
         let pids = find(workingIn: directory)
         guard !pids.isEmpty else { return }
         logger.warning("stopping processes left in the working directory by an earlier run", metadata: ["pids": "\(pids)", "directory": "\(directory)"])
         let groups = Set(pids.map { getpgid($0) }.filter { $0 > 1 && $0 != getpgrp() })
-        for g in groups { kill(-g, SIGTERM) }
-        for p in pids { kill(p, SIGTERM) }
-        let deadline = ContinuousClock.now + grace
-        while ContinuousClock.now < deadline, !find(workingIn: directory).isEmpty {
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        for g in groups { kill(-g, SIGKILL) }
-        for p in find(workingIn: directory) { kill(p, SIGKILL) }
+        for group in groups { await ProcessGroup(id: group).terminate(grace: grace) }
+        for pid in find(workingIn: directory) { kill(pid, SIGKILL) }
     }
 }
