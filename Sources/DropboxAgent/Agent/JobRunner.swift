@@ -39,9 +39,7 @@ struct JobRunner: Sendable {
             return
         }
         var request = parsed.request
-        if request.form == .native && request.deliveryFormat == .ms && !bytesMentionDelivery(bytes) {
-            request.deliveryFormat = settings.defaultDeliveryFormat
-        }
+        if !parsed.choseDeliveryFormat { request.deliveryFormat = settings.defaultDeliveryFormat }
         let existingStatus = StatusPublisher.existing(at: statusPath)
         let now = Timestamp.now()
         var checkpoint = store.readCheckpoint(jobId: jobId) ?? JobCheckpoint(
@@ -96,12 +94,6 @@ struct JobRunner: Sendable {
         let (outcome, result) = await agent.executor.execute(
             job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher)
         try await conclude(outcome, result: result, job: job, request: request, checkpoint: observer.checkpoint, publisher: publisher, sha: sha)
-    }
-
-    /// Whether the native request names a delivery format itself (else the configured default applies).
-    private func bytesMentionDelivery(_ bytes: [UInt8]) -> Bool {
-        if case .object(let members)? = try? StrictJSONParser.parse(bytes) { return members.contains { $0.key == "delivery" } }
-        return false
     }
 
     // MARK: - Ending

@@ -25,6 +25,8 @@ struct ParsedRequest: Sendable {
     var request: RestoreRequest
     /// Event form only: fields the agent does not use, ignored as the contract says (and logged).
     var ignoredFields: [String]
+    /// Whether the request chose its delivery format (otherwise the configured default applies).
+    var choseDeliveryFormat: Bool = false
 }
 
 /// Parses and validates the two request forms of the contract.
@@ -169,7 +171,7 @@ enum RequestParser {
             request: RestoreRequest(
                 form: .workflowEvent, mous: mous!, requestId: requestId, email: email, casa: casa, deliveryFormat: format,
                 fileSetIds: fileSetIds, projectCode: projectCode),
-            ignoredFields: ignored)
+            ignoredFields: ignored, choseDeliveryFormat: metadata["deliveryFormat"] != nil)
     }
 }
 
