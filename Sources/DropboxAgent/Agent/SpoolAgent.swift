@@ -273,22 +273,23 @@ actor SpoolAgent {
         if queue.contains(where: { $0.name == name }) { return }
         queue.append(QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha, owner: owner))
         queue.sort { $0.firstSeen < $1.firstSeen }
-        var doc = StatusPublisher.existing(at: statusPath(name)).flatMap { $0.state == .waiting ? $0 : nil } ?? StatusDocument(request: name, state: .queued)
-        doc.submittedAt = doc.submittedAt ?? Timestamp.string(Date(timeIntervalSince1970: firstSeen))
-        doc.requestId = parsed.request.requestId
-        doc.mous = parsed.request.mous
-        doc.sha256 = sha
-        doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
-        if !parsed.ignoredFields.isEmpty { doc.warnings = ["ignored event fields: " + parsed.ignoredFields.joined(separator: ", ")] }
-        doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
         do {
             // Under the entry's lock and only while the file is still in the spool: a claim (which takes the same
             // lock around its rename) can never be followed by this `queued`, so another agent's `running` or
-            // terminal status is never overwritten.
+            // terminal status is never overwritten. One read of the status decides, and keeps `waiting`'s history.
             try whileInSpool(name + ".json") {
-                if let existing = StatusPublisher.existing(at: statusPath(name)), ![.waiting, .queued].contains(existing.state), !existing.state.isTerminal {
+                let existing = StatusPublisher.existing(at: statusPath(name))
+                if let existing, ![.waiting, .queued].contains(existing.state), !existing.state.isTerminal {
                     return  // another agent has it
                 }
+                var doc = existing.flatMap { $0.state == .waiting ? $0 : nil } ?? StatusDocument(request: name, state: .queued)
+                doc.submittedAt = doc.submittedAt ?? Timestamp.string(Date(timeIntervalSince1970: firstSeen))
+                doc.requestId = parsed.request.requestId
+                doc.mous = parsed.request.mous
+                doc.sha256 = sha
+                doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
+                if !parsed.ignoredFields.isEmpty { doc.warnings = ["ignored event fields: " + parsed.ignoredFields.joined(separator: ", ")] }
+                doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             }
         } catch {
