@@ -202,7 +202,7 @@ private struct Validator {
             problem(path, "expected a string, found \(value.typeName)")
             return nil
         }
-        guard AlmaUID.isValid(s) else {
+        guard AlmaUid(s) != nil else {
             problem(path, "\"\(s.prefix(80))\" is not an ALMA uid (uid://A001/X1284/X265f)")
             return nil
         }
@@ -246,14 +246,6 @@ private struct Validator {
         }
         if result.count > 20 { problem(path, "at most 20 recipients") }
         return result
-    }
-}
-
-/// The syntax of ALMA uids.
-enum AlmaUID {
-    /// `uid://A001/X1284/X265f`: archive id, range id and serial, each hexadecimal after its letter.
-    static func isValid(_ s: String) -> Bool {
-        s.range(of: #"^uid://[A-Za-z][0-9A-Fa-f]+/X[0-9A-Fa-f]+/X[0-9A-Fa-f]+$"#, options: .regularExpression) != nil
     }
 }
 

@@ -62,9 +62,11 @@ public struct AlmaUid: Sendable, Hashable, Codable, Comparable, CustomStringConv
         return (components[0], components[1], components[2])
     }
 
+    /// A letter and hexadecimal digits (`A001`, `A002`), as the request schema says.
     private static func isArchiveId(_ s: String) -> Bool {
-        guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 16, isASCIILetter(first) else { return false }
-        return s.unicodeScalars.allSatisfy { isASCIILetter($0) || ("0"..."9").contains($0) }
+        let scalars = Array(s.unicodeScalars)
+        guard scalars.count >= 2, scalars.count <= 16, isASCIILetter(scalars[0]) else { return false }
+        return scalars.dropFirst().allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) || ("A"..."F").contains($0) }
     }
 
     private static func isHexPart(_ s: String) -> Bool {
