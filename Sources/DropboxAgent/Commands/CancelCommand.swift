@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Foundation
 
 /// `dropbox-agent cancel NAME`: the same as dropping `NAME.cancel` into the spool.

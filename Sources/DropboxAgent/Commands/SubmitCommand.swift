@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Foundation
 
 /// `dropbox-agent submit FILE`: drops a request safely (temporary name, then rename) and prints its name.

@@ -1,3 +1,4 @@
+internal import Delivery
 internal import Logging
 internal import Foundation
 
@@ -9,24 +10,11 @@ enum FileSystemSteps {
         }
     }
 
-    /// Temp file + fsync + rename, so a crash never leaves a half-written file behind.
+    /// ``AtomicFile/write(_:to:mode:)``: temp file, fsync, rename, directory fsync — a crash never leaves a
+    /// half-written file behind.
     static func writeAtomically(_ data: Data, to path: String) throws(RestoreError) {
-        let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw RestoreError("workingAreaUnwritable", "cannot write \(path): \(String(cString: strerror(errno)))") }
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { return false }
-                offset += n
-            }
-            return fsync(fd) == 0
-        }
-        close(fd)
-        guard ok, rename(temp, path) == 0 else {
-            unlink(temp)
-            throw RestoreError("workingAreaUnwritable", "cannot write \(path): \(String(cString: strerror(errno)))")
+        do { try AtomicFile.write(data, to: path) } catch {
+            throw RestoreError("workingAreaUnwritable", "cannot write \(path): \(error)", hint: "Check free space and permissions of agent.restoreDirectory.")
         }
     }
 

@@ -1,23 +1,15 @@
-import Foundation
-
-/// A failed system call, with errno and the path it concerned.
-struct SystemCallError: Error, CustomStringConvertible, Equatable {
-    var call: String
-    var path: String
-    var errno: Int32
-    var description: String { "\(call)(\(path)): \(String(cString: strerror(errno))) (errno \(errno))" }
-}
+public import Foundation
 
 /// Durable, never-torn file replacement: temp file in the same directory, `fsync`, `rename`, `fsync` of the
 /// directory (fsync(2): syncing the file does not make its directory entry durable).
-enum AtomicFile {
+public enum AtomicFile {
     /// Replaces `path` with `data` atomically: readers see the old content or the new, never a mix or nothing.
-    static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
         let temp = try writeTemporary(data, near: path, mode: mode)
         guard rename(temp, path) == 0 else {
             let e = errno
             unlink(temp)
-            throw SystemCallError(call: "rename", path: path, errno: e)
+            throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: e)
         }
         try syncDirectory(of: path)
     }
@@ -25,32 +17,32 @@ enum AtomicFile {
     /// Creates `path` with `data` only if it does not exist yet (`link(2)` of a complete temp file, so the
     /// file never appears half-written). Returns false when it already existed.
     @discardableResult
-    static func create(_ data: Data, at path: String, mode: mode_t = 0o644) throws -> Bool {
+    public static func create(_ data: Data, at path: String, mode: mode_t = 0o644) throws -> Bool {
         let temp = try writeTemporary(data, near: path, mode: mode)
         defer { unlink(temp) }
         if link(temp, path) != 0 {
             if errno == EEXIST { return false }
-            throw SystemCallError(call: "link", path: path, errno: errno)
+            throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: errno)
         }
         try syncDirectory(of: path)
         return true
     }
 
     /// `fsync` of the directory containing `path`.
-    static func syncDirectory(of path: String) throws {
+    public static func syncDirectory(of path: String) throws {
         try syncDirectory((path as NSString).deletingLastPathComponent)
     }
 
     /// `fsync` of a directory, making renames and creations in it durable.
-    static func syncDirectory(_ directory: String) throws {
+    public static func syncDirectory(_ directory: String) throws {
         let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         // A dropper may write into a spool it cannot read (mode 3730): the rename is atomic all the same, only
         // its durability is the agent's to ensure, and the agent syncs the spool itself when it claims.
         if fd < 0 && (errno == EACCES || errno == EPERM) { return }
-        guard fd >= 0 else { throw SystemCallError(call: "open", path: directory, errno: errno) }
+        guard fd >= 0 else { throw DeliveryError.posix("cannot open", path: directory, errno: errno) }
         defer { close(fd) }
         // EINVAL: the filesystem does not support syncing directories (some FUSE mounts); nothing more to do.
-        if fsync(fd) != 0 && errno != EINVAL { throw SystemCallError(call: "fsync", path: directory, errno: errno) }
+        if fsync(fd) != 0 && errno != EINVAL { throw DeliveryError.posix("cannot fsync", path: directory, errno: errno) }
     }
 
     private static func writeTemporary(_ data: Data, near path: String, mode: mode_t) throws -> String {
@@ -59,7 +51,7 @@ enum AtomicFile {
         // Dot-prefixed so spool watchers (ours and others') ignore it.
         let temp = (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
-        guard fd >= 0 else { throw SystemCallError(call: "open", path: temp, errno: errno) }
+        guard fd >= 0 else { throw DeliveryError.posix("cannot create", path: temp, errno: errno) }
         var ok = false
         defer {
             close(fd)
@@ -71,13 +63,13 @@ enum AtomicFile {
                 let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw SystemCallError(call: "write", path: temp, errno: errno)
+                    throw DeliveryError.posix("cannot write", path: temp, errno: errno)
                 }
                 offset += n
             }
         }
         fchmod(fd, mode)  // the umask must not make status files unreadable to droppers
-        guard fsync(fd) == 0 else { throw SystemCallError(call: "fsync", path: temp, errno: errno) }
+        guard fsync(fd) == 0 else { throw DeliveryError.posix("cannot fsync", path: temp, errno: errno) }
         ok = true
         return temp
     }
