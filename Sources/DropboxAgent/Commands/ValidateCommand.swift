@@ -31,7 +31,7 @@ struct ValidateCommand: AsyncParsableCommand {
         if plan {
             let configuration = try AgentConfiguration.load(path: config)
             do {
-                print(try PlanPreview.render(for: parsed.request, configuration: configuration))
+                print(try await PlanPreview.render(for: parsed.request, configuration: configuration))
             } catch {
                 print("\(file): cannot be restored: \(error)")
                 throw ExitCode(1)

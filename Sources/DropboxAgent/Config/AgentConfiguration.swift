@@ -17,9 +17,10 @@ struct AgentConfiguration: Codable, Sendable {
     var delivery: DeliverySettings
     var notifications: NotificationSettings
     var logging: LoggingSettings
+    var sources: SourcesSettings
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case dataDirectory, spool, agent, catalogue, archive, casa, delivery, notifications, logging
+        case dataDirectory, spool, agent, catalogue, archive, casa, delivery, notifications, logging, sources
     }
 
     /// The built-in defaults for a data directory.
@@ -33,6 +34,7 @@ struct AgentConfiguration: Codable, Sendable {
         delivery = DeliverySettings()
         notifications = NotificationSettings()
         logging = LoggingSettings()
+        sources = SourcesSettings()
     }
 
     init(from decoder: any Decoder) throws {
@@ -47,6 +49,7 @@ struct AgentConfiguration: Codable, Sendable {
         delivery = try c.value(.delivery, default: DeliverySettings())
         notifications = try c.value(.notifications, default: NotificationSettings())
         logging = try c.value(.logging, default: LoggingSettings())
+        sources = try c.value(.sources, default: SourcesSettings())
     }
 
     /// `$DROPBOX_AGENT_DATA`, else `/var/lib/dropbox-agent` for root, else `$XDG_DATA_HOME/dropbox-agent`
@@ -98,6 +101,8 @@ struct AgentConfiguration: Codable, Sendable {
         c.casa.programDirectory = casa.programDirectory.map(abs) ?? AgentConfiguration.locateCASAProgramDirectory()
         c.delivery.directory = abs(delivery.directory ?? data + "/downloads")
         c.notifications.outboxDirectory = abs(notifications.outboxDirectory ?? data + "/outbox")
+        c.sources.packageRoots = (sources.packageRoots ?? [data + "/packages"]).map(abs)
+        c.sources.almaArchive.tokenFile = sources.almaArchive.tokenFile.map(abs)
         c.rejectedDirectoryResolved()
         return c
     }

@@ -21,11 +21,7 @@ struct ProductionExecutor: RestoreExecutor {
         let catalogue = try SQLiteCatalogue(path: c.catalogue.sqlite!)
         let store: any ArchiveStore
         if let url = c.archive.url {
-            var options = HTTPStoreOptions()
-            options.maxAttempts = c.archive.maxAttempts
-            options.lowSpeedLimitBytes = c.archive.lowSpeedBytesPerSecond
-            options.lowSpeedTime = .milliseconds(Int(c.archive.lowSpeedSeconds * 1000))
-            store = HTTPArchiveStore(baseURL: url, options: options)
+            store = HTTPArchiveStore(baseURL: url, options: httpOptions(c))
         } else {
             try FileManager.default.createDirectory(atPath: c.archive.localDirectory!, withIntermediateDirectories: true)
             store = LocalDirectoryStore(root: c.archive.localDirectory!)
@@ -43,7 +39,16 @@ struct ProductionExecutor: RestoreExecutor {
             casaInstallations: installations, defaultCASA: c.casa.defaultInstallation,
             casaTimeout: .milliseconds(Int(c.casa.timeoutSeconds * 1000)), casaKillGrace: .milliseconds(Int(c.casa.killGraceSeconds * 1000)),
             downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL, deliveryGroup: try deliveryGroup(c.delivery.group),
-            agentVersion: DropboxAgentCommand.version)
+            agentVersion: DropboxAgentCommand.version, sources: c.sources.restoreSettings, httpOptions: httpOptions(c))
+    }
+
+    /// Transfer options for every HTTP source (NGAS, package servers, the ALMA archive).
+    static func httpOptions(_ c: AgentConfiguration) -> HTTPStoreOptions {
+        var options = HTTPStoreOptions()
+        options.maxAttempts = c.archive.maxAttempts
+        options.lowSpeedLimitBytes = c.archive.lowSpeedBytesPerSecond
+        options.lowSpeedTime = .milliseconds(Int(c.archive.lowSpeedSeconds * 1000))
+        return options
     }
 
     /// The embedded modular installation: the venv made by `dropbox-agent casa install`.

@@ -58,7 +58,7 @@ enum RequestParser {
 
     private static func parseNative(_ value: JSONValue) throws(RequestRejection) -> ParsedRequest {
         var v = Validator()
-        let known: Set<String> = ["schema", "mous", "email", "requestId", "casa", "delivery"]
+        let known: Set<String> = ["schema", "mous", "email", "requestId", "casa", "delivery", "source"]
         v.rejectUnknown(value, known: known, at: "$")
         if let schema = value["schema"] {
             if case .string(let s) = schema, s == nativeSchema {} else {
@@ -82,11 +82,12 @@ enum RequestParser {
                 v.problem("$.delivery", "expected an object, found \(delivery.typeName)")
             }
         }
+        let source = v.source(value["source"], at: "$.source")
         try v.finish()
         return ParsedRequest(
             request: RestoreRequest(
                 form: .native, mous: mous!, requestId: requestId, email: email, casa: casaName.map { .name($0) },
-                deliveryFormat: format),
+                deliveryFormat: format, source: source),
             ignoredFields: [])
     }
 
@@ -207,6 +208,45 @@ private struct Validator {
             return nil
         }
         return s
+    }
+
+    /// `{"package": "<absolute path or http(s) URL>"}`, `{"archive": "alma"}` or `{"catalogue": {}}`.
+    ///
+    /// Only the form is checked here; whether a path lies under `sources.packageRoots` (or a URL under
+    /// `sources.packageURLs`) is configuration, checked by `validate --config` and by step 1 before anything is read.
+    mutating func source(_ value: JSONValue?, at path: String) -> RestoreSource? {
+        guard let value else { return nil }
+        guard case .object(let members) = value, members.count == 1, let member = members.first else {
+            problem(path, "expected an object with exactly one of \"package\", \"archive\", \"catalogue\"")
+            return nil
+        }
+        switch member.key {
+        case "package":
+            guard case .string(let location) = member.value else {
+                problem("\(path).package", "expected a string (an absolute directory path or an http(s) URL)")
+                return nil
+            }
+            if let reason = PackageLocation.problem(location) {
+                problem("\(path).package", reason)
+                return nil
+            }
+            return .package(location)
+        case "archive":
+            guard case .string("alma") = member.value else {
+                problem("\(path).archive", "must be \"alma\" (the public ALMA archive)")
+                return nil
+            }
+            return .almaArchive
+        case "catalogue":
+            guard case .object(let inner) = member.value, inner.isEmpty else {
+                problem("\(path).catalogue", "must be an empty object")
+                return nil
+            }
+            return .catalogue
+        default:
+            problem("\(path).\(member.key)", "unknown source (allowed: package, archive, catalogue)")
+            return nil
+        }
     }
 
     /// A client identifier: 1–128 printable characters without path separators.

@@ -101,7 +101,7 @@ public enum Restorability {
         return lower[range.upperBound...].contains("cal")
     }
 
-    private static func checkEventForm(_ request: RestoreRequest, record: MousRecord) throws(RestoreError) {
+    static func checkEventForm(_ request: RestoreRequest, record: MousRecord) throws(RestoreError) {
         if let code = request.projectCode?.trimmingCharacters(in: .whitespaces), !code.isEmpty, code != record.project {
             throw RestoreError(.projectMismatch, "the request says project \(code), but MOUS \(record.mous) belongs to project \(record.project)",
                                hint: "Check projectCodeOrDataType and ousStatusId in the event.")

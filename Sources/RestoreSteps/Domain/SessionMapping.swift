@@ -32,6 +32,9 @@ public struct SessionAssignment: Sendable, Codable, Hashable {
         case ousStatusXml
         /// `AQUA_SESSION` rows joined through `AQUA_EXECBLOCK.SESSIONID`.
         case aquaSessions
+        /// A download package's pipeline manifest (`<session name="session_N">`), the numbering the calibration
+        /// products were made with.
+        case pipelineManifest
     }
 
     /// The authority used.

@@ -40,11 +40,13 @@ public struct RestoreRequest: Sendable, Codable, Hashable {
     public var fileSetIds: [String]?
     /// Event only: the project code (`projectCodeOrDataType`) to cross-check against the catalogue.
     public var projectCode: String?
+    /// Where the data come from, when the request says (native `source`); nil: the configured default.
+    public var source: RestoreSource?
 
     public init(
         form: Form = .native, mous: String, requestId: String? = nil, email: [String] = [],
         casa: CASAChoice? = nil, deliveryFormat: DeliveryFormat = .ms, fileSetIds: [String]? = nil,
-        projectCode: String? = nil
+        projectCode: String? = nil, source: RestoreSource? = nil
     ) {
         self.form = form
         self.mous = mous
@@ -54,5 +56,6 @@ public struct RestoreRequest: Sendable, Codable, Hashable {
         self.deliveryFormat = deliveryFormat
         self.fileSetIds = fileSetIds
         self.projectCode = projectCode
+        self.source = source
     }
 }

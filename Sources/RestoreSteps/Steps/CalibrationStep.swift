@@ -14,7 +14,11 @@ public struct CalibrationStep: PipelineStep {
         let products = context.workArea.products(metadata.relativePath)
         let rawdata = context.workArea.rawdata(metadata.relativePath)
         let items = metadata.plan.products.map { ArchiveFetch.Item(file: $0.file, destination: products + "/" + $0.file.ngasFileId) }
-        _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "calibration products (\(items.count) files)")
+        if let package = metadata.plan.package {
+            try await PackageStagingSteps.stageProducts(package, into: products, reporter: reporter)
+        } else {
+            _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "calibration products (\(items.count) files)")
+        }
 
         for aux in items.map(\.file.ngasFileId) where aux.hasSuffix("auxproducts.tgz") {
             try expandAuxiliary(products + "/" + aux, into: products, limits: context.services.archiveLimits)

@@ -1,8 +1,13 @@
 internal import Logging
 internal import Foundation
 
-/// Step 1: checks that the MOUS can be restored (catalogue rules, before anything is fetched), creates the
-/// pipeline's directory tree and writes `metadata.json`.
+/// Step 1: checks that the MOUS can be restored (before any raw data is fetched), creates the pipeline's
+/// directory tree and writes `metadata.json`.
+///
+/// The plan comes from the request's source (``RestoreSource``; absent: `sources.default`): the catalogue
+/// (``Restorability``), a download package (``PackagePlanner``: its manifest is read and every file it names
+/// found here, so a package that cannot be restored fails before its raw data are touched), or the ALMA
+/// archive (looked up, then its auxiliary tar fetched and read like a package).
 ///
 /// Idempotent: when `metadata.json` exists (a resumed restore), the plan it holds is kept — the catalogue
 /// may have changed since, and a half-restored working area must not change its mind.
@@ -10,20 +15,39 @@ public struct PrepareStep: PipelineStep {
     public let name = StepName.prepare
     public init() {}
 
+    /// The plan for `request` from its source.
+    public static func plan(for request: RestoreRequest, context: RestoreContext, reporter: any StepReporter) async throws(RestoreError) -> RestorePlan {
+        let source: RestoreSource = request.source ?? {
+            switch context.services.sources.defaultSource {
+            case .catalogue: return .catalogue
+            case .package: return .package("")
+            case .almaArchive: return .almaArchive
+            }
+        }()
+        switch source {
+        case .catalogue:
+            reporter.report(StepProgress(message: "looking up \(request.mous) in the catalogue"))
+            let record: MousRecord?
+            do { record = try await context.services.catalogue.record(for: request.mous) } catch let e as RestoreError {
+                throw e
+            } catch {
+                throw RestoreError("catalogueUnavailable", "the metadata catalogue could not be read: \(error)", hint: "Check catalogue.sqlite in the configuration (`dropbox-agent check`).", isTransient: true)
+            }
+            return try Restorability.plan(for: request, record: record, now: Date(), allowProprietary: context.services.allowProprietary)
+        case .package(let location):
+            return try await PackageSource.plan(request, location: location.isEmpty ? nil : location, context: context, reporter: reporter)
+        case .almaArchive:
+            return try await RemotePackage.planFromArchive(request, context: context, reporter: reporter)
+        }
+    }
+
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
         let area = context.workArea
         let metadata: RestoreMetadata
         if let existing = try? context.metadata(), existing.request.mous == context.request.mous {
             metadata = existing
         } else {
-            reporter.report(StepProgress(message: "looking up \(context.request.mous) in the catalogue"))
-            let record: MousRecord?
-            do { record = try await context.services.catalogue.record(for: context.request.mous) } catch let e as RestoreError {
-                throw e
-            } catch {
-                throw RestoreError("catalogueUnavailable", "the metadata catalogue could not be read: \(error)", hint: "Check catalogue.sqlite in the configuration (`dropbox-agent check`).", isTransient: true)
-            }
-            let plan = try Restorability.plan(for: context.request, record: record, now: Date(), allowProprietary: context.services.allowProprietary)
+            let plan = try await Self.plan(for: context.request, context: context, reporter: reporter)
             let relativePath = RelativePath(plan: plan, time: Date())
             metadata = RestoreMetadata(request: context.request, plan: plan, relativePath: relativePath, agentVersion: context.services.agentVersion, createdAt: Date())
         }
@@ -31,6 +55,9 @@ public struct PrepareStep: PipelineStep {
             try FileSystemSteps.createDirectory(dir)
         }
         try FileSystemSteps.writeAtomically(try metadata.encoded(), to: area.metadataFile)
+        if let package = metadata.plan.package {
+            for note in package.notes { context.logger.notice("package note", metadata: ["note": "\(note)"]) }
+        }
         let plan = metadata.plan
         context.logger.info("restore planned", metadata: [
             "mous": "\(plan.mous)", "project": "\(plan.record.project)", "execblocks": "\(plan.execBlocks.count)",

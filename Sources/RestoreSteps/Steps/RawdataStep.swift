@@ -22,6 +22,11 @@ public struct RawdataStep: PipelineStep {
             reporter.report(StepProgress(fraction: 1, message: "all \(metadata.plan.execBlocks.count) ASDMs present"))
             return
         }
+        if let package = metadata.plan.package {
+            try await PackageStagingSteps.stageAsdms(missing, package: package, rawdata: rawdata, context: context, reporter: reporter)
+            reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.execBlocks.count) ASDMs in rawdata/"))
+            return
+        }
         if let command = context.services.rawdataCommand {
             try await export(missing, command: command, rawdata: rawdata, context: context, reporter: reporter)
             return
@@ -32,30 +37,47 @@ public struct RawdataStep: PipelineStep {
         for eb in missing {
             try Task.checkCancellation()
             let tarball = downloads + "/" + eb.asdm.ngasFileId
-            try unpack(tarball, as: eb.asdmDiskName.rawValue, into: rawdata, limits: context.services.archiveLimits)
+            try Self.unpack(tarball, as: eb.asdmDiskName.rawValue, into: rawdata, limits: context.services.archiveLimits)
             FileSystemSteps.remove(tarball)  // the cache keeps its own copy
         }
         reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.execBlocks.count) ASDMs in rawdata/"))
     }
 
-    /// Unpacks an ASDM tarball whose single top-level directory must be `name`.
-    private func unpack(_ tarball: String, as name: String, into rawdata: String, limits: ArchiveLimits) throws {
+    /// Unpacks an ASDM tarball into `rawdata/<name>`. The tarball may hold the ASDM as `name/`, as the
+    /// archive's `name.asdm.sdm/`, or inside a download package's member tree (`…/member.uid___…/raw/name.asdm.sdm/`).
+    static func unpack(_ tarball: String, as name: String, into rawdata: String, limits: ArchiveLimits) throws(RestoreError) {
         let staging = rawdata + "/.unpack-" + name
         FileSystemSteps.remove(staging)
         try FileSystemSteps.createDirectory(staging)
+        defer { FileSystemSteps.remove(staging) }
         do { _ = try SafeArchive.extract(tarball, into: staging, limits: limits) } catch {
-            FileSystemSteps.remove(staging)
-            throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "cannot unpack the ASDM \(name): \(error.message)", hint: error.hint)
+            throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "cannot unpack the ASDM \(name) from \((tarball as NSString).lastPathComponent): \(error.message)", hint: error.hint)
         }
-        let top = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).filter { !$0.hasPrefix(".") }
-        guard top == [name], FileSystemSteps.isDirectory(staging + "/" + name) else {
-            FileSystemSteps.remove(staging)
+        guard let found = locateAsdm(name, in: staging) else {
+            let top = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).filter { !$0.hasPrefix(".") }
             throw RestoreError(
-                "asdmLayout", "the ASDM archive for \(name) holds \(top.prefix(5).joined(separator: ", ")) instead of one directory \(name)",
-                hint: "Each ASDM tarball in the store must unpack to a single directory named after the AsdmDiskName.")
+                "asdmLayout", "the ASDM archive for \(name) holds \(top.prefix(5).joined(separator: ", ")) but no directory \(name) or \(name).asdm.sdm",
+                hint: "An ASDM tarball must unpack to \(name)/, \(name).asdm.sdm/, or the archive's member tree with raw/\(name).asdm.sdm/.")
         }
-        try FileSystemSteps.move(staging + "/" + name, to: rawdata + "/" + name)
-        FileSystemSteps.remove(staging)
+        try FileSystemSteps.move(found, to: rawdata + "/" + name)
+    }
+
+    /// The ASDM directory `name` or `name.asdm.sdm` in an unpacked tree: at the top, or (the archive's layout)
+    /// under a `raw/` folder at most five levels down. Exactly one must exist.
+    static func locateAsdm(_ name: String, in root: String) -> String? {
+        var found: [String] = []
+        func visit(_ directory: String, depth: Int) {
+            for entry in PackageReader.listing(directory) where entry.isDirectory {
+                let path = directory + "/" + entry.name
+                if entry.name == name || entry.name == name + ".asdm.sdm" {
+                    if depth == 0 || (directory as NSString).lastPathComponent == "raw" { found.append(path) }
+                } else if depth < 5 {
+                    visit(path, depth: depth + 1)
+                }
+            }
+        }
+        visit(root, depth: 0)
+        return found.count == 1 ? found[0] : nil
     }
 
     /// Runs the configured exporter once per EB, without a shell: `{eb}` and `{dir}` are whole-argument

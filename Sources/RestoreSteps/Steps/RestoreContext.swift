@@ -36,13 +36,18 @@ public struct RestoreServices: Sendable {
     public var deliveryGroup: gid_t?
     /// Written into `metadata.json`.
     public var agentVersion: String
+    /// Where requests may take their data from besides the catalogue (download packages, the ALMA archive).
+    public var sources: SourceSettings
+    /// Transfer options for packages on web servers and the ALMA archive.
+    public var httpOptions: HTTPStoreOptions
 
     public init(
         catalogue: any MetadataSource, store: any ArchiveStore, cache: FileCache?, parallelTransfers: Int = 2,
         allowProprietary: Bool = false, rawdataCommand: [String]? = nil, archiveLimits: ArchiveLimits = ArchiveLimits(),
         casaInstallations: [CASAInstallation], defaultCASA: String?, casaTimeout: Duration = .seconds(48 * 3600),
         casaKillGrace: Duration = .seconds(10), downloadDirectory: String, downloadBaseURL: String? = nil,
-        deliveryGroup: gid_t? = nil, agentVersion: String
+        deliveryGroup: gid_t? = nil, agentVersion: String, sources: SourceSettings = SourceSettings(),
+        httpOptions: HTTPStoreOptions = HTTPStoreOptions()
     ) {
         self.catalogue = catalogue
         self.store = store
@@ -59,6 +64,8 @@ public struct RestoreServices: Sendable {
         self.downloadBaseURL = downloadBaseURL
         self.deliveryGroup = deliveryGroup
         self.agentVersion = agentVersion
+        self.sources = sources
+        self.httpOptions = httpOptions
     }
 }
 

@@ -1,0 +1,86 @@
+internal import Delivery
+internal import Foundation
+internal import Logging
+
+/// Steps 2 and 3 for a restore from a download package: ASDMs into `rawdata/`, products into `products/`.
+enum PackageStagingSteps {
+    /// Puts each EB's ASDM at `rawdata/<AsdmDiskName>`: an untarred package directory is linked (the package
+    /// is read-only input, as scriptForPI links `rawdata/<uid>` to `../../raw/<uid>.asdm.sdm`, and an ASDM can
+    /// be hundreds of GB); a local tar is unpacked; a tar on a server is fetched through the cache, then unpacked.
+    static func stageAsdms(_ ebs: [RestorePlan.ExecBlock], package: PackageStaging, rawdata: String, context: RestoreContext, reporter: any StepReporter) async throws(RestoreError) {
+        let limits = context.services.archiveLimits
+        var remote: [(RestorePlan.ExecBlock, AsdmSource)] = []
+        for (index, eb) in ebs.enumerated() {
+            try checkCancellation()
+            let name = eb.asdmDiskName.rawValue
+            guard let source = package.asdms[name] else {
+                throw RestoreError(.missingAsdmFile, "the plan has no raw data source for \(name)", hint: "Remove the working area and drop the request again.")
+            }
+            reporter.report(StepProgress(fraction: Double(index) / Double(max(1, ebs.count)), message: "raw data of \(eb.uid) from the package"))
+            switch source.kind {
+            case .directory:
+                try await Blocking.run { () throws(RestoreError) in
+                    guard FileSystemSteps.isDirectory(source.path) else {
+                        throw RestoreError(.missingAsdmFile, "the package's ASDM directory \(source.path) has gone", hint: "Keep the package in place until the restore has finished.")
+                    }
+                    let link = rawdata + "/" + name
+                    FileSystemSteps.remove(link)
+                    guard symlink(source.path, link) == 0 else {
+                        throw RestoreError("workingAreaUnwritable", "cannot link \(link) to \(source.path): \(String(cString: strerror(errno)))")
+                    }
+                }
+            case .tar:
+                try await Blocking.run { () throws(RestoreError) in
+                    try RawdataStep.unpack(source.path, as: name, into: rawdata, limits: limits)
+                }
+            case .remoteTar:
+                remote.append((eb, source))
+            }
+        }
+        guard !remote.isEmpty else { return }
+        let downloads = context.workArea.downloads
+        let files = remote.map { eb, source in
+            (RemotePackage.archiveFile(for: source), eb.asdmDiskName.rawValue, downloads + "/" + source.path, source.url ?? "")
+        }
+        try await RemotePackage.fetch(files.map { ($0.0, $0.2, $0.3) }, context: context, reporter: reporter, label: "raw data (\(remote.count) ASDM tars)")
+        for (file, name, path, _) in files {
+            try checkCancellation()
+            try await Blocking.run { () throws(RestoreError) in
+                try RawdataStep.unpack(path, as: name, into: rawdata, limits: limits)
+                FileSystemSteps.remove(path)  // the cache keeps its own copy
+            }
+            _ = file
+        }
+    }
+
+    /// Copies each product the manifest names from the package into `products/` under the manifest's name
+    /// (temporary name, then rename: a present file is complete, so a resumed step skips it).
+    static func stageProducts(_ package: PackageStaging, into products: String, reporter: any StepReporter) async throws(RestoreError) {
+        let total = package.products.reduce(Int64(0)) { $0 + $1.size }
+        var done: Int64 = 0
+        for product in package.products {
+            try checkCancellation()
+            let destination = products + "/" + product.name
+            if !FileSystemSteps.exists(destination) {
+                try await Blocking.run { () throws(RestoreError) in
+                    let temporary = products + "/.staging-" + product.name
+                    FileSystemSteps.remove(temporary)
+                    do {
+                        try FileManager.default.copyItem(atPath: product.source, toPath: temporary)
+                    } catch {
+                        FileSystemSteps.remove(temporary)
+                        throw RestoreError(.manifestFileMissing, "cannot copy \(product.source) from the package: \(error.localizedDescription)",
+                                           hint: "Keep the package in place and readable until the restore has finished.")
+                    }
+                    try FileSystemSteps.move(temporary, to: destination)
+                }
+            }
+            done += product.size
+            reporter.report(StepProgress(bytesDone: done, bytesTotal: total, message: "calibration products from the package (\(package.products.count) files)"))
+        }
+    }
+
+    private static func checkCancellation() throws(RestoreError) {
+        if Task.isCancelled { throw RestoreError(.cancelled, "cancelled") }
+    }
+}
