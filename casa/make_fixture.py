@@ -4,7 +4,8 @@
 Usage (with the CASA venv's python):  make_fixture.py OUTDIR
 
 Writes OUTDIR/store/<fileId> (the archive store, flat), OUTDIR/catalog.json (catalogue import format,
-schema dropbox-agent/catalog/v1), OUTDIR/reference/<AsdmDiskName>.ms (calibrated reference MSes) and
+schema dropbox-agent/catalog/v1), OUTDIR/packages/<variant>/ (the MOUSes as ALMA download packages, made from the
+store files), OUTDIR/reference/<AsdmDiskName>.ms (calibrated reference MSes) and
 OUTDIR/fixture.json (summary). See casa/README.md for the layout and the choices made.
 
 Every CASA operation runs in its own subprocess (``make_fixture.py --stage NAME JSON`` or casa_steps.py).
