@@ -4,7 +4,8 @@
 Usage (with the CASA venv's python):  make_fixture.py OUTDIR
 
 Writes OUTDIR/store/<fileId> (the archive store, flat), OUTDIR/catalog.json (catalogue import format,
-schema dropbox-agent/catalog/v1), OUTDIR/reference/<AsdmDiskName>.ms (calibrated reference MSes) and
+schema dropbox-agent/catalog/v1), OUTDIR/packages/<variant>/ (the MOUSes as ALMA download packages, made from the
+store files), OUTDIR/reference/<AsdmDiskName>.ms (calibrated reference MSes) and
 OUTDIR/fixture.json (summary). See casa/README.md for the layout and the choices made.
 
 Every CASA operation runs in its own subprocess (``make_fixture.py --stage NAME JSON`` or casa_steps.py).
@@ -300,8 +301,10 @@ class Runner:
                 name, label, rc, (result or {}).get("reason"), err[-3000:]))
 
 
-def tar_deterministic(out_path, base_dir, names, arc_prefix=""):
-    """gzip'd tar of base_dir/<name> trees with sorted entries, fixed owner and mtime, gzip mtime 0."""
+def tar_deterministic(out_path, base_dir, names, arc_prefix="", compress=True, normalize_modes=False):
+    """Tar of base_dir/<name> trees with sorted entries, fixed owner and mtime; gzip'd with gzip mtime 0 unless
+    compress=False (a plain POSIX tar, as the archive's download packages are). normalize_modes sets 0644 on files
+    and 0755 on directories."""
     import gzip
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
@@ -310,6 +313,8 @@ def tar_deterministic(out_path, base_dir, names, arc_prefix=""):
             ti.uid = ti.gid = 0
             ti.uname = ti.gname = "root"
             ti.mtime = 1709900000
+            if normalize_modes:
+                ti.mode = 0o755 if ti.isdir() else 0o644
             if ti.isreg():
                 with open(path, "rb") as f:
                     tf.addfile(ti, f)
@@ -321,6 +326,9 @@ def tar_deterministic(out_path, base_dir, names, arc_prefix=""):
         for n in sorted(names):
             add(os.path.join(base_dir, n), (arc_prefix + n) if arc_prefix else n)
     with open(out_path, "wb") as raw:
+        if not compress:
+            raw.write(buf.getvalue())
+            return
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
             gz.write(buf.getvalue())
 
@@ -421,6 +429,348 @@ def generator_hash():
         with open(os.path.join(HERE, name), "rb") as f:
             h.update(f.read())
     return h.hexdigest()[:16]
+
+
+# ============================================================================ download packages (alma-restore.md §9)
+# What the ALMA archive delivers for one MOUS (issue 8 package spec): plain tars whose members sit
+# under <project>/science_goal.<SOUS>/group.<GOUS>/member.<MOUS>/<role>/, made from the store files above (no
+# extra CASA run). Only the names change; the manifest inside still names the pipeline's files.
+
+CAL_PPR_UIDS = {"A": "uid://A001/X3f01/X1a9", "B": "uid://A001/X3f01/X1b3"}  # the calibration runs' PPR entities
+CAL_RUN_RELPATH = ("2023.1.00042.S_2024_03_07T12_00_00.000/SOUS_uid___A001_X3f01_X1a3/"
+                   "GOUS_uid___A001_X3f01_X1a4/MOUS_%s")
+CAL_LOG_NAME = "casa-20240307-120000.log"
+CALIMAGE_STAGES = ["hifa_importdata", "hifa_flagdata", "hifa_fluxcalflag", "hif_rawflagchans", "hif_refant",
+                   "h_tsyscal", "hifa_tsysflag", "hifa_antpos", "hifa_wvrgcalflag", "hif_lowgainflag",
+                   "hif_setmodels", "hifa_bandpassflag", "hifa_spwphaseup", "hifa_gfluxscaleflag",
+                   "hifa_gfluxscale", "hifa_timegaincal", "hif_applycal", "hif_makeimlist", "hif_makeimages",
+                   "hifa_exportdata"]
+CALIMAGE_PARAMS = {"hifa_importdata": [("dbservice", "true"), ("asis", "SBSummary ExecBlock Antenna Station Receiver "
+                                                                         "Source CalAtmosphere CalWVR CorrelatorMode")],
+                   "hif_makeimlist": [("intent", "PHASE,BANDPASS,CHECK"), ("specmode", "mfs")]}
+
+
+def member_path(m):
+    """<project>/science_goal.uid___<SOUS>/group.uid___<GOUS>/member.uid___<MOUS>: the packages' member prefix."""
+    return "/".join([PROJECT, "science_goal." + sanitize(SOUS), "group." + sanitize(GOUS),
+                     "member." + sanitize(m["mous"])])
+
+
+def package_tar_names(m, pass_ebs):
+    oussid = sanitize(m["mous"])
+    return {"aux": "%s_%s_auxiliary.tar" % (PROJECT, oussid),
+            "product": "%s_%s_001_of_001.tar" % (PROJECT, oussid),
+            "raw": ["%s_%s.asdm.sdm.tar" % (PROJECT, sanitize(eb_uid(eb, m))) for eb in pass_ebs],
+            "readme": "member.%s.README.txt" % oussid}
+
+
+def calibration_ppr(m, pass_ebs):
+    """The calibration run's SciPipeRequest (hifa_calimage), as archived next to its products (alma-restore.md §3)."""
+    from xml.sax.saxutils import escape as e, quoteattr as q
+    sessions = {}
+    for eb in pass_ebs:
+        sessions.setdefault(eb["session"], []).append(eb_uid(eb, m))
+    intents = [("INTERFEROMETRY_STANDARD_OBSERVING_MODE", "Undefined")]
+    for n in range(1, max(SESSIONS) + 1):
+        intents.append(("SESSION_%d" % n, " | ".join(sessions.get(n, []))))
+    x = ['<?xml version="1.0" encoding="UTF-8"?>',
+         '<ns2:SciPipeRequest xmlns:ns2="Alma/pipelinescience/SciPipeRequest" xmlns:prj="Alma/ObsPrep/ObsProject" '
+         'xmlns:ps="Alma/Scheduling/ProjectStatus" xmlns:ous="Alma/Scheduling/OUSStatus" '
+         'xmlns:sb="Alma/ObsPrep/SchedBlock" xmlns:sbs="Alma/Scheduling/SBStatus" xmlns:val="Alma/ValueTypes" '
+         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="ns2:SciPipeRequest">',
+         '  <ns2:SciPipeRequestEntity entityId=%s entityTypeName="SciPipeRequest" datamodelVersion="1.0"/>'
+         % q(CAL_PPR_UIDS[m["key"]]),
+         "  <ns2:ProjectSummary>",
+         "    <ns2:ProposalCode>%s</ns2:ProposalCode>" % e(PROJECT),
+         "    <ns2:Observatory>ALMA</ns2:Observatory>",
+         "    <ns2:Telescope>ALMA</ns2:Telescope>",
+         "    <ns2:ProcessingSite>NAASC</ns2:ProcessingSite>",
+         "    <ns2:Operator>pipeline</ns2:Operator>",
+         "    <ns2:Mode>SCIENCE</ns2:Mode>",
+         "    <ns2:Version>1.0</ns2:Version>",
+         "    <ns2:CreationTime>2024-03-07T12:00:00</ns2:CreationTime>",
+         "  </ns2:ProjectSummary>",
+         "  <ns2:ProjectStructure>",
+         "    <ns2:AlmaStructure>",
+         '      <prj:ObsUnitSetRef entityId=%s partId=%s entityTypeName="ObsProject"/>'
+         % (q(OBS_PROJECT), q(m["partId"])),
+         "      <ns2:ObsUnitSetTitle>%s</ns2:ObsUnitSetTitle>" % e(m["title"]),
+         "      <ns2:ObsUnitSetType>Member</ns2:ObsUnitSetType>",
+         '      <ps:ProjectStatusRef entityId=%s entityTypeName="ProjectStatus"/>' % q(PROJECT_STATUS),
+         '      <ous:OUSStatusRef entityId=%s entityTypeName="OUSStatus"/>' % q(m["mous"]),
+         "    </ns2:AlmaStructure>",
+         "  </ns2:ProjectStructure>",
+         "  <ns2:ProcessingRequests>",
+         "    <ns2:ProcessingRequest>",
+         "      <ns2:ProcessingIntents>"]
+    for k, v in intents:
+        x.append("        <ns2:Intents><ns2:Keyword>%s</ns2:Keyword><ns2:Value>%s</ns2:Value></ns2:Intents>"
+                 % (e(k), e(v)))
+    x += ["      </ns2:ProcessingIntents>",
+          "      <ns2:ProcessingProcedure>",
+          "        <ns2:ProcedureTitle>%s</ns2:ProcedureTitle>" % RECIPE]
+    for cmd in CALIMAGE_STAGES:
+        params = "".join("<ns2:Parameter><ns2:Keyword>%s</ns2:Keyword><ns2:Value>%s</ns2:Value></ns2:Parameter>"
+                         % (k, e(v)) for k, v in CALIMAGE_PARAMS.get(cmd, []))
+        x.append("        <ns2:ProcessingCommand><ns2:Command>%s</ns2:Command><ns2:ParameterSet>%s</ns2:ParameterSet>"
+                 "</ns2:ProcessingCommand>" % (cmd, params))
+    x += ["      </ns2:ProcessingProcedure>",
+          "      <ns2:DataSet>",
+          "        <ns2:SchedBlockSet>",
+          "          <ns2:SchedBlockIdentifier>",
+          "            <ns2:RelativePath>%s</ns2:RelativePath>" % e(CAL_RUN_RELPATH % sanitize(m["mous"])),
+          '            <sb:SchedBlockRef entityId=%s entityTypeName="SchedBlock" documentVersion="1"/>'
+          % q(m["sb"]["uid"]),
+          '            <sbs:SBStatusRef entityId=%s entityTypeName="SBStatus" documentVersion="1"/>'
+          % q(m["sb"]["statusUid"]),
+          "            <ns2:SBTitle>%s</ns2:SBTitle>" % e(m["sb"]["name"])]
+    for eb in pass_ebs:
+        uid = eb_uid(eb, m)
+        x += ["            <ns2:AsdmIdentifier>",
+              "              <ns2:AsdmRef><val:ExecBlockId>%s</val:ExecBlockId></ns2:AsdmRef>" % e(uid),
+              "              <ns2:AsdmDiskName>%s</ns2:AsdmDiskName>" % e(sanitize(uid)),
+              "            </ns2:AsdmIdentifier>"]
+    x += ["          </ns2:SchedBlockIdentifier>",
+          "        </ns2:SchedBlockSet>",
+          "      </ns2:DataSet>",
+          "    </ns2:ProcessingRequest>",
+          "  </ns2:ProcessingRequests>",
+          "  <ns2:ResultsProcessing>",
+          "    <ns2:ArchiveResults>true</ns2:ArchiveResults>",
+          "    <ns2:CleanUpDisk>false</ns2:CleanUpDisk>",
+          "    <ns2:UpdateProjectLifeCycle>true</ns2:UpdateProjectLifeCycle>",
+          "    <ns2:NotifyOperatorWhenDone>false</ns2:NotifyOperatorWhenDone>",
+          "    <ns2:PipelineOperatorAdress>pipeline-operator@example.org</ns2:PipelineOperatorAdress>",
+          "  </ns2:ResultsProcessing>",
+          "</ns2:SciPipeRequest>"]
+    return "\n".join(x) + "\n"
+
+
+def script_for_pi(oussid):
+    """A stand-in for the archive's scriptForPI.py: its conventions (alma-restore.md §10), not its work."""
+    return ('# ALMA Data Reduction Script: scriptForPI for member.%s\n'
+            '# Regenerates the calibrated measurement sets from the raw data and the calibration products.\n'
+            '# Run it from the "script" directory:  casa --pipeline -c member.%s.scriptForPI.py\n'
+            '# Options (set as globals before running): DOSPLIT, DOCONTSUB, SPACESAVING, USEMS.\n'
+            '#\n'
+            '# dropbox-agent fixture: a stand-in that keeps the real script\'s checks but restores nothing.\n'
+            'import glob\nimport os\nimport sys\n\n'
+            'if os.path.basename(os.getcwd()) != "script":\n'
+            '    sys.exit(\'Please start this script in directory "script"\')\n'
+            'if not os.path.isdir("../calibration") or not glob.glob("../raw/uid*.asdm.sdm"):\n'
+            '    sys.exit("ERROR: ../calibration and ../raw/uid*.asdm.sdm are needed; untar the auxiliary and '
+            'asdm.sdm tars first")\n'
+            'if os.path.exists("../calibrated"):\n'
+            '    sys.exit("ERROR: ../calibrated exists already")\n'
+            'sys.exit("synthetic fixture: scriptForPI.py stand-in, nothing restored")\n' % (oussid, oussid))
+
+
+def script_for_calibration(oussid):
+    return ("# ALMA Data Reduction Script (manual calibration) for member.%s\n"
+            "# Calibration performed by hand by an ALMA data reducer; run by scriptForPI.py.\n"
+            "thesteps = []\nstep_title = {0: 'Import of the ASDM', 1: 'Fix of SYSCAL table times',\n"
+            "              2: 'listobs', 3: 'A priori flagging', 4: 'Bandpass calibration',\n"
+            "              5: 'Gain calibration', 6: 'Application of the calibrations', 7: 'Split'}\n"
+            "# dropbox-agent fixture: a stand-in; the pipeline cannot restore a manually calibrated MOUS.\n"
+            % oussid)
+
+
+def casa_log_text(m):
+    lines = [("2024-03-07 12:00:01", "INFO", "::casa", "CASA Version %s" % ORIGINAL_CASA),
+             ("2024-03-07 12:00:02", "INFO", "::casa", "Pipeline version %s running recipe %s"
+              % (ORIGINAL_PIPELINE, RECIPE)),
+             ("2024-03-07 12:00:03", "INFO", "executeppr::::casa", "Processing MOUS %s" % m["mous"]),
+             ("2024-03-07 12:41:10", "INFO", "hifa_exportdata::::casa", "Exported calibration products of %s"
+              % sanitize(m["mous"])),
+             ("2024-03-07 12:41:12", "INFO", "executeppr::::casa", "Terminating procedure execution ...")]
+    return "".join("%s\t%s\t%s\t%s\n" % ln for ln in lines)
+
+
+def qa2_report(m):
+    return ("<!DOCTYPE html>\n<html><head><title>QA2 report %s</title></head><body>\n"
+            "<h1>QA2 report for %s (%s)</h1>\n<p>QA2 status: Pass. Calibrated by the pipeline (%s, CASA %s).</p>\n"
+            "<p>dropbox-agent fixture: placeholder report.</p>\n</body></html>\n"
+            % (m["mous"], m["mous"], PROJECT, ORIGINAL_PIPELINE, ORIGINAL_CASA))
+
+
+def package_readme(m, names):
+    mp = member_path(m).split("/")
+    title = "ALMA data delivery: project %s, member ObsUnitSet %s" % (PROJECT, m["mous"])
+    return ("%s\n%s\n\n"
+            "Science goal %s, group %s, member %s.\n\n"
+            "This delivery consists of:\n"
+            "  %s  calibration, scripts, logs and QA reports\n"
+            "  %s  the archived science products (images)\n"
+            "%s"
+            "  %s  this file\n\n"
+            "Untarring every tar (for t in *.tar; do tar xf $t; done) gives:\n"
+            "%s/\n"
+            "  %s/\n"
+            "    %s/\n"
+            "      %s/\n"
+            "        calibration/  calibration tables, flag versions, apply files, pipeline manifest\n"
+            "        log/          processing logs\n"
+            "        product/      science images (FITS)\n"
+            "        qa/           quality assessment (QA2) report\n"
+            "        raw/          the raw data (ASDMs, uid___*.asdm.sdm)\n"
+            "        script/       scripts that regenerate the calibrated data (scriptForPI.py)\n\n"
+            "To regenerate the calibrated measurement sets: untar the auxiliary and the asdm.sdm tars, then\n"
+            "  cd %s/script\n"
+            "  casa --pipeline -c member.%s.scriptForPI.py\n"
+            "using the CASA version named in the QA2 report (here CASA %s with pipeline %s) or a later one.\n\n"
+            "Synthetic data made by dropbox-agent's casa/make_fixture.py; not ALMA observations.\n"
+            % (title, "=" * len(title), SOUS, GOUS, m["mous"], names["aux"], names["product"],
+               "".join("  %s  raw data of one execution block\n" % r for r in names["raw"]),
+               names["readme"], mp[0], mp[1], mp[2], mp[3], "/".join(mp), sanitize(m["mous"]),
+               ORIGINAL_CASA, ORIGINAL_PIPELINE))
+
+
+def _put(root, rel, data=None, src=None):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if src is not None:
+        shutil.copyfile(src, path)
+    else:
+        with open(path, "w" if isinstance(data, str) else "wb") as f:
+            f.write(data)
+
+
+def _package_tar(out_path, stage, files):
+    """A package tar whose members are <member path>/<rel> for {rel (under the member dir): (data, src)}."""
+    if os.path.exists(stage):
+        shutil.rmtree(stage)
+    for rel, (data, src) in files.items():
+        _put(stage, rel, data, src)
+    tar_deterministic(out_path, stage, [PROJECT], compress=False, normalize_modes=True)
+    shutil.rmtree(stage)
+
+
+def _raw_tar(out_path, stage, m, disk, store):
+    """<project>_uid___<EB>.asdm.sdm.tar: the store's ASDM re-rooted at <member>/raw/<disk>.asdm.sdm/."""
+    if os.path.exists(stage):
+        shutil.rmtree(stage)
+    raw = os.path.join(stage, member_path(m), "raw")
+    os.makedirs(raw)
+    with tarfile.open(os.path.join(store, disk + ".asdm.sdm.tar.gz")) as tf:
+        tf.extractall(raw, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    os.rename(os.path.join(raw, disk), os.path.join(raw, disk + ".asdm.sdm"))
+    tar_deterministic(out_path, stage, [PROJECT], compress=False, normalize_modes=True)
+    shutil.rmtree(stage)
+
+
+def write_package(pkgdir, stage, store, m, pass_ebs, naming="member", kind="pipeline"):
+    """One package directory for MOUS m. naming: "member" or "compact"; kind: "pipeline" (calibration products),
+    "manual" (scriptForCalibration, no pipeline products) or "semipass" (qa/ and scriptForPI.py only)."""
+    oussid = sanitize(m["mous"])
+    mp = member_path(m)
+    names = package_tar_names(m, pass_ebs)
+    os.makedirs(pkgdir)
+    aux = {}
+    cal, scr = mp + "/calibration/", mp + "/script/"
+    aux[scr + "member.%s.scriptForPI.py" % oussid] = (script_for_pi(oussid), None)
+    aux[mp + "/qa/member.%s.qa2_report.html" % oussid] = (qa2_report(m), None)
+    if kind != "semipass":
+        aux[mp + "/log/member.%s.%s" % (oussid, CAL_LOG_NAME)] = (casa_log_text(m), None)
+    if kind == "manual":
+        aux[scr + "member.%s.scriptForCalibration.py" % oussid] = (script_for_calibration(oussid), None)
+        for eb in pass_ebs:
+            disk = sanitize(eb_uid(eb, m))
+            aux[cal + "%s.ms.split.fluxscale" % disk] = (
+                "Flux density for %s in SpW=0 (freq=1.0e+11 Hz) is: 0.500 +/- 0.010 (SNR = 50.0, N = 30)\n"
+                % FIELDS[1]["name"], None)
+    elif kind == "pipeline":
+        for n in sorted(SESSIONS):
+            src = os.path.join(store, "%s.session_%d.caltables.tgz" % (oussid, n))
+            if os.path.exists(src):
+                new = ("member.%s.s%d.caltables.tgz" if naming == "compact" else "member.%s.session_%d.caltables.tgz")
+                aux[cal + new % (oussid, n)] = (None, src)
+        for eb in pass_ebs:
+            vis = sanitize(eb_uid(eb, m)) + ".ms"
+            for suffix in (".flagversions.tgz", ".calapply.txt"):
+                aux[cal + vis + suffix] = (None, os.path.join(store, vis + suffix))
+        manifest = ("member.%s.%s.calimage.pipeline_manifest.xml" if naming == "compact"
+                    else "member.%s.%s.pipeline_manifest.xml")
+        aux[cal + manifest % (oussid, RECIPE)] = (None, os.path.join(store, "%s.%s.pipeline_manifest.xml"
+                                                                      % (oussid, RECIPE)))
+        aux[cal + "member.%s.%s.auxproducts.tgz" % (oussid, RECIPE)] = (
+            None, os.path.join(store, "%s.%s.auxproducts.tgz" % (oussid, RECIPE)))
+        aux[scr + "member.%s.%s.casa_piperestorescript.py" % (oussid, RECIPE)] = (
+            None, os.path.join(store, "%s.%s.casa_piperestorescript.py" % (oussid, RECIPE)))
+        if naming == "member":
+            aux[scr + "member.%s.%s.pprequest.xml" % (oussid, RECIPE)] = (calibration_ppr(m, pass_ebs), None)
+    _package_tar(os.path.join(pkgdir, names["aux"]), stage, aux)
+    raw_tars = []
+    if kind != "semipass":
+        image = "%s.s12_0.Demo_target_sci.spw0_1.cont.I.pbcor.fits" % oussid
+        _package_tar(os.path.join(pkgdir, names["product"]), stage,
+                     {mp + "/product/member." + image: (None, os.path.join(store, image))})
+        for eb, tar_name in zip(pass_ebs, names["raw"]):
+            _raw_tar(os.path.join(pkgdir, tar_name), stage, m, sanitize(eb_uid(eb, m)), store)
+            raw_tars.append(tar_name)
+    with open(os.path.join(pkgdir, names["readme"]), "w") as f:
+        f.write(package_readme(m, dict(names, raw=raw_tars)))
+    return {"auxTar": names["aux"], "productTar": None if kind == "semipass" else names["product"],
+            "rawTars": raw_tars, "readme": names["readme"]}
+
+
+def untar_package(src, dst):
+    """The package as a user following the README has it: every tar untarred in place, the tars removed."""
+    os.makedirs(dst)
+    for name in sorted(os.listdir(src)):
+        path = os.path.join(src, name)
+        if name.endswith(".tar"):
+            with tarfile.open(path) as tf:
+                tf.extractall(dst, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        else:
+            shutil.copy2(path, os.path.join(dst, name))
+
+
+def write_packages(outdir, store, stage):
+    """OUTDIR/packages/<variant>/ and the fixture.json "packages" summary (relative directories)."""
+    pkgroot = os.path.join(outdir, "packages")
+    if os.path.exists(pkgroot):
+        shutil.rmtree(pkgroot)
+    os.makedirs(pkgroot)
+    pass_ebs = [eb for eb in EXEC_BLOCKS if eb["qa0"] == "Pass"]
+    mous_a, mous_b = MOUSES
+    variants = {}
+
+    def record(variant, m, info, naming, restorable, error=None, **extra):
+        d = {"directory": "packages/" + variant, "mous": m["mous"], "project": PROJECT, "sous": SOUS, "gous": GOUS,
+             "memberPath": member_path(m), "naming": naming, "untarred": False}
+        d.update(info)
+        d["asdmDirs"] = ["raw/%s.asdm.sdm" % sanitize(eb_uid(eb, m)) for eb in pass_ebs] if info["rawTars"] else []
+        d.update({"restorable": restorable, "expectedError": error})
+        d.update(extra)
+        pkgdir = os.path.join(outdir, d["directory"])
+        d["files"] = {n: os.path.getsize(os.path.join(pkgdir, n)) for n in sorted(os.listdir(pkgdir))
+                      if os.path.isfile(os.path.join(pkgdir, n))}
+        variants[variant] = d
+
+    p = lambda v: os.path.join(pkgroot, v)  # noqa: E731
+    info = write_package(p("member"), stage, store, mous_a, pass_ebs, "member")
+    record("member", mous_a, info, "member", True)
+    record("compact", mous_a, write_package(p("compact"), stage, store, mous_a, pass_ebs, "compact"), "compact", True)
+    untar_package(p("member"), p("untarred"))
+    record("untarred", mous_a, dict(info), "member", True, untarred=True, untarredFrom="packages/member")
+    record("manual-cal", mous_a, write_package(p("manual-cal"), stage, store, mous_a, pass_ebs, "member", "manual"),
+           "member", False, "manuallyCalibrated")
+    record("semipass", mous_a, write_package(p("semipass"), stage, store, mous_a, pass_ebs, "member", "semipass"),
+           "member", False, "notRestorable")
+    shutil.copytree(p("member"), p("truncated"))
+    cut = info["rawTars"][0]
+    full = os.path.getsize(os.path.join(p("truncated"), cut))
+    with open(os.path.join(p("truncated"), cut), "r+b") as f:
+        f.truncate(int(full * 0.6))
+    record("truncated", mous_a, dict(info), "member", False, "truncated", truncatedTar=cut, fullSize=full,
+           truncatedSize=int(full * 0.6))
+    b_drop = "session_%d" % mous_b["drop_caltables_for"]
+    record("mous-b", mous_b, write_package(p("mous-b"), stage, store, mous_b, pass_ebs, "member"), "member", False,
+           "manifestMissingSession", expectedFailure="manifest has no caltables for %s" % b_drop)
+    for v in ("untarred",):
+        variants[v].update({"auxTar": None, "productTar": None, "rawTars": [],
+                            "untarredTars": [info["auxTar"], info["productTar"]] + info["rawTars"]})
+    return {"root": "packages", "variants": variants}
 
 
 def build(outdir):
@@ -582,6 +932,9 @@ def build(outdir):
             "expectedFailure": None if drop is None else "manifest has no caltables for %s" % drop,
             "sessions": {s: d for s, d in sessions},
         })
+    t_pkg = time.time()
+    summary["packages"] = write_packages(outdir, store, os.path.join(work, "package-stage"))
+    runner.timings["packages"] = round(time.time() - t_pkg, 2)
     with open(os.path.join(outdir, "catalog.json"), "w") as f:
         json.dump(catalog, f, indent=2)
         f.write("\n")
