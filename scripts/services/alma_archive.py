@@ -137,7 +137,7 @@ class Archive:
 
 
 def td(value):
-    return "              <TD />\n" if value is None or value == "" else "              <TD>%s</TD>\n" % escape(str(value))
+    return "            <TD />\n" if value is None or value == "" else "            <TD>%s</TD>\n" % escape(str(value))
 
 
 def tr(values):
