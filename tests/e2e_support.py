@@ -138,7 +138,7 @@ def start_smtp(run_dir, user="agent", password="s3cret"):
 class Agent:
     """The real `dropbox-agent run` with a configuration written for the test."""
 
-    def __init__(self, tmp, store_url, smtp=None, extra=None, cache=None):
+    def __init__(self, tmp, store_url, smtp=None, extra=None, cache=None, catalogue=True):
         self.tmp = pathlib.Path(tmp)
         self.spool = self.tmp / "spool"
         self.spool.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,8 @@ class Agent:
         self.config.write_text(json.dumps(config, indent=2))
         self.proc = None
         self.logs = []
-        self.cli("catalog", "import", str(FIXTURE / "catalog.json"))
+        if catalogue:
+            self.cli("catalog", "import", str(FIXTURE / "catalog.json"))
 
     def cli(self, *args, check=True):
         r = subprocess.run([str(AGENT), *args, "--config", str(self.config)], capture_output=True, text=True, timeout=120)
