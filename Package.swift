@@ -36,12 +36,13 @@ let package = Package(
         .target(name: "InotifyWatcher", swiftSettings: strictSettings),
         /// A thin, safe wrapper over libsqlite3 used by the journal and the catalogue.
         .target(name: "SQLiteDatabase", dependencies: ["CSQLite"], swiftSettings: strictSettings),
-        /// Moving bytes: archive-store retrieval (libcurl), the file cache, safe tar extraction and
-        /// creation (libarchive), publishing to a download area, SMTP and outbox mail.
+        /// Moving bytes: archive-store retrieval (libcurl), HTTP documents and directory indexes (libxml2's
+        /// HTML parser), the file cache, safe tar extraction and creation (libarchive), publishing to a
+        /// download area, SMTP and outbox mail.
         .target(
             name: "Delivery",
             dependencies: [
-                "CCurl", "CArchive",
+                "CCurl", "CArchive", "CLibXML2",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -79,7 +80,7 @@ let package = Package(
         .testTarget(name: "InotifyWatcherTests", dependencies: ["InotifyWatcher"], swiftSettings: strictSettings),
         .testTarget(name: "SQLiteDatabaseTests", dependencies: ["SQLiteDatabase"], swiftSettings: strictSettings),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery"], swiftSettings: strictSettings),
-        .testTarget(name: "RestoreStepsTests", dependencies: ["RestoreSteps", "Delivery"], exclude: ["Golden"], swiftSettings: strictSettings),
+        .testTarget(name: "RestoreStepsTests", dependencies: ["RestoreSteps", "Delivery"], exclude: ["Golden", "Fixtures"], swiftSettings: strictSettings),
         .testTarget(
             name: "DropboxAgentTests",
             dependencies: ["DropboxAgent", "RestoreSteps", "Delivery", "InotifyWatcher"],

@@ -1,16 +1,19 @@
 #!/bin/sh
 # An NGAS-shaped archive store served by nginx, for tests and benchmarks.
 #
-#   nginx-store.sh start STOREDIR PORT RUNDIR   # PORT 0 = pick a free loopback port; prints "PORT <n>" and "PID <n>"
+#   nginx-store.sh start STOREDIR PORT RUNDIR [AUTOINDEX]
+#                                               # PORT 0 = pick a free loopback port; prints "PORT <n>" and "PID <n>"
 #   nginx-store.sh stop RUNDIR                  # stops the nginx whose PID is in RUNDIR/nginx.pid
 #
 # GET /RETRIEVE?file_id=<id> returns STOREDIR/<id> with Content-Disposition, Content-Length and Range support.
 # Ids must match [A-Za-z0-9_][A-Za-z0-9._+:-]* (else 400); unknown ids get 404. Both errors carry an NGAS
-# NgamsStatus FAILURE XML body. Writes RUNDIR/port and RUNDIR/nginx.pid. Workers run as nobody: the store
+# NgamsStatus FAILURE XML body.
+# GET /files/<name> serves STOREDIR/<name> as a plain file server (Range support); AUTOINDEX `html` or `json`
+# turns nginx's directory index on for /files/ in that format (default `off`). Writes RUNDIR/port and RUNDIR/nginx.pid. Workers run as nobody: the store
 # must be world-readable.
 set -eu
 
-usage() { echo "usage: $0 start STOREDIR PORT RUNDIR | stop RUNDIR" >&2; exit 2; }
+usage() { echo "usage: $0 start STOREDIR PORT RUNDIR [off|html|json] | stop RUNDIR" >&2; exit 2; }
 
 status_xml() { # $1 message
     printf '<?xml version="1.0" encoding="UTF-8"?>\n<NgamsStatus>\n  <Status HostId="nginx-store" Message="%s" State="ONLINE" Status="FAILURE" SubState="IDLE" Version="nginx-store"/>\n</NgamsStatus>\n' "$1"
@@ -30,8 +33,13 @@ wait_port() { # $1 port: probe until something accepts connections (5 s)
 [ $# -ge 1 ] || usage
 case "$1" in
 start)
-    [ $# -eq 4 ] || usage
+    [ $# -eq 4 ] || [ $# -eq 5 ] || usage
     store=$(cd "$2" && pwd); port=$3; run=$4
+    case "${5:-off}" in
+    off) autoindex="autoindex off;" ;;
+    html|json) autoindex="autoindex on; autoindex_format $5;" ;;
+    *) usage ;;
+    esac
     command -v nginx >/dev/null 2>&1 || { echo "nginx not found: apt-get install --no-install-recommends nginx-light" >&2; exit 3; }
     mkdir -p "$run/static" "$run/tmp"; run=$(cd "$run" && pwd)
     if [ "$port" = 0 ]; then
@@ -63,6 +71,7 @@ http {
             try_files /\$arg_file_id =404;
         }
         location /_ngas/ { internal; alias $run/static/; default_type text/xml; }
+        location /files/ { alias $store/; $autoindex }
         location / { return 404; }
     }
 }

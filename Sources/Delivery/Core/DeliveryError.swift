@@ -51,6 +51,12 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible {
         public static let smtpTransient = Code(rawValue: "smtpTransient")
         /// SMTP TLS negotiation or certificate verification failed.
         public static let smtpTLS = Code(rawValue: "smtpTLSFailed")
+        /// The server refused access (HTTP 401 or 403): a missing, wrong or expired token, or proprietary data.
+        public static let accessDenied = Code(rawValue: "accessDenied")
+        /// A document fetched over HTTP is larger than the caller allows.
+        public static let responseTooLarge = Code(rawValue: "responseTooLarge")
+        /// A server's directory index could not be read.
+        public static let listingUnreadable = Code(rawValue: "listingUnreadable")
         /// The configuration given to a Delivery type is invalid.
         public static let invalidConfiguration = Code(rawValue: "invalidConfiguration")
     }

@@ -62,6 +62,13 @@ final class CurlHandle {
         return value
     }
 
+    /// A string info (`CURLINFO_EFFECTIVE_URL`, …), copied; nil if libcurl has none.
+    func string(_ info: CURLINFO) -> String? {
+        var value: UnsafeMutablePointer<CChar>? = nil
+        guard ccurl_getinfo_string(raw, info, &value) == CURLE_OK, let value else { return nil }
+        return String(cString: value)
+    }
+
     /// `curl_easy_strerror` plus the error buffer's detail.
     func describe(_ code: CURLcode) -> String {
         let generic = String(cString: curl_easy_strerror(code))

@@ -79,17 +79,13 @@ public protocol ArchiveStore: Sendable {
 
 /// File-id rules shared by the stores and the cache.
 enum FileIdentifier {
-    /// Rejects ids that could name something other than one flat file: empty, `.`/`..`, `/`, NUL or control
-    /// characters, or longer than 255 bytes.
+    /// Rejects ids that could name something other than one flat file (see ``PlainFileName/isValid(_:)``):
+    /// empty, `.`/`..`, `/`, `\`, NUL or control characters, or longer than 255 bytes.
     static func validate(_ fileId: String) throws(DeliveryError) {
-        let bad =
-            fileId.isEmpty || fileId == "." || fileId == ".." || fileId.utf8.count > 255
-            || fileId.contains("/") || fileId.contains("..")
-            || fileId.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
-        if bad {
+        if !PlainFileName.isValid(fileId) {
             throw DeliveryError(
                 .invalidFileId, "invalid archive file id '\(fileId.debugDescription.dropFirst().dropLast())'",
-                hint: "file ids are flat names: no '/', no '..', no control characters, at most 255 bytes")
+                hint: "file ids are flat names: no '/', '\\', '..' or control characters, at most 255 bytes")
         }
     }
 }

@@ -55,60 +55,8 @@ public struct HTTPArchiveStore: ArchiveStore {
                 file.checksumVariant = known.checksumVariant
             }
         }
-        let attempt = HTTPTransferAttempt(
-            file: file, url: retrieveURL(for: file.fileId), destination: destination, options: options,
-            storeDescription: baseURL)
-        var attempts = 0
-        var verificationFailures = 0
-        var transferred: Int64 = 0
-        var serverFileName: String?
-        var backoff = options.initialBackoff
-        while true {
-            attempts += 1
-            if Task.isCancelled { throw DeliveryError(.cancelled, "retrieval of '\(file.fileId)' cancelled") }
-            let (outcome, bytes, fileName) = try await BlockingWork.run { flag in
-                attempt.perform(cancelled: flag, progress: progress)
-            }
-            transferred += bytes
-            serverFileName = fileName ?? serverFileName
-            var delay = backoff
-            switch outcome {
-            case .done(var retrieved):
-                retrieved.bytesTransferred = transferred
-                retrieved.serverFileName = retrieved.serverFileName ?? serverFileName
-                return retrieved
-            case .fatal(let error):
-                throw error
-            case .verificationFailed(var error):
-                verificationFailures += 1
-                options.logger?.warning(
-                    "retrieved file failed verification", metadata: ["file.id": "\(file.fileId)", "error": "\(error)"])
-                if verificationFailures > 1 || attempts >= options.maxAttempts {
-                    error.message += "; fetched \(verificationFailures) times from zero, the bad copy was discarded"
-                    throw error
-                }
-                delay = .zero
-            case .retry(var error, let retryAfter, _):
-                if attempts >= options.maxAttempts {
-                    error.message += " (gave up after \(attempts) attempts)"
-                    throw error
-                }
-                if let retryAfter { delay = min(retryAfter, options.maxRetryAfter) }
-                options.logger?.info(
-                    "retrying transfer",
-                    metadata: [
-                        "file.id": "\(file.fileId)", "attempt": "\(attempts)", "error": "\(error)",
-                        "delay.ms": "\(delay.milliseconds)",
-                    ])
-                backoff = min(backoff * 2, options.maxBackoff)
-            }
-            if delay > .zero {
-                do {
-                    try await Task.sleep(for: delay)
-                } catch {
-                    throw DeliveryError(.cancelled, "retrieval of '\(file.fileId)' cancelled")
-                }
-            }
-        }
+        return try await HTTPTransfer.run(
+            file, url: retrieveURL(for: file.fileId), headers: [:], to: destination, options: options,
+            storeDescription: baseURL, progress: progress)
     }
 }

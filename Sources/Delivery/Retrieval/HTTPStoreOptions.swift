@@ -1,6 +1,6 @@
 public import Logging
 
-/// Tuning of ``HTTPArchiveStore`` transfers.
+/// Tuning of HTTP transfers: ``HTTPArchiveStore``, ``URLFileStore`` and ``HTTPDocument``.
 public struct HTTPStoreOptions: Sendable {
     /// Attempts per file for transient failures (connection errors, truncation, stalls, 5xx, 429).
     public var maxAttempts: Int = 5
@@ -16,6 +16,9 @@ public struct HTTPStoreOptions: Sendable {
     public var lowSpeedLimitBytes: Int = 1024
     /// See ``lowSpeedLimitBytes`` (`CURLOPT_LOW_SPEED_TIME`).
     public var lowSpeedTime: Duration = .seconds(30)
+    /// Longest time a small document (``HTTPDocument``: a VOTable, a directory index) may take in total
+    /// (`CURLOPT_TIMEOUT_MS`); file transfers have no total limit, only the low-speed one.
+    public var documentTimeout: Duration = .seconds(300)
     /// Redirects (NGAS 303 to another node) followed at most (`CURLOPT_MAXREDIRS`).
     public var maxRedirects: Int = 5
     /// The `User-Agent` header.

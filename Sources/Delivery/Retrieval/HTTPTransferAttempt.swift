@@ -2,7 +2,7 @@ internal import CCurl
 internal import Foundation
 internal import Logging
 
-/// What one HTTP attempt ended in; the retry policy lives in ``HTTPArchiveStore``.
+/// What one HTTP attempt ended in; the retry policy lives in ``HTTPTransfer``.
 enum HTTPAttemptOutcome: Sendable {
     /// The verified file is at the destination.
     case done(RetrievedFile)
@@ -14,12 +14,15 @@ enum HTTPAttemptOutcome: Sendable {
     case fatal(DeliveryError)
 }
 
-/// One `GET <base>/RETRIEVE?file_id=…` into `<destination>.part`, resuming from an existing `.part`.
+/// One `GET <url>` (an NGAS `RETRIEVE?file_id=…`, or any file URL) into `<destination>.part`, resuming from an
+/// existing `.part`.
 ///
 /// Runs synchronously on a dedicated thread; libcurl calls back into ``Context``.
 struct HTTPTransferAttempt {
     let file: ExpectedFile
     let url: String
+    /// Extra request headers (`Authorization`, …), validated by ``HTTPRequestHeaders/lines(_:)``.
+    let headers: [String: String]
     let destination: String
     let options: HTTPStoreOptions
     let storeDescription: String
@@ -114,24 +117,27 @@ struct HTTPTransferAttempt {
         let part = destination + ".part"
         let writer: HashingFileWriter
         let handle: CurlHandle
+        let headerLines: [String]
         do throws(DeliveryError) {
+            headerLines = try HTTPRequestHeaders.lines(headers)
             writer = try HashingFileWriter(path: part, variant: file.effectiveVariant, resume: true)
             handle = try CurlHandle()
         } catch {
             return (.fatal(error), 0, nil)
         }
         let context = Context(writer: writer, cancelled: cancelled, progress: progress, expectedTotal: file.size)
-        configure(handle, context: context)
+        configure(handle, context: context, headerLines: headerLines)
         let code = withExtendedLifetime(context) { handle.perform() }
         let outcome = conclude(code, handle: handle, context: context, part: part)
         return (outcome, context.bodyBytes, context.headers.dispositionFileName)
     }
 
-    private func configure(_ handle: CurlHandle, context: Context) {
+    private func configure(_ handle: CurlHandle, context: Context, headerLines: [String]) {
         handle.set(CURLOPT_URL, url)
         handle.set(CURLOPT_FOLLOWLOCATION, 1)
         handle.set(CURLOPT_MAXREDIRS, options.maxRedirects)
-        handle.set(CURLOPT_HTTPHEADER, list: ["Accept-Encoding: identity"])
+        // libcurl drops these headers on a redirect to another host (CURLOPT_UNRESTRICTED_AUTH stays off).
+        handle.set(CURLOPT_HTTPHEADER, list: ["Accept-Encoding: identity"] + headerLines)
         handle.set(CURLOPT_USERAGENT, options.userAgent)
         handle.set(CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeout.milliseconds)
         handle.set(CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimitBytes)
@@ -261,6 +267,11 @@ struct HTTPTransferAttempt {
                     DeliveryError(
                         .fileNotFound, "\(what) not found: \(detail)",
                         hint: "check the file id against the archive catalogue", httpStatus: status))
+            case 401, 403:
+                return .fatal(
+                    DeliveryError(
+                        .accessDenied, "\(what) refused: \(detail)", hint: HTTPRequestHeaders.accessDeniedHint,
+                        httpStatus: status))
             default:
                 if ngas != nil && ngas!.contains("NGAMS_ER_UNAVAIL_FILE") {
                     return .fatal(DeliveryError(.fileNotFound, "\(what) not available: \(detail)", httpStatus: status))

@@ -152,12 +152,14 @@ final class TestService: @unchecked Sendable {  // immutable after init; stop() 
         return try spawn(name: "smtp_server", argv: argv, runDirectory: runDirectory)
     }
 
-    /// Starts nginx through `nginx-store.sh` over `store` on a free port.
-    static func nginxStore(store: String, runDirectory: String) throws -> TestService {
+    /// Starts nginx through `nginx-store.sh` over `store` on a free port; `autoindex` (`html`, `json`) turns
+    /// the directory index of `/files/` on.
+    static func nginxStore(store: String, runDirectory: String, autoindex: String? = nil) throws -> TestService {
         try require("/usr/sbin/nginx", install: "apt-get install --no-install-recommends nginx-light")
         let log = runDirectory + "/start.log"
         let pid = try spawnProcess(
-            ["/bin/sh", RepositoryPaths.services + "/nginx-store.sh", "start", store, "0", runDirectory],
+            ["/bin/sh", RepositoryPaths.services + "/nginx-store.sh", "start", store, "0", runDirectory]
+                + (autoindex.map { [$0] } ?? []),
             outputFile: log)
         let status = reap(pid)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
