@@ -85,15 +85,21 @@ def _connectable(port):
         return False
 
 
-def start_nginx(store, run_dir):
+def start_nginx(store, run_dir, autoindex="off"):
+    """nginx serving STORE as an NGAS store (/RETRIEVE) and as plain files under /files/ (autoindex off|html|json)."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["sh", str(SERVICES / "nginx-store.sh"), "start", str(store), "0", str(run_dir)], check=True, capture_output=True)
+    subprocess.run(["sh", str(SERVICES / "nginx-store.sh"), "start", str(store), "0", str(run_dir), autoindex], check=True, capture_output=True)
     port = int((run_dir / "port").read_text())
 
     class Nginx:
         url = f"http://127.0.0.1:{port}"
         access_log = run_dir / "access.log"
+
+        def requested_paths(self):
+            if not self.access_log.exists():
+                return []
+            return [line.split('"')[1].split()[1] for line in self.access_log.read_text().splitlines() if '"' in line]
 
         def retrieves(self):
             if not self.access_log.exists():
@@ -116,6 +122,24 @@ def start_fault_store(store, run_dir):
             return json.loads(r.read())
 
     s.counters = counters
+    return s
+
+
+def start_alma_archive(config, run_dir):
+    """The ALMA archive stand-in (TAP, DataLink, dataPortal) of scripts/services/alma_archive.py."""
+    run_dir = pathlib.Path(run_dir)
+    log = run_dir / "requests.jsonl"
+    s = Service([os.environ.get("PYTHON", "python3"), str(SERVICES / "alma_archive.py"), "--config", str(config),
+                 "--run-dir", str(run_dir), "--log", str(log), "--forbid-products"], run_dir)
+    s.url = f"http://127.0.0.1:{s.port}"
+
+    def get(path):
+        import urllib.request
+        with urllib.request.urlopen(s.url + path, timeout=5) as r:
+            return json.loads(r.read())
+
+    s.failures = lambda: get("/_failures")
+    s.requests = lambda: [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return s
 
 

@@ -136,3 +136,88 @@ def test_a_package_outside_the_roots_or_behind_a_symlink_is_refused(tmp_path, ag
         assert "package roots" in status["error"]["message"]
     status = agent.wait_terminal("dotdot", timeout=60)
     assert status["state"] == "rejected" and "'..'" in status["error"]["message"], json.dumps(status, indent=1)
+
+
+# ---- packages that are not on this machine ----------------------------------------------------------------
+
+def test_package_on_a_web_server_restores_fetching_only_what_a_restore_needs(tmp_path, agents):
+    from e2e_support import start_nginx
+    # nginx's HTML autoindex (no sizes: files are checked against Content-Length and bypass the cache).
+    nginx = start_nginx(FIXTURE / "packages", tmp_path / "nginx", autoindex="html")
+    try:
+        base = nginx.url + "/files/"
+        agent = Agent(tmp_path, None, extra={"sources": {"packageURLs": [base]}}, catalogue=False).start()
+        agents.append(agent)
+        agent.drop("web", {"mous": MOUS_A, "source": {"package": base + "compact/"}})
+        agent.drop("elsewhere", {"mous": MOUS_A, "source": {"package": nginx.url + "/other/compact/"}})
+        status = agent.wait_terminal("web")
+        assert status["state"] == "succeeded", json.dumps(status, indent=1) + agent.log_tail()
+        assert_identical_to_reference(status)
+        fetched = [p for p in nginx.requested_paths() if p.endswith(".tar")]
+        assert sorted(set(fetched)) == sorted("/files/compact/" + n for n in (
+            "2023.1.00042.S_uid___A001_X3f01_X1a5_auxiliary.tar", "2023.1.00042.S_uid___A002_Xb1e2a0_X1.asdm.sdm.tar",
+            "2023.1.00042.S_uid___A002_Xb1f3c4_X1.asdm.sdm.tar")), fetched
+        refused = agent.wait_terminal("elsewhere", timeout=60)
+        assert refused["state"] == "failed" and refused["error"]["code"] == "packageNotAllowed", json.dumps(refused, indent=1)
+    finally:
+        nginx.stop()
+
+
+def archive_config(tmp_path, **mous_a):
+    config = tmp_path / "archive.json"
+    entry = {"mous": MOUS_A, "project": "2023.1.00042.S", "groupOus": "uid://A001/X3f01/X1a4", "dataRights": "Public",
+             "releaseDate": "2024-09-01T00:00:00.000", "packageDir": str(FIXTURE / "packages/member")}
+    entry.update(mous_a)
+    config.write_text(json.dumps({"mouses": [entry]}))
+    return config
+
+
+def test_public_archive_source_by_mous_uid_alone(tmp_path, agents):
+    from e2e_support import start_alma_archive
+    archive = start_alma_archive(archive_config(tmp_path), tmp_path / "archive")
+    try:
+        agent = Agent(tmp_path, None, extra={"sources": {"almaArchive": {"url": archive.url}}}, catalogue=False).start()
+        agents.append(agent)
+        agent.drop("archive", {"mous": MOUS_A, "source": {"archive": "alma"}})
+        status = agent.wait_terminal("archive")
+        assert status["state"] == "succeeded", json.dumps(status, indent=1) + agent.log_tail()
+        assert_identical_to_reference(status)
+        assert archive.failures() == [], archive.failures()
+        requests = archive.requests()
+        paths = [r["path"] for r in requests]
+        assert "/tap/sync" in paths and "/datalink/sync" in paths
+        files = sorted({p.rsplit("/", 1)[1] for p in paths if p.startswith("/dataPortal/")})
+        assert files == ["2023.1.00042.S_uid___A001_X3f01_X1a5_auxiliary.tar", "2023.1.00042.S_uid___A002_Xb1e2a0_X1.asdm.sdm.tar",
+                         "2023.1.00042.S_uid___A002_Xb1f3c4_X1.asdm.sdm.tar"], files  # never the image tar
+    finally:
+        archive.stop()
+
+
+def test_proprietary_archive_data_are_refused_without_a_token_and_fetched_with_one(tmp_path, agents):
+    from e2e_support import start_alma_archive
+    archive = start_alma_archive(archive_config(tmp_path, dataRights="Proprietary", releaseDate="3000-01-01T00:00:00.000",
+                                                token="s3cret-token"), tmp_path / "archive")
+    try:
+        agent = Agent(tmp_path / "a", None, extra={"sources": {"almaArchive": {"url": archive.url}}}, catalogue=False).start()
+        agents.append(agent)
+        agent.drop("closed", {"mous": MOUS_A, "source": {"archive": "alma"}})
+        status = agent.wait_terminal("closed", timeout=120)
+        assert status["state"] == "failed" and status["error"]["code"] == "proprietary", json.dumps(status, indent=1)
+        assert "3000-01-01" in status["error"]["message"] and "tokenFile" in status["error"]["hint"]
+        assert not [r for r in archive.requests() if r["path"].startswith("/dataPortal/")], "nothing fetched"
+        agent.stop()
+
+        token = tmp_path / "token"
+        token.write_text("s3cret-token\n")
+        token.chmod(0o600)
+        agent = Agent(tmp_path / "b", None, extra={"sources": {"almaArchive": {"url": archive.url, "tokenFile": str(token)}}},
+                      catalogue=False).start()
+        agents.append(agent)
+        agent.drop("open", {"mous": MOUS_A, "source": {"archive": "alma"}})
+        status = agent.wait_terminal("open")
+        assert status["state"] == "succeeded", json.dumps(status, indent=1) + agent.log_tail()
+        fetched = [r for r in archive.requests() if r["path"].startswith("/dataPortal/") and r["method"] == "GET"]
+        assert fetched and all((r.get("headers") or {}).get("authorization", {}).get("tokenValid") for r in fetched), fetched
+        assert archive.failures() == []
+    finally:
+        archive.stop()

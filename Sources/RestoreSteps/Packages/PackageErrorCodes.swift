@@ -14,6 +14,4 @@ extension RestoreError.Code {
     public static let packageFileTruncated: Self = "packageFileTruncated"
     /// The source names a kind the configuration does not enable (no archive URL, …).
     public static let sourceNotConfigured: Self = "sourceNotConfigured"
-    /// The ALMA archive does not know the MOUS, or answered something the agent cannot use.
-    public static let archiveLookupFailed: Self = "archiveLookupFailed"
 }

@@ -39,17 +39,15 @@ enum PackageStagingSteps {
         }
         guard !remote.isEmpty else { return }
         let downloads = context.workArea.downloads
-        let files = remote.map { eb, source in
-            (RemotePackage.archiveFile(for: source), eb.asdmDiskName.rawValue, downloads + "/" + source.path, source.url ?? "")
-        }
-        try await RemotePackage.fetch(files.map { ($0.0, $0.2, $0.3) }, context: context, reporter: reporter, label: "raw data (\(remote.count) ASDM tars)")
-        for (file, name, path, _) in files {
+        try await RemotePackage.fetch(remote.map { _, source in (RemotePackage.archiveFile(for: source), downloads + "/" + source.path, source.url ?? "") },
+                                      context: context, reporter: reporter, label: "raw data (\(remote.count) ASDM tars)")
+        for (eb, source) in remote {
             try checkCancellation()
+            let path = downloads + "/" + source.path
             try await Blocking.run { () throws(RestoreError) in
-                try RawdataStep.unpack(path, as: name, into: rawdata, limits: limits)
+                try RawdataStep.unpack(path, as: eb.asdmDiskName.rawValue, into: rawdata, limits: limits)
                 FileSystemSteps.remove(path)  // the cache keeps its own copy
             }
-            _ = file
         }
     }
 
