@@ -63,11 +63,13 @@ def load(fixture_dir):
 
 
 def ppr_sessions(mous_entry):
-    """SESSION_n lists per INTERFACES.md §1: sessions ordered by endTime, every QA0 counts, Pass EBs listed."""
+    """SESSION_n lists per INTERFACES.md §1: sessions ordered by endTime, every QA0 counts, Pass EBs listed, spelled
+    as the agent's PPR writer (and the pipeline's own PPRs) spell them: sanitised, uid___A002_X…_X…."""
     sessions = sorted(mous_entry["sessions"], key=lambda s: (s["endTime"] or "", s["startTime"] or "", s["id"]))
     out = []
     for s in sessions:
-        out.append([eb["uid"] for eb in mous_entry["execBlocks"] if eb["sessionId"] == s["id"] and eb["qa0"] == "Pass"])
+        out.append([sanitize(eb["uid"]) for eb in mous_entry["execBlocks"]
+                    if eb["sessionId"] == s["id"] and eb["qa0"] == "Pass"])
     return out
 
 
@@ -98,7 +100,8 @@ def stage(fixture_dir, mous, root, sessions=None, skip_products=(), ppr_name="PP
     if sessions is None:
         sessions = ppr_sessions(entry)
         if only_ebs is not None:
-            sessions = [[uid for uid in s if uid in only_ebs] for s in sessions]
+            keep = {sanitize(uid) for uid in only_ebs}
+            sessions = [[uid for uid in s if uid in keep] for s in sessions]
     text = build_ppr(mous, rel, asdms, sessions, part_id=entry["obsUnitSetPartId"],
                      sb_uid=entry["schedBlock"]["uid"], sb_status=entry["schedBlock"]["statusUid"])
     ppr_path = os.path.join(base, "working", ppr_name)
