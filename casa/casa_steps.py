@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """CASA operations shared by the fixture generator and the restore program.
 
-Each operation runs in its own interpreter (``python3 casa_steps.py STEP JSON``), because some CASA C++
-errors call abort() and would otherwise take the caller down. ``run_step`` is the caller side: it spawns
-the step with the current interpreter and returns (ok, reason).
+Every CASA operation runs in a child interpreter (``python3 casa_steps.py STEP JSON``), never in the caller,
+because some CASA C++ errors call abort() and would otherwise take the caller down. ``run_step`` is the caller
+side for one step: it spawns it with the current interpreter and returns (ok, reason, result).
+
+The restore program runs one child per execution block (step ``restore_eb``: importasdm, flag restore, caltables,
+applycal in one interpreter, the pipeline's order), not one per operation: CASA's results depend on what the
+process did before (an EB restored step by step differed from the same EB restored in one process by
+|ΔCORRECTED_DATA| 2.7e-7), so the unit that must be reproducible is "one EB in one fresh process". A child
+announces each stage with a ``CASA_STEP_STAGE <stage>`` line and ends with one ``CASA_STEP_RESULT {json}`` line.
 
 The importasdm parameters are the pipeline's (hifa_importdata / hifa_restoredata); they must be identical
 in calibration and restore because saved flag versions are row-aligned.
@@ -31,6 +37,10 @@ FINAL_FLAG_VERSION = "Pipeline_Final"
 FINAL_FLAG_COMMENT = "Final pipeline flags"
 
 STEP_RESULT_PREFIX = "CASA_STEP_RESULT "
+STEP_STAGE_PREFIX = "CASA_STEP_STAGE "
+
+# The stages of one EB's restore (step restore_eb), in the pipeline's order.
+EB_STAGES = ("importasdm", "flag restore", "caltables", "applycal")
 
 
 class StepError(Exception):
@@ -81,7 +91,8 @@ def _casalog_to(logfile):
 
 
 def safe_extract(tgz, dest, members_filter=None):
-    """Extract a tarball into dest, refusing absolute paths, '..' and links out of dest."""
+    """Extract a tarball into dest, refusing absolute paths, '..', links and anything that is not a regular file
+    or a directory (devices, FIFOs). Every member is checked, also those the filter skips."""
     dest = os.path.abspath(dest)
     names = []
     with tarfile.open(tgz, "r:*") as tf:
@@ -92,6 +103,8 @@ def safe_extract(tgz, dest, members_filter=None):
                 raise StepError("unsafe path in %s: %s" % (os.path.basename(tgz), m.name))
             if m.issym() or m.islnk():
                 raise StepError("link in %s: %s" % (os.path.basename(tgz), m.name))
+            if not (m.isfile() or m.isdir()):
+                raise StepError("not a regular file or directory in %s: %s" % (os.path.basename(tgz), m.name))
             if members_filter and not members_filter(m.name):
                 continue
             members.append(m)
@@ -154,6 +167,33 @@ def step_applycal(a):
     return {"applied": len(a["calls"])}
 
 
+def step_restore_eb(a):
+    """One EB's whole restore in this process, in the pipeline's order (hifa_restoredata): importasdm, flag
+    restore, the EB's members of its session's caltables tarball, applycal replay.
+
+    a: asdm, vis, flags_tgz, versionname, caltables_tgz, calls (as for step_applycal).
+    Prints a CASA_STEP_STAGE line as each stage starts (the caller names the failing stage from the last one)."""
+    vis = a["vis"]
+    working = os.path.dirname(os.path.abspath(vis))
+    out = {}
+
+    def stage(name):
+        print(STEP_STAGE_PREFIX + name, flush=True)
+
+    stage("importasdm")
+    step_importasdm({"asdm": a["asdm"], "vis": vis})
+    stage("flag restore")
+    out.update(step_restore_flags({"vis": vis, "tgz": a["flags_tgz"],
+                                   "versionname": a.get("versionname", FINAL_FLAG_VERSION)}))
+    stage("caltables")
+    prefix = os.path.basename(vis)
+    names = safe_extract(a["caltables_tgz"], working, members_filter=lambda n: n.startswith(prefix))
+    out["caltables"] = len({n.split("/")[0] for n in names})
+    stage("applycal")
+    out.update(step_applycal({"vis": vis, "calls": a["calls"]}))
+    return out
+
+
 def step_check_ms(a):
     import casatools
     tb = casatools.table()
@@ -173,6 +213,7 @@ STEPS = {
     "importasdm": step_importasdm,
     "restore_flags": step_restore_flags,
     "applycal": step_applycal,
+    "restore_eb": step_restore_eb,
     "check_ms": step_check_ms,
 }
 

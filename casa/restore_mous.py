@@ -3,27 +3,35 @@
 CASA tasks (modular CASA; the ALMA pipeline is not needed).
 
 Usage (CASA venv python; cwd = <root>/<RelativePath>/working; env per casa/casaenv.py):
-    restore_mous.py /abs/path/PPR.xml
+    restore_mous.py [--parallel N] /abs/path/PPR.xml
 
 Contract (INTERFACES.md §3):
 - PPR parsed as executeppr does (ppr.py); rawdata = $SCIPIPE_ROOTDIR/<RelativePath>/rawdata (../rawdata if unset).
 - copytoraw=True semantics: products/*pipeline_manifest.xml and the files the manifest lists are copied from
   ../products into rawdata/; the manifest is chosen like hifa_restoredata (manifest.py).
 - Everything the manifest and PPR must provide is checked before any CASA process starts.
-- Per ASDM: importasdm (pipeline parameters), filler flagversions removed, finalflags untarred,
-  flagmanager restore Pipeline_Final; per session: caltables untarred (session name, else 'default');
-  per ASDM: every applycal( line replayed (calapply.py), applymode='calflagstrict', flagbackup=False.
-- Every CASA operation in its own subprocess. Progress: 'PROGRESS <done> <total> <text>' on stdout.
+- One CASA process per EB (casa_steps.py restore_eb), at most N at a time (--parallel, default cores/2, at least
+  1): importasdm (pipeline parameters), filler flagversions removed, finalflags untarred, flagmanager restore
+  Pipeline_Final, the EB's members of its session's caltables tarball untarred (members named after the session
+  are untarred once, before the EB processes start), every applycal( line replayed (calapply.py),
+  applymode='calflagstrict', flagbackup=False.
+- Progress: 'PROGRESS <done> <total> <text>' on stdout; total = 1 + 4·EBs (preflight, then four stages per EB),
+  text 'EB <AsdmDiskName>: <stage> (<k>/<n> EBs done)'.
 - Failure: errorexit-<UTC YYYYmmddTHHMMSS>.txt in working/, a SEVERE line in the casa log, a one-line
-  reason on stderr, exit status 1 (2 for a usage error).
+  reason on stderr, exit status 1 (2 for a usage error). A failing EB stops the other EB processes.
 """
 import datetime
+import collections
 import glob
+import json
 import os
+import queue
 import shutil
 import signal
+import subprocess
 import sys
 import tarfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,8 +74,9 @@ class CasaLog:
 
 
 class Restore:
-    def __init__(self, ppr_path, cwd=None, environ=None):
+    def __init__(self, ppr_path, cwd=None, environ=None, parallel=1):
         self.ppr_path = ppr_path
+        self.parallel = max(1, int(parallel))
         self.environ = dict(os.environ if environ is None else environ)
         self.working = os.path.abspath(cwd or os.getcwd())
         self.started = utcnow()
@@ -77,8 +86,8 @@ class Restore:
         self.timings = {}
 
     # ------------------------------------------------------------------ output helpers
-    def progress(self, text):
-        self.done += 1
+    def progress(self, text, advance=1):
+        self.done += advance
         print("PROGRESS %d %d %s" % (self.done, self.total, text), flush=True)
         if self.log:
             self.log.post(text)
@@ -86,14 +95,6 @@ class Restore:
     def open_log(self):
         self.log = CasaLog(os.path.join(self.working, "casa-%s.log" % self.started.strftime("%Y%m%d-%H%M%S")))
         self.log.post("restore_mous starting: PPR %s" % self.ppr_path)
-
-    def step(self, name, args, label):
-        t0 = time.time()
-        ok, reason, _ = casa_steps.run_step(name, dict(args, logfile=self.log.path), cwd=self.working,
-                                            env=self.environ)
-        self.timings["%s %s" % (name, label)] = round(time.time() - t0, 2)
-        if not ok:
-            raise RestoreError("%s failed for %s: %s" % (name, label, reason))
 
     # ------------------------------------------------------------------ phases
     def run(self):
@@ -119,7 +120,7 @@ class Restore:
         for c in p["commands"]:
             if c["command"] == "hifa_restoredata" and "copytoraw" in c["params"]:
                 copytoraw = bool(c["params"]["copytoraw"])
-        self.total = 1 + 3 * len(asdms) + len(sessions)
+        self.total = 1 + len(casa_steps.EB_STAGES) * len(asdms)
         m, calls = self.preflight(asdms, sessions, copytoraw)
         oussid = ppr_mod.sanitize(p["OUSStatusRef"]["entityId"])
         if m.ous_name and m.ous_name != oussid:
@@ -127,34 +128,33 @@ class Restore:
         self.log.post("manifest %s: original CASA %s, pipeline %s, procedure %s" % (
             os.path.basename(m.path), m.values.get("casaversion"), m.values.get("pipeline_version"),
             m.values.get("procedure_name")))
-        self.progress("preflight ok: %d ASDM(s) in %s; manifest %s"
-                      % (len(asdms), ", ".join(sessions), os.path.basename(m.path)))
-
-        for a in asdms:
-            disk = a["AsdmDiskName"]
-            self.step("importasdm", {"asdm": os.path.join(self.rawdata, disk),
-                                     "vis": os.path.join(self.working, disk + ".ms")}, disk)
-            self.progress("imported %s" % disk)
-        for a in asdms:
-            vis = a["AsdmDiskName"] + ".ms"
-            self.step("restore_flags", {"vis": os.path.join(self.working, vis),
-                                        "tgz": os.path.join(self.rawdata, m.finalflags_for(vis)),
-                                        "versionname": casa_steps.FINAL_FLAG_VERSION}, vis)
-            self.progress("restored flags %s of %s" % (casa_steps.FINAL_FLAG_VERSION, vis))
+        # Caltables named after a session (not after one of its MSes) serve every EB of the session: untarred
+        # once here, so EB processes running in parallel never write the same files.
         for s in sessions:
             tgz = m.caltables_for(s)
-            prefixes = tuple([a["AsdmDiskName"] + ".ms" for a in asdms if a["session"] == s] + [s])
+            mses = tuple(a["AsdmDiskName"] + ".ms" for a in asdms if a["session"] == s)
             try:
                 names = casa_steps.safe_extract(os.path.join(self.rawdata, tgz), self.working,
-                                                members_filter=lambda n: n.startswith(prefixes))
+                                                members_filter=lambda n: n.startswith(s) and not n.startswith(mses))
             except (casa_steps.StepError, tarfile.TarError, OSError) as e:
                 raise RestoreError("cannot extract %s: %s" % (tgz, e))
-            ntab = len({n.split("/")[0] for n in names})
-            self.progress("extracted %d caltable(s) of %s from %s" % (ntab, s, tgz))
+            if names:
+                self.log.post("extracted %d session caltable(s) of %s from %s"
+                              % (len({n.split("/")[0] for n in names}), s, tgz))
+        self.progress("preflight ok: %d ASDM(s) in %s; manifest %s; up to %d EB process(es)"
+                      % (len(asdms), ", ".join(sessions), os.path.basename(m.path), self.parallel))
+        jobs = []
         for a in asdms:
-            vis = a["AsdmDiskName"] + ".ms"
-            self.step("applycal", {"vis": os.path.join(self.working, vis), "calls": calls[vis]}, vis)
-            self.progress("applied %d applycal call(s) to %s" % (len(calls[vis]), vis))
+            disk = a["AsdmDiskName"]
+            vis = disk + ".ms"
+            jobs.append((disk, {"asdm": os.path.join(self.rawdata, disk),
+                                "vis": os.path.join(self.working, vis),
+                                "flags_tgz": os.path.join(self.rawdata, m.finalflags_for(vis)),
+                                "versionname": casa_steps.FINAL_FLAG_VERSION,
+                                "caltables_tgz": os.path.join(self.rawdata, m.caltables_for(a["session"])),
+                                "calls": calls[vis],
+                                "logfile": self.log.path}))
+        EBScheduler(self, jobs).run()
         self.log.post("restore_mous finished: %s" % ", ".join(a["AsdmDiskName"] + ".ms" for a in asdms))
 
     def preflight(self, asdms, sessions, copytoraw):
@@ -240,17 +240,190 @@ class Restore:
         print("restore_mous: %s" % reason, file=sys.stderr, flush=True)
 
 
+class EBProcess:
+    """One EB's CASA process (casa_steps.py restore_eb) and the threads reading its output into the events queue.
+
+    The process boundary is per EB on purpose: (1) fidelity — CASA's results depend on what the process did
+    before, so each EB gets a fresh interpreter of its own and is then bit-identical to that EB restored alone,
+    whatever the order or parallelism; (2) isolation — a CASA abort() (or a crash) ends one EB's process, not
+    this runner, which reports it naming the EB and stops the others; (3) stopping — a process can be stopped
+    (SIGTERM, then SIGKILL) where a thread running CASA could not. It stays in this runner's process group, so
+    the agent's SIGTERM/SIGKILL to the group reaches it even if this runner is killed first."""
+
+    def __init__(self, disk, args, working, environ, events):
+        self.disk = disk
+        self.stage = None
+        self.result = None
+        self.stderr_tail = collections.deque(maxlen=20)
+        self.started = time.time()
+        argv = [sys.executable, os.path.join(HERE, "casa_steps.py"), "restore_eb", json.dumps(args)]
+        self.proc = subprocess.Popen(argv, cwd=working, env=environ, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        self._events = events
+        self._err = threading.Thread(target=self._read_stderr, daemon=True)
+        self._err.start()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            if line.strip():
+                self.stderr_tail.append(line.rstrip())
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith(casa_steps.STEP_STAGE_PREFIX):
+                self._events.put((self, "stage", line[len(casa_steps.STEP_STAGE_PREFIX):].strip()))
+            elif line.startswith(casa_steps.STEP_RESULT_PREFIX):
+                try:
+                    self.result = json.loads(line[len(casa_steps.STEP_RESULT_PREFIX):])
+                except ValueError:
+                    self.result = {"ok": False, "reason": "unreadable result line"}
+        rc = self.proc.wait()
+        self._err.join(timeout=5)
+        self._events.put((self, "exit", rc))
+
+    def failure(self, rc):
+        """The one-line reason this EB failed, or None if it succeeded."""
+        stage = self.stage or "start"
+        if self.result is not None and not self.result.get("ok"):
+            why = self.result.get("reason") or "unknown error"
+        elif rc < 0:
+            why = "CASA process killed by signal %d (%s)" % (-rc, _signal_name(-rc))
+        elif rc != 0:
+            tail = list(self.stderr_tail)[-1:]
+            why = "CASA process exited with status %d%s" % (rc, (": " + tail[0]) if tail else "")
+        elif self.result is None:
+            why = "CASA process produced no result"
+        else:
+            return None
+        return "%s failed for EB %s: %s" % (stage, self.disk, why)
+
+    def stop(self, grace):
+        """SIGTERM, then SIGKILL after grace seconds; waits for the process."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.terminate()
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=grace + 5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _signal_name(num):
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return "signal %d" % num
+
+
+class EBScheduler:
+    """Runs the EB processes, at most restore.parallel at a time, in PPR order; turns their stage lines into
+    PROGRESS lines; the first failure stops every other EB process and fails the restore naming the EB."""
+
+    STOP_GRACE = 5.0
+
+    def __init__(self, restore, jobs):
+        self.restore = restore
+        self.jobs = list(jobs)
+        self.events = queue.Queue()
+        self.running = {}
+        self.finished = 0
+
+    def _line(self, eb, text):
+        return "EB %s: %s (%d/%d EBs done)" % (eb.disk, text, self.finished, len(self.jobs))
+
+    def run(self):
+        r = self.restore
+        pending = list(self.jobs)
+        try:
+            while pending or self.running:
+                while pending and len(self.running) < r.parallel:
+                    disk, args = pending.pop(0)
+                    eb = EBProcess(disk, args, r.working, r.environ, self.events)
+                    self.running[eb.pid] = eb
+                    r.log.post("EB %s: CASA process %d started" % (disk, eb.pid))
+                try:
+                    eb, kind, value = self.events.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if kind == "stage":
+                    # A new stage means the previous one is done.
+                    advance = 1 if eb.stage is not None else 0
+                    eb.stage = value
+                    r.progress(self._line(eb, value), advance=advance)
+                    continue
+                del self.running[eb.pid]
+                reason = eb.failure(value)
+                r.timings["EB %s" % eb.disk] = round(time.time() - eb.started, 2)
+                if reason is not None:
+                    detail = "\n".join(eb.stderr_tail)
+                    raise RestoreError(reason, detail)
+                self.finished += 1
+                r.progress(self._line(eb, "done, %s caltable(s), %s applycal call(s)"
+                                      % ((eb.result or {}).get("caltables"), (eb.result or {}).get("applied"))))
+        finally:
+            self.stop_all()
+
+    def stop_all(self):
+        """Stops every EB process still running (another EB failed, or this runner was terminated)."""
+        for eb in list(self.running.values()):
+            if eb.proc.poll() is None:
+                try:
+                    self.restore.log.post("EB %s: stopping CASA process %d" % (eb.disk, eb.pid), "WARN")
+                except OSError:
+                    pass
+            eb.stop(self.STOP_GRACE)
+        self.running.clear()
+
+
 def _terminate(signum, frame):
     raise Terminated(signal.Signals(signum).name)
 
 
+def default_parallel():
+    """Half the cores, at least 1 (the agent passes casa.parallelExecBlocks, whose default is the same)."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+USAGE = "usage: restore_mous.py [--parallel N] /abs/path/PPR.xml"
+
+
+def parse_args(argv):
+    """(parallel, ppr) or None for a usage error."""
+    parallel = default_parallel()
+    args = list(argv)
+    while args and args[0].startswith("-"):
+        opt = args.pop(0)
+        if opt.startswith("--parallel="):
+            value = opt.split("=", 1)[1]
+        elif opt == "--parallel" and args:
+            value = args.pop(0)
+        else:
+            return None
+        if not value.isdigit() or int(value) < 1:
+            return None
+        parallel = int(value)
+    if len(args) != 1:
+        return None
+    return parallel, args[0]
+
+
 def main(argv):
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: restore_mous.py /abs/path/PPR.xml", file=sys.stderr)
+    parsed = parse_args(argv)
+    if parsed is None:
+        print(USAGE, file=sys.stderr)
         return 2
+    parallel, ppr_path = parsed
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
-    r = Restore(os.path.abspath(argv[0]))
+    r = Restore(os.path.abspath(ppr_path), parallel=parallel)
     try:
         r.run()
     except RestoreError as e:

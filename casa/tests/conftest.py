@@ -63,16 +63,20 @@ def load(fixture_dir):
 
 
 def ppr_sessions(mous_entry):
-    """SESSION_n lists per INTERFACES.md §1: sessions ordered by endTime, every QA0 counts, Pass EBs listed."""
+    """SESSION_n lists per INTERFACES.md §1: sessions ordered by endTime, every QA0 counts, Pass EBs listed, spelled
+    as the agent's PPR writer (and the pipeline's own PPRs) spell them: sanitised, uid___A002_X…_X…."""
     sessions = sorted(mous_entry["sessions"], key=lambda s: (s["endTime"] or "", s["startTime"] or "", s["id"]))
     out = []
     for s in sessions:
-        out.append([eb["uid"] for eb in mous_entry["execBlocks"] if eb["sessionId"] == s["id"] and eb["qa0"] == "Pass"])
+        out.append([sanitize(eb["uid"]) for eb in mous_entry["execBlocks"]
+                    if eb["sessionId"] == s["id"] and eb["qa0"] == "Pass"])
     return out
 
 
-def stage(fixture_dir, mous, root, sessions=None, skip_products=(), ppr_name="PPR_uid___A001_X3f01_X1a8.xml"):
+def stage(fixture_dir, mous, root, sessions=None, skip_products=(), ppr_name="PPR_uid___A001_X3f01_X1a8.xml",
+          only_ebs=None):
     """Lay out <root>/<rel>/{rawdata,working,products} for one MOUS of the fixture and write the PPR.
+    only_ebs: restrict the PPR (ASDMs and SESSION_n lists, numbering kept) to these EB uids.
     Returns (ppr_path, working_dir, entry)."""
     cat, _ = load(fixture_dir)
     entry = next(m for m in cat["mouses"] if m["mous"] == mous)
@@ -84,7 +88,7 @@ def stage(fixture_dir, mous, root, sessions=None, skip_products=(), ppr_name="PP
     store = os.path.join(fixture_dir, "store")
     asdms = []
     for eb in entry["execBlocks"]:
-        if eb["qa0"] != "Pass":
+        if eb["qa0"] != "Pass" or (only_ebs is not None and eb["uid"] not in only_ebs):
             continue
         disk = sanitize(eb["uid"])
         with tarfile.open(os.path.join(store, eb["asdm"]["ngasFileId"])) as tf:
@@ -95,6 +99,9 @@ def stage(fixture_dir, mous, root, sessions=None, skip_products=(), ppr_name="PP
             shutil.copy(os.path.join(store, p["ngasFileId"]), os.path.join(base, "products"))
     if sessions is None:
         sessions = ppr_sessions(entry)
+        if only_ebs is not None:
+            keep = {sanitize(uid) for uid in only_ebs}
+            sessions = [[uid for uid in s if uid in keep] for s in sessions]
     text = build_ppr(mous, rel, asdms, sessions, part_id=entry["obsUnitSetPartId"],
                      sb_uid=entry["schedBlock"]["uid"], sb_status=entry["schedBlock"]["statusUid"])
     ppr_path = os.path.join(base, "working", ppr_name)
@@ -103,13 +110,13 @@ def stage(fixture_dir, mous, root, sessions=None, skip_products=(), ppr_name="PP
     return ppr_path, os.path.join(base, "working"), entry
 
 
-def run_restore(root, ppr_path, working, timeout=600):
+def run_restore(root, ppr_path, working, timeout=600, options=()):
     logs = os.path.join(root, "logs")
     env = casa_env(os.path.join(logs, "home"))
     env["SCIPIPE_ROOTDIR"] = root
     env["SCIPIPE_LOGDIR"] = logs
-    return subprocess.run([sys.executable, os.path.join(CASA_DIR, "restore_mous.py"), ppr_path], cwd=working,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, os.path.join(CASA_DIR, "restore_mous.py")] + list(options) + [ppr_path],
+                          cwd=working, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def compare(ms, ref):

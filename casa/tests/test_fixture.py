@@ -40,7 +40,7 @@ def test_sessions_and_qa0(fixture_dir):
     serial = {"uid://A001/X3f01/X1a5": "X1", "uid://A001/X3f01/X1b0": "X2"}
     for m in cat["mouses"]:
         s = serial[m["mous"]]
-        assert ppr_sessions(m) == [["uid://A002/Xb1e2a0/" + s], [], ["uid://A002/Xb1f3c4/" + s]]
+        assert ppr_sessions(m) == [["uid___A002_Xb1e2a0_" + s], [], ["uid___A002_Xb1f3c4_" + s]]
         fail = [eb for eb in m["execBlocks"] if eb["qa0"] == "Fail"]
         assert len(fail) == 1 and "asdm" not in fail[0]
         for eb in m["execBlocks"]:

@@ -72,7 +72,7 @@ def test_sigterm_ends_in_errorexit_and_kills_casa(fixture_dir, tmp_path):
     env["SCIPIPE_ROOTDIR"] = root
     proc = subprocess.Popen([sys.executable, os.path.join(CASA_DIR, "restore_mous.py"), ppr_path], cwd=working,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = proc.stdout.readline()  # preflight done; the importasdm subprocess is starting
+    first = proc.stdout.readline()  # preflight done; the EB processes are starting
     assert first.startswith("PROGRESS 1 ")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -81,7 +81,7 @@ def test_sigterm_ends_in_errorexit_and_kills_casa(fixture_dir, tmp_path):
     assert glob.glob(os.path.join(working, "errorexit-*.txt"))
     deadline = time.time() + 10
     while time.time() < deadline:
-        ps = subprocess.run(["pgrep", "-f", "casa_steps.py importasdm .*%s" % os.path.basename(root)],
+        ps = subprocess.run(["pgrep", "-f", "casa_steps.py restore_eb .*%s" % os.path.basename(root)],
                             capture_output=True, text=True)
         if ps.stdout.strip() == "":
             break

@@ -69,7 +69,10 @@ def test_restore_progress_and_log(restored_a):
     lines = [l for l in p.stdout.splitlines() if l.strip()]
     assert lines and all(re.match(r"^PROGRESS \d+ \d+ \S", l) for l in lines), p.stdout
     nums = [tuple(map(int, l.split()[1:3])) for l in lines]
-    assert [d for d, _ in nums] == list(range(1, len(nums) + 1))
+    # preflight, then per EB a line as each of its 4 stages starts (done = stages finished so far) and one
+    # when it is done; total = 1 + 4·EBs
+    assert len(lines) == 1 + 5 * 2 and all(t == 9 for _, t in nums)
+    assert [d for d, _ in nums] == sorted(d for d, _ in nums) and nums[0][0] == 1
     assert nums[-1][0] == nums[-1][1]
     log = casa_log(working)
     assert "applycal" in log and "restore_mous finished" in log

@@ -307,9 +307,13 @@ struct CASASettings: Codable, Sendable {
     var timeoutSeconds: Double = 48 * 3600
     /// Between SIGTERM and SIGKILL of the CASA process group.
     var killGraceSeconds: Double = 10
+    /// Execution blocks the modular runner restores at once, each in its own CASA process (`restore_mous.py
+    /// --parallel`); at least 1. Default (nil): half the cores, at least 1.
+    var parallelExecBlocks: Int?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case defaultInstallation, installations, modularVenv, programDirectory, timeoutSeconds, killGraceSeconds
+        case parallelExecBlocks
     }
     init() {}
     init(from decoder: any Decoder) throws {
@@ -322,6 +326,10 @@ struct CASASettings: Codable, Sendable {
         programDirectory = try c.decodeIfPresent(String.self, forKey: .programDirectory)
         timeoutSeconds = try c.value(.timeoutSeconds, default: d.timeoutSeconds)
         killGraceSeconds = try c.value(.killGraceSeconds, default: d.killGraceSeconds)
+        parallelExecBlocks = try c.decodeIfPresent(Int.self, forKey: .parallelExecBlocks)
+        if let n = parallelExecBlocks, n < 1 {
+            throw ConfigurationError(path: "$.casa.parallelExecBlocks", message: "must be at least 1, not \(n)")
+        }
     }
 }
 

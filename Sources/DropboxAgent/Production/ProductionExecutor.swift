@@ -38,6 +38,7 @@ struct ProductionExecutor: RestoreExecutor {
             rawdataCommand: c.archive.rawdataSource == "command" ? c.archive.rawdataCommand : nil,
             casaInstallations: installations, defaultCASA: c.casa.defaultInstallation,
             casaTimeout: .milliseconds(Int(c.casa.timeoutSeconds * 1000)), casaKillGrace: .milliseconds(Int(c.casa.killGraceSeconds * 1000)),
+            casaParallelExecBlocks: c.casa.parallelExecBlocks ?? ModularRunner.defaultParallelExecBlocks,
             downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL, deliveryGroup: try deliveryGroup(c.delivery.group),
             agentVersion: DropboxAgentCommand.version, sources: c.sources.restoreSettings, httpOptions: httpOptions(c))
     }

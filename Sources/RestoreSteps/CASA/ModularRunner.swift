@@ -1,10 +1,14 @@
+internal import Foundation
 public import Logging
 
 /// Runs the repository's restore program in a modular CASA venv (INTERFACES §3):
 ///
-/// `<venv>/bin/python3 <programDir>/restore_mous.py <PPR>`, cwd `working/`, environment `SCIPIPE_ROOTDIR`,
+/// `<venv>/bin/python3 <programDir>/restore_mous.py --parallel <N> <PPR>`, cwd `working/`, environment `SCIPIPE_ROOTDIR`,
 /// `SCIPIPE_LOGDIR`, `CASASITECONFIG=<venv>/casasiteconfig.py`, `HOME=<logs>/home` (private), `MPLBACKEND=Agg`,
 /// `PATH`, `LANG=C.UTF-8`, `PYTHONUNBUFFERED=1` (so `PROGRESS` lines arrive as they are printed), no `DISPLAY`.
+///
+/// `restore_mous.py` restores each execution block in a CASA process of its own, up to `N` at a time
+/// (``parallelExecBlocks``); its `PROGRESS` texts name the EB and the stage (`EB <disk>: applycal (1/2 EBs done)`).
 public struct ModularRunner: CASARunner {
     /// The installation (kind `.modular`; ``CASAInstallation/home`` is the venv).
     public let installation: CASAInstallation
@@ -12,6 +16,8 @@ public struct ModularRunner: CASARunner {
     public let programDir: String
     /// Time between SIGTERM and SIGKILL when CASA is stopped.
     public let gracePeriod: Duration
+    /// How many execution blocks are restored at once, each in its own CASA process (`--parallel`, at least 1).
+    public let parallelExecBlocks: Int
     private let logger: Logger
 
     /// - Parameters:
@@ -19,12 +25,22 @@ public struct ModularRunner: CASARunner {
     ///   - programDir: the repository's `casa/` directory; defaults to ``CASAInstallation/programDir``, else `casa`
     ///     relative to the agent's working directory.
     ///   - gracePeriod: time between SIGTERM and SIGKILL to the process group (default 10 s).
+    ///   - parallelExecBlocks: EB processes at once (default ``defaultParallelExecBlocks``; below 1 counts as 1).
     ///   - logger: receives the argv, environment and outcome.
-    public init(installation: CASAInstallation, programDir: String? = nil, gracePeriod: Duration = .seconds(10), logger: Logger) {
+    public init(
+        installation: CASAInstallation, programDir: String? = nil, gracePeriod: Duration = .seconds(10),
+        parallelExecBlocks: Int = ModularRunner.defaultParallelExecBlocks, logger: Logger
+    ) {
         self.installation = installation
         self.programDir = programDir ?? installation.programDir ?? "casa"
         self.gracePeriod = gracePeriod
+        self.parallelExecBlocks = max(1, parallelExecBlocks)
         self.logger = logger
+    }
+
+    /// Half the active processor cores, at least 1 (`casa.parallelExecBlocks`' default).
+    public static var defaultParallelExecBlocks: Int {
+        max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
     }
 
     /// `<venv>/bin/python3`.
@@ -50,7 +66,8 @@ public struct ModularRunner: CASARunner {
                 "PYTHONUNBUFFERED": "1",
             ])
         return try await RunnerSupport.launch(
-            executable: executable, arguments: [program, invocation.ppr], environment: environment, installation: installation,
+            executable: executable, arguments: [program, "--parallel", String(parallelExecBlocks), invocation.ppr],
+            environment: environment, installation: installation,
             invocation: invocation, gracePeriod: gracePeriod, reporter: reporter, logger: logger)
     }
 }

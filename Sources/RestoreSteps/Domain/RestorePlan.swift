@@ -58,10 +58,12 @@ public struct RestorePlan: Sendable, Codable, Hashable {
     /// Everything to fetch, in bytes.
     public var totalBytes: Int64 { asdmBytes + productBytes }
 
-    /// The `SESSION_1…N` intents: keyword and the Pass EBs of that session joined by `" | "` (empty for gaps).
+    /// The `SESSION_1…N` intents: keyword and the Pass EBs of that session joined by `" | "` (empty for gaps),
+    /// spelled as the pipeline's own PPRs spell them: the sanitised uid (`uid___A002_Xc7111c_X3979`, which is
+    /// also the EB's `AsdmDiskName`), so executeppr matches them to the AsdmIdentifiers without translating.
     public var sessionIntents: [(keyword: String, value: String)] {
         sessions.sessions.map { session in
-            let members = execBlocks.filter { $0.sessionNumber == session.number }.map(\.uid.rawValue)
+            let members = execBlocks.filter { $0.sessionNumber == session.number }.map(\.asdmDiskName.rawValue)
             return (session.keyword, members.joined(separator: " | "))
         }
     }

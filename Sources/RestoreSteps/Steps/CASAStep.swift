@@ -23,7 +23,9 @@ public struct CASAStep: PipelineStep {
 
         let runner: any CASARunner = switch installation.kind {
         case .pipeline: PipelineRunner(installation: installation, gracePeriod: context.services.casaKillGrace, logger: context.logger)
-        case .modular: ModularRunner(installation: installation, programDir: installation.programDir, gracePeriod: context.services.casaKillGrace, logger: context.logger)
+        case .modular: ModularRunner(
+            installation: installation, programDir: installation.programDir, gracePeriod: context.services.casaKillGrace,
+            parallelExecBlocks: context.services.casaParallelExecBlocks, logger: context.logger)
         }
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
         let invocation = CASAInvocation(

@@ -28,6 +28,8 @@ public struct RestoreServices: Sendable {
     public var casaTimeout: Duration
     /// Between SIGTERM and SIGKILL of the CASA process group.
     public var casaKillGrace: Duration
+    /// How many execution blocks the modular runner restores at once, each in its own CASA process.
+    public var casaParallelExecBlocks: Int
     /// The download area, one directory per request.
     public var downloadDirectory: String
     /// Public URL of the download area (`https://host/downloads`); nil gives `file://` URLs.
@@ -45,7 +47,8 @@ public struct RestoreServices: Sendable {
         catalogue: any MetadataSource, store: any ArchiveStore, cache: FileCache?, parallelTransfers: Int = 2,
         allowProprietary: Bool = false, rawdataCommand: [String]? = nil, archiveLimits: ArchiveLimits = ArchiveLimits(),
         casaInstallations: [CASAInstallation], defaultCASA: String?, casaTimeout: Duration = .seconds(48 * 3600),
-        casaKillGrace: Duration = .seconds(10), downloadDirectory: String, downloadBaseURL: String? = nil,
+        casaKillGrace: Duration = .seconds(10), casaParallelExecBlocks: Int = ModularRunner.defaultParallelExecBlocks,
+        downloadDirectory: String, downloadBaseURL: String? = nil,
         deliveryGroup: gid_t? = nil, agentVersion: String, sources: SourceSettings = SourceSettings(),
         httpOptions: HTTPStoreOptions = HTTPStoreOptions()
     ) {
@@ -60,6 +63,7 @@ public struct RestoreServices: Sendable {
         self.defaultCASA = defaultCASA
         self.casaTimeout = casaTimeout
         self.casaKillGrace = casaKillGrace
+        self.casaParallelExecBlocks = max(1, casaParallelExecBlocks)
         self.downloadDirectory = downloadDirectory
         self.downloadBaseURL = downloadBaseURL
         self.deliveryGroup = deliveryGroup

@@ -15,7 +15,8 @@ public import Foundation
 ///   declare their own prefixes (`ns1`…`ns6`); Command/Parameter stay in the default namespace. The parser
 ///   matches local names only, but every prefix must be declared (rule 10).
 /// - Intents: `INTERFEROMETRY_STANDARD_OBSERVING_MODE=Undefined`, then `SESSION_1…N` (every session, empty
-///   `Value` for sessions without a restorable EB; EB uids joined by `" | "`).
+///   `Value` for sessions without a restorable EB; sanitised EB uids `uid___A002_X…_X…`, as the pipeline's own PPRs
+///   spell them, joined by `" | "`).
 /// - One `SchedBlockIdentifier` holding `RelativePath` and one `AsdmIdentifier` per QA0-Pass EB.
 public enum PPRWriter {
     /// The PPR fields that describe who made the request rather than what to restore.

@@ -51,7 +51,7 @@ import Testing
         entry.execBlocks[0].qa0 = "SemiPass"
         entry.execBlocks[1].qa0 = "Fail"
         let plan = try SeedMous.plan(entry)
-        #expect(plan.sessionIntents.map(\.value) == ["", SeedMous.eb3, SeedMous.eb4])
+        #expect(plan.sessionIntents.map(\.value) == ["", disk(SeedMous.eb3), disk(SeedMous.eb4)])
         #expect(plan.execBlocks.map(\.sessionName) == ["session_2", "session_3"])
     }
 

@@ -65,7 +65,7 @@ import Testing
     }
 
     @Test func pipeWithoutSpaces() throws {
-        try expectCaught("rule 6") { $0.replacingOccurrences(of: "uid://A002/Xc7111c/X3979 | uid://A002/Xc7111c/X409e", with: "uid://A002/Xc7111c/X3979|uid://A002/Xc7111c/X409e") }
+        try expectCaught("rule 6") { $0.replacingOccurrences(of: "uid___A002_Xc7111c_X3979 | uid___A002_Xc7111c_X409e", with: "uid___A002_Xc7111c_X3979|uid___A002_Xc7111c_X409e") }
     }
 
     @Test func asdmSuffixOrWrongDiskName() throws {
@@ -104,7 +104,7 @@ import Testing
     }
 
     @Test func numericLookingValue() throws {
-        try expectCaught("rule 8") { $0.replacingOccurrences(of: ">uid://A002/Xc72427/X2dfe</Value>", with: ">12345</Value>") }
+        try expectCaught("rule 8") { $0.replacingOccurrences(of: ">uid___A002_Xc72427_X2dfe</Value>", with: ">12345</Value>") }
     }
 
     @Test func writeChecksThenWritesAtomically() throws {

@@ -1,7 +1,7 @@
 """A fake casa/restore_mous.py for the modular runner's tests (stdlib only).
 
 Checks the INTERFACES §3 contract and exits 97 with a message on stderr if anything is wrong:
-argv [<venv>/bin/python3, <this file>, <absolute PPR>], cwd ending in /working, SCIPIPE_ROOTDIR, SCIPIPE_LOGDIR,
+argv [<venv>/bin/python3, <this file>, --parallel, <N ≥ 1>, <absolute PPR>], cwd ending in /working, SCIPIPE_ROOTDIR, SCIPIPE_LOGDIR,
 CASASITECONFIG=<venv>/casasiteconfig.py (existing), HOME=<SCIPIPE_LOGDIR>/home (existing), MPLBACKEND=Agg,
 LANG=C.UTF-8, PATH set, no DISPLAY. Then behaves as $SCIPIPE_LOGDIR/../behaviour says (succeed or fail).
 """
@@ -16,8 +16,9 @@ def fail(message):
 
 
 def main():
-    if len(sys.argv) != 2 or not os.path.isabs(sys.argv[1]) or not os.path.isfile(sys.argv[1]):
-        fail("argv %r: expected one absolute PPR path" % sys.argv)
+    if (len(sys.argv) != 4 or sys.argv[1] != "--parallel" or not sys.argv[2].isdigit() or int(sys.argv[2]) < 1
+            or not os.path.isabs(sys.argv[3]) or not os.path.isfile(sys.argv[3])):
+        fail("argv %r: expected --parallel N and one absolute PPR path" % sys.argv)
     venv = sys.prefix
     if sys.prefix == sys.base_prefix:
         fail("not running in a venv (sys.prefix %s)" % sys.prefix)
