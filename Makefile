@@ -2,7 +2,7 @@
 .PHONY: demo test deps build bench clean deb
 
 demo:
-	bash scripts/demo.sh
+	SOURCE="$(SOURCE)" bash scripts/demo.sh
 
 test:
 	bash scripts/test.sh

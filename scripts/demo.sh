@@ -3,13 +3,16 @@
 #
 #   1. installs what is missing (Debian packages; the modular CASA environment from PyPI), builds the agent;
 #   2. generates the synthetic MOUS with real CASA (cached after the first run);
-#   3. imports it into the embedded catalogue and the embedded local archive store;
+#   3. imports it into the embedded catalogue and the embedded local archive store (SOURCE=package: puts its
+#      ALMA download package under the default package root instead, and imports nothing);
 #   4. starts `dropbox-agent run` on a demo spool, drops examples/requests/demo.json there with a plain `cp`,
 #      as any outside system would, and follows NAME.status.json live until the request ends;
 #   5. shows where the measurement sets were delivered, the notification in the outbox, a CORRECTED_DATA check,
 #      and finally the request's status file. Stops the agent cleanly; exits non-zero if anything failed.
 source "$(dirname "$0")/lib.sh"
 
+SOURCE="${SOURCE:-catalogue}"   # catalogue (default) or package: `make demo SOURCE=package`
+case "$SOURCE" in catalogue|package) ;; *) die "SOURCE must be catalogue or package, not '$SOURCE'" ;; esac
 DEMO="$REPO/.demo"
 DATA="$DEMO/data"              # the agent's data directory (DROPBOX_AGENT_DATA): catalogue, store, spool, ...
 REQUEST="$REPO/examples/requests/demo.json"
@@ -27,6 +30,23 @@ mkdir -p "$DATA"
 # A fresh spool, journal, catalogue, working areas, downloads and outbox every run.
 rm -rf "$DATA/spool" "$DATA/restores" "$DATA/downloads" "$DATA/outbox" "$DATA"/journal.sqlite* "$DATA"/catalogue.sqlite* "$DATA/metrics.prom"
 ln -sfn "$CASA_VENV" "$DATA/casa-venv"
+if [ "$SOURCE" = package ]; then
+  # What an astronomer has: the archive's download package (auxiliary tar, raw .asdm.sdm tars, product tar,
+  # README), in a folder under the embedded default package root <data>/packages. No catalogue import at all.
+  PACKAGE="$DATA/packages/2023.1.00042.S_uid___A001_X3f01_X1a5"
+  rm -rf "$DATA/packages" "$DATA/archive"
+  mkdir -p "$PACKAGE"
+  for f in "$FIXTURE_DIR"/packages/member/*; do
+    ln "$f" "$PACKAGE/" 2>/dev/null || cp "$f" "$PACKAGE/"
+  done
+  say "the download package, as the ALMA archive delivers it: $PACKAGE"
+  ls -l "$PACKAGE" >&2
+  REQUEST="$DEMO/package-request.json"
+  printf '{"mous": "uid://A001/X3f01/X1a5", "email": ["scientist@example.org"], "requestId": "demo-package", "source": {"package": "%s"}}\n' "$PACKAGE" > "$REQUEST"
+  NAME=demo-package
+  export DROPBOX_AGENT_DATA="$DATA"
+  "$AGENT" validate --plan "$REQUEST" | sed -n '1,/^PPR:/p' >&2
+else
 # The embedded local store holds the fixture's files under their NGAS file ids (hard links: no copy).
 rm -rf "$DATA/archive"
 mkdir -p "$DATA/archive"
@@ -36,6 +56,7 @@ done
 export DROPBOX_AGENT_DATA="$DATA"
 "$AGENT" catalog import "$FIXTURE_DIR/catalog.json" >&2
 "$AGENT" catalog show uid://A001/X3f01/X1a5 >&2
+fi
 
 say "starting the agent (embedded defaults, data in $DATA); its log: $DEMO/agent.log"
 mkdir -p "$DATA/spool"

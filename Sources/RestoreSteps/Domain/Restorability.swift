@@ -31,8 +31,9 @@ public enum Restorability {
                                hint: "Give the MOUS status uid in the form uid://A001/X1284/X265f.")
         }
         guard let record, record.mous == mous else {
-            throw RestoreError(.unknownMous, "the catalogue has no MOUS \(mous)",
-                               hint: "Check the uid, or import the MOUS with `dropbox-agent catalog import FILE`.")
+            throw RestoreError(.unknownMous, "the site's catalogue has no MOUS \(mous) (it holds only MOUSes imported with `dropbox-agent catalog import`)",
+                               hint: "To restore it from its ALMA download package, add \"source\": {\"package\": \"<folder of its *_auxiliary.tar and *.asdm.sdm.tar files>\"}; "
+                                   + "from the ALMA archive, \"source\": {\"archive\": \"alma\"} (sources.almaArchive.url must be configured); or import it into the catalogue.")
         }
         try checkEventForm(request, record: record)
         try checkFileIds(record)
