@@ -19,7 +19,7 @@ struct CheckCommand: AsyncParsableCommand {
         var report = CheckReport()
         let c: AgentConfiguration
         do {
-            c = try SpoolOptions.parse(config.map { ["--config", $0] } ?? [] + (spool.map { ["--spool", $0] } ?? [])).load()
+            c = try SpoolOptions.parse((config.map { ["--config", $0] } ?? []) + (spool.map { ["--spool", $0] } ?? [])).load()
             report.ok("configuration", config.map { "\($0) is valid" } ?? "built-in defaults (data directory \(AgentConfiguration.defaultDataDirectory()))")
         } catch {
             report.fail("configuration", "\(error)")
@@ -31,6 +31,7 @@ struct CheckCommand: AsyncParsableCommand {
         checkInotifyLimits(&report)
         checkCatalogue(c, &report)
         checkStore(c, &report)
+        checkSources(c, &report)
         await checkCASA(c, &report)
         checkMail(c, &report)
         report.print()
@@ -106,6 +107,31 @@ struct CheckCommand: AsyncParsableCommand {
             if FileManager.default.isReadableFile(atPath: dir) { r.ok("archive store", "local directory \(dir) (\(n) files)") } else {
                 r.fail("archive store", "local directory \(dir) is not readable")
             }
+        }
+    }
+
+    /// Package roots readable; the ALMA archive reachable and its token file readable when configured.
+    private func checkSources(_ c: AgentConfiguration, _ r: inout CheckReport) {
+        let sources = c.sources
+        for root in sources.packageRoots ?? [] {
+            if FileManager.default.isReadableFile(atPath: root) { r.ok("package root", "\(root) readable") } else {
+                let message = "\(root) does not exist or is not readable"
+                if sources.default == .package { r.fail("package root", message) } else { r.warn("package root", message + " (requests naming packages there will fail)") }
+            }
+        }
+        for prefix in sources.packageURLs { r.ok("package URLs", "requests may name packages under \(prefix)") }
+        if let url = sources.almaArchive.url {
+            switch TCPProbe.check(url: url) {
+            case .success: r.ok("ALMA archive", "\(url) reachable")
+            case .failure(let message): r.fail("ALMA archive", "\(url): \(message)")
+            }
+            if let token = sources.almaArchive.tokenFile {
+                if FileManager.default.isReadableFile(atPath: token) { r.ok("ALMA archive token", "\(token) readable") } else {
+                    r.fail("ALMA archive token", "\(token) is not readable; proprietary data cannot be fetched")
+                }
+            }
+        } else if sources.default == .almaArchive {
+            r.fail("ALMA archive", "sources.default is almaArchive but sources.almaArchive.url is not set")
         }
     }
 
