@@ -71,7 +71,12 @@ public enum PackagePlanner {
         }
 
         // Order: the calibration PPR's AsdmIdentifier order when it lists the same EBs; else the manifest's.
-        let ppr = contents.calibrationPPR
+        // A PPR for another OUS (a package assembled by hand) is not used at all.
+        var ppr = contents.calibrationPPR
+        if let other = ppr, let ous = other.document.ousStatus, ous != wanted {
+            notes.append("\(other.name) is for OUS \(ous), not \(wanted): not used")
+            ppr = nil
+        }
         if let ppr {
             let pprEBs = ppr.document.asdms.compactMap { AlmaUid(lenient: $0.execBlockId) ?? AsdmDiskName($0.asdmDiskName)?.uid }
             if Set(pprEBs) == seen {
@@ -84,9 +89,6 @@ public enum PackagePlanner {
                 guard let uid = AlmaUid(lenient: asdm.execBlockId), let entry = ebSession.first(where: { $0.eb == uid }),
                       asdm.session != "session_\(entry.session)" else { continue }
                 notes.append("\(ppr.name) put \(uid) in \(asdm.session), the manifest in session_\(entry.session); the manifest's session is used (its caltables follow it)")
-            }
-            if let ous = ppr.document.ousStatus, ous != wanted {
-                throw RestoreError(.packageInconsistent, "\(ppr.name) in the package is for OUS \(ous), not MOUS \(wanted)")
             }
         }
         let sessionCount = max(ebSession.map(\.session).max() ?? 0, ppr?.document.sessionCount ?? 0)
