@@ -7,9 +7,9 @@ enum CatalogueFieldCheck {
     static let fileKeys: Set<String> = ["schema", "mouses"]
     static let mousKeys: Set<String> = [
         "mous", "project", "obsProject", "projectStatus", "obsUnitSetPartId", "sous", "gous", "title", "releaseDate",
-        "schedBlock", "sessions", "execBlocks", "products", "ousStatusXml",
+        "schedBlock", "sessions", "execBlocks", "products", "ousStatusXml", "otherSchedBlocks",
     ]
-    static let schedBlockKeys: Set<String> = ["uid", "name", "statusUid"]
+    static let schedBlockKeys: Set<String> = ["uid", "name", "statusUid", "state"]
     static let sessionKeys: Set<String> = ["id", "startTime", "endTime"]
     static let execBlockKeys: Set<String> = ["uid", "qa0", "sessionId", "startTime", "endTime", "asdm"]
     static let fileObjectKeys: Set<String> = ["ngasFileId", "size", "checksum", "checksumVariant"]
@@ -31,6 +31,7 @@ enum CatalogueFieldCheck {
             check(mous, mousKeys, path)
             guard let object = mous as? [String: Any] else { continue }
             if let sb = object["schedBlock"] { check(sb, schedBlockKeys, "\(path).schedBlock") }
+            for (j, sb) in (object["otherSchedBlocks"] as? [Any] ?? []).enumerated() { check(sb, schedBlockKeys, "\(path).otherSchedBlocks[\(j)]") }
             for (j, session) in (object["sessions"] as? [Any] ?? []).enumerated() { check(session, sessionKeys, "\(path).sessions[\(j)]") }
             for (j, eb) in (object["execBlocks"] as? [Any] ?? []).enumerated() {
                 check(eb, execBlockKeys, "\(path).execBlocks[\(j)]")

@@ -56,9 +56,21 @@ extension CatalogueImportFile {
             if m.obsUnitSetPartId.contains(where: { $0.isWhitespace }) { problem("\(p).obsUnitSetPartId", "must not contain whitespace") }
             nonEmpty(m.title, "\(p).title")
             time(m.releaseDate, "\(p).releaseDate")
-            uid(m.schedBlock.uid, "\(p).schedBlock.uid")
-            uid(m.schedBlock.statusUid, "\(p).schedBlock.statusUid")
-            nonEmpty(m.schedBlock.name, "\(p).schedBlock.name")
+            let schedBlocks = [(m.schedBlock, "\(p).schedBlock")] + (m.otherSchedBlocks ?? []).enumerated().map { ($1, "\(p).otherSchedBlocks[\($0)]") }
+            var sbSeen: Set<String> = []
+            for (sb, sp) in schedBlocks {
+                uid(sb.uid, "\(sp).uid")
+                uid(sb.statusUid, "\(sp).statusUid")
+                nonEmpty(sb.name, "\(sp).name")
+                if let state = sb.state, !SchedBlockSelection.isValidState(state) {
+                    problem("\(sp).state", "\"\(state)\" is not a DOMAIN_ENTITY_STATE word (letters and digits, e.g. FullyObserved, Canceled)")
+                }
+                if !sbSeen.insert(sb.uid).inserted { problem("\(sp).uid", "scheduling block \(sb.uid) is listed twice") }
+                if !sbSeen.insert(sb.statusUid).inserted { problem("\(sp).statusUid", "SBStatus \(sb.statusUid) is listed twice (or equals an SB uid)") }
+            }
+            if schedBlocks.count > 1, let reason = SchedBlockSelection.ambiguity(schedBlocks.map { ($0.0.uid, $0.0.state) }) {
+                problem("\(p).otherSchedBlocks", reason)
+            }
 
             var localSessions: Set<String> = []
             for (j, s) in (m.sessions ?? []).enumerated() {
@@ -121,7 +133,7 @@ extension CatalogueImportFile {
                 projectStatus: AlmaUid(m.projectStatus)!, obsUnitSetPartId: m.obsUnitSetPartId,
                 sous: AlmaUid(m.sous)!, gous: AlmaUid(m.gous)!, title: m.title,
                 releaseDate: m.releaseDate.flatMap(UTCTime.init(parsing:)),
-                schedBlock: .init(uid: AlmaUid(m.schedBlock.uid)!, name: m.schedBlock.name, statusUid: AlmaUid(m.schedBlock.statusUid)!),
+                schedBlock: .init(uid: AlmaUid(m.schedBlock.uid)!, name: m.schedBlock.name, statusUid: AlmaUid(m.schedBlock.statusUid)!, state: m.schedBlock.state),
                 sessions: (m.sessions ?? []).map {
                     .init(id: $0.id, startTime: $0.startTime.flatMap(UTCTime.init(parsing:)), endTime: $0.endTime.flatMap(UTCTime.init(parsing:)))
                 },
@@ -134,7 +146,10 @@ extension CatalogueImportFile {
                     .init(fileClass: FileClass(rawValue: p.fileClass)!,
                           file: ArchiveFile(ngasFileId: p.ngasFileId, size: p.size, checksum: p.checksum, checksumVariant: p.checksumVariant.flatMap(ArchiveChecksumVariant.init(rawValue:))))
                 },
-                ousStatusXml: m.ousStatusXml
+                ousStatusXml: m.ousStatusXml,
+                otherSchedBlocks: m.otherSchedBlocks.map { sbs in
+                    sbs.map { .init(uid: AlmaUid($0.uid)!, name: $0.name, statusUid: AlmaUid($0.statusUid)!, state: $0.state) }
+                }
             )
         }
     }
@@ -146,7 +161,7 @@ extension CatalogueImportFile {
                 mous: r.mous.rawValue, project: r.project, obsProject: r.obsProject.rawValue, projectStatus: r.projectStatus.rawValue,
                 obsUnitSetPartId: r.obsUnitSetPartId, sous: r.sous.rawValue, gous: r.gous.rawValue, title: r.title,
                 releaseDate: r.releaseDate?.description,
-                schedBlock: .init(uid: r.schedBlock.uid.rawValue, name: r.schedBlock.name, statusUid: r.schedBlock.statusUid.rawValue),
+                schedBlock: .init(uid: r.schedBlock.uid.rawValue, name: r.schedBlock.name, statusUid: r.schedBlock.statusUid.rawValue, state: r.schedBlock.state),
                 sessions: r.sessions.map { .init(id: $0.id, startTime: $0.startTime?.description, endTime: $0.endTime?.description) },
                 execBlocks: r.execBlocks.map { eb in
                     .init(uid: eb.uid.rawValue, qa0: eb.qa0.rawValue, sessionId: eb.sessionId, startTime: eb.startTime?.description,
@@ -156,7 +171,10 @@ extension CatalogueImportFile {
                 products: r.products.map { p in
                     .init(fileClass: p.fileClass.rawValue, ngasFileId: p.file.ngasFileId, size: p.file.size, checksum: p.file.checksum, checksumVariant: p.file.checksumVariant?.rawValue)
                 },
-                ousStatusXml: r.ousStatusXml
+                ousStatusXml: r.ousStatusXml,
+                otherSchedBlocks: r.otherSchedBlocks.map { sbs in
+                    sbs.map { .init(uid: $0.uid.rawValue, name: $0.name, statusUid: $0.statusUid.rawValue, state: $0.state) }
+                }
             )
         })
     }

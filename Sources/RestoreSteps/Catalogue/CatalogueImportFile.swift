@@ -35,10 +35,14 @@ public struct CatalogueImportFile: Codable, Sendable, Hashable {
         public var execBlocks: [ExecBlock]
         public var products: [Product]
         public var ousStatusXml: String?
+        /// The MOUS's other scheduling blocks (`SCHED_BLOCK_STATUS` rows with the same parent: cancelled or
+        /// superseded SBs); optional. Which one a restore uses is decided by ``SchedBlockSelection``.
+        public var otherSchedBlocks: [SchedBlock]?
 
         public init(mous: String, project: String, obsProject: String, projectStatus: String, obsUnitSetPartId: String,
                     sous: String, gous: String, title: String, releaseDate: String?, schedBlock: SchedBlock,
-                    sessions: [Session]?, execBlocks: [ExecBlock], products: [Product], ousStatusXml: String?) {
+                    sessions: [Session]?, execBlocks: [ExecBlock], products: [Product], ousStatusXml: String?,
+                    otherSchedBlocks: [SchedBlock]? = nil) {
             self.mous = mous
             self.project = project
             self.obsProject = obsProject
@@ -53,6 +57,7 @@ public struct CatalogueImportFile: Codable, Sendable, Hashable {
             self.execBlocks = execBlocks
             self.products = products
             self.ousStatusXml = ousStatusXml
+            self.otherSchedBlocks = otherSchedBlocks
         }
     }
 
@@ -61,10 +66,13 @@ public struct CatalogueImportFile: Codable, Sendable, Hashable {
         public var uid: String
         public var name: String
         public var statusUid: String
-        public init(uid: String, name: String, statusUid: String) {
+        /// ALMA's `SCHED_BLOCK_STATUS.DOMAIN_ENTITY_STATE` (`FullyObserved`, `Canceled`, …); optional.
+        public var state: String?
+        public init(uid: String, name: String, statusUid: String, state: String? = nil) {
             self.uid = uid
             self.name = name
             self.statusUid = statusUid
+            self.state = state
         }
     }
 

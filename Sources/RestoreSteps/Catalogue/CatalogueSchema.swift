@@ -3,7 +3,14 @@
 /// point the same SQL at its own copy. Columns marked "agent" are additions the real tables do not have (or
 /// that we could not confirm); docs/catalog-format.md lists them.
 enum CatalogueSchema {
-    static let version = 1
+    static let version = 2
+
+    /// Brings a catalogue of an older schema version up to ``version`` (run before ``ddl``, in one transaction).
+    static func migrations(from old: Int) -> [String] {
+        var steps: [String] = []
+        if old >= 1, old < 2 { steps.append("ALTER TABLE SCHED_BLOCK_STATUS ADD COLUMN DOMAIN_ENTITY_STATE TEXT") }
+        return steps
+    }
 
     static let ddl = """
     CREATE TABLE IF NOT EXISTS ASA_PROJECT (
@@ -29,7 +36,8 @@ enum CatalogueSchema {
     CREATE TABLE IF NOT EXISTS SCHED_BLOCK_STATUS (
         STATUS_ENTITY_ID TEXT PRIMARY KEY,             -- SBStatus uid
         DOMAIN_ENTITY_ID TEXT NOT NULL UNIQUE,         -- SchedBlock uid
-        PARENT_OBS_UNIT_SET_STATUS_ID TEXT NOT NULL    -- MOUS status uid
+        PARENT_OBS_UNIT_SET_STATUS_ID TEXT NOT NULL,   -- MOUS status uid
+        DOMAIN_ENTITY_STATE TEXT                       -- FullyObserved, Canceled, ...; NULL = unknown (schema 2)
     );
     CREATE INDEX IF NOT EXISTS SBS_PARENT ON SCHED_BLOCK_STATUS(PARENT_OBS_UNIT_SET_STATUS_ID);
     CREATE TABLE IF NOT EXISTS BMMV_SCHEDBLOCK (

@@ -31,6 +31,7 @@ public final class SQLiteCatalogue: MetadataSource {
                 throw CatalogueError("catalogue \(path) has schema version \(version); this agent knows \(CatalogueSchema.version)")
             }
             try db.transaction {
+                for step in CatalogueSchema.migrations(from: version) { try db.execute(step) }
                 try db.execute(CatalogueSchema.ddl)
                 try db.setUserVersion(CatalogueSchema.version)
             }
@@ -102,6 +103,8 @@ public final class SQLiteCatalogue: MetadataSource {
             // One transaction so the several queries of a record see one snapshot (the wrapper holds its lock
             // for the whole body, so no other call interleaves on this connection).
             return try db.transaction { try read(uid) }
+        } catch let error as RestoreError {
+            throw error
         } catch let error as CatalogueError {
             throw error
         } catch {
@@ -138,9 +141,11 @@ public final class SQLiteCatalogue: MetadataSource {
     /// Refuses rows another MOUS already owns (an EB, SB or session cannot belong to two MOUSes).
     private func checkOwnership(_ record: MousRecord) throws {
         let mous = record.mous.rawValue
-        if let owner = try db.query("SELECT PARENT_OBS_UNIT_SET_STATUS_ID AS P FROM SCHED_BLOCK_STATUS WHERE DOMAIN_ENTITY_ID = ? OR STATUS_ENTITY_ID = ?",
-                                    [.text(record.schedBlock.uid.rawValue), .text(record.schedBlock.statusUid.rawValue)]).first?.string("P") {
-            throw CatalogueError("scheduling block \(record.schedBlock.uid) of \(mous) already belongs to MOUS \(owner); nothing imported")
+        for sb in [record.schedBlock] + (record.otherSchedBlocks ?? []) {
+            if let owner = try db.query("SELECT PARENT_OBS_UNIT_SET_STATUS_ID AS P FROM SCHED_BLOCK_STATUS WHERE DOMAIN_ENTITY_ID = ? OR STATUS_ENTITY_ID = ?",
+                                        [.text(sb.uid.rawValue), .text(sb.statusUid.rawValue)]).first?.string("P") {
+                throw CatalogueError("scheduling block \(sb.uid) of \(mous) already belongs to MOUS \(owner); nothing imported")
+            }
         }
         for eb in record.execBlocks {
             let rows = try db.query("""
@@ -181,10 +186,13 @@ public final class SQLiteCatalogue: MetadataSource {
             try db.run("INSERT OR REPLACE INTO ASA_DELIVERY_STATUS (DELIVERY_NAME, RELEASE_DATE) VALUES (?, ?)",
                        [.text(Self.deliveryName(project: r.project, mous: mous)), .text(release.fixedWidthDescription)])
         }
+        for sb in [r.schedBlock] + (r.otherSchedBlocks ?? []) {
+            try db.run("INSERT INTO BMMV_SCHEDBLOCK (ARCHIVE_UID, NAME) VALUES (?, ?)", [.text(sb.uid.rawValue), .text(sb.name)])
+            try db.run("INSERT INTO SCHED_BLOCK_STATUS (STATUS_ENTITY_ID, DOMAIN_ENTITY_ID, PARENT_OBS_UNIT_SET_STATUS_ID, DOMAIN_ENTITY_STATE) VALUES (?, ?, ?, ?)",
+                       [.text(sb.statusUid.rawValue), .text(sb.uid.rawValue), .text(mous), .optional(sb.state)])
+        }
+        // The import format attributes every EB to `schedBlock`.
         let sb = r.schedBlock
-        try db.run("INSERT INTO BMMV_SCHEDBLOCK (ARCHIVE_UID, NAME) VALUES (?, ?)", [.text(sb.uid.rawValue), .text(sb.name)])
-        try db.run("INSERT INTO SCHED_BLOCK_STATUS (STATUS_ENTITY_ID, DOMAIN_ENTITY_ID, PARENT_OBS_UNIT_SET_STATUS_ID) VALUES (?, ?, ?)",
-                   [.text(sb.statusUid.rawValue), .text(sb.uid.rawValue), .text(mous)])
         for s in r.sessions {
             try db.run("INSERT INTO AQUA_SESSION (SESSIONID, STARTTIME, ENDTIME, OUS_STATUS_ENTITY_ID) VALUES (?, ?, ?, ?)",
                        [.text(s.id), .optional(s.startTime?.fixedWidthDescription), .optional(s.endTime?.fixedWidthDescription), .text(mous)])
@@ -235,13 +243,23 @@ public final class SQLiteCatalogue: MetadataSource {
             """, [.text(mous)]).first else { return nil }
 
         let project = ous.string("CODE") ?? ous.string("PROJECT_CODE") ?? ""
-        guard let sb = try db.query("""
-            SELECT sbs.STATUS_ENTITY_ID, sbs.DOMAIN_ENTITY_ID, b.NAME FROM SCHED_BLOCK_STATUS sbs
+        func uid(_ text: String?, _ what: String) throws -> AlmaUid {
+            guard let text, let uid = AlmaUid(text) else { throw CatalogueError("MOUS \(mous): \(what) is missing or invalid (\"\(text ?? "NULL")\")") }
+            return uid
+        }
+        // Every SB of the MOUS with its state; SchedBlockSelection chooses (never the first by uid silently).
+        let schedBlocks = try db.query("""
+            SELECT sbs.STATUS_ENTITY_ID, sbs.DOMAIN_ENTITY_ID, sbs.DOMAIN_ENTITY_STATE, b.NAME FROM SCHED_BLOCK_STATUS sbs
             JOIN BMMV_SCHEDBLOCK b ON b.ARCHIVE_UID = sbs.DOMAIN_ENTITY_ID
             WHERE sbs.PARENT_OBS_UNIT_SET_STATUS_ID = ? ORDER BY sbs.DOMAIN_ENTITY_ID
-            """, [.text(mous)]).first else {
+            """, [.text(mous)]).map { row in
+            MousRecord.SchedBlock(uid: try uid(row.string("DOMAIN_ENTITY_ID"), "SchedBlock uid"), name: row.string("NAME") ?? "",
+                                  statusUid: try uid(row.string("STATUS_ENTITY_ID"), "SBStatus uid"), state: row.string("DOMAIN_ENTITY_STATE"))
+        }
+        guard !schedBlocks.isEmpty else {
             throw CatalogueError("MOUS \(mous) has no scheduling block in SCHED_BLOCK_STATUS/BMMV_SCHEDBLOCK")
         }
+        let selection = try SchedBlockSelection.choose(schedBlocks, mous: mous)
 
         let ebRows = try db.query("""
             SELECT e.EXECBLOCKUID, e.QA0STATUS, se.SE_QA0FLAG, e.SESSIONID, e.STARTTIME, e.ENDTIME,
@@ -293,10 +311,6 @@ public final class SQLiteCatalogue: MetadataSource {
         let release = try db.query("SELECT RELEASE_DATE FROM ASA_DELIVERY_STATUS WHERE DELIVERY_NAME = ?",
                                    [.text(Self.deliveryName(project: project, mous: mous))]).first?.string("RELEASE_DATE")
 
-        func uid(_ text: String?, _ what: String) throws -> AlmaUid {
-            guard let text, let uid = AlmaUid(text) else { throw CatalogueError("MOUS \(mous): \(what) is missing or invalid (\"\(text ?? "NULL")\")") }
-            return uid
-        }
         return MousRecord(
             mous: try uid(ous.string("OUS_STATUS_ENTITY_ID"), "OUS status uid"), project: project,
             obsProject: try uid(ous.string("OBS_PROJECT_ID"), "ObsProject uid"),
@@ -305,9 +319,9 @@ public final class SQLiteCatalogue: MetadataSource {
             sous: try uid(ous.string("SOUS"), "SOUS uid"), gous: try uid(ous.string("GOUS"), "GOUS uid"),
             title: ous.string("OUS_TITLE") ?? "",
             releaseDate: release.flatMap(UTCTime.init(parsing:)),
-            schedBlock: .init(uid: try uid(sb.string("DOMAIN_ENTITY_ID"), "SchedBlock uid"), name: sb.string("NAME") ?? "",
-                              statusUid: try uid(sb.string("STATUS_ENTITY_ID"), "SBStatus uid")),
-            sessions: sessions, execBlocks: execBlocks, products: products, ousStatusXml: ous.string("XML")
+            schedBlock: selection.chosen,
+            sessions: sessions, execBlocks: execBlocks, products: products, ousStatusXml: ous.string("XML"),
+            otherSchedBlocks: selection.others.isEmpty ? nil : selection.others
         )
     }
 

@@ -23,8 +23,10 @@ public struct MousRecord: Sendable, Codable, Hashable {
     public var title: String
     /// `ASA_DELIVERY_STATUS.RELEASE_DATE`; nil when unknown.
     public var releaseDate: UTCTime?
-    /// The scheduling block of the MOUS.
+    /// The scheduling block of the MOUS (for a catalogue with several, the one ``SchedBlockSelection`` chose).
     public var schedBlock: SchedBlock
+    /// The MOUS's other scheduling blocks (cancelled or superseded ones); nil when it has only one.
+    public var otherSchedBlocks: [SchedBlock]?
     /// `AQUA_SESSION` rows of the MOUS (end times may be missing).
     public var sessions: [Session]
     /// Every execution block of the MOUS, whatever its QA0 status.
@@ -37,7 +39,8 @@ public struct MousRecord: Sendable, Codable, Hashable {
     public init(
         mous: AlmaUid, project: String, obsProject: AlmaUid, projectStatus: AlmaUid, obsUnitSetPartId: String,
         sous: AlmaUid, gous: AlmaUid, title: String, releaseDate: UTCTime?, schedBlock: SchedBlock,
-        sessions: [Session], execBlocks: [ExecBlock], products: [ProductFile], ousStatusXml: String?
+        sessions: [Session], execBlocks: [ExecBlock], products: [ProductFile], ousStatusXml: String?,
+        otherSchedBlocks: [SchedBlock]? = nil
     ) {
         self.mous = mous
         self.project = project
@@ -53,6 +56,7 @@ public struct MousRecord: Sendable, Codable, Hashable {
         self.execBlocks = execBlocks
         self.products = products
         self.ousStatusXml = ousStatusXml
+        self.otherSchedBlocks = otherSchedBlocks
     }
 
     /// A scheduling block (`BMMV_SCHEDBLOCK` + `SCHED_BLOCK_STATUS`).
@@ -63,11 +67,14 @@ public struct MousRecord: Sendable, Codable, Hashable {
         public var name: String
         /// `SCHED_BLOCK_STATUS.STATUS_ENTITY_ID` (PPR `SBStatusRef@entityId`).
         public var statusUid: AlmaUid
+        /// `SCHED_BLOCK_STATUS.DOMAIN_ENTITY_STATE` (`FullyObserved`, `Canceled`, …); nil when the source does not say.
+        public var state: String?
 
-        public init(uid: AlmaUid, name: String, statusUid: AlmaUid) {
+        public init(uid: AlmaUid, name: String, statusUid: AlmaUid, state: String? = nil) {
             self.uid = uid
             self.name = name
             self.statusUid = statusUid
+            self.state = state
         }
     }
 

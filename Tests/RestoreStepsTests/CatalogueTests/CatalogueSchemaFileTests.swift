@@ -22,7 +22,9 @@ import Testing
         let mousProperties = mous?["properties"] as? [String: Any]
         #expect(properties(schema) == CatalogueFieldCheck.fileKeys)
         #expect(properties(mous) == CatalogueFieldCheck.mousKeys)
-        #expect(properties(mousProperties?["schedBlock"]) == CatalogueFieldCheck.schedBlockKeys)
+        #expect(properties(defs["schedBlock"]) == CatalogueFieldCheck.schedBlockKeys)
+        #expect((mousProperties?["schedBlock"] as? [String: Any])?["$ref"] as? String == "#/$defs/schedBlock")
+        #expect(((mousProperties?["otherSchedBlocks"] as? [String: Any])?["items"] as? [String: Any])?["$ref"] as? String == "#/$defs/schedBlock")
         #expect(properties((mousProperties?["sessions"] as? [String: Any])?["items"]) == CatalogueFieldCheck.sessionKeys)
         #expect(properties((mousProperties?["execBlocks"] as? [String: Any])?["items"]) == CatalogueFieldCheck.execBlockKeys)
         #expect(properties((mousProperties?["products"] as? [String: Any])?["items"]) == CatalogueFieldCheck.productKeys)

@@ -9,4 +9,7 @@ struct SQLiteDatabaseProbe {
     func strings(_ sql: String) throws -> [String] {
         try db.query(sql).map { row in row.columns.first.flatMap { row.string($0) } ?? "NULL" }
     }
+
+    /// Runs one statement (a site changing its own catalogue behind the agent's back).
+    func execute(_ sql: String) throws { _ = try db.run(sql) }
 }
