@@ -135,7 +135,8 @@ def test_manifest_without_a_sessions_caltables_fails_before_casa(tmp_path, servi
     assert not (root / "logs/casa-stdout.log").exists(), "no CASA process ran"
     mails = wait_for(lambda: mail_to(smtp, "pi@example.org"), 30, "the failure mail")
     assert "failed" in mails[0]["text"] and status["error"]["code"] in mails[0]["text"]
-    assert pathlib.Path(status["requestFile"]).exists(), "the failed request is kept"
+    # The terminal status names the request's final home just before the request is moved there.
+    wait_for(lambda: pathlib.Path(status["requestFile"]).exists(), 10, "the failed request kept in its final home")
     assert agent.stop() == 0
 
 

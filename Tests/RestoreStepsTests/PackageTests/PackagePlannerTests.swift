@@ -147,7 +147,11 @@ import Testing
         #expect(short.message.contains("x.asdm.sdm.tar") && short.message.contains("512-byte"))
 
         #expect(failure(try Self.contents(), request: RestoreRequest(mous: "uid://A001/X1284/X2700"))?.code == .packageWrongMous)
-        #expect(failure(try Self.contents(ppr: Self.ppr([SeedMous.eb1], ous: "uid://A001/X1284/X2700")))?.code == .packageInconsistent)
+        // A calibration PPR for another OUS is not used (noted), and the restore goes on with the defaults.
+        let foreign = try PackagePlanner.plan(for: RestoreRequest(mous: SeedMous.mous), contents: try Self.contents(ppr: Self.ppr([SeedMous.eb1], ous: "uid://A001/X1284/X2700")))
+        #expect(foreign.package?.structureSource == "defaults")
+        #expect(foreign.package?.notes.contains { $0.contains("uid://A001/X1284/X2700") && $0.contains("not used") } == true)
+        #expect(foreign.record.obsProject == PackagePlanner.unknownUid)
 
         let badSession = try #require(failure(try Self.contents([("session_1", [SeedMous.eb1]), ("sessionB", [SeedMous.eb2])])))
         #expect(badSession.code == .packageInconsistent)
