@@ -45,8 +45,14 @@ public enum PackageReader {
                 hint: "A package is the folder holding the archive's tar files for the MOUS (or the tree they unpack to).")
         }
         let allowedRoots = [root, LocalPaths.real(scratch) ?? scratch]
-        let calibration = regularFiles(in: tree.calibration, confinedTo: allowedRoots)
+        var calibration = regularFiles(in: tree.calibration, confinedTo: allowedRoots)
         let script = regularFiles(in: tree.script, confinedTo: allowedRoots)
+        // The manifest belongs in calibration/; scriptForPI also looks for it in script/ (and copies it over).
+        if PipelineManifest.select(from: Array(calibration.keys)) == nil, !calibration.isEmpty,
+           let name = PipelineManifest.select(from: Array(script.keys)) {
+            calibration[name] = script[name]
+            notes.append("the manifest \(name) was found in script/, not calibration/")
+        }
 
         var manifest: PackageContents.Named<PipelineManifest>?
         if let name = PipelineManifest.select(from: Array(calibration.keys)) {
