@@ -38,7 +38,9 @@ def test_manifest_only_in_rawdata_is_found(fixture_dir, tmp_path):
         for kw in cs:
             assert kw["vis"] == os.path.join(working, vis)
             assert all(os.path.dirname(t) == working for t in kw["gaintable"])
-            assert kw["applymode"] == "calflagstrict" and kw["flagbackup"] is False
+            assert kw["applymode"] == "calflagstrict" and kw["parang"] is False
+        # the pipeline's single flag backup per MS (applycal flagbackup=True, one callibrary call)
+        assert [kw["flagbackup"] for kw in cs] == [True, False, False]
     # copytoraw copied every listed product into rawdata
     for f in m.listed_files():
         assert os.path.isfile(os.path.join(base, "rawdata", f))
