@@ -110,9 +110,28 @@ def _as_list(v):
     return [v]
 
 
-def prepare(call, vis, workdir):
+# hifa_restoredata (PIPE-1973): a caltable made by hifa_polcal among those applied → applycal with parang=True.
+POLCAL_MARKER = ".hifa_polcal."
+
+
+def uses_polcal(calls):
+    """Whether any of these applycal calls (parsed or prepared) applies a hifa_polcal table."""
+    return any(POLCAL_MARKER in os.path.basename(str(t).rstrip("/"))
+               for c in calls for t in _as_list(c.get("gaintable")))
+
+
+def parang_for(calls_by_vis):
+    """hifa_restoredata's parang decision, for the whole restore: ALMARestoreData._do_applycal looks for a
+    hifa_polcal table in the calibration state of every MS and, if one is found in any of them, sets parang=True
+    on the one applycal container, i.e. for every MS. ``calls_by_vis``: {vis: [calls]}."""
+    return any(uses_polcal(calls) for calls in calls_by_vis.values())
+
+
+def prepare(call, vis, workdir, parang=False, flagbackup=False):
     """Make one parsed call runnable: vis → the new MS, gaintables → <workdir>/<basename>, intents translated,
-    scalars → lists, applymode='calflagstrict', flagbackup=False."""
+    scalars → lists, applymode='calflagstrict', and parang/flagbackup as the pipeline's applycal sets them
+    (whatever the line says: the pipeline's callibrary import keeps only the calibration state, and applycal's
+    own inputs decide parang and flagbackup)."""
     kw = dict(call)
     kw["vis"] = vis
     for name in LIST_ARGS:
@@ -122,10 +141,20 @@ def prepare(call, vis, workdir):
     if "intent" in kw:
         kw["intent"] = translate_intent(kw["intent"])
     kw["applymode"] = "calflagstrict"
-    kw["flagbackup"] = False
+    kw["parang"] = bool(parang)
+    kw["flagbackup"] = bool(flagbackup)
     return kw
 
 
-def prepare_file(text, vis, workdir):
-    """Parse a calapply file and prepare every call for ``vis`` with tables in ``workdir``."""
-    return [prepare(c, vis, workdir) for c in parse(text)]
+def prepare_file(text, vis, workdir, parang=None):
+    """Parse a calapply file and prepare every call for ``vis`` with tables in ``workdir``.
+
+    flagbackup: the pipeline's applycal (h/tasks/applycal, ``flagbackup`` default True, not overridden by
+    hifa_restoredata) makes ONE applycal call per MS (CASA callibrary), so the MS's flags are backed up once
+    (``applycal_1`` in ``<vis>.flagversions``) before calibration. We replay one call per line, so the first call
+    backs up and the others do not — the same single backup, the same flags. parang: None decides from this file
+    alone (``uses_polcal``); restore_mous passes the MOUS-wide ``parang_for`` decision."""
+    calls = parse(text)
+    if parang is None:
+        parang = uses_polcal(calls)
+    return [prepare(c, vis, workdir, parang=parang, flagbackup=(i == 0)) for i, c in enumerate(calls)]

@@ -155,7 +155,9 @@ def step_applycal(a):
             if not os.path.isdir(t):
                 raise StepError("gaintable missing: %s" % os.path.basename(t))
         kw["applymode"] = "calflagstrict"
-        kw["flagbackup"] = False
+        # parang and flagbackup come prepared (calapply.prepare: the pipeline's values); absent → CASA's safe ones.
+        kw["parang"] = bool(kw.get("parang", False))
+        kw["flagbackup"] = bool(kw.get("flagbackup", False))
         casatasks.applycal(**kw)
     import casatools
     tb = casatools.table()

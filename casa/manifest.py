@@ -26,6 +26,11 @@ def select(rawdata_dir):
     return os.path.join(rawdata_dir, names[0]) if names else None
 
 
+# <asdm> children hifa_restoredata reads or that carry no restore-time action (manifest.py add_asdm,
+# add_asdm_imlist); hifa_renorm is read and acted on (restoredata._do_renormalize).
+KNOWN_ASDM_CHILDREN = ("finalflags", "applycmds", "finalms", "image")
+
+
 class Manifest:
     """The first <ous> of a manifest: per-session caltables, per-asdm finalflags/applycmds, versions."""
 
@@ -44,6 +49,9 @@ class Manifest:
         self.applycmds = {}      # asdm (MS basename) -> calapply txt
         self.asdm_session = {}   # asdm -> session name in the manifest
         self.values = {}
+        self.renorm = {}                 # asdm -> hifa_renorm attributes (PL2022-2023: renormalised at restore)
+        self.unknown_asdm_children = []  # (asdm, element) an <asdm> holds that hifa_restoredata might act on
+        self.selfcal = []                # elements naming selfcal resources
         for el in ous:
             tag = _local(el.tag)
             if tag in ("casaversion", "pipeline_version", "procedure_name", "aux_products_file", "restorescript"):
@@ -63,6 +71,23 @@ class Manifest:
                                 self.finalflags[aname] = a.get("name")
                             elif atag == "applycmds":
                                 self.applycmds[aname] = a.get("name")
+                            elif atag == "hifa_renorm":
+                                self.renorm[aname] = dict(a.attrib)
+                            elif atag not in KNOWN_ASDM_CHILDREN:
+                                self.unknown_asdm_children.append((aname, atag))
+                    elif "selfcal" in stag.lower():
+                        self.selfcal.append(stag)
+            elif "selfcal" in tag.lower():
+                self.selfcal.append(tag)
+
+    def unsupported_restore_actions(self):
+        """What hifa_restoredata would do at restore time beyond import/flags/applycal, which this program does
+        not reproduce: hifa_renorm (PL2022-2023 renormalisation run by _do_renormalize), selfcal resources,
+        <asdm> children of unknown meaning. Empty for PL2024+ manifests (renormalisation is then a caltable)."""
+        out = ["hifa_renorm for %s (renormalisation at restore time, PL2022-2023)" % a for a in sorted(self.renorm)]
+        out += ["selfcal resource <%s>" % t for t in self.selfcal]
+        out += ["unknown <%s> in <asdm name=\"%s\">" % (t, a) for a, t in self.unknown_asdm_children]
+        return out
 
     def caltables_for(self, session):
         """hifa_restoredata's lookup: the session's caltables, else the 'default' key."""

@@ -172,6 +172,10 @@ class Restore:
             m = manifest_mod.Manifest(path)
         except manifest_mod.ManifestError as e:
             raise RestoreError(str(e))
+        unsupported = m.unsupported_restore_actions()
+        if unsupported:
+            raise RestoreError("manifest %s asks for what the modular restore cannot reproduce: %s"
+                               % (os.path.basename(path), "; ".join(unsupported)))
         if copytoraw:
             for f in m.listed_files():
                 src = os.path.join(self.products, f)
@@ -205,6 +209,13 @@ class Restore:
                         if os.path.basename(t) not in members:
                             raise RestoreError("caltable %s (applied to %s) is not in %s"
                                                % (os.path.basename(t), vis, m.caltables_for(a["session"])))
+            # parang as hifa_restoredata decides it: one decision for every MS of the restore (calapply.parang_for).
+            parang = calapply.parang_for(calls)
+            for cs in calls.values():
+                for kw in cs:
+                    kw["parang"] = parang
+            if parang:
+                self.log.post("hifa_polcal caltable(s) in the apply lists: applycal with parang=True for every MS")
         except manifest_mod.ManifestError as e:
             raise RestoreError(str(e))
         return m, calls

@@ -119,14 +119,19 @@ def agent_casa_home():
     return CASA_VENV
 
 
-def test_manifest_without_a_sessions_caltables_fails_before_casa(tmp_path, services, agents):
-    nginx, smtp = services("nginx"), services("smtp")
-    agent = Agent(tmp_path, nginx.url, smtp=smtp).start()
+def test_manifest_without_a_sessions_caltables_fails_before_the_first_raw_byte(tmp_path, services, agents):
+    # The fault store (no fault selected) counts every file requested: the small products are fetched and
+    # cross-checked at the start of step 2, so a bad manifest stops the restore before any ASDM is requested.
+    faults, smtp = services("faults"), services("smtp")
+    agent = Agent(tmp_path, faults.url, smtp=smtp).start()
     agents.append(agent)
     agent.drop("broken", {"mous": MOUS_B, "email": ["pi@example.org"]})
     status = agent.wait_terminal("broken", timeout=120)
     assert status["state"] == "failed"
-    assert status["step"]["number"] in (3, 4), status["step"]
+    assert status["step"]["number"] == 2 and status["step"]["name"] == "rawdata", status["step"]
+    requested = faults.counters()["files"]
+    assert any(f.endswith("pipeline_manifest.xml") for f in requested), requested
+    assert not [f for f in requested if f.endswith(".asdm.sdm.tar.gz")], f"raw data requested despite a bad manifest: {sorted(requested)}"
     assert status["error"]["code"].startswith("manifest"), status["error"]
     assert "session_3" in status["error"]["message"] and "caltables" in status["error"]["message"]
     assert status["error"].get("hint")

@@ -17,7 +17,7 @@ def test_full_line():
     assert kw["intent"] == "*CALIBRATE_PHASE*,*CALIBRATE_BANDPASS*"
     assert kw["gainfield"] == ["", "J1"] and kw["spwmap"] == [[], [0, 0]]
     assert kw["calwt"] == [False, True]
-    assert kw["applymode"] == "calflagstrict" and kw["flagbackup"] is False
+    assert kw["applymode"] == "calflagstrict" and kw["flagbackup"] is False and kw["parang"] is False
 
 
 def test_scalars_and_old_pipeline_without_intent_or_calwt():
@@ -62,3 +62,54 @@ def test_rejects_non_literal_or_foreign_calls(line, msg):
 def test_error_names_the_line():
     with pytest.raises(calapply.CalApplyError, match="line 3"):
         calapply.parse("# Apply file for x.ms\n" + OLD + "\napplycal(vis=x)\n")
+
+
+# --- hifa_restoredata's applycal settings: flagbackup, parang for hifa_polcal tables (PIPE-1973) ---------------
+
+POLCAL_SESSION = ("applycal(vis='/p/working/uid___A002_X1_X1.ms', field='', intent='TARGET,PHASE,POLARIZATION', "
+                  "spw='0', antenna='*&*', gaintable=['/p/working/uid___A002_X1_X1.ms.hifa_timegaincal.s16_3.tbl', "
+                  "'/p/working/session_1_polcalib.ms.hifa_polcal.s18_5.session_1.kcross.tbl', "
+                  "'/p/working/session_1_polcalib.ms.hifa_polcal.s18_9.session_1.xyf0.tbl/'], "
+                  "gainfield=['', '', ''], spwmap=[[], [], []], interp=['linear', '', ''], calwt=[True, False, False])")
+RENORM = ("applycal(vis='/p/working/uid___A002_X1_X2.ms', field='', intent='TARGET', spw='0', antenna='*&*', "
+          "gaintable=['/p/working/uid___A002_X1_X2.ms.hifa_renorm.s15_1.renorm.tbl'], gainfield=[''], spwmap=[[]], "
+          "interp=['nearest'], calwt=[False])")
+
+
+def test_polcal_table_sets_parang_for_the_file():
+    text = "# Apply file for uid___A002_X1_X1.ms\n" + FULL.replace("uid___A002_X1_X1", "uid___A002_X1_X1") + "\n" + POLCAL_SESSION + "\n"
+    calls = calapply.prepare_file(text, "/w/uid___A002_X1_X1.ms", "/w")
+    assert [kw["parang"] for kw in calls] == [True, True]
+    # session-named polcal tables re-rooted into the working directory by basename, trailing slash dropped
+    assert calls[1]["gaintable"][1:] == ["/w/session_1_polcalib.ms.hifa_polcal.s18_5.session_1.kcross.tbl",
+                                         "/w/session_1_polcalib.ms.hifa_polcal.s18_9.session_1.xyf0.tbl"]
+    assert calls[1]["intent"] == "*OBSERVE_TARGET*,*CALIBRATE_PHASE*,*CALIBRATE_POLARIZATION*"
+
+
+def test_without_polcal_parang_false_even_if_the_line_says_true():
+    line = OLD[:-1] + ", parang=True)"
+    calls = calapply.prepare_file(line + "\n", "/w/x.ms", "/w")
+    assert calls[0]["parang"] is False
+
+
+def test_parang_decision_is_for_the_whole_restore():
+    plain = calapply.parse(FULL + "\n")
+    pol = calapply.parse(POLCAL_SESSION + "\n")
+    assert calapply.parang_for({"a.ms": plain, "b.ms": pol}) is True
+    assert calapply.parang_for({"a.ms": plain}) is False
+    assert calapply.parang_for({}) is False
+    # ".hifa_polcal." must be in the table name, not merely in a directory of the original path
+    odd = calapply.parse(FULL.replace("/lustre/p/working/a.bcal.tbl", "/x.hifa_polcal.d/a.bcal.tbl") + "\n")
+    assert calapply.uses_polcal(odd) is False
+
+
+def test_flagbackup_once_per_ms_like_the_pipeline():
+    text = "\n".join([FULL, OLD, FULL]) + "\n"
+    calls = calapply.prepare_file(text, "/w/x.ms", "/w")
+    assert [kw["flagbackup"] for kw in calls] == [True, False, False]
+
+
+def test_pl2024_renorm_table_is_an_ordinary_caltable():
+    calls = calapply.prepare_file(RENORM + "\n", "/w/uid___A002_X1_X2.ms", "/w")
+    assert calls[0]["gaintable"] == ["/w/uid___A002_X1_X2.ms.hifa_renorm.s15_1.renorm.tbl"]
+    assert calls[0]["parang"] is False

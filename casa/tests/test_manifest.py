@@ -65,3 +65,35 @@ def test_selection_prefers_cal_then_sorted(tmp_path):
 def test_unreadable_manifest(tmp_path):
     with pytest.raises(manifest.ManifestError, match="cannot read manifest"):
         manifest.Manifest(write(tmp_path, "x.pipeline_manifest.xml", "<piperesults>"))
+
+
+# --- restore-time actions the modular restore refuses (restoredata._do_renormalize, selfcal, unknown) ----------
+
+RENORM_XML = XML.replace(
+    '<applycmds name="uid___A002_X1_X1.ms.calapply.txt"/>',
+    '<applycmds name="uid___A002_X1_X1.ms.calapply.txt"/>\n'
+    '        <hifa_renorm apply="True" threshold="1.02" spw="17,19" excludechan="{}" correctATM="True"/>')
+
+
+def test_pl2024_manifest_has_no_unsupported_action(tmp_path):
+    assert manifest.Manifest(write(tmp_path, "a.pipeline_manifest.xml")).unsupported_restore_actions() == []
+
+
+def test_hifa_renorm_is_unsupported(tmp_path):
+    m = manifest.Manifest(write(tmp_path, "a.pipeline_manifest.xml", RENORM_XML))
+    assert m.renorm["uid___A002_X1_X1.ms"]["threshold"] == "1.02"
+    assert m.unsupported_restore_actions() == [
+        "hifa_renorm for uid___A002_X1_X1.ms (renormalisation at restore time, PL2022-2023)"]
+
+
+def test_selfcal_and_unknown_asdm_children_are_unsupported(tmp_path):
+    text = XML.replace('<casaversion name="6.5.4.9"/>', '<casaversion name="6.5.4.9"/><selfcal_resources name="x.tgz"/>')
+    text = text.replace('<finalflags name="f3.tgz"/>', '<finalflags name="f3.tgz"/><hifa_future step="1"/>')
+    m = manifest.Manifest(write(tmp_path, "a.pipeline_manifest.xml", text))
+    assert m.unsupported_restore_actions() == [
+        "selfcal resource <selfcal_resources>", 'unknown <hifa_future> in <asdm name="uid___A002_X1_X3.ms">']
+
+
+def test_finalms_and_image_children_are_harmless(tmp_path):
+    text = XML.replace('<finalflags name="f3.tgz"/>', '<finalflags name="f3.tgz"/><finalms name="x.ms"/><image name="i" imtype="t"/>')
+    assert manifest.Manifest(write(tmp_path, "a.pipeline_manifest.xml", text)).unsupported_restore_actions() == []

@@ -38,7 +38,9 @@ def test_manifest_only_in_rawdata_is_found(fixture_dir, tmp_path):
         for kw in cs:
             assert kw["vis"] == os.path.join(working, vis)
             assert all(os.path.dirname(t) == working for t in kw["gaintable"])
-            assert kw["applymode"] == "calflagstrict" and kw["flagbackup"] is False
+            assert kw["applymode"] == "calflagstrict" and kw["parang"] is False
+        # the pipeline's single flag backup per MS (applycal flagbackup=True, one callibrary call)
+        assert [kw["flagbackup"] for kw in cs] == [True, False, False]
     # copytoraw copied every listed product into rawdata
     for f in m.listed_files():
         assert os.path.isfile(os.path.join(base, "rawdata", f))
@@ -87,3 +89,18 @@ def test_sigterm_ends_in_errorexit_and_kills_casa(fixture_dir, tmp_path):
             break
         time.sleep(0.2)
     assert ps.stdout.strip() == "", "CASA step still running after SIGTERM"
+
+
+def test_hifa_renorm_manifest_is_refused_before_casa(fixture_dir, tmp_path):
+    root = str(tmp_path)
+    ppr_path, working, _ = stage(fixture_dir, MOUS_A, root)
+    products = os.path.join(os.path.dirname(working), "products")
+    (m,) = glob.glob(os.path.join(products, "*pipeline_manifest.xml"))
+    with open(m) as f:
+        text = f.read()
+    text = text.replace("</asdm>", '<hifa_renorm apply="True" threshold="1.02" spw="0,1"/></asdm>', 1)
+    with open(m, "w") as f:
+        f.write(text)
+    with pytest.raises(restore_mous.RestoreError, match=r"asks for what the modular restore cannot reproduce: "
+                                                         r"hifa_renorm for uid___A002_Xb1e2a0_X1\.ms"):
+        preflight(ppr_path, working, root)

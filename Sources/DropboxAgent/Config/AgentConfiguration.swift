@@ -205,10 +205,13 @@ struct AgentSettings: Codable, Sendable {
     var shutdownGraceSeconds: Double = 20
     /// Finished job records and status files older than this many days are removed (0 keeps them forever).
     var retentionDays: Double = 7
+    /// Free space needed in the restore directory before the raw fetch, as a multiple of the raw ASDM bytes
+    /// (measured on the fixture; 0 disables the check).
+    var diskSpaceFactor: Double = DiskSpaceCheck.defaultFactor
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case workDirectory, restoreDirectory, journal, maxConcurrentRestores, maxConcurrentPerDropper, leaseSeconds, maxAttempts
-        case resubmitWindowSeconds, shutdownGraceSeconds, retentionDays
+        case resubmitWindowSeconds, shutdownGraceSeconds, retentionDays, diskSpaceFactor
     }
     init() {}
     init(from decoder: any Decoder) throws {
@@ -225,6 +228,10 @@ struct AgentSettings: Codable, Sendable {
         resubmitWindowSeconds = try c.value(.resubmitWindowSeconds, default: d.resubmitWindowSeconds)
         shutdownGraceSeconds = try c.value(.shutdownGraceSeconds, default: d.shutdownGraceSeconds)
         retentionDays = try c.value(.retentionDays, default: d.retentionDays)
+        diskSpaceFactor = try c.value(.diskSpaceFactor, default: d.diskSpaceFactor)
+        if diskSpaceFactor < 0 || !diskSpaceFactor.isFinite {
+            throw ConfigurationError(path: "$.agent.diskSpaceFactor", message: "must be a number ≥ 0 (0 disables the check), not \(diskSpaceFactor)")
+        }
     }
 }
 

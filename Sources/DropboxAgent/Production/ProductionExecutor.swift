@@ -40,7 +40,8 @@ struct ProductionExecutor: RestoreExecutor {
             casaTimeout: .milliseconds(Int(c.casa.timeoutSeconds * 1000)), casaKillGrace: .milliseconds(Int(c.casa.killGraceSeconds * 1000)),
             casaParallelExecBlocks: c.casa.parallelExecBlocks ?? ModularRunner.defaultParallelExecBlocks,
             downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL, deliveryGroup: try deliveryGroup(c.delivery.group),
-            agentVersion: DropboxAgentCommand.version, sources: c.sources.restoreSettings, httpOptions: httpOptions(c))
+            agentVersion: DropboxAgentCommand.version, sources: c.sources.restoreSettings, httpOptions: httpOptions(c),
+            diskSpaceFactor: c.agent.diskSpaceFactor)
     }
 
     /// Transfer options for every HTTP source (NGAS, package servers, the ALMA archive).

@@ -12,7 +12,31 @@ internal import Foundation
 ///    that calibrated the data is the faithful choice.
 /// 3. Otherwise the configured default (`defaultName`), else the only installation if exactly one is configured.
 /// 4. Otherwise `casaNotConfigured`.
+///
+/// When the manifest asks for what the modular restore cannot reproduce (``PipelineManifest/restoreTimeActions``,
+/// passed as `modularRefusal`), only installations of kind `pipeline` are candidates (the same rules among them;
+/// without a request choice, a pipeline installation is taken even if the default is modular); a request naming a
+/// modular one, or no pipeline installation configured, throws `modularRefusal` itself. See ``modularRefusal(for:manifestName:)``.
 public enum CASASelection {
+    /// The error to refuse a manifest with when only a pipeline CASA can restore it, or nil if the modular
+    /// restore can.
+    public static func modularRefusal(for manifest: PipelineManifest, manifestName: String) -> RestoreError? {
+        let actions = manifest.restoreTimeActions
+        guard let first = actions.first else { return nil }
+        return RestoreError(
+            first.code,
+            "manifest \(manifestName) asks hifa_restoredata for \(actions.map(\.description).joined(separator: "; ")), which the modular restore cannot reproduce",
+            hint: "Configure a CASA installation of kind \"pipeline\" (casa.installations, a monolithic CASA with the ALMA pipeline); the restore then runs with it.")
+    }
+
+    /// Checks, as soon as the manifest is known, that some installation can restore it (see the type's rules).
+    public static func checkRestorable(
+        manifest: PipelineManifest, manifestName: String, requested: RestoreRequest.CASAChoice?, installations: [CASAInstallation], defaultName: String?
+    ) throws(RestoreError) {
+        guard let refusal = modularRefusal(for: manifest, manifestName: manifestName) else { return }
+        _ = try select(requested: requested, manifestCasaVersion: manifest.casaVersion, installations: installations, defaultName: defaultName, modularRefusal: refusal)
+    }
+
     /// Picks the installation; see the type's documentation for the rules.
     ///
     /// - Parameters:
@@ -25,8 +49,28 @@ public enum CASASelection {
         requested: RestoreRequest.CASAChoice?,
         manifestCasaVersion: String?,
         installations: [CASAInstallation],
-        defaultName: String?
+        defaultName: String?,
+        modularRefusal: RestoreError? = nil
     ) throws(RestoreError) -> CASAInstallation {
+        if let refusal = modularRefusal {
+            let pipelines = installations.filter { $0.kind == .pipeline }
+            let chosen: CASAInstallation
+            do {
+                chosen = try select(requested: requested, manifestCasaVersion: manifestCasaVersion, installations: pipelines,
+                                    defaultName: pipelines.contains { $0.name == defaultName } ? defaultName : pipelines.first?.name)
+            } catch {
+                var e = refusal
+                if let requested, let named = select(requested, in: installations) {
+                    e.message += "; the request asks for the \(named.kind.rawValue) installation \"\(named.name)\""
+                } else if pipelines.isEmpty {
+                    e.message += "; no pipeline CASA installation is configured"
+                } else {
+                    e.message += "; " + error.message
+                }
+                throw e
+            }
+            return chosen
+        }
         switch requested {
         case .name(let name):
             if let found = installations.first(where: { $0.name == name }) { return found }
@@ -50,6 +94,13 @@ public enum CASASelection {
                     ? "No CASA installation is configured."
                     : "No CASA installation was requested, none matches the manifest's casaversion \(manifestCasaVersion ?? "(unknown)") and no default is configured.",
                 installations)
+        }
+    }
+
+    private static func select(_ requested: RestoreRequest.CASAChoice, in installations: [CASAInstallation]) -> CASAInstallation? {
+        switch requested {
+        case .name(let name): installations.first { $0.name == name }
+        case .home(let home): installations.first { normalisedPath($0.home) == normalisedPath(home) }
         }
     }
 

@@ -45,6 +45,17 @@ extension RestoreError.Code {
     /// A file the manifest names is not among the staged products.
     public static let manifestFileMissing: Self = "manifestFileMissing"
 
+    // MARK: Manifest asks for what the modular restore cannot reproduce (checked as soon as the manifest is
+    // known — step 1 for packages, before the raw fetch for the catalogue — unless a pipeline CASA installation
+    // is configured, which then runs instead)
+
+    /// An `<asdm>` holds `<hifa_renorm>`: PL2022–2023 renormalisation, run by `hifa_restoredata` at restore time.
+    public static let manifestRenormAtRestore: Self = "manifestRenormAtRestore"
+    /// The manifest names selfcal resources.
+    public static let manifestSelfcal: Self = "manifestSelfcal"
+    /// An `<asdm>` holds an element of unknown meaning (a restore-time action of a newer pipeline).
+    public static let manifestUnknownRestoreAction: Self = "manifestUnknownRestoreAction"
+
     // MARK: PPR
 
     /// The written PPR broke a rule the pipeline's parser depends on (a writer bug; never reaches CASA).

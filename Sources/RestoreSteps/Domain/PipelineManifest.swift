@@ -12,11 +12,19 @@ public struct PipelineManifest: Sendable, Hashable {
         public var finalFlags: String?
         /// `applycmds@name`: the `.calapply.txt` file.
         public var applyCmds: String?
+        /// Whether the `asdm` holds a `hifa_renorm` element: PL2022–2023 renormalisation, which
+        /// `hifa_restoredata` (`_do_renormalize`) runs at restore time with the element's attributes as arguments.
+        public var renormAtRestore: Bool
+        /// Child elements of unknown meaning (not `finalflags`, `applycmds`, `finalms`, `image`, `hifa_renorm`):
+        /// something a newer pipeline may act on per EB at restore time.
+        public var unknownElements: [String]
 
-        public init(name: String, finalFlags: String?, applyCmds: String?) {
+        public init(name: String, finalFlags: String?, applyCmds: String?, renormAtRestore: Bool = false, unknownElements: [String] = []) {
             self.name = name
             self.finalFlags = finalFlags
             self.applyCmds = applyCmds
+            self.renormAtRestore = renormAtRestore
+            self.unknownElements = unknownElements
         }
     }
 
@@ -48,14 +56,44 @@ public struct PipelineManifest: Sendable, Hashable {
     public var sessions: [Session]
     /// `aux_products_file@name`.
     public var auxProductsFile: String?
+    /// Elements of the `ous` or of a `session` whose name contains `selfcal` (selfcal resources).
+    public var selfcalElements: [String]
 
-    public init(ousName: String, casaVersion: String?, pipelineVersion: String?, procedureName: String?, sessions: [Session], auxProductsFile: String?) {
+    public init(ousName: String, casaVersion: String?, pipelineVersion: String?, procedureName: String?, sessions: [Session], auxProductsFile: String?,
+                selfcalElements: [String] = []) {
         self.ousName = ousName
         self.casaVersion = casaVersion
         self.pipelineVersion = pipelineVersion
         self.procedureName = procedureName
         self.sessions = sessions
         self.auxProductsFile = auxProductsFile
+        self.selfcalElements = selfcalElements
+    }
+
+    /// `asdm` children that carry no restore-time action (pipeline `manifest.py`: `add_asdm`, `add_asdm_imlist`).
+    static let knownAsdmChildren: Set<String> = ["finalflags", "applycmds", "finalms", "image", "hifa_renorm"]
+
+    /// What this manifest asks `hifa_restoredata` to do beyond import, flag restore and applycal of the listed
+    /// caltables — the modular restore reproduces only those. Empty for PL2024+ manifests, whose
+    /// renormalisation is an ordinary caltable in the apply lists. In order: `hifa_renorm` elements
+    /// (`manifestRenormAtRestore`), selfcal resources (`manifestSelfcal`), unknown `asdm` children
+    /// (`manifestUnknownRestoreAction`).
+    public var restoreTimeActions: [(code: RestoreError.Code, description: String)] {
+        var result: [(code: RestoreError.Code, description: String)] = []
+        let asdms = sessions.flatMap(\.asdms)
+        let renorm = asdms.filter(\.renormAtRestore).map(\.name)
+        if !renorm.isEmpty {
+            result.append((.manifestRenormAtRestore,
+                           "<hifa_renorm> for \(renorm.joined(separator: ", ")) (ALMA IF renormalisation run at restore time, pipeline 2022–2023)"))
+        }
+        if !selfcalElements.isEmpty {
+            result.append((.manifestSelfcal, "selfcal resources (<\(selfcalElements.joined(separator: ">, <"))>)"))
+        }
+        for asdm in asdms where !asdm.unknownElements.isEmpty {
+            result.append((.manifestUnknownRestoreAction,
+                           "<\(asdm.unknownElements.joined(separator: ">, <"))> in <asdm name=\"\(asdm.name)\">, an element the modular restore does not know"))
+        }
+        return result
     }
 
     /// Parses a manifest document.
@@ -101,17 +139,21 @@ public struct PipelineManifest: Sendable, Hashable {
                 name: nameAttribute(session) ?? "",
                 caltables: nameAttribute(session.element("caltables")),
                 asdms: session.elements("asdm").map { asdm in
-                    Asdm(name: nameAttribute(asdm) ?? "", finalFlags: nameAttribute(asdm.element("finalflags")), applyCmds: nameAttribute(asdm.element("applycmds")))
+                    Asdm(name: nameAttribute(asdm) ?? "", finalFlags: nameAttribute(asdm.element("finalflags")), applyCmds: nameAttribute(asdm.element("applycmds")),
+                         renormAtRestore: asdm.element("hifa_renorm") != nil,
+                         unknownElements: asdm.elements.map(\.localName).filter { !knownAsdmChildren.contains($0) })
                 }
             )
         }
+        let selfcal = (ous.elements + ous.elements("session").flatMap(\.elements)).map(\.localName).filter { $0.lowercased().contains("selfcal") }
         return PipelineManifest(
             ousName: nameAttribute(ous) ?? "",
             casaVersion: nameAttribute(ous.element("casaversion")),
             pipelineVersion: nameAttribute(ous.element("pipeline_version")),
             procedureName: nameAttribute(ous.element("procedure_name")),
             sessions: sessions,
-            auxProductsFile: nameAttribute(ous.element("aux_products_file"))
+            auxProductsFile: nameAttribute(ous.element("aux_products_file")),
+            selfcalElements: selfcal
         )
     }
 

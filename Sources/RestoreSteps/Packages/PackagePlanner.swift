@@ -23,6 +23,19 @@ public enum PackagePlanner {
     /// Written for a title the package does not carry (the pipeline's own word for an unknown value).
     public static let undefined = "Undefined"
 
+    /// Plans the restore of `request` from `contents`, then refuses (in step 1, before any raw byte) a manifest
+    /// asking for what the modular restore cannot reproduce unless a pipeline CASA installation can run it
+    /// (``CASASelection/checkRestorable(manifest:manifestName:requested:installations:defaultName:)``).
+    static func plan(for request: RestoreRequest, contents: PackageContents, context: RestoreContext) throws(RestoreError) -> RestorePlan {
+        let plan = try plan(for: request, contents: contents)
+        if let manifest = contents.manifest {
+            try CASASelection.checkRestorable(
+                manifest: manifest.document, manifestName: manifest.name, requested: request.casa,
+                installations: context.services.casaInstallations, defaultName: context.services.defaultCASA)
+        }
+        return plan
+    }
+
     /// Plans the restore of `request` from `contents`.
     public static func plan(for request: RestoreRequest, contents: PackageContents) throws(RestoreError) -> RestorePlan {
         let tree = contents.tree

@@ -14,10 +14,14 @@ public struct CASAStep: PipelineStep {
         let area = context.workArea
         let working = area.working(metadata.relativePath)
         let rawdata = area.rawdata(metadata.relativePath)
-        let manifestVersion = manifestCasaVersion(rawdata: rawdata)
+        let manifest = manifest(rawdata: rawdata)
+        let manifestVersion = manifest?.document.casaVersion
+        // A manifest the modular restore cannot reproduce (hifa_renorm, selfcal, …) was already refused before
+        // anything was fetched unless a pipeline installation is configured; here it makes that one run.
         let installation = try CASASelection.select(
             requested: context.request.casa, manifestCasaVersion: manifestVersion,
-            installations: context.services.casaInstallations, defaultName: context.services.defaultCASA)
+            installations: context.services.casaInstallations, defaultName: context.services.defaultCASA,
+            modularRefusal: manifest.flatMap { CASASelection.modularRefusal(for: $0.document, manifestName: $0.name) })
         // A CASA left running by an agent that was killed must not write into the same directory as ours.
         await LeftoverProcesses.stop(workingIn: working, grace: context.services.casaKillGrace, logger: context.logger)
 
@@ -47,10 +51,10 @@ public struct CASAStep: PipelineStep {
         reporter.report(StepProgress(fraction: 1, message: "\(asdmNames.count) measurement sets restored"))
     }
 
-    private func manifestCasaVersion(rawdata: String) -> String? {
+    private func manifest(rawdata: String) -> (name: String, document: PipelineManifest)? {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: rawdata)) ?? []).filter { $0.hasSuffix("pipeline_manifest.xml") }
-        guard let chosen = PipelineManifest.select(from: names) else { return nil }
-        return (try? PipelineManifest.parse(file: rawdata + "/" + chosen))?.casaVersion
+        guard let chosen = PipelineManifest.select(from: names), let document = try? PipelineManifest.parse(file: rawdata + "/" + chosen) else { return nil }
+        return (chosen, document)
     }
 }
 

@@ -5,6 +5,12 @@ internal import Foundation
 /// Step 3: calibration and script products flat in `products/`, `*auxproducts.tgz` expanded, exactly one
 /// pipeline manifest copied into `rawdata/`, and the manifest cross-checked against the EBs, their sessions
 /// and the files present — before any CASA runs (the `KeyError: 'session_2'` class of failure).
+///
+/// For catalogue restores the products were already fetched and checked at the start of step 2
+/// (``CalibrationProducts/fetchAndCheck(context:metadata:reporter:)``), before the first raw byte: here they
+/// are only staged (the fetch finds them in place; the local cross-check runs again, cheaply, so a resumed
+/// restore whose products changed on disk is still caught). Package restores were checked in step 1 and are
+/// staged from the package here.
 public struct CalibrationStep: PipelineStep {
     public let name = StepName.calibration
     public init() {}
@@ -13,26 +19,12 @@ public struct CalibrationStep: PipelineStep {
         let metadata = try context.metadata()
         let products = context.workArea.products(metadata.relativePath)
         let rawdata = context.workArea.rawdata(metadata.relativePath)
-        let items = metadata.plan.products.map { ArchiveFetch.Item(file: $0.file, destination: products + "/" + $0.file.ngasFileId) }
         if let package = metadata.plan.package {
             try await PackageStagingSteps.stageProducts(package, into: products, reporter: reporter)
         } else {
-            _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "calibration products (\(items.count) files)")
+            try await CalibrationProducts.fetch(context: context, metadata: metadata, reporter: reporter)
         }
-
-        for aux in items.map(\.file.ngasFileId) where aux.hasSuffix("auxproducts.tgz") {
-            try expandAuxiliary(products + "/" + aux, into: products, limits: context.services.archiveLimits)
-        }
-
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: products)) ?? []).filter { $0.hasSuffix("pipeline_manifest.xml") }
-        guard let chosen = PipelineManifest.select(from: names) else {
-            throw RestoreError(
-                "manifestMissing", "no *pipeline_manifest.xml among the \(items.count) calibration products of \(metadata.plan.mous)",
-                hint: "The pipeline cannot restore without its manifest; check ASA_PRODUCT_FILES for this MOUS.")
-        }
-        if names.count > 1 {
-            context.logger.notice("several manifests; using the calibration one", metadata: ["manifests": "\(names.sorted())", "chosen": "\(chosen)"])
-        }
+        let (chosen, _) = try CalibrationProducts.check(context: context, metadata: metadata)
         // Exactly one manifest in rawdata/: remove any other the step left earlier.
         for old in ((try? FileManager.default.contentsOfDirectory(atPath: rawdata)) ?? []) where old.hasSuffix("pipeline_manifest.xml") && old != chosen {
             FileSystemSteps.remove(rawdata + "/" + old)
@@ -41,14 +33,58 @@ public struct CalibrationStep: PipelineStep {
             throw RestoreError("manifestMissing", "cannot read \(products)/\(chosen)")
         }
         try FileSystemSteps.writeAtomically(data, to: rawdata + "/" + chosen)
-        let manifest = try PipelineManifest.parse(file: rawdata + "/" + chosen)
+        reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.products.count) products staged; manifest \(chosen) checked"))
+    }
+}
+
+/// The small calibration and script products of a catalogue restore: fetched and checked before the raw data.
+enum CalibrationProducts {
+    /// Fetches the products into `products/` (already present ones are kept) and checks them
+    /// (``check(context:metadata:)``). Step 2 calls this before its first raw byte — a metadata problem then
+    /// costs kilobytes, not the gigabytes of the ASDMs.
+    static func fetchAndCheck(context: RestoreContext, metadata: RestoreMetadata, reporter: any StepReporter) async throws {
+        try await fetch(context: context, metadata: metadata, reporter: reporter)
+        let (chosen, _) = try check(context: context, metadata: metadata)
+        context.logger.info("calibration products checked before the raw data", metadata: ["manifest": "\(chosen)"])
+    }
+
+    /// Fetches the catalogue's products into `products/` and expands `*auxproducts.tgz` there.
+    static func fetch(context: RestoreContext, metadata: RestoreMetadata, reporter: any StepReporter) async throws {
+        let products = context.workArea.products(metadata.relativePath)
+        try FileSystemSteps.createDirectory(products)
+        let items = metadata.plan.products.map { ArchiveFetch.Item(file: $0.file, destination: products + "/" + $0.file.ngasFileId) }
+        _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "calibration products (\(items.count) files)")
+        for aux in items.map(\.file.ngasFileId) where aux.hasSuffix("auxproducts.tgz") {
+            try expandAuxiliary(products + "/" + aux, into: products, limits: context.services.archiveLimits)
+        }
+    }
+
+    /// The manifest `hifa_restoredata` would choose among the products, parsed and cross-checked against the
+    /// plan and the files (``ManifestCrossCheck``), and refused when it asks for what the modular restore cannot
+    /// reproduce and no pipeline CASA is configured (``CASASelection/checkRestorable(manifest:manifestName:requested:installations:defaultName:)``).
+    @discardableResult
+    static func check(context: RestoreContext, metadata: RestoreMetadata) throws(RestoreError) -> (name: String, manifest: PipelineManifest) {
+        let products = context.workArea.products(metadata.relativePath)
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: products)) ?? []).filter { $0.hasSuffix("pipeline_manifest.xml") }
+        guard let chosen = PipelineManifest.select(from: names) else {
+            throw RestoreError(
+                "manifestMissing", "no *pipeline_manifest.xml among the \(metadata.plan.products.count) calibration products of \(metadata.plan.mous)",
+                hint: "The pipeline cannot restore without its manifest; check ASA_PRODUCT_FILES for this MOUS.")
+        }
+        if names.count > 1 {
+            context.logger.notice("several manifests; using the calibration one", metadata: ["manifests": "\(names.sorted())", "chosen": "\(chosen)"])
+        }
+        let manifest = try PipelineManifest.parse(file: products + "/" + chosen)
         try ManifestCrossCheck.check(manifest: manifest, manifestName: chosen, plan: metadata.plan, stagedFiles: URL(fileURLWithPath: products))
-        reporter.report(StepProgress(fraction: 1, message: "\(items.count) products staged; manifest \(chosen) checked"))
+        try CASASelection.checkRestorable(
+            manifest: manifest, manifestName: chosen, requested: context.request.casa,
+            installations: context.services.casaInstallations, defaultName: context.services.defaultCASA)
+        return (chosen, manifest)
     }
 
     /// Unpacks the auxiliary products (flux.csv, antennapos.csv, cont.dat, flag templates) next to the others,
     /// never overwriting a product of the same name.
-    private func expandAuxiliary(_ tgz: String, into products: String, limits: ArchiveLimits) throws {
+    private static func expandAuxiliary(_ tgz: String, into products: String, limits: ArchiveLimits) throws {
         let staging = products + "/.aux-" + (tgz as NSString).lastPathComponent
         FileSystemSteps.remove(staging)
         try FileSystemSteps.createDirectory(staging)

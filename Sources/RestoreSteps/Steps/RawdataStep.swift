@@ -10,6 +10,13 @@ internal import SystemPackage
 /// streaming, since libarchive does not check the gzip CRC), is unpacked safely into a hidden directory and
 /// renamed into place only when complete — so `rawdata/<AsdmDiskName>` existing means complete, and a resumed
 /// step skips it. Sites with an asdmExportLight-compatible exporter configure `rawdataCommand` instead.
+///
+/// Before the first raw byte (fail before fetching gigabytes): for catalogue restores the small calibration
+/// and script products are fetched and cross-checked first (``CalibrationProducts/fetchAndCheck(context:metadata:reporter:)``),
+/// and for every source the disk space is checked (``DiskSpaceCheck``). Why here and not in a new step: the
+/// status contract fixes six steps with these names and numbers (1 prepare … 6 deliver), so the products'
+/// fetch and check open step 2 — the first step that moves data — and step 3 only stages them. Package
+/// restores had their manifest read and checked in step 1 already.
 public struct RawdataStep: PipelineStep {
     public let name = StepName.rawdata
     public init() {}
@@ -17,11 +24,16 @@ public struct RawdataStep: PipelineStep {
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
         let metadata = try context.metadata()
         let rawdata = context.workArea.rawdata(metadata.relativePath)
+        if metadata.plan.package == nil {
+            try await CalibrationProducts.fetchAndCheck(context: context, metadata: metadata, reporter: reporter)
+        }
         let missing = metadata.plan.execBlocks.filter { !FileSystemSteps.isDirectory(rawdata + "/" + $0.asdmDiskName.rawValue) }
         if missing.isEmpty {
             reporter.report(StepProgress(fraction: 1, message: "all \(metadata.plan.execBlocks.count) ASDMs present"))
             return
         }
+        try DiskSpaceCheck.check(rawBytes: missing.reduce(0) { $0 + $1.asdm.size }, factor: context.services.diskSpaceFactor,
+                                 path: context.workArea.root)
         if let package = metadata.plan.package {
             try await PackageStagingSteps.stageAsdms(missing, package: package, rawdata: rawdata, context: context, reporter: reporter)
             reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.execBlocks.count) ASDMs in rawdata/"))

@@ -42,6 +42,9 @@ public struct RestoreServices: Sendable {
     public var sources: SourceSettings
     /// Transfer options for packages on web servers and the ALMA archive.
     public var httpOptions: HTTPStoreOptions
+    /// Free space needed before the raw fetch, as a multiple of the raw ASDM bytes (`agent.diskSpaceFactor`;
+    /// 0 disables the check). See ``DiskSpaceCheck``.
+    public var diskSpaceFactor: Double
 
     public init(
         catalogue: any MetadataSource, store: any ArchiveStore, cache: FileCache?, parallelTransfers: Int = 2,
@@ -50,7 +53,7 @@ public struct RestoreServices: Sendable {
         casaKillGrace: Duration = .seconds(10), casaParallelExecBlocks: Int = ModularRunner.defaultParallelExecBlocks,
         downloadDirectory: String, downloadBaseURL: String? = nil,
         deliveryGroup: gid_t? = nil, agentVersion: String, sources: SourceSettings = SourceSettings(),
-        httpOptions: HTTPStoreOptions = HTTPStoreOptions()
+        httpOptions: HTTPStoreOptions = HTTPStoreOptions(), diskSpaceFactor: Double = DiskSpaceCheck.defaultFactor
     ) {
         self.catalogue = catalogue
         self.store = store
@@ -70,6 +73,7 @@ public struct RestoreServices: Sendable {
         self.agentVersion = agentVersion
         self.sources = sources
         self.httpOptions = httpOptions
+        self.diskSpaceFactor = diskSpaceFactor
     }
 }
 
