@@ -42,8 +42,31 @@ public struct CalibrationStep: PipelineStep {
         }
         try FileSystemSteps.writeAtomically(data, to: rawdata + "/" + chosen)
         let manifest = try PipelineManifest.parse(file: rawdata + "/" + chosen)
+        try Self.checkCASA(manifest: manifest, manifestName: chosen, metadata: metadata, context: context)
         try ManifestCrossCheck.check(manifest: manifest, manifestName: chosen, plan: metadata.plan, stagedFiles: URL(fileURLWithPath: products))
         reporter.report(StepProgress(fraction: 1, message: "\(items.count) products staged; manifest \(chosen) checked"))
+    }
+
+    /// The catalogue source learns the manifest's `casaversion` only here: the CASA choice of step 1 is made again
+    /// with it and checked against `casa.versionPolicy` (before the PPR and CASA), and `metadata.json` records it.
+    static func checkCASA(manifest: PipelineManifest, manifestName: String, metadata: RestoreMetadata, context: RestoreContext) throws {
+        if let recorded = metadata.casa, recorded.manifestRead, recorded.manifestVersion == manifest.casaVersion { return }
+        let (installation, choice): (CASAInstallation, CASAChoice)
+        do {
+            (installation, choice) = try context.chooseCASA(manifestVersion: manifest.casaVersion, manifestRead: true, step: .calibration)
+        } catch {
+            var e = error
+            e.message += " (manifest \(manifestName))"
+            throw e
+        }
+        var updated = metadata
+        updated.casa = choice
+        try FileSystemSteps.writeAtomically(try updated.encoded(), to: context.workArea.metadataFile)
+        context.logger.info("CASA chosen with the manifest", metadata: [
+            "installation": "\(installation.name)", "version": "\(installation.version)",
+            "manifest.casaversion": "\(choice.manifestVersion ?? "-")", "policy": "\(choice.policy.rawValue)",
+        ])
+        if let warning = choice.warning { context.logger.notice("CASA versions differ", metadata: ["warning": "\(warning)"]) }
     }
 
     /// Unpacks the auxiliary products (flux.csv, antennapos.csv, cont.dat, flag templates) next to the others,
