@@ -94,7 +94,7 @@ struct ProductionExecutor: RestoreExecutor {
         let context = context(for: job)
         let pipeline = RestorePipeline(steps: RestoreContext.steps)
         let outcome = await pipeline.run(context, completed: completed, observer: observer, reporter: reporter)
-        var result = ExecutionResult()
+        var result = runningFacts(job) ?? ExecutionResult()
         if let metadata = try? context.metadata() {
             result.facts = [
                 "project": metadata.project, "mous": metadata.mous.rawValue,
@@ -105,6 +105,15 @@ struct ProductionExecutor: RestoreExecutor {
             result.result = .init(deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets, sizeBytes: record.sizeBytes)
         }
         return (outcome, result)
+    }
+
+    /// The CASA choice recorded in `metadata.json` (step 1, revised in step 3) and its warning.
+    func runningFacts(_ job: ExecutionJob) -> ExecutionResult? {
+        guard let choice = (try? context(for: job).metadata())?.casa else { return nil }
+        var result = ExecutionResult()
+        result.casa = StatusDocument.CASA(version: choice.version, manifestVersion: choice.manifestVersion, installation: choice.installation)
+        result.warnings = choice.warning.map { [$0] } ?? []
+        return result
     }
 
     func cleanUp(_ job: ExecutionJob, succeeded: Bool) async {

@@ -3,7 +3,7 @@ internal import Foundation
 /// The CASA a restore runs with, and the one that made its tables: recorded in `metadata.json` by step 1 (and
 /// step 3, once the catalogue source's manifest is read), used by step 5, and said out loud in the status file,
 /// the delivery README and the mail.
-public struct CASAChoice: Codable, Sendable, Hashable {
+public struct ChosenCASA: Codable, Sendable, Hashable {
     /// The chosen installation's CASA version (`6.7.0.31`).
     public var version: String
     /// The manifest's `casaversion` (the CASA that made the tables); nil while the manifest has not been read, or
@@ -98,10 +98,10 @@ public enum CASASelection {
         requested: RestoreRequest.CASAChoice?, manifestCasaVersion: String?, manifestRead: Bool = true,
         installations: [CASAInstallation], defaultName: String?, policy: CASAVersionPolicy = .default,
         onDemand: OnDemand? = nil, step: StepName = .casa
-    ) throws(RestoreError) -> (CASAInstallation, CASAChoice) {
+    ) throws(RestoreError) -> (CASAInstallation, ChosenCASA) {
         let manifest = manifestCasaVersion.flatMap(CASAVersion.init)
-        func choice(_ i: CASAInstallation, created: Bool = false) -> (CASAInstallation, CASAChoice) {
-            (i, CASAChoice(version: i.version, manifestVersion: manifestCasaVersion, installation: i.name, policy: policy,
+        func choice(_ i: CASAInstallation, created: Bool = false) -> (CASAInstallation, ChosenCASA) {
+            (i, ChosenCASA(version: i.version, manifestVersion: manifestCasaVersion, installation: i.name, policy: policy,
                            manifestRead: manifestRead, createOnFirstUse: created ? i.home : nil))
         }
         func allowed(_ i: CASAInstallation) -> Bool {

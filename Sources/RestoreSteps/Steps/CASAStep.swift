@@ -50,7 +50,7 @@ public struct CASAStep: PipelineStep {
     /// not made yet. A working area from before the record existed chooses now, from the staged manifest.
     static func installation(
         metadata: RestoreMetadata, rawdata: String, context: RestoreContext, reporter: any StepReporter
-    ) async throws -> (CASAInstallation, CASAChoice) {
+    ) async throws -> (CASAInstallation, ChosenCASA) {
         guard let choice = metadata.casa, choice.manifestRead else {
             return try context.chooseCASA(manifestVersion: manifestCasaVersion(rawdata: rawdata), manifestRead: true, step: .casa)
         }

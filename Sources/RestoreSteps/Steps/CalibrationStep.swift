@@ -51,7 +51,7 @@ public struct CalibrationStep: PipelineStep {
     /// with it and checked against `casa.versionPolicy` (before the PPR and CASA), and `metadata.json` records it.
     static func checkCASA(manifest: PipelineManifest, manifestName: String, metadata: RestoreMetadata, context: RestoreContext) throws {
         if let recorded = metadata.casa, recorded.manifestRead, recorded.manifestVersion == manifest.casaVersion { return }
-        let (installation, choice): (CASAInstallation, CASAChoice)
+        let (installation, choice): (CASAInstallation, ChosenCASA)
         do {
             (installation, choice) = try context.chooseCASA(manifestVersion: manifest.casaVersion, manifestRead: true, step: .calibration)
         } catch {

@@ -109,7 +109,7 @@ public struct RestoreContext: Sendable {
 
     /// Chooses the CASA installation for this restore and checks it against `casa.versionPolicy`
     /// (``CASASelection/choose(requested:manifestCasaVersion:manifestRead:installations:defaultName:policy:onDemand:step:)``).
-    public func chooseCASA(manifestVersion: String?, manifestRead: Bool, step: StepName) throws(RestoreError) -> (CASAInstallation, CASAChoice) {
+    public func chooseCASA(manifestVersion: String?, manifestRead: Bool, step: StepName) throws(RestoreError) -> (CASAInstallation, ChosenCASA) {
         try CASASelection.choose(
             requested: request.casa, manifestCasaVersion: manifestVersion, manifestRead: manifestRead,
             installations: services.casaInstallations, defaultName: services.defaultCASA, policy: services.casaVersionPolicy,
