@@ -55,7 +55,7 @@ public enum CASAEnvironment {
             throw RestoreError(
                 .casaEnvironmentFailed,
                 "Installing the CASA environment in \(venv) failed (\(run.status)): \(lastLines(run.tail, 5))",
-                hint: "Run `python3 \(script) install --venv \(venv)` by hand to see the whole output.")
+                hint: "Run `python3 \(script) install --venv \(venv)\(version.map { " --version \($0)" } ?? "")` by hand to see the whole output.")
         }
     }
 
