@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "InotifyWatcherTests", dependencies: ["InotifyWatcher"], swiftSettings: strictSettings),
         .testTarget(name: "SQLiteDatabaseTests", dependencies: ["SQLiteDatabase"], swiftSettings: strictSettings),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery"], swiftSettings: strictSettings),
-        .testTarget(name: "RestoreStepsTests", dependencies: ["RestoreSteps", "Delivery"], exclude: ["Golden", "Fixtures"], swiftSettings: strictSettings),
+        .testTarget(name: "RestoreStepsTests", dependencies: ["RestoreSteps", "Delivery", .product(name: "Logging", package: "swift-log")], exclude: ["Golden", "Fixtures"], swiftSettings: strictSettings),
         .testTarget(
             name: "DropboxAgentTests",
             dependencies: ["DropboxAgent", "RestoreSteps", "Delivery", "InotifyWatcher"],

@@ -81,6 +81,12 @@ def test_native_request_restores_delivers_and_mails_then_a_second_request_fetche
         assert header in text
     assert mails[0]["tls"] and mails[0]["auth_user"] == "agent"
     assert status["notifications"] == [{"to": "pi@example.org", "state": "sent"}]
+    # The CASA that ran and the one that made the tables (the fixture's manifest says 6.5.4.9), said out loud.
+    assert status["casa"] == {"version": "6.7.0.31", "manifestVersion": "6.5.4.9", "installation": "modular"}, status.get("casa")
+    assert any("6.5.4.9" in w and "6.7.0.31" in w for w in status["warnings"]), status.get("warnings")
+    assert "6.5.4.9" in text and "6.7.0.31" in text and "Warning:" in text
+    readme = (pathlib.Path(status["result"]["deliveryPath"]) / "README.txt").read_text()
+    assert "CASA 6.7.0.31" in readme and "CASA 6.5.4.9" in readme and "WARNING" in readme, readme
     fetched = nginx.retrieves()
     assert fetched > 0
 

@@ -91,7 +91,7 @@ struct JobRunner: Sendable {
         }
         record(publisher.document, step: firstPending.rawValue, attempt: lease.attempt, message: resume ? "resumed" : "claimed")
 
-        let observer = JobObserver(runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.attempt)
+        let observer = JobObserver(runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.attempt, job: job)
         let (outcome, result) = await agent.executor.execute(
             job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher)
         try await conclude(outcome, result: result, job: job, request: request, checkpoint: observer.checkpoint, publisher: publisher, sha: sha)
@@ -141,6 +141,7 @@ struct JobRunner: Sendable {
             var preview = publisher.document
             preview.state = finalState
             preview.result = result.result
+            preview.record(casa: result.casa, warning: result.warnings.first)
             if let error { preview.error = .init(code: error.code.rawValue, message: error.message, hint: error.hint) }
             notifications = await agent.notifier.notify(preview, request: request, facts: result.facts)
             checkpoint.notified = true
@@ -152,6 +153,7 @@ struct JobRunner: Sendable {
         let finished = store.finishedDirectory + "/" + jobId
         try publisher.transition(to: finalState, step: error?.step, message: error?.message) { doc in
             doc.result = result.result
+            doc.record(casa: result.casa, warning: result.warnings.first)
             doc.error = error.map { .init(code: $0.code.rawValue, message: $0.message, hint: $0.hint) }
             doc.notifications = notifications.isEmpty ? nil : notifications
             doc.progress = nil
@@ -266,12 +268,14 @@ final class JobObserver: PipelineObserver, Sendable {
     private let state: Mutex<JobCheckpoint>
     private let publisher: StatusPublisher
     private let attempt: Int
+    private let job: ExecutionJob
 
-    init(runner: JobRunner, checkpoint: JobCheckpoint, publisher: StatusPublisher, attempt: Int) {
+    init(runner: JobRunner, checkpoint: JobCheckpoint, publisher: StatusPublisher, attempt: Int, job: ExecutionJob) {
         self.runner = runner
         self.state = Mutex(checkpoint)
         self.publisher = publisher
         self.attempt = attempt
+        self.job = job
     }
 
     var checkpoint: JobCheckpoint { state.withLock { $0 } }
@@ -293,6 +297,10 @@ final class JobObserver: PipelineObserver, Sendable {
         }
         try runner.saveCheckpoint(snapshot)
         runner.journalStep(step, attempt: attempt, started: false)
+        // Say which CASA will run as soon as it is chosen (step 1) and once the manifest is read (step 3).
+        if step == .prepare || step == .calibration, let facts = runner.agent.executor.runningFacts(job), facts.casa != publisher.document.casa {
+            try publisher.update { $0.record(casa: facts.casa, warning: facts.warnings.first) }
+        }
     }
 }
 

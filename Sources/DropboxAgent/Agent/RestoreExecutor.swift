@@ -20,6 +20,10 @@ struct ExecutionResult: Sendable, Equatable {
     var result: StatusDocument.Result?
     /// Facts for the notification text (project, MOUS, EB count, …).
     var facts: [String: String] = [:]
+    /// The CASA chosen for the restore, once known.
+    var casa: StatusDocument.CASA?
+    /// Warnings for the status file and the mail (CASA versions that differ).
+    var warnings: [String] = []
 }
 
 /// Runs the restore pipeline of one request. Production: the six real steps (``ProductionExecutor``);
@@ -32,6 +36,13 @@ protocol RestoreExecutor: Sendable {
 
     /// Removes the working area as configured once the request ended (`never`, `onSuccess`, `always`).
     func cleanUp(_ job: ExecutionJob, succeeded: Bool) async
+
+    /// What the status file can show while the restore runs (the CASA choice once step 1 made it); nil: nothing.
+    func runningFacts(_ job: ExecutionJob) -> ExecutionResult?
+}
+
+extension RestoreExecutor {
+    func runningFacts(_ job: ExecutionJob) -> ExecutionResult? { nil }
 }
 
 /// Sends the completion notification of a request; never fails the request.

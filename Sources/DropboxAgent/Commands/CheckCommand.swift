@@ -136,8 +136,8 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     private func checkCASA(_ c: AgentConfiguration, _ r: inout CheckReport) async {
-        var installations = c.casa.installations
-        if !installations.contains(where: { $0.name == "modular" }) { installations.append(ProductionExecutor.modularInstallation(c)) }
+        let installations = ProductionExecutor.casaInstallations(c)
+        r.ok("casa policy", "casa.versionPolicy \(c.casa.versionPolicy.rawValue); casa.installOnDemand \(c.casa.installOnDemand ? "on (\(c.casaVenvsDirectory))" : "off")")
         for inst in installations {
             switch inst.kind {
             case .modular:
@@ -146,7 +146,7 @@ struct CheckCommand: AsyncParsableCommand {
                     continue
                 }
                 let status = await CASAEnvironment.check(venv: inst.home, programDir: programDir)
-                if status.ok { r.ok("casa \(inst.name)", "modular CASA at \(inst.home): casatools \(status.casatools ?? "?")") } else {
+                if status.ok { r.ok("casa \(inst.name)", "modular CASA \(status.version ?? "?") at \(inst.home): casatools \(status.casatools ?? "?")") } else {
                     let message = "modular CASA at \(inst.home): \(status.problems.joined(separator: "; ")) — run `dropbox-agent casa install`"
                     if inst.name == c.casa.defaultInstallation { r.fail("casa \(inst.name)", message) } else { r.warn("casa \(inst.name)", message) }
                 }

@@ -111,6 +111,9 @@ struct AgentConfiguration: Codable, Sendable {
         if spool.rejectedDirectory == nil { spool.rejectedDirectory = agent.workDirectory! + "/rejected" }
     }
 
+    /// Modular venvs of other CASA versions, one per version: `<data>/casa-venvs/<version>`.
+    var casaVenvsDirectory: String { dataDirectory + "/casa-venvs" }
+
     /// The directory with `restore_mous.py` and `casaenv.py`: next to an installed binary
     /// (`<prefix>/share/dropbox-agent/casa`), or the repository's `casa/` for a development build.
     static func locateCASAProgramDirectory() -> String? {
@@ -317,10 +320,16 @@ struct CASASettings: Codable, Sendable {
     /// Execution blocks the modular runner restores at once, each in its own CASA process (`restore_mous.py
     /// --parallel`); at least 1. Default (nil): half the cores, at least 1.
     var parallelExecBlocks: Int?
+    /// Which CASA may restore tables made by the manifest's `casaversion`: `exact`, `sameMinor`, `newerAllowed`
+    /// (default), `any`.
+    var versionPolicy: CASAVersionPolicy = .default
+    /// Create a modular venv of the manifest's CASA version on first use when none is installed, cached per
+    /// version under `<data>/casa-venvs/<version>` (only versions PyPI has wheels of for this Python).
+    var installOnDemand = false
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case defaultInstallation, installations, modularVenv, programDirectory, timeoutSeconds, killGraceSeconds
-        case parallelExecBlocks
+        case parallelExecBlocks, versionPolicy, installOnDemand
     }
     init() {}
     init(from decoder: any Decoder) throws {
@@ -337,6 +346,15 @@ struct CASASettings: Codable, Sendable {
         if let n = parallelExecBlocks, n < 1 {
             throw ConfigurationError(path: "$.casa.parallelExecBlocks", message: "must be at least 1, not \(n)")
         }
+        if let text = try c.decodeIfPresent(String.self, forKey: .versionPolicy) {
+            guard let policy = CASAVersionPolicy(rawValue: text) else {
+                throw ConfigurationError(
+                    path: "$.casa.versionPolicy",
+                    message: "must be one of \(CASAVersionPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(text)\"")
+            }
+            versionPolicy = policy
+        }
+        installOnDemand = try c.value(.installOnDemand, default: d.installOnDemand)
     }
 }
 

@@ -104,6 +104,10 @@ struct MailNotifier: Notifier {
         if let p = facts["project"] { lines.append("Project:     \(p)") }
         if let ebs = facts["execblocks"] { lines.append("EBs:         \(ebs)") }
         lines.append("Outcome:     \(s.state.rawValue)")
+        if let casa = s.casa {
+            lines.append("CASA:        \(casa.version) (installation \(casa.installation))")
+            lines.append("Tables made with CASA \(casa.manifestVersion ?? "(not known: the pipeline manifest does not say, or was not read)")")
+        }
         if let r = s.result {
             lines.append("Download:    \(r.url ?? r.deliveryPath)")
             lines.append("Location:    \(r.deliveryPath)")
@@ -112,6 +116,10 @@ struct MailNotifier: Notifier {
         }
         if let started = s.startedAt.flatMap(Timestamp.date) {
             lines.append("Duration:    \(Int(Date().timeIntervalSince(started))) s")
+        }
+        for warning in s.warnings ?? [] {
+            lines.append("")
+            lines.append("Warning: \(warning)")
         }
         if let e = s.error {
             lines.append("")

@@ -28,15 +28,13 @@ struct ProductionExecutor: RestoreExecutor {
         }
         try FileManager.default.createDirectory(atPath: c.archive.cacheDirectory!, withIntermediateDirectories: true)
         let cache = c.archive.cacheMaxBytes > 0 ? FileCache(root: c.archive.cacheDirectory!, maxBytes: c.archive.cacheMaxBytes) : nil
-        var installations = c.casa.installations
-        if !installations.contains(where: { $0.name == "modular" }) {
-            installations.append(modularInstallation(c))
-        }
+        let installations = casaInstallations(c)
         return RestoreServices(
             catalogue: catalogue, store: store, cache: cache, parallelTransfers: max(1, c.archive.parallelTransfers),
             allowProprietary: c.catalogue.allowProprietary,
             rawdataCommand: c.archive.rawdataSource == "command" ? c.archive.rawdataCommand : nil,
-            casaInstallations: installations, defaultCASA: c.casa.defaultInstallation,
+            casaInstallations: installations, defaultCASA: c.casa.defaultInstallation, casaVersionPolicy: c.casa.versionPolicy,
+            casaOnDemand: c.casa.installOnDemand ? CASASelection.OnDemand(directory: c.casaVenvsDirectory, programDir: c.casa.programDirectory) : nil,
             casaTimeout: .milliseconds(Int(c.casa.timeoutSeconds * 1000)), casaKillGrace: .milliseconds(Int(c.casa.killGraceSeconds * 1000)),
             casaParallelExecBlocks: c.casa.parallelExecBlocks ?? ModularRunner.defaultParallelExecBlocks,
             downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL, deliveryGroup: try deliveryGroup(c.delivery.group),
@@ -53,9 +51,33 @@ struct ProductionExecutor: RestoreExecutor {
         return options
     }
 
-    /// The embedded modular installation: the venv made by `dropbox-agent casa install`.
+    /// Every installation a restore may use: the configured ones, the embedded modular venv (`modular`), and the
+    /// complete venvs under `<data>/casa-venvs/<version>` (`casa install --version`, `casa.installOnDemand`) as
+    /// `modular-<version>`.
+    static func casaInstallations(_ c: AgentConfiguration) -> [CASAInstallation] {
+        var installations = c.casa.installations
+        if !installations.contains(where: { $0.name == "modular" }) {
+            installations.append(modularInstallation(c))
+        }
+        let dir = c.casaVenvsDirectory
+        for entry in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() {
+            let venv = dir + "/" + entry
+            guard CASAVersion(entry) != nil, CASAEnvironment.isComplete(venv: venv) else { continue }
+            let version = CASAEnvironment.installedVersion(venv: venv) ?? entry
+            let name = "modular-\(version)"
+            if installations.contains(where: { $0.name == name }) { continue }
+            installations.append(CASAInstallation(name: name, kind: .modular, home: venv, version: version, programDir: c.casa.programDirectory))
+        }
+        return installations
+    }
+
+    /// The embedded modular installation: the venv made by `dropbox-agent casa install`. Its version is casatools'
+    /// in the venv (what `casaenv.py check` reports), else the version `casa install` would create.
     static func modularInstallation(_ c: AgentConfiguration) -> CASAInstallation {
-        CASAInstallation(name: "modular", kind: .modular, home: c.casa.modularVenv!, version: "6.7.0.31", programDir: c.casa.programDirectory)
+        let venv = c.casa.modularVenv!
+        let version = CASAEnvironment.installedVersion(venv: venv)
+            ?? c.casa.programDirectory.flatMap { CASAEnvironment.pinnedVersion(programDir: $0) } ?? "unknown"
+        return CASAInstallation(name: "modular", kind: .modular, home: venv, version: version, programDir: c.casa.programDirectory)
     }
 
     static func deliveryGroup(_ name: String?) throws -> gid_t? {
@@ -73,7 +95,7 @@ struct ProductionExecutor: RestoreExecutor {
         let context = context(for: job)
         let pipeline = RestorePipeline(steps: RestoreContext.steps)
         let outcome = await pipeline.run(context, completed: completed, observer: observer, reporter: reporter)
-        var result = ExecutionResult()
+        var result = runningFacts(job) ?? ExecutionResult()
         if let metadata = try? context.metadata() {
             result.facts = [
                 "project": metadata.project, "mous": metadata.mous.rawValue,
@@ -84,6 +106,15 @@ struct ProductionExecutor: RestoreExecutor {
             result.result = .init(deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets, sizeBytes: record.sizeBytes)
         }
         return (outcome, result)
+    }
+
+    /// The CASA choice recorded in `metadata.json` (step 1, revised in step 3) and its warning.
+    func runningFacts(_ job: ExecutionJob) -> ExecutionResult? {
+        guard let choice = (try? context(for: job).metadata())?.casa else { return nil }
+        var result = ExecutionResult()
+        result.casa = StatusDocument.CASA(version: choice.version, manifestVersion: choice.manifestVersion, installation: choice.installation)
+        result.warnings = choice.warning.map { [$0] } ?? []
+        return result
     }
 
     func cleanUp(_ job: ExecutionJob, succeeded: Bool) async {

@@ -10,7 +10,7 @@ enum RequestState: String, Codable, Sendable, CaseIterable {
 }
 
 /// `NAME.status.json` (schema `dropbox-agent/status/v1`), exactly the contract's fields plus a few documented
-/// additions (`requestFile`, `linkedTo`, `warnings`, `workingArea`, `logs`).
+/// additions (`requestFile`, `linkedTo`, `warnings`, `casa`, `workingArea`, `logs`).
 struct StatusDocument: Codable, Sendable, Equatable {
     static let schemaID = "dropbox-agent/status/v1"
 
@@ -54,6 +54,13 @@ struct StatusDocument: Codable, Sendable, Equatable {
         var host: String
         var pid: Int32
     }
+    /// The CASA that restores (or restored) and the one that made the tables (the manifest's `casaversion`).
+    struct CASA: Codable, Sendable, Equatable {
+        var version: String
+        /// Absent until the manifest has been read, or when it does not say.
+        var manifestVersion: String?
+        var installation: String
+    }
     struct Link: Codable, Sendable, Equatable {
         /// The request this one duplicates.
         var request: String
@@ -84,6 +91,9 @@ struct StatusDocument: Codable, Sendable, Equatable {
     var linkedTo: Link?
     /// Things worth knowing that did not stop the request (ignored event fields, mail trouble).
     var warnings: [String]?
+    /// Which CASA restores the data and which one made the tables, once chosen (step 1; step 3 adds the
+    /// manifest's version for the catalogue source). A warning in ``warnings`` says when they differ.
+    var casa: CASA?
     /// The request's working area (kept on failure for inspection).
     var workingArea: String?
     /// The request's log directory (CASA output, casa logs).
@@ -107,6 +117,18 @@ struct StatusDocument: Codable, Sendable, Equatable {
         if state.isTerminal && finishedAt == nil { finishedAt = now }
         if changed { history.append(HistoryEntry(at: now, state: state, step: newStep, message: message)) }
     }
+
+    /// Records the CASA choice and keeps exactly one version warning (the latest) among the other warnings.
+    mutating func record(casa: CASA?, warning: String?) {
+        guard let casa else { return }
+        self.casa = casa
+        var others = (warnings ?? []).filter { !$0.hasPrefix(StatusDocument.casaWarningPrefix) }
+        if let warning { others.append(warning) }
+        warnings = others.isEmpty ? nil : others
+    }
+
+    /// How every CASA version warning starts (``ChosenCASA/warning``).
+    static let casaWarningPrefix = "The calibration tables were made with CASA"
 
     func encoded() throws -> Data {
         let encoder = JSONEncoder()

@@ -13,14 +13,17 @@ public struct CASAEnvironmentStatus: Sendable, Codable, Hashable {
     public var casatools: String?
     /// The installed casatasks version.
     public var casatasks: String?
+    /// The venv's CASA version (casatools').
+    public var version: String?
     /// What is wrong, one line each.
     public var problems: [String]
 
-    public init(ok: Bool, python: String? = nil, casatools: String? = nil, casatasks: String? = nil, problems: [String] = []) {
+    public init(ok: Bool, python: String? = nil, casatools: String? = nil, casatasks: String? = nil, version: String? = nil, problems: [String] = []) {
         self.ok = ok
         self.python = python
         self.casatools = casatools
         self.casatasks = casatasks
+        self.version = version ?? casatools
         self.problems = problems
     }
 }
@@ -35,13 +38,16 @@ public enum CASAEnvironment {
     /// - Parameters:
     ///   - venv: the venv directory.
     ///   - programDir: the directory holding `casaenv.py` (the repository's `casa/`).
+    ///   - version: the CASA version (casatools/casatasks) when not the one `casa/requirements.txt` pins.
     ///   - python: the Python that creates the venv (a name looked up on `PATH`, or a path).
     ///   - logger: receives the installer's output tail.
     /// - Throws: ``RestoreError`` `casaEnvironmentFailed` quoting the end of the installer's output.
-    public static func install(venv: String, programDir: String, python: String = "python3", logger: Logger? = nil) async throws {
+    public static func install(
+        venv: String, programDir: String, version: String? = nil, python: String = "python3", logger: Logger? = nil
+    ) async throws {
         let script = CASAInstallation.join(programDir, "casaenv.py")
         try RunnerSupport.require(script, what: "The CASA environment manager")
-        let run = try await runTool(python, [script, "install", "--venv", venv])
+        let run = try await runTool(python, [script, "install", "--venv", venv] + (version.map { ["--version", $0] } ?? []))
         logger?.info("casaenv install finished", metadata: [
             "casa.venv": .string(venv), "casa.exitStatus": "\(run.status)", "casa.outputTail": .string(run.tail),
         ])
@@ -49,7 +55,7 @@ public enum CASAEnvironment {
             throw RestoreError(
                 .casaEnvironmentFailed,
                 "Installing the CASA environment in \(venv) failed (\(run.status)): \(lastLines(run.tail, 5))",
-                hint: "Run `python3 \(script) install --venv \(venv)` by hand to see the whole output.")
+                hint: "Run `python3 \(script) install --venv \(venv)\(version.map { " --version \($0)" } ?? "")` by hand to see the whole output.")
         }
     }
 
@@ -77,6 +83,40 @@ public enum CASAEnvironment {
             status.problems.append("casaenv.py check ended with \(run.status)")
         }
         return status
+    }
+
+    /// The name of the stamp `casaenv.py install` writes into a complete venv.
+    public static let stampName = ".casaenv-complete.json"
+
+    /// Whether `casaenv.py install` completed in `venv` (its stamp exists); a cheap test, no Python started.
+    public static func isComplete(venv: String) -> Bool {
+        FileManager.default.fileExists(atPath: CASAInstallation.join(venv, stampName))
+    }
+
+    /// The CASA version installed in a modular venv: casatools' version from its `dist-info` directory (what
+    /// `casaenv.py check` reports as `version`, read without starting Python); nil when none is installed.
+    public static func installedVersion(venv: String) -> String? {
+        let lib = CASAInstallation.join(venv, "lib")
+        let pythons = ((try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []).filter { $0.hasPrefix("python3") }.sorted()
+        for python in pythons {
+            let site = lib + "/" + python + "/site-packages"
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: site)) ?? []
+            for entry in entries.sorted() where entry.hasPrefix("casatools-") && entry.hasSuffix(".dist-info") {
+                let version = String(entry.dropFirst("casatools-".count).dropLast(".dist-info".count))
+                if CASAVersion(version) != nil { return version }
+            }
+        }
+        return nil
+    }
+
+    /// The casatools version `<programDir>/requirements.txt` pins: what `casa install` creates by default.
+    public static func pinnedVersion(programDir: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: CASAInstallation.join(programDir, "requirements.txt")) else { return nil }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("casatools==") { return String(trimmed.dropFirst("casatools==".count)) }
+        }
+        return nil
     }
 
     struct ToolRun {

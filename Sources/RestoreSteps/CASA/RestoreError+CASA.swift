@@ -1,6 +1,8 @@
 extension RestoreError.Code {
     /// The request named a CASA installation (by name or `casaHome`) that is not configured, or none could be chosen.
     public static let casaNotConfigured: Self = "casaNotConfigured"
+    /// No installation allowed by `casa.versionPolicy` can restore tables made by the manifest's `casaversion`.
+    public static let casaVersionRefused: Self = "casaVersionRefused"
     /// The chosen CASA installation is incomplete on disk (no `bin/casa`, no `runpipeline.py`, no venv python, …).
     public static let casaUnavailable: Self = "casaUnavailable"
     /// CASA exited with a non-zero status or was killed by a signal.

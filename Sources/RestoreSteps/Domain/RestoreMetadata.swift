@@ -67,6 +67,10 @@ public struct RestoreMetadata: Codable, Sendable, Hashable {
     public var agentVersion: String
     /// When the restore was planned.
     public var createdAt: UTCTime
+    /// The CASA that restores and the one that made the tables: chosen in step 1, revised in step 3 when the
+    /// manifest is first read there (catalogue source); step 5 runs the recorded installation. Absent in working
+    /// areas written before it existed.
+    public var casa: ChosenCASA?
     /// The whole plan, so later steps (rawdata, calibration, ppr) resume from this file alone.
     public var plan: RestorePlan
 

@@ -61,9 +61,12 @@ public struct PackageStaging: Sendable, Codable, Hashable {
     public var asdms: [String: AsdmSource]
     /// Things a person may want to know (a renamed file, a default used).
     public var notes: [String]
+    /// Set when the manifest asks for what the modular restore cannot reproduce (``CASASelection/modularRefusal(for:manifestName:)``):
+    /// only a pipeline CASA installation may then be chosen.
+    public var modularRefusal: RestoreError?
 
     public init(location: String, memberDirectory: String, structureSource: String, casaVersion: String?, pipelineVersion: String?,
-                products: [StagedProduct], asdms: [String: AsdmSource], notes: [String]) {
+                products: [StagedProduct], asdms: [String: AsdmSource], notes: [String], modularRefusal: RestoreError? = nil) {
         self.location = location
         self.memberDirectory = memberDirectory
         self.structureSource = structureSource
@@ -72,6 +75,7 @@ public struct PackageStaging: Sendable, Codable, Hashable {
         self.products = products
         self.asdms = asdms
         self.notes = notes
+        self.modularRefusal = modularRefusal
     }
 }
 

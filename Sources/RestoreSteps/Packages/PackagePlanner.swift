@@ -23,19 +23,6 @@ public enum PackagePlanner {
     /// Written for a title the package does not carry (the pipeline's own word for an unknown value).
     public static let undefined = "Undefined"
 
-    /// Plans the restore of `request` from `contents`, then refuses (in step 1, before any raw byte) a manifest
-    /// asking for what the modular restore cannot reproduce unless a pipeline CASA installation can run it
-    /// (``CASASelection/checkRestorable(manifest:manifestName:requested:installations:defaultName:)``).
-    static func plan(for request: RestoreRequest, contents: PackageContents, context: RestoreContext) throws(RestoreError) -> RestorePlan {
-        let plan = try plan(for: request, contents: contents)
-        if let manifest = contents.manifest {
-            try CASASelection.checkRestorable(
-                manifest: manifest.document, manifestName: manifest.name, requested: request.casa,
-                installations: context.services.casaInstallations, defaultName: context.services.defaultCASA)
-        }
-        return plan
-    }
-
     /// Plans the restore of `request` from `contents`.
     public static func plan(for request: RestoreRequest, contents: PackageContents) throws(RestoreError) -> RestorePlan {
         let tree = contents.tree
@@ -197,7 +184,8 @@ public enum PackagePlanner {
         }
         let staging = PackageStaging(
             location: contents.location, memberDirectory: tree.path, structureSource: structure,
-            casaVersion: m.casaVersion, pipelineVersion: m.pipelineVersion, products: products, asdms: asdms, notes: notes)
+            casaVersion: m.casaVersion, pipelineVersion: m.pipelineVersion, products: products, asdms: asdms, notes: notes,
+            modularRefusal: CASASelection.modularRefusal(for: m, manifestName: manifest.name))
         return RestorePlan(record: full, sessions: SessionAssignment(source: .pipelineManifest, sessions: numbered, notes: sessionNotes),
                            execBlocks: planEBs, products: full.products, package: staging)
     }

@@ -23,7 +23,7 @@ enum PackageSource {
             }
             return try PackageReader.read(root: root, location: location ?? root, mous: mous, scratch: scratch, limits: limits)
         }
-        return try PackagePlanner.plan(for: request, contents: contents, context: context)
+        return try PackagePlanner.plan(for: request, contents: contents)
     }
 
     /// The package directory of `mous` in one of `roots`: a directory holding its `*uid___<MOUS>_auxiliary.tar`

@@ -92,7 +92,7 @@ enum RemotePackage {
                                    remoteAsdms: remoteAsdms, projectHint: projectHint)
         }
         contents.releaseDate = releaseDate
-        return try PackagePlanner.plan(for: request, contents: contents, context: context)
+        return try PackagePlanner.plan(for: request, contents: contents)
     }
 
     /// The EB disk name of an archive raw tar, `<project>_uid___A002_X…_X….asdm.sdm.tar`. A tar on a server

@@ -1,8 +1,9 @@
 internal import Logging
 internal import Foundation
 
-/// Step 5: CASA restores the measurement sets from the PPR, with the installation the request chose (only
-/// ever a configured one), the manifest named, or the site default. Success is judged by
+/// Step 5: CASA restores the measurement sets from the PPR, with the installation recorded in `metadata.json`
+/// (chosen in step 1 and checked against `casa.versionPolicy` as soon as the manifest was read; see
+/// ``CASASelection``); a `casa.installOnDemand` venv is created here, on first use. Success is judged by
 /// ``CASASuccessCheck`` — errorexit markers, SEVERE lines, the measurement sets themselves — never by the exit
 /// code alone.
 public struct CASAStep: PipelineStep {
@@ -14,14 +15,8 @@ public struct CASAStep: PipelineStep {
         let area = context.workArea
         let working = area.working(metadata.relativePath)
         let rawdata = area.rawdata(metadata.relativePath)
-        let manifest = manifest(rawdata: rawdata)
-        let manifestVersion = manifest?.document.casaVersion
-        // A manifest the modular restore cannot reproduce (hifa_renorm, selfcal, …) was already refused before
-        // anything was fetched unless a pipeline installation is configured; here it makes that one run.
-        let installation = try CASASelection.select(
-            requested: context.request.casa, manifestCasaVersion: manifestVersion,
-            installations: context.services.casaInstallations, defaultName: context.services.defaultCASA,
-            modularRefusal: manifest.flatMap { CASASelection.modularRefusal(for: $0.document, manifestName: $0.name) })
+        let (installation, choice) = try await Self.installation(metadata: metadata, rawdata: rawdata, context: context, reporter: reporter)
+        let manifestVersion = choice.manifestVersion
         // A CASA left running by an agent that was killed must not write into the same directory as ours.
         await LeftoverProcesses.stop(workingIn: working, grace: context.services.casaKillGrace, logger: context.logger)
 
@@ -51,7 +46,46 @@ public struct CASAStep: PipelineStep {
         reporter.report(StepProgress(fraction: 1, message: "\(asdmNames.count) measurement sets restored"))
     }
 
-    private func manifest(rawdata: String) -> (name: String, document: PipelineManifest)? {
+    /// The installation recorded in `metadata.json` (steps 1 and 3), created first when it is an on-demand venv
+    /// not made yet. A working area from before the record existed chooses now, from the staged manifest.
+    static func installation(
+        metadata: RestoreMetadata, rawdata: String, context: RestoreContext, reporter: any StepReporter
+    ) async throws -> (CASAInstallation, ChosenCASA) {
+        guard let choice = metadata.casa, choice.manifestRead else {
+            let manifest = stagedManifest(rawdata: rawdata)
+            return try context.chooseCASA(
+                manifestVersion: manifest?.document.casaVersion, manifestRead: true, step: .casa,
+                modularRefusal: manifest.flatMap { CASASelection.modularRefusal(for: $0.document, manifestName: $0.name) })
+        }
+        if let found = context.services.casaInstallations.first(where: { $0.name == choice.installation }), choice.createOnFirstUse == nil {
+            return (found, choice)
+        }
+        guard let home = choice.createOnFirstUse, let onDemand = context.services.casaOnDemand,
+              let version = CASAVersion(choice.version) else {
+            throw RestoreError(
+                .casaNotConfigured, "CASA installation \"\(choice.installation)\" chosen for this restore is no longer configured.",
+                hint: "Restore the installation in the configuration, or remove the working area and drop the request again.", step: .casa)
+        }
+        let installation = onDemand.installation(version: version)
+        if !CASAEnvironment.isComplete(venv: home) {
+            guard let programDir = installation.programDir else {
+                throw RestoreError(.casaUnavailable, "cannot create CASA \(version): casa.programDirectory (casaenv.py) is not known", step: .casa)
+            }
+            reporter.report(StepProgress(message: "creating the CASA \(version) environment in \(home) (first use: about 2 GB from PyPI)"))
+            context.logger.notice("creating a CASA environment on first use", metadata: ["version": "\(version)", "venv": "\(home)"])
+            do {
+                try await CASAEnvironment.install(venv: home, programDir: programDir, version: version.description, logger: context.logger)
+            } catch let error as RestoreError {
+                throw RestoreError(
+                    .casaUnavailable, "CASA \(version) (casa.installOnDemand) could not be created: \(error.message)",
+                    hint: "See casa/README.md for the versions PyPI has for this Python; or install CASA \(version) as a pipeline installation, or turn casa.installOnDemand off to use an installed CASA under casa.versionPolicy.",
+                    step: .casa)
+            }
+        }
+        return (installation, choice)
+    }
+
+    private static func stagedManifest(rawdata: String) -> (name: String, document: PipelineManifest)? {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: rawdata)) ?? []).filter { $0.hasSuffix("pipeline_manifest.xml") }
         guard let chosen = PipelineManifest.select(from: names), let document = try? PipelineManifest.parse(file: rawdata + "/" + chosen) else { return nil }
         return (chosen, document)

@@ -60,8 +60,9 @@ enum CalibrationProducts {
     }
 
     /// The manifest `hifa_restoredata` would choose among the products, parsed and cross-checked against the
-    /// plan and the files (``ManifestCrossCheck``), and refused when it asks for what the modular restore cannot
-    /// reproduce and no pipeline CASA is configured (``CASASelection/checkRestorable(manifest:manifestName:requested:installations:defaultName:)``).
+    /// plan and the files (``ManifestCrossCheck``), with the CASA choice made again now that the manifest is known
+    /// (``checkCASA(manifest:manifestName:metadata:context:)``: the version policy, and a refusal when it asks for
+    /// what the modular restore cannot reproduce and no pipeline CASA is configured).
     @discardableResult
     static func check(context: RestoreContext, metadata: RestoreMetadata) throws(RestoreError) -> (name: String, manifest: PipelineManifest) {
         let products = context.workArea.products(metadata.relativePath)
@@ -75,11 +76,35 @@ enum CalibrationProducts {
             context.logger.notice("several manifests; using the calibration one", metadata: ["manifests": "\(names.sorted())", "chosen": "\(chosen)"])
         }
         let manifest = try PipelineManifest.parse(file: products + "/" + chosen)
+        try checkCASA(manifest: manifest, manifestName: chosen, metadata: metadata, context: context)
         try ManifestCrossCheck.check(manifest: manifest, manifestName: chosen, plan: metadata.plan, stagedFiles: URL(fileURLWithPath: products))
-        try CASASelection.checkRestorable(
-            manifest: manifest, manifestName: chosen, requested: context.request.casa,
-            installations: context.services.casaInstallations, defaultName: context.services.defaultCASA)
         return (chosen, manifest)
+    }
+
+    /// The catalogue source learns the manifest's `casaversion` only here: the CASA choice of step 1 is made again
+    /// with it and checked against `casa.versionPolicy` (before the PPR and CASA), and `metadata.json` records it.
+    static func checkCASA(manifest: PipelineManifest, manifestName: String, metadata: RestoreMetadata, context: RestoreContext) throws(RestoreError) {
+        if let recorded = metadata.casa, recorded.manifestRead, recorded.manifestVersion == manifest.casaVersion { return }
+        let (installation, choice): (CASAInstallation, ChosenCASA)
+        do {
+            (installation, choice) = try context.chooseCASA(
+                manifestVersion: manifest.casaVersion, manifestRead: true, step: .calibration,
+                modularRefusal: CASASelection.modularRefusal(for: manifest, manifestName: manifestName))
+        } catch {
+            var e = error
+            e.message += " (manifest \(manifestName))"
+            throw e
+        }
+        var updated = metadata
+        updated.casa = choice
+        let encoded: Data
+        do { encoded = try updated.encoded() } catch { throw RestoreError(.internalError, "cannot encode metadata.json: \(error)") }
+        try FileSystemSteps.writeAtomically(encoded, to: context.workArea.metadataFile)
+        context.logger.info("CASA chosen with the manifest", metadata: [
+            "installation": "\(installation.name)", "version": "\(installation.version)",
+            "manifest.casaversion": "\(choice.manifestVersion ?? "-")", "policy": "\(choice.policy.rawValue)",
+        ])
+        if let warning = choice.warning { context.logger.notice("CASA versions differ", metadata: ["warning": "\(warning)"]) }
     }
 
     /// Unpacks the auxiliary products (flux.csv, antennapos.csv, cont.dat, flag templates) next to the others,

@@ -32,6 +32,33 @@ public struct DeliverStep: PipelineStep {
         while let item = e.nextObject() as? String { _ = lchown(path + "/" + item, uid_t.max, group) }
     }
 
+    /// The README delivered with the measurement sets.
+    public static let readmeName = "README.txt"
+
+    /// What the delivery holds and how it was made: the MOUS, the measurement sets, the CASA that restored them and
+    /// the one that made the calibration tables, with a warning when they differ.
+    static func readme(metadata: RestoreMetadata, measurementSets: [String], context: RestoreContext) -> String {
+        var lines = [
+            "Calibrated measurement sets restored by dropbox-agent \(metadata.agentVersion)",
+            "",
+            "MOUS:             \(metadata.mous.rawValue)",
+            "Project:          \(metadata.project)",
+            "Request:          \(context.requestName)" + (context.request.requestId.map { " (id \($0))" } ?? ""),
+            "Measurement sets: \(measurementSets.joined(separator: ", "))",
+        ]
+        if let casa = metadata.casa {
+            lines.append("Restored with:    CASA \(casa.version) (installation \(casa.installation), casa.versionPolicy \(casa.policy.rawValue))")
+            lines.append("Tables made with: CASA \(casa.manifestVersion ?? "(the pipeline manifest does not say)")")
+            if let warning = casa.warning { lines += ["", "WARNING: \(warning)"] }
+        }
+        lines += [
+            "",
+            "Also here: the restore's PPR (PPR_*.xml), the CASA logs (casa-*.log, casa-stdout.log), metadata.json (the plan),",
+            "and MANIFEST.json (every file with its size and SHA-256).",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
         if let done = Self.record(context), FileSystemSteps.exists(done.deliveryPath) { return }
         let metadata = try context.metadata()
@@ -62,6 +89,9 @@ public struct DeliverStep: PipelineStep {
         items += logs.map { working + "/" + $0 }
         if FileSystemSteps.exists(context.workArea.logs + "/casa-stdout.log") { items.append(context.workArea.logs + "/casa-stdout.log") }
         items.append(context.workArea.metadataFile)
+        let readme = context.workArea.logs + "/" + Self.readmeName
+        try FileSystemSteps.writeAtomically(Data(Self.readme(metadata: metadata, measurementSets: msNames, context: context).utf8), to: readme)
+        items.append(readme)
 
         reporter.report(StepProgress(message: "publishing \(msNames.count) measurement sets"))
         try FileSystemSteps.createDirectory(context.services.downloadDirectory)

@@ -43,13 +43,30 @@ public struct PrepareStep: PipelineStep {
 
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
         let area = context.workArea
-        let metadata: RestoreMetadata
+        // The installation a request names must exist before anything is fetched (the ALMA archive source fetches
+        // its auxiliary tar while planning).
+        _ = try CASASelection.requestedInstallation(context.request.casa, installations: context.services.casaInstallations, step: .prepare)
+        var metadata: RestoreMetadata
         if let existing = try? context.metadata(), existing.request.mous == context.request.mous {
             metadata = existing
         } else {
             let plan = try await Self.plan(for: context.request, context: context, reporter: reporter)
             let relativePath = RelativePath(plan: plan, time: Date())
             metadata = RestoreMetadata(request: context.request, plan: plan, relativePath: relativePath, agentVersion: context.services.agentVersion, createdAt: Date())
+        }
+        if metadata.casa == nil {
+            // Packages and the ALMA archive: the plan carries the manifest's casaversion, so the policy applies now;
+            // the catalogue source reads the manifest in step 3, which checks the choice again.
+            let package = metadata.plan.package
+            let (installation, choice) = try context.chooseCASA(
+                manifestVersion: package?.casaVersion, manifestRead: package != nil, step: .prepare, modularRefusal: package?.modularRefusal)
+            metadata.casa = choice
+            context.logger.info("CASA chosen", metadata: [
+                "installation": "\(installation.name)", "version": "\(installation.version)",
+                "manifest.casaversion": "\(choice.manifestVersion ?? (choice.manifestRead ? "-" : "not read yet"))",
+                "policy": "\(choice.policy.rawValue)",
+            ])
+            if let warning = choice.warning { context.logger.notice("CASA versions differ", metadata: ["warning": "\(warning)"]) }
         }
         for dir in [area.logs, area.downloads, area.rawdata(metadata.relativePath), area.working(metadata.relativePath), area.products(metadata.relativePath)] {
             try FileSystemSteps.createDirectory(dir)

@@ -24,6 +24,10 @@ public struct RestoreServices: Sendable {
     public var casaInstallations: [CASAInstallation]
     /// The installation used when neither the request nor the manifest decides.
     public var defaultCASA: String?
+    /// `casa.versionPolicy`: which installations may restore tables made by the manifest's `casaversion`.
+    public var casaVersionPolicy: CASAVersionPolicy
+    /// `casa.installOnDemand`: where a modular venv of the manifest's version is created on first use; nil: off.
+    public var casaOnDemand: CASASelection.OnDemand?
     /// A CASA run longer than this is killed.
     public var casaTimeout: Duration
     /// Between SIGTERM and SIGKILL of the CASA process group.
@@ -49,7 +53,8 @@ public struct RestoreServices: Sendable {
     public init(
         catalogue: any MetadataSource, store: any ArchiveStore, cache: FileCache?, parallelTransfers: Int = 2,
         allowProprietary: Bool = false, rawdataCommand: [String]? = nil, archiveLimits: ArchiveLimits = ArchiveLimits(),
-        casaInstallations: [CASAInstallation], defaultCASA: String?, casaTimeout: Duration = .seconds(48 * 3600),
+        casaInstallations: [CASAInstallation], defaultCASA: String?, casaVersionPolicy: CASAVersionPolicy = .default,
+        casaOnDemand: CASASelection.OnDemand? = nil, casaTimeout: Duration = .seconds(48 * 3600),
         casaKillGrace: Duration = .seconds(10), casaParallelExecBlocks: Int = ModularRunner.defaultParallelExecBlocks,
         downloadDirectory: String, downloadBaseURL: String? = nil,
         deliveryGroup: gid_t? = nil, agentVersion: String, sources: SourceSettings = SourceSettings(),
@@ -64,6 +69,8 @@ public struct RestoreServices: Sendable {
         self.archiveLimits = archiveLimits
         self.casaInstallations = casaInstallations
         self.defaultCASA = defaultCASA
+        self.casaVersionPolicy = casaVersionPolicy
+        self.casaOnDemand = casaOnDemand
         self.casaTimeout = casaTimeout
         self.casaKillGrace = casaKillGrace
         self.casaParallelExecBlocks = max(1, casaParallelExecBlocks)
@@ -102,6 +109,15 @@ public struct RestoreContext: Sendable {
     /// The six production steps, in order.
     public static var steps: [any PipelineStep<RestoreContext>] {
         [PrepareStep(), RawdataStep(), CalibrationStep(), PPRStep(), CASAStep(), DeliverStep()]
+    }
+
+    /// Chooses the CASA installation for this restore and checks it against `casa.versionPolicy`
+    /// (``CASASelection/choose(requested:manifestCasaVersion:manifestRead:installations:defaultName:policy:onDemand:step:)``).
+    public func chooseCASA(manifestVersion: String?, manifestRead: Bool, step: StepName, modularRefusal: RestoreError? = nil) throws(RestoreError) -> (CASAInstallation, ChosenCASA) {
+        try CASASelection.choose(
+            requested: request.casa, manifestCasaVersion: manifestVersion, manifestRead: manifestRead,
+            installations: services.casaInstallations, defaultName: services.defaultCASA, policy: services.casaVersionPolicy,
+            onDemand: services.casaOnDemand, step: step, modularRefusal: modularRefusal)
     }
 
     /// `metadata.json`, written by step 1; every later step reads it (so steps resume after a restart).

@@ -40,7 +40,7 @@ import Testing
                                                          ousExtra: "<aux_products_file name=\"a.auxproducts.tgz\"/>"))
         #expect(m.restoreTimeActions.isEmpty)
         #expect(CASASelection.modularRefusal(for: m, manifestName: "m.xml") == nil)
-        try CASASelection.checkRestorable(manifest: m, manifestName: "m.xml", requested: nil, installations: installations, defaultName: nil)
+        _ = try CASASelection.choose(requested: nil, manifestCasaVersion: m.casaVersion, installations: installations, defaultName: nil, modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.xml"))
     }
 
     @Test func hifaRenormIsRefusedWithoutAPipelineCASA() throws {
@@ -48,7 +48,7 @@ import Testing
         #expect(m.sessions[0].asdms[0].renormAtRestore)
         #expect(m.restoreTimeActions.map(\.code) == [.manifestRenormAtRestore])
         do {
-            try CASASelection.checkRestorable(manifest: m, manifestName: "m.pipeline_manifest.xml", requested: nil, installations: installations, defaultName: "modular")
+            _ = try CASASelection.choose(requested: nil, manifestCasaVersion: m.casaVersion, installations: installations, defaultName: "modular", modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.pipeline_manifest.xml"))
             Issue.record("accepted a hifa_renorm manifest")
         } catch {
             #expect(error.code == .manifestRenormAtRestore)
@@ -61,7 +61,7 @@ import Testing
 
     @Test func aPipelineCASARunsInstead() throws {
         let m = try PipelineManifest.parse(Self.manifest(asdmExtra: "<hifa_renorm apply=\"True\"/>"))
-        try CASASelection.checkRestorable(manifest: m, manifestName: "m.xml", requested: nil, installations: withPipeline, defaultName: "modular")
+        _ = try CASASelection.choose(requested: nil, manifestCasaVersion: m.casaVersion, installations: withPipeline, defaultName: "modular", modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.xml"))
         let refusal = CASASelection.modularRefusal(for: m, manifestName: "m.xml")
         let chosen = try CASASelection.select(requested: nil, manifestCasaVersion: m.casaVersion, installations: withPipeline, defaultName: "modular", modularRefusal: refusal)
         #expect(chosen.kind == .pipeline)
