@@ -24,7 +24,7 @@ public struct CalibrationStep: PipelineStep {
         } else {
             try await CalibrationProducts.fetch(context: context, metadata: metadata, reporter: reporter)
         }
-        let (chosen, _) = try CalibrationProducts.check(context: context, metadata: metadata)
+        let (chosen, _) = try CalibrationProducts.check(context: context, metadata: metadata, step: .calibration)
         // Exactly one manifest in rawdata/: remove any other the step left earlier.
         for old in ((try? FileManager.default.contentsOfDirectory(atPath: rawdata)) ?? []) where old.hasSuffix("pipeline_manifest.xml") && old != chosen {
             FileSystemSteps.remove(rawdata + "/" + old)
@@ -40,11 +40,11 @@ public struct CalibrationStep: PipelineStep {
 /// The small calibration and script products of a catalogue restore: fetched and checked before the raw data.
 enum CalibrationProducts {
     /// Fetches the products into `products/` (already present ones are kept) and checks them
-    /// (``check(context:metadata:)``). Step 2 calls this before its first raw byte — a metadata problem then
+    /// (``check(context:metadata:step:)``). Step 2 calls this before its first raw byte — a metadata problem then
     /// costs kilobytes, not the gigabytes of the ASDMs.
     static func fetchAndCheck(context: RestoreContext, metadata: RestoreMetadata, reporter: any StepReporter) async throws {
         try await fetch(context: context, metadata: metadata, reporter: reporter)
-        let (chosen, _) = try check(context: context, metadata: metadata)
+        let (chosen, _) = try check(context: context, metadata: metadata, step: .rawdata)
         context.logger.info("calibration products checked before the raw data", metadata: ["manifest": "\(chosen)"])
     }
 
@@ -61,10 +61,10 @@ enum CalibrationProducts {
 
     /// The manifest `hifa_restoredata` would choose among the products, parsed and cross-checked against the
     /// plan and the files (``ManifestCrossCheck``), with the CASA choice made again now that the manifest is known
-    /// (``checkCASA(manifest:manifestName:metadata:context:)``: the version policy, and a refusal when it asks for
+    /// (``checkCASA(manifest:manifestName:metadata:context:step:)``: the version policy, and a refusal when it asks for
     /// what the modular restore cannot reproduce and no pipeline CASA is configured).
     @discardableResult
-    static func check(context: RestoreContext, metadata: RestoreMetadata) throws(RestoreError) -> (name: String, manifest: PipelineManifest) {
+    static func check(context: RestoreContext, metadata: RestoreMetadata, step: StepName) throws(RestoreError) -> (name: String, manifest: PipelineManifest) {
         let products = context.workArea.products(metadata.relativePath)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: products)) ?? []).filter { $0.hasSuffix("pipeline_manifest.xml") }
         guard let chosen = PipelineManifest.select(from: names) else {
@@ -76,19 +76,19 @@ enum CalibrationProducts {
             context.logger.notice("several manifests; using the calibration one", metadata: ["manifests": "\(names.sorted())", "chosen": "\(chosen)"])
         }
         let manifest = try PipelineManifest.parse(file: products + "/" + chosen)
-        try checkCASA(manifest: manifest, manifestName: chosen, metadata: metadata, context: context)
+        try checkCASA(manifest: manifest, manifestName: chosen, metadata: metadata, context: context, step: step)
         try ManifestCrossCheck.check(manifest: manifest, manifestName: chosen, plan: metadata.plan, stagedFiles: URL(fileURLWithPath: products))
         return (chosen, manifest)
     }
 
     /// The catalogue source learns the manifest's `casaversion` only here: the CASA choice of step 1 is made again
     /// with it and checked against `casa.versionPolicy` (before the PPR and CASA), and `metadata.json` records it.
-    static func checkCASA(manifest: PipelineManifest, manifestName: String, metadata: RestoreMetadata, context: RestoreContext) throws(RestoreError) {
+    static func checkCASA(manifest: PipelineManifest, manifestName: String, metadata: RestoreMetadata, context: RestoreContext, step: StepName) throws(RestoreError) {
         if let recorded = metadata.casa, recorded.manifestRead, recorded.manifestVersion == manifest.casaVersion { return }
         let (installation, choice): (CASAInstallation, ChosenCASA)
         do {
             (installation, choice) = try context.chooseCASA(
-                manifestVersion: manifest.casaVersion, manifestRead: true, step: .calibration,
+                manifestVersion: manifest.casaVersion, manifestRead: true, step: step,
                 modularRefusal: CASASelection.modularRefusal(for: manifest, manifestName: manifestName))
         } catch {
             var e = error

@@ -196,12 +196,12 @@ struct CASAChoiceStepTests {
         switch policy {
         case .exact:
             let error = #expect(throws: RestoreError.self) {
-                try CalibrationStep.checkCASA(manifest: manifest, manifestName: "m.pipeline_manifest.xml", metadata: try ctx.metadata(), context: ctx)
+                try CalibrationProducts.checkCASA(manifest: manifest, manifestName: "m.pipeline_manifest.xml", metadata: try ctx.metadata(), context: ctx, step: .calibration)
             }
             #expect(error?.code == .casaVersionRefused && error?.step == .calibration)
             #expect(error?.message.contains("CASA 6.5.4.9") == true && error?.message.contains("m.pipeline_manifest.xml") == true)
         default:
-            try CalibrationStep.checkCASA(manifest: manifest, manifestName: "m.pipeline_manifest.xml", metadata: try ctx.metadata(), context: ctx)
+            try CalibrationProducts.checkCASA(manifest: manifest, manifestName: "m.pipeline_manifest.xml", metadata: try ctx.metadata(), context: ctx, step: .calibration)
             let casa = try #require(try ctx.metadata().casa)
             #expect(casa.manifestVersion == "6.5.4.9" && casa.manifestRead && casa.version == "6.7.0.31")
             #expect(casa.warning?.contains("6.5.4.9") == true)
