@@ -84,8 +84,15 @@ class Server:
     def failures(self):
         return json.loads(self.request("/_failures")[2])
 
-    def log_entries(self):
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
+    def log_entries(self, at_least=0, timeout=5.0):
+        """The request log; waits (with a deadline) for `at_least` entries: a request is logged just after its
+        response is sent, so a client can read the log before the last line is written."""
+        deadline = time.time() + timeout
+        while True:
+            entries = [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+            if len(entries) >= at_least or time.time() > deadline:
+                return entries
+            time.sleep(0.02)
 
     def stop(self):
         self.proc.terminate()
@@ -317,7 +324,7 @@ def test_request_log_and_unexpected_paths(server):
     server.request("/dataPortal/" + aux, headers={"Authorization": "Bearer " + TOKEN, "Range": "bytes=10-"})
     assert server.request("/dataPortal/nope.tar")[0] == 404
     assert server.request("/sia2/query?ID=x")[0] == 404
-    entries = server.log_entries()
+    entries = server.log_entries(at_least=3)
     assert [(e["method"], e["path"], e["status"]) for e in entries] == [
         ("GET", "/dataPortal/" + aux, 206), ("GET", "/dataPortal/nope.tar", 404), ("GET", "/sia2/query", 404)]
     assert entries[0]["headers"]["range"] == "bytes=10-"

@@ -127,14 +127,14 @@ def agent_casa_home():
 
 def test_manifest_without_a_sessions_caltables_fails_before_the_first_raw_byte(tmp_path, services, agents):
     # The fault store (no fault selected) counts every file requested: the small products are fetched and
-    # cross-checked at the start of step 2, so a bad manifest stops the restore before any ASDM is requested.
+    # cross-checked in step 1, so a bad manifest stops the restore before any ASDM is requested.
     faults, smtp = services("faults"), services("smtp")
     agent = Agent(tmp_path, faults.url, smtp=smtp).start()
     agents.append(agent)
     agent.drop("broken", {"mous": MOUS_B, "email": ["pi@example.org"]})
     status = agent.wait_terminal("broken", timeout=120)
     assert status["state"] == "failed"
-    assert status["step"]["number"] == 2 and status["step"]["name"] == "rawdata", status["step"]
+    assert status["step"]["number"] == 1 and status["step"]["name"] == "prepare", status["step"]
     requested = faults.counters()["files"]
     assert any(f.endswith("pipeline_manifest.xml") for f in requested), requested
     assert not [f for f in requested if f.endswith(".asdm.sdm.tar.gz")], f"raw data requested despite a bad manifest: {sorted(requested)}"

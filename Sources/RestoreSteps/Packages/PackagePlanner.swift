@@ -155,6 +155,22 @@ public enum PackagePlanner {
             }
         }
         let planned = Set(ebSession.map { $0.eb.sanitized + ".ms" })
+        // What ManifestCrossCheck finds at step 3 for the catalogue, found here, before any raw data is read:
+        // the EBs and sessions come from this very manifest, so only missing entries can be wrong.
+        for session in m.sessions where session.caltables == nil && session.asdms.contains(where: { planned.contains($0.name) }) {
+            let ebs = session.asdms.map(\.name).filter(planned.contains).joined(separator: ", ")
+            throw RestoreError(.manifestMissingSession,
+                               "manifest \(manifest.name) has a <session name=\"\(session.name)\"> without <caltables>, but \(ebs) \(ebs.contains(",") ? "are" : "is") in it (the pipeline would stop with KeyError: '\(session.name)')",
+                               hint: "The calibration products of this package are incomplete: the session's caltables cannot be applied.")
+        }
+        for session in m.sessions {
+            for asdm in session.asdms where planned.contains(asdm.name) && (asdm.finalFlags == nil || asdm.applyCmds == nil) {
+                let lacking = [asdm.finalFlags == nil ? "finalflags" : nil, asdm.applyCmds == nil ? "applycmds" : nil].compactMap { $0 }
+                throw RestoreError(.manifestIncompleteAsdm,
+                                   "manifest \(manifest.name): <asdm name=\"\(asdm.name)\"> has no \(lacking.joined(separator: " and ")); its flags/calibration cannot be restored",
+                                   hint: "The calibration products of this package are incomplete.")
+            }
+        }
         for session in m.sessions where session.asdms.contains(where: { planned.contains($0.name) }) {
             if let caltables = session.caltables { stage(caltables, why: "caltables of \(session.name)", required: true) }
             for asdm in session.asdms {

@@ -40,11 +40,11 @@ public struct CalibrationStep: PipelineStep {
 /// The small calibration and script products of a catalogue restore: fetched and checked before the raw data.
 enum CalibrationProducts {
     /// Fetches the products into `products/` (already present ones are kept) and checks them
-    /// (``check(context:metadata:step:)``). Step 2 calls this before its first raw byte — a metadata problem then
-    /// costs kilobytes, not the gigabytes of the ASDMs.
+    /// (``check(context:metadata:step:)``). Step 1 calls this for the catalogue source, before step 2's first raw
+    /// byte — a metadata problem then costs kilobytes, not the gigabytes of the ASDMs.
     static func fetchAndCheck(context: RestoreContext, metadata: RestoreMetadata, reporter: any StepReporter) async throws {
         try await fetch(context: context, metadata: metadata, reporter: reporter)
-        let (chosen, _) = try check(context: context, metadata: metadata, step: .rawdata)
+        let (chosen, _) = try check(context: context, metadata: metadata, step: .prepare)
         context.logger.info("calibration products checked before the raw data", metadata: ["manifest": "\(chosen)"])
     }
 

@@ -74,6 +74,12 @@ public struct PrepareStep: PipelineStep {
         try FileSystemSteps.writeAtomically(try metadata.encoded(), to: area.metadataFile)
         if let package = metadata.plan.package {
             for note in package.notes { context.logger.notice("package note", metadata: ["note": "\(note)"]) }
+        } else {
+            // The catalogue source learns the manifest only from its products: fetch them (kilobytes) and check
+            // them — manifest ↔ EBs ↔ sessions ↔ files, what the modular restore can reproduce, the CASA version
+            // policy — here, before the raw data (gigabytes) of step 2. A package's manifest was read above.
+            // (The status contract fixes six steps with these names; step 3 then only stages the products.)
+            try await CalibrationProducts.fetchAndCheck(context: context, metadata: metadata, reporter: reporter)
         }
         let plan = metadata.plan
         context.logger.info("restore planned", metadata: [

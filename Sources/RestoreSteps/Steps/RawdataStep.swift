@@ -11,12 +11,8 @@ internal import SystemPackage
 /// renamed into place only when complete — so `rawdata/<AsdmDiskName>` existing means complete, and a resumed
 /// step skips it. Sites with an asdmExportLight-compatible exporter configure `rawdataCommand` instead.
 ///
-/// Before the first raw byte (fail before fetching gigabytes): for catalogue restores the small calibration
-/// and script products are fetched and cross-checked first (``CalibrationProducts/fetchAndCheck(context:metadata:reporter:)``),
-/// and for every source the disk space is checked (``DiskSpaceCheck``). Why here and not in a new step: the
-/// status contract fixes six steps with these names and numbers (1 prepare … 6 deliver), so the products'
-/// fetch and check open step 2 — the first step that moves data — and step 3 only stages them. Package
-/// restores had their manifest read and checked in step 1 already.
+/// Before the first raw byte (fail before fetching gigabytes): the small calibration and script products were
+/// fetched and cross-checked in step 1 (``PrepareStep``), and here the disk space is checked (``DiskSpaceCheck``).
 public struct RawdataStep: PipelineStep {
     public let name = StepName.rawdata
     public init() {}
@@ -24,9 +20,6 @@ public struct RawdataStep: PipelineStep {
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
         let metadata = try context.metadata()
         let rawdata = context.workArea.rawdata(metadata.relativePath)
-        if metadata.plan.package == nil {
-            try await CalibrationProducts.fetchAndCheck(context: context, metadata: metadata, reporter: reporter)
-        }
         let missing = metadata.plan.execBlocks.filter { !FileSystemSteps.isDirectory(rawdata + "/" + $0.asdmDiskName.rawValue) }
         if missing.isEmpty {
             reporter.report(StepProgress(fraction: 1, message: "all \(metadata.plan.execBlocks.count) ASDMs present"))
