@@ -180,18 +180,26 @@ struct CASAChoiceStepTests {
         #expect(!FileManager.default.fileExists(atPath: root + "/restore/metadata.json"))
     }
 
+    /// Step 1 of a catalogue restore records the choice made without the manifest, then fetches the small
+    /// products to read it (this store serves nothing, so step 1 stops there — having asked for no raw file).
+    func prepareUntilTheProductsAreFetched(_ ctx: RestoreContext) async throws {
+        let error = await #expect(throws: RestoreError.self) { try await PrepareStep().run(in: ctx, reporter: Silent()) }
+        #expect(error?.code.rawValue == "fileNotFound")
+        let requested = store.requested.withLock { $0 }
+        #expect(!requested.isEmpty && !requested.contains { $0.contains(".asdm") }, "\(requested)")
+    }
+
     @Test func stepOneRecordsTheChoiceWithoutTheManifestForTheCatalogue() async throws {
         let ctx = context(request: RestoreRequest(mous: SeedMous.mous), policy: .exact)
-        try await PrepareStep().run(in: ctx, reporter: Silent())
+        try await prepareUntilTheProductsAreFetched(ctx)
         let casa = try #require(try ctx.metadata().casa)
         #expect(casa.installation == "modular" && casa.version == "6.7.0.31" && casa.manifestVersion == nil && !casa.manifestRead)
-        #expect(store.requested.withLock { $0 }.isEmpty)
     }
 
     @Test(arguments: [CASAVersionPolicy.newerAllowed, .exact])
     func theManifestIsCheckedWhereItIsRead(_ policy: CASAVersionPolicy) async throws {
         let ctx = context(request: RestoreRequest(mous: SeedMous.mous), policy: policy)
-        try await PrepareStep().run(in: ctx, reporter: Silent())
+        try await prepareUntilTheProductsAreFetched(ctx)
         let manifest = PipelineManifest(ousName: SeedMous.oussid, casaVersion: "6.5.4.9", pipelineVersion: "2023.1.0.124", procedureName: "hifa_calimage", sessions: [], auxProductsFile: nil)
         switch policy {
         case .exact:

@@ -27,10 +27,14 @@ import Testing
         let root = base + "/pkg", member = root + "/" + treePath
         try write(member + "/calibration/member.\(ous).hifa_calimage.pipeline_manifest.xml", """
             <?xml version="1.0" ?><piperesults name="\(ous)"><ous name="\(ous)"><casaversion name="6.5.4-9"/>
-            <session name="session_1"><caltables name="\(ous).session_1.caltables.tgz"/><asdm name="\(disk1).ms"/><asdm name="\(disk2).ms"/></session>
+            <session name="session_1"><caltables name="\(ous).session_1.caltables.tgz"/><asdm name="\(disk1).ms"><finalflags name="\(disk1).ms.flagversions.tgz"/><applycmds name="\(disk1).ms.calapply.txt"/></asdm><asdm name="\(disk2).ms"><finalflags name="\(disk2).ms.flagversions.tgz"/><applycmds name="\(disk2).ms.calapply.txt"/></asdm></session>
             </ous></piperesults>
             """)
         try write(member + "/calibration/member.\(ous).session_1.caltables.tgz")
+        for disk in [disk1, disk2] {
+            try write(member + "/calibration/\(disk).ms.flagversions.tgz")
+            try write(member + "/calibration/\(disk).ms.calapply.txt")
+        }
         try write(member + "/script/member.\(ous).scriptForPI.py")
         try write(member + "/raw/\(disk1).asdm.sdm/ASDM.xml", "<ASDM/>")
         try write(base + "/secret.txt", "outside")
@@ -52,7 +56,8 @@ import Testing
         #expect(contents.manifest?.document.sessions.first?.asdms.count == 2)
         #expect(contents.scriptFiles.keys.sorted() == ["member.\(Self.ous).scriptForPI.py"])
         // The symlink to a file outside the package is not a calibration file.
-        #expect(contents.calibrationFiles.keys.sorted() == ["member.\(Self.ous).hifa_calimage.pipeline_manifest.xml", "member.\(Self.ous).session_1.caltables.tgz"])
+        #expect(contents.calibrationFiles.keys.sorted() == ["member.\(Self.ous).hifa_calimage.pipeline_manifest.xml", "member.\(Self.ous).session_1.caltables.tgz"]
+                + [Self.disk1, Self.disk2].flatMap { ["\($0).ms.calapply.txt", "\($0).ms.flagversions.tgz"] })
         #expect(!contents.calibrationFiles.values.contains { $0.hasSuffix("secret.txt") })
         #expect(contents.asdms[Self.disk1]?.kind == .directory)
         #expect(contents.asdms[Self.disk1]?.path == root + "/" + Self.treePath + "/raw/\(Self.disk1).asdm.sdm")
@@ -102,7 +107,7 @@ import Testing
         #expect(contents.tree.path.hasPrefix(base + "/scratch/"))
         #expect(contents.manifest != nil)
         #expect(contents.projectHint == "2017.1.00886.L")
-        #expect(contents.calibrationFiles.count == 2)
+        #expect(contents.calibrationFiles.count == 6)  // manifest, caltables, and flagversions + calapply of two EBs
     }
 
     @Test func aPackageForAnotherMousIsRefused() throws {
