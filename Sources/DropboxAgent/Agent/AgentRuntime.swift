@@ -10,11 +10,14 @@ struct AgentRuntime: Sendable {
     let configuration: AgentConfiguration
     let agent: SpoolAgent
     let logger: Logger
+    /// Held for the life of the process: a second agent on the same data directory refuses to start.
+    let dataLock: DataDirectoryLock
 
     init(configuration: AgentConfiguration, logger: Logger, executor: (any RestoreExecutor)? = nil, notifier: (any Notifier)? = nil) throws {
         self.configuration = configuration
         self.logger = logger
         let c = configuration
+        dataLock = try DataDirectoryLock(dataDirectory: c.dataDirectory)
         let store = JobStore(
             workDirectory: c.agent.workDirectory!, spoolDirectory: c.spool.directory!, rejectedDirectory: c.spool.rejectedDirectory!,
             leaseSeconds: c.agent.leaseSeconds)
@@ -37,11 +40,16 @@ struct AgentRuntime: Sendable {
             notifier: try notifier ?? MailNotifier(configuration: c, logger: logger), logger: logger)
     }
 
-    /// Runs until SIGTERM or SIGINT, then drains and returns (exit status 0).
+    /// Runs until SIGTERM or SIGINT, then drains and returns (exit status 0). SIGHUP is trapped and ignored
+    /// (the configuration is read once; restart to change it): it never kills the agent and orphans a CASA.
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
         try await run {
             for await signal in signals {
+                if signal == .sighup {
+                    logger.notice("SIGHUP ignored: the configuration is read at start; restart the agent to change it")
+                    continue
+                }
                 logger.notice("stopping", metadata: ["signal": "\(signal)"])
                 return
             }
@@ -116,6 +124,7 @@ struct AgentRuntime: Sendable {
             await agent.shutdown(grace: c.agent.shutdownGraceSeconds)
             group.cancelAll()
         }
+        dataLock.release()
         logger.notice("agent stopped cleanly")
     }
 }

@@ -10,6 +10,9 @@ struct JobRunner: Sendable {
     let name: String
     /// True after a restart or takeover: steps recorded as completed are not run again.
     let resume: Bool
+    /// The attempt this runner holds: the fencing token checked before each step, before publishing, before
+    /// mailing and before concluding.
+    let attempt: Int
     let agent: SpoolAgent
     let control: JobControl
     let logger: Logger
@@ -22,6 +25,8 @@ struct JobRunner: Sendable {
     func run() async {
         do {
             try await runChecked()
+        } catch is LeaseLost {
+            logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": "\(attempt)"])
         } catch {
             logger.critical("job bookkeeping failed; the job stays claimed and will be retried after its lease expires", metadata: ["error": "\(error)"])
         }
@@ -46,18 +51,28 @@ struct JobRunner: Sendable {
         var checkpoint = store.readCheckpoint(jobId: jobId) ?? JobCheckpoint(
             jobId: jobId, name: name, spoolDirectory: settings.spoolDirectory, sha256: sha,
             submittedAt: existingStatus?.submittedAt ?? now, restoreRoot: settings.restoreDirectory + "/" + jobId)
-        if !resume, try linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
-        guard let lease = store.readLease(jobId: jobId), lease.owner == AgentIdentity.current else {
+        guard let lease = store.readLease(jobId: jobId), lease.owner == AgentIdentity.current, lease.attempt == attempt else {
             logger.warning("lease not ours; leaving the job to its owner")
             return
         }
+        CrashPoint.hit("before-duplicate-check")
+        // Also on resume: a kill between the claim and this check must not run an identical request again. The
+        // check is idempotent (the index already naming this job lets it run).
+        if checkpoint.completedSteps.isEmpty, try linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
         let firstPending = StepName.allCases.first { !checkpoint.completedSteps.contains($0) } ?? .deliver
         if checkpoint.startedAt == nil { checkpoint.startedAt = now }
         try store.writeCheckpoint(checkpoint)
 
         var document = existingStatus ?? StatusDocument(request: name, state: .queued)
         if document.state.isTerminal && !resume { document = StatusDocument(request: name, state: .queued) }
-        let publisher = StatusPublisher(path: statusPath, document: document, mode: settings.statusFileMode, logger: logger)
+        let store = self.store, jobId = self.jobId, attempt = self.attempt, control = self.control
+        let publisher = StatusPublisher(
+            path: statusPath, document: document, mode: settings.statusFileMode, logger: logger,
+            fence: {
+                if store.holdsLease(jobId: jobId, attempt: attempt) { return true }
+                control.stop(.leaseLost, interruptNow: true)
+                return false
+            })
         let job = ExecutionJob(
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
             attempt: lease.attempt, logger: logger)
@@ -119,10 +134,7 @@ struct JobRunner: Sendable {
                 try publisher.transition(to: .queued, message: "the agent stopped; the request resumes at step \(next?.number ?? 6) when an agent starts") { doc in
                     doc.agent = nil
                 }
-                if var lease = store.readLease(jobId: jobId), lease.owner == .current {
-                    lease.released = true
-                    try store.writeLease(lease, jobId: jobId)
-                }
+                _ = try store.renewLease(jobId: jobId, attempt: attempt, released: true)
                 record(publisher.document, step: step?.rawValue, attempt: job.attempt, message: "checkpointed at shutdown")
                 logger.notice("request checkpointed for shutdown", metadata: ["completed.steps": "\(checkpoint.completedSteps.map(\.rawValue))"])
                 return
@@ -135,6 +147,8 @@ struct JobRunner: Sendable {
             }
         }
 
+        // Fencing: an agent that lost the lease (stalled, then taken over) mails and concludes nothing.
+        try checkFence()
         // Notify before the final status, so the status can say whether the mail went out.
         var notifications: [StatusDocument.Notification] = publisher.document.notifications ?? []
         if settings.notifyOn.contains(finalState) && !checkpoint.notified {
@@ -144,6 +158,7 @@ struct JobRunner: Sendable {
             if let error { preview.error = .init(code: error.code.rawValue, message: error.message, hint: error.hint) }
             notifications = await agent.notifier.notify(preview, request: request, facts: result.facts)
             checkpoint.notified = true
+            try checkFence()
             try store.writeCheckpoint(checkpoint)
         }
         // The request file's final home is known before the move: the terminal status never points at a path
@@ -170,6 +185,14 @@ struct JobRunner: Sendable {
             }
         }
         updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
+    }
+
+    /// Throws ``LeaseLost`` (and stops the job) unless this agent still holds `attempt`.
+    private func checkFence() throws {
+        guard store.holdsLease(jobId: jobId, attempt: attempt) else {
+            control.stop(.leaseLost, interruptNow: false)
+            throw LeaseLost()
+        }
     }
 
     private func rejectClaimed(code: String, message: String) throws {
@@ -216,7 +239,10 @@ struct JobRunner: Sendable {
             try? FileManager.default.createDirectory(atPath: links, withIntermediateDirectories: true)
             _ = FileManager.default.createFile(atPath: links + "/" + name, contents: Data(statusPath.utf8))
         }
-        let finished = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
+        // The status first, pointing at where the request will be kept, then the move: a kill in between leaves
+        // the job in jobs/, and whoever resumes it links it again (idempotent) and finishes it. The other order
+        // left `queued` forever.
+        let finished = store.finishedDirectory + "/" + jobId
         let original = StatusPublisher.existing(at: existing.statusPath)
         var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .queued)
         doc.linkedTo = .init(request: existing.name, statusFile: existing.statusPath)
@@ -228,7 +254,10 @@ struct JobRunner: Sendable {
         doc.error = original?.error
         doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
                        message: "identical to request \(existing.name); linked to its result instead of running again")
+        try checkFence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+        CrashPoint.hit("link-before-finish")
+        _ = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
         agent.metrics.add(\.linked)
         record(doc, step: nil, attempt: 0, message: "linked to \(existing.name)", jobDirectory: finished)
         logger.info("request linked to an identical one", metadata: ["linked.to": "\(existing.name)", "state": "\(doc.state.rawValue)"])
@@ -257,6 +286,7 @@ struct JobRunner: Sendable {
         }
     }
     fileprivate var jobDirectoryPath: String { directory }
+    fileprivate func fence() throws { try checkFence() }
     fileprivate func saveCheckpoint(_ c: JobCheckpoint) throws { try store.writeCheckpoint(c) }
 }
 
@@ -279,9 +309,13 @@ final class JobObserver: PipelineObserver, Sendable {
     func stepWillStart(_ step: StepName) async throws {
         if access(runner.spoolCancelPath(), F_OK) == 0 {
             _ = rename(runner.spoolCancelPath(), runner.jobDirectoryPath + "/cancel")
+        }
+        // Also a cancel moved here before a crash: a resumed job honours it.
+        if access(runner.jobDirectoryPath + "/cancel", F_OK) == 0 {
             runner.control.stop(.cancelRequested, interruptNow: false)
         }
         if runner.control.stopReason != nil { throw CancellationError() }
+        do { try runner.fence() } catch { throw CancellationError() }
         runner.journalStep(step, attempt: attempt, started: true)
         try publisher.transition(to: .running, step: step)
     }
@@ -296,3 +330,8 @@ final class JobObserver: PipelineObserver, Sendable {
     }
 }
 
+
+/// This agent no longer holds the attempt it runs (another agent took the job over): stop, write nothing.
+struct LeaseLost: Error, CustomStringConvertible {
+    var description: String { "the lease of this attempt is held by another agent now" }
+}

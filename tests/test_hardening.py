@@ -1,0 +1,177 @@
+"""Issue 10: a request is never stuck, lost or run twice; fenced leases.
+
+Each test reproduces a failure of the chaos campaign with the real binary: `DROPBOX_AGENT_CRASH_AT=point[:n]`
+makes the agent `kill -9` itself at a precise window between two writes (the n-th time it gets there), so the
+crash is real and the window exact. Requests for a MOUS absent from the (empty) catalogue end `failed` at step 1
+quickly; a request whose archive never answers (a TCP server that accepts and stays silent) stays `running`
+as long as a test needs a live job. Everything is bounded by deadlines; agents are stopped by PID.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from agentlib import TERMINAL, Agent, drop, journal_rows, read_status, wait_until
+
+MOUS = "uid://A001/X3f01/X1a5"
+
+
+@pytest.fixture
+def spool(tmp_path: pathlib.Path) -> pathlib.Path:
+    s = tmp_path / "spool"
+    s.mkdir()
+    return s
+
+
+@pytest.fixture
+def agents():
+    started: list[Agent] = []
+    yield started
+    for a in started:
+        a.kill_if_running()
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers: an archive that hangs (keeps a job `running`)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.stopped = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def silent_archive():
+    s = SilentServer()
+    yield s
+    s.close()
+
+
+def hanging_config(server: SilentServer) -> dict:
+    return {"sources": {"almaArchive": {"url": server.url}}, "agent": {"shutdownGraceSeconds": 1}}
+
+
+def archive_request(tag: str) -> bytes:
+    return json.dumps({"mous": MOUS, "requestId": tag, "source": {"archive": "alma"}}).encode()
+
+
+def job_dirs(spool: pathlib.Path, where: str, name: str) -> list[pathlib.Path]:
+    d = spool / ".dropbox-agent" / where
+    return sorted(p for p in d.iterdir() if p.name.split(".")[0] == name) if d.is_dir() else []
+
+
+def wait_state(spool, name, predicate, timeout=30, what=None):
+    def check():
+        doc = read_status(spool, name)
+        return doc if doc and predicate(doc) else None
+    return wait_until(check, timeout, interval=0.05, what=what or f"status of {name}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. Takeover: an attempt directory without a live lease is recoverable
+
+
+def test_takeover_killed_between_attempt_and_lease_is_recovered(tmp_path, spool, agents):
+    # An agent killed right after claiming: the job stays in jobs/ with attempt 1 and a dead owner.
+    a = Agent(tmp_path, spool, "a", env={"DROPBOX_AGENT_CRASH_AT": "before-duplicate-check"})
+    agents.append(a)
+    a.start()
+    drop(spool, "req", json.dumps({"mous": MOUS, "requestId": "t1"}).encode())
+    assert a.wait_exit() == -signal.SIGKILL
+    [job] = job_dirs(spool, "jobs", "req")
+    assert json.loads((job / "lease.json").read_text())["attempt"] == 1
+
+    # The next agent wins attempts/2 and is killed before it writes its lease.
+    b = Agent(tmp_path, spool, "b", env={"DROPBOX_AGENT_CRASH_AT": "takeover-before-lease"})
+    agents.append(b)
+    b.start(wait_ready=False)
+    assert b.wait_exit() == -signal.SIGKILL
+    assert (job / "attempts" / "2").is_dir()
+    assert json.loads((job / "lease.json").read_text())["attempt"] == 1
+
+    # A third agent must not read attempts/2 as "another agent won": it takes attempt 3 and ends the request.
+    c = Agent(tmp_path, spool, "c")
+    agents.append(c)
+    c.start()
+    doc = wait_state(spool, "req", lambda d: d["state"] in TERMINAL, timeout=30, what="req to end after the takeover")
+    assert doc["state"] == "failed" and doc["attempt"] == 3, doc
+    assert job_dirs(spool, "jobs", "req") == []
+    assert c.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. Identical-request linking is crash-safe
+
+
+def test_resume_after_kill_before_duplicate_check_links_instead_of_running(tmp_path, spool, agents, silent_archive):
+    a = Agent(tmp_path, spool, "a", extra=hanging_config(silent_archive),
+              env={"DROPBOX_AGENT_CRASH_AT": "before-duplicate-check:2"})
+    agents.append(a)
+    a.start()
+    drop(spool, "one", archive_request("same"))
+    wait_state(spool, "one", lambda d: d["state"] == "running", what="one running (archive hangs)")
+    drop(spool, "two", archive_request("same"))  # identical content; the agent is killed before the check
+    assert a.wait_exit() == -signal.SIGKILL
+
+    b = Agent(tmp_path, spool, "b", extra=hanging_config(silent_archive))
+    agents.append(b)
+    b.start()
+    doc = wait_state(spool, "two", lambda d: d.get("linkedTo"), what="two linked to one on resume")
+    assert doc["linkedTo"]["request"] == "one", doc
+    # It never ran a step of its own.
+    rows = journal_rows(b.data, "SELECT COUNT(*) FROM steps s JOIN requests r ON r.job_id = s.job_id WHERE r.name = 'two'")
+    assert rows == [(0,)]
+    wait_until(lambda: job_dirs(spool, "jobs", "two") == [], 10, what="two's job to be finished")
+    b.kill_if_running()
+
+
+def test_kill_between_link_status_and_finish_never_leaves_queued(tmp_path, spool, agents, silent_archive):
+    a = Agent(tmp_path, spool, "a", extra=hanging_config(silent_archive),
+              env={"DROPBOX_AGENT_CRASH_AT": "link-before-finish"})
+    agents.append(a)
+    a.start()
+    drop(spool, "one", archive_request("same"))
+    wait_state(spool, "one", lambda d: d["state"] == "running", what="one running (archive hangs)")
+    drop(spool, "two", archive_request("same"))
+    assert a.wait_exit() == -signal.SIGKILL
+    doc = read_status(spool, "two")
+    assert doc["state"] != "queued" and doc.get("linkedTo", {}).get("request") == "one", doc
+    assert job_dirs(spool, "jobs", "two"), "the job stays in jobs/ so that it is resumed"
+
+    b = Agent(tmp_path, spool, "b", extra=hanging_config(silent_archive))
+    agents.append(b)
+    b.start()
+    wait_until(lambda: job_dirs(spool, "jobs", "two") == [] and job_dirs(spool, "finished", "two"), 15,
+               what="two's job to be linked again and finished")
+    doc = read_status(spool, "two")
+    assert doc["linkedTo"]["request"] == "one" and doc["state"] != "queued", doc
+    b.kill_if_running()
