@@ -175,3 +175,98 @@ def test_kill_between_link_status_and_finish_never_leaves_queued(tmp_path, spool
     doc = read_status(spool, "two")
     assert doc["linkedTo"]["request"] == "one" and doc["state"] != "queued", doc
     b.kill_if_running()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Leases with fencing
+
+
+class AgentPidReader(threading.Thread):
+    """Reads one status file in a tight loop and records (time, agent pid, state) of every read."""
+
+    def __init__(self, spool: pathlib.Path, name: str):
+        super().__init__(daemon=True)
+        self.path = spool / f"{name}.status.json"
+        self.reads: list[tuple[float, int | None, str]] = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                doc = json.loads(self.path.read_bytes())
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+            self.reads.append((time.monotonic(), (doc.get("agent") or {}).get("pid"), doc.get("state")))
+            time.sleep(0.002)
+
+    def stop(self):
+        self.halt.set()
+        self.join(5)
+
+
+def test_a_stalled_owner_that_lost_its_lease_writes_nothing(tmp_path, spool, agents, silent_archive):
+    extra = hanging_config(silent_archive)
+    extra["archive"] = {"maxAttempts": 1}
+    a = Agent(tmp_path, spool, "a", lease=3, extra=extra)
+    b = Agent(tmp_path, spool, "b", lease=3, extra=extra)
+    agents += [a, b]
+    a.start()
+    drop(spool, "x", archive_request("fence"))
+    wait_state(spool, "x", lambda d: d["state"] == "running" and d["agent"]["pid"] == a.pid, what="x running on a")
+    a.send(signal.SIGSTOP)  # stalled: its lease expires and b takes the request over
+    b.start()
+    wait_state(spool, "x", lambda d: d["state"] == "running" and d["agent"]["pid"] == b.pid, timeout=20,
+               what="b to take x over")
+    reader = AgentPidReader(spool, "x")
+    reader.start()
+    try:
+        a.send(signal.SIGCONT)
+        time.sleep(0.3)  # a is running again, with its step still waiting on the archive
+        for c in list(silent_archive.conns):
+            c.close()  # both archive connections fail now: a's step ends too and a would conclude
+        wait_until(lambda: a.log_has("lease taken over by another agent; stopping")
+                   or a.log_has("lease lost to another agent; stopped without writing anything more"), 10,
+                   what="a to notice it lost the lease")
+        doc = wait_state(spool, "x", lambda d: d["state"] in TERMINAL, timeout=20, what="x to end (b)")
+        time.sleep(1)
+    finally:
+        reader.stop()
+    written_by_a = [r for r in reader.reads if r[1] == a.pid]
+    assert written_by_a == [], f"the stalled agent wrote the status after losing the lease: {written_by_a[:5]}"
+    assert doc["agent"]["pid"] == b.pid and doc["attempt"] == 2, doc
+    assert any("taken over from" in (h.get("message") or "") for h in doc["history"]), doc["history"]
+    assert a.process.poll() is None, "the agent that lost the lease keeps running"
+    assert a.stop() == 0 and b.stop() == 0
+
+
+def test_a_second_agent_on_the_same_data_directory_refuses_to_start(tmp_path, spool, agents):
+    a = Agent(tmp_path, spool, "a")
+    agents.append(a)
+    a.start()
+    twin = Agent(tmp_path, spool, "a")  # same configuration, same dataDirectory
+    agents.append(twin)
+    twin.start(wait_ready=False)
+    assert twin.wait_exit(timeout=15) == 1
+    text = twin.log_text()
+    assert "in use by another agent" in text and f"pid {a.pid}" in text, text[-2000:]
+    assert a.process.poll() is None
+    assert a.stop() == 0
+    # Once the holder has stopped, the directory is free again.
+    again = Agent(tmp_path, spool, "a")
+    again.log_path.unlink()  # wait for this run's "agent started", not the first one's
+    agents.append(again)
+    again.start()
+    assert again.stop() == 0
+
+
+def test_sighup_is_ignored_and_never_kills_the_agent(tmp_path, spool, agents):
+    a = Agent(tmp_path, spool, "a")
+    agents.append(a)
+    a.start()
+    a.send(signal.SIGHUP)
+    wait_until(lambda: a.log_has("SIGHUP ignored: the configuration is read at start; restart the agent to change it"), 10,
+               what="the SIGHUP log line")
+    drop(spool, "after-hup", json.dumps({"mous": MOUS, "requestId": "hup"}).encode())
+    wait_state(spool, "after-hup", lambda d: d["state"] in TERMINAL, what="a request after SIGHUP to end")
+    assert a.process.poll() is None
+    assert a.stop() == 0

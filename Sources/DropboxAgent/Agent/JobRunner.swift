@@ -86,10 +86,12 @@ struct JobRunner: Sendable {
         // A CASA left running by a killed agent is stopped by step 5 itself (processes working in the restore's
         // working directory), just before it runs CASA again.
 
-        try publisher.transition(
-            to: .running, step: firstPending,
-            message: resume ? "resumed at step \(firstPending.number) (attempt \(lease.attempt))" : "claimed"
-        ) { doc in
+        let startMessage = resume ? Self.resumeMessage(previous: existingStatus?.agent, step: firstPending, attempt: lease.attempt) : "claimed"
+        try publisher.transition(to: .running, step: firstPending, message: startMessage) { doc in
+            // A takeover or resume at the step the status already shows is still a line in the history.
+            if resume, doc.history.last?.message != startMessage {
+                doc.history.append(.init(at: doc.updatedAt, state: .running, step: .init(firstPending), message: startMessage))
+            }
             doc.requestId = request.requestId
             doc.mous = request.mous
             doc.sha256 = sha
@@ -185,6 +187,15 @@ struct JobRunner: Sendable {
             }
         }
         updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
+    }
+
+    /// How a resume reads in the history: a takeover names the agent it took the request from.
+    static func resumeMessage(previous: StatusDocument.Agent?, step: StepName, attempt: Int) -> String {
+        let me = AgentIdentity.current
+        if let previous, previous.host != me.host || previous.pid != me.pid {
+            return "taken over from \(previous.host) pid \(previous.pid); resumed at step \(step.number) (attempt \(attempt))"
+        }
+        return "resumed at step \(step.number) (attempt \(attempt))"
     }
 
     /// Throws ``LeaseLost`` (and stops the job) unless this agent still holds `attempt`.
