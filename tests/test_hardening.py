@@ -270,3 +270,81 @@ def test_sighup_is_ignored_and_never_kills_the_agent(tmp_path, spool, agents):
     wait_state(spool, "after-hup", lambda d: d["state"] in TERMINAL, what="a request after SIGHUP to end")
     assert a.process.poll() is None
     assert a.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. Leftovers are swept on start, safely
+
+
+def backdate(path: pathlib.Path, seconds: float) -> None:
+    t = time.time() - seconds
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents):
+    # A real kill -9 between a claim's mkdir and its lease: a job folder without lease.json.
+    a = Agent(tmp_path, spool, "a", env={"DROPBOX_AGENT_CRASH_AT": "claim-before-lease"})
+    agents.append(a)
+    a.start()
+    drop(spool, "claimed", json.dumps({"mous": MOUS, "requestId": "c"}).encode())
+    assert a.wait_exit() == -signal.SIGKILL
+    [interrupted] = job_dirs(spool, "jobs", "claimed")
+    assert not (interrupted / "lease.json").exists() and not (interrupted / "request.json").exists()
+    backdate(interrupted, 120)
+
+    work = spool / ".dropbox-agent"
+    # A job folder holding a request but no lease (its lease was lost): must be taken over, not skipped.
+    orphan = work / "jobs" / "nolease.20261205T000000.vm.1.1"
+    (orphan / "attempts" / "1").mkdir(parents=True)
+    (orphan / "request.json").write_text(json.dumps({"mous": MOUS, "requestId": "nolease"}))
+    backdate(orphan, 120)
+
+    data = a.data
+    downloads, restores = data / "downloads", data / "restores"
+    downloads.mkdir(exist_ok=True)
+    restores.mkdir(exist_ok=True)
+    # What a kill during delivery of a since-concluded job leaves, and what a kill just past `succeeded` leaves.
+    done = "done.20261205T000000.vm.2.1"
+    failed = "bad.20261205T000000.vm.3.1"
+    for job, state in ((done, "succeeded"), (failed, "failed")):
+        (work / "finished" / job).mkdir(parents=True)
+        (work / "finished" / job / "final.json").write_text(json.dumps(
+            {"name": job.split(".")[0], "state": state, "finishedAt": time.time(), "statusPath": str(spool / "x")}))
+        (restores / job / "working").mkdir(parents=True)
+    (downloads / f".{done}.publishing-1a2b3c4d" / "x.ms").mkdir(parents=True)
+    # A staging of a job still in jobs/ is kept (it may be resumed).
+    (downloads / f".{orphan.name}.publishing-5e6f7a8b").mkdir()
+    # Orphan temporary files: of a dead process and old (removed); fresh, or of a live process (kept).
+    dead = subprocess_dead_pid()
+    old_tmp = spool / f".gone.status.json.{dead}.12345.tmp"
+    fresh_tmp = spool / f".fresh.status.json.{dead}.12346.tmp"
+    live_tmp = spool / f".live.status.json.{os.getpid()}.12347.tmp"
+    for p in (old_tmp, fresh_tmp, live_tmp):
+        p.write_text("{")
+    backdate(old_tmp, 3600)
+    backdate(live_tmp, 3600)
+
+    b = Agent(tmp_path, spool, "a")  # same data directory: its downloads and restores
+    agents.append(b)
+    b.log_path.unlink()
+    b.start()
+    wait_until(lambda: b.log_has("leftovers swept"), 15, what="the start-up sweep")
+    assert not interrupted.exists()
+    assert not (downloads / f".{done}.publishing-1a2b3c4d").exists()
+    assert (downloads / f".{orphan.name}.publishing-5e6f7a8b").exists()
+    assert not (restores / done).exists(), "working area of a succeeded request"
+    assert (restores / failed).exists(), "a failed request's working area is kept for inspection (onSuccess)"
+    assert not old_tmp.exists() and fresh_tmp.exists() and live_tmp.exists()
+    # The request whose claim was interrupted is still in the spool and runs; the lease-less job is taken over.
+    for name in ("claimed", "nolease"):
+        wait_state(spool, name, lambda d: d["state"] in TERMINAL, timeout=30, what=f"{name} to end")
+    assert job_dirs(spool, "jobs", "nolease") == []
+    assert b.stop() == 0
+
+
+def subprocess_dead_pid() -> int:
+    """A pid that was just used by a process that has exited (and been reaped)."""
+    import subprocess
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid

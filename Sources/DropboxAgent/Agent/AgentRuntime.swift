@@ -76,6 +76,10 @@ struct AgentRuntime: Sendable {
         let logger = self.logger
         let metricsPath = c.dataDirectory + "/metrics.prom"
         let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
+        let sweeper = Sweeper(
+            store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
+            dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger)
+        await sweeper.sweepOffPool()
         await agent.recoverJobs()
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -97,6 +101,7 @@ struct AgentRuntime: Sendable {
             }
             group.addTask {
                 var lastCollection = 0.0
+                var lastSweep = Date().timeIntervalSince1970
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(recoveryInterval))
                     await agent.renewLeases()
@@ -112,6 +117,10 @@ struct AgentRuntime: Sendable {
                         "waiting": Double(await agent.pendingCount), "watching": stats.watching || stats.mode == .polling ? 1 : 0,
                         "oldest_queued_age_seconds": await agent.oldestQueuedAge,
                     ]
+                    if Date().timeIntervalSince1970 - lastSweep > Sweeper.interval {
+                        lastSweep = Date().timeIntervalSince1970
+                        await sweeper.sweepOffPool()
+                    }
                     if Date().timeIntervalSince1970 - lastCollection > 3600 {
                         lastCollection = Date().timeIntervalSince1970
                         await agent.collectGarbage(retentionDays: c.agent.retentionDays)

@@ -66,6 +66,7 @@ struct JobStore: Sendable {
             throw SystemCallError(call: "open", path: dir + "/lease.lock", errno: e)
         }
         close(lockFile)
+        CrashPoint.hit("claim-before-lease")
         try writeLease(Lease(owner: .current, attempt: 1, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds), jobId: jobId)
         let source = spoolDirectory + "/" + name + ".json"
         let destination = dir + "/request.json"
