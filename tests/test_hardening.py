@@ -348,3 +348,82 @@ def subprocess_dead_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()
     return p.pid
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. Transient archive failures are retried later, up to a horizon
+
+
+class FlakyArchive:
+    """An HTTP archive answering every request with `self.status` (503 during an outage)."""
+
+    def __init__(self):
+        import http.server
+        outer = self
+        self.status = 503
+        self.hits = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.hits += 1
+                body = b"outage\n" if outer.status == 503 else b"no such thing\n"
+                self.send_response(outer.status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def flaky_archive():
+    s = FlakyArchive()
+    yield s
+    s.close()
+
+
+def retry_config(archive: FlakyArchive, horizon: float) -> dict:
+    return {"sources": {"almaArchive": {"url": archive.url}},
+            "archive": {"maxAttempts": 1, "retryInitialSeconds": 0.5, "retryHorizonSeconds": horizon}}
+
+
+def waiting_entries(doc: dict) -> list[dict]:
+    return [h for h in doc.get("history", []) if (h.get("message") or "").startswith("waiting for archive, retry at ")]
+
+
+def test_an_archive_outage_is_waited_out_and_the_request_goes_on(tmp_path, spool, agents, flaky_archive):
+    a = Agent(tmp_path, spool, "a", lease=3, extra=retry_config(flaky_archive, horizon=120))
+    agents.append(a)
+    a.start()
+    drop(spool, "outage", archive_request("outage"))
+    doc = wait_state(spool, "outage", lambda d: d["state"] == "queued" and waiting_entries(d), timeout=20,
+                     what="status 'waiting for archive, retry at …'")
+    assert "503" in waiting_entries(doc)[0]["message"], doc
+    wait_state(spool, "outage", lambda d: len(waiting_entries(d)) >= 2, timeout=20, what="a second retry")
+    flaky_archive.status = 404  # the archive is back, and answers for good (here: not found)
+    doc = wait_state(spool, "outage", lambda d: d["state"] in TERMINAL, timeout=30, what="the request to end")
+    assert doc["state"] == "failed" and doc["error"]["code"] == "archiveUnavailable", doc
+    assert "404" in doc["error"]["message"] and "transient failures since" not in doc["error"]["message"], doc
+    assert doc["attempt"] == 1, "retries after an outage are not counted as crashed attempts"
+    assert a.stop() == 0
+
+
+def test_an_outage_longer_than_the_horizon_fails_and_says_so(tmp_path, spool, agents, flaky_archive):
+    a = Agent(tmp_path, spool, "a", lease=3, extra=retry_config(flaky_archive, horizon=3))
+    agents.append(a)
+    a.start()
+    drop(spool, "long", archive_request("long"))
+    doc = wait_state(spool, "long", lambda d: d["state"] in TERMINAL, timeout=30, what="the request to give up")
+    assert doc["state"] == "failed" and doc["error"]["code"] == "archiveUnavailable", doc
+    assert "retried until archive.retryHorizonSeconds = 3 s" in doc["error"]["message"], doc
+    assert len(waiting_entries(doc)) >= 1 and flaky_archive.hits >= 2
+    assert a.stop() == 0

@@ -33,7 +33,8 @@ struct AgentRuntime: Sendable {
             statusFileMode: mode_t(c.spool.statusFileMode, radix: 8) ?? 0o644,
             restoreDirectory: c.agent.restoreDirectory!,
             notifyOn: Set(c.notifications.notifyOn.compactMap(RequestState.init(rawValue:))),
-            defaultDeliveryFormat: c.delivery.defaultFormat)
+            defaultDeliveryFormat: c.delivery.defaultFormat,
+            transientRetryHorizon: c.archive.retryHorizonSeconds, transientRetryInitial: c.archive.retryInitialSeconds)
         agent = try SpoolAgent(
             settings: settings, store: store, journal: journal,
             executor: try executor ?? ProductionExecutor(configuration: c, logger: logger),

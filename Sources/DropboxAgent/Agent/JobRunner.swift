@@ -127,8 +127,12 @@ struct JobRunner: Sendable {
         case .succeeded:
             finalState = .succeeded
         case .failed(let e):
+            if e.isTransient, try scheduleRetry(after: e, checkpoint: checkpoint, publisher: publisher, job: job) { return }
             finalState = .failed
             error = e
+            if e.isTransient, let since = checkpoint.transientSince {
+                error?.message += " (transient failures since \(Timestamp.string(Date(timeIntervalSince1970: since))); retried until archive.retryHorizonSeconds = \(Int(settings.transientRetryHorizon)) s)"
+            }
         case .cancelled(let step):
             switch control.stopReason {
             case .shutdown:
@@ -187,6 +191,39 @@ struct JobRunner: Sendable {
             }
         }
         updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
+    }
+
+    /// A transient failure (archive 5xx or unreachable, delivery area unavailable) is retried later with backoff
+    /// while within `archive.retryHorizonSeconds` of the first one: the job is checkpointed, its lease released
+    /// and `retryAt` set, so that this or any agent resumes it at the failed step then; the status says
+    /// `waiting for archive, retry at …`. No slot is held while waiting.
+    ///
+    /// - Returns: false when the horizon is exhausted (the request fails).
+    private func scheduleRetry(after e: RestoreError, checkpoint: JobCheckpoint, publisher: StatusPublisher, job: ExecutionJob) throws -> Bool {
+        let now = Date().timeIntervalSince1970
+        var checkpoint = checkpoint
+        let since = checkpoint.transientSince ?? now
+        let retries = checkpoint.transientRetries ?? 0
+        let delay = min(900, settings.transientRetryInitial * pow(2, Double(min(retries, 20))))
+        guard now + delay - since <= settings.transientRetryHorizon else { return false }
+        try checkFence()
+        checkpoint.transientSince = since
+        checkpoint.transientRetries = retries + 1
+        checkpoint.retryAt = now + delay
+        try store.writeCheckpoint(checkpoint)
+        let when = Timestamp.string(Date(timeIntervalSince1970: now + delay))
+        let archiveStep = e.step.map { [.prepare, .rawdata, .calibration].contains($0) } ?? true
+        let message = archiveStep
+            ? "waiting for archive, retry at \(when): \(e.message)"
+            : "transient failure at step \(e.step?.number ?? 0) \(e.step?.rawValue ?? ""), retry at \(when): \(e.message)"
+        try publisher.transition(to: .queued, message: message) { doc in
+            doc.agent = nil
+            doc.progress = .init(message: message)
+        }
+        _ = try store.renewLease(jobId: jobId, attempt: attempt, released: true)
+        record(publisher.document, step: e.step?.rawValue, attempt: job.attempt, message: message)
+        logger.warning("transient failure; retrying later", metadata: ["error.code": "\(e.code.rawValue)", "retry.at": "\(when)", "retry": "\(retries + 1)"])
+        return true
     }
 
     /// How a resume reads in the history: a takeover names the agent it took the request from.

@@ -26,6 +26,10 @@ actor SpoolAgent {
         var restoreDirectory: String
         var notifyOn: Set<RequestState>
         var defaultDeliveryFormat: RestoreRequest.DeliveryFormat
+        /// `archive.retryHorizonSeconds` / `retryInitialSeconds`: transient failures are retried later, with
+        /// backoff, this long after the first.
+        var transientRetryHorizon: Double = 14400
+        var transientRetryInitial: Double = 30
     }
 
     /// A file seen in the spool that is not yet complete (or not yet stable).
@@ -423,6 +427,8 @@ actor SpoolAgent {
             let dir = store.jobDirectory(jobId)
             guard let lease = store.readLease(jobId: jobId) else { continue }
             guard lease.isAvailable() else { continue }
+            // Waiting to retry after a transient failure (the archive was down): not before its time.
+            if let retryAt = store.readCheckpoint(jobId: jobId)?.retryAt, retryAt > Date().timeIntervalSince1970 { continue }
             let hasRequest = access(dir + "/request.json", F_OK) == 0
             if !hasRequest {
                 // A claim interrupted before its rename: the request is still in the spool (or was never ours).
