@@ -427,3 +427,137 @@ def test_an_outage_longer_than_the_horizon_fails_and_says_so(tmp_path, spool, ag
     assert "retried until archive.retryHorizonSeconds = 3 s" in doc["error"]["message"], doc
     assert len(waiting_entries(doc)) >= 1 and flaky_archive.hits >= 2
     assert a.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. Mail is a durable queue, retried outside the job slot
+
+
+class TinySMTP:
+    """A minimal SMTP server on a fixed port (plain, no TLS); `silent=True` accepts and never answers."""
+
+    def __init__(self, port: int = 0, silent: bool = False):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.silent = silent
+        self.messages: list[dict] = []
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if not self.silent:
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket):
+        f = conn.makefile("rwb")
+        def say(line: str):
+            f.write(line.encode() + b"\r\n")
+            f.flush()
+        try:
+            say("220 tiny ESMTP")
+            rcpts, data = [], None
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line.decode(errors="replace").strip()
+                verb = cmd.split(" ")[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    say("250 tiny")
+                elif verb == "MAIL":
+                    rcpts = []
+                    say("250 OK")
+                elif verb == "RCPT":
+                    rcpts.append(cmd.split(":", 1)[1].strip().strip("<>"))
+                    say("250 OK")
+                elif verb == "DATA":
+                    say("354 go on")
+                    body = []
+                    while (l := f.readline()) not in (b".\r\n", b".\n", b""):
+                        body.append(l)
+                    self.messages.append({"to": rcpts, "data": b"".join(body).decode(errors="replace")})
+                    say("250 queued")
+                elif verb == "QUIT":
+                    say("221 bye")
+                    return
+                else:
+                    say("250 OK")
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def mail_config(port: int, timeout: float) -> dict:
+    return {"notifications": {"smtp": {"url": f"smtp://127.0.0.1:{port}", "security": "none", "maxAttempts": 1,
+                                       "timeoutSeconds": timeout},
+                              "retryInitialSeconds": 0.5, "retryHorizonSeconds": 600}}
+
+
+def mailed_request(tag: str) -> bytes:
+    return json.dumps({"mous": MOUS, "requestId": tag, "email": ["pi@example.org"]}).encode()
+
+
+def test_mail_with_smtp_down_at_completion_is_sent_once_it_is_back(tmp_path, spool, agents):
+    port = free_port()
+    a = Agent(tmp_path, spool, "a", extra=mail_config(port, timeout=3))
+    agents.append(a)
+    a.start()
+    drop(spool, "m", mailed_request("m"))
+    doc = wait_state(spool, "m", lambda d: d["state"] in TERMINAL and (d.get("notifications") or [{}])[0].get("state") == "retrying",
+                     timeout=20, what="the mail to be retrying")
+    note = doc["notifications"][0]
+    assert note["to"] == "pi@example.org" and note["nextAttemptAt"] and note["attempts"] >= 1 and note["error"], note
+    smtp = TinySMTP(port)
+    try:
+        doc = wait_state(spool, "m", lambda d: d["notifications"][0]["state"] == "sent", timeout=20,
+                         what="the mail to be sent once SMTP is back")
+        assert len(smtp.messages) == 1 and smtp.messages[0]["to"] == ["pi@example.org"], smtp.messages
+        assert doc["state"] == "failed", "the request's own outcome is unchanged"
+        time.sleep(1.5)
+        assert len(smtp.messages) == 1, "sent once"
+        assert list((a.data / "mailqueue").glob("*.json")) == [], "a sent mail leaves the queue"
+    finally:
+        smtp.close()
+    assert a.stop() == 0
+
+
+def test_a_silent_smtp_server_does_not_hold_the_next_request(tmp_path, spool, agents):
+    smtp = TinySMTP(silent=True)
+    try:
+        a = Agent(tmp_path, spool, "a", max_concurrent=1, extra=mail_config(smtp.port, timeout=30))
+        agents.append(a)
+        a.start()
+        started = time.monotonic()
+        for n in ("s1", "s2", "s3"):
+            drop(spool, n, mailed_request(n))
+        for n in ("s1", "s2", "s3"):
+            doc = wait_state(spool, n, lambda d: d["state"] in TERMINAL, timeout=10, what=f"{n} to end while SMTP hangs")
+            assert doc["notifications"][0]["state"] in ("pending", "retrying"), doc["notifications"]
+        assert time.monotonic() - started < 10
+        a.kill_if_running()
+    finally:
+        smtp.close()

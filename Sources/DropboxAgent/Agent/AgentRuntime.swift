@@ -77,6 +77,7 @@ struct AgentRuntime: Sendable {
         let logger = self.logger
         let metricsPath = c.dataDirectory + "/metrics.prom"
         let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
+        let mailInterval = max(0.2, min(5, c.notifications.retryInitialSeconds / 2))
         let sweeper = Sweeper(
             store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
             dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger)
@@ -98,6 +99,13 @@ struct AgentRuntime: Sendable {
                     case .rescanCompleted:
                         break
                     }
+                }
+            }
+            group.addTask {
+                // Mail goes out here, outside every job slot: a dead or silent SMTP server delays only mail.
+                while !Task.isCancelled {
+                    await agent.notifier.sendQueued()
+                    try await Task.sleep(for: .seconds(mailInterval))
                 }
             }
             group.addTask {

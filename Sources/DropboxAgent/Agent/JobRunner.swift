@@ -162,7 +162,9 @@ struct JobRunner: Sendable {
             preview.state = finalState
             preview.result = result.result
             if let error { preview.error = .init(code: error.code.rawValue, message: error.message, hint: error.hint) }
-            notifications = await agent.notifier.notify(preview, request: request, facts: result.facts)
+            notifications = await agent.notifier.enqueue(
+                preview, request: request, facts: result.facts, id: jobId, statusPath: statusPath,
+                jobDirectory: store.finishedDirectory + "/" + jobId)
             checkpoint.notified = true
             try checkFence()
             try store.writeCheckpoint(checkpoint)
@@ -185,7 +187,9 @@ struct JobRunner: Sendable {
         agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
         await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
         if let area = publisher.document.workingArea, !FileManager.default.fileExists(atPath: area) {
-            try publisher.update { doc in
+            // Read-modify-write of the file (not the publisher's copy), under the lock the mail queue takes too: the
+            // queue may already have written the notifications' outcome.
+            try ConcludedStatus.modify(at: statusPath, ifRequestFile: finished + "/request.json", mode: settings.statusFileMode) { doc in
                 doc.workingArea = nil
                 doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
             }

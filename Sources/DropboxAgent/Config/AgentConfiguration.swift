@@ -382,8 +382,15 @@ struct NotificationSettings: Codable, Sendable {
     var operators: [String] = []
     /// Which outcomes are mailed: any of `succeeded`, `failed`, `cancelled`.
     var notifyOn: [String] = ["succeeded", "failed"]
+    /// A mail not sent (SMTP down, 4xx) is retried after this many seconds, then twice as long each time (at
+    /// most an hour apart) …
+    var retryInitialSeconds: Double = 30
+    /// … until this many seconds after it was queued; then the recipient is `failed`.
+    var retryHorizonSeconds: Double = 86400
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case smtp, outboxDirectory, from, operators, notifyOn }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case smtp, outboxDirectory, from, operators, notifyOn, retryInitialSeconds, retryHorizonSeconds
+    }
     init() {}
     init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -394,6 +401,8 @@ struct NotificationSettings: Codable, Sendable {
         from = try c.decodeIfPresent(String.self, forKey: .from)
         operators = try c.value(.operators, default: d.operators)
         notifyOn = try c.value(.notifyOn, default: d.notifyOn)
+        retryInitialSeconds = try c.value(.retryInitialSeconds, default: d.retryInitialSeconds)
+        retryHorizonSeconds = try c.value(.retryHorizonSeconds, default: d.retryHorizonSeconds)
     }
 }
 
