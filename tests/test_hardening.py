@@ -60,6 +60,10 @@ class SilentServer:
 
     def close(self):
         self.stopped = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); later connections are refused
+        except OSError:
+            pass
         self.sock.close()
         for c in self.conns:
             c.close()
@@ -561,3 +565,62 @@ def test_a_silent_smtp_server_does_not_hold_the_next_request(tmp_path, spool, ag
         a.kill_if_running()
     finally:
         smtp.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. A full disk ends in a clear state or a retry once space returns, never `running` forever
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """An 8 MiB tmpfs (a real full filesystem), unmounted afterwards."""
+    import subprocess
+    mnt = tmp_path / "smallfs"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (root needed): {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(fs: pathlib.Path) -> pathlib.Path:
+    """Writes a file until the filesystem is full (ENOSPC); returns it (delete it to free the space)."""
+    filler = fs / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == 28, e
+    try:  # also the last partial page
+        with open(filler, "ab") as f:
+            while True:
+                f.write(b"\0")
+                f.flush()
+    except OSError:
+        pass
+    return filler
+
+
+def test_a_full_spool_filesystem_mid_job_resumes_when_space_returns(tmp_path, small_fs, agents, silent_archive):
+    spool = small_fs / "spool"
+    spool.mkdir()
+    extra = hanging_config(silent_archive)
+    extra["archive"] = {"maxAttempts": 1, "retryHorizonSeconds": 0}
+    a = Agent(tmp_path, spool, "a", lease=60, extra=extra)
+    agents.append(a)
+    a.start()
+    drop(spool, "full", archive_request("full"))
+    wait_state(spool, "full", lambda d: d["state"] == "running", what="full running (archive hangs)")
+    filler = fill(small_fs)
+    silent_archive.close()  # the step fails now, and every later connection is refused
+    wait_until(lambda: any("ENOSPC" in (l.get("message") or "") and str(spool) in (l.get("error") or "")
+                           for l in a.log_lines()), 15, what="the agent to log ENOSPC with the path")
+    assert read_status(spool, "full")["state"] == "running"  # nothing can be written on the full filesystem
+    filler.unlink()
+    doc = wait_state(spool, "full", lambda d: d["state"] in TERMINAL, timeout=20, what="a terminal state once space returns")
+    assert doc["state"] == "failed" and doc["error"]["code"] == "archiveUnavailable", doc
+    assert job_dirs(spool, "jobs", "full") == []
+    assert a.stop() == 0

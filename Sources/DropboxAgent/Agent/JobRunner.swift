@@ -23,16 +23,34 @@ struct JobRunner: Sendable {
     private var directory: String { store.jobDirectory(jobId) }
 
     func run() async {
-        do {
-            try await runChecked()
-        } catch is LeaseLost {
-            logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": "\(attempt)"])
-        } catch {
-            logger.critical("job bookkeeping failed; the job stays claimed and will be retried after its lease expires", metadata: ["error": "\(error)"])
+        var retried = false
+        var delay = 1.0
+        while true {
+            do {
+                try await runChecked(resume: resume || retried)
+                return
+            } catch is LeaseLost {
+                logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": "\(attempt)"])
+                return
+            } catch {
+                // A status, checkpoint or lease write failed (a full disk, typically). The job is not abandoned in
+                // `running`: it keeps its slot and lease and resumes from its checkpoint once writes work again.
+                let noSpace = DiskSpace.isNoSpace(error)
+                logger.error(
+                    noSpace ? "no space left on device (ENOSPC); the request resumes when space returns" : "job bookkeeping failed; the request resumes from its checkpoint",
+                    metadata: ["error": "\(error)", "retry.seconds": "\(delay)"])
+                guard control.stopReason == nil, store.holdsLease(jobId: jobId, attempt: attempt) else {
+                    logger.error("job left to lease recovery", metadata: ["stop.reason": "\(control.stopReason?.rawValue ?? "lease lost")"])
+                    return
+                }
+                try? await Task.sleep(for: .seconds(delay))
+                delay = min(delay * 2, 30)
+                retried = true
+            }
         }
     }
 
-    private func runChecked() async throws {
+    private func runChecked(resume: Bool) async throws {
         guard let data = FileManager.default.contents(atPath: directory + "/request.json") else {
             throw SystemCallError(call: "read", path: directory + "/request.json", errno: errno)
         }
@@ -126,7 +144,10 @@ struct JobRunner: Sendable {
         switch outcome {
         case .succeeded:
             finalState = .succeeded
-        case .failed(let e):
+        case .failed(let failure):
+            // A step failing on a full disk (a write's ENOSPC, or CASA killed when its filesystem filled) says so,
+            // and is retried once space returns (within archive.retryHorizonSeconds).
+            let e = DiskSpace.annotate(failure, paths: [checkpoint.restoreRoot])
             if e.isTransient, try scheduleRetry(after: e, checkpoint: checkpoint, publisher: publisher, job: job) { return }
             finalState = .failed
             error = e
@@ -216,7 +237,7 @@ struct JobRunner: Sendable {
         checkpoint.retryAt = now + delay
         try store.writeCheckpoint(checkpoint)
         let when = Timestamp.string(Date(timeIntervalSince1970: now + delay))
-        let archiveStep = e.step.map { [.prepare, .rawdata, .calibration].contains($0) } ?? true
+        let archiveStep = e.code != DiskSpace.code && e.step.map { [.prepare, .rawdata, .calibration].contains($0) } ?? true
         let message = archiveStep
             ? "waiting for archive, retry at \(when): \(e.message)"
             : "transient failure at step \(e.step?.number ?? 0) \(e.step?.rawValue ?? ""), retry at \(when): \(e.message)"
