@@ -128,7 +128,7 @@ def test_takeover_killed_between_attempt_and_lease_is_recovered(tmp_path, spool,
     c.start()
     doc = wait_state(spool, "req", lambda d: d["state"] in TERMINAL, timeout=30, what="req to end after the takeover")
     assert doc["state"] == "failed" and doc["attempt"] == 3, doc
-    assert job_dirs(spool, "jobs", "req") == []
+    wait_until(lambda: job_dirs(spool, "jobs", "req") == [], 10, what="the job to move to finished/")
     assert c.stop() == 0
 
 
@@ -210,7 +210,7 @@ class AgentPidReader(threading.Thread):
 
 def test_a_stalled_owner_that_lost_its_lease_writes_nothing(tmp_path, spool, agents, silent_archive):
     extra = hanging_config(silent_archive)
-    extra["archive"] = {"maxAttempts": 1}
+    extra["archive"] = {"maxAttempts": 1, "retryHorizonSeconds": 0}  # the archive failure ends the request
     a = Agent(tmp_path, spool, "a", lease=3, extra=extra)
     b = Agent(tmp_path, spool, "b", lease=3, extra=extra)
     agents += [a, b]
@@ -342,7 +342,7 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     # The request whose claim was interrupted is still in the spool and runs; the lease-less job is taken over.
     for name in ("claimed", "nolease"):
         wait_state(spool, name, lambda d: d["state"] in TERMINAL, timeout=30, what=f"{name} to end")
-    assert job_dirs(spool, "jobs", "nolease") == []
+    wait_until(lambda: job_dirs(spool, "jobs", "nolease") == [], 10, what="nolease to move to finished/")
     assert b.stop() == 0
 
 
@@ -622,5 +622,5 @@ def test_a_full_spool_filesystem_mid_job_resumes_when_space_returns(tmp_path, sm
     filler.unlink()
     doc = wait_state(spool, "full", lambda d: d["state"] in TERMINAL, timeout=20, what="a terminal state once space returns")
     assert doc["state"] == "failed" and doc["error"]["code"] == "archiveUnavailable", doc
-    assert job_dirs(spool, "jobs", "full") == []
+    wait_until(lambda: job_dirs(spool, "jobs", "full") == [], 10, what="the job to move to finished/")
     assert a.stop() == 0
