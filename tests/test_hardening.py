@@ -624,3 +624,37 @@ def test_a_full_spool_filesystem_mid_job_resumes_when_space_returns(tmp_path, sm
     assert doc["state"] == "failed" and doc["error"]["code"] == "archiveUnavailable", doc
     wait_until(lambda: job_dirs(spool, "jobs", "full") == [], 10, what="the job to move to finished/")
     assert a.stop() == 0
+
+
+def test_a_full_working_area_says_enospc_and_retries_once_space_returns(tmp_path, small_fs, spool, agents):
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    from test_alma_archive_server import PUBLIC, Server, make_package
+    make_package(tmp_path / "pkg", PUBLIC)
+    (tmp_path / "config.json").write_text(json.dumps({"mouses": [
+        {"mous": PUBLIC, "project": "2019.1.00001.S", "groupOus": "uid://A001/X3f01/X1a4", "dataRights": "Public",
+         "releaseDate": "2024-09-01T00:00:00.000", "packageDir": "pkg"}]}))
+    archive = Server(tmp_path)
+    try:
+        restores = small_fs / "restores"
+        restores.mkdir()
+        filler = fill(small_fs)
+        a = Agent(tmp_path, spool, "a", lease=3, extra={
+            "sources": {"almaArchive": {"url": archive.url}},
+            "agent": {"restoreDirectory": str(restores)},
+            "archive": {"retryInitialSeconds": 1, "retryHorizonSeconds": 600}})
+        agents.append(a)
+        a.start()
+        drop(spool, "area", json.dumps({"mous": PUBLIC, "source": {"archive": "alma"}}).encode())
+        doc = wait_state(spool, "area", lambda d: d["state"] == "queued" and "ENOSPC" in (d.get("progress") or {}).get("message", ""),
+                         timeout=30, what="status naming ENOSPC and a retry time")
+        message = doc["progress"]["message"]
+        assert "retry at" in message and str(restores) in message, message
+        filler.unlink()
+        doc = wait_state(spool, "area", lambda d: d["state"] in TERMINAL or (d["state"] == "running" and d["step"]["number"] > 1)
+                         or (d["state"] == "queued" and "ENOSPC" not in (d.get("progress") or {}).get("message", "")),
+                         timeout=30, what="the request to go on once space returns")
+        assert "ENOSPC" not in json.dumps(doc.get("error") or {}), doc
+        a.kill_if_running()
+    finally:
+        archive.stop()
