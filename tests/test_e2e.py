@@ -198,3 +198,42 @@ def test_cancel_during_casa_leaves_no_casa_process(tmp_path, services, agents):
     assert status["state"] == "cancelled"
     wait_for(lambda: not casa_processes(), 20, "no CASA process left")
     assert agent.stop() == 0
+
+
+def test_a_full_download_area_is_retried_and_delivered_once_space_returns(tmp_path, services, agents):
+    """Issue 10 item 2: the download area on a real, filled 64 MiB tmpfs. Step 6 fails with ENOSPC; the request
+    waits (`queued`, a retry time, ENOSPC and the path) instead of failing; freed, it is delivered."""
+    import subprocess
+    nginx = services("nginx")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(downloads)], check=True)
+    try:
+        filler = downloads / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 1048576)
+                    f.flush()
+            except OSError:
+                pass
+        agent = Agent(tmp_path, nginx.url, extra={"delivery": {"directory": str(downloads)},
+                                                  "archive": {"retryInitialSeconds": 2}}).start()
+        agents.append(agent)
+        agent.drop("full", {"mous": MOUS_A, "requestId": "e2e-full-downloads"})
+
+        def waiting():
+            s = agent.status("full")
+            assert not (s and s["state"] in ("succeeded", "failed")), json.dumps(s, indent=1)
+            msg = ((s or {}).get("progress") or {}).get("message", "")
+            return s if s and s["state"] == "queued" and "ENOSPC" in msg else None
+        status = wait_for(waiting, 600, "step 6 to wait for space")
+        message = status["progress"]["message"]
+        assert "step 6 deliver, retry at" in message and str(downloads) in message, message
+        filler.unlink()
+        status = agent.wait_terminal("full")
+        assert status["state"] == "succeeded", json.dumps(status, indent=1)
+        assert_delivered_like_reference(status)
+        assert agent.stop() == 0
+    finally:
+        subprocess.run(["umount", "-l", str(downloads)], check=False)
