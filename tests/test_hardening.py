@@ -440,13 +440,14 @@ def test_an_outage_longer_than_the_horizon_fails_and_says_so(tmp_path, spool, ag
 class TinySMTP:
     """A minimal SMTP server on a fixed port (plain, no TLS); `silent=True` accepts and never answers."""
 
-    def __init__(self, port: int = 0, silent: bool = False):
+    def __init__(self, port: int = 0, silent: bool = False, reject_rcpt: bool = False):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.silent = silent
+        self.reject_rcpt = reject_rcpt
         self.messages: list[dict] = []
         self.conns: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -481,6 +482,9 @@ class TinySMTP:
                     rcpts = []
                     say("250 OK")
                 elif verb == "RCPT":
+                    if self.reject_rcpt:
+                        say("550 5.1.1 no such user")
+                        continue
                     rcpts.append(cmd.split(":", 1)[1].strip().strip("<>"))
                     say("250 OK")
                 elif verb == "DATA":
@@ -658,3 +662,42 @@ def test_a_full_working_area_says_enospc_and_retries_once_space_returns(tmp_path
         a.kill_if_running()
     finally:
         archive.stop()
+
+
+def test_a_recipient_rejected_for_good_is_failed_at_once(tmp_path, spool, agents):
+    smtp = TinySMTP(reject_rcpt=True)
+    try:
+        a = Agent(tmp_path, spool, "a", extra=mail_config(smtp.port, timeout=5))
+        agents.append(a)
+        a.start()
+        drop(spool, "r", mailed_request("r"))
+        doc = wait_state(spool, "r", lambda d: d["state"] in TERMINAL and (d.get("notifications") or [{}])[0].get("state") == "failed",
+                         timeout=20, what="the rejected recipient to be failed")
+        note = doc["notifications"][0]
+        assert "550" in note["error"] and "nextAttemptAt" not in note, note
+        wait_until(lambda: list((a.data / "mailqueue").glob("*.json")) == [], 10, what="the queue to be emptied")
+        assert a.stop() == 0
+    finally:
+        smtp.close()
+
+
+def test_a_full_data_directory_still_ends_requests_clearly(tmp_path, small_fs, spool, agents):
+    """The journal, working areas, mail queue and metrics on a filled filesystem: requests still end with their own
+    error in the status (on the spool), the agent keeps running and stops cleanly."""
+    a = Agent(tmp_path, spool, "a")
+    a.data = small_fs / "data"
+    config = json.loads(a.config_path.read_text())
+    config["dataDirectory"] = str(a.data)
+    a.config_path.write_text(json.dumps(config))
+    agents.append(a)
+    a.start()
+    filler = fill(small_fs)
+    names = [f"d{i}" for i in range(5)]
+    for n in names:
+        drop(spool, n, json.dumps({"mous": MOUS, "requestId": n}).encode())
+    for n in names:
+        doc = wait_state(spool, n, lambda d: d["state"] in TERMINAL, timeout=20, what=f"{n} to end with the data directory full")
+        assert doc["state"] == "failed" and doc["error"]["code"], doc
+    assert a.process.poll() is None
+    filler.unlink()
+    assert a.stop() == 0

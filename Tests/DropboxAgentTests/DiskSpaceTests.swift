@@ -45,6 +45,8 @@ import Testing
             #expect(said.message.contains("most likely caused by the full disk"))
             #expect(said.message.hasSuffix("CASA was killed by signal 6"))
             #expect(said.isTransient && said.step == .casa)
+            let decision = RestoreError("unknownMous", "the site's catalogue has no MOUS", step: .prepare)
+            #expect(DiskSpace.annotate(decision, paths: [area]).code == "unknownMous", "a decision is never blamed on the disk")
         }
     }
 

@@ -33,13 +33,14 @@ enum DiskSpace {
         return s.available < min(1 << 20, s.total / 100)
     }
 
-    /// A step failure said in terms of the full disk when it is one: the write said `ENOSPC`, or one of `paths`
-    /// lies on a full filesystem (CASA killed by a signal when its disk filled says nothing about space itself).
-    /// The result is transient: retried once space returns, within `archive.retryHorizonSeconds`.
+    /// A step failure said in terms of the full disk when it is one: the write said `ENOSPC`, or — for CASA (killed
+    /// by a signal when its disk filled, it says nothing about space itself) and for failures already known to be
+    /// transient — one of `paths` lies on a full filesystem. A decision such as an unknown MOUS is never blamed on
+    /// the disk. The result is transient: retried once space returns, within `archive.retryHorizonSeconds`.
     static func annotate(_ e: RestoreError, paths: [String]) -> RestoreError {
         guard e.code != code, e.code != .cancelled else { return e }
         let said = e.message.contains(String(cString: strerror(ENOSPC))) || e.message.contains("ENOSPC")
-        let full = paths.first(where: isFull)
+        let full = e.step == .casa || e.isTransient || said ? paths.first(where: isFull) : nil
         guard said || full != nil else { return e }
         let place = full.map { path -> String in
             let free = space(of: path)?.available ?? 0
