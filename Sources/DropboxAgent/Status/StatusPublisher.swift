@@ -72,6 +72,11 @@ final class StatusPublisher: StepReporter, Sendable {
         logger.info("request state changed", metadata: meta)
     }
 
+    /// The fencing check before publishing results.
+    func confirmOwnership() throws {
+        if let fence, !fence() { throw LeaseLost() }
+    }
+
     func report(_ progress: StepProgress) {
         let now = Date().timeIntervalSince1970
         let data: Data? = state.withLock { s in
