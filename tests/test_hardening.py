@@ -701,3 +701,27 @@ def test_a_full_data_directory_still_ends_requests_clearly(tmp_path, small_fs, s
     assert a.process.poll() is None
     filler.unlink()
     assert a.stop() == 0
+
+
+def test_queued_mail_survives_kill_9_and_is_sent_after_restart(tmp_path, spool, agents):
+    port = free_port()
+    a = Agent(tmp_path, spool, "a", extra=mail_config(port, timeout=3))
+    agents.append(a)
+    a.start()
+    drop(spool, "k", mailed_request("k"))
+    wait_state(spool, "k", lambda d: d["state"] in TERMINAL and (d.get("notifications") or [{}])[0].get("state") == "retrying",
+               timeout=20, what="the mail to be retrying")
+    a.send(signal.SIGKILL)
+    a.wait_exit()
+    assert len(list((a.data / "mailqueue").glob("*.json"))) == 1, "the queued mail is on disk"
+    smtp = TinySMTP(port)
+    try:
+        b = Agent(tmp_path, spool, "a", extra=mail_config(port, timeout=3))  # same data directory: its mail queue
+        b.log_path.unlink()
+        agents.append(b)
+        b.start()
+        wait_state(spool, "k", lambda d: d["notifications"][0]["state"] == "sent", timeout=20, what="the mail sent after the restart")
+        assert len(smtp.messages) == 1
+        assert b.stop() == 0
+    finally:
+        smtp.close()
