@@ -77,7 +77,7 @@ struct AgentRuntime: Sendable {
         let logger = self.logger
         let metricsPath = c.dataDirectory + "/metrics.prom"
         let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
-        let mailInterval = max(0.2, min(5, c.notifications.retryInitialSeconds / 2))
+        let mailInterval = max(0.2, min(1, c.notifications.retryInitialSeconds / 2))
         let sweeper = Sweeper(
             store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
             dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger)
