@@ -105,8 +105,9 @@ class Agent:
 
     def __init__(self, base: pathlib.Path, spool: pathlib.Path, label: str = "agent", *, settle: float = 0,
                  rescan: float = 30, max_concurrent: int = 2, lease: float = 30, extra: dict | None = None,
-                 binary: pathlib.Path | None = None):
+                 binary: pathlib.Path | None = None, env: dict | None = None):
         self.label = label
+        self.env = env or {}
         self.spool = spool
         self.data = base / f"data-{label}"
         self.data.mkdir(parents=True, exist_ok=True)
@@ -133,12 +134,22 @@ class Agent:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(self.binary), "run", "--config", str(self.config_path)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, start_new_session=True,
+            env={**os.environ, **self.env})
         if wait_ready:
             wait_until(lambda: self.log_has("agent started") or self.process.poll() is not None, timeout,
                        what=f"{self.label} to log 'agent started'")
             assert self.process.poll() is None, f"{self.label} exited with {self.process.returncode}:\n{self.log_text()}"
         return self
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        """Waits for the process to end by itself (e.g. a crash point's SIGKILL) and reaps it."""
+        assert self.process is not None
+        code = self.process.wait(timeout=timeout)
+        if self._log:
+            self._log.close()
+            self._log = None
+        return code
 
     def log_text(self) -> str:
         try:

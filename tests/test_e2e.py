@@ -80,7 +80,11 @@ def test_native_request_restores_delivers_and_mails_then_a_second_request_fetche
     for header in ("Date:", "Message-ID:", "From:", "To:", "Subject:"):
         assert header in text
     assert mails[0]["tls"] and mails[0]["auth_user"] == "agent"
-    assert status["notifications"] == [{"to": "pi@example.org", "state": "sent"}]
+    # Mail goes through the durable queue: the status records the outcome once it is known.
+    status = wait_for(lambda: (lambda s: s if [n["state"] for n in s.get("notifications") or []] == ["sent"] else None)(
+        agent.status("native")), 30, "the mail recorded as sent in the status")
+    assert [{"to": n["to"], "state": n["state"]} for n in status["notifications"]] == [{"to": "pi@example.org", "state": "sent"}]
+    jsonschema.validate(status, STATUS_SCHEMA)
     # The CASA that ran and the one that made the tables (the fixture's manifest says 6.5.4.9), said out loud.
     assert status["casa"] == {"version": "6.7.0.31", "manifestVersion": "6.5.4.9", "installation": "modular"}, status.get("casa")
     assert any("6.5.4.9" in w and "6.7.0.31" in w for w in status["warnings"]), status.get("warnings")
@@ -206,3 +210,42 @@ def test_cancel_during_casa_leaves_no_casa_process(tmp_path, services, agents):
     assert status["state"] == "cancelled"
     wait_for(lambda: not casa_processes(), 20, "no CASA process left")
     assert agent.stop() == 0
+
+
+def test_a_full_download_area_is_retried_and_delivered_once_space_returns(tmp_path, services, agents):
+    """Issue 10 item 2: the download area on a real, filled 64 MiB tmpfs. Step 6 fails with ENOSPC; the request
+    waits (`queued`, a retry time, ENOSPC and the path) instead of failing; freed, it is delivered."""
+    import subprocess
+    nginx = services("nginx")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(downloads)], check=True)
+    try:
+        filler = downloads / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 1048576)
+                    f.flush()
+            except OSError:
+                pass
+        agent = Agent(tmp_path, nginx.url, extra={"delivery": {"directory": str(downloads)},
+                                                  "archive": {"retryInitialSeconds": 2}}).start()
+        agents.append(agent)
+        agent.drop("full", {"mous": MOUS_A, "requestId": "e2e-full-downloads"})
+
+        def waiting():
+            s = agent.status("full")
+            assert not (s and s["state"] in ("succeeded", "failed")), json.dumps(s, indent=1)
+            msg = ((s or {}).get("progress") or {}).get("message", "")
+            return s if s and s["state"] == "queued" and "ENOSPC" in msg else None
+        status = wait_for(waiting, 600, "step 6 to wait for space")
+        message = status["progress"]["message"]
+        assert "step 6 deliver, retry at" in message and str(downloads) in message, message
+        filler.unlink()
+        status = agent.wait_terminal("full")
+        assert status["state"] == "succeeded", json.dumps(status, indent=1)
+        assert_delivered_like_reference(status)
+        assert agent.stop() == 0
+    finally:
+        subprocess.run(["umount", "-l", str(downloads)], check=False)

@@ -10,11 +10,14 @@ struct AgentRuntime: Sendable {
     let configuration: AgentConfiguration
     let agent: SpoolAgent
     let logger: Logger
+    /// Held for the life of the process: a second agent on the same data directory refuses to start.
+    let dataLock: DataDirectoryLock
 
     init(configuration: AgentConfiguration, logger: Logger, executor: (any RestoreExecutor)? = nil, notifier: (any Notifier)? = nil) throws {
         self.configuration = configuration
         self.logger = logger
         let c = configuration
+        dataLock = try DataDirectoryLock(dataDirectory: c.dataDirectory)
         let store = JobStore(
             workDirectory: c.agent.workDirectory!, spoolDirectory: c.spool.directory!, rejectedDirectory: c.spool.rejectedDirectory!,
             leaseSeconds: c.agent.leaseSeconds)
@@ -30,18 +33,24 @@ struct AgentRuntime: Sendable {
             statusFileMode: mode_t(c.spool.statusFileMode, radix: 8) ?? 0o644,
             restoreDirectory: c.agent.restoreDirectory!,
             notifyOn: Set(c.notifications.notifyOn.compactMap(RequestState.init(rawValue:))),
-            defaultDeliveryFormat: c.delivery.defaultFormat)
+            defaultDeliveryFormat: c.delivery.defaultFormat,
+            transientRetryHorizon: c.archive.retryHorizonSeconds, transientRetryInitial: c.archive.retryInitialSeconds)
         agent = try SpoolAgent(
             settings: settings, store: store, journal: journal,
             executor: try executor ?? ProductionExecutor(configuration: c, logger: logger),
             notifier: try notifier ?? MailNotifier(configuration: c, logger: logger), logger: logger)
     }
 
-    /// Runs until SIGTERM or SIGINT, then drains and returns (exit status 0).
+    /// Runs until SIGTERM or SIGINT, then drains and returns (exit status 0). SIGHUP is trapped and ignored
+    /// (the configuration is read once; restart to change it): it never kills the agent and orphans a CASA.
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup)
         try await run {
             for await signal in signals {
+                if signal == .sighup {
+                    logger.notice("SIGHUP ignored: the configuration is read at start; restart the agent to change it")
+                    continue
+                }
                 logger.notice("stopping", metadata: ["signal": "\(signal)"])
                 return
             }
@@ -68,6 +77,11 @@ struct AgentRuntime: Sendable {
         let logger = self.logger
         let metricsPath = c.dataDirectory + "/metrics.prom"
         let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
+        let mailInterval = max(0.2, min(1, c.notifications.retryInitialSeconds / 2))
+        let sweeper = Sweeper(
+            store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
+            dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger)
+        await sweeper.sweepOffPool()
         await agent.recoverJobs()
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -88,7 +102,15 @@ struct AgentRuntime: Sendable {
                 }
             }
             group.addTask {
+                // Mail goes out here, outside every job slot: a dead or silent SMTP server delays only mail.
+                while !Task.isCancelled {
+                    await agent.notifier.sendQueued()
+                    try await Task.sleep(for: .seconds(mailInterval))
+                }
+            }
+            group.addTask {
                 var lastCollection = 0.0
+                var lastSweep = Date().timeIntervalSince1970
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(recoveryInterval))
                     await agent.renewLeases()
@@ -104,6 +126,10 @@ struct AgentRuntime: Sendable {
                         "waiting": Double(await agent.pendingCount), "watching": stats.watching || stats.mode == .polling ? 1 : 0,
                         "oldest_queued_age_seconds": await agent.oldestQueuedAge,
                     ]
+                    if Date().timeIntervalSince1970 - lastSweep > Sweeper.interval {
+                        lastSweep = Date().timeIntervalSince1970
+                        await sweeper.sweepOffPool()
+                    }
                     if Date().timeIntervalSince1970 - lastCollection > 3600 {
                         lastCollection = Date().timeIntervalSince1970
                         await agent.collectGarbage(retentionDays: c.agent.retentionDays)
@@ -116,6 +142,7 @@ struct AgentRuntime: Sendable {
             await agent.shutdown(grace: c.agent.shutdownGraceSeconds)
             group.cancelAll()
         }
+        dataLock.release()
         logger.notice("agent stopped cleanly")
     }
 }

@@ -10,6 +10,9 @@ struct JobRunner: Sendable {
     let name: String
     /// True after a restart or takeover: steps recorded as completed are not run again.
     let resume: Bool
+    /// The attempt this runner holds: the fencing token checked before each step, before publishing, before
+    /// mailing and before concluding.
+    let attempt: Int
     let agent: SpoolAgent
     let control: JobControl
     let logger: Logger
@@ -20,14 +23,34 @@ struct JobRunner: Sendable {
     private var directory: String { store.jobDirectory(jobId) }
 
     func run() async {
-        do {
-            try await runChecked()
-        } catch {
-            logger.critical("job bookkeeping failed; the job stays claimed and will be retried after its lease expires", metadata: ["error": "\(error)"])
+        var retried = false
+        var delay = 1.0
+        while true {
+            do {
+                try await runChecked(resume: resume || retried)
+                return
+            } catch is LeaseLost {
+                logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": "\(attempt)"])
+                return
+            } catch {
+                // A status, checkpoint or lease write failed (a full disk, typically). The job is not abandoned in
+                // `running`: it keeps its slot and lease and resumes from its checkpoint once writes work again.
+                let noSpace = DiskSpace.isNoSpace(error)
+                logger.error(
+                    noSpace ? "no space left on device (ENOSPC); the request resumes when space returns" : "job bookkeeping failed; the request resumes from its checkpoint",
+                    metadata: ["error": "\(error)", "retry.seconds": "\(delay)"])
+                guard control.stopReason == nil, store.holdsLease(jobId: jobId, attempt: attempt) else {
+                    logger.error("job left to lease recovery", metadata: ["stop.reason": "\(control.stopReason?.rawValue ?? "lease lost")"])
+                    return
+                }
+                try? await Task.sleep(for: .seconds(delay))
+                delay = min(delay * 2, 30)
+                retried = true
+            }
         }
     }
 
-    private func runChecked() async throws {
+    private func runChecked(resume: Bool) async throws {
         guard let data = FileManager.default.contents(atPath: directory + "/request.json") else {
             throw SystemCallError(call: "read", path: directory + "/request.json", errno: errno)
         }
@@ -46,18 +69,28 @@ struct JobRunner: Sendable {
         var checkpoint = store.readCheckpoint(jobId: jobId) ?? JobCheckpoint(
             jobId: jobId, name: name, spoolDirectory: settings.spoolDirectory, sha256: sha,
             submittedAt: existingStatus?.submittedAt ?? now, restoreRoot: settings.restoreDirectory + "/" + jobId)
-        if !resume, try linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
-        guard let lease = store.readLease(jobId: jobId), lease.owner == AgentIdentity.current else {
+        guard let lease = store.readLease(jobId: jobId), lease.owner == AgentIdentity.current, lease.attempt == attempt else {
             logger.warning("lease not ours; leaving the job to its owner")
             return
         }
+        CrashPoint.hit("before-duplicate-check")
+        // Also on resume: a kill between the claim and this check must not run an identical request again. The
+        // check is idempotent (the index already naming this job lets it run).
+        if checkpoint.completedSteps.isEmpty, try linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
         let firstPending = StepName.allCases.first { !checkpoint.completedSteps.contains($0) } ?? .deliver
         if checkpoint.startedAt == nil { checkpoint.startedAt = now }
         try store.writeCheckpoint(checkpoint)
 
         var document = existingStatus ?? StatusDocument(request: name, state: .queued)
         if document.state.isTerminal && !resume { document = StatusDocument(request: name, state: .queued) }
-        let publisher = StatusPublisher(path: statusPath, document: document, mode: settings.statusFileMode, logger: logger)
+        let store = self.store, jobId = self.jobId, attempt = self.attempt, control = self.control
+        let publisher = StatusPublisher(
+            path: statusPath, document: document, mode: settings.statusFileMode, logger: logger,
+            fence: {
+                if store.holdsLease(jobId: jobId, attempt: attempt) { return true }
+                control.stop(.leaseLost, interruptNow: true)
+                return false
+            })
         let job = ExecutionJob(
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
             attempt: lease.attempt, logger: logger)
@@ -71,10 +104,12 @@ struct JobRunner: Sendable {
         // A CASA left running by a killed agent is stopped by step 5 itself (processes working in the restore's
         // working directory), just before it runs CASA again.
 
-        try publisher.transition(
-            to: .running, step: firstPending,
-            message: resume ? "resumed at step \(firstPending.number) (attempt \(lease.attempt))" : "claimed"
-        ) { doc in
+        let startMessage = resume ? Self.resumeMessage(previous: existingStatus?.agent, step: firstPending, attempt: lease.attempt) : "claimed"
+        try publisher.transition(to: .running, step: firstPending, message: startMessage) { doc in
+            // A takeover or resume at the step the status already shows is still a line in the history.
+            if resume, doc.history.last?.message != startMessage {
+                doc.history.append(.init(at: doc.updatedAt, state: .running, step: .init(firstPending), message: startMessage))
+            }
             doc.requestId = request.requestId
             doc.mous = request.mous
             doc.sha256 = sha
@@ -109,9 +144,16 @@ struct JobRunner: Sendable {
         switch outcome {
         case .succeeded:
             finalState = .succeeded
-        case .failed(let e):
+        case .failed(let failure):
+            // A step failing on a full disk (a write's ENOSPC, or CASA killed when its filesystem filled) says so,
+            // and is retried once space returns (within archive.retryHorizonSeconds).
+            let e = DiskSpace.annotate(failure, paths: [checkpoint.restoreRoot])
+            if e.isTransient, try scheduleRetry(after: e, checkpoint: checkpoint, publisher: publisher, job: job) { return }
             finalState = .failed
             error = e
+            if e.isTransient, let since = checkpoint.transientSince {
+                error?.message += " (transient failures since \(Timestamp.string(Date(timeIntervalSince1970: since))); retried until archive.retryHorizonSeconds = \(Int(settings.transientRetryHorizon)) s)"
+            }
         case .cancelled(let step):
             switch control.stopReason {
             case .shutdown:
@@ -119,10 +161,7 @@ struct JobRunner: Sendable {
                 try publisher.transition(to: .queued, message: "the agent stopped; the request resumes at step \(next?.number ?? 6) when an agent starts") { doc in
                     doc.agent = nil
                 }
-                if var lease = store.readLease(jobId: jobId), lease.owner == .current {
-                    lease.released = true
-                    try store.writeLease(lease, jobId: jobId)
-                }
+                _ = try store.renewLease(jobId: jobId, attempt: attempt, released: true)
                 record(publisher.document, step: step?.rawValue, attempt: job.attempt, message: "checkpointed at shutdown")
                 logger.notice("request checkpointed for shutdown", metadata: ["completed.steps": "\(checkpoint.completedSteps.map(\.rawValue))"])
                 return
@@ -135,6 +174,8 @@ struct JobRunner: Sendable {
             }
         }
 
+        // Fencing: an agent that lost the lease (stalled, then taken over) mails and concludes nothing.
+        try checkFence()
         // Notify before the final status, so the status can say whether the mail went out.
         var notifications: [StatusDocument.Notification] = publisher.document.notifications ?? []
         if settings.notifyOn.contains(finalState) && !checkpoint.notified {
@@ -143,8 +184,11 @@ struct JobRunner: Sendable {
             preview.result = result.result
             preview.record(casa: result.casa, warning: result.warnings.first)
             if let error { preview.error = .init(code: error.code.rawValue, message: error.message, hint: error.hint) }
-            notifications = await agent.notifier.notify(preview, request: request, facts: result.facts)
+            notifications = await agent.notifier.enqueue(
+                preview, request: request, facts: result.facts, id: jobId, statusPath: statusPath,
+                jobDirectory: store.finishedDirectory + "/" + jobId)
             checkpoint.notified = true
+            try checkFence()
             try store.writeCheckpoint(checkpoint)
         }
         // The request file's final home is known before the move: the terminal status never points at a path
@@ -166,12 +210,64 @@ struct JobRunner: Sendable {
         agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
         await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
         if let area = publisher.document.workingArea, !FileManager.default.fileExists(atPath: area) {
-            try publisher.update { doc in
+            // Read-modify-write of the file (not the publisher's copy), under the lock the mail queue takes too: the
+            // queue may already have written the notifications' outcome.
+            try ConcludedStatus.modify(at: statusPath, ifRequestFile: finished + "/request.json", mode: settings.statusFileMode) { doc in
                 doc.workingArea = nil
                 doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
             }
         }
         updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
+    }
+
+    /// A transient failure (archive 5xx or unreachable, delivery area unavailable) is retried later with backoff
+    /// while within `archive.retryHorizonSeconds` of the first one: the job is checkpointed, its lease released
+    /// and `retryAt` set, so that this or any agent resumes it at the failed step then; the status says
+    /// `waiting for archive, retry at …`. No slot is held while waiting.
+    ///
+    /// - Returns: false when the horizon is exhausted (the request fails).
+    private func scheduleRetry(after e: RestoreError, checkpoint: JobCheckpoint, publisher: StatusPublisher, job: ExecutionJob) throws -> Bool {
+        let now = Date().timeIntervalSince1970
+        var checkpoint = checkpoint
+        let since = checkpoint.transientSince ?? now
+        let retries = checkpoint.transientRetries ?? 0
+        let delay = min(900, settings.transientRetryInitial * pow(2, Double(min(retries, 20))))
+        guard now + delay - since <= settings.transientRetryHorizon else { return false }
+        try checkFence()
+        checkpoint.transientSince = since
+        checkpoint.transientRetries = retries + 1
+        checkpoint.retryAt = now + delay
+        try store.writeCheckpoint(checkpoint)
+        let when = Timestamp.string(Date(timeIntervalSince1970: now + delay))
+        let archiveStep = e.code != DiskSpace.code && e.step.map { [.prepare, .rawdata, .calibration].contains($0) } ?? true
+        let message = archiveStep
+            ? "waiting for archive, retry at \(when): \(e.message)"
+            : "transient failure at step \(e.step?.number ?? 0) \(e.step?.rawValue ?? ""), retry at \(when): \(e.message)"
+        try publisher.transition(to: .queued, message: message) { doc in
+            doc.agent = nil
+            doc.progress = .init(message: message)
+        }
+        _ = try store.renewLease(jobId: jobId, attempt: attempt, released: true)
+        record(publisher.document, step: e.step?.rawValue, attempt: job.attempt, message: message)
+        logger.warning("transient failure; retrying later", metadata: ["error.code": "\(e.code.rawValue)", "retry.at": "\(when)", "retry": "\(retries + 1)"])
+        return true
+    }
+
+    /// How a resume reads in the history: a takeover names the agent it took the request from.
+    static func resumeMessage(previous: StatusDocument.Agent?, step: StepName, attempt: Int) -> String {
+        let me = AgentIdentity.current
+        if let previous, previous.host != me.host || previous.pid != me.pid {
+            return "taken over from \(previous.host) pid \(previous.pid); resumed at step \(step.number) (attempt \(attempt))"
+        }
+        return "resumed at step \(step.number) (attempt \(attempt))"
+    }
+
+    /// Throws ``LeaseLost`` (and stops the job) unless this agent still holds `attempt`.
+    private func checkFence() throws {
+        guard store.holdsLease(jobId: jobId, attempt: attempt) else {
+            control.stop(.leaseLost, interruptNow: false)
+            throw LeaseLost()
+        }
     }
 
     private func rejectClaimed(code: String, message: String) throws {
@@ -218,7 +314,10 @@ struct JobRunner: Sendable {
             try? FileManager.default.createDirectory(atPath: links, withIntermediateDirectories: true)
             _ = FileManager.default.createFile(atPath: links + "/" + name, contents: Data(statusPath.utf8))
         }
-        let finished = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
+        // The status first, pointing at where the request will be kept, then the move: a kill in between leaves
+        // the job in jobs/, and whoever resumes it links it again (idempotent) and finishes it. The other order
+        // left `queued` forever.
+        let finished = store.finishedDirectory + "/" + jobId
         let original = StatusPublisher.existing(at: existing.statusPath)
         var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .queued)
         doc.linkedTo = .init(request: existing.name, statusFile: existing.statusPath)
@@ -230,7 +329,10 @@ struct JobRunner: Sendable {
         doc.error = original?.error
         doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
                        message: "identical to request \(existing.name); linked to its result instead of running again")
+        try checkFence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+        CrashPoint.hit("link-before-finish")
+        _ = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
         agent.metrics.add(\.linked)
         record(doc, step: nil, attempt: 0, message: "linked to \(existing.name)", jobDirectory: finished)
         logger.info("request linked to an identical one", metadata: ["linked.to": "\(existing.name)", "state": "\(doc.state.rawValue)"])
@@ -259,6 +361,7 @@ struct JobRunner: Sendable {
         }
     }
     fileprivate var jobDirectoryPath: String { directory }
+    fileprivate func fence() throws { try checkFence() }
     fileprivate func saveCheckpoint(_ c: JobCheckpoint) throws { try store.writeCheckpoint(c) }
 }
 
@@ -283,9 +386,13 @@ final class JobObserver: PipelineObserver, Sendable {
     func stepWillStart(_ step: StepName) async throws {
         if access(runner.spoolCancelPath(), F_OK) == 0 {
             _ = rename(runner.spoolCancelPath(), runner.jobDirectoryPath + "/cancel")
+        }
+        // Also a cancel moved here before a crash: a resumed job honours it.
+        if access(runner.jobDirectoryPath + "/cancel", F_OK) == 0 {
             runner.control.stop(.cancelRequested, interruptNow: false)
         }
         if runner.control.stopReason != nil { throw CancellationError() }
+        do { try runner.fence() } catch { throw CancellationError() }
         runner.journalStep(step, attempt: attempt, started: true)
         try publisher.transition(to: .running, step: step)
     }
@@ -304,3 +411,8 @@ final class JobObserver: PipelineObserver, Sendable {
     }
 }
 
+
+/// This agent no longer holds the attempt it runs (another agent took the job over): stop, write nothing.
+struct LeaseLost: Error, CustomStringConvertible {
+    var description: String { "the lease of this attempt is held by another agent now" }
+}

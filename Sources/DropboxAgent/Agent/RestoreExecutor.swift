@@ -48,6 +48,24 @@ extension RestoreExecutor {
 /// Sends the completion notification of a request; never fails the request.
 protocol Notifier: Sendable {
     func notify(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) async -> [StatusDocument.Notification]
+    /// Queues the notification durably for sending outside the job (default: sends at once with ``notify``).
+    /// - Parameters:
+    ///   - id: one message per id (the job id): a resumed conclusion does not queue it twice.
+    ///   - jobDirectory: where the concluded job will be kept; the status is updated only while it points there.
+    func enqueue(
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String, jobDirectory: String
+    ) async -> [StatusDocument.Notification]
+    /// Sends what is due in the queue (default: nothing queued).
+    func sendQueued() async
+}
+
+extension Notifier {
+    func enqueue(
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String, jobDirectory: String
+    ) async -> [StatusDocument.Notification] {
+        await notify(status, request: request, facts: facts)
+    }
+    func sendQueued() async {}
 }
 
 /// Runs a pipeline built per job by `makePipeline`.

@@ -26,6 +26,10 @@ actor SpoolAgent {
         var restoreDirectory: String
         var notifyOn: Set<RequestState>
         var defaultDeliveryFormat: RestoreRequest.DeliveryFormat
+        /// `archive.retryHorizonSeconds` / `retryInitialSeconds`: transient failures are retried later, with
+        /// backoff, this long after the first.
+        var transientRetryHorizon: Double = 14400
+        var transientRetryInitial: Double = 30
     }
 
     /// A file seen in the spool that is not yet complete (or not yet stable).
@@ -48,6 +52,8 @@ actor SpoolAgent {
     struct RunningJob {
         var jobId: String
         var control: JobControl
+        /// The attempt this agent holds: the fencing token its lease renewals compare against.
+        var attempt: Int
         /// The dropper's uid (nil for a job resumed from another run: its file has already left the spool).
         var owner: uid_t?
     }
@@ -332,12 +338,14 @@ actor SpoolAgent {
             do {
                 guard let jobId = try store.claim(name: name) else { return }
                 _ = rename(settings.spoolDirectory + "/" + entry, store.jobDirectory(jobId) + "/cancel")
-                let finished = try store.finish(jobId: jobId, name: name, state: .cancelled, statusPath: statusPath(name))
+                // Status first, then the move (a kill in between leaves a job that is resumed, not a stale status).
+                let finished = store.finishedDirectory + "/" + jobId
                 var doc = StatusPublisher.existing(at: statusPath(name)) ?? StatusDocument(request: name, state: .cancelled)
                 doc.requestFile = finished + "/request.json"
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
                 doc.transition(to: .cancelled, message: "cancelled before it started")
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+                _ = try store.finish(jobId: jobId, name: name, state: .cancelled, statusPath: statusPath(name))
                 try? journal.record(.init(jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, state: .cancelled, attempt: 0, jobDirectory: finished, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt))
                 logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
             } catch {
@@ -371,7 +379,7 @@ actor SpoolAgent {
                     continue
                 }
                 metrics.add(\.claims)
-                start(jobId: jobId, name: next.name, resume: false, owner: next.owner)
+                start(jobId: jobId, name: next.name, resume: false, attempt: 1, owner: next.owner)
             } catch {
                 logger.error("claim failed", metadata: ["request.name": "\(next.name)", "error": "\(error)"])
             }
@@ -383,11 +391,11 @@ actor SpoolAgent {
         settings.maxConcurrentPerDropper <= 0 || running.values.filter { $0.owner == owner }.count < settings.maxConcurrentPerDropper
     }
 
-    private func start(jobId: String, name: String, resume: Bool, owner: uid_t? = nil) {
+    private func start(jobId: String, name: String, resume: Bool, attempt: Int, owner: uid_t? = nil) {
         let control = JobControl()
-        running[name] = RunningJob(jobId: jobId, control: control, owner: owner)
+        running[name] = RunningJob(jobId: jobId, control: control, attempt: attempt, owner: owner)
         let runner = JobRunner(
-            jobId: jobId, name: name, resume: resume, agent: self, control: control,
+            jobId: jobId, name: name, resume: resume, attempt: attempt, agent: self, control: control,
             logger: logger.with(["request.name": "\(name)", "job.id": "\(jobId)"]))
         let task = Task { [weak self] in
             await runner.run()
@@ -419,6 +427,8 @@ actor SpoolAgent {
             let dir = store.jobDirectory(jobId)
             guard let lease = store.readLease(jobId: jobId) else { continue }
             guard lease.isAvailable() else { continue }
+            // Waiting to retry after a transient failure (the archive was down): not before its time.
+            if let retryAt = store.readCheckpoint(jobId: jobId)?.retryAt, retryAt > Date().timeIntervalSince1970 { continue }
             let hasRequest = access(dir + "/request.json", F_OK) == 0
             if !hasRequest {
                 // A claim interrupted before its rename: the request is still in the spool (or was never ours).
@@ -433,7 +443,7 @@ actor SpoolAgent {
                 logger.notice(
                     lease.released ? "resuming a request" : "taking over a request",
                     metadata: ["job.id": "\(jobId)", "request.name": "\(name)", "attempt": "\(newLease.attempt)", "previous.owner": "\(lease.owner.host):\(lease.owner.pid)"])
-                start(jobId: jobId, name: name, resume: true)
+                start(jobId: jobId, name: name, resume: true, attempt: newLease.attempt)
             } catch {
                 logger.error("cannot take over a job", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
             }
@@ -441,17 +451,22 @@ actor SpoolAgent {
     }
 
     /// Renews the lease of every running job (one loop for all jobs, driven by the runtime every
-    /// `leaseSeconds/3` at most); a job whose lease another agent now holds is stopped at once.
+    /// `leaseSeconds/3` at most), compare-and-set on the attempt it holds; a job whose lease another agent now
+    /// holds is stopped at once and writes nothing more.
     func renewLeases() {
         for (name, job) in running {
-            guard var lease = store.readLease(jobId: job.jobId) else { continue }
-            guard lease.owner == .current else {
-                logger.error("lease taken over by another agent; stopping", metadata: ["request.name": "\(name)", "job.id": "\(job.jobId)", "owner": "\(lease.owner.host):\(lease.owner.pid)"])
-                job.control.stop(.leaseLost, interruptNow: true)
-                continue
-            }
-            lease.heartbeat = Date().timeIntervalSince1970
-            do { try store.writeLease(lease, jobId: job.jobId) } catch {
+            do {
+                if try store.renewLease(jobId: job.jobId, attempt: job.attempt) == nil {
+                    let lease = store.readLease(jobId: job.jobId)
+                    logger.error(
+                        "lease taken over by another agent; stopping",
+                        metadata: [
+                            "request.name": "\(name)", "job.id": "\(job.jobId)", "attempt": "\(job.attempt)",
+                            "owner": "\(lease.map { "\($0.owner.host):\($0.owner.pid) attempt \($0.attempt)" } ?? "none")",
+                        ])
+                    job.control.stop(.leaseLost, interruptNow: true)
+                }
+            } catch {
                 logger.warning("cannot renew a lease", metadata: ["job.id": "\(job.jobId)", "error": "\(error)"])
             }
         }

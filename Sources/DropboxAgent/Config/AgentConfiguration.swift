@@ -268,6 +268,13 @@ struct ArchiveSettings: Codable, Sendable {
     /// A transfer slower than `lowSpeedBytesPerSecond` for `lowSpeedSeconds` is aborted and retried.
     var lowSpeedBytesPerSecond: Int = 1024
     var lowSpeedSeconds: Double = 60
+    /// A request failing for a transient reason (archive 5xx or unreachable after `maxAttempts`, delivery
+    /// area unavailable) is retried later with backoff instead of failing, for at most this many seconds after
+    /// its first transient failure.
+    var retryHorizonSeconds: Double = 14400
+    /// The first of those retries comes after this many seconds; each later one waits twice as long (at most
+    /// 15 minutes).
+    var retryInitialSeconds: Double = 30
     /// Shared cache of fetched files (default `<data>/cache`).
     var cacheDirectory: String?
     /// Cache size bound; least recently used files are evicted first, never files in use.
@@ -281,6 +288,7 @@ struct ArchiveSettings: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case url, localDirectory, parallelTransfers, maxAttempts, lowSpeedBytesPerSecond, lowSpeedSeconds
+        case retryHorizonSeconds, retryInitialSeconds
         case cacheDirectory, cacheMaxBytes, rawdataSource, rawdataCommand
     }
     init() {}
@@ -294,6 +302,8 @@ struct ArchiveSettings: Codable, Sendable {
         maxAttempts = try c.value(.maxAttempts, default: d.maxAttempts)
         lowSpeedBytesPerSecond = try c.value(.lowSpeedBytesPerSecond, default: d.lowSpeedBytesPerSecond)
         lowSpeedSeconds = try c.value(.lowSpeedSeconds, default: d.lowSpeedSeconds)
+        retryHorizonSeconds = try c.value(.retryHorizonSeconds, default: d.retryHorizonSeconds)
+        retryInitialSeconds = try c.value(.retryInitialSeconds, default: d.retryInitialSeconds)
         cacheDirectory = try c.decodeIfPresent(String.self, forKey: .cacheDirectory)
         cacheMaxBytes = try c.value(.cacheMaxBytes, default: d.cacheMaxBytes)
         rawdataSource = try c.value(.rawdataSource, default: d.rawdataSource)
@@ -397,8 +407,15 @@ struct NotificationSettings: Codable, Sendable {
     var operators: [String] = []
     /// Which outcomes are mailed: any of `succeeded`, `failed`, `cancelled`.
     var notifyOn: [String] = ["succeeded", "failed"]
+    /// A mail not sent (SMTP down, 4xx) is retried after this many seconds, then twice as long each time (at
+    /// most an hour apart) …
+    var retryInitialSeconds: Double = 30
+    /// … until this many seconds after it was queued; then the recipient is `failed`.
+    var retryHorizonSeconds: Double = 86400
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case smtp, outboxDirectory, from, operators, notifyOn }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case smtp, outboxDirectory, from, operators, notifyOn, retryInitialSeconds, retryHorizonSeconds
+    }
     init() {}
     init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -409,6 +426,8 @@ struct NotificationSettings: Codable, Sendable {
         from = try c.decodeIfPresent(String.self, forKey: .from)
         operators = try c.value(.operators, default: d.operators)
         notifyOn = try c.value(.notifyOn, default: d.notifyOn)
+        retryInitialSeconds = try c.value(.retryInitialSeconds, default: d.retryInitialSeconds)
+        retryHorizonSeconds = try c.value(.retryHorizonSeconds, default: d.retryHorizonSeconds)
     }
 }
 

@@ -17,6 +17,13 @@ struct JobCheckpoint: Codable, Sendable, Equatable {
     var restoreRoot: String
     /// Set once notifications were sent, so a crash after sending does not send them twice.
     var notified: Bool = false
+    /// When the first transient failure (archive down, …) happened, seconds since 1970; retries stop after
+    /// `archive.retryHorizonSeconds` from it.
+    var transientSince: Double?
+    /// Transient failures so far (the backoff doubles with each).
+    var transientRetries: Int?
+    /// No agent resumes the job before this time (seconds since 1970).
+    var retryAt: Double?
 }
 
 /// A lease on a claimed request (`lease.json`): who runs it, which attempt, and when it last said so.

@@ -59,6 +59,14 @@ struct JobStore: Sendable {
         let jobId = newJobId(for: name)
         let dir = jobDirectory(jobId)
         try FileManager.default.createDirectory(atPath: dir + "/attempts/1", withIntermediateDirectories: true)
+        let lockFile = open(dir + "/lease.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard lockFile >= 0 else {
+            let e = errno
+            try? FileManager.default.removeItem(atPath: dir)
+            throw SystemCallError(call: "open", path: dir + "/lease.lock", errno: e)
+        }
+        close(lockFile)
+        CrashPoint.hit("claim-before-lease")
         try writeLease(Lease(owner: .current, attempt: 1, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds), jobId: jobId)
         let source = spoolDirectory + "/" + name + ".json"
         let destination = dir + "/request.json"
@@ -85,17 +93,70 @@ struct JobStore: Sendable {
 
     /// Takes over a job whose lease is available by winning `attempts/<n>` (mkdir is exclusive).
     ///
-    /// - Returns: the new lease, or nil when another agent won the attempt.
+    /// Compare-and-set under the job's lease lock: nothing happens unless `lease.json` still says `old`. Under the
+    /// lock nobody is between its `mkdir` and its lease write, so an attempt directory the lease does not name was
+    /// won by an agent that died (`kill -9`) or could not write the lease (`ENOSPC`) before it did: that attempt
+    /// counts as spent and the next one is tried, so such a job is never skipped forever.
+    ///
+    /// - Returns: the new lease, or nil when the lease changed since `old` was read (another agent renewed or
+    ///   took it over).
     func takeOver(jobId: String, from old: Lease, countsAsAttempt: Bool) throws -> Lease? {
-        let attempt = countsAsAttempt ? old.attempt + 1 : old.attempt
-        let token = jobDirectory(jobId) + "/attempts/\(attempt)" + (countsAsAttempt ? "" : ".resume.\(Int(old.heartbeat * 1000))")
-        if mkdir(token, 0o755) != 0 {
-            if errno == EEXIST { return nil }
-            throw SystemCallError(call: "mkdir", path: token, errno: errno)
+        try withLeaseLock(jobId: jobId) {
+            guard readLease(jobId: jobId) == old else { return nil }
+            let attempts = jobDirectory(jobId) + "/attempts"
+            var attempt = countsAsAttempt ? old.attempt + 1 : old.attempt
+            var token = attempts + "/\(attempt)" + (countsAsAttempt ? "" : ".resume.\(Int(old.heartbeat * 1000))")
+            while mkdir(token, 0o755) != 0 {
+                let e = errno
+                guard e == EEXIST else { throw SystemCallError(call: "mkdir", path: token, errno: e) }
+                // Won earlier by an agent that never wrote its lease: that attempt is spent.
+                attempt = max(attempt, old.attempt) + 1
+                token = attempts + "/\(attempt)"
+            }
+            CrashPoint.hit("takeover-before-lease")
+            let lease = Lease(owner: .current, attempt: attempt, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds)
+            do { try writeLease(lease, jobId: jobId) } catch {
+                rmdir(token)  // needs no space; if it fails too, the next takeover skips this attempt
+                throw error
+            }
+            return lease
         }
-        let lease = Lease(owner: .current, attempt: attempt, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds)
-        try writeLease(lease, jobId: jobId)
-        return lease
+    }
+
+    /// Renews `lease` (compare-and-set): writes a new heartbeat only if `lease.json` still names this agent and
+    /// `lease.attempt`, the fencing token.
+    ///
+    /// - Returns: the renewed lease, or nil when the lease is no longer ours (taken over, or gone).
+    func renewLease(jobId: String, attempt: Int, released: Bool = false) throws -> Lease? {
+        try withLeaseLock(jobId: jobId) {
+            guard var lease = readLease(jobId: jobId), lease.owner == .current, lease.attempt == attempt else { return nil }
+            lease.heartbeat = Date().timeIntervalSince1970
+            lease.released = released
+            try writeLease(lease, jobId: jobId)
+            return lease
+        }
+    }
+
+    /// Whether this agent still holds attempt `attempt` of the job (the fencing check before every write).
+    func holdsLease(jobId: String, attempt: Int) -> Bool {
+        // Once concluded the job (and its lease) lives in finished/.
+        guard let lease = readLease(jobId: jobId)
+            ?? FileManager.default.readJSON(Lease.self, at: finishedDirectory + "/" + jobId + "/lease.json")
+        else { return false }
+        return lease.owner == .current && lease.attempt == attempt
+    }
+
+    /// Runs `body` holding an exclusive `flock(2)` on `<job>/lease.lock`, which serialises every read-compare-write
+    /// of `lease.json` (takeover, renewal, release). A holder killed with `kill -9` releases it with its process.
+    func withLeaseLock<T>(jobId: String, _ body: () throws -> T) throws -> T {
+        let path = jobDirectory(jobId) + "/lease.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw SystemCallError(call: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw SystemCallError(call: "flock", path: path, errno: errno) }
+        }
+        return try body()
     }
 
     func readLease(jobId: String) -> Lease? { FileManager.default.readJSON(Lease.self, at: jobDirectory(jobId) + "/lease.json") }

@@ -12,6 +12,8 @@ struct MailNotifier: Notifier {
     let from: String
     let operators: [String]
     let logger: Logger
+    /// The durable queue mail goes through (`<data>/mailqueue`).
+    let queue: MailQueue
 
     init(configuration c: AgentConfiguration, logger: Logger) throws {
         self.logger = logger
@@ -28,7 +30,34 @@ struct MailNotifier: Notifier {
             mailer = OutboxMailer(directory: c.notifications.outboxDirectory!)
             outbox = c.notifications.outboxDirectory!
         }
+        queue = try MailQueue(
+            directory: c.dataDirectory + "/mailqueue", mailer: mailer, outbox: outbox,
+            initialDelay: c.notifications.retryInitialSeconds, horizon: c.notifications.retryHorizonSeconds, logger: logger)
     }
+
+    func enqueue(
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String, jobDirectory: String
+    ) async -> [StatusDocument.Notification] {
+        var recipients: [String] = []
+        for r in request.email + operators where !recipients.contains(r) { recipients.append(r) }
+        guard !recipients.isEmpty else { return [] }
+        let now = Date().timeIntervalSince1970
+        let domain = from.split(separator: "@").last.map(String.init) ?? "localhost"
+        let entry = MailQueue.Entry(
+            id: id, statusPath: statusPath, jobDirectory: jobDirectory, from: from, subject: Self.subject(status, facts),
+            body: Self.body(status, request: request, facts: facts),
+            messageId: "\(UUID().uuidString.lowercased())@\(domain)", date: now, queuedAt: now,
+            recipients: recipients.map { MailQueue.Recipient(to: $0, state: "pending") })
+        do {
+            return try queue.enqueue(entry)
+        } catch {
+            // The queue cannot be written (full disk): try once now, so the outcome is at least known.
+            logger.warning("cannot queue the notification; sending it now", metadata: ["error": "\(error)"])
+            return await notify(status, request: request, facts: facts)
+        }
+    }
+
+    func sendQueued() async { await queue.sendDue() }
 
     static func smtpConfiguration(_ s: SMTPSettings, from: String) throws -> SMTPConfiguration {
         var password = s.password

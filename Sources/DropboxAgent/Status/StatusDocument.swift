@@ -39,10 +39,14 @@ struct StatusDocument: Codable, Sendable, Equatable {
     }
     struct Notification: Codable, Sendable, Equatable {
         var to: String
-        var state: String  // sent | failed | pending
+        var state: String  // sent | failed | pending | retrying
         var error: String?
         /// Where the message was written when there is no SMTP server (outbox `.eml`).
         var outboxFile: String?
+        /// Sending attempts so far (the mail queue).
+        var attempts: Int?
+        /// When a `retrying` recipient is tried next.
+        var nextAttemptAt: String?
     }
     struct HistoryEntry: Codable, Sendable, Equatable {
         var at: String

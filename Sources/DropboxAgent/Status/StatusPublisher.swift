@@ -14,6 +14,9 @@ final class StatusPublisher: StepReporter, Sendable {
     private let mode: mode_t
     private let progressInterval: Double
     private let logger: Logger
+    /// The fencing check (nil: none): when it returns false nothing more is written and ``update(_:)`` throws
+    /// ``LeaseLost``.
+    private let fence: (@Sendable () -> Bool)?
     private struct State {
         var document: StatusDocument
         var lastProgressWrite: Double = 0
@@ -24,8 +27,13 @@ final class StatusPublisher: StepReporter, Sendable {
     /// - Parameters:
     ///   - path: `<spool>/<NAME>.status.json`.
     ///   - document: the starting document (read back from disk when resuming, so history continues).
-    init(path: String, document: StatusDocument, mode: mode_t = 0o644, progressInterval: Double = 0.5, logger: Logger) {
+    ///   - fence: checked before every write; false means another agent holds the job now.
+    init(
+        path: String, document: StatusDocument, mode: mode_t = 0o644, progressInterval: Double = 0.5, logger: Logger,
+        fence: (@Sendable () -> Bool)? = nil
+    ) {
         self.path = path
+        self.fence = fence
         self.mode = mode
         self.progressInterval = progressInterval
         self.logger = logger
@@ -42,6 +50,7 @@ final class StatusPublisher: StepReporter, Sendable {
 
     /// Changes the document and writes it.
     func update(_ change: (inout StatusDocument) -> Void) throws {
+        if let fence, !fence() { throw LeaseLost() }
         let data = try state.withLock { s -> Data in
             change(&s.document)
             s.document.updatedAt = Timestamp.now()
@@ -63,6 +72,11 @@ final class StatusPublisher: StepReporter, Sendable {
         logger.info("request state changed", metadata: meta)
     }
 
+    /// The fencing check before publishing results.
+    func confirmOwnership() throws {
+        if let fence, !fence() { throw LeaseLost() }
+    }
+
     func report(_ progress: StepProgress) {
         let now = Date().timeIntervalSince1970
         let data: Data? = state.withLock { s in
@@ -79,7 +93,7 @@ final class StatusPublisher: StepReporter, Sendable {
             s.document.updatedAt = Timestamp.now()
             return try? s.document.encoded()
         }
-        if let data {
+        if let data, fence?() ?? true {
             do { try AtomicFile.write(data, to: path, mode: mode) } catch {
                 logger.warning("could not write progress to the status file", metadata: ["path": "\(path)", "error": "\(error)"])
             }

@@ -27,6 +27,13 @@ public struct StepProgress: Sendable, Codable, Hashable {
 public protocol StepReporter: Sendable {
     /// Reports progress of the current step. Cheap to call often: implementations rate-limit.
     func report(_ progress: StepProgress)
+    /// Throws unless the job may still write results (the fencing check before publishing: an agent whose lease
+    /// was taken over must not publish). Default: always allowed.
+    func confirmOwnership() throws
+}
+
+extension StepReporter {
+    public func confirmOwnership() throws {}
 }
 
 /// A reporter that drops every report (for tools such as `validate --plan`).

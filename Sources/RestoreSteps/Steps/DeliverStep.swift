@@ -94,6 +94,7 @@ public struct DeliverStep: PipelineStep {
         items.append(readme)
 
         reporter.report(StepProgress(message: "publishing \(msNames.count) measurement sets"))
+        try reporter.confirmOwnership()  // fencing: never publish for an attempt another agent has taken over
         try FileSystemSteps.createDirectory(context.services.downloadDirectory)
         let format: PublishFormat = context.request.deliveryFormat == .tar ? .tar : .directory
         let published: PublishedResult

@@ -1,0 +1,128 @@
+import Foundation
+import Logging
+
+/// Removes what crashes leave behind, on start and periodically, and only what has no live owner:
+/// - `downloads/.<jobId>.publishing-*` staging directories (a `kill -9` during delivery) of jobs that are no
+///   longer in `jobs/` (a job still there may be resumed; its staging goes once it has concluded);
+/// - working areas (`restores/<jobId>`) of concluded jobs that `delivery.cleanWorkingArea` says to remove (a
+///   `kill -9` just past `succeeded`);
+/// - job folders without `lease.json`: without `request.json` they are claims interrupted before the rename (the
+///   request is still in the spool) and are removed; with it they get an expired lease so that any agent takes
+///   them over;
+/// - orphan temporary files of ``AtomicFile`` (`.NAME.<pid>.<n>.tmp`) older than ``orphanAge`` whose process is
+///   not alive on this host.
+struct Sweeper: Sendable {
+    let store: JobStore
+    let restoreDirectory: String
+    let downloadDirectory: String
+    let dataDirectory: String
+    /// `delivery.cleanWorkingArea`: `never`, `onSuccess`, `always`.
+    let cleanPolicy: String
+    let logger: Logger
+    /// Job folders without a lease and temporary files are left alone this long (seconds) after their last change.
+    var orphanAge: Double = 600
+    /// An interrupted claim's folder (no lease, no request) is removed after this long.
+    var claimAge: Double = 60
+    /// Seconds between two sweeps of a running agent (the first is at start).
+    static let interval: Double = 600
+
+    /// What one sweep removed or repaired (logged, and returned for tests).
+    struct Report: Sendable, Equatable {
+        var stagings: [String] = []
+        var workingAreas: [String] = []
+        var jobFolders: [String] = []
+        var leasesRestored: [String] = []
+        var temporaryFiles: [String] = []
+        var isEmpty: Bool { self == Report() }
+    }
+
+    @discardableResult
+    func sweep(now: Double = Date().timeIntervalSince1970) -> Report {
+        var report = Report()
+        let fm = FileManager.default
+        let active = Set(store.activeJobIds())
+
+        // Jobs without a lease.
+        for jobId in active {
+            let dir = store.jobDirectory(jobId)
+            guard access(dir + "/lease.json", F_OK) != 0, let age = Self.age(of: dir, now: now) else { continue }
+            if access(dir + "/request.json", F_OK) != 0 {
+                if age > claimAge, (try? fm.removeItem(atPath: dir)) != nil { report.jobFolders.append(jobId) }
+            } else if age > claimAge {
+                let attempt = ((try? fm.contentsOfDirectory(atPath: dir + "/attempts")) ?? []).compactMap { Int($0) }.max() ?? 1
+                let restored = try? store.withLeaseLock(jobId: jobId) { () throws -> Bool in
+                    guard store.readLease(jobId: jobId) == nil else { return false }
+                    try store.writeLease(Lease(owner: .current, attempt: attempt, heartbeat: 0, leaseSeconds: store.leaseSeconds), jobId: jobId)
+                    return true
+                }
+                if restored == true { report.leasesRestored.append(jobId) }
+            }
+        }
+
+        // Publication staging directories of concluded jobs.
+        for entry in (try? fm.contentsOfDirectory(atPath: downloadDirectory)) ?? [] {
+            guard entry.hasPrefix("."), let range = entry.range(of: ".publishing-") else { continue }
+            let jobId = String(entry[entry.index(after: entry.startIndex)..<range.lowerBound])
+            guard !jobId.isEmpty, !active.contains(jobId), access(store.jobDirectory(jobId), F_OK) != 0 else { continue }
+            if (try? fm.removeItem(atPath: downloadDirectory + "/" + entry)) != nil { report.stagings.append(entry) }
+        }
+
+        // Working areas of concluded jobs, by the cleaning policy.
+        if cleanPolicy != "never" {
+            for jobId in (try? fm.contentsOfDirectory(atPath: restoreDirectory)) ?? [] where !active.contains(jobId) {
+                guard access(store.jobDirectory(jobId), F_OK) != 0,
+                      let final = fm.readJSON(JobStore.FinalRecord.self, at: store.finishedDirectory + "/" + jobId + "/final.json"),
+                      cleanPolicy == "always" || final.state == .succeeded
+                else { continue }
+                if (try? fm.removeItem(atPath: restoreDirectory + "/" + jobId)) != nil { report.workingAreas.append(jobId) }
+            }
+        }
+
+        // Orphan temporary files.
+        var directories = [store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory, dataDirectory, downloadDirectory]
+        directories += active.map { store.jobDirectory($0) }
+        for directory in directories {
+            for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
+                guard let pid = Self.temporaryFileOwner(entry), pid != getpid(), !(kill(pid, 0) == 0 || errno == EPERM) else { continue }
+                let path = directory + "/" + entry
+                guard let age = Self.age(of: path, now: now), age > orphanAge else { continue }
+                if unlink(path) == 0 { report.temporaryFiles.append(path) }
+            }
+        }
+
+        if !report.isEmpty {
+            logger.notice(
+                "leftovers swept",
+                metadata: [
+                    "stagings": "\(report.stagings)", "working.areas": "\(report.workingAreas)", "job.folders": "\(report.jobFolders)",
+                    "leases.restored": "\(report.leasesRestored)", "temporary.files": "\(report.temporaryFiles.count)",
+                ])
+        }
+        return report
+    }
+
+    /// The pid in an ``AtomicFile`` temporary name `.NAME.<pid>.<random>.tmp`, or nil for any other name.
+    static func temporaryFileOwner(_ entry: String) -> pid_t? {
+        guard entry.hasPrefix("."), entry.hasSuffix(".tmp") else { return nil }
+        let parts = entry.dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 4, UInt32(parts[parts.count - 1]) != nil, let pid = pid_t(parts[parts.count - 2]), pid > 0 else { return nil }
+        return pid
+    }
+
+    /// Seconds since the last modification (mtime) of `path`, not following links.
+    static func age(of path: String, now: Double) -> Double? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return now - Double(st.st_mtim.tv_sec)
+    }
+
+    /// Sweeps on a thread of its own (removing a working area can take long; it must not hold the cooperative pool).
+    func sweepOffPool() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                sweep()
+                done.resume()
+            }
+        }
+    }
+}

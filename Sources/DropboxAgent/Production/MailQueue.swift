@@ -1,0 +1,182 @@
+import Delivery
+import Foundation
+import Logging
+import Synchronization
+
+/// A durable queue of notification mails: one file per message, `<data>/mailqueue/<jobId>.json`, written (fsync'd)
+/// before the request's terminal status, and sent by a loop of its own, outside any job slot: an SMTP server that
+/// is down or never answers delays mail, never the next request.
+///
+/// Each recipient is `pending` (not tried yet), `retrying` (a transient failure; `nextAttemptAt` says when), `sent`
+/// or `failed` (a permanent 5xx, or still failing `notifications.retryHorizonSeconds` after the message was queued).
+/// After every attempt the request's status file (while it still describes that job) gets the new `notifications`.
+/// Sending is at least once: a crash between the server's acceptance and the queue update sends again (same
+/// Message-ID, so receivers can tell).
+final class MailQueue: Sendable {
+    struct Recipient: Codable, Sendable, Equatable {
+        var to: String
+        var state: String
+        var attempts: Int = 0
+        var nextAttemptAt: Double?
+        var error: String?
+        var outboxFile: String?
+    }
+
+    struct Entry: Codable, Sendable, Equatable {
+        var id: String
+        /// The status file to update and the job it must still describe (its `requestFile` lies under `jobDirectory`).
+        var statusPath: String
+        var jobDirectory: String
+        var from: String
+        var subject: String
+        var body: String
+        var messageId: String
+        var date: Double
+        var queuedAt: Double
+        var recipients: [Recipient]
+        /// Whether the status file shows the recipients' latest states.
+        var statusSynced: Bool?
+    }
+
+    let directory: String
+    let mailer: any Mailer
+    let outbox: String?
+    let initialDelay: Double
+    let horizon: Double
+    let logger: Logger
+
+    init(directory: String, mailer: any Mailer, outbox: String?, initialDelay: Double, horizon: Double, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.directory = directory
+        self.mailer = mailer
+        self.outbox = outbox
+        self.initialDelay = initialDelay
+        self.horizon = horizon
+        self.logger = logger
+    }
+
+    /// Queues `entry` durably, once per id (a resumed conclusion does not queue it twice).
+    /// - Returns: the notifications the status shows now.
+    func enqueue(_ entry: Entry) throws -> [StatusDocument.Notification] {
+        _ = try AtomicFile.create(try encodeJSON(entry), at: path(entry.id))
+        let stored = FileManager.default.readJSON(Entry.self, at: path(entry.id)) ?? entry
+        return Self.notifications(stored)
+    }
+
+    private func path(_ id: String) -> String { directory + "/" + id + ".json" }
+
+    /// Sends every message with a recipient that is due, then updates the queue and the status files.
+    func sendDue(now: Double = Date().timeIntervalSince1970) async {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+        for name in names.sorted() {
+            guard var entry = FileManager.default.readJSON(Entry.self, at: directory + "/" + name) else { continue }
+            let due = entry.recipients.indices.filter {
+                ["pending", "retrying"].contains(entry.recipients[$0].state) && (entry.recipients[$0].nextAttemptAt ?? 0) <= now
+            }
+            if !due.isEmpty {
+                await attempt(&entry, recipients: due)
+                entry.statusSynced = false
+            }
+            if entry.statusSynced != true {
+                entry.statusSynced = updateStatus(entry)
+                do { try AtomicFile.write(try encodeJSON(entry), to: path(entry.id)) } catch {
+                    logger.warning("cannot update the mail queue", metadata: ["path": "\(path(entry.id))", "error": "\(error)"])
+                }
+            }
+            if entry.statusSynced == true, !entry.recipients.contains(where: { ["pending", "retrying"].contains($0.state) }) {
+                unlink(path(entry.id))
+            }
+        }
+    }
+
+    private func attempt(_ entry: inout Entry, recipients due: [Int]) async {
+        let now = Date().timeIntervalSince1970
+        var addresses: [MailAddress] = []
+        for i in due {
+            entry.recipients[i].attempts += 1
+            if let a = try? MailAddress(entry.recipients[i].to) { addresses.append(a) } else {
+                entry.recipients[i].state = "failed"
+                entry.recipients[i].error = "invalid address"
+            }
+        }
+        guard !addresses.isEmpty, let sender = try? MailAddress(entry.from) else { return }
+        let message = MailMessage(
+            from: sender, to: addresses, subject: entry.subject, body: entry.body, date: Date(timeIntervalSince1970: entry.date),
+            messageId: entry.messageId)
+        var outcome: [String: (sent: Bool, error: DeliveryError?)] = [:]
+        do {
+            for receipt in try await mailer.send(message) { outcome[receipt.recipient.description] = (receipt.isSent, receipt.error) }
+        } catch {
+            let e = (error as? DeliveryError) ?? DeliveryError(.smtpTransient, "\(error)")
+            for a in addresses { outcome[a.description] = (false, e) }
+        }
+        let file = outbox.flatMap { MailNotifier.outboxFile(in: $0, messageId: message.messageId) }
+        for i in due where entry.recipients[i].state != "failed" {
+            let result = outcome[entry.recipients[i].to] ?? (try? MailAddress(entry.recipients[i].to)).flatMap { outcome[$0.description] }
+            if let result, result.sent {
+                entry.recipients[i].state = "sent"
+                entry.recipients[i].error = nil
+                entry.recipients[i].nextAttemptAt = nil
+                entry.recipients[i].outboxFile = file
+                continue
+            }
+            let error = result?.error
+            entry.recipients[i].error = error.map { "\($0)" } ?? "no receipt from the mailer"
+            let permanent = (error?.smtpReply).map { (500..<600).contains($0) } ?? false
+            let delay = min(3600, initialDelay * pow(2, Double(min(entry.recipients[i].attempts - 1, 20))))
+            if permanent || now + delay - entry.queuedAt > horizon {
+                entry.recipients[i].state = "failed"
+                entry.recipients[i].nextAttemptAt = nil
+            } else {
+                entry.recipients[i].state = "retrying"
+                entry.recipients[i].nextAttemptAt = now + delay
+            }
+            logger.warning(
+                "notification not sent", metadata: ["to": "\(entry.recipients[i].to)", "state": "\(entry.recipients[i].state)", "error": "\(entry.recipients[i].error ?? "")"])
+        }
+    }
+
+    /// Writes the recipients' states into the status file, if it still describes the job that queued the mail.
+    /// - Returns: false to try again later: the job is still concluding (its status does not point at its final
+    ///   home yet) or the write failed.
+    private func updateStatus(_ entry: Entry) -> Bool {
+        guard let doc = StatusPublisher.existing(at: entry.statusPath) else { return true }
+        guard let requestFile = doc.requestFile, requestFile.hasPrefix(entry.jobDirectory + "/") else {
+            return !(doc.requestFile?.contains("/jobs/" + entry.id + "/") ?? false)
+        }
+        let mode = (try? FileManager.default.attributesOfItem(atPath: entry.statusPath)[.posixPermissions] as? Int).map { mode_t($0) } ?? 0o644
+        do {
+            try ConcludedStatus.modify(at: entry.statusPath, ifRequestFile: requestFile, mode: mode) { doc in
+                doc.notifications = Self.notifications(entry)
+            }
+        } catch {
+            logger.warning("cannot write the status file", metadata: ["path": "\(entry.statusPath)", "error": "\(error)"])
+            return false
+        }
+        return true
+    }
+
+    static func notifications(_ entry: Entry) -> [StatusDocument.Notification] {
+        entry.recipients.map {
+            StatusDocument.Notification(
+                to: $0.to, state: $0.state, error: $0.error, outboxFile: $0.outboxFile, attempts: $0.attempts,
+                nextAttemptAt: $0.nextAttemptAt.map { Timestamp.string(Date(timeIntervalSince1970: $0)) })
+        }
+    }
+}
+
+/// Changes to the status file of a concluded request (the publisher is done with it): read-modify-write of the
+/// file under one lock per process, so the mail queue and the job's last touches never undo each other.
+enum ConcludedStatus {
+    private static let lock = Mutex(())
+
+    /// Applies `change` if the status at `path` still names `requestFile` (it describes that job).
+    static func modify(at path: String, ifRequestFile requestFile: String, mode: mode_t, _ change: (inout StatusDocument) -> Void) throws {
+        try lock.withLock { _ in
+            guard var doc = StatusPublisher.existing(at: path), doc.requestFile == requestFile else { return }
+            change(&doc)
+            doc.updatedAt = Timestamp.now()
+            try AtomicFile.write(try doc.encoded(), to: path, mode: mode)
+        }
+    }
+}
