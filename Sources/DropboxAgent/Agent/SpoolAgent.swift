@@ -7,7 +7,16 @@ import RestoreSteps
 ///
 /// All decisions about spool entries happen on this actor, one at a time; the restores themselves run in
 /// their own tasks (``JobRunner``) and report back when they end.
+///
+/// The actor's sections make short blocking calls — `flock` on a spool entry, the SQLite journal
+/// (`synchronous=FULL`), fsynced status and lease files, claims by `rename` — so it runs on a thread of its own
+/// (``DedicatedThreadExecutor``), never on the cooperative pool; anything long (garbage collection of finished
+/// jobs) goes to ``BlockingWork``.
 actor SpoolAgent {
+    /// One thread for every agent of the process: each isolated section is a bounded moment.
+    private static let isolationThread = DedicatedThreadExecutor(name: "spool-agent")
+    nonisolated var unownedExecutor: UnownedSerialExecutor { Self.isolationThread.asUnownedSerialExecutor() }
+
     /// The settings the agent works with, resolved from the configuration.
     struct Settings: Sendable {
         var spoolDirectory: String
@@ -479,8 +488,9 @@ actor SpoolAgent {
     var isDraining: Bool { draining }
 
     /// Removes succeeded and cancelled jobs older than the retention (failed and rejected ones are kept).
-    func collectGarbage(retentionDays: Double) {
-        let removed = store.collectGarbage(retention: retentionDays * 86400)
+    nonisolated func collectGarbage(retentionDays: Double) async {
+        let store = self.store
+        let removed = await BlockingWork.run { _ in store.collectGarbage(retention: retentionDays * 86400) }
         if !removed.isEmpty { logger.info("finished requests past their retention removed", metadata: ["jobs": "\(removed)"]) }
     }
 
