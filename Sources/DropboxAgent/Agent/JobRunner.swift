@@ -56,7 +56,10 @@ struct JobRunner: Sendable {
         try store.writeCheckpoint(checkpoint)
 
         var document = existingStatus ?? StatusDocument(request: name, state: .queued)
-        if document.state.isTerminal && !resume { document = StatusDocument(request: name, state: .queued) }
+        if document.state.isTerminal && !resume {
+            document = StatusDocument(request: name, state: .queued)
+            document.sequence = existingStatus?.sequence
+        }
         let publisher = StatusPublisher(path: statusPath, document: document, mode: settings.statusFileMode, logger: logger)
         let job = ExecutionJob(
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
@@ -179,6 +182,7 @@ struct JobRunner: Sendable {
         doc.error = .init(code: code, message: message, hint: "The file changed after it was validated; drop it again when complete.")
         doc.requestFile = kept
         doc.transition(to: .rejected, message: message)
+        doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
         _ = try? store.finish(jobId: jobId, name: name, state: .rejected, statusPath: statusPath)
         logger.error("request rejected", metadata: ["error.code": "\(code)", "error.message": "\(message)"])
@@ -228,6 +232,7 @@ struct JobRunner: Sendable {
         doc.error = original?.error
         doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
                        message: "identical to request \(existing.name); linked to its result instead of running again")
+        doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
         agent.metrics.add(\.linked)
         record(doc, step: nil, attempt: 0, message: "linked to \(existing.name)", jobDirectory: finished)
@@ -244,6 +249,7 @@ struct JobRunner: Sendable {
             doc.result = final.result
             doc.error = final.error
             doc.transition(to: final.state, step: nil, message: "the linked request \(name) ended")
+            doc.advanceSequence()
             try? AtomicFile.write(try doc.encoded(), to: path, mode: settings.statusFileMode)
         }
     }

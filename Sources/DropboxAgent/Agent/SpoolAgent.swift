@@ -239,11 +239,14 @@ actor SpoolAgent {
             try whileInSpool(name + ".json") {
                 let existing = StatusPublisher.existing(at: statusPath(name))
                 if existing?.state == .waiting { return }
+                doc.sequence = existing?.sequence  // a new request of the same name continues the file's count
                 if existing?.state.isTerminal == true {
                     // An earlier request of the same name finished; this is a new one (still in the spool, so
                     // nobody has claimed it: the lock makes sure of that).
+                    doc.advanceSequence()
                     try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
                 } else {
+                    doc.advanceSequence()
                     try AtomicFile.create(try doc.encoded(), at: statusPath(name), mode: settings.statusFileMode)
                 }
             }
@@ -262,10 +265,12 @@ actor SpoolAgent {
             metrics.add(\.rejected)
             let previous = StatusPublisher.existing(at: statusPath(name))
             var doc = previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
+            doc.sequence = previous?.sequence
             doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
             doc.error = .init(code: code, message: message, hint: hint)
             doc.requestFile = kept
             doc.transition(to: .rejected, message: message)
+            doc.advanceSequence()
             try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             let jobId = "rejected:\(name):\(doc.updatedAt)"
             try? journal.record(.init(jobId: jobId, name: name, state: .rejected, attempt: 0, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt, errorCode: code, errorMessage: message), message: message)
@@ -293,6 +298,7 @@ actor SpoolAgent {
                     return  // another agent has it
                 }
                 var doc = existing.flatMap { $0.state == .waiting ? $0 : nil } ?? StatusDocument(request: name, state: .queued)
+                doc.sequence = existing?.sequence
                 doc.submittedAt = doc.submittedAt ?? Timestamp.string(Date(timeIntervalSince1970: firstSeen))
                 doc.requestId = parsed.request.requestId
                 doc.mous = parsed.request.mous
@@ -300,6 +306,7 @@ actor SpoolAgent {
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
                 if !parsed.ignoredFields.isEmpty { doc.warnings = ["ignored event fields: " + parsed.ignoredFields.joined(separator: ", ")] }
                 doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
+                doc.advanceSequence()
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             }
         } catch {
@@ -346,6 +353,7 @@ actor SpoolAgent {
                 doc.requestFile = finished + "/request.json"
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
                 doc.transition(to: .cancelled, message: "cancelled before it started")
+                doc.advanceSequence()
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
                 try? journal.record(.init(jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, state: .cancelled, attempt: 0, jobDirectory: finished, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt))
                 logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
