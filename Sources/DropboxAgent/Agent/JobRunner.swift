@@ -46,7 +46,7 @@ struct JobRunner: Sendable {
         var checkpoint = store.readCheckpoint(jobId: jobId) ?? JobCheckpoint(
             jobId: jobId, name: name, spoolDirectory: settings.spoolDirectory, sha256: sha,
             submittedAt: existingStatus?.submittedAt ?? now, restoreRoot: settings.restoreDirectory + "/" + jobId)
-        if !resume, try linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
+        if !resume, try await linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
         guard let lease = store.readLease(jobId: jobId), lease.owner == AgentIdentity.current else {
             logger.warning("lease not ours; leaving the job to its owner")
             return
@@ -204,8 +204,17 @@ struct JobRunner: Sendable {
 
     // MARK: - Idempotent re-submission
 
+    /// Tests only: runs in ``linkIfDuplicate`` after the original's status was read and before this request's
+    /// status is written — the moment at which the original may end.
+    @TaskLocal static var linkRaceHook: (@Sendable () async -> Void)?
+
     /// Links this request to a live or recently succeeded one with identical content instead of running it.
-    private func linkIfDuplicate(sha: String, request: RestoreRequest, checkpoint: JobCheckpoint) throws -> Bool {
+    ///
+    /// The original may end at any moment: its final status is written before its job directory moves to
+    /// `finished/` and before it updates the requests linked to it. So after writing this request's status the
+    /// original's status is read again; if it has ended, this request ends the same way here (if the original's
+    /// update came first, this write would otherwise leave the linked request `running` forever).
+    private func linkIfDuplicate(sha: String, request: RestoreRequest, checkpoint: JobCheckpoint) async throws -> Bool {
         let mine = JobStore.IndexEntry(jobId: jobId, name: name, state: .running, finishedAt: nil, statusPath: statusPath)
         guard let existing = try store.createIndexEntry(mine, sha256: sha) else { return false }
         let now = Date().timeIntervalSince1970
@@ -217,7 +226,9 @@ struct JobRunner: Sendable {
         }
         if live {
             let links = store.jobDirectory(existing.jobId) + "/links"
-            try? FileManager.default.createDirectory(atPath: links, withIntermediateDirectories: true)
+            // Not with intermediate directories: when the original has just moved to finished/, this must not
+            // recreate a job directory nobody reads (the re-check below catches that case).
+            _ = mkdir(links, 0o755)
             _ = FileManager.default.createFile(atPath: links + "/" + name, contents: Data(statusPath.utf8))
         }
         let finished = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
@@ -232,8 +243,20 @@ struct JobRunner: Sendable {
         doc.error = original?.error
         doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
                        message: "identical to request \(existing.name); linked to its result instead of running again")
+        if let hook = Self.linkRaceHook { await hook() }
         doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+        if !doc.state.isTerminal, let ended = StatusPublisher.existing(at: existing.statusPath), ended.state.isTerminal {
+            let current = StatusPublisher.existing(at: statusPath) ?? doc
+            if !current.state.isTerminal {
+                doc = current
+                doc.result = ended.result
+                doc.error = ended.error
+                doc.transition(to: ended.state, step: nil, message: "the linked request \(existing.name) ended")
+                doc.advanceSequence()
+                try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+            }
+        }
         agent.metrics.add(\.linked)
         record(doc, step: nil, attempt: 0, message: "linked to \(existing.name)", jobDirectory: finished)
         logger.info("request linked to an identical one", metadata: ["linked.to": "\(existing.name)", "state": "\(doc.state.rawValue)"])
