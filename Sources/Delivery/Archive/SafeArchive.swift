@@ -20,18 +20,22 @@ public enum SafeArchive {
     ///   - archivePath: the archive file.
     ///   - directory: the existing directory to extract into.
     ///   - limits: entry count and size bounds.
+    ///   - cancelled: checked between entries and between data blocks (at most 1 MiB apart); when set, the
+    ///     extraction stops with code `cancelled` and the staging directory is removed. Defaults to the flag of
+    ///     the ``BlockingWork`` running on this thread. Call this inside ``BlockingWork/run(_:)``: it blocks.
     /// - Returns: what was extracted.
     /// - Throws: ``DeliveryError``.
-    public static func extract(_ archivePath: String, into directory: String, limits: ArchiveLimits = .init())
-        throws(DeliveryError) -> ExtractionSummary
-    {
+    public static func extract(
+        _ archivePath: String, into directory: String, limits: ArchiveLimits = .init(),
+        cancelled: CancellationFlag? = CancellationFlag.current
+    ) throws(DeliveryError) -> ExtractionSummary {
         guard FileSystem.isDirectory(directory) else {
             throw DeliveryError(.fileSystem, "extraction target '\(directory)' is not a directory")
         }
         let staging = FileSystem.join(directory, ".extract-\(UUID().uuidString.prefix(12))")
         try FileSystem.makeDirectory(staging, mode: 0o700)
         do throws(DeliveryError) {
-            var summary = try ArchiveExtraction(archivePath: archivePath, staging: staging, limits: limits).run()
+            var summary = try ArchiveExtraction(archivePath: archivePath, staging: staging, limits: limits, cancelled: cancelled).run()
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).sorted()
             for name in names where FileSystem.exists(FileSystem.join(directory, name)) {
                 throw DeliveryError(
@@ -87,6 +91,7 @@ struct ArchiveExtraction {
     let archivePath: String
     let staging: String
     let limits: ArchiveLimits
+    var cancelled: CancellationFlag? = nil
 
     func run() throws(DeliveryError) -> ExtractionSummary {
         guard let reader = archive_read_new() else { throw DeliveryError(.archiveCorrupt, "archive_read_new failed") }
@@ -116,6 +121,7 @@ struct ArchiveExtraction {
         var declaredTotal: Int64 = 0
         var entry: OpaquePointer?
         while true {
+            try cancelled?.check("extraction of '\(archivePath)'")
             let rc = archive_read_next_header(reader, &entry)
             if rc == ARCHIVE_EOF { break }
             guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
@@ -193,6 +199,7 @@ struct ArchiveExtraction {
         var length = 0
         var offset: la_int64_t = 0
         while true {
+            try cancelled?.check("extraction of '\(archivePath)'")
             let rc = archive_read_data_block(reader, &buffer, &length, &offset)
             if rc == ARCHIVE_EOF { return written }
             if rc < ARCHIVE_WARN {

@@ -7,8 +7,11 @@ final class TarWriter {
     private let path: String
     private var closed = false
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
+    /// Checked between members and between 1 MiB blocks.
+    private let cancelled: CancellationFlag?
 
-    init(path: String, gzip: Bool) throws(DeliveryError) {
+    init(path: String, gzip: Bool, cancelled: CancellationFlag? = CancellationFlag.current) throws(DeliveryError) {
+        self.cancelled = cancelled
         guard let archive = archive_write_new() else { throw DeliveryError(.fileSystem, "archive_write_new failed") }
         self.archive = archive
         self.path = path
@@ -30,6 +33,7 @@ final class TarWriter {
 
     /// Adds `source` (file, symlink or directory tree) under the member name `name`.
     func add(_ source: String, as name: String) throws(DeliveryError) {
+        try cancelled?.check("writing '\(path)'")
         var st = stat()
         guard lstat(source, &st) == 0 else { throw .posix("cannot stat", path: source, errno: errno) }
         guard let entry = archive_entry_new() else { throw DeliveryError(.fileSystem, "archive_entry_new failed") }
@@ -66,6 +70,7 @@ final class TarWriter {
         guard fd >= 0 else { throw .posix("cannot open", path: source, errno: errno) }
         defer { Glibc.close(fd) }
         while true {
+            try cancelled?.check("writing '\(path)'")
             let n = read(fd, buffer, 1 << 20)
             if n < 0 {
                 if errno == EINTR { continue }

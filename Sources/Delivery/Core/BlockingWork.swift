@@ -1,30 +1,74 @@
 internal import Foundation
 internal import Synchronization
 
-/// A flag a blocking C loop polls to notice that its Swift task was cancelled.
-final class CancellationFlag: Sendable {
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// A flag a blocking loop polls to notice that the Swift task waiting for it was cancelled.
+///
+/// ``BlockingWork/run(_:)`` creates one per call, sets it when the awaiting task is cancelled, and makes it the
+/// worker thread's ``current`` flag, so deep loops (extraction, hashing, copying, publishing) can check it
+/// between chunks without every caller passing it down.
+public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
-    var isCancelled: Bool { flag.load(ordering: .relaxed) }
-    func cancel() { flag.store(true, ordering: .relaxed) }
+
+    public init() {}
+
+    /// Whether cancellation was requested.
+    public var isCancelled: Bool { flag.load(ordering: .relaxed) }
+
+    /// Requests cancellation; the blocking loop stops at its next check.
+    public func cancel() { flag.store(true, ordering: .relaxed) }
+
+    /// Throws `cancelled` once cancellation was requested.
+    /// - Throws: ``DeliveryError`` with code ``DeliveryError/Code/cancelled``.
+    public func check(_ what: @autoclosure () -> String = "the operation") throws(DeliveryError) {
+        if isCancelled { throw DeliveryError(.cancelled, "\(what()) was cancelled") }
+    }
+
+    /// The flag of the ``BlockingWork`` running on this thread, or nil on any other thread.
+    public static var current: CancellationFlag? {
+        guard let pointer = pthread_getspecific(currentKey) else { return nil }
+        return Unmanaged<CancellationFlag>.fromOpaque(pointer).takeUnretainedValue()
+    }
+
+    fileprivate static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 }
 
-/// Runs blocking C work (libcurl, libarchive, read/write loops) on a dedicated thread, off the cooperative pool.
-enum BlockingWork {
-    /// Runs `body` on a new thread and awaits its result; cancelling the calling task sets the flag `body` polls.
-    static func run<T: Sendable>(
-        _ body: @escaping @Sendable (CancellationFlag) throws(DeliveryError) -> T
-    ) async throws(DeliveryError) -> T {
+/// Runs blocking work — file extraction, hashing, copying, fsync, `flock`, SQLite, directory scans, libcurl,
+/// process reaping — on a thread of its own, never on Swift's cooperative pool (one thread per core), so that
+/// cancellation, progress, lease renewal and the watcher keep running however long the work takes.
+///
+/// Cancelling the awaiting task sets the body's ``CancellationFlag``; the body checks it between chunks or
+/// entries and throws (or returns early), and `run` returns only when the body has returned: no work is left
+/// running behind the caller's back.
+public enum BlockingWork {
+    /// Runs `body` on a new thread and awaits its result.
+    /// - Parameter body: the blocking work; it receives the flag that is set when the calling task is cancelled
+    ///   (the same flag is ``CancellationFlag/current`` on that thread).
+    /// - Returns: what `body` returned.
+    /// - Throws: what `body` threw.
+    public static func run<T: Sendable, E: Error>(
+        _ body: @escaping @Sendable (CancellationFlag) throws(E) -> T
+    ) async throws(E) -> T {
         let flag = CancellationFlag()
-        let result: Result<T, DeliveryError> = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, DeliveryError>, Never>) in
+        let result: Result<T, E> = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, E>, Never>) in
                 let thread = Thread {
-                    do throws(DeliveryError) {
+                    pthread_setspecific(CancellationFlag.currentKey, Unmanaged.passUnretained(flag).toOpaque())
+                    defer { pthread_setspecific(CancellationFlag.currentKey, nil) }
+                    do throws(E) {
                         continuation.resume(returning: .success(try body(flag)))
                     } catch {
                         continuation.resume(returning: .failure(error))
                     }
                 }
-                thread.name = "delivery-io"
+                thread.name = "blocking-work"
                 thread.stackSize = 4 << 20
                 thread.start()
             }
@@ -32,5 +76,42 @@ enum BlockingWork {
             flag.cancel()
         }
         return try result.get()
+    }
+}
+
+/// A serial executor on one dedicated thread, for actors whose isolated sections make short blocking calls
+/// (`flock`, SQLite with `synchronous=FULL`, fsync of small files): they then hold that thread, never one of
+/// the cooperative pool's. Long work still belongs in ``BlockingWork``.
+public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []  // guarded by `condition`
+
+    /// Starts the thread.
+    /// - Parameter name: the thread's name (shown by `top -H`, `gdb`).
+    public init(name: String) {
+        let thread = Thread { [self] in loop() }
+        thread.name = name
+        thread.start()
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
+
+    private func loop() -> Never {
+        while true {
+            condition.lock()
+            while jobs.isEmpty { condition.wait() }
+            let batch = jobs
+            jobs.removeAll(keepingCapacity: true)
+            condition.unlock()
+            for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
+        }
     }
 }

@@ -125,7 +125,8 @@ public struct SHA256: Sendable {
     }
 
     /// The SHA-256 of a file, read in 1 MiB blocks.
-    public static func ofFile(_ path: String) throws(DeliveryError) -> String {
+    /// - Parameter cancelled: checked between blocks; defaults to the flag of the ``BlockingWork`` on this thread.
+    public static func ofFile(_ path: String, cancelled: CancellationFlag? = CancellationFlag.current) throws(DeliveryError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .posix("cannot open", path: path, errno: errno) }
         defer { close(fd) }
@@ -133,6 +134,7 @@ public struct SHA256: Sendable {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { buffer.deallocate() }
         while true {
+            try cancelled?.check("hashing '\(path)'")
             let n = read(fd, buffer, 1 << 20)
             if n < 0 {
                 if errno == EINTR { continue }

@@ -59,12 +59,7 @@ public struct SMTPMailer: Mailer {
             let transaction = SMTPTransaction(
                 configuration: configuration, password: password, sender: sender, recipient: recipient.address,
                 payload: payload)
-            let result: SMTPTransaction.Result
-            do {
-                result = try await BlockingWork.run { flag in transaction.perform(cancelled: flag) }
-            } catch {
-                return .failed(error)
-            }
+            let result = await BlockingWork.run { flag in transaction.perform(cancelled: flag) }
             switch result {
             case .sent:
                 return .sent

@@ -49,11 +49,17 @@ public enum Publisher {
     ///   - name: the publication's name: one path component, not hidden, no control characters.
     ///   - format: ``PublishFormat/directory`` or ``PublishFormat/tar``.
     ///   - move: rename items into the publication instead of linking them when on the same file system.
+    ///   - cancelled: checked between files and between 1 MiB blocks of hashing and copying; when set, the
+    ///     publication stops with code `cancelled`, the staging directory is removed and moved items are put
+    ///     back. Defaults to the flag of the ``BlockingWork`` on this thread. Call this inside
+    ///     ``BlockingWork/run(_:)``: it reads, hashes and fsyncs every published byte.
     /// - Returns: the publication and its files.
-    /// - Throws: ``DeliveryError`` with code `publishFailed` (or `fileSystemError`); nothing is left under `name`.
+    /// - Throws: ``DeliveryError`` with code `publishFailed` (or `fileSystemError`, `cancelled`); nothing is left
+    ///   under `name`.
     @discardableResult
     public static func publish(
-        _ items: [String], to area: String, name: String, format: PublishFormat, move: Bool = false
+        _ items: [String], to area: String, name: String, format: PublishFormat, move: Bool = false,
+        cancelled: CancellationFlag? = CancellationFlag.current
     ) throws(DeliveryError) -> PublishedResult {
         let invalidName =
             name.isEmpty || name.hasPrefix(".") || name.contains("/") || name.utf8.count > 255
@@ -80,7 +86,7 @@ public enum Publisher {
         }
         let staging = FileSystem.join(area, ".\(name).publishing-\(UUID().uuidString.prefix(8))")
         try FileSystem.makeDirectory(staging, mode: 0o750)
-        var placement = Placement(areaDevice: deviceOf(area))
+        var placement = Placement(areaDevice: deviceOf(area), cancelled: cancelled)
         do throws(DeliveryError) {
             var files: [PublishedFile] = []
             switch format {
@@ -99,18 +105,21 @@ public enum Publisher {
             case .tar:
                 let tarName = name + ".tar"
                 let tarPath = FileSystem.join(staging, tarName)
-                let writer = try TarWriter(path: tarPath, gzip: false)
+                let writer = try TarWriter(path: tarPath, gzip: false, cancelled: cancelled)
                 for item in items { try writer.add(item, as: FileSystem.baseName(item)) }
                 try writer.close()
                 chmod(tarPath, 0o640)
                 files.append(
                     PublishedFile(
-                        relativePath: tarName, size: FileSystem.size(tarPath) ?? 0, sha256: try SHA256.ofFile(tarPath)))
+                        relativePath: tarName, size: FileSystem.size(tarPath) ?? 0, sha256: try SHA256.ofFile(tarPath, cancelled: cancelled)))
             }
             files.sort { $0.relativePath < $1.relativePath }
             let total = files.reduce(Int64(0)) { $0 + $1.size }
+            try cancelled?.check("publishing '\(name)'")
             try writeManifest(name: name, format: format, files: files, total: total, in: staging)
             for directory in placement.directories + [staging] { FileSystem.syncDirectory(directory) }
+            // The last moment to stop: after the rename the publication is whole and visible.
+            try cancelled?.check("publishing '\(name)'")
             try FileSystem.rename(staging, final)
             FileSystem.syncDirectory(area)
             return PublishedResult(path: final, files: files, totalBytes: total)
@@ -167,12 +176,14 @@ public enum Publisher {
 /// Puts items into a staging tree: link/move within a file system, verified copy across.
 struct Placement {
     let areaDevice: UInt64?
+    let cancelled: CancellationFlag?
     var directories: [String] = []
     var moved: [(from: String, to: String)] = []
 
     mutating func place(_ source: String, at target: String, relative: String, into files: inout [PublishedFile])
         throws(DeliveryError)
     {
+        try cancelled?.check("publishing '\(relative)'")
         var st = stat()
         guard lstat(source, &st) == 0 else { throw .posix("cannot stat", path: source, errno: errno) }
         let type = st.st_mode & S_IFMT
@@ -199,7 +210,7 @@ struct Placement {
                 files.append(
                     PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(target)))
             } else {
-                files.append(try VerifiedCopy.copy(source, to: target, relative: relative))
+                files.append(try VerifiedCopy.copy(source, to: target, relative: relative, cancelled: cancelled))
             }
         default:
             break  // sockets, FIFOs, devices are not published
@@ -208,6 +219,7 @@ struct Placement {
 
     /// Records (hashes, fsyncs, chmods) a tree that was moved in whole.
     mutating func collect(_ path: String, relative: String, into files: inout [PublishedFile]) throws(DeliveryError) {
+        try cancelled?.check("publishing '\(relative)'")
         var st = stat()
         guard lstat(path, &st) == 0 else { throw .posix("cannot stat", path: path, errno: errno) }
         switch st.st_mode & S_IFMT {
@@ -231,7 +243,7 @@ struct Placement {
     }
 
     private func hashAndSync(_ path: String) throws(DeliveryError) -> String {
-        let digest = try SHA256.ofFile(path)
+        let digest = try SHA256.ofFile(path, cancelled: cancelled)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd >= 0 {
             fsync(fd)
@@ -243,7 +255,9 @@ struct Placement {
 
 /// Copies a file while hashing it, fsyncs, then re-reads the copy and compares hashes.
 enum VerifiedCopy {
-    static func copy(_ source: String, to target: String, relative: String) throws(DeliveryError) -> PublishedFile {
+    static func copy(_ source: String, to target: String, relative: String, cancelled: CancellationFlag?)
+        throws(DeliveryError) -> PublishedFile
+    {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw .posix("cannot open", path: source, errno: errno) }
         defer { close(input) }
@@ -255,6 +269,7 @@ enum VerifiedCopy {
         defer { buffer.deallocate() }
         do throws(DeliveryError) {
             while true {
+                try cancelled?.check("copying '\(source)'")
                 let n = read(input, buffer, 1 << 20)
                 if n < 0 {
                     if errno == EINTR { continue }
@@ -281,7 +296,7 @@ enum VerifiedCopy {
         close(output)
         chmod(target, 0o640)
         let digest = hash.hexDigest()
-        let reread = try SHA256.ofFile(target)
+        let reread = try SHA256.ofFile(target, cancelled: cancelled)
         guard reread == digest else {
             throw DeliveryError(.publishFailed, "copy of '\(source)' to '\(target)' does not read back identically")
         }

@@ -33,7 +33,7 @@ enum HTTPTransfer {
         while true {
             attempts += 1
             if Task.isCancelled { throw DeliveryError(.cancelled, "retrieval of '\(file.fileId)' cancelled") }
-            let (outcome, bytes, fileName) = try await BlockingWork.run { flag in
+            let (outcome, bytes, fileName) = await BlockingWork.run { flag in
                 attempt.perform(cancelled: flag, progress: progress)
             }
             transferred += bytes

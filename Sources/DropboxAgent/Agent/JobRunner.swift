@@ -76,13 +76,16 @@ struct JobRunner: Sendable {
         CrashPoint.hit("before-duplicate-check")
         // Also on resume: a kill between the claim and this check must not run an identical request again. The
         // check is idempotent (the index already naming this job lets it run).
-        if checkpoint.completedSteps.isEmpty, try linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
+        if checkpoint.completedSteps.isEmpty, try await linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
         let firstPending = StepName.allCases.first { !checkpoint.completedSteps.contains($0) } ?? .deliver
         if checkpoint.startedAt == nil { checkpoint.startedAt = now }
         try store.writeCheckpoint(checkpoint)
 
         var document = existingStatus ?? StatusDocument(request: name, state: .queued)
-        if document.state.isTerminal && !resume { document = StatusDocument(request: name, state: .queued) }
+        if document.state.isTerminal && !resume {
+            document = StatusDocument(request: name, state: .queued)
+            document.sequence = existingStatus?.sequence
+        }
         let store = self.store, jobId = self.jobId, attempt = self.attempt, control = self.control
         let publisher = StatusPublisher(
             path: statusPath, document: document, mode: settings.statusFileMode, logger: logger,
@@ -277,6 +280,7 @@ struct JobRunner: Sendable {
         doc.error = .init(code: code, message: message, hint: "The file changed after it was validated; drop it again when complete.")
         doc.requestFile = kept
         doc.transition(to: .rejected, message: message)
+        doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
         _ = try? store.finish(jobId: jobId, name: name, state: .rejected, statusPath: statusPath)
         logger.error("request rejected", metadata: ["error.code": "\(code)", "error.message": "\(message)"])
@@ -298,8 +302,17 @@ struct JobRunner: Sendable {
 
     // MARK: - Idempotent re-submission
 
+    /// Tests only: runs in ``linkIfDuplicate`` after the original's status was read and before this request's
+    /// status is written — the moment at which the original may end.
+    @TaskLocal static var linkRaceHook: (@Sendable () async -> Void)?
+
     /// Links this request to a live or recently succeeded one with identical content instead of running it.
-    private func linkIfDuplicate(sha: String, request: RestoreRequest, checkpoint: JobCheckpoint) throws -> Bool {
+    ///
+    /// The original may end at any moment: its final status is written before its job directory moves to
+    /// `finished/` and before it updates the requests linked to it. So after writing this request's status the
+    /// original's status is read again; if it has ended, this request ends the same way here (if the original's
+    /// update came first, this write would otherwise leave the linked request `running` forever).
+    private func linkIfDuplicate(sha: String, request: RestoreRequest, checkpoint: JobCheckpoint) async throws -> Bool {
         let mine = JobStore.IndexEntry(jobId: jobId, name: name, state: .running, finishedAt: nil, statusPath: statusPath)
         guard let existing = try store.createIndexEntry(mine, sha256: sha) else { return false }
         let now = Date().timeIntervalSince1970
@@ -311,7 +324,9 @@ struct JobRunner: Sendable {
         }
         if live {
             let links = store.jobDirectory(existing.jobId) + "/links"
-            try? FileManager.default.createDirectory(atPath: links, withIntermediateDirectories: true)
+            // Not with intermediate directories: when the original has just moved to finished/, this must not
+            // recreate a job directory nobody reads (the re-check below catches that case).
+            _ = mkdir(links, 0o755)
             _ = FileManager.default.createFile(atPath: links + "/" + name, contents: Data(statusPath.utf8))
         }
         // The status first, pointing at where the request will be kept, then the move: a kill in between leaves
@@ -329,8 +344,21 @@ struct JobRunner: Sendable {
         doc.error = original?.error
         doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
                        message: "identical to request \(existing.name); linked to its result instead of running again")
+        if let hook = Self.linkRaceHook { await hook() }
         try checkFence()
+        doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+        if !doc.state.isTerminal, let ended = StatusPublisher.existing(at: existing.statusPath), ended.state.isTerminal {
+            let current = StatusPublisher.existing(at: statusPath) ?? doc
+            if !current.state.isTerminal {
+                doc = current
+                doc.result = ended.result
+                doc.error = ended.error
+                doc.transition(to: ended.state, step: nil, message: "the linked request \(existing.name) ended")
+                doc.advanceSequence()
+                try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+            }
+        }
         CrashPoint.hit("link-before-finish")
         _ = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
         agent.metrics.add(\.linked)
@@ -348,6 +376,7 @@ struct JobRunner: Sendable {
             doc.result = final.result
             doc.error = final.error
             doc.transition(to: final.state, step: nil, message: "the linked request \(name) ended")
+            doc.advanceSequence()
             try? AtomicFile.write(try doc.encoded(), to: path, mode: settings.statusFileMode)
         }
     }

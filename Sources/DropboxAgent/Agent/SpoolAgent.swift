@@ -7,7 +7,16 @@ import RestoreSteps
 ///
 /// All decisions about spool entries happen on this actor, one at a time; the restores themselves run in
 /// their own tasks (``JobRunner``) and report back when they end.
+///
+/// The actor's sections make short blocking calls — `flock` on a spool entry, the SQLite journal
+/// (`synchronous=FULL`), fsynced status and lease files, claims by `rename` — so it runs on a thread of its own
+/// (``DedicatedThreadExecutor``), never on the cooperative pool; anything long (garbage collection of finished
+/// jobs) goes to ``BlockingWork``.
 actor SpoolAgent {
+    /// One thread for every agent of the process: each isolated section is a bounded moment.
+    private static let isolationThread = DedicatedThreadExecutor(name: "spool-agent")
+    nonisolated var unownedExecutor: UnownedSerialExecutor { Self.isolationThread.asUnownedSerialExecutor() }
+
     /// The settings the agent works with, resolved from the configuration.
     struct Settings: Sendable {
         var spoolDirectory: String
@@ -236,11 +245,14 @@ actor SpoolAgent {
             try whileInSpool(name + ".json") {
                 let existing = StatusPublisher.existing(at: statusPath(name))
                 if existing?.state == .waiting { return }
+                doc.sequence = existing?.sequence  // a new request of the same name continues the file's count
                 if existing?.state.isTerminal == true {
                     // An earlier request of the same name finished; this is a new one (still in the spool, so
                     // nobody has claimed it: the lock makes sure of that).
+                    doc.advanceSequence()
                     try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
                 } else {
+                    doc.advanceSequence()
                     try AtomicFile.create(try doc.encoded(), at: statusPath(name), mode: settings.statusFileMode)
                 }
             }
@@ -259,10 +271,12 @@ actor SpoolAgent {
             metrics.add(\.rejected)
             let previous = StatusPublisher.existing(at: statusPath(name))
             var doc = previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
+            doc.sequence = previous?.sequence
             doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
             doc.error = .init(code: code, message: message, hint: hint)
             doc.requestFile = kept
             doc.transition(to: .rejected, message: message)
+            doc.advanceSequence()
             try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             let jobId = "rejected:\(name):\(doc.updatedAt)"
             try? journal.record(.init(jobId: jobId, name: name, state: .rejected, attempt: 0, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt, errorCode: code, errorMessage: message), message: message)
@@ -290,6 +304,7 @@ actor SpoolAgent {
                     return  // another agent has it
                 }
                 var doc = existing.flatMap { $0.state == .waiting ? $0 : nil } ?? StatusDocument(request: name, state: .queued)
+                doc.sequence = existing?.sequence
                 doc.submittedAt = doc.submittedAt ?? Timestamp.string(Date(timeIntervalSince1970: firstSeen))
                 doc.requestId = parsed.request.requestId
                 doc.mous = parsed.request.mous
@@ -297,6 +312,7 @@ actor SpoolAgent {
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
                 if !parsed.ignoredFields.isEmpty { doc.warnings = ["ignored event fields: " + parsed.ignoredFields.joined(separator: ", ")] }
                 doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
+                doc.advanceSequence()
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             }
         } catch {
@@ -344,6 +360,7 @@ actor SpoolAgent {
                 doc.requestFile = finished + "/request.json"
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
                 doc.transition(to: .cancelled, message: "cancelled before it started")
+                doc.advanceSequence()
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
                 _ = try store.finish(jobId: jobId, name: name, state: .cancelled, statusPath: statusPath(name))
                 try? journal.record(.init(jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, state: .cancelled, attempt: 0, jobDirectory: finished, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt))
@@ -494,8 +511,9 @@ actor SpoolAgent {
     var isDraining: Bool { draining }
 
     /// Removes succeeded and cancelled jobs older than the retention (failed and rejected ones are kept).
-    func collectGarbage(retentionDays: Double) {
-        let removed = store.collectGarbage(retention: retentionDays * 86400)
+    nonisolated func collectGarbage(retentionDays: Double) async {
+        let store = self.store
+        let removed = await BlockingWork.run { _ in store.collectGarbage(retention: retentionDays * 86400) }
         if !removed.isEmpty { logger.info("finished requests past their retention removed", metadata: ["jobs": "\(removed)"]) }
     }
 

@@ -120,8 +120,10 @@ struct ProductionExecutor: RestoreExecutor {
     func cleanUp(_ job: ExecutionJob, succeeded: Bool) async {
         let remove = cleanPolicy == "always" || (cleanPolicy == "onSuccess" && succeeded)
         guard remove else { return }
+        let root = job.restoreRoot
         do {
-            try FileManager.default.removeItem(atPath: job.restoreRoot)
+            // Removing a working area of hundreds of GB takes a while: on a thread of its own.
+            try await BlockingWork.run { (_) throws in try FileManager.default.removeItem(atPath: root) }
             job.logger.info("working area removed", metadata: ["path": "\(job.restoreRoot)"])
         } catch {
             job.logger.warning("cannot remove the working area", metadata: ["path": "\(job.restoreRoot)", "error": "\(error)"])

@@ -10,7 +10,7 @@ enum RequestState: String, Codable, Sendable, CaseIterable {
 }
 
 /// `NAME.status.json` (schema `dropbox-agent/status/v1`), exactly the contract's fields plus a few documented
-/// additions (`requestFile`, `linkedTo`, `warnings`, `casa`, `workingArea`, `logs`).
+/// additions (`requestFile`, `linkedTo`, `warnings`, `casa`, `workingArea`, `logs`, `sequence`).
 struct StatusDocument: Codable, Sendable, Equatable {
     static let schemaID = "dropbox-agent/status/v1"
 
@@ -102,6 +102,9 @@ struct StatusDocument: Codable, Sendable, Equatable {
     var workingArea: String?
     /// The request's log directory (CASA output, casa logs).
     var logs: String?
+    /// Counts the writes of this file: every write carries a higher number than the one before, so a reader can
+    /// tell a newer document from an older one (absent in files written before it existed).
+    var sequence: Int?
 
     init(request: String, state: RequestState, at now: String = Timestamp.now()) {
         self.request = request
@@ -133,6 +136,9 @@ struct StatusDocument: Codable, Sendable, Equatable {
 
     /// How every CASA version warning starts (``ChosenCASA/warning``).
     static let casaWarningPrefix = "The calibration tables were made with CASA"
+
+    /// Gives the document the next sequence number; call once before each write.
+    mutating func advanceSequence() { sequence = (sequence ?? 0) + 1 }
 
     func encoded() throws -> Data {
         let encoder = JSONEncoder()

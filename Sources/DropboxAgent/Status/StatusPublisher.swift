@@ -9,6 +9,10 @@ import Synchronization
 /// State and step changes are written at once (temp + fsync + rename + directory fsync); progress reports
 /// are coalesced to at most one write every `progressInterval`, and the last one is never lost because
 /// every later state change writes the full document.
+///
+/// Writes never go backwards: each document is given the next `sequence` under the state lock, and written
+/// under a second lock that skips a document older than the one already on disk (that newer one includes its
+/// change). Reports come from the step's task and from blocking threads (extraction, publishing) at once.
 final class StatusPublisher: StepReporter, Sendable {
     let path: String
     private let mode: mode_t
@@ -23,6 +27,8 @@ final class StatusPublisher: StepReporter, Sendable {
         var stepStartedAt: Double = Date().timeIntervalSince1970
     }
     private let state: Mutex<State>
+    /// The sequence number of the document on disk; held while writing, so writes land in sequence order.
+    private let written: Mutex<Int>
 
     /// - Parameters:
     ///   - path: `<spool>/<NAME>.status.json`.
@@ -38,6 +44,7 @@ final class StatusPublisher: StepReporter, Sendable {
         self.progressInterval = progressInterval
         self.logger = logger
         self.state = Mutex(State(document: document))
+        self.written = Mutex(document.sequence ?? 0)
     }
 
     /// The existing status document at `path`, if there is a readable one.
@@ -51,12 +58,22 @@ final class StatusPublisher: StepReporter, Sendable {
     /// Changes the document and writes it.
     func update(_ change: (inout StatusDocument) -> Void) throws {
         if let fence, !fence() { throw LeaseLost() }
-        let data = try state.withLock { s -> Data in
+        let (sequence, data) = try state.withLock { s -> (Int, Data) in
             change(&s.document)
             s.document.updatedAt = Timestamp.now()
-            return try s.document.encoded()
+            s.document.advanceSequence()
+            return (s.document.sequence ?? 0, try s.document.encoded())
         }
-        try AtomicFile.write(data, to: path, mode: mode)
+        try write(data, sequence: sequence)
+    }
+
+    /// Writes `data` unless a document with a higher sequence is already on disk.
+    private func write(_ data: Data, sequence: Int) throws {
+        try written.withLock { onDisk in
+            guard sequence > onDisk else { return }
+            try AtomicFile.write(data, to: path, mode: mode)
+            onDisk = sequence
+        }
     }
 
     /// Moves to a new state/step, logging one line for the change.
@@ -79,7 +96,7 @@ final class StatusPublisher: StepReporter, Sendable {
 
     func report(_ progress: StepProgress) {
         let now = Date().timeIntervalSince1970
-        let data: Data? = state.withLock { s in
+        let encoded: (Int, Data)? = state.withLock { s in
             var eta = progress.etaSeconds
             if eta == nil, let fraction = progress.fraction, fraction > 0.01, fraction < 1 {
                 let elapsed = now - s.stepStartedAt
@@ -91,10 +108,11 @@ final class StatusPublisher: StepReporter, Sendable {
             guard now - s.lastProgressWrite >= progressInterval || progress.fraction == 1 else { return nil }
             s.lastProgressWrite = now
             s.document.updatedAt = Timestamp.now()
-            return try? s.document.encoded()
+            s.document.advanceSequence()
+            return (try? s.document.encoded()).map { (s.document.sequence ?? 0, $0) }
         }
-        if let data, fence?() ?? true {
-            do { try AtomicFile.write(data, to: path, mode: mode) } catch {
+        if let (sequence, data) = encoded, fence?() ?? true {
+            do { try write(data, sequence: sequence) } catch {
                 logger.warning("could not write progress to the status file", metadata: ["path": "\(path)", "error": "\(error)"])
             }
         }

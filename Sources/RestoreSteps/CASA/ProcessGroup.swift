@@ -1,3 +1,4 @@
+internal import Delivery
 internal import Foundation
 
 #if canImport(Glibc)
@@ -41,24 +42,37 @@ public struct ProcessGroup: Sendable, Hashable {
 
     /// Stops every living member: SIGTERM, up to `grace` for them to go, then SIGKILL, then waits (up to 5 s) for
     /// them to die. Returns the pids still alive afterwards (empty unless something is stuck in the kernel).
+    ///
+    /// Runs to the end even when the calling task is cancelled (this *is* the teardown), on a thread of its own
+    /// (``BlockingWork``): the `/proc` scans and the waiting never hold the cooperative pool.
     @discardableResult
     public func terminate(grace: Duration) async -> [Int32] {
+        let group = self
+        return await BlockingWork.run { _ in group.terminateBlocking(grace: grace) }
+    }
+
+    /// Polls until the group has no living member or `limit` has passed; true when empty. Not cut short by
+    /// cancellation, and it never spins: it sleeps 50 ms between `/proc` scans on a thread of its own.
+    public func waitUntilEmpty(within limit: Duration) async -> Bool {
+        let group = self
+        return await BlockingWork.run { _ in group.waitBlocking(within: limit) }
+    }
+
+    private func terminateBlocking(grace: Duration) -> [Int32] {
         guard !livingMembers.isEmpty else { return [] }
         send(SIGTERM)
-        if await waitUntilEmpty(within: grace) { return [] }
+        if waitBlocking(within: grace) { return [] }
         send(SIGKILL)
-        _ = await waitUntilEmpty(within: .seconds(5))
+        _ = waitBlocking(within: .seconds(5))
         return livingMembers
     }
 
-    /// Polls until the group has no living member or `limit` has passed; true when empty.
-    public func waitUntilEmpty(within limit: Duration) async -> Bool {
+    private func waitBlocking(within limit: Duration) -> Bool {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: limit)
         while !livingMembers.isEmpty {
             if clock.now >= deadline { return false }
-            // Polling with a deadline; this runs in teardown, so it must not be cut short by cancellation.
-            try? await Task.sleep(for: .milliseconds(50))
+            usleep(50_000)
         }
         return true
     }

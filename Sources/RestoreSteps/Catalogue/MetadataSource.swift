@@ -1,3 +1,4 @@
+internal import Delivery
 internal import Foundation
 
 /// Where the agent learns about a MOUS. The embedded default is ``SQLiteCatalogue``; a site can plug in its
@@ -12,13 +13,9 @@ public protocol MetadataSource: Sendable {
 }
 
 extension MetadataSource {
-    /// ``mous(_:)`` run on a dispatch queue, so a source that blocks (SQLite, a remote database) never holds a
+    /// ``mous(_:)`` run by ``BlockingWork``, so a source that blocks (SQLite, a remote database) never holds a
     /// thread of the Swift cooperative pool.
     public func record(for uid: String) async throws -> MousRecord? {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global(qos: .userInitiated).async {
-                continuation.resume(with: Result { try self.mous(uid) })
-            }
-        }
+        try await BlockingWork.run { (_) throws -> MousRecord? in try self.mous(uid) }
     }
 }

@@ -14,7 +14,7 @@ enum PackageSource {
             return try await RemotePackage.plan(request, directoryURL: location, context: context, reporter: reporter)
         }
         reporter.report(StepProgress(message: "reading the download package \(location ?? "of \(mous) in the package roots")"))
-        let contents = try await Blocking.run { () throws(RestoreError) -> PackageContents in
+        let contents = try await BlockingWork.run { (_) throws(RestoreError) -> PackageContents in
             let root: String
             if let location {
                 root = try PackageLocation.confine(location, roots: settings.packageRoots)

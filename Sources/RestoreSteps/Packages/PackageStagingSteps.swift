@@ -19,7 +19,7 @@ enum PackageStagingSteps {
             reporter.report(StepProgress(fraction: Double(index) / Double(max(1, ebs.count)), message: "raw data of \(eb.uid) from the package"))
             switch source.kind {
             case .directory:
-                try await Blocking.run { () throws(RestoreError) in
+                try await BlockingWork.run { (_) throws(RestoreError) in
                     guard FileSystemSteps.isDirectory(source.path) else {
                         throw RestoreError(.missingAsdmFile, "the package's ASDM directory \(source.path) has gone", hint: "Keep the package in place until the restore has finished.")
                     }
@@ -30,7 +30,7 @@ enum PackageStagingSteps {
                     }
                 }
             case .tar:
-                try await Blocking.run { () throws(RestoreError) in
+                try await BlockingWork.run { (_) throws(RestoreError) in
                     try RawdataStep.unpack(source.path, as: name, into: rawdata, limits: limits)
                 }
             case .remoteTar:
@@ -44,7 +44,7 @@ enum PackageStagingSteps {
         for (eb, source) in remote {
             try checkCancellation()
             let path = downloads + "/" + source.path
-            try await Blocking.run { () throws(RestoreError) in
+            try await BlockingWork.run { (_) throws(RestoreError) in
                 try RawdataStep.unpack(path, as: eb.asdmDiskName.rawValue, into: rawdata, limits: limits)
                 FileSystemSteps.remove(path)  // the cache keeps its own copy
             }
@@ -60,7 +60,7 @@ enum PackageStagingSteps {
             try checkCancellation()
             let destination = products + "/" + product.name
             if !FileSystemSteps.exists(destination) {
-                try await Blocking.run { () throws(RestoreError) in
+                try await BlockingWork.run { (_) throws(RestoreError) in
                     let temporary = products + "/.staging-" + product.name
                     FileSystemSteps.remove(temporary)
                     do {

@@ -87,7 +87,7 @@ enum RemotePackage {
         let scratch = context.workArea.root + "/package"
         let limits = context.services.archiveLimits
         let remoteAsdms = asdms
-        var contents = try await Blocking.run { () throws(RestoreError) -> PackageContents in
+        var contents = try await BlockingWork.run { (_) throws(RestoreError) -> PackageContents in
             try PackageReader.read(root: folder, location: location, mous: mous, scratch: scratch, limits: limits,
                                    remoteAsdms: remoteAsdms, projectHint: projectHint)
         }

@@ -54,8 +54,12 @@ enum CalibrationProducts {
         try FileSystemSteps.createDirectory(products)
         let items = metadata.plan.products.map { ArchiveFetch.Item(file: $0.file, destination: products + "/" + $0.file.ngasFileId) }
         _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "calibration products (\(items.count) files)")
+        let limits = context.services.archiveLimits
         for aux in items.map(\.file.ngasFileId) where aux.hasSuffix("auxproducts.tgz") {
-            try expandAuxiliary(products + "/" + aux, into: products, limits: context.services.archiveLimits)
+            try Task.checkCancellation()
+            try await BlockingWork.run { (_) throws(RestoreError) in
+                try Self.expandAuxiliary(products + "/" + aux, into: products, limits: limits)
+            }
         }
     }
 
@@ -109,7 +113,8 @@ enum CalibrationProducts {
 
     /// Unpacks the auxiliary products (flux.csv, antennapos.csv, cont.dat, flag templates) next to the others,
     /// never overwriting a product of the same name.
-    private static func expandAuxiliary(_ tgz: String, into products: String, limits: ArchiveLimits) throws {
+    /// Blocking: runs inside ``BlockingWork/run(_:)``.
+    private static func expandAuxiliary(_ tgz: String, into products: String, limits: ArchiveLimits) throws(RestoreError) {
         let staging = products + "/.aux-" + (tgz as NSString).lastPathComponent
         FileSystemSteps.remove(staging)
         try FileSystemSteps.createDirectory(staging)

@@ -39,17 +39,22 @@ public struct RawdataStep: PipelineStep {
         let downloads = context.workArea.downloads
         let items = missing.map { ArchiveFetch.Item(file: $0.asdm, destination: downloads + "/" + $0.asdm.ngasFileId) }
         _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "raw data (\(missing.count) ASDMs)")
+        let limits = context.services.archiveLimits
         for eb in missing {
             try Task.checkCancellation()
             let tarball = downloads + "/" + eb.asdm.ngasFileId
-            try Self.unpack(tarball, as: eb.asdmDiskName.rawValue, into: rawdata, limits: context.services.archiveLimits)
-            FileSystemSteps.remove(tarball)  // the cache keeps its own copy
+            try await BlockingWork.run { (_) throws(RestoreError) in
+                try Self.unpack(tarball, as: eb.asdmDiskName.rawValue, into: rawdata, limits: limits)
+                FileSystemSteps.remove(tarball)  // the cache keeps its own copy
+            }
         }
         reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.execBlocks.count) ASDMs in rawdata/"))
     }
 
     /// Unpacks an ASDM tarball into `rawdata/<name>`. The tarball may hold the ASDM as `name/`, as the
     /// archive's `name.asdm.sdm/`, or inside a download package's member tree (`…/member.uid___…/raw/name.asdm.sdm/`).
+    /// Blocking: call it inside ``BlockingWork/run(_:)``, whose flag stops the extraction between blocks (the
+    /// hidden staging directory is removed, so a resumed step starts the ASDM again).
     static func unpack(_ tarball: String, as name: String, into rawdata: String, limits: ArchiveLimits) throws(RestoreError) {
         let staging = rawdata + "/.unpack-" + name
         FileSystemSteps.remove(staging)

@@ -1,0 +1,66 @@
+import Foundation
+import Logging
+import RestoreSteps
+import Synchronization
+import Testing
+
+@testable import DropboxAgent
+
+/// Status writes for one request never go backwards, however many threads report at once.
+@Suite struct StatusOrderTests {
+    @Test func concurrentReportsAndTransitionsNeverLandOutOfOrder() async throws {
+        let dir = NSTemporaryDirectory() + "status-order-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/r.status.json"
+        let publisher = StatusPublisher(
+            path: path, document: StatusDocument(request: "r", state: .queued), progressInterval: 0,
+            logger: Logger(label: "test"))
+        try publisher.transition(to: .running, step: .rawdata)
+
+        // A reader that reads every version it can, in a tight loop, while the writers run.
+        let stop = Atomic<Bool>(false)
+        let seen = Mutex<[Int]>([])
+        let reader = Thread {
+            while !stop.load(ordering: .relaxed) {
+                if let doc = StatusPublisher.existing(at: path), let n = doc.sequence {
+                    seen.withLock { $0.append(n) }
+                }
+            }
+        }
+        reader.start()
+        // Progress from four blocking threads (as extraction and publishing report) and state changes from tasks.
+        await withTaskGroup(of: Void.self) { group in
+            for t in 0..<4 {
+                group.addTask {
+                    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                        Thread {
+                            for i in 0..<100 {
+                                publisher.report(StepProgress(bytesDone: Int64(i), bytesTotal: 100, message: "thread \(t)"))
+                            }
+                            done.resume()
+                        }.start()
+                    }
+                }
+            }
+            group.addTask {
+                for step in [StepName.calibration, .ppr, .casa, .deliver] {
+                    try? publisher.transition(to: .running, step: step)
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+        }
+        try publisher.update { $0.progress = nil }
+        stop.store(true, ordering: .relaxed)
+        while !reader.isFinished { try await Task.sleep(for: .milliseconds(5)) }
+
+        let sequences = seen.withLock { $0 }
+        #expect(sequences.count > 10, "the reader saw the writes")
+        let backwards = zip(sequences, sequences.dropFirst()).filter { $0 > $1 }
+        #expect(backwards.isEmpty, "status went backwards: \(backwards.prefix(5))")
+        let final = try #require(StatusPublisher.existing(at: path))
+        #expect(final.sequence == publisher.document.sequence, "the newest document is the one on disk")
+        #expect(final.step?.name == StepName.deliver.rawValue)
+        #expect(final.progress == nil)
+    }
+}
