@@ -66,7 +66,8 @@ struct AgentRuntime: Sendable {
             ])
         let agent = self.agent
         let logger = self.logger
-        let metricsPath = c.dataDirectory + "/metrics.prom"
+        let metricsPath = c.metrics.textfile ?? c.dataDirectory + "/metrics.prom"
+        let startTime = Date().timeIntervalSince1970
         let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
         await agent.recoverJobs()
         await withThrowingTaskGroup(of: Void.self) { group in
@@ -99,16 +100,16 @@ struct AgentRuntime: Sendable {
                     agent.metrics.set(\.watcherOverflows, stats.overflows)
                     agent.metrics.set(\.watcherRescans, stats.rescans)
                     agent.metrics.set(\.watcherRescanOnlyFinds, stats.rescanOnlyFinds)
-                    let gauges: [String: Double] = [
-                        "running": Double(await agent.runningCount), "queued": Double(await agent.queuedCount),
-                        "waiting": Double(await agent.pendingCount), "watching": stats.watching || stats.mode == .polling ? 1 : 0,
-                        "oldest_queued_age_seconds": await agent.oldestQueuedAge,
-                    ]
+                    let live = AgentMetrics.Live(
+                        running: await agent.runningCount, queued: await agent.queuedCount, waiting: await agent.pendingCount,
+                        watching: stats.watching || stats.mode == .polling, oldestQueuedAgeSeconds: await agent.oldestQueuedAge,
+                        casaProcesses: CASAProcesses.count(under: agent.settings.restoreDirectory),
+                        cache: await agent.executor.cacheStatistics(), startTime: startTime)
                     if Date().timeIntervalSince1970 - lastCollection > 3600 {
                         lastCollection = Date().timeIntervalSince1970
                         await agent.collectGarbage(retentionDays: c.agent.retentionDays)
                     }
-                    try? AtomicFile.write(Data(agent.metrics.prometheusText(gauges: gauges).utf8), to: metricsPath)
+                    try? AtomicFile.write(Data(agent.metrics.prometheusText(live).utf8), to: metricsPath)
                 }
             }
             await stopRequested()

@@ -113,6 +113,7 @@ actor SpoolAgent {
         do {
             guard let kept = try store.quarantine(entry: entry, reason: reason, code: "invalidName") else { return }
             metrics.add(\.rejected)
+            metrics.detail.finished(jobId: nil, state: .rejected, code: "invalidName", durationSeconds: nil)
             logger.error("request rejected", metadata: ["entry": "\(SpoolNames.printable(entry))", "error.code": "invalidName", "reason": "\(reason)", "kept": "\(kept)"])
         } catch {
             logger.error("cannot move a badly named request aside", metadata: ["entry": "\(SpoolNames.printable(entry))", "error": "\(error)"])
@@ -251,6 +252,7 @@ actor SpoolAgent {
             guard let kept = try store.quarantine(entry: name + ".json", reason: message, code: code) else { return }
             _ = rename(settings.spoolDirectory + "/" + SpoolNames.commitMarker(for: name), kept + ".ok")
             metrics.add(\.rejected)
+            metrics.detail.finished(jobId: nil, state: .rejected, code: code, durationSeconds: nil)
             let previous = StatusPublisher.existing(at: statusPath(name))
             var doc = previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
             doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)

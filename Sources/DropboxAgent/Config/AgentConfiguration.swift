@@ -18,9 +18,11 @@ struct AgentConfiguration: Codable, Sendable {
     var notifications: NotificationSettings
     var logging: LoggingSettings
     var sources: SourcesSettings
+    var metrics: MetricsSettings
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case dataDirectory, spool, agent, catalogue, archive, casa, delivery, notifications, logging, sources
+        case metrics
     }
 
     /// The built-in defaults for a data directory.
@@ -35,6 +37,7 @@ struct AgentConfiguration: Codable, Sendable {
         notifications = NotificationSettings()
         logging = LoggingSettings()
         sources = SourcesSettings()
+        metrics = MetricsSettings()
     }
 
     init(from decoder: any Decoder) throws {
@@ -50,6 +53,7 @@ struct AgentConfiguration: Codable, Sendable {
         notifications = try c.value(.notifications, default: NotificationSettings())
         logging = try c.value(.logging, default: LoggingSettings())
         sources = try c.value(.sources, default: SourcesSettings())
+        metrics = try c.value(.metrics, default: MetricsSettings())
     }
 
     /// `$DROPBOX_AGENT_DATA`, else `/var/lib/dropbox-agent` for root, else `$XDG_DATA_HOME/dropbox-agent`
@@ -103,6 +107,7 @@ struct AgentConfiguration: Codable, Sendable {
         c.notifications.outboxDirectory = abs(notifications.outboxDirectory ?? data + "/outbox")
         c.sources.packageRoots = (sources.packageRoots ?? [data + "/packages"]).map(abs)
         c.sources.almaArchive.tokenFile = sources.almaArchive.tokenFile.map(abs)
+        c.metrics.textfile = abs(metrics.textfile ?? data + "/metrics.prom")
         c.rejectedDirectoryResolved()
         return c
     }
