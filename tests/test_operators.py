@@ -23,14 +23,26 @@ def require_tool(name: str, package: str) -> str:
     return path
 
 
-@pytest.fixture
-def agent(tmp_path):
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    """One real agent: a request rejected at intake, one failing in step 1 (unknown MOUS) and mailed to the outbox."""
+    tmp_path = tmp_path_factory.mktemp("operators")
     spool = tmp_path / "spool"
     spool.mkdir()
-    a = Agent(tmp_path, spool, extra={"metrics": {"textfile": str(tmp_path / "textfile/agent.prom")}})
     (tmp_path / "textfile").mkdir()
-    yield a
-    a.kill_if_running()
+    a = Agent(tmp_path, spool, extra={"metrics": {"textfile": str(tmp_path / "textfile/agent.prom")}})
+    a.start()
+    try:
+        drop(a.spool, "broken", b'{"mous": 3}')
+        drop(a.spool, "unknown", json.dumps({"mous": "uid://A001/X0/X1", "email": ["pi@example.org"]}).encode())
+        wait_until(lambda: (read_status(a.spool, "broken") or {}).get("state") == "rejected", 30, what="the rejection")
+        wait_until(lambda: (read_status(a.spool, "unknown") or {}).get("state") == "failed", 60, what="the failure")
+        wait_until(lambda: a.log_has("mail sent"), 30, what="the mail line")
+        a.tmp = tmp_path
+        yield a
+        assert a.stop() == 0
+    finally:
+        a.kill_if_running()
 
 
 def metric_families(text: str) -> dict[str, dict]:
@@ -42,15 +54,10 @@ def metric_families(text: str) -> dict[str, dict]:
     return families
 
 
-def test_metrics_follow_prometheus_conventions(agent, tmp_path):
+def test_metrics_follow_prometheus_conventions(scenario):
+    agent = scenario
     promtool = require_tool("promtool", "prometheus")
-    agent.start()
-    # One request rejected at intake, one failing in step 1 (no catalogue entry): outcomes by code.
-    drop(agent.spool, "broken", b'{"mous": 3}')
-    drop(agent.spool, "unknown", json.dumps({"mous": "uid://A001/X0/X1"}).encode())
-    wait_until(lambda: (read_status(agent.spool, "broken") or {}).get("state") == "rejected", 30, what="the rejection")
-    wait_until(lambda: (read_status(agent.spool, "unknown") or {}).get("state") == "failed", 60, what="the failure")
-    textfile = tmp_path / "textfile/agent.prom"
+    textfile = agent.tmp / "textfile/agent.prom"
     assert not (agent.data / "metrics.prom").exists(), "metrics.textfile must replace the default path"
 
     def finished_counted():
@@ -78,7 +85,32 @@ def test_metrics_follow_prometheus_conventions(agent, tmp_path):
     assert f'dropbox_agent_requests_finished_total{{state="failed",code="{failed_code}"}} 1' in text
     assert f'dropbox_agent_requests_finished_total{{state="rejected",code="{rejected_code}"}} 1' in text
     assert re.search(r'^dropbox_agent_request_duration_seconds_count\{state="failed"\} 1$', text, re.M)
-    assert agent.stop() == 0
+
+
+def test_failures_rejections_and_mails_are_logged_at_their_level(scenario):
+    lines = scenario.log_lines()
+    assert not [l for l in lines if l.get("unparsed")], "every log line is one JSON object"
+    rejected = [l for l in lines if l.get("message") == "request rejected" and l.get("request.name") == "broken"]
+    assert rejected and rejected[0]["level"] == "error" and rejected[0]["error.code"]
+    failed = [l for l in lines if l.get("message") == "request state changed" and l.get("state") == "failed"]
+    assert len(failed) == 1 and failed[0]["level"] == "error", failed
+    assert failed[0]["error.code"] == read_status(scenario.spool, "unknown")["error"]["code"]
+    assert isinstance(failed[0]["duration.seconds"], (int, float)) and failed[0]["duration.seconds"] >= 0
+    mails = [l for l in lines if l.get("message") in ("mail sent", "mail not sent")]
+    assert len(mails) == 1 and mails[0]["mail.to"] == "pi@example.org" and mails[0]["level"] == "info", mails
+    assert mails[0]["mail.file"].endswith(".eml")
+    # journalctl -p warning: only warning and worse, and it holds both failures.
+    warnings = [l for l in lines if l["level"] in ("warning", "error", "critical")]
+    assert {l.get("request.name") for l in warnings} >= {"broken", "unknown"}
+    # Numbers are JSON numbers with the unit in the key, never "52.2 seconds" strings.
+    for l in lines:
+        for key, value in l.items():
+            if isinstance(value, str):
+                assert not re.fullmatch(r"-?[0-9.]+ ?(seconds|s|bytes|B)", value), (key, value)
+            if key.endswith((".seconds", ".bytes")):
+                assert isinstance(value, (int, float)), (key, value)
+    started = next(l for l in lines if l.get("message") == "agent started")
+    assert isinstance(started["max.concurrent"], int)
 
 
 def test_alert_rules_pass_promtool():

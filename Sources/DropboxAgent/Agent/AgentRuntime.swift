@@ -62,7 +62,7 @@ struct AgentRuntime: Sendable {
             metadata: [
                 "version": "\(DropboxAgentCommand.version)", "spool": "\(c.spool.directory!)", "watch.mode": "\(watcher.effectiveMode.rawValue)",
                 "filesystem": "\(watcher.filesystem.typeName)", "data": "\(c.dataDirectory)",
-                "max.concurrent": "\(c.agent.maxConcurrentRestores)",
+                "max.concurrent": .stringConvertible(c.agent.maxConcurrentRestores),
             ])
         let agent = self.agent
         let logger = self.logger

@@ -341,7 +341,7 @@ actor SpoolAgent {
                 doc.transition(to: .cancelled, message: "cancelled before it started")
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
                 try? journal.record(.init(jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, state: .cancelled, attempt: 0, jobDirectory: finished, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt))
-                logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
+                logger.warning("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
             } catch {
                 logger.error("cannot cancel a queued request", metadata: ["request.name": "\(name)", "error": "\(error)"])
             }
@@ -434,7 +434,7 @@ actor SpoolAgent {
                 let name = store.readCheckpoint(jobId: jobId)?.name ?? String(jobId.split(separator: ".").first ?? "")
                 logger.notice(
                     lease.released ? "resuming a request" : "taking over a request",
-                    metadata: ["job.id": "\(jobId)", "request.name": "\(name)", "attempt": "\(newLease.attempt)", "previous.owner": "\(lease.owner.host):\(lease.owner.pid)"])
+                    metadata: ["job.id": "\(jobId)", "request.name": "\(name)", "attempt": .stringConvertible(newLease.attempt), "previous.owner": "\(lease.owner.host):\(lease.owner.pid)"])
                 start(jobId: jobId, name: name, resume: true)
             } catch {
                 logger.error("cannot take over a job", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
@@ -468,7 +468,7 @@ actor SpoolAgent {
         queue.removeAll()
         for job in running.values { job.control.stop(.shutdown, interruptNow: false) }
         guard !running.isEmpty else { return }
-        logger.notice("stopping: waiting for running steps", metadata: ["running": "\(running.count)", "grace.seconds": "\(grace)"])
+        logger.notice("stopping: waiting for running steps", metadata: ["running": .stringConvertible(running.count), "grace.seconds": .stringConvertible(grace)])
         let controls = running.values.map(\.control)
         let timer = Task {
             try? await Task.sleep(for: .seconds(grace))
