@@ -120,3 +120,53 @@ def test_alert_rules_pass_promtool():
     assert "SUCCESS: 6 rules found" in check.stdout
     for alert in ["DropboxAgentRequestsFailed", "DropboxAgentQueueStuck", "DropboxAgentSpoolNotWatched", "DropboxAgentDown"]:
         assert f"alert: {alert}" in RULES.read_text()
+
+
+def test_systemd_notify_protocol_on_a_real_socket(tmp_path):
+    """The real binary under a NOTIFY_SOCKET: READY=1 with STATUS=, WATCHDOG=1 pings, STOPPING=1 on SIGTERM.
+
+    That pings stop when the work loop hangs is shown in-process (Tests/DropboxAgentTests/SystemdNotifyTests.swift):
+    only there can the agent's actor be blocked without stopping the whole process (SIGSTOP would stop the timer too).
+    """
+    import os, socket, signal as sig, threading, time
+    path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    listener.settimeout(0.1)
+    received: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def read():
+        while not stop.is_set():
+            try:
+                received.append((time.monotonic(), listener.recv(4096).decode()))
+            except socket.timeout:
+                pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    agent = Agent(tmp_path, spool)
+    env_backup = dict(os.environ)
+    os.environ.update({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "900000"})
+    try:
+        agent.start()
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    try:
+        wait_until(lambda: any("READY=1" in m for _, m in received), 30, what="READY=1")
+        ready = next(m for _, m in received if "READY=1" in m)
+        assert "STATUS=0 running, 0 queued, 0 waiting" in ready.split("\n"), ready
+        wait_until(lambda: sum("WATCHDOG=1" in m for _, m in received) >= 3, 10, what="three watchdog pings (every 0.3 s)")
+        assert agent.stop() == 0
+        wait_until(lambda: any("STOPPING=1" in m for _, m in received), 5, what="STOPPING=1")
+        stopping = [t for t, m in received if "STOPPING=1" in m][0]
+        first_ready = [t for t, m in received if "READY=1" in m][0]
+        assert first_ready < stopping
+    finally:
+        stop.set()
+        reader.join()
+        listener.close()
+        agent.kill_if_running()

@@ -10,6 +10,8 @@ struct AgentRuntime: Sendable {
     let configuration: AgentConfiguration
     let agent: SpoolAgent
     let logger: Logger
+    /// systemd notifications (`Type=notify`); inert when `$NOTIFY_SOCKET` is unset.
+    var systemd = SystemdNotifier.fromEnvironment()
 
     init(configuration: AgentConfiguration, logger: Logger, executor: (any RestoreExecutor)? = nil, notifier: (any Notifier)? = nil) throws {
         self.configuration = configuration
@@ -68,8 +70,13 @@ struct AgentRuntime: Sendable {
         let logger = self.logger
         let metricsPath = c.metrics.textfile ?? c.dataDirectory + "/metrics.prom"
         let startTime = Date().timeIntervalSince1970
-        let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
+        let systemd = self.systemd
+        // The work loop below runs at least as often as the watchdog needs a ping.
+        let watchdogSeconds = systemd.watchdogPingInterval.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        let recoveryInterval = min(max(0.5, min(10, c.agent.leaseSeconds / 3)), watchdogSeconds ?? .infinity)
         await agent.recoverJobs()
+        // The spool is watched (the watcher exists) and recovery is done: ready.
+        systemd.notify(["READY=1", await agent.systemdStatus()])
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await event in watcher {
@@ -95,6 +102,9 @@ struct AgentRuntime: Sendable {
                     await agent.renewLeases()
                     await agent.recoverJobs()
                     await agent.pump()
+                    // From the loop that does the work, after three round trips through the agent: a hung agent
+                    // stops pinging and systemd restarts it (WatchdogSec=).
+                    systemd.notify((systemd.watchdogTimeout == nil ? [] : ["WATCHDOG=1"]) + [await agent.systemdStatus()])
                     let stats = watcher.statistics
                     agent.metrics.set(\.watcherEvents, stats.events)
                     agent.metrics.set(\.watcherOverflows, stats.overflows)
@@ -113,6 +123,7 @@ struct AgentRuntime: Sendable {
                 }
             }
             await stopRequested()
+            systemd.notify(["STOPPING=1", "STATUS=stopping: waiting for running steps"])
             watcher.stop()
             await agent.shutdown(grace: c.agent.shutdownGraceSeconds)
             group.cancelAll()
