@@ -170,3 +170,96 @@ def test_systemd_notify_protocol_on_a_real_socket(tmp_path):
         reader.join()
         listener.close()
         agent.kill_if_running()
+
+
+# ---- the command line, finished --------------------------------------------------------------------------------
+
+def cli(*args, env=None):
+    from agentlib import run_cli
+    r = run_cli(*args, env=env)
+    return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+def write_config(tmp_path, text: str) -> pathlib.Path:
+    path = tmp_path / "agent.json"
+    path.write_text(text)
+    return path
+
+
+def test_check_logs_in_to_smtp_and_reports_the_exact_failure(tmp_path):
+    from e2e_support import start_smtp
+    smtp = start_smtp(tmp_path / "smtp")
+    try:
+        def config(password):
+            return write_config(tmp_path, json.dumps({
+                "dataDirectory": str(tmp_path / "data"),
+                "notifications": {"from": "agent@example.org", "smtp": {
+                    "url": f"smtp://127.0.0.1:{smtp.port}", "security": "startTLS", "username": smtp.user,
+                    "password": password, "caFile": str(smtp.ca_file), "timeoutSeconds": 10}}}))
+        code, out, err = cli("check", "--config", str(config("wrong-password")))
+        line = next(l for l in out.splitlines() if " smtp:" in l)
+        assert code == 1 and line.startswith("FAIL"), out + err
+        assert "refused the SMTP login of 'agent'" in line and "535" in line, line
+        code, out, err = cli("check", "--config", str(config(smtp.password)))
+        line = next(l for l in out.splitlines() if " smtp:" in l)
+        assert line.startswith("ok") and "login accepted (STARTTLS, AUTH as agent); nothing sent" in line, out + err
+        assert smtp.messages() == [], "check must send nothing"
+    finally:
+        smtp.stop()
+
+
+def test_cancel_of_an_unknown_request_exits_1(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    code, out, err = cli("cancel", "no-such-request", "--spool", str(spool))
+    assert code == 1 and "there is no request named no-such-request" in err, (code, out, err)
+    assert not (spool / "no-such-request.cancel").exists()
+    (spool / "waiting.json").write_text('{"mous": "uid://A001/X0/X1"}')
+    code, out, err = cli("cancel", "waiting", "--spool", str(spool))
+    assert code == 0 and (spool / "waiting.cancel").exists(), err
+
+
+def test_mistyped_subcommands_get_a_suggestion():
+    code, out, err = cli("stauts")
+    assert code == 2 and "unknown command 'stauts'. Did you mean 'status'?" in err, err
+    code, out, err = cli("cancle", "x")
+    assert code == 2 and "Did you mean 'cancel'?" in err, err
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{\n  "spool": {\n    "settleSeconds": 2,\n  }\n}', "line 4, column 3"),
+    ('{"delivery": {"cleanWorkingArea": "onsuccess"}}', '$.delivery.cleanWorkingArea: must be one of never, onSuccess, always, not "onsuccess" (did you mean "onSuccess"?)'),
+    ('{"archive": {"rawdataSource": "asdmExport"}}', '$.archive.rawdataSource: must be one of archive, command'),
+    ('{"logging": {"level": "verbose"}}', "$.logging.level: must be one of trace, debug, info, notice, warning, error, critical"),
+    ('{"logging": {"format": "JSON"}}', '$.logging.format: must be one of json, text, not "JSON" (did you mean "json"?)'),
+    ('{"notifications": {"notifyOn": ["failure"]}}', "$.notifications.notifyOn: must be one of succeeded, failed, cancelled"),
+    ('{"notifications": {"smtp": {"url": "smtp://x:587", "pasword": "p"}}}', "$.notifications.smtp.pasword: unknown key"),
+    ('{"notifications": {"smtp": {"url": "smtp://x:587", "security": "starttls"}}}', "$.notifications.smtp.security: must be one of"),
+    ('{"casa": {"installations": [{"name": "p", "kind": "pipeline", "home": "/opt/casa", "version": "6.5.4", "hom": "/x"}]}}', "$.casa.installations[0].hom: unknown key"),
+    ('{"metrics": {"textfile": "/tmp/x.txt"}}', "$.metrics.textfile: must end in .prom"),
+])
+def test_configuration_errors_say_where(tmp_path, text, expected):
+    config = write_config(tmp_path, text)
+    code, out, err = cli("check", "--config", str(config))
+    assert code == 1 and expected in out, out + err
+    code, out, err = cli("status", "--config", str(config))
+    assert code != 0 and expected in err, err
+
+
+def test_owner_not_allowed_names_the_user(tmp_path):
+    import os
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    os.chmod(tmp_path, 0o755)
+    agent = Agent(tmp_path, spool, extra={"spool": {"allowedOwners": ["root"]}})
+    agent.start()
+    try:
+        path = spool / ".intruder.json.tmp"
+        path.write_text('{"mous": "uid://A001/X0/X1"}')
+        os.chown(path, 65534, 65534)
+        os.rename(path, spool / "intruder.json")
+        wait_until(lambda: (read_status(spool, "intruder") or {}).get("state") == "rejected", 30, what="the rejection")
+        message = read_status(spool, "intruder")["error"]["message"]
+        assert "owned by user nobody (uid 65534)" in message, message
+    finally:
+        agent.stop()

@@ -74,7 +74,10 @@ struct AgentConfiguration: Codable, Sendable {
             throw ConfigurationError(path: path, message: "cannot read the configuration file: \(error.localizedDescription)")
         }
         do {
+            let json = try parseSyntax([UInt8](data))
             let config = try JSONDecoder().decode(AgentConfiguration.self, from: data)
+            try checkNestedKeys(json)
+            try config.checkChoices()
             return config.resolved(relativeTo: URL(fileURLWithPath: absolutePath(path)).deletingLastPathComponent().path)
         } catch let error as ConfigurationError {
             throw ConfigurationError(path: "\(path) \(error.path)", message: error.message)
