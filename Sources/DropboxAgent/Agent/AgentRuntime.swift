@@ -95,6 +95,28 @@ struct AgentRuntime: Sendable {
                     }
                 }
             }
+            if c.dashboard.enabled, let file = c.dashboard.file {
+                let refresh = c.dashboard.refreshSeconds
+                let spool = c.spool.directory!
+                group.addTask {
+                    // Rewritten every `refreshSeconds`, and within a second of a state change (at most once a second).
+                    var writer = DashboardWriter(indexPath: file, spoolDirectory: spool, refreshSeconds: max(1, Int(refresh.rounded())))
+                    var seen = -1
+                    var last = 0.0
+                    while !Task.isCancelled {
+                        let now = Date().timeIntervalSince1970
+                        let generation = DashboardTrigger.generation
+                        if (generation != seen && now - last >= 1) || now - last >= refresh {
+                            seen = generation
+                            last = now
+                            do { try writer.write() } catch {
+                                logger.warning("cannot write the dashboard", metadata: ["path": "\(file)", "error": "\(error)"])
+                            }
+                        }
+                        try await Task.sleep(for: .milliseconds(250))
+                    }
+                }
+            }
             group.addTask {
                 var lastCollection = 0.0
                 while !Task.isCancelled {

@@ -299,6 +299,7 @@ actor SpoolAgent {
             logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
         }
         logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "queued", "sha256": "\(sha)"])
+        DashboardTrigger.poke()
         pump()
     }
 

@@ -19,10 +19,11 @@ struct AgentConfiguration: Codable, Sendable {
     var logging: LoggingSettings
     var sources: SourcesSettings
     var metrics: MetricsSettings
+    var dashboard: DashboardSettings
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case dataDirectory, spool, agent, catalogue, archive, casa, delivery, notifications, logging, sources
-        case metrics
+        case metrics, dashboard
     }
 
     /// The built-in defaults for a data directory.
@@ -38,6 +39,7 @@ struct AgentConfiguration: Codable, Sendable {
         logging = LoggingSettings()
         sources = SourcesSettings()
         metrics = MetricsSettings()
+        dashboard = DashboardSettings()
     }
 
     init(from decoder: any Decoder) throws {
@@ -54,6 +56,7 @@ struct AgentConfiguration: Codable, Sendable {
         logging = try c.value(.logging, default: LoggingSettings())
         sources = try c.value(.sources, default: SourcesSettings())
         metrics = try c.value(.metrics, default: MetricsSettings())
+        dashboard = try c.value(.dashboard, default: DashboardSettings())
     }
 
     /// `$DROPBOX_AGENT_DATA`, else `/var/lib/dropbox-agent` for root, else `$XDG_DATA_HOME/dropbox-agent`
@@ -111,6 +114,7 @@ struct AgentConfiguration: Codable, Sendable {
         c.sources.packageRoots = (sources.packageRoots ?? [data + "/packages"]).map(abs)
         c.sources.almaArchive.tokenFile = sources.almaArchive.tokenFile.map(abs)
         c.metrics.textfile = abs(metrics.textfile ?? data + "/metrics.prom")
+        c.dashboard.file = abs(dashboard.file ?? data + "/www/index.html")
         c.rejectedDirectoryResolved()
         return c
     }

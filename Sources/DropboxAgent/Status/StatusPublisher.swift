@@ -72,6 +72,7 @@ final class StatusPublisher: StepReporter, Sendable {
         default: .info
         }
         logger.log(level: level, "request state changed", metadata: meta)
+        DashboardTrigger.poke()
     }
 
     func report(_ progress: StepProgress) {
