@@ -263,3 +263,29 @@ def test_owner_not_allowed_names_the_user(tmp_path):
         assert "owned by user nobody (uid 65534)" in message, message
     finally:
         agent.stop()
+
+
+def test_status_watch_prints_plain_tables_when_not_a_tty(tmp_path):
+    import signal as sig, time
+    from agentlib import agent_binary
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    status = {"schema": "dropbox-agent/status/v1", "request": "watched", "state": "running", "updatedAt": "2026-01-01T00:00:00Z",
+              "step": {"number": 5, "name": "casa"}, "progress": {"fraction": 0.5, "etaSeconds": 90}, "history": []}
+    (spool / "watched.status.json").write_text(json.dumps(status))
+    proc = subprocess.Popen([str(agent_binary()), "status", "--watch", "--interval", "0.2", "--spool", str(spool)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        status.update(state="succeeded", progress=None, finishedAt="2026-01-01T00:01:00Z")
+        (spool / ".tmp").write_text(json.dumps(status))
+        (spool / ".tmp").rename(spool / "watched.status.json")
+        time.sleep(1)
+    finally:
+        proc.send_signal(sig.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    assert "\x1b[" not in out, "no terminal control codes in a pipe"
+    tables = out.split("-- ")[1:]
+    assert len(tables) == 2, out  # printed once per change, not every 0.2 s
+    assert "[##########..........]  50%" in tables[0] and "eta 1 min 30 s" in tables[0]
+    assert "succeeded" in tables[1]
