@@ -88,7 +88,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
 
 def test_unit_verify_catches_a_broken_unit(tmp_path):
     # The check above can fail: an unknown directive and a relative ExecStart are reported.
-    broken = UNIT.read_text().replace("Type=exec", "Type=exec\nNoSuchDirective=1").replace(
+    broken = UNIT.read_text().replace("Type=notify", "Type=notify\nNoSuchDirective=1").replace(
         "ExecStart=/usr/bin/dropbox-agent", "ExecStart=dropbox-agent-nowhere")
     result = verify_unit(broken, require_debug_agent(), tmp_path)
     assert result.returncode != 0 or result.stdout + result.stderr != ""
@@ -96,7 +96,8 @@ def test_unit_verify_catches_a_broken_unit(tmp_path):
 
 def test_unit_runs_the_agent_as_the_brief_says():
     service = read_unit(UNIT)["Service"]
-    assert service["Type"] == "exec"
+    assert service["Type"] == "notify" and service["NotifyAccess"] == "main"
+    assert float(service["WatchdogSec"]) >= 30
     assert service["ExecStart"] == "/usr/bin/dropbox-agent run --config /etc/dropbox-agent/agent.json"
     assert service["User"] == "dropbox-agent"
     assert (service["KillSignal"], service["KillMode"], service["Restart"]) == ("SIGTERM", "mixed", "on-failure")

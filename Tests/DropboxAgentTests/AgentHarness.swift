@@ -54,7 +54,7 @@ final class AgentHarness: Sendable {
     /// - Parameter step: what every step does (default: nothing).
     init(
         settle: Double = 0.2, incompleteTimeout: Double = 3, leaseSeconds: Double = 30, maxConcurrent: Int = 1,
-        maxPerDropper: Int = 0, allowedOwners: [String]? = nil, root: String? = nil,
+        maxPerDropper: Int = 0, allowedOwners: [String]? = nil, root: String? = nil, systemd: SystemdNotifier? = nil,
         step: @escaping @Sendable (StepName, TestContext, any StepReporter) async throws -> Void = { _, _, _ in }
     ) throws {
         let root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString)").path
@@ -83,7 +83,9 @@ final class AgentHarness: Sendable {
             clean: { _, _ in })
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        runtime = try AgentRuntime(configuration: c, logger: logger, executor: executor, notifier: notifier)
+        var runtime = try AgentRuntime(configuration: c, logger: logger, executor: executor, notifier: notifier)
+        if let systemd { runtime.systemd = systemd }
+        self.runtime = runtime
     }
 
     func start() {

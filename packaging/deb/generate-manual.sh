@@ -26,9 +26,11 @@ grep -q '^\.Sh "EXIT STATUS"' "$GENERATED" || { echo "unexpected generate-manual
 
 # mdoc section order: ... ENVIRONMENT, FILES, EXIT STATUS, EXAMPLES, SEE ALSO.
 VERSION="$("$BIN" --version)"
-awk -v files="$HERE/dropbox-agent.1.files" -v version="$VERSION" '
+# The configuration reference comes from the README's table (one source for both).
+python3 "$HERE/config-reference.py" "$REPO/README.md" > "$DIR/config.mdoc"
+awk -v files="$HERE/dropbox-agent.1.files" -v config="$DIR/config.mdoc" -v version="$VERSION" '
     /^\.Os *$/ { print ".Os dropbox-agent " version; next }
-    /^\.Sh "EXIT STATUS"/ { while ((getline line < files) > 0) print line }
+    /^\.Sh "EXIT STATUS"/ { while ((getline line < config) > 0) print line; while ((getline line < files) > 0) print line }
     { print }
 ' "$GENERATED" > "$OUTPUT"
 cat "$HERE/dropbox-agent.1.tail" >> "$OUTPUT"

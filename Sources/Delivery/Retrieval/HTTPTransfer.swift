@@ -64,7 +64,7 @@ enum HTTPTransfer {
                 options.logger?.info(
                     "retrying transfer",
                     metadata: [
-                        "file.id": "\(file.fileId)", "attempt": "\(attempts)", "error": "\(error)",
+                        "file.id": "\(file.fileId)", "attempt": .stringConvertible(attempts), "error": "\(error)",
                         "delay.ms": "\(delay.milliseconds)",
                     ])
                 backoff = min(backoff * 2, options.maxBackoff)

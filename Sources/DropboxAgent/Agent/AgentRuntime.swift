@@ -12,6 +12,8 @@ struct AgentRuntime: Sendable {
     let logger: Logger
     /// Held for the life of the process: a second agent on the same data directory refuses to start.
     let dataLock: DataDirectoryLock
+    /// systemd notifications (`Type=notify`); inert when `$NOTIFY_SOCKET` is unset.
+    var systemd = SystemdNotifier.fromEnvironment()
 
     init(configuration: AgentConfiguration, logger: Logger, executor: (any RestoreExecutor)? = nil, notifier: (any Notifier)? = nil) throws {
         self.configuration = configuration
@@ -71,18 +73,24 @@ struct AgentRuntime: Sendable {
             metadata: [
                 "version": "\(DropboxAgentCommand.version)", "spool": "\(c.spool.directory!)", "watch.mode": "\(watcher.effectiveMode.rawValue)",
                 "filesystem": "\(watcher.filesystem.typeName)", "data": "\(c.dataDirectory)",
-                "max.concurrent": "\(c.agent.maxConcurrentRestores)",
+                "max.concurrent": .stringConvertible(c.agent.maxConcurrentRestores),
             ])
         let agent = self.agent
         let logger = self.logger
-        let metricsPath = c.dataDirectory + "/metrics.prom"
-        let recoveryInterval = max(0.5, min(10, c.agent.leaseSeconds / 3))
+        let metricsPath = c.metrics.textfile ?? c.dataDirectory + "/metrics.prom"
+        let startTime = Date().timeIntervalSince1970
+        let systemd = self.systemd
+        // The work loop below runs at least as often as the watchdog needs a ping.
+        let watchdogSeconds = systemd.watchdogPingInterval.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        let recoveryInterval = min(max(0.5, min(10, c.agent.leaseSeconds / 3)), watchdogSeconds ?? .infinity)
         let mailInterval = max(0.2, min(1, c.notifications.retryInitialSeconds / 2))
         let sweeper = Sweeper(
             store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
             dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger)
         await sweeper.sweepOffPool()
         await agent.recoverJobs()
+        // The spool is watched (the watcher exists) and recovery is done: ready.
+        systemd.notify(["READY=1", await agent.systemdStatus()])
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await event in watcher {
@@ -101,6 +109,28 @@ struct AgentRuntime: Sendable {
                     }
                 }
             }
+            if c.dashboard.enabled, let file = c.dashboard.file {
+                let refresh = c.dashboard.refreshSeconds
+                let spool = c.spool.directory!
+                group.addTask {
+                    // Rewritten every `refreshSeconds`, and within a second of a state change (at most once a second).
+                    var writer = DashboardWriter(indexPath: file, spoolDirectory: spool, refreshSeconds: max(1, Int(refresh.rounded())))
+                    var seen = -1
+                    var last = 0.0
+                    while !Task.isCancelled {
+                        let now = Date().timeIntervalSince1970
+                        let generation = DashboardTrigger.generation
+                        if (generation != seen && now - last >= 1) || now - last >= refresh {
+                            seen = generation
+                            last = now
+                            do { try writer.write() } catch {
+                                logger.warning("cannot write the dashboard", metadata: ["path": "\(file)", "error": "\(error)"])
+                            }
+                        }
+                        try await Task.sleep(for: .milliseconds(250))
+                    }
+                }
+            }
             group.addTask {
                 // Mail goes out here, outside every job slot: a dead or silent SMTP server delays only mail.
                 while !Task.isCancelled {
@@ -116,16 +146,19 @@ struct AgentRuntime: Sendable {
                     await agent.renewLeases()
                     await agent.recoverJobs()
                     await agent.pump()
+                    // From the loop that does the work, after three round trips through the agent: a hung agent
+                    // stops pinging and systemd restarts it (WatchdogSec=).
+                    systemd.notify((systemd.watchdogTimeout == nil ? [] : ["WATCHDOG=1"]) + [await agent.systemdStatus()])
                     let stats = watcher.statistics
                     agent.metrics.set(\.watcherEvents, stats.events)
                     agent.metrics.set(\.watcherOverflows, stats.overflows)
                     agent.metrics.set(\.watcherRescans, stats.rescans)
                     agent.metrics.set(\.watcherRescanOnlyFinds, stats.rescanOnlyFinds)
-                    let gauges: [String: Double] = [
-                        "running": Double(await agent.runningCount), "queued": Double(await agent.queuedCount),
-                        "waiting": Double(await agent.pendingCount), "watching": stats.watching || stats.mode == .polling ? 1 : 0,
-                        "oldest_queued_age_seconds": await agent.oldestQueuedAge,
-                    ]
+                    let live = AgentMetrics.Live(
+                        running: await agent.runningCount, queued: await agent.queuedCount, waiting: await agent.pendingCount,
+                        watching: stats.watching || stats.mode == .polling, oldestQueuedAgeSeconds: await agent.oldestQueuedAge,
+                        casaProcesses: CASAProcesses.count(under: agent.settings.restoreDirectory),
+                        cache: await agent.executor.cacheStatistics(), startTime: startTime)
                     if Date().timeIntervalSince1970 - lastSweep > Sweeper.interval {
                         lastSweep = Date().timeIntervalSince1970
                         await sweeper.sweepOffPool()
@@ -134,10 +167,11 @@ struct AgentRuntime: Sendable {
                         lastCollection = Date().timeIntervalSince1970
                         await agent.collectGarbage(retentionDays: c.agent.retentionDays)
                     }
-                    try? AtomicFile.write(Data(agent.metrics.prometheusText(gauges: gauges).utf8), to: metricsPath)
+                    try? AtomicFile.write(Data(agent.metrics.prometheusText(live).utf8), to: metricsPath)
                 }
             }
             await stopRequested()
+            systemd.notify(["STOPPING=1", "STATUS=stopping: waiting for running steps"])
             watcher.stop()
             await agent.shutdown(grace: c.agent.shutdownGraceSeconds)
             group.cancelAll()

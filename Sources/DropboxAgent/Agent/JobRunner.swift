@@ -211,6 +211,9 @@ struct JobRunner: Sendable {
         _ = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
         record(publisher.document, step: error?.step?.rawValue, attempt: job.attempt, message: error?.message ?? finalState.rawValue, jobDirectory: finished)
         agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
+        agent.metrics.detail.finished(
+            jobId: jobId, state: finalState, code: error?.code.rawValue,
+            durationSeconds: checkpoint.startedAt.flatMap(Timestamp.date).map { Date().timeIntervalSince($0) })
         await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
         if let area = publisher.document.workingArea, !FileManager.default.fileExists(atPath: area) {
             // Read-modify-write of the file (not the publisher's copy), under the lock the mail queue takes too: the
@@ -283,6 +286,7 @@ struct JobRunner: Sendable {
         doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
         _ = try? store.finish(jobId: jobId, name: name, state: .rejected, statusPath: statusPath)
+        agent.metrics.detail.finished(jobId: jobId, state: .rejected, code: code, durationSeconds: nil)
         logger.error("request rejected", metadata: ["error.code": "\(code)", "error.message": "\(message)"])
     }
 
@@ -423,6 +427,7 @@ final class JobObserver: PipelineObserver, Sendable {
         if runner.control.stopReason != nil { throw CancellationError() }
         do { try runner.fence() } catch { throw CancellationError() }
         runner.journalStep(step, attempt: attempt, started: true)
+        runner.agent.metrics.detail.stepStarted(jobId: runner.jobId, step: step)
         try publisher.transition(to: .running, step: step)
     }
 
@@ -433,6 +438,7 @@ final class JobObserver: PipelineObserver, Sendable {
         }
         try runner.saveCheckpoint(snapshot)
         runner.journalStep(step, attempt: attempt, started: false)
+        runner.agent.metrics.detail.stepCompleted(jobId: runner.jobId, step: step)
         // Say which CASA will run as soon as it is chosen (step 1) and once the manifest is read (step 3).
         if step == .prepare || step == .calibration, let facts = runner.agent.executor.runningFacts(job), facts.casa != publisher.document.casa {
             try publisher.update { $0.record(casa: facts.casa, warning: facts.warnings.first) }

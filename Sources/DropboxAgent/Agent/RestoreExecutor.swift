@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import Logging
 import RestoreSteps
@@ -39,10 +40,14 @@ protocol RestoreExecutor: Sendable {
 
     /// What the status file can show while the restore runs (the CASA choice once step 1 made it); nil: nothing.
     func runningFacts(_ job: ExecutionJob) -> ExecutionResult?
+
+    /// The file cache's counters (hits, misses, bytes fetched) for the metrics; nil without a cache.
+    func cacheStatistics() async -> CacheStatistics?
 }
 
 extension RestoreExecutor {
     func runningFacts(_ job: ExecutionJob) -> ExecutionResult? { nil }
+    func cacheStatistics() async -> CacheStatistics? { nil }
 }
 
 /// Sends the completion notification of a request; never fails the request.

@@ -128,6 +128,7 @@ actor SpoolAgent {
         do {
             guard let kept = try store.quarantine(entry: entry, reason: reason, code: "invalidName") else { return }
             metrics.add(\.rejected)
+            metrics.detail.finished(jobId: nil, state: .rejected, code: "invalidName", durationSeconds: nil)
             logger.error("request rejected", metadata: ["entry": "\(SpoolNames.printable(entry))", "error.code": "invalidName", "reason": "\(reason)", "kept": "\(kept)"])
         } catch {
             logger.error("cannot move a badly named request aside", metadata: ["entry": "\(SpoolNames.printable(entry))", "error": "\(error)"])
@@ -269,6 +270,7 @@ actor SpoolAgent {
             guard let kept = try store.quarantine(entry: name + ".json", reason: message, code: code) else { return }
             _ = rename(settings.spoolDirectory + "/" + SpoolNames.commitMarker(for: name), kept + ".ok")
             metrics.add(\.rejected)
+            metrics.detail.finished(jobId: nil, state: .rejected, code: code, durationSeconds: nil)
             let previous = StatusPublisher.existing(at: statusPath(name))
             var doc = previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
             doc.sequence = previous?.sequence
@@ -319,6 +321,7 @@ actor SpoolAgent {
             logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
         }
         logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "queued", "sha256": "\(sha)"])
+        DashboardTrigger.poke()
         pump()
     }
 
@@ -364,7 +367,7 @@ actor SpoolAgent {
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
                 _ = try store.finish(jobId: jobId, name: name, state: .cancelled, statusPath: statusPath(name))
                 try? journal.record(.init(jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, state: .cancelled, attempt: 0, jobDirectory: finished, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt))
-                logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
+                logger.warning("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
             } catch {
                 logger.error("cannot cancel a queued request", metadata: ["request.name": "\(name)", "error": "\(error)"])
             }
@@ -459,7 +462,7 @@ actor SpoolAgent {
                 let name = store.readCheckpoint(jobId: jobId)?.name ?? String(jobId.split(separator: ".").first ?? "")
                 logger.notice(
                     lease.released ? "resuming a request" : "taking over a request",
-                    metadata: ["job.id": "\(jobId)", "request.name": "\(name)", "attempt": "\(newLease.attempt)", "previous.owner": "\(lease.owner.host):\(lease.owner.pid)"])
+                    metadata: ["job.id": "\(jobId)", "request.name": "\(name)", "attempt": .stringConvertible(newLease.attempt), "previous.owner": "\(lease.owner.host):\(lease.owner.pid)"])
                 start(jobId: jobId, name: name, resume: true, attempt: newLease.attempt)
             } catch {
                 logger.error("cannot take over a job", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
@@ -498,7 +501,7 @@ actor SpoolAgent {
         queue.removeAll()
         for job in running.values { job.control.stop(.shutdown, interruptNow: false) }
         guard !running.isEmpty else { return }
-        logger.notice("stopping: waiting for running steps", metadata: ["running": "\(running.count)", "grace.seconds": "\(grace)"])
+        logger.notice("stopping: waiting for running steps", metadata: ["running": .stringConvertible(running.count), "grace.seconds": .stringConvertible(grace)])
         let controls = running.values.map(\.control)
         let timer = Task {
             try? await Task.sleep(for: .seconds(grace))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Foundation
 import InotifyWatcher
 import RestoreSteps
@@ -33,7 +34,7 @@ struct CheckCommand: AsyncParsableCommand {
         checkStore(c, &report)
         checkSources(c, &report)
         await checkCASA(c, &report)
-        checkMail(c, &report)
+        await checkMail(c, &report)
         report.print()
         if report.failed { throw ExitCode(1) }
     }
@@ -159,11 +160,17 @@ struct CheckCommand: AsyncParsableCommand {
         }
     }
 
-    private func checkMail(_ c: AgentConfiguration, _ r: inout CheckReport) {
+    /// Logs in as a send would (EHLO, STARTTLS, AUTH), then NOOP and QUIT: a wrong password fails here, not at the
+    /// first mail. Nothing is sent.
+    private func checkMail(_ c: AgentConfiguration, _ r: inout CheckReport) async {
         if let smtp = c.notifications.smtp {
-            switch TCPProbe.check(url: smtp.url) {
-            case .success: r.ok("smtp", "\(smtp.url) reachable (\(smtp.security ?? "startTLS"))")
-            case .failure(let message): r.fail("smtp", "\(smtp.url): \(message)")
+            do {
+                let from = c.notifications.from ?? "dropbox-agent@localhost.localdomain"
+                let mailer = try SMTPMailer(configuration: try MailNotifier.smtpConfiguration(smtp, from: from))
+                let verified = try await mailer.verifyLogin()
+                r.ok("smtp", "\(smtp.url): login accepted (\(verified)); nothing sent")
+            } catch {
+                r.fail("smtp", "\(error)")
             }
         } else {
             r.ok("smtp", "no SMTP server configured: messages are written to \(c.notifications.outboxDirectory!)")

@@ -14,9 +14,21 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON (the status document, or an array of them).")
     var json = false
 
+    @Flag(name: .long, help: "Keep showing the requests, refreshed (a live table with progress bars on a terminal, plain tables on changes otherwise); Ctrl-C ends it.")
+    var watch = false
+
+    @Option(name: .long, help: "Seconds between refreshes with --watch.")
+    var interval: Double = 1
+
+    func validate() throws {
+        if watch && json { throw ValidationError("--watch and --json cannot be combined") }
+        if !(interval > 0) { throw ValidationError("--interval must be positive") }
+    }
+
     func run() throws {
         let configuration = try spoolOptions.load()
         let spool = configuration.spool.directory!
+        if watch { try StatusWatch.run(spool: spool, interval: interval, name: name) }
         if let name {
             let path = spool + "/" + SpoolNames.statusFile(for: name)
             guard SpoolNames.isValidName(name), let data = FileManager.default.contents(atPath: path) else {

@@ -18,9 +18,12 @@ struct AgentConfiguration: Codable, Sendable {
     var notifications: NotificationSettings
     var logging: LoggingSettings
     var sources: SourcesSettings
+    var metrics: MetricsSettings
+    var dashboard: DashboardSettings
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case dataDirectory, spool, agent, catalogue, archive, casa, delivery, notifications, logging, sources
+        case metrics, dashboard
     }
 
     /// The built-in defaults for a data directory.
@@ -35,6 +38,8 @@ struct AgentConfiguration: Codable, Sendable {
         notifications = NotificationSettings()
         logging = LoggingSettings()
         sources = SourcesSettings()
+        metrics = MetricsSettings()
+        dashboard = DashboardSettings()
     }
 
     init(from decoder: any Decoder) throws {
@@ -50,6 +55,8 @@ struct AgentConfiguration: Codable, Sendable {
         notifications = try c.value(.notifications, default: NotificationSettings())
         logging = try c.value(.logging, default: LoggingSettings())
         sources = try c.value(.sources, default: SourcesSettings())
+        metrics = try c.value(.metrics, default: MetricsSettings())
+        dashboard = try c.value(.dashboard, default: DashboardSettings())
     }
 
     /// `$DROPBOX_AGENT_DATA`, else `/var/lib/dropbox-agent` for root, else `$XDG_DATA_HOME/dropbox-agent`
@@ -70,7 +77,10 @@ struct AgentConfiguration: Codable, Sendable {
             throw ConfigurationError(path: path, message: "cannot read the configuration file: \(error.localizedDescription)")
         }
         do {
+            let json = try parseSyntax([UInt8](data))
             let config = try JSONDecoder().decode(AgentConfiguration.self, from: data)
+            try checkNestedKeys(json)
+            try config.checkChoices()
             return config.resolved(relativeTo: URL(fileURLWithPath: absolutePath(path)).deletingLastPathComponent().path)
         } catch let error as ConfigurationError {
             throw ConfigurationError(path: "\(path) \(error.path)", message: error.message)
@@ -103,6 +113,8 @@ struct AgentConfiguration: Codable, Sendable {
         c.notifications.outboxDirectory = abs(notifications.outboxDirectory ?? data + "/outbox")
         c.sources.packageRoots = (sources.packageRoots ?? [data + "/packages"]).map(abs)
         c.sources.almaArchive.tokenFile = sources.almaArchive.tokenFile.map(abs)
+        c.metrics.textfile = abs(metrics.textfile ?? data + "/metrics.prom")
+        c.dashboard.file = abs(dashboard.file ?? data + "/www/index.html")
         c.rejectedDirectoryResolved()
         return c
     }

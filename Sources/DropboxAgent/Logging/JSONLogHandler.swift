@@ -50,9 +50,26 @@ struct JSONLogHandler: LogHandler {
     private static func jsonValue(_ value: Logger.MetadataValue) -> Any {
         switch value {
         case .string(let s): return s
-        case .stringConvertible(let c): return "\(c)"
+        case .stringConvertible(let c): return number(c) ?? "\(c)"
         case .array(let a): return a.map(jsonValue)
         case .dictionary(let d): return d.mapValues(jsonValue)
+        }
+    }
+
+    /// Numbers stay JSON numbers (`"size.bytes": 1024`, `"casa.duration.seconds": 52.2`), booleans JSON booleans;
+    /// the unit belongs in the key. Non-finite doubles become strings (JSON has no NaN).
+    private static func number(_ value: any CustomStringConvertible & Sendable) -> Any? {
+        switch value {
+        case let b as Bool: return b
+        case let i as Int: return i
+        case let i as Int64: return i
+        case let i as Int32: return i
+        case let i as UInt64: return i
+        case let i as UInt32: return i
+        case let i as UInt: return i
+        case let d as Double: return d.isFinite ? d : nil
+        case let f as Float: return f.isFinite ? Double(f) : nil
+        default: return nil
         }
     }
 

@@ -84,6 +84,7 @@ struct MailNotifier: Notifier {
         var notes: [StatusDocument.Notification] = []
         for r in recipients {
             do { valid.append(try MailAddress(r)) } catch {
+                logger.error("mail not sent", metadata: ["request.name": "\(status.request)", "mail.to": "\(r)", "error": "invalid address: \(error)"])
                 notes.append(.init(to: r, state: "failed", error: "\(error)"))
             }
         }
@@ -95,15 +96,31 @@ struct MailNotifier: Notifier {
             let receipts = try await mailer.send(message)
             let file = outbox.flatMap { Self.outboxFile(in: $0, messageId: message.messageId) }
             for receipt in receipts {
+                logMail(message, to: receipt.recipient.description, status: status, error: receipt.error.map { "\($0)" }, file: file)
                 notes.append(.init(
                     to: receipt.recipient.description, state: receipt.isSent ? "sent" : "failed",
                     error: receipt.error.map { "\($0)" }, outboxFile: receipt.isSent ? file : nil))
             }
         } catch {
-            logger.warning("notification not sent", metadata: ["error": "\(error)"])
+            for recipient in valid { logMail(message, to: recipient.description, status: status, error: "\(error)", file: nil) }
             notes += valid.map { .init(to: $0.description, state: "failed", error: "\(error)") }
         }
         return notes
+    }
+
+    /// One line per message and recipient: `mail sent` (info) or `mail not sent` (error).
+    private func logMail(_ message: MailMessage, to recipient: String, status: StatusDocument, error: String?, file: String?) {
+        var meta: Logger.Metadata = [
+            "request.name": "\(status.request)", "mail.to": "\(recipient)", "mail.messageId": "\(message.messageId)",
+            "mail.transport": "\(outbox == nil ? "smtp" : "outbox")", "state": "\(status.state.rawValue)",
+        ]
+        if let file { meta["mail.file"] = "\(file)" }
+        if let error {
+            meta["error"] = "\(error)"
+            logger.error("mail not sent", metadata: meta)
+        } else {
+            logger.info("mail sent", metadata: meta)
+        }
     }
 
     /// The `.eml` file the outbox wrote for `messageId` (its name carries the id).

@@ -117,6 +117,8 @@ struct ProductionExecutor: RestoreExecutor {
         return result
     }
 
+    func cacheStatistics() async -> CacheStatistics? { await services.cache?.statistics }
+
     func cleanUp(_ job: ExecutionJob, succeeded: Bool) async {
         let remove = cleanPolicy == "always" || (cleanPolicy == "onSuccess" && succeeded)
         guard remove else { return }

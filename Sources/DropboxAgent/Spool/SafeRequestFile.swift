@@ -64,7 +64,7 @@ enum SafeRequestFile {
             throw UnsafeEntry(code: "hardLink", message: "the request has \(st.st_nlink) hard links; a request must be a file of its own (link count 1)")
         }
         if let allowedOwners, !allowedOwners.contains(st.st_uid) {
-            throw UnsafeEntry(code: "ownerNotAllowed", message: "the request is owned by uid \(st.st_uid), who is not allowed to drop requests (spool.allowedOwners)")
+            throw UnsafeEntry(code: "ownerNotAllowed", message: "the request is owned by \(UserNames.describe(st.st_uid)), who is not allowed to drop requests (spool.allowedOwners)")
         }
         guard st.st_size <= maxBytes else {
             throw UnsafeEntry(code: "tooLarge", message: "the request is \(st.st_size) bytes; the limit is \(maxBytes) bytes")

@@ -86,7 +86,19 @@ final class StatusPublisher: StepReporter, Sendable {
         var meta: Logger.Metadata = ["request.name": "\(document.request)", "state": "\(newState.rawValue)"]
         if let step { meta["step"] = "\(step.number) \(step.rawValue)" }
         if let message { meta["detail"] = "\(message)" }
-        logger.info("request state changed", metadata: meta)
+        let doc = document
+        if let code = doc.error?.code, newState.isTerminal { meta["error.code"] = "\(code)" }
+        if newState.isTerminal, let started = doc.startedAt.flatMap(Timestamp.date) {
+            meta["duration.seconds"] = .stringConvertible((Date().timeIntervalSince(started) * 1000).rounded() / 1000)
+        }
+        // Failures at error and cancellations at warning, so `journalctl -p warning` shows every one.
+        let level: Logger.Level = switch newState {
+        case .failed, .rejected: .error
+        case .cancelled: .warning
+        default: .info
+        }
+        logger.log(level: level, "request state changed", metadata: meta)
+        DashboardTrigger.poke()
     }
 
     /// The fencing check before publishing results.

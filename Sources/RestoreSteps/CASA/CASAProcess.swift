@@ -56,7 +56,7 @@ struct CASAProcess: Sendable {
             "casa.cwd": .string(workingDirectory),
             "casa.env": .dictionary(environment.mapValues { .string($0) }),
             "casa.stdoutLog": .string(stdoutLog),
-            "casa.timeout": .string("\(timeout)"),
+            "casa.timeout.seconds": .stringConvertible(timeout.logSeconds),
         ])
 
         let clock = ContinuousClock()
@@ -85,7 +85,7 @@ struct CASAProcess: Sendable {
                 case .deadline:
                     timedOut = true
                     logger.warning("CASA ran past its time limit; stopping its process group",
-                                   metadata: ["casa.timeout": "\(timeout)"])
+                                   metadata: ["casa.timeout.seconds": .stringConvertible(timeout.logSeconds)])
                     group.cancelAll()  // swift-subprocess runs the teardown sequence on cancellation
                 case .deadlineCancelled:
                     continue
@@ -126,7 +126,7 @@ struct CASAProcess: Sendable {
             }
         }
         logger.info("CASA ended", metadata: [
-            "casa.exitStatus": "\(exitStatus)", "casa.timedOut": "\(timedOut)", "casa.duration": "\(duration)",
+            "casa.exitStatus": "\(exitStatus)", "casa.timedOut": .stringConvertible(timedOut), "casa.duration.seconds": .stringConvertible(duration.logSeconds),
         ])
         if Task.isCancelled && !timedOut { throw CancellationError() }
         return Outcome(exitStatus: exitStatus, timedOut: timedOut, duration: duration)
@@ -175,4 +175,12 @@ final class LeaderPID: Sendable {
     private let storage = Mutex<pid_t?>(nil)
     func set(_ pid: pid_t) { storage.withLock { $0 = pid } }
     var value: pid_t? { storage.withLock { $0 } }
+}
+
+extension Duration {
+    /// Seconds as a number, for log lines (numbers are JSON numbers, the unit is in the key).
+    var logSeconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
 }

@@ -51,8 +51,8 @@ enum ArchiveFetch {
         }
         for result in results {
             context.logger.info("file retrieved", metadata: [
-                "file.id": "\(result.fileId)", "bytes": "\(result.size)", "transferred": "\(result.bytesTransferred)",
-                "from.cache": "\(result.fromCache)",
+                "file.id": "\(result.fileId)", "size.bytes": .stringConvertible(result.size), "transferred.bytes": .stringConvertible(result.bytesTransferred),
+                "from.cache": .stringConvertible(result.fromCache),
             ])
         }
         return results.reduce(0) { $0 + $1.bytesTransferred }

@@ -117,7 +117,7 @@ public struct DeliverStep: PipelineStep {
         let url = context.services.downloadBaseURL.map { $0.hasSuffix("/") ? $0 + leaf : $0 + "/" + leaf } ?? URL(fileURLWithPath: published.path).absoluteString
         let record = DeliveryRecord(deliveryPath: published.path, url: url, measurementSets: msNames, sizeBytes: published.totalBytes, files: published.files.count)
         try FileSystemSteps.writeAtomically(try JSONEncoder().encode(record), to: Self.recordPath(context))
-        context.logger.info("delivered", metadata: ["path": "\(published.path)", "bytes": "\(published.totalBytes)", "url": "\(url)"])
+        context.logger.info("delivered", metadata: ["path": "\(published.path)", "size.bytes": .stringConvertible(published.totalBytes), "url": "\(url)"])
         reporter.report(StepProgress(fraction: 1, message: "delivered to \(published.path)"))
     }
 }
