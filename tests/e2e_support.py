@@ -7,6 +7,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 AGENT = pathlib.Path(os.environ.get("DROPBOX_AGENT_BIN", ROOT / ".build/debug/dropbox-agent"))
 CASA_VENV = pathlib.Path(os.environ.get("DROPBOX_CASA_VENV", ROOT / ".cache/casa-venv"))
@@ -265,3 +267,12 @@ def compare_ms(ms, reference):
     r = subprocess.run([str(CASA_VENV / "bin/python3"), str(ROOT / "casa/compare_ms.py"), str(ms), str(reference)],
                        capture_output=True, text=True, timeout=300, env=casa_env(home), cwd=str(pathlib.Path(home).parent))
     return r.returncode, r.stdout + r.stderr
+
+
+@pytest.fixture
+def agents():
+    """Agents a test starts (append them); any still running at the end are killed."""
+    running = []
+    yield running
+    for a in running:
+        a.stop(signal.SIGKILL)

@@ -9,7 +9,8 @@ import signal
 import jsonschema
 import pytest
 
-from e2e_support import (
+from e2e_support import (  # noqa: F401 (agents is a fixture)
+    agents,
     FIXTURE, MOUS_A, MOUS_B, Agent, casa_processes, compare_ms, require_prerequisites, start_fault_store,
     start_nginx, start_smtp, wait_for,
 )
@@ -39,13 +40,6 @@ def services(tmp_path):
     for s in started:
         s.stop()
 
-
-@pytest.fixture
-def agents():
-    running = []
-    yield running
-    for a in running:
-        a.stop(signal.SIGKILL)
 
 
 def assert_delivered_like_reference(status):

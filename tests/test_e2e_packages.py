@@ -12,7 +12,9 @@ import signal
 import jsonschema
 import pytest
 
-from e2e_support import FIXTURE, MOUS_A, MOUS_B, Agent, compare_ms, require_prerequisites, start_nginx
+from e2e_support import (  # noqa: F401 (agents is a fixture)
+    agents, FIXTURE, MOUS_A, MOUS_B, Agent, compare_ms, require_prerequisites, start_nginx,
+)
 
 STATUS_SCHEMA = json.loads((pathlib.Path(__file__).resolve().parent.parent / "schemas/status.schema.json").read_text())
 
@@ -30,13 +32,6 @@ def packages(tmp_path):
     shutil.copytree(FIXTURE / "packages", root, symlinks=True)
     return root
 
-
-@pytest.fixture
-def agents():
-    running = []
-    yield running
-    for a in running:
-        a.stop(signal.SIGKILL)
 
 
 def package_agent(tmp_path, agents, packages, **sources):
