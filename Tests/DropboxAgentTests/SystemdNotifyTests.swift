@@ -78,19 +78,24 @@ struct SystemdNotifyTests {
         harness.start()
         let ready = try await listener.waitFor("READY=1")
         #expect(listener.messages.contains { $0.text.contains("READY=1") && $0.text.contains("STATUS=0 running, 0 queued, 0 waiting") })
-        try await Task.sleep(for: .seconds(1))
+        // Pings while the agent works (polled with a deadline: a loaded machine may be slow, never silent).
+        let deadline = Date().timeIntervalSince1970 + 10
+        while listener.lines("WATCHDOG=1", from: ready).count < 3 && Date().timeIntervalSince1970 < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         #expect(listener.lines("WATCHDOG=1", from: ready).count >= 3, "pings while the agent works")
 
-        // The work loop hangs (the agent's actor is blocked for 2 s): the pings stop.
+        // The work loop hangs (the agent's actor is blocked for 3 s): the pings stop, then resume. Asserted as a
+        // gap in the pings that covers most of the hang (a loop that kept pinging would leave gaps of ~0.2 s),
+        // not as a fixed time window, so a slow machine cannot make it fail.
         let hung = Date().timeIntervalSince1970
         let agent = harness.runtime.agent
-        let blocker = Task.detached { await agent.blockForTesting(seconds: 2) }
-        try await Task.sleep(for: .seconds(1.9))
-        // A ping already past its round trips when the block began may still arrive in the first 0.4 s.
-        let duringHang = listener.lines("WATCHDOG=1", from: hung + 0.4, to: hung + 1.9)
-        #expect(duringHang.isEmpty, "watchdog pings while the work loop hung: \(duringHang.map { $0 - hung })")
-        await blocker.value
-        _ = try await listener.waitFor("WATCHDOG=1", after: hung + 2, timeout: 3)  // and resume after it
+        await Task.detached { await agent.blockForTesting(seconds: 3) }.value
+        _ = try await listener.waitFor("WATCHDOG=1", after: hung + 3, timeout: 10)  // resumed after the hang
+        let pings = listener.lines("WATCHDOG=1", from: ready)
+        let gaps = zip(pings.dropFirst(), pings).map { $0 - $1 }
+        let spanning = zip(pings.dropFirst(), pings).filter { $1 <= hung + 0.5 && $0 >= hung + 2.5 }
+        #expect(!spanning.isEmpty, "no gap in the watchdog pings spans the 3 s hang: gaps \(gaps)")
 
         try await harness.shutdown()
         _ = try await listener.waitFor("STOPPING=1")

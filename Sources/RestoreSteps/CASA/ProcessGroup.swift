@@ -1,5 +1,6 @@
 internal import Delivery
 internal import Foundation
+internal import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -19,8 +20,12 @@ public struct ProcessGroup: Sendable, Hashable {
 
     public init(id: Int32) { self.id = id }
 
+    /// How many `/proc` scans ``livingMembers`` has made in this process (tests check the waits do not spin).
+    static let scans = Atomic<Int>(0)
+
     /// Pids of the group's members that are still alive (zombies are not counted: they are dead, just unreaped).
     public var livingMembers: [Int32] {
+        ProcessGroup.scans.add(1, ordering: .relaxed)
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap { name -> Int32? in
             guard let pid = Int32(name), let stat = ProcessGroup.stat(pid) else { return nil }
