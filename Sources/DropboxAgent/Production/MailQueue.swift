@@ -113,11 +113,17 @@ final class MailQueue: Sendable {
         let file = outbox.flatMap { MailNotifier.outboxFile(in: $0, messageId: message.messageId) }
         for i in due where entry.recipients[i].state != "failed" {
             let result = outcome[entry.recipients[i].to] ?? (try? MailAddress(entry.recipients[i].to)).flatMap { outcome[$0.description] }
+            var meta: Logger.Metadata = [
+                "status.file": "\(entry.statusPath)", "mail.to": "\(entry.recipients[i].to)", "mail.messageId": "\(entry.messageId)",
+                "mail.transport": "\(outbox == nil ? "smtp" : "outbox")", "mail.attempt": .stringConvertible(entry.recipients[i].attempts),
+            ]
             if let result, result.sent {
                 entry.recipients[i].state = "sent"
                 entry.recipients[i].error = nil
                 entry.recipients[i].nextAttemptAt = nil
                 entry.recipients[i].outboxFile = file
+                if let file { meta["mail.file"] = "\(file)" }
+                logger.info("mail sent", metadata: meta)
                 continue
             }
             let error = result?.error
@@ -131,8 +137,11 @@ final class MailQueue: Sendable {
                 entry.recipients[i].state = "retrying"
                 entry.recipients[i].nextAttemptAt = now + delay
             }
-            logger.warning(
-                "notification not sent", metadata: ["to": "\(entry.recipients[i].to)", "state": "\(entry.recipients[i].state)", "error": "\(entry.recipients[i].error ?? "")"])
+            meta["state"] = "\(entry.recipients[i].state)"
+            meta["error"] = "\(entry.recipients[i].error ?? "")"
+            if let next = entry.recipients[i].nextAttemptAt { meta["mail.nextAttempt.unixSeconds"] = .stringConvertible(next) }
+            // For good: error; will be tried again: warning (one line per attempt either way).
+            if entry.recipients[i].state == "failed" { logger.error("mail not sent", metadata: meta) } else { logger.warning("mail not sent", metadata: meta) }
         }
     }
 
