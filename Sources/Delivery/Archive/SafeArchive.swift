@@ -6,7 +6,10 @@ public enum SafeArchive {
     /// Extracts a tar archive (any compression libarchive reads: gzip, bzip2, xz, zstd, none) into `directory`.
     ///
     /// Refuses, with code `unsafeArchiveEntry`: absolute member names, `..` components, symlinks whose target
-    /// leaves the directory, hard links to such names, writing through a symlink, device/FIFO/socket entries.
+    /// leaves the directory — resolved for real beneath it (``BeneathResolver``: `openat2` with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, so chains of links that each look inside are caught; without
+    /// `openat2`, links that traverse links are refused) —, hard links whose target is outside or reached through a
+    /// symlink, writing through a symlink, device/FIFO/socket entries, set-user-ID and set-group-ID files.
     /// ``ArchiveLimits`` violations fail with `archiveLimitExceeded`, unreadable data with `archiveCorrupt`.
     /// Everything is first extracted into a hidden staging directory inside `directory` and moved into place
     /// only when the whole archive succeeded, so a failure leaves no partial output. Existing top-level
