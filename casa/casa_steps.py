@@ -90,26 +90,98 @@ def _casalog_to(logfile):
     return casalog
 
 
-def safe_extract(tgz, dest, members_filter=None):
-    """Extract a tarball into dest, refusing absolute paths, '..', links and anything that is not a regular file
-    or a directory (devices, FIFOs). Every member is checked, also those the filter skips."""
+# The extraction rules shared with the agent's SafeArchive (Swift, Sources/Delivery/Archive): same limits, same
+# defaults (ArchiveLimits, configuration archive.limits.*), same table of hostile archives in both test suites
+# (tests/data/malicious-archives.json). This side is stricter on links: it refuses every link.
+DEFAULT_LIMITS = {
+    "maxEntries": 100000,
+    "maxTotalBytes": 64 << 30,
+    "maxEntryBytes": 64 << 30,
+    "maxExpansionRatio": 200,
+    "ratioAllowanceBytes": 64 << 20,
+}
+
+
+def _max_expanded(limits, compressed):
+    ratio = limits["maxExpansionRatio"]
+    if ratio <= 0:
+        return limits["maxTotalBytes"]
+    return max(int(compressed * ratio), limits["ratioAllowanceBytes"])
+
+
+def safe_extract(tgz, dest, members_filter=None, limits=None):
+    """Extract a tarball into dest, all or nothing: every member is checked before anything is written, also the
+    ones the filter skips. Refused (StepError): absolute paths, '..', links of any kind, anything that is not a
+    regular file or a directory (devices, FIFOs), set-user-ID or set-group-ID files, a member whose directory in
+    dest is (or goes through) a symbolic link, and the limits (`limits` overrides DEFAULT_LIMITS: entries, total
+    and per-file size, expansion ratio against the compressed size; checked on each header before reading on).
+    Files are written with their mode minus set-id bits, never following a link, not chowned."""
+    lim = dict(DEFAULT_LIMITS, **(limits or {}))
     dest = os.path.abspath(dest)
-    names = []
+    real_dest = os.path.realpath(dest)
+    label = os.path.basename(tgz)
+    max_expanded = min(_max_expanded(lim, os.path.getsize(tgz)), lim["maxTotalBytes"])
+    selected = []
     with tarfile.open(tgz, "r:*") as tf:
-        members = []
-        for m in tf.getmembers():
-            target = os.path.abspath(os.path.join(dest, m.name))
+        count = total = 0
+        for m in tf:
+            count += 1
+            if count > lim["maxEntries"]:
+                raise StepError("%s has more than %d entries" % (label, lim["maxEntries"]))
+            parts = [p for p in m.name.split("/") if p not in ("", ".")]
+            if not m.name or m.name.startswith("/") or ".." in parts or not parts or "\0" in m.name:
+                raise StepError("unsafe path in %s: %s" % (label, m.name))
+            target = os.path.abspath(os.path.join(dest, *parts))
             if not (target == dest or target.startswith(dest + os.sep)):
-                raise StepError("unsafe path in %s: %s" % (os.path.basename(tgz), m.name))
+                raise StepError("unsafe path in %s: %s" % (label, m.name))
             if m.issym() or m.islnk():
-                raise StepError("link in %s: %s" % (os.path.basename(tgz), m.name))
-            if not (m.isfile() or m.isdir()):
-                raise StepError("not a regular file or directory in %s: %s" % (os.path.basename(tgz), m.name))
+                raise StepError("link in %s: %s" % (label, m.name))
+            if not (m.isreg() or m.isdir()):
+                raise StepError("not a regular file or directory in %s: %s" % (label, m.name))
+            if m.isreg() and m.mode & 0o6000:
+                raise StepError("set-user-ID or set-group-ID file in %s: %s" % (label, m.name))
+            if m.size > lim["maxEntryBytes"]:
+                raise StepError("%s: %s is %d bytes, above the %d-byte limit"
+                                % (label, m.name, m.size, lim["maxEntryBytes"]))
+            total += max(0, m.size)
+            if total > lim["maxTotalBytes"]:
+                raise StepError("%s expands to more than %d bytes" % (label, lim["maxTotalBytes"]))
+            if total > max_expanded:
+                raise StepError("%s (%d bytes) declares %d bytes of content, more than %s times its size: refusing "
+                                "it as a decompression bomb" % (label, os.path.getsize(tgz), total,
+                                                               lim["maxExpansionRatio"]))
+            parent = os.path.realpath(os.path.dirname(target))
+            if not (parent == real_dest or parent.startswith(real_dest + os.sep)):
+                raise StepError("%s: %s would be written through a symbolic link" % (label, m.name))
             if members_filter and not members_filter(m.name):
                 continue
-            members.append(m)
+            selected.append((m, target))
+        names = []
+        for m, target in selected:
+            if m.isdir():
+                os.makedirs(target, mode=0o755, exist_ok=True)
+                names.append(m.name)
+                continue
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            if os.path.islink(target) or os.path.isdir(target):
+                raise StepError("%s: %s already exists as a link or directory" % (label, m.name))
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            written = 0
+            with os.fdopen(fd, "wb") as out, tf.extractfile(m) as data:
+                while True:
+                    block = data.read(1 << 20)
+                    if not block:
+                        break
+                    written += len(block)
+                    if written > m.size:
+                        raise StepError("%s: %s is longer than its header says" % (label, m.name))
+                    out.write(block)
+                os.fchmod(out.fileno(), m.mode & 0o777)
+            os.utime(target, (m.mtime, m.mtime), follow_symlinks=False)
             names.append(m.name)
-        tf.extractall(dest, members=members)
+        for m, target in selected:
+            if m.isdir():
+                os.chmod(target, (m.mode & 0o777) | 0o700)
     return names
 
 

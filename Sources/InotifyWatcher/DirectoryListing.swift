@@ -28,7 +28,7 @@ enum DirectoryListing {
             }
             let name: String? = withUnsafeBytes(of: &entry.pointee.d_name) { raw in
                 let bytes = raw.prefix(while: { $0 != 0 })
-                return String(validating: bytes, as: UTF8.self)
+                return FileName.decode(bytes)
             }
             guard let name, name != ".", name != ".." else { continue }
             names.append(name)

@@ -133,7 +133,7 @@ final class InotifyInstance {
             var name: String?
             if length > 0 {
                 let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameEnd]).prefix(while: { $0 != 0 })
-                name = String(validating: nameBytes, as: UTF8.self)
+                name = FileName.decode(nameBytes)
             }
             events.append(RawEvent(watch: watch, mask: mask, name: name))
             offset = nameEnd

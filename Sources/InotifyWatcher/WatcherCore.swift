@@ -230,7 +230,8 @@ final class WatcherCore: @unchecked Sendable {
     /// or a regular file with more than one link (`ln`). `lstat` never follows a link.
     private func createdEntryNeedsReport(_ name: String) -> Bool {
         var st = stat()
-        guard lstat(configuration.directory + "/" + name, &st) == 0 else { return false }
+        let path = FileName.bytes(of: configuration.directory + "/" + name).map { CChar(bitPattern: $0) } + [0]
+        guard lstat(path, &st) == 0 else { return false }
         return (st.st_mode & S_IFMT) != S_IFREG || st.st_nlink > 1
     }
 

@@ -1,4 +1,7 @@
 /// Bounds that make extraction of a hostile archive (tar bomb) fail cleanly instead of filling the disk.
+///
+/// Every bound is checked against the sizes the tar headers declare before anything is written, and again
+/// against the bytes actually decompressed while reading, so a lying header cannot get past either.
 public struct ArchiveLimits: Sendable, Hashable {
     /// Entries (files, directories, links) at most.
     public var maxEntries: Int
@@ -6,12 +9,45 @@ public struct ArchiveLimits: Sendable, Hashable {
     public var maxTotalBytes: Int64
     /// Size of any single entry at most.
     public var maxEntryBytes: Int64
+    /// Decompressed bytes at most this many times the size of the archive file (0: no ratio check). Measured
+    /// on the whole decompressed stream (tar headers and padding included) and on the declared sizes.
+    public var maxExpansionRatio: Double
+    /// Decompressed bytes always allowed whatever the ratio, so small archives of small files (mostly tar
+    /// headers, which compress extremely well) are not refused.
+    public var ratioAllowanceBytes: Int64
 
-    /// Creates limits; defaults: 100 000 entries, 64 GiB in total, 64 GiB per entry.
-    public init(maxEntries: Int = 100_000, maxTotalBytes: Int64 = 64 << 30, maxEntryBytes: Int64 = 64 << 30) {
+    /// Creates limits; defaults: 100 000 entries, 64 GiB in total, 64 GiB per entry, expansion at most 200 times
+    /// the archive size beyond the first 64 MiB (gzip of zeros reaches about 1 030:1, bzip2 far more; real
+    /// ASDM, caltable and flag-version tarballs stay well below 20:1).
+    public init(
+        maxEntries: Int = 100_000, maxTotalBytes: Int64 = 64 << 30, maxEntryBytes: Int64 = 64 << 30,
+        maxExpansionRatio: Double = 200, ratioAllowanceBytes: Int64 = 64 << 20
+    ) {
         self.maxEntries = maxEntries
         self.maxTotalBytes = maxTotalBytes
         self.maxEntryBytes = maxEntryBytes
+        self.maxExpansionRatio = maxExpansionRatio
+        self.ratioAllowanceBytes = ratioAllowanceBytes
+    }
+
+    /// The most decompressed bytes allowed for an archive file of `compressedBytes` (total and ratio bounds).
+    public func maxExpandedBytes(compressedBytes: Int64) -> Int64 {
+        guard maxExpansionRatio > 0 else { return maxTotalBytes }
+        let byRatio = Double(max(0, compressedBytes)) * maxExpansionRatio
+        let ratioBound = byRatio >= Double(Int64.max / 2) ? Int64.max / 2 : Int64(byRatio)
+        return max(ratioBound, ratioAllowanceBytes)
+    }
+
+    /// These limits tightened for an archive whose expanded size is expected to be about `expectedBytes`
+    /// (from the catalogue or a manifest): total and per-entry bounds become twice that plus 64 MiB, never
+    /// looser than configured.
+    public func expecting(_ expectedBytes: Int64?) -> ArchiveLimits {
+        guard let expectedBytes, expectedBytes > 0 else { return self }
+        var tightened = self
+        let bound = expectedBytes > Int64.max / 4 ? Int64.max / 2 : expectedBytes * 2 + (64 << 20)
+        tightened.maxTotalBytes = min(maxTotalBytes, bound)
+        tightened.maxEntryBytes = min(maxEntryBytes, bound)
+        return tightened
     }
 }
 

@@ -13,6 +13,10 @@ final class DecompressedStream {
     private(set) var crc = Checksum(.crc32)
     private(set) var length: Int64 = 0
     private(set) var failure: String?
+    /// Set when the stream grew past ``maxLength``: the failure is a limit, not damage.
+    private(set) var limitExceeded = false
+    /// Decompressed bytes allowed; reading stops with a failure beyond it.
+    var maxLength: Int64 = .max
     private var finished = false
 
     init(path: String) throws(DeliveryError) {
@@ -52,6 +56,11 @@ final class DecompressedStream {
         }
         if let block, size > 0 { crc.update(UnsafeRawBufferPointer(start: block, count: size)) }
         length += Int64(size)
+        if length > maxLength {
+            limitExceeded = true
+            failure = "it expands to more than \(maxLength) bytes"
+            return -1
+        }
         buffer.pointee = block
         return size
     }
@@ -61,7 +70,11 @@ final class DecompressedStream {
         var scratch: UnsafeRawPointer?
         while true {
             let n = next(&scratch)
-            if n < 0 { throw DeliveryError(.archiveCorrupt, "'\(path)': \(failure ?? "decompression failed")") }
+            if n < 0 {
+                throw DeliveryError(
+                    limitExceeded ? .archiveLimitExceeded : .archiveCorrupt,
+                    "'\(path)': \(failure ?? "decompression failed")")
+            }
             if n == 0 { break }
         }
         guard isGzip else { return }

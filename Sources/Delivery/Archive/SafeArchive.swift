@@ -6,7 +6,10 @@ public enum SafeArchive {
     /// Extracts a tar archive (any compression libarchive reads: gzip, bzip2, xz, zstd, none) into `directory`.
     ///
     /// Refuses, with code `unsafeArchiveEntry`: absolute member names, `..` components, symlinks whose target
-    /// leaves the directory, hard links to such names, writing through a symlink, device/FIFO/socket entries.
+    /// leaves the directory — resolved for real beneath it (``BeneathResolver``: `openat2` with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, so chains of links that each look inside are caught; without
+    /// `openat2`, links that traverse links are refused) —, hard links whose target is outside or reached through a
+    /// symlink, writing through a symlink, device/FIFO/socket entries, set-user-ID and set-group-ID files.
     /// ``ArchiveLimits`` violations fail with `archiveLimitExceeded`, unreadable data with `archiveCorrupt`.
     /// Everything is first extracted into a hidden staging directory inside `directory` and moved into place
     /// only when the whole archive succeeded, so a failure leaves no partial output. Existing top-level
@@ -92,12 +95,18 @@ struct ArchiveExtraction {
     let staging: String
     let limits: ArchiveLimits
     var cancelled: CancellationFlag? = nil
+    /// How links are resolved beneath the staging directory; `nil`: `openat2` when the kernel has it.
+    var resolution: BeneathResolver.Mode? = nil
 
     func run() throws(DeliveryError) -> ExtractionSummary {
         guard let reader = archive_read_new() else { throw DeliveryError(.archiveCorrupt, "archive_read_new failed") }
         defer { archive_read_free(reader) }
         // Decompression happens in `stream` (which also checks the gzip CRC); `reader` parses the tar from it.
         let stream = try DecompressedStream(path: archivePath)
+        let compressedBytes = FileSystem.size(archivePath) ?? 0
+        let maxExpanded = min(limits.maxExpandedBytes(compressedBytes: compressedBytes), limits.maxTotalBytes + (64 << 20))
+        stream.maxLength = maxExpanded
+        let resolver = try BeneathResolver(root: staging, mode: resolution)
         archive_read_support_format_tar(reader)
         archive_read_support_format_gnutar(reader)
         guard let writer = archive_write_disk_new() else {
@@ -115,7 +124,8 @@ struct ArchiveExtraction {
         }
         if opened != ARCHIVE_OK {
             throw DeliveryError(
-                .archiveCorrupt, "cannot open archive '\(archivePath)': \(stream.failure ?? message(reader))")
+                stream.limitExceeded ? .archiveLimitExceeded : .archiveCorrupt,
+                "cannot open archive '\(archivePath)': \(stream.failure ?? message(reader))")
         }
         var summary = ExtractionSummary(entries: 0, files: 0, directories: 0, symlinks: 0, bytes: 0, topLevelNames: [])
         var declaredTotal: Int64 = 0
@@ -125,6 +135,7 @@ struct ArchiveExtraction {
             let rc = archive_read_next_header(reader, &entry)
             if rc == ARCHIVE_EOF { break }
             guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
+                if stream.limitExceeded { throw ratioExceeded(stream) }
                 throw DeliveryError(
                     .archiveCorrupt,
                     "'\(archivePath)' is not a readable tar archive: \(stream.failure ?? message(reader))")
@@ -141,9 +152,20 @@ struct ArchiveExtraction {
             }
             let type = archive_entry_filetype(entry) & S_IFMT
             let size = archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : 0
+            if archive_entry_perm(entry) & (S_ISUID | S_ISGID) != 0 && type != S_IFDIR {
+                throw unsafe(name, "set-user-ID or set-group-ID entries are not allowed")
+            }
+            // The entry's directory must really be beneath the target (symlinks followed by the kernel).
+            if case .refused(let why) = resolver.check(Array(components.dropLast()), followLast: true, allowLinks: true) {
+                throw unsafe(name, why)
+            }
             if let hardlink = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
                 guard let target = ArchivePath.components(hardlink) else {
                     throw unsafe(name, "hard link to '\(hardlink)' outside the target")
+                }
+                // link(2) follows symlinks in the target's directories: none may be traversed.
+                if case .refused(let why) = resolver.check(target, followLast: false, allowLinks: false) {
+                    throw unsafe(name, "hard link to '\(hardlink)': \(why)")
                 }
                 archive_entry_copy_hardlink(entry, staging + "/" + target.joined(separator: "/"))
                 summary.files += 1
@@ -153,8 +175,8 @@ struct ArchiveExtraction {
                 case S_IFDIR: summary.directories += 1
                 case S_IFLNK:
                     let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
-                    guard ArchivePath.symlinkStaysInside(entry: components, target: target) else {
-                        throw unsafe(name, "symlink to '\(target)' leaves the target directory")
+                    if case .refused(let why) = resolver.checkSymlink(entry: components, target: target) {
+                        throw unsafe(name, why)
                     }
                     summary.symlinks += 1
                 default:
@@ -173,26 +195,38 @@ struct ArchiveExtraction {
                     .archiveLimitExceeded, "'\(archivePath)' expands to more than \(limits.maxTotalBytes) bytes",
                     hint: "raise the archive size limit if this archive is genuine")
             }
+            if declaredTotal > maxExpanded {
+                throw DeliveryError(
+                    .archiveLimitExceeded,
+                    "'\(archivePath)' (\(compressedBytes) bytes) declares \(declaredTotal) bytes of content, more than "
+                        + "\(limits.maxExpansionRatio) times its size: refusing it as a decompression bomb",
+                    hint: "raise archive.limits.maxExpansionRatio if this archive is genuine; nothing was extracted")
+            }
             archive_entry_copy_pathname(entry, staging + "/" + components.joined(separator: "/"))
             let header = archive_write_header(writer, entry)
             if header < ARCHIVE_WARN {
                 throw classify(name, message(writer))
             }
             if type == S_IFREG && size > 0 {
-                summary.bytes += try copyData(reader, writer, name: name)
+                summary.bytes += try copyData(reader, writer, name: name, stream: stream)
             }
             if archive_write_finish_entry(writer) < ARCHIVE_WARN {
                 throw DeliveryError(.fileSystem, "cannot finish '\(name)': \(message(writer))")
             }
         }
         try stream.verifyTrailer()
+        if let (path, why) = resolver.verifyTree() {
+            throw unsafe(path, why)
+        }
         if archive_write_close(writer) < ARCHIVE_WARN {
             throw DeliveryError(.fileSystem, "cannot complete extraction of '\(archivePath)': \(message(writer))")
         }
         return summary
     }
 
-    private func copyData(_ reader: OpaquePointer, _ writer: OpaquePointer, name: String) throws(DeliveryError) -> Int64
+    private func copyData(
+        _ reader: OpaquePointer, _ writer: OpaquePointer, name: String, stream: DecompressedStream
+    ) throws(DeliveryError) -> Int64
     {
         var written: Int64 = 0
         var buffer: UnsafeRawPointer?
@@ -203,6 +237,7 @@ struct ArchiveExtraction {
             let rc = archive_read_data_block(reader, &buffer, &length, &offset)
             if rc == ARCHIVE_EOF { return written }
             if rc < ARCHIVE_WARN {
+                if stream.limitExceeded { throw ratioExceeded(stream) }
                 throw DeliveryError(.archiveCorrupt, "cannot read '\(name)' from '\(archivePath)': \(message(reader))")
             }
             written += Int64(length)
@@ -213,6 +248,14 @@ struct ArchiveExtraction {
                 throw DeliveryError(.fileSystem, "cannot write '\(name)': \(message(writer))")
             }
         }
+    }
+
+    private func ratioExceeded(_ stream: DecompressedStream) -> DeliveryError {
+        DeliveryError(
+            .archiveLimitExceeded,
+            "'\(archivePath)' \(stream.failure ?? "expands too much") (at most \(limits.maxExpansionRatio) times its "
+                + "size, \(limits.maxTotalBytes) bytes in total): refusing it as a decompression bomb",
+            hint: "raise archive.limits.maxExpansionRatio or maxTotalBytes if this archive is genuine; nothing was extracted")
     }
 
     private func unsafe(_ name: String, _ reason: String) -> DeliveryError {

@@ -36,7 +36,8 @@ struct AgentRuntime: Sendable {
             restoreDirectory: c.agent.restoreDirectory!,
             notifyOn: Set(c.notifications.notifyOn.compactMap(RequestState.init(rawValue:))),
             defaultDeliveryFormat: c.delivery.defaultFormat,
-            transientRetryHorizon: c.archive.retryHorizonSeconds, transientRetryInitial: c.archive.retryInitialSeconds)
+            transientRetryHorizon: c.archive.retryHorizonSeconds, transientRetryInitial: c.archive.retryInitialSeconds,
+            casaInstallations: { ProductionExecutor.casaInstallations(c) })
         agent = try SpoolAgent(
             settings: settings, store: store, journal: journal,
             executor: try executor ?? ProductionExecutor(configuration: c, logger: logger),

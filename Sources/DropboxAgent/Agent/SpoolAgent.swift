@@ -39,6 +39,9 @@ actor SpoolAgent {
         /// backoff, this long after the first.
         var transientRetryHorizon: Double = 14400
         var transientRetryInitial: Double = 30
+        /// The CASA installations a request may name (`casa`, event `casaHome`), listed when a request names one;
+        /// nil: not checked at intake (planning still refuses an unknown one).
+        var casaInstallations: (@Sendable () -> [CASAInstallation])? = nil
     }
 
     /// A file seen in the spool that is not yet complete (or not yet stable).
@@ -180,6 +183,10 @@ actor SpoolAgent {
             let parsed = try RequestParser.parse(contents.bytes)
             if stable {
                 pending[name] = nil
+                if let refusal = Self.casaRefusal(parsed.request, settings: settings) {
+                    reject(name: name, code: refusal.code.rawValue, message: refusal.message, hint: refusal.hint)
+                    return
+                }
                 accept(name: name, parsed: parsed, bytes: contents.bytes, firstSeen: file.firstSeen, owner: contents.identity.owner)
             } else {
                 pending[name] = file
@@ -205,6 +212,14 @@ actor SpoolAgent {
                 scheduleRecheck(name: name, at: file.stableSince + settings.settleSeconds)
             }
         }
+    }
+
+    /// Why the CASA installation a request names (`casa`, `casaHome`) cannot be used, or nil: refused at intake,
+    /// before anything is claimed or downloaded.
+    static func casaRefusal(_ request: RestoreRequest, settings: Settings) -> RestoreError? {
+        guard let choice = request.casa, let list = settings.casaInstallations else { return nil }
+        do { _ = try CASASelection.requestedInstallation(choice, installations: list()) } catch { return error }
+        return nil
     }
 
     private func hint(forUnsafe code: String) -> String {

@@ -27,6 +27,15 @@ struct ValidateCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         for field in parsed.ignoredFields { print("\(file): \(field): ignored (not used by the agent)") }
+        // With a configuration, the CASA installation the request names must be one of it (as at intake).
+        if config != nil || plan, parsed.request.casa != nil {
+            let configuration = try AgentConfiguration.load(path: config)
+            do { _ = try CASASelection.requestedInstallation(parsed.request.casa, installations: ProductionExecutor.casaInstallations(configuration)) } catch {
+                let path = parsed.request.form == .native ? "$.casa" : "$.metadata.casaHome"
+                print("\(file): \(path): \(error.message)")
+                throw ExitCode(1)
+            }
+        }
         print("\(file): valid \(parsed.request.form == .native ? "native request" : "workflow event") for \(parsed.request.mous)")
         if plan {
             let configuration = try AgentConfiguration.load(path: config)

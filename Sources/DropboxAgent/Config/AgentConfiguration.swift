@@ -1,4 +1,5 @@
 import Foundation
+import Delivery
 import RestoreSteps
 
 /// Everything the agent can be told, with a documented default for every key.
@@ -297,11 +298,13 @@ struct ArchiveSettings: Codable, Sendable {
     /// argv of the export program; an argument `{eb}` is replaced by the EB uid and `{dir}` by the rawdata
     /// directory. Run without a shell.
     var rawdataCommand: [String]?
+    /// Bounds on every archive the agent unpacks (raw data, products, packages, caltables and flag versions).
+    var limits = ArchiveLimitSettings()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case url, localDirectory, parallelTransfers, maxAttempts, lowSpeedBytesPerSecond, lowSpeedSeconds
         case retryHorizonSeconds, retryInitialSeconds
-        case cacheDirectory, cacheMaxBytes, rawdataSource, rawdataCommand
+        case cacheDirectory, cacheMaxBytes, rawdataSource, rawdataCommand, limits
     }
     init() {}
     init(from decoder: any Decoder) throws {
@@ -320,6 +323,53 @@ struct ArchiveSettings: Codable, Sendable {
         cacheMaxBytes = try c.value(.cacheMaxBytes, default: d.cacheMaxBytes)
         rawdataSource = try c.value(.rawdataSource, default: d.rawdataSource)
         rawdataCommand = try c.decodeIfPresent([String].self, forKey: .rawdataCommand)
+        limits = try c.value(.limits, default: d.limits)
+    }
+}
+
+/// `archive.limits`: tar-bomb bounds, the ``ArchiveLimits`` of every extraction. Where the expected expanded
+/// size of an archive is known (the catalogue's or a package's file sizes), total and per-file bounds are
+/// tightened to twice that plus 64 MiB (``ArchiveLimits/expecting(_:)``), never loosened.
+struct ArchiveLimitSettings: Codable, Sendable {
+    /// Entries (files, directories, links) per archive.
+    var maxEntries: Int = 100_000
+    /// Sum of the sizes of all entries of one archive.
+    var maxTotalBytes: Int64 = 64 << 30
+    /// Size of any one file.
+    var maxFileBytes: Int64 = 64 << 30
+    /// Decompressed bytes at most this many times the archive file's size (0 disables the ratio check) ...
+    var maxExpansionRatio: Double = 200
+    /// ... beyond this many bytes, always allowed.
+    var ratioAllowanceBytes: Int64 = 64 << 20
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxEntries, maxTotalBytes, maxFileBytes, maxExpansionRatio, ratioAllowanceBytes
+    }
+    init() {}
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ArchiveLimitSettings()
+        maxEntries = try c.value(.maxEntries, default: d.maxEntries)
+        maxTotalBytes = try c.value(.maxTotalBytes, default: d.maxTotalBytes)
+        maxFileBytes = try c.value(.maxFileBytes, default: d.maxFileBytes)
+        maxExpansionRatio = try c.value(.maxExpansionRatio, default: d.maxExpansionRatio)
+        ratioAllowanceBytes = try c.value(.ratioAllowanceBytes, default: d.ratioAllowanceBytes)
+        func positive(_ ok: Bool, _ key: CodingKeys, _ what: String) throws {
+            guard ok else { throw ConfigurationError(path: "$.archive.limits.\(key.stringValue)", message: what) }
+        }
+        try positive(maxEntries > 0, .maxEntries, "must be a positive number of entries")
+        try positive(maxTotalBytes > 0, .maxTotalBytes, "must be a positive number of bytes")
+        try positive(maxFileBytes > 0, .maxFileBytes, "must be a positive number of bytes")
+        try positive(maxExpansionRatio == 0 || maxExpansionRatio >= 1, .maxExpansionRatio, "must be 0 (no ratio check) or at least 1")
+        try positive(ratioAllowanceBytes >= 0, .ratioAllowanceBytes, "must not be negative")
+    }
+
+    /// The ``ArchiveLimits`` these settings describe.
+    var archiveLimits: ArchiveLimits {
+        ArchiveLimits(
+            maxEntries: maxEntries, maxTotalBytes: maxTotalBytes, maxEntryBytes: maxFileBytes,
+            maxExpansionRatio: maxExpansionRatio, ratioAllowanceBytes: ratioAllowanceBytes)
     }
 }
 

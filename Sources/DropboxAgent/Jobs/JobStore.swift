@@ -1,5 +1,6 @@
 import Delivery
 import Foundation
+import InotifyWatcher
 import Synchronization
 import RestoreSteps
 
@@ -231,7 +232,9 @@ struct JobStore: Sendable {
     func quarantine(entry: String, reason: String, code: String) throws -> String? {
         let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "")
         let kept = rejectedDirectory + "/" + SpoolNames.quarantineName(entry) + "." + stamp + "." + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        if rename(spoolDirectory + "/" + entry, kept) != 0 {
+        // The entry's bytes on disk: a name that is not UTF-8 comes from the watcher escaped (``FileName``).
+        let source = FileName.bytes(of: spoolDirectory + "/" + entry).map { CChar(bitPattern: $0) } + [0]
+        if rename(source, kept) != 0 {
             if errno == ENOENT { return nil }
             throw SystemCallError(call: "rename", path: spoolDirectory + "/" + entry, errno: errno)
         }

@@ -33,6 +33,7 @@ struct ProductionExecutor: RestoreExecutor {
             catalogue: catalogue, store: store, cache: cache, parallelTransfers: max(1, c.archive.parallelTransfers),
             allowProprietary: c.catalogue.allowProprietary,
             rawdataCommand: c.archive.rawdataSource == "command" ? c.archive.rawdataCommand : nil,
+            archiveLimits: c.archive.limits.archiveLimits,
             casaInstallations: installations, defaultCASA: c.casa.defaultInstallation, casaVersionPolicy: c.casa.versionPolicy,
             casaOnDemand: c.casa.installOnDemand ? CASASelection.OnDemand(directory: c.casaVenvsDirectory, programDir: c.casa.programDirectory) : nil,
             casaTimeout: .milliseconds(Int(c.casa.timeoutSeconds * 1000)), casaKillGrace: .milliseconds(Int(c.casa.killGraceSeconds * 1000)),

@@ -162,7 +162,7 @@ enum RequestParser {
         let requestId = v.identifier(metadata["cliCorrId"], at: "$.metadata.cliCorrId")
         var casa: RestoreRequest.CASAChoice?
         if let home = metadata["casaHome"] {
-            if case .string(let s) = home, s.hasPrefix("/"), !s.contains("\0"), s.count <= 4096 { casa = .home(s) } else {
+            if case .string(let s) = home, s.hasPrefix("/"), !s.contains("\0"), s.utf8.count <= 4096 { casa = .home(s) } else {
                 v.problem("$.metadata.casaHome", "must be the absolute path of a configured CASA installation")
             }
         }
@@ -249,15 +249,17 @@ private struct Validator {
         }
     }
 
-    /// A client identifier: 1–128 printable characters without path separators.
+    /// A client identifier: 1–128 bytes (UTF-8) of printable characters without path separators. Bytes, not
+    /// characters: one grapheme cluster can be any number of bytes, and every limit downstream (file names,
+    /// status fields, mail headers) is in bytes.
     mutating func identifier(_ value: JSONValue?, at path: String) -> String? {
         guard let value else { return nil }
         guard case .string(let s) = value else {
             problem(path, "expected a string, found \(value.typeName)")
             return nil
         }
-        guard !s.isEmpty, s.count <= 128, s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F && $0 != "/" && $0 != "\\" }) else {
-            problem(path, "must be 1–128 printable characters without '/'")
+        guard !s.isEmpty, s.utf8.count <= 128, s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F && $0 != "/" && $0 != "\\" }) else {
+            problem(path, "must be 1–128 bytes (UTF-8) of printable characters without '/'")
             return nil
         }
         return s
@@ -290,9 +292,9 @@ private struct Validator {
 }
 
 /// A deliberately conservative address check: `local@domain`, no spaces, controls, quotes or angle brackets
-/// (nothing that could inject a mail header), at most 254 characters.
+/// (nothing that could inject a mail header), at most 254 bytes.
 enum EmailAddressSyntax {
     static func isValid(_ s: String) -> Bool {
-        s.count <= 254 && s.range(of: #"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"#, options: .regularExpression) != nil
+        s.utf8.count <= 254 && s.range(of: #"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"#, options: .regularExpression) != nil
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import InotifyWatcher
 
 /// What a name in the spool directory is, by the contract's naming rules.
 enum SpoolEntryKind: Equatable, Sendable {
@@ -55,6 +56,9 @@ enum SpoolNames {
         if isIgnored(entry) { return .ignored }
         if entry.hasSuffix(".json") {
             let name = String(entry.dropLast(5))
+            if !FileName.isValidUTF8(name) {
+                return .badRequestName(reason: "the request file name \"\(printable(entry))\" is not valid UTF-8 (request names are [A-Za-z0-9][A-Za-z0-9._-]{0,127})")
+            }
             if isValidName(name) { return .request(name: name) }
             return .badRequestName(reason: "the request name \"\(printable(name))\" does not match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (and must not end in .status)")
         }
@@ -79,7 +83,9 @@ enum SpoolNames {
     static func printable(_ s: String) -> String {
         var out = ""
         for scalar in s.unicodeScalars.prefix(160) {
-            if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "/" { out += String(format: "\\x%02X", scalar.value) } else {
+            if scalar.value >= 0x10_FF00 && scalar.value <= 0x10_FFFF {
+                out += String(format: "\\x%02X", scalar.value - 0x10_FF00)  // a byte of a name that is not UTF-8
+            } else if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "/" { out += String(format: "\\x%02X", scalar.value) } else {
                 out.unicodeScalars.append(scalar)
             }
         }

@@ -43,8 +43,11 @@ public struct RawdataStep: PipelineStep {
         for eb in missing {
             try Task.checkCancellation()
             let tarball = downloads + "/" + eb.asdm.ngasFileId
+            // The catalogue knows the ASDM tarball's size, and ASDM tarballs (XML tables and BDF binary data)
+            // barely compress: more than twice that (plus 64 MiB) is not this ASDM.
+            let expected = limits.expecting(eb.asdm.size)
             try await BlockingWork.run { (_) throws(RestoreError) in
-                try Self.unpack(tarball, as: eb.asdmDiskName.rawValue, into: rawdata, limits: limits)
+                try Self.unpack(tarball, as: eb.asdmDiskName.rawValue, into: rawdata, limits: expected)
                 FileSystemSteps.remove(tarball)  // the cache keeps its own copy
             }
         }

@@ -1,0 +1,49 @@
+import Delivery
+import Foundation
+import Testing
+
+@testable import DropboxAgent
+
+@Suite("archive.limits configuration")
+struct ArchiveLimitsConfigTests {
+    private func load(_ json: String) throws -> AgentConfiguration {
+        let path = NSTemporaryDirectory() + "limits-\(UUID().uuidString).json"
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try AgentConfiguration.load(path: path)
+    }
+
+    @Test("defaults match ArchiveLimits' defaults")
+    func defaults() throws {
+        #expect(try load("{}").archive.limits.archiveLimits == ArchiveLimits())
+    }
+
+    @Test("every key is read")
+    func keys() throws {
+        let c = try load(
+            #"{"archive": {"limits": {"maxEntries": 10, "maxTotalBytes": 1000, "maxFileBytes": 500, "maxExpansionRatio": 50, "ratioAllowanceBytes": 0}}}"#)
+        #expect(
+            c.archive.limits.archiveLimits
+                == ArchiveLimits(maxEntries: 10, maxTotalBytes: 1000, maxEntryBytes: 500, maxExpansionRatio: 50, ratioAllowanceBytes: 0))
+    }
+
+    @Test("typos and nonsense are refused with the key's path", arguments: [
+        (#"{"archive": {"limits": {"maxRatio": 5}}}"#, "$.archive.limits.maxRatio"),
+        (#"{"archive": {"limits": {"maxEntries": 0}}}"#, "$.archive.limits.maxEntries"),
+        (#"{"archive": {"limits": {"maxExpansionRatio": 0.5}}}"#, "$.archive.limits.maxExpansionRatio"),
+        (#"{"archive": {"limits": {"maxTotalBytes": -1}}}"#, "$.archive.limits.maxTotalBytes"),
+    ])
+    func refused(json: String, path: String) throws {
+        let error = try #require(throws: ConfigurationError.self) { try load(json) }
+        #expect(error.path.hasSuffix(path), "\(error)")
+    }
+
+    @Test("expected sizes tighten the bounds, never loosen them")
+    func expecting() {
+        let limits = ArchiveLimits(maxTotalBytes: 1 << 40, maxEntryBytes: 1 << 40)
+        let tightened = limits.expecting(1 << 30)
+        #expect(tightened.maxTotalBytes == (2 << 30) + (64 << 20))
+        #expect(ArchiveLimits(maxTotalBytes: 1000).expecting(1 << 30).maxTotalBytes == 1000)
+        #expect(limits.expecting(nil) == limits)
+    }
+}
