@@ -123,8 +123,15 @@ if [ $outcome = 0 ] && [ -n "$DELIVERY" ]; then
     misses=$(grep -cE '"from.cache":"?false' "$DEMO/agent.log" || true)
     say "archive files: $misses fetched from the store, $hits from the cache (a second run fetches nothing)"
   fi
-  say "notification written to the outbox ($DATA/outbox)"
-  for eml in "$DATA"/outbox/*.eml; do echo "--- $eml" >&2; cat "$eml" >&2; echo >&2; done
+  # Mail goes through the agent's durable queue, sent just after the request ends: wait for it (30 s at most).
+  for _ in $(seq 150); do ls "$DATA"/outbox/*.eml >/dev/null 2>&1 && break; sleep 0.2; done
+  if ls "$DATA"/outbox/*.eml >/dev/null 2>&1; then
+    say "notification written to the outbox ($DATA/outbox)"
+    for eml in "$DATA"/outbox/*.eml; do echo "--- $eml" >&2; cat "$eml" >&2; echo >&2; done
+  else
+    say "no notification in the outbox after 30 s; see $DEMO/agent.log"
+    outcome=1
+  fi
   say "verifying CORRECTED_DATA in the delivered measurement sets"
   verified=1
   for ms in "$DELIVERY"/*.ms; do
