@@ -323,10 +323,14 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     old_tmp = spool / f".gone.status.json.{dead}.12345.tmp"
     fresh_tmp = spool / f".fresh.status.json.{dead}.12346.tmp"
     live_tmp = spool / f".live.status.json.{os.getpid()}.12347.tmp"
-    for p in (old_tmp, fresh_tmp, live_tmp):
+    # The dashboard's pages are written atomically too: a killed agent's temporaries there are swept as well.
+    (data / "www" / "requests").mkdir(parents=True, exist_ok=True)
+    page_tmp = data / "www" / "requests" / f".r.html.{dead}.12348.tmp"
+    index_tmp = data / "www" / f".index.html.{dead}.12349.tmp"
+    for p in (old_tmp, fresh_tmp, live_tmp, page_tmp, index_tmp):
         p.write_text("{")
-    backdate(old_tmp, 3600)
-    backdate(live_tmp, 3600)
+    for p in (old_tmp, live_tmp, page_tmp, index_tmp):
+        backdate(p, 3600)
 
     b = Agent(tmp_path, spool, "a")  # same data directory: its downloads and restores
     agents.append(b)
@@ -339,6 +343,7 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     assert not (restores / done).exists(), "working area of a succeeded request"
     assert (restores / failed).exists(), "a failed request's working area is kept for inspection (onSuccess)"
     assert not old_tmp.exists() and fresh_tmp.exists() and live_tmp.exists()
+    assert not page_tmp.exists() and not index_tmp.exists(), "the dashboard's orphan temporaries are swept"
     # The request whose claim was interrupted is still in the spool and runs; the lease-less job is taken over.
     for name in ("claimed", "nolease"):
         wait_state(spool, name, lambda d: d["state"] in TERMINAL, timeout=30, what=f"{name} to end")

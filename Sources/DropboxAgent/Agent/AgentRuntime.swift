@@ -87,7 +87,11 @@ struct AgentRuntime: Sendable {
         let mailInterval = max(0.2, min(1, c.notifications.retryInitialSeconds / 2))
         let sweeper = Sweeper(
             store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
-            dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger)
+            dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger,
+            otherDirectories: c.dashboard.file.map { file in
+                let www = (file as NSString).deletingLastPathComponent
+                return [www, www + "/requests"]
+            } ?? [])
         await sweeper.sweepOffPool()
         await agent.recoverJobs()
         // The spool is watched (the watcher exists) and recovery is done: ready.

@@ -23,6 +23,8 @@ struct Sweeper: Sendable {
     var orphanAge: Double = 600
     /// An interrupted claim's folder (no lease, no request) is removed after this long.
     var claimAge: Double = 60
+    /// Other directories the agent writes atomically (the dashboard and its request pages).
+    var otherDirectories: [String] = []
     /// Seconds between two sweeps of a running agent (the first is at start).
     static let interval: Double = 600
 
@@ -80,7 +82,7 @@ struct Sweeper: Sendable {
 
         // Orphan temporary files.
         var directories = [store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory, dataDirectory, downloadDirectory]
-        directories += active.map { store.jobDirectory($0) }
+        directories += active.map { store.jobDirectory($0) } + otherDirectories
         for directory in directories {
             for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
                 guard let pid = Self.temporaryFileOwner(entry), pid != getpid(), !(kill(pid, 0) == 0 || errno == EPERM) else { continue }
