@@ -50,7 +50,7 @@ final class NotifyListener: Sendable {
         messages.filter { $0.time >= start && $0.time <= end && $0.text.split(separator: "\n").contains(Substring(field)) }.map(\.time)
     }
 
-    func waitFor(_ field: String, after start: Double = 0, timeout: Double = 10) async throws -> Double {
+    func waitFor(_ field: String, after start: Double = 0, timeout: Double = 30) async throws -> Double {
         let deadline = Date().timeIntervalSince1970 + timeout
         while Date().timeIntervalSince1970 < deadline {
             if let t = lines(field, from: start).first { return t }
@@ -79,7 +79,7 @@ struct SystemdNotifyTests {
         let ready = try await listener.waitFor("READY=1")
         #expect(listener.messages.contains { $0.text.contains("READY=1") && $0.text.contains("STATUS=0 running, 0 queued, 0 waiting") })
         // Pings while the agent works (polled with a deadline: a loaded machine may be slow, never silent).
-        let deadline = Date().timeIntervalSince1970 + 10
+        let deadline = Date().timeIntervalSince1970 + 30
         while listener.lines("WATCHDOG=1", from: ready).count < 3 && Date().timeIntervalSince1970 < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
