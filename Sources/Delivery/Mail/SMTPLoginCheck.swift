@@ -10,15 +10,7 @@ extension SMTPMailer {
     ///   `smtpTLSFailed`, `smtpTransient` (cannot connect, timeout) or `smtpRejected`.
     public func verifyLogin() async throws -> String {
         let configuration = self.configuration
-        let password: String?
-        if let file = configuration.passwordFile {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw DeliveryError(.invalidConfiguration, "cannot read SMTP password file '\(file)'")
-            }
-            password = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        } else {
-            password = configuration.password
-        }
+        let password = try readPassword()
         let outcome: Result<String, DeliveryError> = await BlockingWork.run { _ in
             Self.login(configuration, password: password)
         }
@@ -28,18 +20,7 @@ extension SMTPMailer {
     private static func login(_ configuration: SMTPConfiguration, password: String?) -> Result<String, DeliveryError> {
         let handle: CurlHandle
         do throws(DeliveryError) { handle = try CurlHandle() } catch { return .failure(error) }
-        handle.set(CURLOPT_URL, configuration.url)
-        handle.set(CURLOPT_PROTOCOLS_STR, "smtp,smtps")
-        handle.set(CURLOPT_USE_SSL, Int((configuration.security == .none ? CURLUSESSL_NONE : CURLUSESSL_ALL).rawValue))
-        if let caFile = configuration.caFile { handle.set(CURLOPT_CAINFO, caFile) }
-        if !configuration.verifyPeer {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
-        if let username = configuration.username {
-            handle.set(CURLOPT_USERNAME, username)
-            handle.set(CURLOPT_PASSWORD, password ?? "")
-        }
+        configuration.applyConnection(to: handle, password: password)
         // Without MAIL_RCPT and UPLOAD, libcurl's SMTP sends this one command after the login, then QUIT.
         handle.set(CURLOPT_CUSTOMREQUEST, "NOOP")
         handle.set(CURLOPT_CONNECTTIMEOUT, min(30, configuration.timeoutSeconds))

@@ -41,7 +41,7 @@ public struct SMTPMailer: Mailer {
         return receipts
     }
 
-    private func readPassword() throws(DeliveryError) -> String? {
+    func readPassword() throws(DeliveryError) -> String? {
         guard let file = configuration.passwordFile else { return configuration.password }
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
             throw DeliveryError(.invalidConfiguration, "cannot read SMTP password file '\(file)'")
@@ -110,22 +110,7 @@ struct SMTPTransaction {
             return .permanent(error)
         }
         let upload = Upload(bytes: payload, cancelled: cancelled)
-        handle.set(CURLOPT_URL, configuration.url)
-        handle.set(CURLOPT_PROTOCOLS_STR, "smtp,smtps")
-        switch configuration.security {
-        case .startTLS: handle.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
-        case .implicitTLS: handle.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
-        case .none: handle.set(CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
-        }
-        if let caFile = configuration.caFile { handle.set(CURLOPT_CAINFO, caFile) }
-        if !configuration.verifyPeer {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
-        if let username = configuration.username {
-            handle.set(CURLOPT_USERNAME, username)
-            handle.set(CURLOPT_PASSWORD, password ?? "")
-        }
+        configuration.applyConnection(to: handle, password: password)
         handle.set(CURLOPT_MAIL_FROM, "<\(sender)>")
         handle.set(CURLOPT_MAIL_RCPT, list: ["<\(recipient)>"])
         handle.set(CURLOPT_UPLOAD, 1)
@@ -198,6 +183,25 @@ struct SMTPTransaction {
                         "\(server) rejected mail to <\(recipient)> (\(reply)): \(detail)"))
             }
             return .permanent(error(.smtpRejected, "sending to <\(recipient)> via \(server) failed: \(detail)"))
+        }
+    }
+}
+
+extension SMTPConfiguration {
+    /// The connection part of a session, shared by sending and by the login check: server, TLS (STARTTLS or
+    /// implicit: `CURLUSESSL_ALL`; none), CA file, peer verification and AUTH credentials.
+    func applyConnection(to handle: CurlHandle, password: String?) {
+        handle.set(CURLOPT_URL, url)
+        handle.set(CURLOPT_PROTOCOLS_STR, "smtp,smtps")
+        handle.set(CURLOPT_USE_SSL, Int((security == .none ? CURLUSESSL_NONE : CURLUSESSL_ALL).rawValue))
+        if let caFile { handle.set(CURLOPT_CAINFO, caFile) }
+        if !verifyPeer {
+            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
+            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
+        }
+        if let username {
+            handle.set(CURLOPT_USERNAME, username)
+            handle.set(CURLOPT_PASSWORD, password ?? "")
         }
     }
 }
