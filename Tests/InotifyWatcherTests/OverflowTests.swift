@@ -11,28 +11,18 @@ extension InotifyWatcherTests {
         /// `IN_Q_OVERFLOW`; the watcher reports `.overflow`, rescans, and every file is reported.
         @Test func overflowIsReportedAndTheRescanFindsEveryFile() async throws {
             let bufferLimit = 16
-            let originalLimit = try Self.readQueueLimit()
-            // Lower the kernel queue just while the watcher's inotify instance is created (the limit is copied at
-            // inotify_init time) and restore it at once. Without write access, use the real queue on tmpfs.
-            let lowered = 64
-            let canLower = access(Self.queueLimitPath, W_OK) == 0
-            let directory = try TemporaryDirectory(
-                parent: canLower ? FileManager.default.temporaryDirectory.path : "/dev/shm")
+            // The kernel's queue limit is a machine-wide setting; a test never changes it, so the burst is sized
+            // from the limit as it is (16384 by default) and written to tmpfs, where that takes about a second.
+            let queue = try Self.readQueueLimit()
+            let parent = FileManager.default.fileExists(atPath: "/dev/shm")
+                ? "/dev/shm" : FileManager.default.temporaryDirectory.path
+            let directory = try TemporaryDirectory(parent: parent)
             defer { directory.remove() }
             let configuration = WatcherConfiguration(
                 directory: directory.path, mode: .inotify, eventBufferLimit: bufferLimit)
-            let watcher: DirectoryWatcher
-            if canLower {
-                try Self.writeQueueLimit(lowered)
-                defer { try? Self.writeQueueLimit(Self.restoredValue(originalLimit)) }
-                watcher = try DirectoryWatcher(configuration)
-            } else {
-                watcher = try DirectoryWatcher(configuration)
-            }
+            let watcher = try DirectoryWatcher(configuration)
             defer { watcher.stop() }
-            #expect(try Self.readQueueLimit() == Self.restoredValue(originalLimit))
-            let queue = canLower ? lowered : originalLimit
-            let created = names("burst", count: bufferLimit + queue + (canLower ? 1000 : 2000))
+            let created = names("burst", count: bufferLimit + queue + 2000)
 
             for name in created { try Writer.write(directory.file(name), "{}") }  // nobody is reading
 
@@ -43,30 +33,23 @@ extension InotifyWatcherTests {
             }
             let reported = recorder.candidateNames
             #expect(reported == Set(created))
-            let byEvent = Set(created.filter { recorder.candidates($0, origin: .event) > 0 })
-            #expect(byEvent.count < created.count, "the kernel must have dropped events")
-            #expect(!byEvent.isEmpty, "the queued events must still be delivered")
+            func reportedByEvent() -> Set<String> { recorder.candidateNames(origin: .event) }
             #expect(watcher.statistics.overflows >= 1)
             try await waitUntil("rescan-only finds counted") { watcher.statistics.rescanOnlyFinds > 0 }
-            // Counted: names only the rescan reported (after its one-second grace period).
+            // Counted: names only the rescan reported (after its one-second grace period). Events the kernel still
+            // held when the consumer started reading may arrive after the rescan, so the names reported by an
+            // event are read again on every poll rather than once.
             try await waitUntil("every rescan-only find counted") {
-                watcher.statistics.rescanOnlyFinds == created.count - byEvent.count
+                watcher.statistics.rescanOnlyFinds == created.count - reportedByEvent().count
             }
+            let byEvent = reportedByEvent()
+            #expect(byEvent.count < created.count, "the kernel must have dropped events")
+            #expect(!byEvent.isEmpty, "the queued events must still be delivered")
         }
 
         static func readQueueLimit() throws -> Int {
             let text = try String(contentsOfFile: queueLimitPath, encoding: .utf8)
             return try #require(Int(text.trimmingCharacters(in: .whitespacesAndNewlines)))
-        }
-
-        static func writeQueueLimit(_ value: Int) throws {
-            try "\(value)\n".write(toFile: queueLimitPath, atomically: false, encoding: .utf8)
-        }
-
-        /// The value to put back. If another test on this machine lowered the limit at the same moment we may
-        /// have read its temporary value; never leave the machine with a tiny queue.
-        static func restoredValue(_ original: Int) -> Int {
-            original < 1024 ? 16384 : original
         }
     }
 }

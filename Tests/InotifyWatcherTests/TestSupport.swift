@@ -84,6 +84,11 @@ final class EventRecorder: Sendable {
         }.count
     }
 
+    /// The names reported at least once with `origin`, in one pass over the events.
+    func candidateNames(origin: WatchEvent.Origin) -> Set<String> {
+        Set(events.compactMap { if case .candidate(let name, origin) = $0 { name } else { nil } })
+    }
+
     var candidateNames: Set<String> {
         Set(events.compactMap { if case .candidate(let name, _) = $0 { name } else { nil } })
     }
