@@ -38,3 +38,14 @@ static inline int carchive_open_beneath(int dirfd, const char *path, int no_foll
 static inline int carchive_open_directory_path(const char *path) {
     return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
+
+/* copy_file_range(2) (Linux >= 4.5) for ChunkedCopy: glibc declares it only under _GNU_SOURCE, which the Swift
+   importer does not set, so it is called through syscall(2) here. Copies up to `length` bytes from the current
+   offset of `in` to the current offset of `out`; returns the bytes copied (0 at the end of the input) or -1 with
+   errno. */
+#ifndef SYS_copy_file_range
+#define SYS_copy_file_range 326
+#endif
+static inline long carchive_copy_file_range(int in, int out, unsigned long length) {
+    return syscall(SYS_copy_file_range, in, (void *)0, out, (void *)0, length, 0u);
+}

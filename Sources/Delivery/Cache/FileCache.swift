@@ -139,7 +139,7 @@ public actor FileCache {
         if let entry = entries[key], FileSystem.size(object) == entry.size,
             file.size == nil || file.size == entry.size
         {
-            try link(object, to: destination)
+            try await link(object, to: destination)
             touch(key, object)
             stats.hits += 1
             stats.bytesServedFromCache += entry.size
@@ -194,7 +194,7 @@ public actor FileCache {
             fetched = result
             shared = false
         }
-        try link(object, to: destination)
+        try await link(object, to: destination)
         evictIfNeeded()
         return RetrievedFile(
             fileId: file.fileId, path: destination, size: fetched.size, checksum: fetched.checksum,
@@ -212,19 +212,26 @@ public actor FileCache {
         utimes(path, nil)
     }
 
-    /// Hard-links `object` at `destination` (atomically replacing it), copying across file systems.
-    private func link(_ object: String, to destination: String) throws(DeliveryError) {
+    /// Hard-links `object` at `destination` (atomically replacing it), copying across file systems. Runs on a
+    /// thread of its own (``BlockingWork``): a cross-file-system copy of a large entry is long, and is cancelled
+    /// between chunks (``ChunkedCopy``). The caller's pin keeps `object` from eviction meanwhile.
+    private func link(_ object: String, to destination: String) async throws(DeliveryError) {
+        try await BlockingWork.run { (flag) throws(DeliveryError) in try Self.linkOrCopy(object, to: destination, cancelled: flag) }
+    }
+
+    private static func linkOrCopy(_ object: String, to destination: String, cancelled: CancellationFlag) throws(DeliveryError) {
         let temporary = FileSystem.temporarySibling(of: destination, tag: "link")
         if Glibc.link(object, temporary) != 0 {
             let code = errno
             guard code == EXDEV || code == EPERM || code == EMLINK else {
                 throw .posix("cannot link cache entry to", path: destination, errno: code)
             }
-            do {
-                try FileManager.default.copyItem(atPath: object, toPath: temporary)
+            FileSystem.remove(temporary)
+            do throws(DeliveryError) {
+                try ChunkedCopy.copy(object, to: temporary, cancelled: cancelled)
             } catch {
-                FileSystem.remove(temporary)
-                throw DeliveryError(.fileSystem, "cannot copy cache entry to '\(destination)': \(error)")
+                if error.code == .cancelled { throw error }
+                throw DeliveryError(.fileSystem, "cannot copy cache entry to '\(destination)': \(error.message)")
             }
         }
         do throws(DeliveryError) {

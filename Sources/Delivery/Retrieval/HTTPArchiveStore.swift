@@ -20,13 +20,23 @@ public struct HTTPArchiveStore: ArchiveStore {
     public let baseURL: String
     /// Transfer tuning.
     public let options: HTTPStoreOptions
+    /// Extra headers sent with every request (RETRIEVE, STATUS), e.g. ``basicAuthorization(user:password:)``;
+    /// libcurl does not forward them to another host after a redirect.
+    public let headers: [String: String]
 
     /// Creates a store for `baseURL` (no trailing `/RETRIEVE`).
-    public init(baseURL: String, options: HTTPStoreOptions = .init()) {
+    public init(baseURL: String, headers: [String: String] = [:], options: HTTPStoreOptions = .init()) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
+        self.headers = headers
         self.options = options
+    }
+
+    /// `Authorization: Basic <base64(user:password)>` (RFC 7617), the login NGAS servers with authorisation
+    /// enabled (and web servers in front of a store) expect.
+    public static func basicAuthorization(user: String, password: String) -> [String: String] {
+        ["Authorization": "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()]
     }
 
     /// The base URL.
@@ -56,7 +66,7 @@ public struct HTTPArchiveStore: ArchiveStore {
             }
         }
         return try await HTTPTransfer.run(
-            file, url: retrieveURL(for: file.fileId), headers: [:], to: destination, options: options,
+            file, url: retrieveURL(for: file.fileId), headers: headers, to: destination, options: options,
             storeDescription: baseURL, progress: progress)
     }
 }

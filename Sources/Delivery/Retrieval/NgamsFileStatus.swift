@@ -13,8 +13,9 @@ extension HTTPArchiveStore {
         try FileIdentifier.validate(fileId)
         let url = retrieveURL(for: fileId).replacingOccurrences(of: "/RETRIEVE?", with: "/STATUS?")
         let options = self.options
+        let lines = try HTTPRequestHeaders.lines(headers)
         let (status, body) = try await BlockingWork.run { (flag) throws(DeliveryError) in
-            try SmallHTTPGet.perform(url, options: options, cancelled: flag)
+            try SmallHTTPGet.perform(url, headerLines: lines, options: options, cancelled: flag)
         }
         if let message = NgamsStatus.failureMessage(in: body) {
             let code: DeliveryError.Code = message.contains("NGAMS_ER_UNAVAIL_FILE") ? .fileNotFound : .archiveFailure
@@ -37,6 +38,55 @@ extension HTTPArchiveStore {
     }
 }
 
+extension HTTPArchiveStore {
+    /// What a login check learns from the store.
+    public struct ServerStatus: Sendable, Hashable {
+        /// The HTTP status of the answer.
+        public var httpStatus: Int
+        /// The `NgamsStatus` `Status` attribute (`SUCCESS`, `FAILURE`), if the answer was an NGAS status document.
+        public var status: String?
+        /// Its `Message`, `State` and `HostId`, as far as given.
+        public var message: String?
+        public var state: String?
+        public var hostId: String?
+    }
+
+    /// A real request with the store's login: `GET <base>/STATUS` (the NGAS STATUS command without parameters,
+    /// which reports on the server itself) with ``headers``. For `dropbox-agent check`.
+    ///
+    /// - Returns: the answer, when it is HTTP 200 with an `NgamsStatus` document whose `Status` is `SUCCESS`.
+    /// - Throws: ``DeliveryError``: `accessDenied` for 401/403 (the login was refused or is missing), with the
+    ///   server's message; `archiveFailure` for any other answer (a FAILURE status document, another status, a
+    ///   body that is no status document); `transferFailed` when the store cannot be reached; `cancelled`.
+    public func serverStatus() async throws(DeliveryError) -> ServerStatus {
+        let url = baseURL + "/STATUS"
+        let options = self.options
+        let lines = try HTTPRequestHeaders.lines(headers)
+        let (code, body) = try await BlockingWork.run { (flag) throws(DeliveryError) in
+            try SmallHTTPGet.perform(url, headerLines: lines, options: options, cancelled: flag)
+        }
+        let text = String(decoding: body, as: UTF8.self)
+        let attributes = XMLAttributes.of(element: "Status", in: text)
+        let answer = ServerStatus(
+            httpStatus: code, status: attributes?["Status"], message: attributes?["Message"], state: attributes?["State"],
+            hostId: attributes?["HostId"])
+        let said = answer.message.map { ": \($0)" } ?? (text.isEmpty || attributes != nil ? "" : ": " + String(text.prefix(200)).trimmingCharacters(in: .whitespacesAndNewlines))
+        switch code {
+        case 401, 403:
+            let why = headers["Authorization"] == nil ? "the store asks for a login and none is configured" : "the store refused the login"
+            throw DeliveryError(.accessDenied, "\(why) (HTTP \(code) to GET \(url)\(said))", httpStatus: code)
+        case 200 where answer.status?.uppercased() == "SUCCESS":
+            return answer
+        case 200 where attributes == nil:
+            throw DeliveryError(.archiveFailure, "GET \(url) answered HTTP 200 without an NgamsStatus document\(said)",
+                                hint: "is archive.url the base URL of an NGAS server?", httpStatus: code)
+        default:
+            throw DeliveryError(.archiveFailure, "GET \(url) answered HTTP \(code)\(answer.status.map { " with status \($0)" } ?? "")\(said)",
+                                httpStatus: code)
+        }
+    }
+}
+
 /// A GET of a small document (at most 1 MiB) into memory.
 enum SmallHTTPGet {
     final class Sink {
@@ -45,12 +95,13 @@ enum SmallHTTPGet {
         init(cancelled: CancellationFlag) { self.cancelled = cancelled }
     }
 
-    static func perform(_ url: String, options: HTTPStoreOptions, cancelled: CancellationFlag) throws(DeliveryError)
-        -> (Int, [UInt8])
+    static func perform(_ url: String, headerLines: [String] = [], options: HTTPStoreOptions, cancelled: CancellationFlag)
+        throws(DeliveryError) -> (Int, [UInt8])
     {
         let handle = try CurlHandle()
         let sink = Sink(cancelled: cancelled)
         handle.set(CURLOPT_URL, url)
+        if !headerLines.isEmpty { handle.set(CURLOPT_HTTPHEADER, list: headerLines) }
         handle.set(CURLOPT_FOLLOWLOCATION, 1)
         handle.set(CURLOPT_MAXREDIRS, options.maxRedirects)
         handle.set(CURLOPT_PROTOCOLS_STR, "http,https")

@@ -31,8 +31,8 @@ struct CheckCommand: AsyncParsableCommand {
         checkFilesystem(c, &report)
         checkInotifyLimits(&report)
         checkCatalogue(c, &report)
-        checkStore(c, &report)
-        checkSources(c, &report)
+        await checkStore(c, &report)
+        await checkSources(c, &report)
         await checkCASA(c, &report)
         await checkMail(c, &report)
         report.print()
@@ -96,11 +96,23 @@ struct CheckCommand: AsyncParsableCommand {
         }
     }
 
-    private func checkStore(_ c: AgentConfiguration, _ r: inout CheckReport) {
+    /// The NGAS store: a real `GET <url>/STATUS` with the configured login (`archive.username` and
+    /// `archive.passwordFile`), so a wrong password or a store that wants a login fails here, not at the first
+    /// restore. The local directory store: readable.
+    private func checkStore(_ c: AgentConfiguration, _ r: inout CheckReport) async {
         if let url = c.archive.url {
-            switch TCPProbe.check(url: url) {
-            case .success: r.ok("archive store", "\(url) reachable")
-            case .failure(let message): r.fail("archive store", "\(url): \(message)")
+            let headers: [String: String]
+            do { headers = try ProductionExecutor.storeLogin(c) } catch {
+                r.fail("archive store", "\(error)")
+                return
+            }
+            let store = HTTPArchiveStore(baseURL: url, headers: headers, options: Self.checkOptions(c))
+            let login = c.archive.username.map { "login as \($0) accepted" } ?? "no login configured"
+            do {
+                let answer = try await store.serverStatus()
+                r.ok("archive store", "\(store.baseURL): STATUS answered \(answer.status ?? "SUCCESS")\(answer.hostId.map { " from \($0)" } ?? ""); \(login)")
+            } catch {
+                r.fail("archive store", "\(store.baseURL): \(error.message)")
             }
         } else {
             let dir = c.archive.localDirectory!
@@ -111,8 +123,19 @@ struct CheckCommand: AsyncParsableCommand {
         }
     }
 
-    /// Package roots readable; the ALMA archive reachable and its token file readable when configured.
-    private func checkSources(_ c: AgentConfiguration, _ r: inout CheckReport) {
+    /// The configured transfer options, with one attempt: a check reports what the server says now.
+    private static func checkOptions(_ c: AgentConfiguration) -> HTTPStoreOptions {
+        var options = ProductionExecutor.httpOptions(c)
+        options.maxAttempts = 1
+        options.connectTimeout = .seconds(10)
+        options.documentTimeout = .seconds(30)
+        return options
+    }
+
+    /// Package roots readable; the ALMA archive answering a real request (its TAP service's VOSI availability),
+    /// with the token of `sources.almaArchive.tokenFile` when one is configured, so an expired or wrong token is
+    /// reported here.
+    private func checkSources(_ c: AgentConfiguration, _ r: inout CheckReport) async {
         let sources = c.sources
         for root in sources.packageRoots ?? [] {
             if FileManager.default.isReadableFile(atPath: root) { r.ok("package root", "\(root) readable") } else {
@@ -122,14 +145,30 @@ struct CheckCommand: AsyncParsableCommand {
         }
         for prefix in sources.packageURLs { r.ok("package URLs", "requests may name packages under \(prefix)") }
         if let url = sources.almaArchive.url {
-            switch TCPProbe.check(url: url) {
-            case .success: r.ok("ALMA archive", "\(url) reachable")
-            case .failure(let message): r.fail("ALMA archive", "\(url): \(message)")
-            }
-            if let token = sources.almaArchive.tokenFile {
-                if FileManager.default.isReadableFile(atPath: token) { r.ok("ALMA archive token", "\(token) readable") } else {
-                    r.fail("ALMA archive token", "\(token) is not readable; proprietary data cannot be fetched")
+            var token: String?
+            if let file = sources.almaArchive.tokenFile {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    r.fail("ALMA archive", "token file \(file) is not readable; proprietary data cannot be fetched")
+                    return
                 }
+                token = String(decoding: data, as: UTF8.self)
+            }
+            let client = AlmaArchiveClient(baseURL: url, token: token, options: Self.checkOptions(c))
+            if sources.almaArchive.tokenFile != nil && client.token == nil {
+                r.fail("ALMA archive", "token file \(sources.almaArchive.tokenFile!) is empty")
+                return
+            }
+            do {
+                let answer = try await client.availability()
+                let login = client.token == nil ? "no token configured (public data only)" : "token accepted"
+                if answer.available {
+                    r.ok("ALMA archive", "\(client.availabilityURL): available\(answer.note.map { " (\($0))" } ?? ""); \(login)")
+                } else {
+                    r.fail("ALMA archive", "\(client.availabilityURL): the service says it is not available\(answer.note.map { ": \($0)" } ?? "")")
+                }
+            } catch {
+                r.fail("ALMA archive", error.code == .archiveAccessDenied && client.token != nil
+                       ? "the archive refused the token of \(sources.almaArchive.tokenFile!): \(error.message)" : error.message)
             }
         } else if sources.default == .almaArchive {
             r.fail("ALMA archive", "sources.default is almaArchive but sources.almaArchive.url is not set")

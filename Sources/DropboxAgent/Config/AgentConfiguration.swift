@@ -107,6 +107,7 @@ struct AgentConfiguration: Codable, Sendable {
         c.agent.journal = abs(agent.journal ?? data + "/journal.sqlite")
         c.catalogue.sqlite = abs(catalogue.sqlite ?? data + "/catalogue.sqlite")
         c.archive.localDirectory = abs(archive.localDirectory ?? data + "/archive")
+        c.archive.passwordFile = archive.passwordFile.map(abs)
         c.archive.cacheDirectory = abs(archive.cacheDirectory ?? data + "/cache")
         c.casa.modularVenv = abs(casa.modularVenv ?? data + "/casa-venv")
         c.casa.programDirectory = casa.programDirectory.map(abs) ?? AgentConfiguration.locateCASAProgramDirectory()
@@ -272,6 +273,10 @@ struct CatalogueSettings: Codable, Sendable {
 struct ArchiveSettings: Codable, Sendable {
     /// NGAS-compatible base URL (`http://host:7777`); when null, the local directory store is used.
     var url: String?
+    /// The store's login (HTTP Basic, as NGAS with authorisation enabled expects): the user name, with the
+    /// password in `passwordFile` (first line; read at start). Both or neither.
+    var username: String?
+    var passwordFile: String?
     /// The embedded local store: files flat under their NGAS file id (default `<data>/archive`).
     var localDirectory: String?
     /// Files fetched at once.
@@ -302,7 +307,7 @@ struct ArchiveSettings: Codable, Sendable {
     var limits = ArchiveLimitSettings()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case url, localDirectory, parallelTransfers, maxAttempts, lowSpeedBytesPerSecond, lowSpeedSeconds
+        case url, username, passwordFile, localDirectory, parallelTransfers, maxAttempts, lowSpeedBytesPerSecond, lowSpeedSeconds
         case retryHorizonSeconds, retryInitialSeconds
         case cacheDirectory, cacheMaxBytes, rawdataSource, rawdataCommand, limits
     }
@@ -312,6 +317,8 @@ struct ArchiveSettings: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = ArchiveSettings()
         url = try c.decodeIfPresent(String.self, forKey: .url)
+        username = try c.decodeIfPresent(String.self, forKey: .username)
+        passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
         localDirectory = try c.decodeIfPresent(String.self, forKey: .localDirectory)
         parallelTransfers = try c.value(.parallelTransfers, default: d.parallelTransfers)
         maxAttempts = try c.value(.maxAttempts, default: d.maxAttempts)

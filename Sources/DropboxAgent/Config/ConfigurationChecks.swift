@@ -62,6 +62,13 @@ extension AgentConfiguration {
         if archive.rawdataSource == "command" && (archive.rawdataCommand ?? []).isEmpty {
             throw ConfigurationError(path: "$.archive.rawdataCommand", message: "rawdataSource is \"command\" but no rawdataCommand is given")
         }
+        if (archive.username == nil) != (archive.passwordFile == nil) {
+            throw ConfigurationError(path: archive.username == nil ? "$.archive.username" : "$.archive.passwordFile",
+                                     message: "archive.username and archive.passwordFile go together (the store's login)")
+        }
+        if archive.username != nil && archive.url == nil {
+            throw ConfigurationError(path: "$.archive.username", message: "a login is only used with an HTTP store (archive.url)")
+        }
         if mode_t(spool.statusFileMode, radix: 8) == nil || spool.statusFileMode.count > 4 {
             throw ConfigurationError(path: "$.spool.statusFileMode", message: "must be an octal mode such as \"0644\", not \"\(spool.statusFileMode)\"")
         }

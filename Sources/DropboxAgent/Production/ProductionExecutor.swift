@@ -21,7 +21,7 @@ struct ProductionExecutor: RestoreExecutor {
         let catalogue = try SQLiteCatalogue(path: c.catalogue.sqlite!)
         let store: any ArchiveStore
         if let url = c.archive.url {
-            store = HTTPArchiveStore(baseURL: url, options: httpOptions(c))
+            store = HTTPArchiveStore(baseURL: url, headers: try storeLogin(c), options: httpOptions(c))
         } else {
             try FileManager.default.createDirectory(atPath: c.archive.localDirectory!, withIntermediateDirectories: true)
             store = LocalDirectoryStore(root: c.archive.localDirectory!)
@@ -41,6 +41,18 @@ struct ProductionExecutor: RestoreExecutor {
             downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL, deliveryGroup: try deliveryGroup(c.delivery.group),
             agentVersion: DropboxAgentCommand.version, sources: c.sources.restoreSettings, httpOptions: httpOptions(c),
             diskSpaceFactor: c.agent.diskSpaceFactor)
+    }
+
+    /// The NGAS store's login headers: HTTP Basic from `archive.username` and the first line of
+    /// `archive.passwordFile`; none without a username.
+    /// - Throws: ``ConfigurationError`` when the password file cannot be read.
+    static func storeLogin(_ c: AgentConfiguration) throws -> [String: String] {
+        guard let user = c.archive.username, let file = c.archive.passwordFile else { return [:] }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw ConfigurationError(path: "$.archive.passwordFile", message: "cannot read the archive store's password file \(file)")
+        }
+        let password = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        return HTTPArchiveStore.basicAuthorization(user: user, password: password)
     }
 
     /// Transfer options for every HTTP source (NGAS, package servers, the ALMA archive).

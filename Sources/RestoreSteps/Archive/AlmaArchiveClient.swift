@@ -271,6 +271,54 @@ public struct AlmaArchiveClient: Sendable {
         return URLFileStore(urls: urls, headers: requestHeaders, options: options)
     }
 
+    // MARK: - Availability (dropbox-agent check)
+
+    /// What the TAP service's VOSI availability resource says.
+    public struct Availability: Sendable, Hashable {
+        /// `<available>`: whether the service accepts queries.
+        public var available: Bool
+        /// The first `<note>`, if any.
+        public var note: String?
+    }
+
+    /// `<base>/tap/availability`: the VOSI availability resource every TAP service has (TAP 1.1 §2, VOSI 1.1 §3.3).
+    public var availabilityURL: String { "\(baseURL)/tap/availability" }
+
+    /// A real request to the archive with the configured token: `GET <base>/tap/availability`. A service that
+    /// checks bearer tokens answers 401 to an invalid or expired one (RFC 6750 §3.1), so the token is verified too.
+    ///
+    /// - Throws: ``RestoreError``: `archiveAccessDenied` for 401/403 (the server's `WWW-Authenticate` and body
+    ///   excerpt in the message), `archiveUnavailable` when the archive cannot be reached or answers another
+    ///   error, `archiveResponseUnreadable` when the answer is no VOSI availability document, `cancelled`.
+    public func availability() async throws(RestoreError) -> Availability {
+        let what = "VOSI availability of \(baseURL)"
+        let document: HTTPDocument
+        do throws(DeliveryError) {
+            document = try await HTTPDocument.fetch(url: availabilityURL, headers: requestHeaders, maxBytes: 1 << 20, options: options)
+            if document.status == 401 || document.status == 403, let challenge = document.headers["www-authenticate"] {
+                throw DeliveryError(.accessDenied, "HTTP \(document.status), WWW-Authenticate: \(challenge)", httpStatus: document.status)
+            }
+            try document.requireSuccess()
+        } catch {
+            throw Self.restoreError(error, what: what)
+        }
+        guard let parsed = Self.availability(from: String(decoding: document.body, as: UTF8.self)) else {
+            throw RestoreError(.archiveResponseUnreadable, "\(what): the answer has no <available> element",
+                               hint: "check `sources.almaArchive.url` (the archive's base URL)")
+        }
+        return parsed
+    }
+
+    /// The `<available>` and first `<note>` of a VOSI availability document (any namespace prefix); nil if absent.
+    public static func availability(from xml: String) -> Availability? {
+        func element(_ name: String) -> String? {
+            guard let match = xml.firstMatch(of: try! Regex("<(?:[A-Za-z_][\\w.-]*:)?\(name)(?:\\s[^>]*)?>([^<]*)</")) else { return nil }
+            return (match.output[1].substring.map(String.init) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let available = element("available") else { return nil }
+        return Availability(available: available == "true" || available == "1", note: element("note").flatMap { $0.isEmpty ? nil : $0 })
+    }
+
     // MARK: - Transport
 
     /// Fetches and parses a VOTable, reading error documents sent with a non-2xx status too.

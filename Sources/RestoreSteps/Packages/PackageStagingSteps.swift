@@ -52,29 +52,38 @@ enum PackageStagingSteps {
     }
 
     /// Copies each product the manifest names from the package into `products/` under the manifest's name
-    /// (temporary name, then rename: a present file is complete, so a resumed step skips it).
-    static func stageProducts(_ package: PackageStaging, into products: String, reporter: any StepReporter) async throws(RestoreError) {
+    /// (temporary name, then rename: a present file is complete, so a resumed step skips it). Each file is copied
+    /// in chunks (``ChunkedCopy``) that check the cancellation flag, so cancelling stops inside a large file too;
+    /// the partial temporary is removed.
+    static func stageProducts(_ package: PackageStaging, into products: String, reporter: any StepReporter,
+                              chunkBytes: Int = ChunkedCopy.defaultChunkBytes) async throws(RestoreError) {
         let total = package.products.reduce(Int64(0)) { $0 + $1.size }
+        let count = package.products.count
         var done: Int64 = 0
         for product in package.products {
             try checkCancellation()
             let destination = products + "/" + product.name
             if !FileSystemSteps.exists(destination) {
-                try await BlockingWork.run { (_) throws(RestoreError) in
+                let before = done
+                try await BlockingWork.run { (flag) throws(RestoreError) in
                     let temporary = products + "/.staging-" + product.name
                     FileSystemSteps.remove(temporary)
-                    do {
-                        try FileManager.default.copyItem(atPath: product.source, toPath: temporary)
+                    do throws(DeliveryError) {
+                        try ChunkedCopy.copy(product.source, to: temporary, cancelled: flag, chunkBytes: chunkBytes) { copied, _ in
+                            reporter.report(StepProgress(bytesDone: before + copied, bytesTotal: total,
+                                                         message: "calibration products from the package (\(count) files)"))
+                        }
                     } catch {
                         FileSystemSteps.remove(temporary)
-                        throw RestoreError(.manifestFileMissing, "cannot copy \(product.source) from the package: \(error.localizedDescription)",
+                        if error.code == .cancelled { throw RestoreError(.cancelled, "cancelled while copying \(product.source)") }
+                        throw RestoreError(.manifestFileMissing, "cannot copy \(product.source) from the package: \(error.message)",
                                            hint: "Keep the package in place and readable until the restore has finished.")
                     }
                     try FileSystemSteps.move(temporary, to: destination)
                 }
             }
             done += product.size
-            reporter.report(StepProgress(bytesDone: done, bytesTotal: total, message: "calibration products from the package (\(package.products.count) files)"))
+            reporter.report(StepProgress(bytesDone: done, bytesTotal: total, message: "calibration products from the package (\(count) files)"))
         }
     }
 
