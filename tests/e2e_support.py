@@ -87,11 +87,15 @@ def _connectable(port):
         return False
 
 
-def start_nginx(store, run_dir, autoindex="off"):
-    """nginx serving STORE as an NGAS store (/RETRIEVE) and as plain files under /files/ (autoindex off|html|json)."""
+def start_nginx(store, run_dir, autoindex="off", users=None):
+    """nginx serving STORE as an NGAS store (/RETRIEVE, /STATUS) and as plain files under /files/ (autoindex
+    off|html|json); with `users` (an nginx auth_basic_user_file) every request needs that HTTP Basic login."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["sh", str(SERVICES / "nginx-store.sh"), "start", str(store), "0", str(run_dir), autoindex], check=True, capture_output=True)
+    argv = ["sh", str(SERVICES / "nginx-store.sh"), "start", str(store), "0", str(run_dir), autoindex]
+    if users is not None:
+        argv.append(str(users))
+    subprocess.run(argv, check=True, capture_output=True)
     port = int((run_dir / "port").read_text())
 
     class Nginx:

@@ -351,3 +351,26 @@ def test_forbid_products_records_a_failure(tmp_path):
         assert len(s.failures()) == 1
     finally:
         s.stop()
+
+
+# --- VOSI availability and token checks (what `dropbox-agent check` asks) -----------------------------------
+
+def test_availability_is_a_vosi_document(server):
+    status, headers, body = server.request("/tap/availability")
+    assert status == 200 and headers["Content-Type"].startswith("text/xml")
+    root = ET.fromstring(body)
+    vosi = "{http://www.ivoa.net/xml/VOSIAvailability/v1.0}"
+    assert root.tag == vosi + "availability"
+    assert root.find(vosi + "available").text == "true"
+    assert server.request("/tap/availability", headers={"Authorization": "Bearer " + TOKEN})[0] == 200
+    assert server.failures() == []
+
+
+@pytest.mark.parametrize("path", ["/tap/availability", "/datalink/sync?ID=" + urllib.parse.quote(PUBLIC, safe="")])
+def test_an_unknown_bearer_token_is_refused_with_invalid_token(server, path):
+    status, headers, _ = server.request(path, headers={"Authorization": "Bearer expired-token"})
+    assert status == 401
+    assert headers["WWW-Authenticate"].startswith("Bearer") and 'error="invalid_token"' in headers["WWW-Authenticate"]
+    # No token at all is anonymous access, not an error.
+    assert server.request(path)[0] == 200
+    assert server.failures() == []

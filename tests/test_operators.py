@@ -208,6 +208,111 @@ def test_check_logs_in_to_smtp_and_reports_the_exact_failure(tmp_path):
         smtp.stop()
 
 
+@pytest.fixture
+def world_readable_dir():
+    """A directory nginx's workers (user nobody) can read: pytest's tmp_path is private to root."""
+    import tempfile
+    path = pathlib.Path(tempfile.mkdtemp(prefix="check-store-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def ssha_user_line(user: str, password: str) -> str:
+    """An nginx auth_basic_user_file line ({SSHA}: salted SHA-1, RFC 2307 style)."""
+    import base64, hashlib, os
+    salt = os.urandom(8)
+    return f"{user}:{{SSHA}}" + base64.b64encode(hashlib.sha1(password.encode() + salt).digest() + salt).decode() + "\n"
+
+
+def check_line(out: str, what: str) -> str:
+    lines = [l for l in out.splitlines() if f" {what}:" in l]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def test_check_logs_in_to_the_archive_store(tmp_path, world_readable_dir):
+    """Against real nginx requiring HTTP Basic (as an NGAS server with authorisation does): check sends the real
+    NGAS STATUS request with the configured login and reports pass or the server's refusal, with the exit code."""
+    from e2e_support import CASA_VENV, start_nginx
+    store = world_readable_dir / "store"
+    store.mkdir()
+    users = world_readable_dir / "users"
+    users.write_text(ssha_user_line("ngasuser", "right-pass"))
+    users.chmod(0o644)
+    nginx = start_nginx(store, world_readable_dir / "nginx", users=users)
+    password_file = tmp_path / "store-password"
+    try:
+        def check(login):
+            archive = {"url": nginx.url}
+            if login is not None:
+                password_file.write_text(login[1] + "\n")
+                archive.update({"username": login[0], "passwordFile": str(password_file)})
+            config = write_config(tmp_path, json.dumps({"dataDirectory": str(tmp_path / "data"), "archive": archive,
+                                                        "casa": {"modularVenv": str(CASA_VENV)}}))
+            code, out, err = cli("check", "--config", str(config))
+            return code, check_line(out, "archive store"), out + err
+
+        code, line, out = check(("ngasuser", "wrong-pass"))
+        assert code == 1 and line.startswith("FAIL"), out
+        assert "the store refused the login" in line and "HTTP 401" in line and "not authorized" in line, line
+        code, line, out = check(None)
+        assert code == 1 and line.startswith("FAIL") and "asks for a login and none is configured" in line, line
+        code, line, out = check(("ngasuser", "right-pass"))
+        assert code == 0, "everything else passes with this configuration:\n" + out
+        assert line.startswith("ok") and "STATUS answered SUCCESS from nginx-store; login as ngasuser accepted" in line, out
+        # The pass is a real authenticated request: nginx logged the STATUS with the user it authenticated.
+        status_lines = [l for l in nginx.access_log.read_text().splitlines() if "GET /STATUS " in l]
+        assert len(status_lines) == 3 and status_lines[-1].split()[2] == "ngasuser" and '" 200 ' in status_lines[-1], status_lines
+    finally:
+        nginx.stop()
+
+
+def test_check_verifies_the_alma_archive_token(tmp_path):
+    """Against the ALMA archive stand-in: check asks the TAP service's VOSI availability with the token of
+    sources.almaArchive.tokenFile; a token the archive does not accept fails with the server's answer."""
+    from e2e_support import CASA_VENV, start_alma_archive
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (tmp_path / "archive.json").write_text(json.dumps({"mouses": [{
+        "mous": "uid://A001/X3f01/X1b0", "project": "2019.1.00001.S", "groupOus": "uid://A001/X3f01/X1af",
+        "dataRights": "Proprietary", "releaseDate": "2099-01-01T00:00:00.000", "packageDir": "pkg", "token": "good-token"}]}))
+    archive = start_alma_archive(tmp_path / "archive.json", tmp_path / "archive")
+    token = tmp_path / "token"
+    try:
+        def check(value):
+            sources = {"almaArchive": {"url": archive.url}}
+            if value is not None:
+                token.write_text(value)
+                token.chmod(0o600)
+                sources["almaArchive"]["tokenFile"] = str(token)
+            (tmp_path / "data/archive").mkdir(parents=True, exist_ok=True)
+            config = write_config(tmp_path, json.dumps({"dataDirectory": str(tmp_path / "data"), "sources": sources,
+                                                        "casa": {"modularVenv": str(CASA_VENV)}}))
+            code, out, err = cli("check", "--config", str(config))
+            return code, check_line(out, "ALMA archive"), out + err
+
+        code, line, out = check("expired-token\n")
+        assert code == 1 and line.startswith("FAIL"), out
+        assert "refused the token of" in line and "401" in line and 'error="invalid_token"' in line, line
+        code, line, out = check("good-token\n")
+        assert code == 0, "everything else passes with this configuration:\n" + out
+        assert line.startswith("ok") and "/tap/availability: available" in line and "token accepted" in line, out
+        code, line, out = check(None)
+        assert line.startswith("ok") and "no token configured" in line, out
+        code, line, out = check("")
+        assert code == 1 and line.startswith("FAIL") and "is empty" in line, out
+        def availability_requests():
+            found = [r for r in archive.requests() if r["path"] == "/tap/availability"]
+            return found if len(found) >= 3 else None
+        availability = wait_until(availability_requests, 10, what="three availability requests in the log")
+        assert [r["status"] for r in availability] == [401, 200, 200], availability
+        assert [(r["headers"]["authorization"] or {}).get("tokenValid") for r in availability] == [False, True, None]
+        assert archive.failures() == []
+    finally:
+        archive.stop()
+
+
 def test_cancel_of_an_unknown_request_exits_1(tmp_path):
     spool = tmp_path / "spool"
     spool.mkdir()

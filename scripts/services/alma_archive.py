@@ -21,6 +21,11 @@ Serves, under its base URL B (the agent's `sources.almaArchive.url`), exactly wh
                           Accept-Ranges: bytes; `Range: bytes=N-` (or N-M) -> 206 + Content-Range; past the end -> 416.
                           Files of a Proprietary MOUS need `Authorization: Bearer <token>` (401 otherwise).
                           With --forbid-products, a GET of a product tar (`_00N_of_00M.tar`) is a recorded failure.
+  GET B/tap/availability  The TAP service's VOSI availability document (VOSI 1.1 §3.3): <vosi:available>true.
+  Bearer tokens           A request to tap/, datalink/ or the availability resource carrying `Authorization: Bearer
+                          <token>` with a token that is not one of the configured ones gets 401 with
+                          `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1), as a service that checks
+                          tokens answers an expired or wrong one; not a recorded failure (agents' login checks expect it).
   GET B/_failures         the recorded failures (JSON list); tests assert it is empty.
   GET B/_requests         the request log so far (JSON list); same records as --log.
   GET B/_reset            clears both.
@@ -58,6 +63,14 @@ DATALINK_FORMATS = {"votable", "application/x-votable+xml", "application/x-votab
 TAP_CT = "application/x-votable+xml"
 DATALINK_CT = "application/x-votable+xml;content=datalink"
 SENSITIVE = ("authorization",)
+
+
+# VOSI 1.1 §3.3 (namespace http://www.ivoa.net/xml/VOSIAvailability/v1.0); note text as CADC services write it.
+VOSI_AVAILABILITY = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                     '<vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">\n'
+                     '  <vosi:available>true</vosi:available>\n'
+                     '  <vosi:note>service is accepting queries</vosi:note>\n'
+                     '</vosi:availability>\n')
 
 
 def sanitize(uid):
@@ -195,6 +208,15 @@ class Handler(BaseHTTPRequestHandler):
             info["tokenValid"] = scheme == "Bearer" and any(token.strip() == m.get("token") for m in self.archive.mouses.values())
         return info
 
+    def invalid_token(self):
+        """Whether the request carries a bearer token the archive does not know (no token at all is fine)."""
+        value = self.headers.get("Authorization")
+        if value is None:
+            return False
+        scheme, _, token = value.partition(" ")
+        known = {m.get("token") for m in self.archive.mouses.values() if m.get("token")}
+        return scheme != "Bearer" or token.strip() not in known
+
     def handle_one(self):
         self.status_sent, self.bytes_sent, self.params_for_log, self.auth_mous = None, 0, None, None
         started = time.time()
@@ -230,6 +252,15 @@ class Handler(BaseHTTPRequestHandler):
                 self.archive.failures.clear()
                 self.archive.requests.clear()
             return self.send(200, "{}", "application/json")
+        if path in ("/tap/sync", "/tap/availability", "/datalink/sync") and self.invalid_token():
+            return self.send(401, "401 Unauthorized: the bearer token is invalid or expired\n",
+                             extra=[("WWW-Authenticate", 'Bearer realm="ALMA", error="invalid_token", '
+                                                         'error_description="the token is invalid or expired"')])
+        if path == "/tap/availability":
+            if self.command not in ("GET", "HEAD"):
+                self.failure("VOSI availability accepts GET, not %s" % self.command)
+                return self.send(405, "405 Method Not Allowed\n")
+            return self.send(200, VOSI_AVAILABILITY, "text/xml; charset=utf-8")
         if path == "/tap/sync":
             return self.tap()
         if path == "/datalink/sync":
