@@ -68,7 +68,7 @@ ROOT="$WORK/root"
 
 say "staging $ROOT"
 install -d "$ROOT/usr/bin" "$ROOT/usr/share/dropbox-agent/casa" "$ROOT/usr/share/dropbox-agent/schemas" \
-    "$ROOT/usr/share/dropbox-agent/examples" "$ROOT/usr/share/man/man1" "$ROOT/usr/share/doc/dropbox-agent" \
+    "$ROOT/usr/share/dropbox-agent/examples" "$ROOT/usr/share/dropbox-agent/prometheus" "$ROOT/usr/share/man/man1" "$ROOT/usr/share/doc/dropbox-agent" \
     "$ROOT/lib/systemd/system" "$ROOT/etc/dropbox-agent" "$ROOT/DEBIAN"
 install -m 0755 "$BIN" "$ROOT/usr/bin/dropbox-agent"
 # As dh_strip does: debug symbols and the .comment/.note sections go; Swift's metadata sections stay.
@@ -82,6 +82,11 @@ for f in "$REPO"/casa/*.py "$REPO/casa/requirements.txt"; do
 done
 install -m 0644 "$REPO"/schemas/*.json "$ROOT/usr/share/dropbox-agent/schemas/"
 cp -r "$REPO/examples/requests" "$ROOT/usr/share/dropbox-agent/examples/"
+# Prometheus alert rules: data for the site's Prometheus (its rule_files), not a conffile of ours.
+install -m 0644 "$REPO/packaging/prometheus/dropbox-agent.rules.yml" "$ROOT/usr/share/dropbox-agent/prometheus/"
+if command -v promtool >/dev/null; then
+    promtool check rules "$ROOT/usr/share/dropbox-agent/prometheus/dropbox-agent.rules.yml" >&2 || die "promtool rejects the alert rules"
+fi
 install -m 0644 "$PKG/dropbox-agent.service" "$ROOT/lib/systemd/system/dropbox-agent.service"
 install -m 0644 "$PKG/agent.json" "$ROOT/etc/dropbox-agent/agent.json"
 

@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -25,6 +26,7 @@ AGENT = ROOT / ".build/debug/dropbox-agent"
 UNIT = PKG / "dropbox-agent.service"
 CONFIG = PKG / "agent.json"
 SCRIPTS = ["postinst", "prerm", "postrm"]
+RULES = ROOT / "packaging/prometheus/dropbox-agent.rules.yml"
 SUBCOMMANDS = ["run", "submit", "status", "validate", "cancel", "check", "catalog", "casa"]
 
 
@@ -65,6 +67,98 @@ def verify_unit(unit_text, binary, tmp_path, manpath=None):
         env["MANPATH"] = str(manpath)
     argv.append(copy)
     return run(argv, env=env)
+
+
+# ---- the man page against --help ------------------------------------------------------------------
+
+def _normal(text):
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def help_of(run, path):
+    """(overview, [(synopsis, description)]) from `dropbox-agent PATH --help`, continuation lines joined."""
+    text = run(*path, "--help").stdout
+    overview = _normal(text.split("OVERVIEW:", 1)[1].split("\n\n", 1)[0]) if "OVERVIEW:" in text else ""
+    entries, section = [], None
+    for line in text.splitlines():
+        if line in ("ARGUMENTS:", "OPTIONS:"):
+            section = line
+            continue
+        if not line.strip():
+            section = None if section and entries and not line else section
+            continue
+        if section is None or not line.startswith("  "):
+            continue
+        if line.startswith("  ") and not line.startswith("   "):
+            left, _, right = line.strip().partition("  ")
+            entries.append([left.strip(), right.strip()])
+        elif entries:
+            entries[-1][1] += " " + line.strip()
+    return overview, [(left, re.sub(r"\s*\(default: [^)]*\)$", "", _normal(right))) for left, right in entries]
+
+
+def man_blocks(page):
+    """{command path: text of its .It Em block} from the DESCRIPTION list of a generate-manual page."""
+    blocks, depth, path, in_description = {}, 0, [], False
+    for line in page.splitlines():
+        if line.startswith(".Sh"):
+            in_description = line.strip() == ".Sh DESCRIPTION"
+            continue
+        if not in_description:
+            continue
+        if line.startswith(".Bl"):
+            depth += 1
+        elif line.startswith(".El"):
+            depth -= 1
+            path = path[:max(depth, 0)]
+        elif line.startswith(".It Em "):
+            path = path[:depth - 1] + [line[len(".It Em "):].strip()]
+            blocks.setdefault(tuple(path), [])
+        elif path:
+            blocks[tuple(path)].append(line)
+    return {k: "\n".join(v) for k, v in blocks.items()}
+
+
+def mdoc_item(synopsis):
+    """The .It line generate-manual writes for a --help synopsis: `--config <config>` -> `.It Fl -config Ar config`."""
+    if synopsis.startswith("<"):
+        return ".It Ar " + synopsis.strip("<>.")
+    names = [n.strip() for n in synopsis.split(" <")[0].split(",")]
+    item = ".It " + " , ".join("Fl " + n[1:] if i == 0 else n[1:] for i, n in enumerate(names))
+    value = re.search(r"<([^>]+)>", synopsis)
+    return item + (" Ar " + value.group(1) if value else "")
+
+
+def mismatches(run, page):
+    """Every difference between the binary's --help (all subcommands) and the man page's DESCRIPTION."""
+    tree = json.loads(run("--experimental-dump-help").stdout)["command"]
+    blocks = man_blocks(page)
+    problems, todo = [], [([], tree)]
+    while todo:
+        path, command = todo.pop()
+        for sub in command.get("subcommands", []):
+            if sub["commandName"] != "help":
+                todo.append((path + [sub["commandName"]], sub))
+        if not path:
+            continue
+        block = blocks.get(tuple(path))
+        if block is None:
+            problems.append(f"{' '.join(path)}: not in the man page")
+            continue
+        flat = _normal(re.sub(r"^\.(Pp|It .*)$", " ", block, flags=re.M)).replace("\\&", "").replace("\\e", "\\")
+        overview, entries = help_of(run, path)
+        if _normal(overview) not in flat:
+            problems.append(f"{' '.join(path)}: overview {overview!r} not in the man page")
+        items = [l for l in block.splitlines() if l.startswith(".It ")]
+        for synopsis, description in entries:
+            if mdoc_item(synopsis) not in items:
+                problems.append(f"{' '.join(path)}: {synopsis} ({mdoc_item(synopsis)}) not in the man page")
+            if description not in flat:
+                problems.append(f"{' '.join(path)}: {synopsis}: {description!r} not in the man page")
+        if len(items) != len([i for i in items if i.startswith((".It Fl", ".It Ar"))]) or \
+                len([i for i in items if i.startswith((".It Fl", ".It Ar"))]) != len(entries):
+            problems.append(f"{' '.join(path)}: the man page lists {len(items)} items, --help {len(entries)}")
+    return problems
 
 
 # ---- sources -------------------------------------------------------------------------------------
@@ -242,6 +336,7 @@ def test_contents_are_where_the_brief_puts_them(contents):
         "/lib/systemd/system/dropbox-agent.service": "-rw-r--r--",
         "/etc/dropbox-agent/agent.json": "-rw-r--r--",
         "/usr/share/man/man1/dropbox-agent.1.gz": "-rw-r--r--",
+        "/usr/share/dropbox-agent/prometheus/dropbox-agent.rules.yml": "-rw-r--r--",
         "/usr/share/doc/dropbox-agent/copyright": "-rw-r--r--",
         "/usr/share/doc/dropbox-agent/README.Debian": "-rw-r--r--",
         "/usr/share/bash-completion/completions/dropbox-agent": "-rw-r--r--",
@@ -261,7 +356,8 @@ def test_packaged_files_match_the_repository(extracted):
     pairs += [(f, extracted / "usr/share/dropbox-agent/schemas" / f.name) for f in sorted((ROOT / "schemas").glob("*.json"))]
     pairs += [(f, extracted / "usr/share/dropbox-agent/examples/requests" / f.relative_to(ROOT / "examples/requests"))
               for f in sorted((ROOT / "examples/requests").rglob("*.json"))]
-    pairs += [(CONFIG, extracted / "etc/dropbox-agent/agent.json"), (UNIT, extracted / "lib/systemd/system/dropbox-agent.service")]
+    pairs += [(CONFIG, extracted / "etc/dropbox-agent/agent.json"), (UNIT, extracted / "lib/systemd/system/dropbox-agent.service"),
+              (RULES, extracted / "usr/share/dropbox-agent/prometheus/dropbox-agent.rules.yml")]
     for source, packaged in pairs:
         assert packaged.is_file(), f"{packaged.relative_to(extracted)} is missing"
         assert packaged.read_bytes() == source.read_bytes(), f"{packaged.relative_to(extracted)} differs from {source.relative_to(ROOT)}"
@@ -328,6 +424,32 @@ def test_man_page_documents_every_subcommand(extracted):
     result = run([man, "--warnings", "-l", extracted / "usr/share/man/man1/dropbox-agent.1.gz"],
                  env={**os.environ, "MANWIDTH": "100", "MANPAGER": "cat"})
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_man_page_matches_the_packaged_binarys_help(extracted):
+    """The page was generated from this very binary (the release build): every subcommand's overview, and every
+    argument and option `--help` shows with its description, are in the man page, and nothing else is."""
+    page = gzip.decompress((extracted / "usr/share/man/man1/dropbox-agent.1.gz").read_bytes()).decode()
+    assert mismatches(lambda *args: run_packaged(extracted, *args), page) == []
+    version = run_packaged(extracted, "--version").stdout.strip()
+    assert f".Os dropbox-agent {version}\n" in page
+
+
+def test_man_page_comparison_notices_differences(extracted):
+    """The comparison above is not vacuous: a page missing an option, with a changed description or a renamed
+    subcommand fails it."""
+    page = gzip.decompress((extracted / "usr/share/man/man1/dropbox-agent.1.gz").read_bytes()).decode()
+    run = lambda *args: run_packaged(extracted, *args)
+    assert any("--watch" in p for p in mismatches(run, page.replace(".It Fl -watch\n", "", 1)))
+    assert any("not in the man page" in p for p in mismatches(run, page.replace("Configuration file (JSON).", "Config file.", 1)))
+    assert any(p.startswith("catalog list") for p in mismatches(run, page.replace(".It Em list\n", ".It Em lst\n", 1)))
+
+
+def test_packaged_alert_rules_pass_promtool(extracted):
+    promtool = require_tool("promtool", "prometheus")
+    result = run([promtool, "check", "rules", extracted / "usr/share/dropbox-agent/prometheus/dropbox-agent.rules.yml"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
 
 
 def test_bash_completion_completes_subcommands(extracted):
