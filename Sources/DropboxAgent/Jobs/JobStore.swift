@@ -127,10 +127,15 @@ struct JobStore: Sendable {
     /// Renews `lease` (compare-and-set): writes a new heartbeat only if `lease.json` still names this agent and
     /// `lease.attempt`, the fencing token.
     ///
+    /// - Parameters:
+    ///   - released: mark the lease released (the job stopped and may be resumed at once by anyone).
+    ///   - keepReleased: the periodic renewal: a lease its job has already released is left as it is (a renewal
+    ///     racing with the release must not take it back).
     /// - Returns: the renewed lease, or nil when the lease is no longer ours (taken over, or gone).
-    func renewLease(jobId: String, attempt: Int, released: Bool = false) throws -> Lease? {
+    func renewLease(jobId: String, attempt: Int, released: Bool = false, keepReleased: Bool = false) throws -> Lease? {
         try withLeaseLock(jobId: jobId) {
             guard var lease = readLease(jobId: jobId), lease.owner == .current, lease.attempt == attempt else { return nil }
+            if keepReleased && lease.released == true { return lease }
             lease.heartbeat = Date().timeIntervalSince1970
             lease.released = released
             try writeLease(lease, jobId: jobId)
