@@ -63,4 +63,23 @@ struct BlockingCancellationTests {
         await #expect(throws: DeliveryError.self) { _ = try await task.value }
         #expect(ContinuousClock.now - cancelledAt < .seconds(1))
     }
+
+    /// Work that prefers a ``ThreadPoolTaskExecutor`` (and its child tasks) runs on its threads, not on the
+    /// cooperative pool.
+    @Test func tasksPreferringTheThreadPoolRunOnItsThreads() async {
+        let executor = ThreadPoolTaskExecutor(name: "bk-test", threads: 2)
+        let onPool = await withTaskExecutorPreference(executor) { await Self.whereItRuns(executor) }
+        #expect(onPool == [true, true, true, true, true])
+        #expect(await Self.whereItRuns(executor) == [false, false, false, false, false], "without the preference: the cooperative pool")
+    }
+
+    /// Whether this function, and four child tasks, ran on `executor`'s threads.
+    private static func whereItRuns(_ executor: ThreadPoolTaskExecutor) async -> [Bool] {
+        let here = executor.isCurrentThread
+        let children = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<4 { group.addTask { executor.isCurrentThread } }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        return [here] + children
+    }
 }

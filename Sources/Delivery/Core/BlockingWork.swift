@@ -115,3 +115,58 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         }
     }
 }
+
+/// A task executor of a few dedicated threads: tasks (and the nonisolated async functions they call) that prefer it
+/// (`withTaskExecutorPreference`, `Task(executorPreference:)`) run their synchronous stretches — short blocking
+/// bookkeeping such as a checkpoint write with fsync, a `flock`, an SQLite commit — on these threads instead of
+/// the cooperative pool's. Jobs run in the order they were enqueued, by whichever thread is free.
+///
+/// A closure passed to `withTaskExecutorPreference` starts where its caller runs; the switch happens at its first
+/// call of a nonisolated `async` function. Put the work in such a function and call it from the closure.
+public final class ThreadPoolTaskExecutor: TaskExecutor, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []  // guarded by `condition`
+
+    /// Starts `threads` threads named `name`.
+    public init(name: String, threads: Int = 2) {
+        for index in 0..<max(1, threads) {
+            let thread = Thread { [self] in
+                pthread_setspecific(Self.ownerKey, Unmanaged.passUnretained(self).toOpaque())
+                loop()
+            }
+            thread.name = threads > 1 ? "\(name)-\(index)" : name
+            thread.start()
+        }
+    }
+
+    /// Whether the calling thread is one of this executor's.
+    public var isCurrentThread: Bool {
+        pthread_getspecific(Self.ownerKey) == Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    private static let ownerKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
+
+    private func loop() -> Never {
+        while true {
+            condition.lock()
+            while jobs.isEmpty { condition.wait() }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+    }
+}
