@@ -10,6 +10,9 @@ import Synchronization
 /// are coalesced to at most one write every `progressInterval`, and the last one is never lost because
 /// every later state change writes the full document.
 ///
+/// State changes are written by the caller (JobRunner's bookkeeping, on ``Bookkeeping/executor``); progress
+/// writes are handed to that executor, never made on the cooperative pool.
+///
 /// Writes never go backwards: each document is given the next `sequence` under the state lock, and written
 /// under a second lock that skips a document older than the one already on disk (that newer one includes its
 /// change). Reports come from the step's task and from blocking threads (extraction, publishing) at once.
@@ -123,7 +126,12 @@ final class StatusPublisher: StepReporter, Sendable {
             s.document.advanceSequence()
             return (try? s.document.encoded()).map { (s.document.sequence ?? 0, $0) }
         }
-        if let (sequence, data) = encoded, fence?() ?? true {
+        guard let (sequence, data) = encoded else { return }
+        // Reports come from the step's task on the cooperative pool, too: the fencing read and the write (fsync,
+        // rename, directory fsync) go to the bookkeeping threads. Order is kept by the sequence (an older document
+        // arriving later is skipped), and every state change after this writes the whole document at once.
+        Task(executorPreference: Bookkeeping.executor) { [self] in
+            guard fence?() ?? true else { return }
             do { try write(data, sequence: sequence) } catch {
                 logger.warning("could not write progress to the status file", metadata: ["path": "\(path)", "error": "\(error)"])
             }

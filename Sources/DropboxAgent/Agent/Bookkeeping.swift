@@ -1,0 +1,9 @@
+import Delivery
+
+/// Where a job's own blocking bookkeeping runs: checkpoint and lease files (fsync, `flock`), journal rows
+/// (SQLite, `synchronous=FULL`), status files (fsync, rename, directory fsync). Two dedicated threads shared by
+/// all jobs, never the cooperative pool (one thread per core), so a slow disk delays bookkeeping, not the watcher,
+/// cancellation or other jobs' steps. Long work (extraction, hashing, copies) stays in ``BlockingWork``.
+enum Bookkeeping {
+    static let executor = ThreadPoolTaskExecutor(name: "bookkeeping", threads: 2)
+}
