@@ -93,6 +93,10 @@ struct AgentRuntime: Sendable {
                 return [www, www + "/requests"]
             } ?? [])
         await sweeper.sweepOffPool()
+        // Leases are renewed from now on, on their own thread at fixed deadlines (LeaseRenewer).
+        // A hung work loop (below) stops them after two thirds of the lease: its jobs are then taken over.
+        agent.renewer.requireLiveness(within: c.agent.leaseSeconds * 2 / 3)
+        agent.renewer.start()
         await agent.recoverJobs()
         // The spool is watched (the watcher exists) and recovery is done: ready.
         systemd.notify(["READY=1", await agent.systemdStatus()])
@@ -146,14 +150,18 @@ struct AgentRuntime: Sendable {
             group.addTask {
                 var lastCollection = 0.0
                 var lastSweep = Date().timeIntervalSince1970
+                // On a fixed grid of deadlines, like the lease renewals: the work below does not delay the next round
+                // (nor the watchdog ping).
+                var due = LeaseRenewer.monotonicNow() + recoveryInterval
                 while !Task.isCancelled {
-                    try await Task.sleep(for: .seconds(recoveryInterval))
-                    await agent.renewLeases()
+                    try await Task.sleep(for: .seconds(max(0, due - LeaseRenewer.monotonicNow())))
+                    defer { due = LeaseRenewer.nextDeadline(after: due, now: LeaseRenewer.monotonicNow(), interval: recoveryInterval) }
                     await agent.recoverJobs()
                     await agent.pump()
                     // From the loop that does the work, after three round trips through the agent: a hung agent
                     // stops pinging and systemd restarts it (WatchdogSec=).
                     systemd.notify((systemd.watchdogTimeout == nil ? [] : ["WATCHDOG=1"]) + [await agent.systemdStatus()])
+                    agent.renewer.noteAlive()
                     let stats = watcher.statistics
                     agent.metrics.set(\.watcherEvents, stats.events)
                     agent.metrics.set(\.watcherOverflows, stats.overflows)
@@ -179,6 +187,7 @@ struct AgentRuntime: Sendable {
             systemd.notify(["STOPPING=1", "STATUS=stopping: waiting for running steps"])
             watcher.stop()
             await agent.shutdown(grace: c.agent.shutdownGraceSeconds)
+            agent.renewer.stop()
             group.cancelAll()
         }
         dataLock.release()

@@ -1,4 +1,5 @@
 import Delivery
+import Synchronization
 
 /// Where a job's own blocking bookkeeping runs: checkpoint and lease files (fsync, `flock`), journal rows
 /// (SQLite, `synchronous=FULL`), status files (fsync, rename, directory fsync). Two dedicated threads shared by
@@ -6,4 +7,13 @@ import Delivery
 /// cancellation or other jobs' steps. Long work (extraction, hashing, copies) stays in ``BlockingWork``.
 enum Bookkeeping {
     static let executor = ThreadPoolTaskExecutor(name: "bookkeeping", threads: 2)
+
+    /// Job bookkeeping writes made on the bookkeeping threads, and elsewhere (the tests assert the second stays 0).
+    static let writesOnExecutor = Atomic<Int>(0)
+    static let writesElsewhere = Atomic<Int>(0)
+
+    /// Counts one bookkeeping write by where it runs.
+    static func noteWrite() {
+        if executor.isCurrentThread { writesOnExecutor.add(1, ordering: .relaxed) } else { writesElsewhere.add(1, ordering: .relaxed) }
+    }
 }

@@ -2,7 +2,8 @@ import Foundation
 import RestoreSteps
 import Synchronization
 
-/// Records step transitions durably before the pipeline moves on, and stops it when asked.
+/// Records step transitions durably before the pipeline moves on, and stops it when asked. Called by the pipeline
+/// on the cooperative pool, it does its file, journal and status writes on ``Bookkeeping/executor``'s threads.
 final class JobObserver: PipelineObserver, Sendable {
     private let runner: JobRunner
     private let state: Mutex<JobCheckpoint>
@@ -21,6 +22,14 @@ final class JobObserver: PipelineObserver, Sendable {
     var checkpoint: JobCheckpoint { state.withLock { $0 } }
 
     func stepWillStart(_ step: StepName) async throws {
+        try await withTaskExecutorPreference(Bookkeeping.executor) { try await self.recordStart(step) }
+    }
+
+    func stepDidComplete(_ step: StepName) async throws {
+        try await withTaskExecutorPreference(Bookkeeping.executor) { try await self.recordCompletion(step) }
+    }
+
+    private func recordStart(_ step: StepName) async throws {
         if access(runner.spoolCancelPath(), F_OK) == 0 {
             _ = rename(runner.spoolCancelPath(), runner.jobDirectoryPath + "/cancel")
         }
@@ -30,12 +39,13 @@ final class JobObserver: PipelineObserver, Sendable {
         }
         if runner.control.stopReason != nil { throw CancellationError() }
         do { try runner.fence() } catch { throw CancellationError() }
+        Bookkeeping.noteWrite()
         runner.journalStep(step, attempt: attempt, started: true)
         runner.agent.metrics.detail.stepStarted(jobId: runner.jobId, step: step)
         try publisher.transition(to: .running, step: step)
     }
 
-    func stepDidComplete(_ step: StepName) async throws {
+    private func recordCompletion(_ step: StepName) async throws {
         let snapshot = state.withLock { c -> JobCheckpoint in
             if !c.completedSteps.contains(step) { c.completedSteps.append(step) }
             return c
@@ -62,5 +72,8 @@ extension JobRunner {
     }
     fileprivate var jobDirectoryPath: String { directory }
     fileprivate func fence() throws { try checkFence() }
-    fileprivate func saveCheckpoint(_ c: JobCheckpoint) throws { try store.writeCheckpoint(c) }
+    fileprivate func saveCheckpoint(_ c: JobCheckpoint) throws {
+        Bookkeeping.noteWrite()
+        try store.writeCheckpoint(c)
+    }
 }

@@ -61,6 +61,7 @@ extension JobRunner {
                 jobDirectory: store.finishedDirectory + "/" + jobId)
             checkpoint.notified = true
             try checkFence()
+            Bookkeeping.noteWrite()
             try store.writeCheckpoint(checkpoint)
         }
         // The request file's final home is known before the move: the terminal status never points at a path
@@ -112,6 +113,7 @@ extension JobRunner {
         checkpoint.transientSince = since
         checkpoint.transientRetries = retries + 1
         checkpoint.retryAt = now + delay
+        Bookkeeping.noteWrite()
         try store.writeCheckpoint(checkpoint)
         let when = Timestamp.string(Date(timeIntervalSince1970: now + delay))
         let archiveStep = e.code != DiskSpace.code && e.step.map { [.prepare, .rawdata, .calibration].contains($0) } ?? true

@@ -21,7 +21,16 @@ struct JobRunner: Sendable {
     var statusPath: String { settings.spoolDirectory + "/" + SpoolNames.statusFile(for: name) }
     var directory: String { store.jobDirectory(jobId) }
 
+    /// Runs the job. Its own bookkeeping — checkpoint, lease and status writes (fsync), `flock`, journal rows
+    /// (SQLite) — runs on ``Bookkeeping/executor``'s threads; the restore steps run on the cooperative pool, their
+    /// blocking parts in ``BlockingWork``.
     func run() async {
+        await withTaskExecutorPreference(Bookkeeping.executor) { await runOnBookkeepingThreads() }
+    }
+
+    /// ``run()``'s body; nonisolated and async, so that calling it from the preference's closure moves it onto the
+    /// bookkeeping threads.
+    private func runOnBookkeepingThreads() async {
         var retried = false
         var delay = 1.0
         while true {
@@ -78,6 +87,7 @@ struct JobRunner: Sendable {
         if checkpoint.completedSteps.isEmpty, try await linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
         let firstPending = StepName.allCases.first { !checkpoint.completedSteps.contains($0) } ?? .deliver
         if checkpoint.startedAt == nil { checkpoint.startedAt = now }
+        Bookkeeping.noteWrite()
         try store.writeCheckpoint(checkpoint)
 
         var document = existingStatus ?? StatusDocument(request: name, state: .queued)
@@ -129,8 +139,11 @@ struct JobRunner: Sendable {
         record(publisher.document, step: firstPending.rawValue, attempt: lease.attempt, message: resume ? "resumed" : "claimed")
 
         let observer = JobObserver(runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.attempt, job: job)
-        let (outcome, result) = await agent.executor.execute(
-            job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher)
+        // The steps themselves on the cooperative pool (they hand their blocking work to BlockingWork); the observer
+        // moves each step transition back onto the bookkeeping threads.
+        let executor = agent.executor
+        let (outcome, result) = await withTaskExecutorPreference(globalConcurrentExecutor) { await executor.execute(
+            job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher) }
         try await conclude(outcome, result: result, job: job, request: request, checkpoint: observer.checkpoint, publisher: publisher, sha: sha)
     }
 
@@ -166,6 +179,7 @@ struct JobRunner: Sendable {
     }
 
     func record(_ doc: StatusDocument, step: String?, attempt: Int, message: String?, jobDirectory: String? = nil) {
+        Bookkeeping.noteWrite()
         do {
             try agent.journal.record(
                 .init(

@@ -29,6 +29,10 @@ final class LeaseRenewer: Sendable {
     private let state = Mutex<(started: Bool, stopped: Bool)>((false, false))
     /// Renewal passes made (for tests and the metrics).
     let passes = Atomic<Int>(0)
+    /// The monotonic time of the agent's last housekeeping round (``noteAlive()``), and how old it may be before
+    /// renewals stop (nil: no such gate). A hung agent must not keep its jobs forever: once its work loop stops
+    /// for that long, its leases are left to expire and another agent takes the jobs over.
+    private let alive = Mutex<(last: Double, limit: Double?)>((0, nil))
     /// Tests only: called at the start of every pass on the renewal thread (to record or slow passes).
     private let beforePass: (@Sendable () -> Void)?
 
@@ -46,6 +50,14 @@ final class LeaseRenewer: Sendable {
 
     /// Stops renewing the lease of `jobId` (the job ended, or released its lease).
     func release(jobId: String) { _ = held.withLock { $0.removeValue(forKey: jobId) } }
+
+    /// Renewals continue only while ``noteAlive()`` is called at least every `seconds`.
+    func requireLiveness(within seconds: Double) {
+        alive.withLock { $0 = (Self.monotonicNow(), seconds) }
+    }
+
+    /// The agent's work loop completed a round.
+    func noteAlive() { alive.withLock { $0.last = Self.monotonicNow() } }
 
     /// The jobs renewed now.
     var heldJobs: [Held] { held.withLock { Array($0.values) } }
@@ -82,6 +94,11 @@ final class LeaseRenewer: Sendable {
     /// One pass: renews every held lease (compare-and-set on the attempt); a job whose lease another agent now
     /// holds is stopped at once and writes nothing more. A lease its job has released stays released.
     func renewAll() {
+        let (last, limit) = alive.withLock { $0 }
+        if let limit, Self.monotonicNow() - last > limit {
+            logger.error("the agent's work loop has not run for \(Int(Self.monotonicNow() - last)) s: leases are no longer renewed, so other agents can take the jobs over")
+            return
+        }
         for job in heldJobs {
             do {
                 if try store.renewLease(jobId: job.jobId, attempt: job.attempt, keepReleased: true) == nil {

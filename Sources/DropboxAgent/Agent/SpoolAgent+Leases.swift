@@ -35,26 +35,4 @@ extension SpoolAgent {
             }
         }
     }
-
-    /// Renews the lease of every running job (one loop for all jobs, driven by the runtime every
-    /// `leaseSeconds/3` at most), compare-and-set on the attempt it holds; a job whose lease another agent now
-    /// holds is stopped at once and writes nothing more.
-    func renewLeases() {
-        for (name, job) in running {
-            do {
-                if try store.renewLease(jobId: job.jobId, attempt: job.attempt) == nil {
-                    let lease = store.readLease(jobId: job.jobId)
-                    logger.error(
-                        "lease taken over by another agent; stopping",
-                        metadata: [
-                            "request.name": "\(name)", "job.id": "\(job.jobId)", "attempt": "\(job.attempt)",
-                            "owner": "\(lease.map { "\($0.owner.host):\($0.owner.pid) attempt \($0.attempt)" } ?? "none")",
-                        ])
-                    job.control.stop(.leaseLost, interruptNow: true)
-                }
-            } catch {
-                logger.warning("cannot renew a lease", metadata: ["job.id": "\(job.jobId)", "error": "\(error)"])
-            }
-        }
-    }
 }

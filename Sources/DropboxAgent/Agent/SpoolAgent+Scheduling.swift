@@ -33,6 +33,7 @@ extension SpoolAgent {
     func start(jobId: String, name: String, resume: Bool, attempt: Int, owner: uid_t? = nil) {
         let control = JobControl()
         running[name] = RunningJob(jobId: jobId, control: control, attempt: attempt, owner: owner)
+        renewer.hold(.init(jobId: jobId, name: name, attempt: attempt, control: control))
         let runner = JobRunner(
             jobId: jobId, name: name, resume: resume, attempt: attempt, agent: self, control: control,
             logger: logger.with(["request.name": "\(name)", "job.id": "\(jobId)"]))
@@ -44,6 +45,7 @@ extension SpoolAgent {
     }
 
     private func jobEnded(name: String) {
+        if let job = running[name] { renewer.release(jobId: job.jobId) }
         running[name] = nil
         if !draining {
             // A file of the same name dropped while this one ran.

@@ -80,6 +80,8 @@ actor SpoolAgent {
     let notifier: any Notifier
     let logger: Logger
     let metrics = AgentMetrics()
+    /// Renews the running jobs' leases on a thread of its own (started and stopped by the runtime).
+    let renewer: LeaseRenewer
 
     let spoolFD: Int32
     var pending: [String: PendingFile] = [:]
@@ -95,6 +97,7 @@ actor SpoolAgent {
         self.executor = executor
         self.notifier = notifier
         self.logger = logger
+        self.renewer = LeaseRenewer(store: store, interval: Self.renewalInterval(leaseSeconds: settings.leaseSeconds), logger: logger)
         try store.prepare()
         let fd = open(settings.spoolDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError(call: "open", path: settings.spoolDirectory, errno: errno) }
@@ -102,6 +105,9 @@ actor SpoolAgent {
     }
 
     deinit { close(spoolFD) }
+
+    /// Seconds between lease renewals: a third of the lease, between 0.5 s and 10 s.
+    static func renewalInterval(leaseSeconds: Double) -> Double { max(0.5, min(10, leaseSeconds / 3)) }
 
     var runningCount: Int { running.count }
     var queuedCount: Int { queue.count }
