@@ -81,4 +81,21 @@ struct LeaseRenewerTests {
         renewer.renewAll()
         #expect(store.readLease(jobId: jobId)?.released == true, "a renewal racing with the release does not take it back")
     }
+
+    @Test func aHungWorkLoopStopsTheRenewals() throws {
+        let store = try makeStore()
+        let jobId = try claimed(store, "hung")
+        let renewer = LeaseRenewer(store: store, interval: 10, logger: Logger(label: "test"))
+        renewer.hold(.init(jobId: jobId, name: "hung", attempt: 1, control: JobControl()))
+        var stale = try #require(store.readLease(jobId: jobId))
+        stale.heartbeat = 1000
+        try store.writeLease(stale, jobId: jobId)
+        renewer.requireLiveness(within: 0.05)
+        usleep(100_000)  // the work loop did not note a round for longer than that
+        renewer.renewAll()
+        #expect(store.readLease(jobId: jobId)?.heartbeat == 1000, "not renewed while the work loop is silent")
+        renewer.noteAlive()
+        renewer.renewAll()
+        #expect((store.readLease(jobId: jobId)?.heartbeat ?? 0) > 1000, "renewed again once it ran")
+    }
 }
