@@ -94,6 +94,8 @@ install -m 0644 "$PKG/agent.json" "$ROOT/etc/dropbox-agent/agent.json"
 # changelog.gz).
 install -m 0644 "$PKG/README.md" "$ROOT/usr/share/doc/dropbox-agent/README.Debian"
 install -m 0644 "$PKG/copyright" "$ROOT/usr/share/doc/dropbox-agent/copyright"
+# The catalogue import format (`dropbox-agent catalog import`; its schema is schemas/catalog.schema.json).
+install -m 0644 "$REPO/docs/catalog-format.md" "$ROOT/usr/share/doc/dropbox-agent/catalog-format.md"
 {
     printf 'dropbox-agent (%s) unstable; urgency=medium\n\n' "$VERSION"
     printf '  * Built from %s.\n\n' "$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo 'a source tree')"

@@ -337,6 +337,8 @@ def test_contents_are_where_the_brief_puts_them(contents):
         "/etc/dropbox-agent/agent.json": "-rw-r--r--",
         "/usr/share/man/man1/dropbox-agent.1.gz": "-rw-r--r--",
         "/usr/share/dropbox-agent/prometheus/dropbox-agent.rules.yml": "-rw-r--r--",
+        "/usr/share/doc/dropbox-agent/catalog-format.md": "-rw-r--r--",
+        "/usr/share/dropbox-agent/schemas/catalog.schema.json": "-rw-r--r--",
         "/usr/share/doc/dropbox-agent/copyright": "-rw-r--r--",
         "/usr/share/doc/dropbox-agent/README.Debian": "-rw-r--r--",
         "/usr/share/bash-completion/completions/dropbox-agent": "-rw-r--r--",
@@ -357,7 +359,8 @@ def test_packaged_files_match_the_repository(extracted):
     pairs += [(f, extracted / "usr/share/dropbox-agent/examples/requests" / f.relative_to(ROOT / "examples/requests"))
               for f in sorted((ROOT / "examples/requests").rglob("*.json"))]
     pairs += [(CONFIG, extracted / "etc/dropbox-agent/agent.json"), (UNIT, extracted / "lib/systemd/system/dropbox-agent.service"),
-              (RULES, extracted / "usr/share/dropbox-agent/prometheus/dropbox-agent.rules.yml")]
+              (RULES, extracted / "usr/share/dropbox-agent/prometheus/dropbox-agent.rules.yml"),
+              (ROOT / "docs/catalog-format.md", extracted / "usr/share/doc/dropbox-agent/catalog-format.md")]
     for source, packaged in pairs:
         assert packaged.is_file(), f"{packaged.relative_to(extracted)} is missing"
         assert packaged.read_bytes() == source.read_bytes(), f"{packaged.relative_to(extracted)} differs from {source.relative_to(ROOT)}"

@@ -65,7 +65,7 @@ enum HTTPTransfer {
                     "retrying transfer",
                     metadata: [
                         "file.id": "\(file.fileId)", "attempt": .stringConvertible(attempts), "error": "\(error)",
-                        "delay.ms": "\(delay.milliseconds)",
+                        "delay.ms": .stringConvertible(delay.milliseconds),
                     ])
                 backoff = min(backoff * 2, options.maxBackoff)
             }

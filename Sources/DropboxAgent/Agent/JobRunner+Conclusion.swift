@@ -126,7 +126,7 @@ extension JobRunner {
         }
         _ = try store.renewLease(jobId: jobId, attempt: attempt, released: true)
         record(publisher.document, step: e.step?.rawValue, attempt: job.attempt, message: message)
-        logger.warning("transient failure; retrying later", metadata: ["error.code": "\(e.code.rawValue)", "retry.at": "\(when)", "retry": "\(retries + 1)"])
+        logger.warning("transient failure; retrying later", metadata: ["error.code": "\(e.code.rawValue)", "retry.at": "\(when)", "retry": .stringConvertible(retries + 1)])
         return true
     }
 }

@@ -38,7 +38,7 @@ struct JobRunner: Sendable {
                 try await runChecked(resume: resume || retried)
                 return
             } catch is LeaseLost {
-                logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": "\(attempt)"])
+                logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": .stringConvertible(attempt)])
                 return
             } catch {
                 // A status, checkpoint or lease write failed (a full disk, typically). The job is not abandoned in
@@ -46,7 +46,7 @@ struct JobRunner: Sendable {
                 let noSpace = DiskSpace.isNoSpace(error)
                 logger.error(
                     noSpace ? "no space left on device (ENOSPC); the request resumes when space returns" : "job bookkeeping failed; the request resumes from its checkpoint",
-                    metadata: ["error": "\(error)", "retry.seconds": "\(delay)"])
+                    metadata: ["error": "\(error)", "retry.seconds": .stringConvertible(delay)])
                 guard control.stopReason == nil, store.holdsLease(jobId: jobId, attempt: attempt) else {
                     logger.error("job left to lease recovery", metadata: ["stop.reason": "\(control.stopReason?.rawValue ?? "lease lost")"])
                     return

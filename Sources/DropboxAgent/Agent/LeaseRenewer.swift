@@ -106,7 +106,7 @@ final class LeaseRenewer: Sendable {
                     logger.error(
                         "lease taken over by another agent; stopping",
                         metadata: [
-                            "request.name": "\(job.name)", "job.id": "\(job.jobId)", "attempt": "\(job.attempt)",
+                            "request.name": "\(job.name)", "job.id": "\(job.jobId)", "attempt": .stringConvertible(job.attempt),
                             "owner": "\(lease.map { "\($0.owner.host):\($0.owner.pid) attempt \($0.attempt)" } ?? "none")",
                         ])
                     release(jobId: job.jobId)

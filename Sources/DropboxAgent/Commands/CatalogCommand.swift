@@ -10,7 +10,7 @@ struct CatalogCommand: ParsableCommand {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Import a catalogue file (docs/catalog-format.md); importing a MOUS again replaces it.")
+            abstract: "Import a catalogue file (format: docs/catalog-format.md, installed as /usr/share/doc/dropbox-agent/catalog-format.md); importing a MOUS again replaces it.")
         @Argument(help: "The catalogue import file (JSON, schema dropbox-agent/catalog/v1).") var file: String
         @Option(name: .long, help: "Configuration file (JSON).") var config: String?
 
