@@ -121,7 +121,7 @@ struct AgentRuntime: Sendable {
             if c.dashboard.enabled, let file = c.dashboard.file {
                 let refresh = c.dashboard.refreshSeconds
                 let spool = c.spool.directory!
-                group.addTask {
+                group.addTask(executorPreference: Bookkeeping.housekeeping) {
                     // Rewritten every `refreshSeconds`, and within a second of a state change (at most once a second).
                     var writer = DashboardWriter(indexPath: file, spoolDirectory: spool, refreshSeconds: max(1, Int(refresh.rounded())))
                     var seen = -1
@@ -140,14 +140,14 @@ struct AgentRuntime: Sendable {
                     }
                 }
             }
-            group.addTask {
+            group.addTask(executorPreference: Bookkeeping.housekeeping) {
                 // Mail goes out here, outside every job slot: a dead or silent SMTP server delays only mail.
                 while !Task.isCancelled {
                     await agent.notifier.sendQueued()
                     try await Task.sleep(for: .seconds(mailInterval))
                 }
             }
-            group.addTask {
+            group.addTask(executorPreference: Bookkeeping.housekeeping) {
                 var lastCollection = 0.0
                 var lastSweep = Date().timeIntervalSince1970
                 // On a fixed grid of deadlines, like the lease renewals: the work below does not delay the next round

@@ -8,6 +8,13 @@ import Synchronization
 enum Bookkeeping {
     static let executor = ThreadPoolTaskExecutor(name: "bookkeeping", threads: 2)
 
+    /// The runtime's own periodic work: the dashboard (reads every status file, writes HTML with fsync), the mail
+    /// queue (directory scans, queue and status files; SMTP itself in ``BlockingWork``), the metrics textfile and
+    /// the `/proc` scan for CASA processes. Two threads of their own (a slow dashboard write does not hold up the
+    /// housekeeping loop and its watchdog ping), so neither jobs' bookkeeping nor the pool waits
+    /// for them.
+    static let housekeeping = ThreadPoolTaskExecutor(name: "housekeeping", threads: 2)
+
     /// Job bookkeeping writes made on the bookkeeping threads, and elsewhere (the tests assert the second stays 0).
     static let writesOnExecutor = Atomic<Int>(0)
     static let writesElsewhere = Atomic<Int>(0)
