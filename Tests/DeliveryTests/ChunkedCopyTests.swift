@@ -78,7 +78,9 @@ struct ChunkedCopyTests {
             #expect(error.code == .cancelled)
         }
         let elapsed = ContinuousClock.now - cancelledAt
-        #expect(elapsed < .seconds(2), "cancel took \(elapsed)")
+        // The copy stops at its next chunk (asserted above and below); this bound only catches a hang, generous for a
+        // loaded 2-core machine (the agent's 2 s are measured end to end by tests/test_responsive.py).
+        #expect(elapsed < .seconds(10), "cancel took \(elapsed)")
         let reached = lastReport.load(ordering: .relaxed)
         #expect(reached < Int64(size), "stopped inside the file")
         #expect(!FileManager.default.fileExists(atPath: target), "the partial copy is removed")

@@ -70,7 +70,8 @@ struct PackageStagingCancelTests {
             #expect(error.code == .cancelled)
         }
         let elapsed = ContinuousClock.now - cancelledAt
-        #expect(elapsed < .seconds(2), "cancel took \(elapsed)")
+        // Stopping inside the file is asserted below; this bound only catches a hang (generous for a loaded machine).
+        #expect(elapsed < .seconds(10), "cancel took \(elapsed)")
         let reached = reporter.bytesDone.withLock { $0 }
         #expect(reached < Int64(smallData.count) + bigSize, "stopped inside the big file")
         let left = try FileManager.default.contentsOfDirectory(atPath: dir + "/products").sorted()
