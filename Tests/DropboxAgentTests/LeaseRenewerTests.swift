@@ -97,5 +97,17 @@ struct LeaseRenewerTests {
         renewer.noteAlive()
         renewer.renewAll()
         #expect((store.readLease(jobId: jobId)?.heartbeat ?? 0) > 1000, "renewed again once it ran")
+        // Silent again, and meanwhile taken over: the job is stopped all the same (checked, not renewed).
+        let control = JobControl()
+        renewer.hold(.init(jobId: jobId, name: "hung", attempt: 1, control: control))
+        let held = try #require(store.readLease(jobId: jobId))
+        var taken = try #require(try store.takeOver(jobId: jobId, from: held, countsAsAttempt: true))
+        taken.owner = .init(host: "elsewhere", pid: 1)
+        try store.writeLease(taken, jobId: jobId)
+        renewer.requireLiveness(within: 0.05)
+        usleep(100_000)
+        renewer.renewAll()
+        #expect(control.stopReason == .leaseLost)
+        #expect(store.readLease(jobId: jobId) == taken)
     }
 }

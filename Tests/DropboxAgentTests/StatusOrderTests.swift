@@ -63,4 +63,27 @@ import Testing
         #expect(final.step?.name == StepName.deliver.rawValue)
         #expect(final.progress == nil)
     }
+
+    /// The rename of a status write happens only when the commit check agrees (the lease is still this job's, under
+    /// its lock): a refused write leaves the file as it was, throws LeaseLost, and leaves no temporary behind.
+    @Test func aWriteTheLeaseRefusesLeavesTheFileAndNoTemporary() throws {
+        let dir = NSTemporaryDirectory() + "status-commit-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/r.status.json"
+        let allowed = Atomic<Bool>(true)
+        let publisher = StatusPublisher(
+            path: path, document: StatusDocument(request: "r", state: .queued), logger: Logger(label: "test"),
+            commit: { rename in
+                guard allowed.load(ordering: .relaxed) else { return false }
+                try rename()
+                return true
+            })
+        try publisher.transition(to: .running, step: .rawdata)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        allowed.store(false, ordering: .relaxed)
+        #expect(throws: LeaseLost.self) { try publisher.transition(to: .failed, step: .rawdata, message: "late") }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before, "the refused document never became visible")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["r.status.json"], "no temporary left")
+    }
 }

@@ -14,6 +14,30 @@ public enum AtomicFile {
         try syncDirectory(of: path)
     }
 
+    /// ``write(_:to:mode:)`` whose visible step, the `rename`, happens only if `commit` agrees: `commit` is called
+    /// with the rename once the temporary file is complete and synced, and may run it under a lock after a check
+    /// (a lease: the slow part, writing and syncing, stays outside the lock).
+    ///
+    /// - Parameter commit: runs its argument (the rename) and returns true, or returns false without running it.
+    /// - Returns: whether the file was replaced; when not, the temporary is removed and `path` is untouched.
+    @discardableResult
+    public static func write(
+        _ data: Data, to path: String, mode: mode_t = 0o644, commit: (_ rename: () throws -> Void) throws -> Bool
+    ) throws -> Bool {
+        let temp = try writeTemporary(data, near: path, mode: mode)
+        var renamed = false
+        defer { if !renamed { unlink(temp) } }
+        let agreed = try commit {
+            guard rename(temp, path) == 0 else {
+                throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: errno)
+            }
+            renamed = true
+        }
+        guard agreed, renamed else { return false }
+        try syncDirectory(of: path)
+        return true
+    }
+
     /// Creates `path` with `data` only if it does not exist yet (`link(2)` of a complete temp file, so the
     /// file never appears half-written). Returns false when it already existed.
     @discardableResult

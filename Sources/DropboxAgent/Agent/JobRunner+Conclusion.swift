@@ -38,7 +38,7 @@ extension JobRunner {
                 logger.notice("request checkpointed for shutdown", metadata: ["completed.steps": "\(checkpoint.completedSteps.map(\.rawValue))"])
                 return
             case .leaseLost:
-                logger.error("lease lost to another agent; stopped without touching the status")
+                logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": .stringConvertible(attempt)])
                 return
             case .cancelRequested, nil:
                 finalState = .cancelled

@@ -102,6 +102,18 @@ struct JobRunner: Sendable {
                 if store.holdsLease(jobId: jobId, attempt: attempt) { return true }
                 control.stop(.leaseLost, interruptNow: true)
                 return false
+            },
+            commit: { rename in
+                // The rename under the lease lock, only while the lease is this attempt's (a takeover takes the same
+                // lock). Once concluded the job has moved to finished/: nothing more is written by this publisher.
+                guard FileManager.default.fileExists(atPath: store.jobDirectory(jobId)) else { return false }
+                let done = try store.withLeaseLock(jobId: jobId) { () throws -> Bool in
+                    guard store.holdsLease(jobId: jobId, attempt: attempt) else { return false }
+                    try rename()
+                    return true
+                }
+                if !done { control.stop(.leaseLost, interruptNow: true) }
+                return done
             })
         let job = ExecutionJob(
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,

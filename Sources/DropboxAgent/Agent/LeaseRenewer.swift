@@ -95,13 +95,17 @@ final class LeaseRenewer: Sendable {
     /// holds is stopped at once and writes nothing more. A lease its job has released stays released.
     func renewAll() {
         let (last, limit) = alive.withLock { $0 }
-        if let limit, Self.monotonicNow() - last > limit {
+        let silent = limit.map { Self.monotonicNow() - last > $0 } ?? false
+        if silent {
             logger.error("the agent's work loop has not run for \(Int(Self.monotonicNow() - last)) s: leases are no longer renewed, so other agents can take the jobs over")
-            return
         }
         for job in heldJobs {
             do {
-                if try store.renewLease(jobId: job.jobId, attempt: job.attempt, keepReleased: true) == nil {
+                // While the work loop is silent, leases are only checked (a lost one still stops its job at once).
+                let ours = silent
+                    ? store.holdsLease(jobId: job.jobId, attempt: job.attempt)
+                    : try store.renewLease(jobId: job.jobId, attempt: job.attempt, keepReleased: true) != nil
+                if !ours {
                     let lease = store.readLease(jobId: job.jobId)
                     logger.error(
                         "lease taken over by another agent; stopping",

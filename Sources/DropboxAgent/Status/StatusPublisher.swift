@@ -24,6 +24,12 @@ final class StatusPublisher: StepReporter, Sendable {
     /// The fencing check (nil: none): when it returns false nothing more is written and ``update(_:)`` throws
     /// ``LeaseLost``.
     private let fence: (@Sendable () -> Bool)?
+    /// Runs the visible step of a write (the rename) under the lease lock if the lease is still this job's, and
+    /// says whether it did (nil: no lease, plain writes). The check before the write is not enough: an agent
+    /// stopped (SIGSTOP, a stall) between that check and its rename would publish a stale document after another
+    /// agent took the job over; under the lock the other agent's takeover waits for the rename, or comes first
+    /// and the rename does not happen.
+    private let commit: (@Sendable (_ rename: () throws -> Void) throws -> Bool)?
     private struct State {
         var document: StatusDocument
         var lastProgressWrite: Double = 0
@@ -37,10 +43,12 @@ final class StatusPublisher: StepReporter, Sendable {
     ///   - path: `<spool>/<NAME>.status.json`.
     ///   - document: the starting document (read back from disk when resuming, so history continues).
     ///   - fence: checked before every write; false means another agent holds the job now.
+    ///   - commit: makes the rename of every write conditional on the lease (see the property).
     init(
         path: String, document: StatusDocument, mode: mode_t = 0o644, progressInterval: Double = 0.5, logger: Logger,
-        fence: (@Sendable () -> Bool)? = nil
+        fence: (@Sendable () -> Bool)? = nil, commit: (@Sendable (_ rename: () throws -> Void) throws -> Bool)? = nil
     ) {
+        self.commit = commit
         self.path = path
         self.fence = fence
         self.mode = mode
@@ -74,7 +82,11 @@ final class StatusPublisher: StepReporter, Sendable {
     private func write(_ data: Data, sequence: Int) throws {
         try written.withLock { onDisk in
             guard sequence > onDisk else { return }
-            try AtomicFile.write(data, to: path, mode: mode)
+            if let commit {
+                guard try AtomicFile.write(data, to: path, mode: mode, commit: commit) else { throw LeaseLost() }
+            } else {
+                try AtomicFile.write(data, to: path, mode: mode)
+            }
             onDisk = sequence
         }
     }
@@ -132,7 +144,9 @@ final class StatusPublisher: StepReporter, Sendable {
         // arriving later is skipped), and every state change after this writes the whole document at once.
         Task(executorPreference: Bookkeeping.executor) { [self] in
             guard fence?() ?? true else { return }
-            do { try write(data, sequence: sequence) } catch {
+            do { try write(data, sequence: sequence) } catch is LeaseLost {
+                return  // another agent holds the job now: nothing more is written
+            } catch {
                 logger.warning("could not write progress to the status file", metadata: ["path": "\(path)", "error": "\(error)"])
             }
         }
