@@ -97,7 +97,7 @@ struct Sweeper: Sendable {
                 "leftovers swept",
                 metadata: [
                     "stagings": "\(report.stagings)", "working.areas": "\(report.workingAreas)", "job.folders": "\(report.jobFolders)",
-                    "leases.restored": "\(report.leasesRestored)", "temporary.files": "\(report.temporaryFiles.count)",
+                    "leases.restored": "\(report.leasesRestored)", "temporary.files": .stringConvertible(report.temporaryFiles.count),
                 ])
         }
         return report

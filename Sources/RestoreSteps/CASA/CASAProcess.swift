@@ -101,7 +101,7 @@ struct CASAProcess: Sendable {
             let survivors = await ProcessGroup(id: pid).terminate(grace: gracePeriod)
             if !survivors.isEmpty {
                 logger.error("processes of the CASA group survived SIGKILL",
-                             metadata: ["casa.pgid": "\(pid)", "casa.survivors": "\(survivors)"])
+                             metadata: ["casa.pgid": .stringConvertible(pid), "casa.survivors": "\(survivors)"])
             }
         }
         let duration = clock.now - started

@@ -40,7 +40,7 @@ public struct CASAStep: PipelineStep {
             result: result, working: working, products: area.products(metadata.relativePath), expectedAsdmNames: asdmNames)
         context.logger.info("CASA finished", metadata: [
             "exit": "\(result.exitStatus)", "seconds": "\(result.duration)", "success": "\(verdict.isSuccess)",
-            "harmless.severe": "\(verdict.harmlessSevereCount)",
+            "harmless.severe": .stringConvertible(verdict.harmlessSevereCount),
         ])
         try verdict.check()
         reporter.report(StepProgress(fraction: 1, message: "\(asdmNames.count) measurement sets restored"))

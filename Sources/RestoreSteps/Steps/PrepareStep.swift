@@ -83,7 +83,7 @@ public struct PrepareStep: PipelineStep {
         }
         let plan = metadata.plan
         context.logger.info("restore planned", metadata: [
-            "mous": "\(plan.mous)", "project": "\(plan.record.project)", "execblocks": "\(plan.execBlocks.count)",
+            "mous": "\(plan.mous)", "project": "\(plan.record.project)", "execblocks": .stringConvertible(plan.execBlocks.count),
             "products": .stringConvertible(plan.products.count), "total.bytes": .stringConvertible(plan.totalBytes), "relative.path": "\(metadata.relativePath)",
         ])
         reporter.report(StepProgress(fraction: 1, message: "\(plan.execBlocks.count) execution blocks, \(plan.products.count) products, \(plan.totalBytes) bytes to fetch"))
