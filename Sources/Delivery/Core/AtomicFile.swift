@@ -16,13 +16,24 @@ public enum AtomicFile {
 
     /// Creates `path` with `data` only if it does not exist yet (`link(2)` of a complete temp file, so the
     /// file never appears half-written). Returns false when it already existed.
+    ///
+    /// Exclusive across processes and hosts on local filesystems, NFS and SFTP (sshfs's hard links run `link(2)`
+    /// on the server): the guarantee leases and the idempotency index rest on, no lock needed.
     @discardableResult
     public static func create(_ data: Data, at path: String, mode: mode_t = 0o644) throws -> Bool {
         let temp = try writeTemporary(data, near: path, mode: mode)
         defer { unlink(temp) }
         if link(temp, path) != 0 {
-            if errno == EEXIST { return false }
-            throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: errno)
+            let e = errno
+            // NFS: a retransmitted LINK can report EEXIST although the first one created the link: then the
+            // temporary file has two links (the classic NFS-safe exclusive-create test).
+            var st = stat()
+            if e == EEXIST, stat(temp, &st) == 0, st.st_nlink == 2 {
+                try syncDirectory(of: path)
+                return true
+            }
+            if e == EEXIST { return false }
+            throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: e)
         }
         try syncDirectory(of: path)
         return true

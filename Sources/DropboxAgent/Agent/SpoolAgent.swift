@@ -8,7 +8,8 @@ import RestoreSteps
 /// All decisions about spool entries happen on this actor, one at a time; the restores themselves run in
 /// their own tasks (``JobRunner``) and report back when they end.
 ///
-/// The actor's sections make short blocking calls — `flock` on a spool entry, the SQLite journal
+/// The actor's sections make short blocking calls — `flock` on a spool entry (a same-host ordering aid, see
+/// ``whileInSpool(_:_:)``), the SQLite journal
 /// (`synchronous=FULL`), fsynced status and lease files, claims by `rename` — so it runs on a thread of its own
 /// (``DedicatedThreadExecutor``), never on the cooperative pool; anything long (garbage collection of finished
 /// jobs) goes to ``BlockingWork``.
@@ -342,7 +343,9 @@ actor SpoolAgent {
 
     /// Runs `body` holding an exclusive `flock(2)` on the spool entry, if the entry is still in the spool.
     /// ``JobStore/claim(name:)`` takes the same lock around its rename, so a status written here can never
-    /// land after another agent's claim of the same file.
+    /// land after the claim of the same file by another agent *of this kernel*. Across hosts `flock` gives no
+    /// such order (sshfs: locks are per mount; NFS: only with the lock daemon); nothing about exactly-once depends
+    /// on it. Across hosts the claimer repairs a status another host overwrote around its claim (``JobRunner``).
     private func whileInSpool(_ entry: String, _ body: () throws -> Void) throws {
         let fd = openat(spoolFD, entry, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return }
@@ -472,7 +475,9 @@ actor SpoolAgent {
             }
             let ownCleanStop = lease.released && lease.owner.host == AgentIdentity.current.host
             do {
-                guard let newLease = try store.takeOver(jobId: jobId, from: lease, countsAsAttempt: !lease.released) else { continue }
+                // A crash while concluding is not a failed attempt: the restore itself had ended.
+                let counts = !lease.released && lease.concludes == nil
+                guard let newLease = try store.takeOver(jobId: jobId, from: lease, countsAsAttempt: counts) else { continue }
                 metrics.add(ownCleanStop ? \.resumes : \.takeovers)
                 let name = store.readCheckpoint(jobId: jobId)?.name ?? String(jobId.split(separator: ".").first ?? "")
                 logger.notice(
