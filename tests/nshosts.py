@@ -207,11 +207,12 @@ class StorageHost:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         (self.base / "authorized_keys").write_text((self.base / "client_key.pub").read_text())
         self.known_hosts.write_text("storage " + " ".join((self.base / "host_key.pub").read_text().split()[:2]) + "\n")
+        # StrictModes off: the keys live under the test's temporary directory, beneath the world-writable /tmp.
         config = self.base / "sshd_config"
         config.write_text("\n".join([
             "Port 22", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"AuthorizedKeysFile {self.base}/authorized_keys",
             "PermitRootLogin prohibit-password", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "UsePAM no", "PidFile none", "Subsystem sftp internal-sftp", "LogLevel INFO", "",
+            "UsePAM no", "PidFile none", "StrictModes no", "Subsystem sftp internal-sftp", "LogLevel INFO", "",
         ]))
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
         # /run/sshd (privilege separation) on a tmpfs of this host's own mount namespace.

@@ -188,7 +188,15 @@ struct JobRunner: Sendable {
         try claimConclusion()
         // Notify before the final status, so the status can say whether the mail went out.
         var notifications: [StatusDocument.Notification] = publisher.document.notifications ?? []
-        if settings.notifyOn.contains(finalState) && !checkpoint.notified {
+        if settings.notifyOn.contains(finalState) && !checkpoint.notified,
+           let earlier = try store.recordNotificationHandOff(jobId: jobId), earlier != AgentIdentity.current {
+            logger.notice(
+                "notification already queued by an earlier attempt; not queued again",
+                metadata: ["queued.by": "\(earlier.host):\(earlier.pid)"])
+            checkpoint.notified = true
+            try checkFence()
+            try store.writeCheckpoint(checkpoint)
+        } else if settings.notifyOn.contains(finalState) && !checkpoint.notified {
             var preview = publisher.document
             preview.state = finalState
             preview.result = result.result

@@ -214,6 +214,19 @@ struct JobStore: Sendable {
         return try AtomicFile.create(try encodeJSON(lease), at: leasePath(jobId: jobId, attempt: 1))
     }
 
+    /// Records in the shared job directory, before the notification goes into this agent's (local, durable) mail
+    /// queue, that this agent has it (`<job>/notified`, created exclusively). An agent that takes the job over
+    /// after a crash between queueing and the checkpoint finds it and does not queue the mail again: the queue of
+    /// the host that holds it sends it (when its agent runs again, if that host died). Mail is thereby sent at most
+    /// once per request across hosts; a crash in the instant between this record and the queue's fsync loses it.
+    ///
+    /// - Returns: nil when this call recorded the hand-off, else the agent that had it first.
+    func recordNotificationHandOff(jobId: String) throws -> AgentIdentity? {
+        let path = jobDirectory(jobId) + "/notified"
+        if try AtomicFile.create(try encodeJSON(AgentIdentity.current), at: path) { return nil }
+        return FileManager.default.readJSON(AgentIdentity.self, at: path) ?? AgentIdentity(host: "unknown", pid: 0)
+    }
+
     func readCheckpoint(jobId: String) -> JobCheckpoint? {
         FileManager.default.readJSON(JobCheckpoint.self, at: jobDirectory(jobId) + "/job.json")
     }
