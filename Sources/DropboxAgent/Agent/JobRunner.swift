@@ -239,6 +239,16 @@ struct JobRunner: Sendable {
             }
         }
         updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
+        if let hook = Self.concludedHook { await hook(statusPath) }
+        // Across hosts nothing orders a `queued` that another host wrote in the instant before our claim against our
+        // statuses (the spool-entry lock is per kernel): if such a stale one replaced our final status, write ours
+        // again. Stale means an older sequence; a new request of the same name continues from ours (higher).
+        if let onDisk = StatusPublisher.existing(at: statusPath), !onDisk.state.isTerminal,
+           (onDisk.sequence ?? 0) < (publisher.document.sequence ?? 0) {
+            logger.warning("a status another agent wrote around the claim had replaced the final one; writing it again",
+                           metadata: ["replaced.state": "\(onDisk.state.rawValue)"])
+            try? publisher.update { _ in }
+        }
     }
 
     /// A transient failure (archive 5xx or unreachable, delivery area unavailable) is retried later with backoff
@@ -333,6 +343,10 @@ struct JobRunner: Sendable {
     /// Tests only: runs in ``linkIfDuplicate`` after the original's status was read and before this request's
     /// status is written — the moment at which the original may end.
     @TaskLocal static var linkRaceHook: (@Sendable () async -> Void)?
+
+    /// Tests only: runs in ``conclude`` after the final status and the move to `finished/`, with the status path —
+    /// the moment at which another host's stale `queued` may land.
+    @TaskLocal static var concludedHook: (@Sendable (String) async -> Void)?
 
     /// Links this request to a live or recently succeeded one with identical content instead of running it.
     ///
