@@ -158,7 +158,7 @@ def run_three_hosts(tmp_path: pathlib.Path, n: int, mode: str) -> dict:
             storage.stop()
 
 
-def check_exactly_once(r: dict) -> None:
+def check_exactly_once(r: dict) -> tuple[dict, dict]:
     names, spool, work, hosts, victim = r["names"], r["spool"], r["work"], r["hosts"], r["victim"]
     n = len(names)
     # Every request ended, failed in step 1 with its code (the catalogue is empty).

@@ -70,6 +70,7 @@ import Testing
         #expect(renewed.attempt == 2 && renewed.concludes == 1, "renewal keeps the conclusion claim alive")
         _ = try store.finish(jobId: first, name: "c1", state: .succeeded, statusPath: store.spoolDirectory + "/c1.status.json")
         #expect(store.holdsLease(jobId: first, attempt: 1), "still true once moved to finished/")
+        #expect(try store.renewLease(jobId: first, attempt: 1)?.concludes == 1, "a concluded job's renewal is not a lost lease")
         // A taker first: the owner may not conclude any more.
         let second = try #require(try store.claim(name: "c2"))
         let old = try #require(store.readLease(jobId: second))

@@ -177,6 +177,11 @@ struct JobStore: Sendable {
     ///
     /// - Returns: the renewed lease, or nil when the attempt is no longer ours (taken over, or gone).
     func renewLease(jobId: String, attempt: Int, released: Bool = false) throws -> Lease? {
+        if access(jobDirectory(jobId), F_OK) != 0 {
+            // Concluded (moved to finished/) while the renewal loop still lists it: nothing to renew, not lost.
+            guard holdsLease(jobId: jobId, attempt: attempt) else { return nil }
+            return lease(jobId: jobId, attempt: attempt + 1, finished: true) ?? lease(jobId: jobId, attempt: attempt, finished: true)
+        }
         var current = attempt
         if let next = lease(jobId: jobId, attempt: attempt + 1) {
             guard next.owner == .current, next.concludes == attempt else { return nil }
