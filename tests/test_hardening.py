@@ -235,8 +235,10 @@ def test_a_stalled_owner_that_lost_its_lease_writes_nothing(tmp_path, spool, age
         time.sleep(0.3)  # a is running again, with its step still waiting on the archive
         for c in list(silent_archive.conns):
             c.close()  # both archive connections fail now: a's step ends too and a would conclude
+        # Whichever notices first: the renewal loop, a fenced write, or the step's end (its fence check).
         wait_until(lambda: a.log_has("lease taken over by another agent; stopping")
-                   or a.log_has("lease lost to another agent; stopped without writing anything more"), 10,
+                   or a.log_has("lease lost to another agent; stopped without writing anything more")
+                   or a.log_has("lease lost to another agent; stopped without touching the status"), 10,
                    what="a to notice it lost the lease")
         doc = wait_state(spool, "x", lambda d: d["state"] in TERMINAL, timeout=20, what="x to end (b)")
         time.sleep(1)
