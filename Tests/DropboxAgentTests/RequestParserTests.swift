@@ -151,7 +151,7 @@ import Testing
         #expect(SpoolNames.classify("req-1.json") == .request(name: "req-1"))
         #expect(SpoolNames.classify("req-1.cancel") == .cancel(name: "req-1"))
         #expect(SpoolNames.classify("req-1.status.json") == .ignored)
-        for temp in [".req.json.wYsntx", "req.json.tmp", "req.json.part", "req.json.filepart", "req.json.crdownload", "req.json~", ".req.json.swp", "sedAb12Cd", ".nfs000123"] {
+        for temp in [".req.json.wYsntx", "req.json.tmp", "req.json.part", "req.json.filepart", "req.json.crdownload", "req.json~", ".req.json.swp", "sedAb12Cd", ".nfs000123", "req.json.PART", "req.json.Tmp", "req.json.FilePart"] {
             #expect(SpoolNames.classify(temp) == .ignored, "\(temp)")
         }
         if case .badRequestName = SpoolNames.classify("bad name.json") {} else { Issue.record("space accepted") }
