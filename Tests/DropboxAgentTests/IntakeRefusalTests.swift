@@ -86,6 +86,6 @@ struct IntakeRefusalTests {
         let event = Self.event.replacingOccurrences(of: "/opt/casa-nowhere", with: home)
         let refused = try #require(throws: RequestRejection.self) { try RequestParser.parse(Array(event.utf8)) }
         #expect(refused.message.contains("$.metadata.casaHome"))
-        #expect(!EmailAddressSyntax.isValid(String(repeating: "a", count: 64) + "@" + String(repeating: "b", count: 190) + ".org"))
+        #expect(!RequestRecipient.isValid(String(repeating: "a", count: 64) + "@" + String(repeating: "b", count: 190) + ".org"))
     }
 }
