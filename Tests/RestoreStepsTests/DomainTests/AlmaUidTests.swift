@@ -49,6 +49,17 @@ import Testing
             #expect(UTCTime(parsing: bad) == nil, "\(bad)")
         }
     }
+
+    /// The one RFC 3339 helper: the status file (fixed width), the PPR and file names (compact) all use it.
+    @Test func writesTheFixedWidthAndCompactForms() throws {
+        let t = try #require(UTCTime(parsing: "2024-03-01T10:00:07.25Z"))
+        #expect(t.fixedWidthDescription == "2024-03-01T10:00:07.250Z")
+        #expect(try #require(UTCTime(parsing: "2024-03-01T10:00:07Z")).fixedWidthDescription == "2024-03-01T10:00:07.000Z")
+        #expect(t.compactDescription == "20240301T100007")
+        #expect(UTCTime(parsing: t.fixedWidthDescription) == t)
+        #expect(UTCTime(Date(timeIntervalSince1970: 1_709_287_207.2509)) == t)  // truncated to milliseconds
+        #expect(UTCTime(millisecondsSince1970: -1).fixedWidthDescription == "1969-12-31T23:59:59.999Z")
+    }
 }
 
 @Suite struct RelativePathTests {
