@@ -99,7 +99,7 @@ struct JobRunner: Sendable {
 
         if lease.attempt > settings.maxAttempts {
             try await conclude(
-                .failed(RestoreError("tooManyAttempts", "the request was started \(lease.attempt - 1) times without finishing (the agent running it stopped or crashed each time)", hint: "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more.")),
+                .failed(RestoreError(.tooManyAttempts, "the request was started \(lease.attempt - 1) times without finishing (the agent running it stopped or crashed each time)", hint: "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more.")),
                 result: ExecutionResult(), job: job, request: request, checkpoint: checkpoint, publisher: publisher, sha: sha)
             return
         }
@@ -151,17 +151,17 @@ struct JobRunner: Sendable {
         }
     }
 
-    private func rejectClaimed(code: String, message: String) throws {
+    private func rejectClaimed(code: RestoreError.Code, message: String) throws {
         let kept = store.rejectedDirectory + "/" + name + ".\(jobId).json"
         _ = rename(directory + "/request.json", kept)
         var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .rejected)
-        doc.error = .init(code: code, message: message, hint: "The file changed after it was validated; drop it again when complete.")
+        doc.error = .init(code: code.rawValue, message: message, hint: "The file changed after it was validated; drop it again when complete.")
         doc.requestFile = kept
         doc.transition(to: .rejected, message: message)
         doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
         _ = try? store.finish(jobId: jobId, name: name, state: .rejected, statusPath: statusPath)
-        agent.metrics.detail.finished(jobId: jobId, state: .rejected, code: code, durationSeconds: nil)
+        agent.metrics.detail.finished(jobId: jobId, state: .rejected, code: code.rawValue, durationSeconds: nil)
         logger.error("request rejected", metadata: ["error.code": "\(code)", "error.message": "\(message)"])
     }
 

@@ -42,9 +42,9 @@ extension SpoolAgent {
                 return  // another agent runs it and will see the cancel file at its next step
             }
             if !status.state.isTerminal { return }  // a takeover may pick it up
-            _ = try? store.quarantine(entry: entry, reason: "request \(name) has already ended (\(status.state.rawValue)); nothing to cancel", code: "nothingToCancel")
+            _ = try? store.quarantine(entry: entry, reason: "request \(name) has already ended (\(status.state.rawValue)); nothing to cancel", code: .nothingToCancel)
         } else {
-            _ = try? store.quarantine(entry: entry, reason: "there is no request named \(name)", code: "nothingToCancel")
+            _ = try? store.quarantine(entry: entry, reason: "there is no request named \(name)", code: .nothingToCancel)
         }
         logger.notice("cancellation ignored", metadata: ["request.name": "\(name)", "reason": "nothing to cancel"])
     }

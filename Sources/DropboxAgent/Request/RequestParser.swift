@@ -12,7 +12,7 @@ struct RequestProblem: Sendable, Equatable, Codable, CustomStringConvertible {
 /// Why a request file cannot be run: a syntax error, or a list of validation problems.
 struct RequestRejection: Error, Sendable, Equatable {
     /// Stable code for the status file: `invalidJSON`, `invalidRequest`, `incompleteRequest`, …
-    var code: String
+    var code: RestoreError.Code
     var problems: [RequestProblem]
     /// True when the bytes end in the middle of a JSON document (the writer may not be done).
     var truncated: Bool = false
@@ -41,12 +41,12 @@ enum RequestParser {
         let value: JSONValue
         do { value = try StrictJSONParser.parse(bytes) } catch {
             throw RequestRejection(
-                code: error.truncated ? "incompleteRequest" : "invalidJSON",
+                code: error.truncated ? .incompleteRequest : .invalidJSON,
                 problems: [RequestProblem(path: "$", message: error.description)],
                 truncated: error.truncated)
         }
         guard case .object(let members) = value else {
-            throw RequestRejection(code: "invalidRequest", problems: [RequestProblem(path: "$", message: "expected a JSON object, found \(value.typeName)")])
+            throw RequestRejection(code: .invalidRequest, problems: [RequestProblem(path: "$", message: "expected a JSON object, found \(value.typeName)")])
         }
         let keys = Set(members.map(\.key))
         if keys.contains("eventName") || keys.contains("metadata") || keys.contains("type") {
@@ -184,7 +184,7 @@ private struct Validator {
     mutating func problem(_ path: String, _ message: String) { problems.append(RequestProblem(path: path, message: message)) }
 
     func finish() throws(RequestRejection) {
-        if !problems.isEmpty { throw RequestRejection(code: "invalidRequest", problems: problems) }
+        if !problems.isEmpty { throw RequestRejection(code: .invalidRequest, problems: problems) }
     }
 
     mutating func rejectUnknown(_ value: JSONValue, known: Set<String>, at path: String) {
