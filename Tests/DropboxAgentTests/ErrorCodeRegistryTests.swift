@@ -2,10 +2,11 @@ import Delivery
 import Foundation
 import RestoreSteps
 import Testing
+import DropboxTestKit
 @testable import DropboxAgent
 
 /// The error codes are one list (``ErrorCodeRegistry``); the README's table and the sources must agree with it.
-@Suite struct ErrorCodeRegistryTests {
+@Suite(.tags(.unit)) struct ErrorCodeRegistryTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 

@@ -2,12 +2,13 @@ import Foundation
 import InotifyWatcher
 import RestoreSteps
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
 /// Refusals that belong at intake, not after planning: an unconfigured CASA, a request file name that is not
 /// UTF-8, length limits in bytes.
-@Suite("Intake refusals")
+@Suite("Intake refusals", .tags(.endToEnd), .selected(.endToEnd))
 struct IntakeRefusalTests {
     static let event = #"""
         {"eventName": "runAlmaBasicRestoreWorkflow", "type": "edu.nrao.archive.workflow.messaging.commands.StartWorkflow",

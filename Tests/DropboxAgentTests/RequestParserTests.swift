@@ -1,10 +1,11 @@
 import Foundation
 import RestoreSteps
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
-@Suite struct StrictJSONParserTests {
+@Suite(.tags(.unit)) struct StrictJSONParserTests {
     func parse(_ s: String) throws(JSONSyntaxError) -> JSONValue { try StrictJSONParser.parse(Array(s.utf8)) }
 
     @Test func parsesNestedDocuments() throws {
@@ -66,7 +67,7 @@ import Testing
     }
 }
 
-@Suite struct RequestParserTests {
+@Suite(.tags(.unit)) struct RequestParserTests {
     static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("examples/requests")
 
@@ -153,7 +154,7 @@ import Testing
     }
 }
 
-@Suite struct SpoolNamesTests {
+@Suite(.tags(.unit)) struct SpoolNamesTests {
     @Test func classifiesTheContractNames() {
         #expect(SpoolNames.classify("req-1.json") == .request(name: "req-1"))
         #expect(SpoolNames.classify("req-1.cancel") == .cancel(name: "req-1"))
@@ -170,7 +171,7 @@ import Testing
     }
 }
 
-@Suite struct RequestDigestTests {
+@Suite(.tags(.unit)) struct RequestDigestTests {
     @Test func knownAnswers() {
         #expect(RequestDigest.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(RequestDigest.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

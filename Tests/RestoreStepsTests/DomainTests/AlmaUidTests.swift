@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct AlmaUidTests {
+@Suite(.tags(.unit)) struct AlmaUidTests {
     @Test func convertsBetweenUidAndAsdmDiskName() throws {
         let uid = try #require(AlmaUid("uid://A002/Xc7111c/X3979"))
         #expect(AsdmDiskName(uid).rawValue == "uid___A002_Xc7111c_X3979")
@@ -35,7 +36,7 @@ import Testing
     }
 }
 
-@Suite struct UTCTimeTests {
+@Suite(.tags(.unit)) struct UTCTimeTests {
     @Test func parsesTheSpellingsALMAUses() throws {
         let z = try #require(UTCTime(parsing: "2017-12-03T05:00:00Z"))
         #expect(UTCTime(parsing: "2017-12-03 05:00:00.000") == z)          // OUSStatus EndTime
@@ -62,7 +63,7 @@ import Testing
     }
 }
 
-@Suite struct RelativePathTests {
+@Suite(.tags(.unit)) struct RelativePathTests {
     @Test func buildsTheJAOLayoutFromSafeCharacters() throws {
         let time = try #require(UTCTime(parsing: "2018-01-22T00:53:28.968Z")).date
         let path = RelativePath(project: "2017.1.00886.L", sous: AlmaUid("uid://A001/X1284/X265d")!, gous: AlmaUid("uid://A001/X1284/X265e")!,

@@ -1,7 +1,8 @@
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct ArchiveFileIdTests {
+@Suite(.tags(.unit)) struct ArchiveFileIdTests {
     @Test(arguments: [
         "uid___A002_Xd248b5_Xa7a.asdm.sdm.tar", "2017.1.00370.S_uid___A001_X12d1_X23e_auxiliary.tar",
         "member.uid___A001_X12d1_X23e.hifa_calimage.tgz", "a+b-c_d.e",
