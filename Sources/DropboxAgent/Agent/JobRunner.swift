@@ -168,12 +168,8 @@ struct JobRunner: Sendable {
     func record(_ doc: StatusDocument, step: String?, attempt: Int, message: String?, jobDirectory: String? = nil) {
         do {
             try agent.journal.record(
-                .init(
-                    jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, requestId: doc.requestId, state: doc.state,
-                    step: step ?? doc.step?.name, attempt: attempt, jobDirectory: jobDirectory ?? directory, statusPath: statusPath,
-                    submittedAt: doc.submittedAt, startedAt: doc.startedAt, updatedAt: doc.updatedAt, finishedAt: doc.finishedAt,
-                    errorCode: doc.error?.code, errorMessage: doc.error?.message),
-                message: message)
+                doc, jobId: jobId, attempt: attempt, step: step, jobDirectory: jobDirectory ?? directory,
+                statusPath: statusPath, message: message)
         } catch {
             logger.error("cannot write the journal", metadata: ["error": "\(error)"])
         }

@@ -30,7 +30,7 @@ extension SpoolAgent {
                 doc.advanceSequence()
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
                 _ = try store.finish(jobId: jobId, name: name, state: .cancelled, statusPath: statusPath(name))
-                try? journal.record(.init(jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, state: .cancelled, attempt: 0, jobDirectory: finished, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt))
+                try? journal.record(doc, jobId: jobId, attempt: 0, jobDirectory: finished, statusPath: statusPath(name))
                 logger.warning("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
             } catch {
                 logger.error("cannot cancel a queued request", metadata: ["request.name": "\(name)", "error": "\(error)"])

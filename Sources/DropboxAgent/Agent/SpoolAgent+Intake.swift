@@ -193,7 +193,7 @@ extension SpoolAgent {
             doc.advanceSequence()
             try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             let jobId = "rejected:\(name):\(doc.updatedAt)"
-            try? journal.record(.init(jobId: jobId, name: name, state: .rejected, attempt: 0, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt, errorCode: code.rawValue, errorMessage: message), message: message)
+            try? journal.record(doc, jobId: jobId, attempt: 0, statusPath: statusPath(name), message: message)
             logger.error("request rejected", metadata: ["request.name": "\(name)", "error.code": "\(code)", "error.message": "\(message)", "kept": "\(kept)"])
         } catch {
             logger.error("cannot reject a request", metadata: ["request.name": "\(name)", "error": "\(error)"])
