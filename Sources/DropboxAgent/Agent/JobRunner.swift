@@ -12,7 +12,7 @@ struct JobRunner: Sendable {
     /// The attempt this runner holds: the fencing token checked before each step, before publishing, before
     /// mailing and before concluding.
     let attempt: Int
-    let agent: SpoolAgent
+    let agent: any JobOwner
     let control: JobControl
     let logger: Logger
 
