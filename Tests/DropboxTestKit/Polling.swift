@@ -1,4 +1,5 @@
 import Foundation
+#if canImport(Testing)
 public import Testing
 
 /// Thrown by ``waitUntil(_:timeout:sourceLocation:_:)`` when its condition never held.
@@ -26,6 +27,7 @@ public func waitUntil(
         try await Task.sleep(for: .milliseconds(5))
     }
 }
+#endif
 
 /// Polls `condition` every `interval` until it holds or `limit` passes; returns whether it held. For tests that
 /// assert on the outcome themselves.

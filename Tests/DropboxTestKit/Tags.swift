@@ -1,3 +1,6 @@
+// Swift Testing ships with the toolchain but not with its static SDK: `swift build --static-swift-stdlib` (the
+// Debian package) builds this target without it, so everything that needs it is conditional.
+#if canImport(Testing)
 public import Testing
 import Foundation
 
@@ -37,3 +40,4 @@ extension Trait where Self == ConditionTrait {
         .enabled(if: TestSelection.includes(tag), "DROPBOX_TEST_TAGS does not include this level")
     }
 }
+#endif
