@@ -87,7 +87,7 @@ def iso(s):
 def part2(fixture_dir, rounds, slurm_config):
     sys.path.insert(0, str(REPO / "tests"))
     os.environ["DROPBOX_FIXTURE_DIR"] = fixture_dir
-    from e2e_support import Agent  # noqa: E402  (reads DROPBOX_FIXTURE_DIR at import)
+    from agentlib import RestoreAgent as Agent  # noqa: E402  (reads DROPBOX_FIXTURE_DIR at import)
 
     variants = [("local, 1 EB at a time", {"casa": {"parallelExecBlocks": 1}}),
                 ("local, per-EB parallel (2)", {"casa": {"parallelExecBlocks": 2}})]

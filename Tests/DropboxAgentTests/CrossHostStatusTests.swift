@@ -1,12 +1,13 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
 /// Another host's `queued`, written in the instant before our claim, landing after our final status (across hosts
 /// the spool-entry `flock` orders nothing): the claimer writes its final status again.
-@Suite(.serialized) struct CrossHostStatusTests {
+@Suite(.serialized, .tags(.endToEnd), .selected(.endToEnd)) struct CrossHostStatusTests {
     @Test func aStaleQueuedLandingAfterTheFinalStatusIsReplaced() async throws {
         let h = try AgentHarness { _, _, _ in }
         let hook: @Sendable (String) async -> Void = { path in
