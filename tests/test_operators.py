@@ -187,7 +187,7 @@ def write_config(tmp_path, text: str) -> pathlib.Path:
 
 
 def test_check_logs_in_to_smtp_and_reports_the_exact_failure(tmp_path):
-    from e2e_support import start_smtp
+    from agentlib import start_smtp
     smtp = start_smtp(tmp_path / "smtp")
     try:
         def config(password):
@@ -234,7 +234,7 @@ def check_line(out: str, what: str) -> str:
 def test_check_logs_in_to_the_archive_store(tmp_path, world_readable_dir):
     """Against real nginx requiring HTTP Basic (as an NGAS server with authorisation does): check sends the real
     NGAS STATUS request with the configured login and reports pass or the server's refusal, with the exit code."""
-    from e2e_support import CASA_VENV, start_nginx
+    from agentlib import CASA_VENV, start_nginx
     store = world_readable_dir / "store"
     store.mkdir()
     users = world_readable_dir / "users"
@@ -271,7 +271,7 @@ def test_check_logs_in_to_the_archive_store(tmp_path, world_readable_dir):
 def test_check_verifies_the_alma_archive_token(tmp_path):
     """Against the ALMA archive stand-in: check asks the TAP service's VOSI availability with the token of
     sources.almaArchive.tokenFile; a token the archive does not accept fails with the server's answer."""
-    from e2e_support import CASA_VENV, start_alma_archive
+    from agentlib import CASA_VENV, start_alma_archive
     package = tmp_path / "pkg"
     package.mkdir()
     (tmp_path / "archive.json").write_text(json.dumps({"mouses": [{

@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import Logging
 import Synchronization
@@ -57,17 +58,15 @@ struct LeaseRenewerTests {
         let store = try makeStore()
         let jobId = try claimed(store, "lost")
         let old = try #require(store.readLease(jobId: jobId))
-        // Another agent's takeover: attempt 2 now.
-        var taken = try #require(try store.takeOver(jobId: jobId, from: old, countsAsAttempt: true))
-        taken.owner = .init(host: "elsewhere", pid: 1)
-        try store.writeLease(taken, jobId: jobId)
+        // A takeover: attempt 2 exists now, so attempt 1 is no longer held.
+        let taken = try #require(try store.takeOver(jobId: jobId, from: old, countsAsAttempt: true))
         let control = JobControl()
         let renewer = LeaseRenewer(store: store, interval: 10, logger: Logger(label: "test"))
         renewer.hold(.init(jobId: jobId, name: "lost", attempt: 1, control: control))
         renewer.renewAll()
         #expect(control.stopReason == .leaseLost)
         #expect(renewer.heldJobs.isEmpty)
-        #expect(store.readLease(jobId: jobId) == taken, "the other agent's lease is untouched")
+        #expect(store.readLease(jobId: jobId) == taken, "the new attempt's lease is untouched")
     }
 
     @Test func aReleasedLeaseStaysReleased() throws {
@@ -89,7 +88,7 @@ struct LeaseRenewerTests {
         renewer.hold(.init(jobId: jobId, name: "hung", attempt: 1, control: JobControl()))
         var stale = try #require(store.readLease(jobId: jobId))
         stale.heartbeat = 1000
-        try store.writeLease(stale, jobId: jobId)
+        try AtomicFile.write(try encodeJSON(stale), to: store.leasePath(jobId: jobId, attempt: 1))
         renewer.requireLiveness(within: 0.05)
         usleep(100_000)  // the work loop did not note a round for longer than that
         renewer.renewAll()
@@ -101,9 +100,7 @@ struct LeaseRenewerTests {
         let control = JobControl()
         renewer.hold(.init(jobId: jobId, name: "hung", attempt: 1, control: control))
         let held = try #require(store.readLease(jobId: jobId))
-        var taken = try #require(try store.takeOver(jobId: jobId, from: held, countsAsAttempt: true))
-        taken.owner = .init(host: "elsewhere", pid: 1)
-        try store.writeLease(taken, jobId: jobId)
+        let taken = try #require(try store.takeOver(jobId: jobId, from: held, countsAsAttempt: true))
         renewer.requireLiveness(within: 0.05)
         usleep(100_000)
         renewer.renewAll()

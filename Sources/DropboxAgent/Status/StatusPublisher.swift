@@ -85,7 +85,10 @@ final class StatusPublisher: StepReporter, Sendable {
             if let commit {
                 guard try AtomicFile.write(data, to: path, mode: mode, commit: commit) else { throw LeaseLost() }
             } else {
-                try AtomicFile.write(data, to: path, mode: mode)
+                // The fence again right before the rename (after the fsync): an owner stalled during the write must
+                // not replace the status once another agent holds the job.
+                let fence = self.fence
+                guard try AtomicFile.write(data, to: path, mode: mode, if: { fence?() ?? true }) else { throw LeaseLost() }
             }
             onDisk = sequence
         }
