@@ -2,9 +2,10 @@ import Delivery
 import Foundation
 import Synchronization
 import Testing
+import DropboxTestKit
 
 /// ``ChunkedCopy``: byte-identical copies by either method, and cancellation inside one large file.
-@Suite("Chunked, cancellable file copy", .serialized)
+@Suite("Chunked, cancellable file copy", .serialized, .tags(.integration), .selected(.integration))
 struct ChunkedCopyTests {
     @Test(arguments: [ChunkedCopy.Method.automatic, .readWrite])
     func copiesByteIdenticalInManyChunks(method: ChunkedCopy.Method) throws {
