@@ -10,7 +10,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The system packages the agent builds and tests with (Debian names).
-APT_PACKAGES=(libcurl4-openssl-dev libarchive-dev libsqlite3-dev libxml2-dev pkg-config nginx-light inotify-tools
+APT_PACKAGES=(libcurl4-openssl-dev libarchive-dev libsqlite3-dev libxml2-dev libdeflate-dev libssl-dev zlib1g-dev pkg-config nginx-light inotify-tools
   python3-aiosmtpd openssl rsync xvfb xauth procps python3-venv systemd dash dpkg-dev binutils prometheus chromium)
 
 missing_apt_packages() {

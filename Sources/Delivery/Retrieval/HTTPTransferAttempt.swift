@@ -40,6 +40,9 @@ struct HTTPTransferAttempt {
         var decidedResponse = 0
         var errorBody: [UInt8] = []
         var sniff: [UInt8] = []
+        /// Whether the final response is XML (an NGAS status document instead of the file): decided once per
+        /// response in ``decide()``, not per write callback.
+        var sniffXML = false
         var bodyBytes: Int64 = 0
         var rangeIgnored = false
         var rangeMismatch = false
@@ -60,6 +63,7 @@ struct HTTPTransferAttempt {
         func decide() {
             decidedResponse = headers.responseIndex
             let status = headers.status
+            sniffXML = headers.isXML
             if (300..<400).contains(status) {
                 mode = .discard
             } else if status == 200 || status == 206 {
@@ -83,7 +87,7 @@ struct HTTPTransferAttempt {
             switch mode {
             case .file:
                 if rangeMismatch { return false }
-                if sniff.count < 4096 && headers.isXML { sniff.append(contentsOf: bytes.prefix(4096 - sniff.count)) }
+                if sniffXML && sniff.count < 4096 { sniff.append(contentsOf: bytes.prefix(4096 - sniff.count)) }
                 do throws(DeliveryError) { try writer.write(bytes) } catch {
                     writeError = error
                     return false
