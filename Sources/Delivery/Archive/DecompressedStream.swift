@@ -151,7 +151,10 @@ private final class Producer: @unchecked Sendable {
             UnsafeMutableRawPointer.allocate(byteCount: Self.bufferBytes, alignment: 4096)
         }
         free = Mutex(Array(0..<Self.bufferCount))
-        freeCount = DispatchSemaphore(value: Self.bufferCount)
+        // Created at 0 and raised: libdispatch traps when a semaphore is freed below its initial value, which a
+        // stopped stream (buffers still lent out) would be.
+        freeCount = DispatchSemaphore(value: 0)
+        for _ in 0..<Self.bufferCount { freeCount.signal() }
     }
 
     deinit {
