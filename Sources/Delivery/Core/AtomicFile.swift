@@ -1,3 +1,5 @@
+// `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
+internal import CArchive
 internal import CFileIO
 public import Foundation
 internal import Synchronization
