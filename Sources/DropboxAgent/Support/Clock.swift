@@ -1,47 +1,15 @@
 import Foundation
+import RestoreSteps
 
-/// RFC 3339 UTC timestamps with milliseconds, as the status file uses.
+/// The status file's timestamps: RFC 3339, UTC, milliseconds always present (`2024-03-01T10:00:00.000Z`).
+/// A name for the agent's use of RestoreSteps' ``UTCTime``, the project's one RFC 3339 implementation.
 enum Timestamp {
-    static func string(_ date: Date) -> String {
-        var t = time_t(date.timeIntervalSince1970.rounded(.down))
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
-        // Digits by hand, not `String(format:)` (which went through Foundation's formatter for every status write
-        // and log line: 4 % of a burst's CPU, bench/README.md).
-        var text = [UInt8]()
-        text.reserveCapacity(24)
-        func digits(_ value: Int, _ width: Int, then separator: UInt8?) {
-            var divisor = 1
-            for _ in 1..<width { divisor *= 10 }
-            var v = max(0, value)
-            while divisor > 0 {
-                text.append(UInt8(48 + (v / divisor) % 10))
-                v %= divisor
-                divisor /= 10
-            }
-            if let separator { text.append(separator) }
-        }
-        digits(Int(tm.tm_year) + 1900, 4, then: UInt8(ascii: "-"))
-        digits(Int(tm.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
-        digits(Int(tm.tm_mday), 2, then: UInt8(ascii: "T"))
-        digits(Int(tm.tm_hour), 2, then: UInt8(ascii: ":"))
-        digits(Int(tm.tm_min), 2, then: UInt8(ascii: ":"))
-        digits(Int(tm.tm_sec), 2, then: UInt8(ascii: "."))
-        digits(min(ms, 999), 3, then: UInt8(ascii: "Z"))
-        return String(decoding: text, as: UTF8.self)
-    }
+    static func string(_ date: Date) -> String { UTCTime(date).fixedWidthDescription }
 
     static func now() -> String { string(Date()) }
 
-    /// Parses the format written by ``string(_:)`` (and plain `Z` seconds).
-    static func date(_ s: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: s) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: s)
-    }
+    /// Parses what ``string(_:)`` writes (and any RFC 3339 time ``UTCTime/init(parsing:)`` accepts).
+    static func date(_ s: String) -> Date? { UTCTime(parsing: s)?.date }
 }
 
 /// This machine and process, as written into status files and leases.
