@@ -1,10 +1,11 @@
 import Foundation
 import Logging
+import DropboxTestKit
 import Testing
 
 @testable import DropboxAgent
 
-@Suite("Log line and timestamp encoding")
+@Suite("Log line and timestamp encoding", .tags(.unit))
 struct LogLineEncodingTests {
     @Test("Timestamp.string writes RFC 3339 UTC with milliseconds, zero-padded, and parses back")
     func timestamp() throws {
