@@ -17,15 +17,13 @@ public struct CASAStep: PipelineStep {
         let rawdata = area.rawdata(metadata.relativePath)
         let (installation, choice) = try await Self.installation(metadata: metadata, rawdata: rawdata, context: context, reporter: reporter)
         let manifestVersion = choice.manifestVersion
-        // A CASA left running by an agent that was killed must not write into the same directory as ours.
-        await LeftoverProcesses.stop(workingIn: working, grace: context.services.casaKillGrace, logger: context.logger)
-
-        let runner: any CASARunner = switch installation.kind {
-        case .pipeline: PipelineRunner(installation: installation, gracePeriod: context.services.casaKillGrace, logger: context.logger)
-        case .modular: ModularRunner(
-            installation: installation, programDir: installation.programDir, gracePeriod: context.services.casaKillGrace,
-            parallelExecBlocks: context.services.casaParallelExecBlocks, logger: context.logger)
+        let execution = context.services.execution
+        if execution.backend == .local {
+            // A CASA left running by an agent that was killed must not write into the same directory as ours.
+            // (A batch job is the scheduler's: a restarted agent re-attaches to it instead.)
+            await LeftoverProcesses.stop(workingIn: working, grace: context.services.casaKillGrace, logger: context.logger)
         }
+        let runner = try Self.runner(installation: installation, context: context)
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
         let invocation = CASAInvocation(
             ppr: PPRStep.path(context, metadata), root: area.root, relativePath: metadata.relativePath.rawValue,
@@ -44,6 +42,33 @@ public struct CASAStep: PipelineStep {
         ])
         try verdict.check()
         reporter.report(StepProgress(fraction: 1, message: "\(asdmNames.count) measurement sets restored"))
+    }
+
+    /// The runner for `installation` on the configured backend: the local runner itself, or a ``ScheduledRunner``
+    /// around it (the same command, as a batch job; the modular restore runs `cpusPerTask` EBs at once there).
+    static func runner(installation: CASAInstallation, context: RestoreContext) throws(RestoreError) -> any CASARunner {
+        let execution = context.services.execution
+        let grace = context.services.casaKillGrace
+        let parallel = execution.backend == .slurm ? (execution.slurm.cpusPerTask ?? 1) : context.services.casaParallelExecBlocks
+        let local: any CASACommandRunner = switch installation.kind {
+        case .pipeline: PipelineRunner(installation: installation, gracePeriod: grace, logger: context.logger)
+        case .modular: ModularRunner(
+            installation: installation, programDir: installation.programDir, gracePeriod: grace,
+            parallelExecBlocks: parallel, logger: context.logger)
+        }
+        switch execution.backend {
+        case .local:
+            return local
+        case .slurm:
+            guard let script = execution.jobScript else {
+                throw RestoreError(.casaUnavailable, "execution.backend is slurm but the job script run_job.sh is not known (casa.programDirectory)",
+                                   hint: "Set casa.programDirectory to the directory holding restore_mous.py and run_job.sh.", step: .casa)
+            }
+            return ScheduledRunner(
+                scheduler: SlurmScheduler(settings: execution.slurm), local: local, restoreId: context.restoreId, jobScript: script,
+                maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(Int(execution.slurm.pollSeconds * 1000)),
+                logger: context.logger)
+        }
     }
 
     /// The installation recorded in `metadata.json` (steps 1 and 3), created first when it is an on-demand venv
