@@ -12,7 +12,8 @@
 #   slurm.sh status RUNDIR         # prints the node state (sinfo) and the daemons' PIDs; exit 1 if not running
 #   slurm.sh install               # only installs the packages (scripts/install-deps.sh uses it)
 #
-# Everything lives in RUNDIR: munge key and socket, state, spool, logs, pid files, the job completion file
+# Everything lives in RUNDIR (munge key, socket and log in /tmp/dropbox-slurm-munge.*, linked as RUNDIR/munge, since
+# munged runs as the munge user and RUNDIR may be private): state, spool, logs, pid files, the job completion file
 # (jobcomp/filetxt: finished jobs with their state, which outlives the controller's MinJobAge). Ports are picked
 # free, so several clusters (one per test run) can coexist on one machine. Accounting (slurmdbd, sacct) is not
 # set up: the agent tracks jobs with squeue/scontrol and the job's own exit record (it uses sacct only where it
@@ -87,6 +88,12 @@ stop_all() {
     stop_pid "$run/slurmd.pid"
     stop_pid "$run/slurmctld.pid"
     stop_pid "$run/munged.pid"
+    # munge's own directory (outside RUNDIR) goes with the cluster.
+    if [ -L "$run/munge" ]; then
+        mdir=$(readlink "$run/munge")
+        case "$mdir" in /tmp/dropbox-slurm-munge.*) rm -rf "$mdir" ;; esac
+        rm -f "$run/munge"
+    fi
 }
 
 [ $# -ge 1 ] || usage
@@ -103,14 +110,20 @@ start)
     if [ -f "$run/slurmctld.pid" ] && alive "$(cat "$run/slurmctld.pid")"; then
         echo "a cluster is already running in $run (slurm.sh stop $run first)" >&2; exit 1
     fi
-    mkdir -p "$run/state" "$run/spool" "$run/log" "$run/munge" "$run/munge-key"
-    # munged runs as the munge user; it refuses a key others can read and a socket directory others cannot
-    # traverse or can write to.
-    chown munge:munge "$run/munge" "$run/munge-key"; chmod 0755 "$run/munge"; chmod 0700 "$run/munge-key"
-    chmod 0755 "$run"
-    if [ ! -f "$run/munge-key/munge.key" ]; then
-        dd if=/dev/urandom of="$run/munge-key/munge.key" bs=1024 count=1 2>/dev/null
-        chown munge:munge "$run/munge-key/munge.key"; chmod 0400 "$run/munge-key/munge.key"
+    mkdir -p "$run/state" "$run/spool" "$run/log"
+    # munged runs as the munge user: its key, socket and logs go to a directory of its own that every user can
+    # traverse (RUNDIR may sit in a private directory, such as pytest's); RUNDIR/munge points to it. The key is
+    # readable by munge alone.
+    if [ ! -L "$run/munge" ]; then
+        mdir=$(mktemp -d /tmp/dropbox-slurm-munge.XXXXXX)
+        ln -s "$mdir" "$run/munge"
+    fi
+    mdir=$(readlink "$run/munge")
+    mkdir -p "$mdir/key"
+    chown -R munge:munge "$mdir"; chmod 0755 "$mdir"; chmod 0700 "$mdir/key"
+    if [ ! -f "$mdir/key/munge.key" ]; then
+        dd if=/dev/urandom of="$mdir/key/munge.key" bs=1024 count=1 2>/dev/null
+        chown munge:munge "$mdir/key/munge.key"; chmod 0400 "$mdir/key/munge.key"
     fi
     ctl_port=$(free_port); d_port=$(free_port)
     mem=$(awk '/MemTotal/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
@@ -123,7 +136,7 @@ SlurmdPort=$d_port
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$run/munge/munge.socket
+AuthInfo=socket=$mdir/munge.socket
 CredType=cred/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -152,12 +165,12 @@ NodeName=ci-node NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
     export SLURM_CONF="$run/slurm.conf"
-    runuser -u munge -- /usr/sbin/munged --socket="$run/munge/munge.socket" --key-file="$run/munge-key/munge.key" \
-        --pid-file="$run/munge/munged.pid" --log-file="$run/munge/munged.log" --seed-file="$run/munge/munged.seed" \
-        </dev/null || { echo "munged did not start; see $run/munge/munged.log" >&2; exit 1; }
-    wait_until 100 test -f "$run/munge/munged.pid" || { echo "munged wrote no pid file" >&2; exit 1; }
-    cp "$run/munge/munged.pid" "$run/munged.pid"
-    wait_until 100 test -S "$run/munge/munge.socket" || { echo "munged socket missing" >&2; stop_all; exit 1; }
+    runuser -u munge -- /usr/sbin/munged --socket="$mdir/munge.socket" --key-file="$mdir/key/munge.key" \
+        --pid-file="$mdir/munged.pid" --log-file="$mdir/munged.log" --seed-file="$mdir/munged.seed" \
+        </dev/null || { echo "munged did not start; see $mdir/munged.log" >&2; exit 1; }
+    wait_until 100 test -f "$mdir/munged.pid" || { echo "munged wrote no pid file" >&2; exit 1; }
+    cp "$mdir/munged.pid" "$run/munged.pid"
+    wait_until 100 test -S "$mdir/munge.socket" || { echo "munged socket missing" >&2; stop_all; exit 1; }
     slurmctld -i -f "$run/slurm.conf" </dev/null >"$run/log/slurmctld.out" 2>&1 || {
         echo "slurmctld did not start; see $run/log/slurmctld.log" >&2; stop_all; exit 1; }
     wait_until 150 sh -c "SLURM_CONF='$run/slurm.conf' scontrol ping | grep -q UP" || {
