@@ -11,7 +11,8 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The system packages the agent builds and tests with (Debian names).
 APT_PACKAGES=(libcurl4-openssl-dev libarchive-dev libsqlite3-dev libxml2-dev pkg-config nginx-light inotify-tools
-  python3-aiosmtpd openssl rsync xvfb xauth procps python3-venv systemd dash dpkg-dev binutils prometheus chromium)
+  python3-aiosmtpd openssl rsync xvfb xauth procps python3-venv systemd dash dpkg-dev binutils prometheus chromium
+  slurmctld slurmd slurm-client munge)  # the last four: a single-node Slurm for tests/test_slurm.py (scripts/services/slurm.sh)
 
 missing_apt_packages() {
   local missing=()
