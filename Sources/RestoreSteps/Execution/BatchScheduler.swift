@@ -1,3 +1,5 @@
+internal import Foundation
+
 /// A batch scheduler, as the restore needs it: submit a job under a name, find a job by that name, read a job's
 /// state, cancel it. ``SlurmScheduler`` implements it with Slurm's commands; another scheduler (HTCondor) can
 /// implement the same four operations and reuse everything else (``ScheduledRunner``).
@@ -59,8 +61,10 @@ public struct SchedulerError: Error, Sendable, Hashable, CustomStringConvertible
         self.exitStatus = exitStatus
     }
 
+    /// `sbatch failed (exit status 1): <the scheduler's lines, joined with "; ">` (the whole argv is in ``command``).
     public var description: String {
-        "`\(command.joined(separator: " "))` failed" + (exitStatus.map { " (exit status \($0))" } ?? "") + ": \(message)"
+        let lines = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return "\(command.first ?? "?") failed" + (exitStatus.map { " (exit status \($0))" } ?? "") + ": " + lines.joined(separator: "; ")
     }
 }
 
