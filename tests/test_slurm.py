@@ -202,3 +202,36 @@ def test_check_cluster_runs_a_probe_job_that_sees_the_directories(tmp_path, slur
     assert r.returncode == 1
     line = next((l for l in r.stdout.splitlines() if " cluster:" in l), "")
     assert line.startswith("FAIL  cluster:") and "Invalid partition name" in line, r.stdout
+
+
+def test_a_node_failure_is_submitted_again_and_the_restore_still_matches(tmp_path, slurm, monkeypatch, agents):
+    nginx = start_nginx(FIXTURE / "store", tmp_path / "nginx")
+    env = {**os.environ, "SLURM_CONF": slurm["conf"]}
+    try:
+        agent = slurm_agent(tmp_path, nginx.url, slurm, monkeypatch).start()
+        agents.append(agent)
+        agent.drop("nodefail", {"mous": MOUS_A})
+        status = job_running(agent, "nodefail")
+        (first,) = status["execution"]["jobIds"]
+        wait_for(lambda: processes_in(tmp_path / "data"), 120, "CASA running in the job")
+        # The node fails under the running job: Slurm ends it NODE_FAIL and kills its processes.
+        subprocess.run(["scontrol", "update", "nodename=ci-node", "state=down", "reason=test-node-failure"], check=True, env=env)
+        try:
+            wait_for(lambda: scontrol_job(slurm["conf"], first).get("JobState") == "NODE_FAIL", 60, "the job ended NODE_FAIL")
+        finally:
+            # The node comes back (slurmd re-registers; resuming an already returned node is refused, harmlessly).
+            subprocess.run(["scontrol", "update", "nodename=ci-node", "state=resume"], env=env, capture_output=True)
+        status = agent.wait_terminal("nodefail", timeout=600)
+        assert status["state"] == "succeeded", json.dumps(status.get("error"))
+        ids = status["execution"]["jobIds"]
+        assert len(ids) == 2 and ids[0] == first and status["execution"]["state"] == "COMPLETED", status["execution"]
+        log = agent.logs[-1].read_text()
+        assert '"message":"submitting the job again"' in log and "NODE_FAIL" in log
+        delivered = pathlib.Path(status["result"]["deliveryPath"])
+        for ms in status["result"]["measurementSets"]:
+            code, report = compare_ms(delivered / ms, FIXTURE / "reference" / ms)
+            assert code == 0, f"{ms} differs from the local restore: {report}"
+        assert agent.stop() == 0
+    finally:
+        subprocess.run(["scontrol", "update", "nodename=ci-node", "state=resume"], env=env, capture_output=True)
+        nginx.stop()
