@@ -18,6 +18,16 @@ public protocol BatchScheduler: Sendable {
     func state(of id: String) async throws(SchedulerError) -> BatchJobState?
     /// Asks the scheduler to stop job `id` (its processes are signalled by the scheduler, on its node).
     func cancel(_ id: String) async throws(SchedulerError)
+    /// Whether the scheduler stops a job at its time limit itself (Slurm does); when false, ``ScheduledRunner``
+    /// cancels a job that runs past it.
+    var enforcesTimeLimit: Bool { get }
+    /// Called before a new job is submitted for `workingDirectory` (not before a re-attach). Default: nothing.
+    func prepareNewSubmission(workingDirectory: String) async
+}
+
+extension BatchScheduler {
+    public var enforcesTimeLimit: Bool { true }
+    public func prepareNewSubmission(workingDirectory: String) async {}
 }
 
 /// One batch job to submit: a program and its arguments (no shell), where it runs, its output file, resources.

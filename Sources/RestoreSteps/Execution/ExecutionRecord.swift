@@ -19,6 +19,9 @@ public struct ExecutionRecord: Codable, Sendable, Hashable {
         public var state: String?
         /// Whether the agent has taken the job's outcome (a later run of step 5 submits a new job).
         public var concluded: Bool = false
+        /// When the submission was recorded (seconds since the epoch): the time limit of a backend whose scheduler
+        /// does not enforce one counts from here.
+        public var submittedAt: Double?
     }
 
     /// The backend that ran the jobs (`slurm`).

@@ -48,6 +48,8 @@ public struct ScheduledRunner: CASARunner {
     /// How a job ended, as the runner needs to act on it.
     enum Ending {
         case exited(JobExitRecord?, BatchJobState?)
+        /// Cancelled by the runner at the time limit (a scheduler that does not enforce one).
+        case timedOut(JobExitRecord?)
         case stopped(BatchStopCause, BatchJobState)
         case lost
     }
@@ -63,7 +65,7 @@ public struct ScheduledRunner: CASARunner {
 
         if let last = record.submissions.last, !last.concluded {
             logger.notice("re-attaching to the batch job submitted before the agent restarted", metadata: [
-                "job.name": .string(last.name), "slurm.jobId": .string(last.jobId ?? "unknown"),
+                "job.name": .string(last.name), "execution.jobId": .string(last.jobId ?? "unknown"),
             ])
             if last.jobId == nil {
                 try await recoverOrSubmit(&record, command: command, invocation: invocation, reporter: reporter, logger: logger)
@@ -74,7 +76,8 @@ public struct ScheduledRunner: CASARunner {
 
         while true {
             let index = record.submissions.count - 1
-            let ending = try await follow(&record, index: index, stdoutLog: stdoutLog, logs: logs, reporter: reporter, logger: logger)
+            let ending = try await follow(
+                &record, index: index, stdoutLog: stdoutLog, logs: logs, timeout: invocation.timeout, reporter: reporter, logger: logger)
             let submission = record.submissions[index]
             record.submissions[index].concluded = true
             try record.save(logs: logs)
@@ -85,17 +88,26 @@ public struct ScheduledRunner: CASARunner {
                 let status = exit?.exitStatus ?? Self.exitStatus(schedulerExitCode: state?.exitCode)
                 let seconds = exit.flatMap { e in e.started.flatMap { s in e.ended.map { $0 - s } } } ?? 0
                 logger.info("batch job ended", metadata: [
-                    "slurm.jobId": .string(id), "slurm.state": .string(state?.summary ?? "unknown"),
+                    "execution.jobId": .string(id), "execution.state": .string(state?.summary ?? "unknown"),
                     "casa.exitStatus": "\(status)", "casa.duration.seconds": .stringConvertible(seconds),
                     "job.host": .string(exit?.host ?? "unknown"),
                 ])
                 return CASARunResult(
                     exitStatus: status, timedOut: false, duration: .milliseconds(Int64(seconds * 1000)), argv: jobArgv,
                     environment: command.environment, stdoutLog: stdoutLog, casaLogs: RunnerSupport.casaLogs(in: invocation.workingDirectory))
+            case .timedOut(let exit):
+                let seconds = Date().timeIntervalSince1970 - (submission.submittedAt ?? Date().timeIntervalSince1970)
+                logger.warning("CASA ran past its time limit; the job was stopped", metadata: [
+                    "execution.jobId": .string(id), "casa.timeout.seconds": .stringConvertible(invocation.timeout.components.seconds),
+                ])
+                return CASARunResult(
+                    exitStatus: exit?.exitStatus ?? .signalled(SIGKILL), timedOut: true, duration: .milliseconds(Int64(seconds * 1000)),
+                    argv: jobArgv, environment: command.environment, stdoutLog: stdoutLog,
+                    casaLogs: RunnerSupport.casaLogs(in: invocation.workingDirectory))
             case .stopped(let cause, let state):
                 let message = "\(scheduler.backendName) job \(id) (\(submission.name)) was stopped by the scheduler: \(state.summary)"
                 logger.error("batch job stopped by the scheduler", metadata: [
-                    "slurm.jobId": .string(id), "slurm.state": .string(state.state), "slurm.reason": .string(state.reason ?? "none"),
+                    "execution.jobId": .string(id), "execution.state": .string(state.state), "execution.reason": .string(state.reason ?? "none"),
                 ])
                 if cause.isRetryable && record.submissions.count < maxSubmissions {
                     logger.warning("submitting the job again", metadata: [
@@ -106,6 +118,13 @@ public struct ScheduledRunner: CASARunner {
                 }
                 throw Self.error(cause: cause, message: message, submissions: record.submissions.count, max: maxSubmissions)
             case .lost:
+                if record.submissions.count < maxSubmissions {
+                    logger.warning("the job vanished without an exit record; submitting it again", metadata: [
+                        "execution.jobId": .string(id), "submission": .stringConvertible(record.submissions.count + 1),
+                    ])
+                    try await submitNew(&record, command: command, invocation: invocation, stdoutLog: stdoutLog, reporter: reporter, logger: logger)
+                    continue
+                }
                 throw RestoreError(
                     .jobLost,
                     "\(scheduler.backendName) job \(id) (\(submission.name)) is no longer known to the scheduler and left no exit record in \(submission.exitRecord)",
@@ -123,6 +142,7 @@ public struct ScheduledRunner: CASARunner {
         _ record: inout ExecutionRecord, command: CASACommand, invocation: CASAInvocation, stdoutLog: String,
         reporter: any StepReporter, logger: Logger
     ) async throws {
+        await scheduler.prepareNewSubmission(workingDirectory: invocation.workingDirectory)
         if let archive = try RunnerSupport.clearPreviousAttempt(invocation) {
             logger.notice("moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)])
         }
@@ -137,7 +157,8 @@ public struct ScheduledRunner: CASARunner {
             throw RestoreError(.casaFailed, "Cannot create the CASA output log \(stdoutLog).",
                                hint: "Check that the logs directory exists and is writable.", step: .casa)
         }
-        record.submissions.append(.init(number: number, name: name, jobId: nil, exitRecord: exitRecord, state: "submitting"))
+        record.submissions.append(.init(
+            number: number, name: name, jobId: nil, exitRecord: exitRecord, state: "submitting", submittedAt: Date().timeIntervalSince1970))
         try record.save(logs: invocation.logsDirectory)
         reporter.reportExecution(record.status)
         try await recoverOrSubmit(&record, command: command, invocation: invocation, reporter: reporter, logger: logger)
@@ -153,7 +174,7 @@ public struct ScheduledRunner: CASARunner {
         let index = record.submissions.count - 1
         let submission = record.submissions[index]
         if let found = try? await scheduler.jobs(named: submission.name).last {
-            logger.notice("found the job submitted before the agent restarted", metadata: ["job.name": .string(submission.name), "slurm.jobId": .string(found)])
+            logger.notice("found the job submitted before the agent restarted", metadata: ["job.name": .string(submission.name), "execution.jobId": .string(found)])
             try remember(found, in: &record, index: index, logs: invocation.logsDirectory, reporter: reporter)
             return
         }
@@ -174,7 +195,7 @@ public struct ScheduledRunner: CASARunner {
             do {
                 let id = try await scheduler.submit(spec)
                 logger.notice("batch job submitted", metadata: [
-                    "job.name": .string(spec.name), "slurm.jobId": .string(id), "submission": .stringConvertible(submission.number),
+                    "job.name": .string(spec.name), "execution.jobId": .string(id), "submission": .stringConvertible(submission.number),
                 ])
                 try remember(id, in: &record, index: index, logs: invocation.logsDirectory, reporter: reporter)
                 return
@@ -182,7 +203,7 @@ public struct ScheduledRunner: CASARunner {
                 failures.append("\(error)")
                 logger.warning("submitting the batch job failed", metadata: ["error": .string("\(error)"), "try": .stringConvertible(attempt)])
                 if let found = try? await scheduler.jobs(named: spec.name).last {
-                    logger.notice("the failed submission did submit the job", metadata: ["slurm.jobId": .string(found)])
+                    logger.notice("the failed submission did submit the job", metadata: ["execution.jobId": .string(found)])
                     try remember(found, in: &record, index: index, logs: invocation.logsDirectory, reporter: reporter)
                     return
                 }
@@ -213,7 +234,8 @@ public struct ScheduledRunner: CASARunner {
     /// from the exit record. On cancellation the job is cancelled with the scheduler (unless this agent no longer
     /// owns the request: then the job belongs to the agent that took it over) and `CancellationError` is thrown.
     private func follow(
-        _ record: inout ExecutionRecord, index: Int, stdoutLog: String, logs: String, reporter: any StepReporter, logger: Logger
+        _ record: inout ExecutionRecord, index: Int, stdoutLog: String, logs: String, timeout: Duration,
+        reporter: any StepReporter, logger: Logger
     ) async throws -> Ending {
         let submission = record.submissions[index]
         var progress = ProgressFollower(path: stdoutLog)
@@ -231,6 +253,13 @@ public struct ScheduledRunner: CASARunner {
             }
             if let latest = progress.poll() { reporter.report(latest) }
             let exit = JobExitRecord.read(submission.exitRecord)
+            if !scheduler.enforcesTimeLimit, exit == nil, let submitted = submission.submittedAt,
+               Date().timeIntervalSince1970 - submitted > Double(timeout.components.seconds) {
+                await stopJob(record.submissions[index], logger: logger)
+                record.submissions[index].state = "TIMEOUT"
+                try? record.save(logs: logs)
+                return .timedOut(JobExitRecord.read(submission.exitRecord))
+            }
             var state: BatchJobState?
             var known = true
             if let id = record.submissions[index].jobId {
@@ -256,7 +285,7 @@ public struct ScheduledRunner: CASARunner {
                 record.submissions[index].state = state.state
                 try? record.save(logs: logs)
                 reporter.reportExecution(record.status)
-                logger.info("batch job state", metadata: ["slurm.jobId": .string(submission.jobId ?? "?"), "slurm.state": .string(state.summary)])
+                logger.info("batch job state", metadata: ["execution.jobId": .string(submission.jobId ?? "?"), "execution.state": .string(state.summary)])
             }
             switch state?.phase {
             case .stopped(let cause)?:
@@ -299,9 +328,14 @@ public struct ScheduledRunner: CASARunner {
     /// task, so the commands are not cut short themselves.
     private func cancelJob(_ submission: ExecutionRecord.Submission, ownership: any StepReporter, logger: Logger) async {
         guard (try? ownership.confirmOwnership()) != nil else {
-            logger.warning("not cancelling the batch job: another agent owns the request now", metadata: ["slurm.jobId": .string(submission.jobId ?? "?")])
+            logger.warning("not cancelling the batch job: another agent owns the request now", metadata: ["execution.jobId": .string(submission.jobId ?? "?")])
             return
         }
+        await stopJob(submission, logger: logger)
+    }
+
+    /// Cancels the job with the scheduler and waits (up to a minute) for it to end, in a task of its own.
+    private func stopJob(_ submission: ExecutionRecord.Submission, logger: Logger) async {
         let scheduler = self.scheduler
         let name = submission.name
         let known = submission.jobId
@@ -311,9 +345,9 @@ public struct ScheduledRunner: CASARunner {
             for id in ids {
                 do {
                     try await scheduler.cancel(id)
-                    logger.notice("batch job cancelled", metadata: ["slurm.jobId": .string(id)])
+                    logger.notice("batch job cancelled", metadata: ["execution.jobId": .string(id)])
                 } catch {
-                    logger.error("cannot cancel the batch job", metadata: ["slurm.jobId": .string(id), "error": .string("\(error)")])
+                    logger.error("cannot cancel the batch job", metadata: ["execution.jobId": .string(id), "error": .string("\(error)")])
                 }
                 let clock = ContinuousClock()
                 let deadline = clock.now + .seconds(60)

@@ -17,12 +17,8 @@ public struct CASAStep: PipelineStep {
         let rawdata = area.rawdata(metadata.relativePath)
         let (installation, choice) = try await Self.installation(metadata: metadata, rawdata: rawdata, context: context, reporter: reporter)
         let manifestVersion = choice.manifestVersion
-        let execution = context.services.execution
-        if execution.backend == .local {
-            // A CASA left running by an agent that was killed must not write into the same directory as ours.
-            // (A batch job is the scheduler's: a restarted agent re-attaches to it instead.)
-            await LeftoverProcesses.stop(workingIn: working, grace: context.services.casaKillGrace, logger: context.logger)
-        }
+        // A CASA left running by an agent that was killed is re-attached to (its job is in the execution
+        // checkpoint); anything else working in the directory is stopped before a new job starts.
         let runner = try Self.runner(installation: installation, context: context)
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
         let invocation = CASAInvocation(
@@ -56,14 +52,17 @@ public struct CASAStep: PipelineStep {
             installation: installation, programDir: installation.programDir, gracePeriod: grace,
             parallelExecBlocks: parallel, logger: context.logger)
         }
+        guard let script = execution.jobScript else {
+            throw RestoreError(.casaUnavailable, "the job script run_job.sh is not known (casa.programDirectory)",
+                               hint: "Set casa.programDirectory to the directory holding restore_mous.py and run_job.sh.", step: .casa)
+        }
         switch execution.backend {
         case .local:
-            return local
+            // On this host, detached from the agent: CASA survives an agent restart and is re-attached to.
+            return ScheduledRunner(
+                scheduler: LocalScheduler(grace: grace, logger: context.logger), local: local, restoreId: context.restoreId,
+                jobScript: script, maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(250), logger: context.logger)
         case .slurm:
-            guard let script = execution.jobScript else {
-                throw RestoreError(.casaUnavailable, "execution.backend is slurm but the job script run_job.sh is not known (casa.programDirectory)",
-                                   hint: "Set casa.programDirectory to the directory holding restore_mous.py and run_job.sh.", step: .casa)
-            }
             return ScheduledRunner(
                 scheduler: SlurmScheduler(settings: execution.slurm), local: local, restoreId: context.restoreId, jobScript: script,
                 maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(Int(execution.slurm.pollSeconds * 1000)),
