@@ -164,10 +164,28 @@ public struct ScheduledRunner: CASARunner {
         try await recoverOrSubmit(&record, command: command, invocation: invocation, reporter: reporter, logger: logger)
     }
 
+    /// ``recoverOrSubmit(_:command:invocation:reporter:logger:)``, and when cancelled while submitting, the job is
+    /// looked up by name and cancelled too (an `sbatch` cut short may have submitted it).
+    private func recoverOrSubmit(
+        _ record: inout ExecutionRecord, command: CASACommand, invocation: CASAInvocation, reporter: any StepReporter,
+        logger: Logger
+    ) async throws {
+        do {
+            try await submitOrFind(&record, command: command, invocation: invocation, reporter: reporter, logger: logger)
+        } catch is CancellationError {
+            let index = record.submissions.count - 1
+            await cancelJob(record.submissions[index], ownership: reporter, logger: logger)
+            record.submissions[index].state = "CANCELLED"
+            record.submissions[index].concluded = true
+            try? record.save(logs: invocation.logsDirectory)
+            throw CancellationError()
+        }
+    }
+
     /// For the newest submission without an id: finds it by name (an earlier `sbatch` may have reached the
     /// controller), else submits it — up to three tries, 2 s and 4 s apart, each failure followed by a look-up by
     /// name (an `sbatch` that reports an error can still have submitted the job).
-    private func recoverOrSubmit(
+    private func submitOrFind(
         _ record: inout ExecutionRecord, command: CASACommand, invocation: CASAInvocation, reporter: any StepReporter,
         logger: Logger
     ) async throws {
