@@ -72,11 +72,29 @@ def job_running(agent, name):
 
 
 def test_restore_on_slurm_survives_agent_kill_runs_casa_once_and_is_identical_to_the_local_restore(tmp_path, slurm, monkeypatch, agents):
+    # The first sbatch submits the job, then hangs (a slow controller answer): the agent is killed right there,
+    # between the submission and recording the job id, and must find the job by its name after the restart.
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    marker = tmp_path / "sbatch-hung-once"
+    (shim / "sbatch").write_text(
+        "#!/bin/sh\n"
+        "out=$(/usr/bin/sbatch \"$@\") || exit $?\n"
+        f"if [ ! -e '{marker}' ]; then : > '{marker}'; sleep 20; fi\n"
+        "echo \"$out\"\n")
+    (shim / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
     nginx = start_nginx(FIXTURE / "store", tmp_path / "nginx")
     try:
         agent = slurm_agent(tmp_path, nginx.url, slurm, monkeypatch).start()
         agents.append(agent)
         agent.drop("onslurm", {"mous": MOUS_A})
+        agent.wait("onslurm", lambda s: (s.get("execution") or {}).get("state") == "submitting", timeout=300, what="the submission")
+        wait_for(lambda: marker.exists() and jobs_named(slurm["conf"], "dropbox-onslurm"), 60, "the job submitted")
+        agent.proc.send_signal(signal.SIGKILL)
+        agent.proc.wait(10)
+        assert agent.status("onslurm")["execution"]["jobIds"] == [], "killed before the id was recorded"
+        agent.start()
         status = job_running(agent, "onslurm")
         jsonschema.validate(status, STATUS_SCHEMA)
         (job_id,) = status["execution"]["jobIds"]
@@ -91,12 +109,12 @@ def test_restore_on_slurm_survives_agent_kill_runs_casa_once_and_is_identical_to
         assert status["state"] == "succeeded", json.dumps(status.get("error"))
         jsonschema.validate(status, STATUS_SCHEMA)
         assert status["execution"] == {"backend": "slurm", "jobIds": [job_id], "state": "COMPLETED"}, status["execution"]
-        assert status["attempt"] == 2
+        assert status["attempt"] == 3
         # Re-attached, not resubmitted: Slurm knows one job for this request, and CASA started once.
-        jobs = jobs_named(slurm["conf"], "dropbox-")
-        assert [j[0] for j in jobs if j[0] == job_id] == [job_id] and len([j for j in jobs if j[1].endswith("-2")]) == 0, jobs
-        log = agent.logs[-1].read_text()
-        assert '"message":"re-attaching to the batch job' in log and '"message":"batch job submitted"' not in log, log[-3000:]
+        assert [j[0] for j in jobs_named(slurm["conf"], "dropbox-onslurm")] == [job_id]
+        assert '"message":"found the job submitted before the agent restarted"' in agent.logs[1].read_text()
+        for log in (agent.logs[1].read_text(), agent.logs[2].read_text()):
+            assert '"message":"re-attaching to the batch job' in log and '"message":"batch job submitted"' not in log, log[-3000:]
         completed = [line for line in (slurm["run"] / "jobcomp.txt").read_text().splitlines() if f"JobId={job_id} " in line]
         assert len(completed) == 1 and "JobState=COMPLETED" in completed[0], completed
         # CASA ran once: one casa log, one preflight in the output the job wrote (both delivered).
@@ -117,11 +135,16 @@ def test_sbatch_failing_once_is_retried_then_cancel_scancels_and_leaves_no_casa(
     # A real sbatch behind a shim on PATH that refuses the first submission the way Slurm does.
     shim = tmp_path / "shim"
     shim.mkdir()
+    # First call: refused without submitting (retried); second: submitted, yet reported as failed (a timeout
+    # after the controller accepted the job): the agent must find that job by name, not submit a second one.
     marker = tmp_path / "sbatch-failed-once"
+    second = tmp_path / "sbatch-lied-once"
     (shim / "sbatch").write_text(
         "#!/bin/sh\n"
         f"if [ ! -e '{marker}' ]; then : > '{marker}'; "
         "echo 'sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)' >&2; exit 1; fi\n"
+        f"if [ ! -e '{second}' ]; then : > '{second}'; /usr/bin/sbatch \"$@\" >/dev/null || exit $?; "
+        "echo 'sbatch: error: Batch job submission failed: Socket timed out on send/recv operation' >&2; exit 1; fi\n"
         "exec /usr/bin/sbatch \"$@\"\n")
     (shim / "sbatch").chmod(0o755)
     monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
@@ -132,9 +155,11 @@ def test_sbatch_failing_once_is_retried_then_cancel_scancels_and_leaves_no_casa(
         agent.drop("stopme", {"mous": MOUS_A})
         status = job_running(agent, "stopme")
         (job_id,) = status["execution"]["jobIds"]
-        assert marker.exists()
+        assert marker.exists() and second.exists()
         log = agent.logs[-1].read_text()
-        assert "submitting the batch job failed" in log and "Unable to contact slurm controller" in log
+        assert "submitting the batch job failed" in log and "Unable to contact slurm controller" in log and "Socket timed out" in log
+        assert '"message":"the failed submission did submit the job"' in log
+        assert [j[0] for j in jobs_named(slurm["conf"], "dropbox-stopme")] == [job_id], "one job, not two"
         wait_for(lambda: processes_in(tmp_path / "data"), 120, "CASA running in the job")
         agent.cli("cancel", "stopme", "--spool", str(agent.spool))
         status = agent.wait_terminal("stopme", timeout=120)
