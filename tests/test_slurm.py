@@ -62,7 +62,7 @@ def processes_in(directory):
 
 def slurm_agent(tmp_path, url, slurm, monkeypatch, **settings):
     monkeypatch.setenv("SLURM_CONF", slurm["conf"])
-    execution = {"backend": "slurm", "slurm": {"cpusPerTask": 2, "pollSeconds": 0.5, **settings}}
+    execution = {"backend": "slurm", "slurm": {"pollSeconds": 0.5, **settings}}
     return Agent(tmp_path, url, extra={"execution": execution})
 
 
@@ -99,6 +99,8 @@ def test_restore_on_slurm_survives_agent_kill_runs_casa_once_and_is_identical_to
         jsonschema.validate(status, STATUS_SCHEMA)
         (job_id,) = status["execution"]["jobIds"]
         assert status["execution"]["backend"] == "slurm"
+        # Resources from the plan: one core per EB (the demo MOUS has two) when cpusPerTask is not configured.
+        assert scontrol_job(slurm["conf"], job_id).get("CPUs/Task") == "2"
         # CASA is running inside the job when the agent dies.
         wait_for(lambda: (agent.status("onslurm").get("progress") or {}).get("message", "").startswith("EB "), 120, "CASA progress from the job")
         agent.proc.send_signal(signal.SIGKILL)
@@ -243,6 +245,7 @@ def test_a_node_failure_is_submitted_again_and_the_restore_still_matches(tmp_pat
         subprocess.run(["scontrol", "update", "nodename=ci-node", "state=down", "reason=test-node-failure"], check=True, env=env)
         try:
             wait_for(lambda: scontrol_job(slurm["conf"], first).get("JobState") == "NODE_FAIL", 60, "the job ended NODE_FAIL")
+            wait_for(lambda: not processes_in(tmp_path / "data"), 60, "the failed job's processes gone")
         finally:
             # The node comes back (slurmd re-registers; resuming an already returned node is refused, harmlessly).
             subprocess.run(["scontrol", "update", "nodename=ci-node", "state=resume"], env=env, capture_output=True)

@@ -15,6 +15,7 @@ public struct SlurmSettings: Sendable, Hashable {
     /// `--account`.
     public var account: String?
     /// `--cpus-per-task`; also how many execution blocks the job restores at once (`restore_mous.py --parallel`).
+    /// Unset: one per execution block of the restore's plan.
     public var cpusPerTask: Int?
     /// `--mem` (Slurm's syntax: `4G`, `16000M`).
     public var memory: String?

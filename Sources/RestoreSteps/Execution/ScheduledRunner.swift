@@ -113,6 +113,14 @@ public struct ScheduledRunner: CASARunner {
                     logger.warning("submitting the job again", metadata: [
                         "submission": .stringConvertible(record.submissions.count + 1), "max": .stringConvertible(maxSubmissions),
                     ])
+                    // The stopped job's processes may still be dying (a node set down, a preemption's grace): give
+                    // them up to 30 s — until the exit record appears — before a new CASA writes into the same
+                    // working directory.
+                    let clock = ContinuousClock()
+                    let deadline = clock.now + .seconds(30)
+                    while JobExitRecord.read(submission.exitRecord) == nil && clock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(500))
+                    }
                     try await submitNew(&record, command: command, invocation: invocation, stdoutLog: stdoutLog, reporter: reporter, logger: logger)
                     continue
                 }

@@ -19,7 +19,7 @@ public struct CASAStep: PipelineStep {
         let manifestVersion = choice.manifestVersion
         // A CASA left running by an agent that was killed is re-attached to (its job is in the execution
         // checkpoint); anything else working in the directory is stopped before a new job starts.
-        let runner = try Self.runner(installation: installation, context: context)
+        let runner = try Self.runner(installation: installation, executionBlocks: metadata.plan.execBlocks.count, context: context)
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
         let invocation = CASAInvocation(
             ppr: PPRStep.path(context, metadata), root: area.root, relativePath: metadata.relativePath.rawValue,
@@ -42,10 +42,14 @@ public struct CASAStep: PipelineStep {
 
     /// The runner for `installation` on the configured backend: the local runner itself, or a ``ScheduledRunner``
     /// around it (the same command, as a batch job; the modular restore runs `cpusPerTask` EBs at once there).
-    static func runner(installation: CASAInstallation, context: RestoreContext) throws(RestoreError) -> any CASARunner {
+    static func runner(installation: CASAInstallation, executionBlocks: Int, context: RestoreContext) throws(RestoreError) -> any CASARunner {
         let execution = context.services.execution
         let grace = context.services.casaKillGrace
-        let parallel = execution.backend == .slurm ? (execution.slurm.cpusPerTask ?? 1) : context.services.casaParallelExecBlocks
+        // On Slurm the job asks for one core per execution block unless execution.slurm.cpusPerTask says otherwise
+        // (the plan knows the EBs; restore_mous.py restores that many at once).
+        var slurm = execution.slurm
+        slurm.cpusPerTask = slurm.cpusPerTask ?? max(1, executionBlocks)
+        let parallel = execution.backend == .slurm ? (slurm.cpusPerTask ?? 1) : context.services.casaParallelExecBlocks
         let local: any CASACommandRunner = switch installation.kind {
         case .pipeline: PipelineRunner(installation: installation, gracePeriod: grace, logger: context.logger)
         case .modular: ModularRunner(
@@ -64,7 +68,7 @@ public struct CASAStep: PipelineStep {
                 jobScript: script, maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(250), logger: context.logger)
         case .slurm:
             return ScheduledRunner(
-                scheduler: SlurmScheduler(settings: execution.slurm), local: local, restoreId: context.restoreId, jobScript: script,
+                scheduler: SlurmScheduler(settings: slurm), local: local, restoreId: context.restoreId, jobScript: script,
                 maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(Int(execution.slurm.pollSeconds * 1000)),
                 logger: context.logger)
         }
