@@ -220,6 +220,7 @@ def test_a_job_killed_at_its_time_limit_fails_with_slurms_reason(tmp_path, slurm
 def test_check_cluster_runs_a_probe_job_that_sees_the_directories(tmp_path, slurm, monkeypatch):
     agent = slurm_agent(tmp_path, "http://127.0.0.1:9", slurm, monkeypatch)
     r = agent.cli("check", "--cluster", check=False)
+    assert f"ok    execution: slurm: default partition, SLURM_CONF={slurm['conf']}" in r.stdout, r.stdout
     line = next((l for l in r.stdout.splitlines() if " cluster:" in l), "")
     assert line.startswith("ok    cluster: job ") and "saw 3 directories" in line and "shared with this host" in line, r.stdout
     assert not list((tmp_path / "data/restores").glob(".dropbox-agent-cluster-check-*")), "the probe's files are removed"

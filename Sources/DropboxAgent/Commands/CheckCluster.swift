@@ -2,6 +2,24 @@ import Foundation
 import RestoreSteps
 
 extension CheckCommand {
+    /// The execution backend: local, or slurm with its commands on PATH (the cluster itself: `--cluster`).
+    func checkExecution(_ c: AgentConfiguration, _ r: inout CheckReport) {
+        switch c.execution.backend {
+        case .local:
+            r.ok("execution", "local: CASA runs on this host, detached from the agent")
+        case .slurm:
+            let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+            let missing = ["sbatch", "squeue", "scontrol", "scancel"].filter { name in
+                !path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
+            }
+            if missing.isEmpty {
+                r.ok("execution", "slurm: \(c.execution.slurm.partition.map { "partition \($0)" } ?? "default partition")" + (ProcessInfo.processInfo.environment["SLURM_CONF"].map { ", SLURM_CONF=\($0)" } ?? "") + " (check --cluster submits a probe job)")
+            } else {
+                r.fail("execution", "slurm: \(missing.joined(separator: ", ")) not found on PATH (install slurm-client)")
+            }
+        }
+    }
+
     /// `check --cluster`: the directories a batch job needs (restore directory writable; CASA program directory
     /// with `run_job.sh`; the CASA installations) exist here, then a probe job on a node sees them and writes into
     /// the restore directory (``ClusterProbe``).

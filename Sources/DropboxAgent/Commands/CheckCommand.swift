@@ -38,6 +38,7 @@ struct CheckCommand: AsyncParsableCommand {
         checkSources(c, &report)
         await checkCASA(c, &report)
         await checkMail(c, &report)
+        checkExecution(c, &report)
         if cluster { await checkCluster(c, &report) }
         report.print()
         if report.failed { throw ExitCode(1) }
