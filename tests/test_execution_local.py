@@ -10,8 +10,8 @@ import signal
 import jsonschema
 import pytest
 
-from e2e_support import (  # noqa: F401 (agents is a fixture)
-    agents, FIXTURE, MOUS_A, ROOT, Agent, compare_ms, require_prerequisites, start_nginx, wait_for,
+from agentlib import (  # noqa: F401 (agents is a fixture)
+    agents, FIXTURE, MOUS_A, ROOT, RestoreAgent, compare_ms, require_prerequisites, start_nginx, wait_until,
 )
 
 STATUS_SCHEMA = json.loads((ROOT / "schemas/status.schema.json").read_text())
@@ -29,7 +29,7 @@ def start_time(pid):
 def test_agent_killed_during_local_casa_reattaches_to_the_same_process_and_casa_runs_once(tmp_path, agents):
     nginx = start_nginx(FIXTURE / "store", tmp_path / "nginx")
     try:
-        agent = Agent(tmp_path, nginx.url).start()
+        agent = RestoreAgent(tmp_path, nginx.url).start()
         agents.append(agent)
         agent.drop("local", {"mous": MOUS_A})
         status = agent.wait("local", lambda s: (s.get("progress") or {}).get("message", "").startswith("EB "), timeout=300,

@@ -13,8 +13,8 @@ import subprocess
 import jsonschema
 import pytest
 
-from e2e_support import (  # noqa: F401 (agents is a fixture)
-    agents, FIXTURE, MOUS_A, ROOT, SERVICES, Agent, compare_ms, require_prerequisites, start_nginx, wait_for,
+from agentlib import (  # noqa: F401 (agents is a fixture)
+    agents, FIXTURE, MOUS_A, ROOT, SERVICES, RestoreAgent, compare_ms, require_prerequisites, start_nginx, wait_until,
 )
 
 STATUS_SCHEMA = json.loads((ROOT / "schemas/status.schema.json").read_text())
@@ -63,7 +63,7 @@ def processes_in(directory):
 def slurm_agent(tmp_path, url, slurm, monkeypatch, **settings):
     monkeypatch.setenv("SLURM_CONF", slurm["conf"])
     execution = {"backend": "slurm", "slurm": {"pollSeconds": 0.5, **settings}}
-    return Agent(tmp_path, url, extra={"execution": execution})
+    return RestoreAgent(tmp_path, url, extra={"execution": execution})
 
 
 def job_running(agent, name):
@@ -90,7 +90,7 @@ def test_restore_on_slurm_survives_agent_kill_runs_casa_once_and_is_identical_to
         agents.append(agent)
         agent.drop("onslurm", {"mous": MOUS_A})
         agent.wait("onslurm", lambda s: (s.get("execution") or {}).get("state") == "submitting", timeout=300, what="the submission")
-        wait_for(lambda: marker.exists() and jobs_named(slurm["conf"], "dropbox-onslurm"), 60, "the job submitted")
+        wait_until(lambda: marker.exists() and jobs_named(slurm["conf"], "dropbox-onslurm"), 60, "the job submitted")
         agent.proc.send_signal(signal.SIGKILL)
         agent.proc.wait(10)
         assert agent.status("onslurm")["execution"]["jobIds"] == [], "killed before the id was recorded"
@@ -102,7 +102,7 @@ def test_restore_on_slurm_survives_agent_kill_runs_casa_once_and_is_identical_to
         # Resources from the plan: one core per EB (the demo MOUS has two) when cpusPerTask is not configured.
         assert scontrol_job(slurm["conf"], job_id).get("CPUs/Task") == "2"
         # CASA is running inside the job when the agent dies.
-        wait_for(lambda: (agent.status("onslurm").get("progress") or {}).get("message", "").startswith("EB "), 120, "CASA progress from the job")
+        wait_until(lambda: (agent.status("onslurm").get("progress") or {}).get("message", "").startswith("EB "), 120, "CASA progress from the job")
         agent.proc.send_signal(signal.SIGKILL)
         agent.proc.wait(10)
         assert scontrol_job(slurm["conf"], job_id).get("JobState") in ("RUNNING", "COMPLETING", "COMPLETED"), "the job outlives the agent"
@@ -162,12 +162,12 @@ def test_sbatch_failing_once_is_retried_then_cancel_scancels_and_leaves_no_casa(
         assert "submitting the batch job failed" in log and "Unable to contact slurm controller" in log and "Socket timed out" in log
         assert '"message":"the failed submission did submit the job"' in log
         assert [j[0] for j in jobs_named(slurm["conf"], "dropbox-stopme")] == [job_id], "one job, not two"
-        wait_for(lambda: processes_in(tmp_path / "data"), 120, "CASA running in the job")
+        wait_until(lambda: processes_in(tmp_path / "data"), 120, "CASA running in the job")
         agent.cli("cancel", "stopme", "--spool", str(agent.spool))
         status = agent.wait_terminal("stopme", timeout=120)
         assert status["state"] == "cancelled", json.dumps(status.get("error"))
         assert scontrol_job(slurm["conf"], job_id).get("JobState") == "CANCELLED"
-        wait_for(lambda: not processes_in(tmp_path / "data"), 60, "no CASA process left")
+        wait_until(lambda: not processes_in(tmp_path / "data"), 60, "no CASA process left")
         assert agent.stop() == 0
     finally:
         nginx.stop()
@@ -200,7 +200,7 @@ def test_a_job_killed_at_its_time_limit_fails_with_slurms_reason(tmp_path, slurm
         (job_id,) = status["execution"]["jobIds"]
         # Real CASA that cannot finish within the minute: its processes are stopped (SIGSTOP) in the job; Slurm's
         # time limit ends them (SIGCONT, SIGTERM, SIGKILL after KillWait).
-        pids = wait_for(lambda: processes_in(tmp_path / "data"), 120, "CASA running in the job")
+        pids = wait_until(lambda: processes_in(tmp_path / "data"), 120, "CASA running in the job")
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGSTOP)
@@ -211,7 +211,7 @@ def test_a_job_killed_at_its_time_limit_fails_with_slurms_reason(tmp_path, slurm
         assert status["error"]["code"] == "jobTimeLimit", status["error"]
         assert f"job {job_id}" in status["error"]["message"] and "TIMEOUT" in status["error"]["message"] and "TimeLimit" in status["error"]["message"], status["error"]
         assert status["execution"]["state"] == "TIMEOUT"
-        wait_for(lambda: not processes_in(tmp_path / "data"), 60, "no CASA process left")
+        wait_until(lambda: not processes_in(tmp_path / "data"), 60, "no CASA process left")
         assert agent.stop() == 0
     finally:
         nginx.stop()
@@ -241,12 +241,12 @@ def test_a_node_failure_is_submitted_again_and_the_restore_still_matches(tmp_pat
         agent.drop("nodefail", {"mous": MOUS_A})
         status = job_running(agent, "nodefail")
         (first,) = status["execution"]["jobIds"]
-        wait_for(lambda: processes_in(tmp_path / "data"), 120, "CASA running in the job")
+        wait_until(lambda: processes_in(tmp_path / "data"), 120, "CASA running in the job")
         # The node fails under the running job: Slurm ends it NODE_FAIL and kills its processes.
         subprocess.run(["scontrol", "update", "nodename=ci-node", "state=down", "reason=test-node-failure"], check=True, env=env)
         try:
-            wait_for(lambda: scontrol_job(slurm["conf"], first).get("JobState") == "NODE_FAIL", 60, "the job ended NODE_FAIL")
-            wait_for(lambda: not processes_in(tmp_path / "data"), 60, "the failed job's processes gone")
+            wait_until(lambda: scontrol_job(slurm["conf"], first).get("JobState") == "NODE_FAIL", 60, "the job ended NODE_FAIL")
+            wait_until(lambda: not processes_in(tmp_path / "data"), 60, "the failed job's processes gone")
         finally:
             # The node comes back (slurmd re-registers; resuming an already returned node is refused, harmlessly).
             subprocess.run(["scontrol", "update", "nodename=ci-node", "state=resume"], env=env, capture_output=True)
