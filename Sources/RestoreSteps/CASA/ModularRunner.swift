@@ -3,7 +3,8 @@ public import Logging
 
 /// Runs the repository's restore program in a modular CASA venv (INTERFACES §3):
 ///
-/// `<venv>/bin/python3 <programDir>/restore_mous.py --parallel <N> <PPR>`, cwd `working/`, environment `SCIPIPE_ROOTDIR`,
+/// `<venv>/bin/python3 <programDir>/restore_mous.py --parallel <N> [--archive-limits <file>] <PPR>` (the file:
+/// ``CASAInvocation/archiveLimitsFile``), cwd `working/`, environment `SCIPIPE_ROOTDIR`,
 /// `SCIPIPE_LOGDIR`, `CASASITECONFIG=<venv>/casasiteconfig.py`, `HOME=<logs>/home` (private), `MPLBACKEND=Agg`,
 /// `PATH`, `LANG=C.UTF-8`, `PYTHONUNBUFFERED=1` (so `PROGRESS` lines arrive as they are printed), no `DISPLAY`.
 ///
@@ -66,7 +67,9 @@ public struct ModularRunner: CASARunner {
                 "PYTHONUNBUFFERED": "1",
             ])
         return try await RunnerSupport.launch(
-            executable: executable, arguments: [program, "--parallel", String(parallelExecBlocks), invocation.ppr],
+            executable: executable,
+            arguments: [program, "--parallel", String(parallelExecBlocks)]
+                + (invocation.archiveLimitsFile.map { ["--archive-limits", $0] } ?? []) + [invocation.ppr],
             environment: environment, installation: installation,
             invocation: invocation, gracePeriod: gracePeriod, reporter: reporter, logger: logger)
     }

@@ -27,9 +27,20 @@ public struct CASAStep: PipelineStep {
             parallelExecBlocks: context.services.casaParallelExecBlocks, logger: context.logger)
         }
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
+        // The CASA side unpacks caltables and flag versions with the same limits as the agent (archive.limits,
+        // bounded per tarball by its catalogued size), written afresh for every run.
+        let limitsFile = area.logs + "/" + CASAArchiveLimits.fileName
+        let limitsDocument: Data
+        do {
+            limitsDocument = try CASAArchiveLimits(limits: context.services.archiveLimits, products: metadata.plan.products).encoded()
+        } catch {
+            throw RestoreError(.internalError, "cannot encode \(CASAArchiveLimits.fileName): \(error)", step: .casa)
+        }
+        try FileSystemSteps.createDirectory(area.logs)
+        try FileSystemSteps.writeAtomically(limitsDocument, to: limitsFile)
         let invocation = CASAInvocation(
             ppr: PPRStep.path(context, metadata), root: area.root, relativePath: metadata.relativePath.rawValue,
-            logsDirectory: area.logs, timeout: context.services.casaTimeout, asdmNames: asdmNames)
+            logsDirectory: area.logs, timeout: context.services.casaTimeout, asdmNames: asdmNames, archiveLimitsFile: limitsFile)
         context.logger.info("starting CASA", metadata: ["installation": "\(installation.name)", "kind": "\(installation.kind.rawValue)", "version": "\(installation.version)", "manifest.casaversion": "\(manifestVersion ?? "-")"])
         let result = try await runner.run(invocation, reporter: reporter)
         try Task.checkCancellation()
