@@ -32,7 +32,10 @@ public struct CASAStep: PipelineStep {
         let limitsFile = area.logs + "/" + CASAArchiveLimits.fileName
         let limitsDocument: Data
         do {
-            limitsDocument = try CASAArchiveLimits(limits: context.services.archiveLimits, products: metadata.plan.products).encoded()
+            limitsDocument = try CASAArchiveLimits(
+                limits: context.services.archiveLimits, products: metadata.plan.products,
+                asdmBytes: Dictionary(metadata.plan.execBlocks.map { ($0.asdmDiskName.rawValue, $0.asdm.size) }, uniquingKeysWith: max)
+            ).encoded()
         } catch {
             throw RestoreError(.internalError, "cannot encode \(CASAArchiveLimits.fileName): \(error)", step: .casa)
         }
