@@ -351,6 +351,21 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     assert b.stop() == 0
 
 
+def test_leftovers_appearing_later_are_swept_at_the_configured_interval(tmp_path, spool, agents):
+    # agent.sweepIntervalSeconds: a running agent sweeps again that often (the default, 600 s, would not within
+    # this test's deadline). A staging directory of a job that is nowhere (no jobs/ folder) goes at the next sweep.
+    a = Agent(tmp_path, spool, "a", extra={"agent": {"sweepIntervalSeconds": 10}})
+    agents.append(a)
+    a.start()
+    downloads = a.data / "downloads"
+    downloads.mkdir(exist_ok=True)
+    staging = downloads / ".gone.20261205T000000.vm.9.1.publishing-0a1b2c3d"
+    (staging / "x.ms").mkdir(parents=True)
+    wait_until(lambda: not staging.exists(), 120, what="the periodic sweep to remove the staging directory")
+    assert a.log_has("leftovers swept")
+    assert a.stop() == 0
+
+
 def subprocess_dead_pid() -> int:
     """A pid that was just used by a process that has exited (and been reaped)."""
     import subprocess

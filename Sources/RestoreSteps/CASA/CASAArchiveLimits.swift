@@ -1,5 +1,5 @@
 public import Delivery
-internal import Foundation
+public import Foundation
 
 /// The archive limits the CASA side unpacks with (`restore_mous.py --archive-limits FILE`, read by
 /// `casa_steps.load_archive_limits`): the configured `archive.limits` and, for each tarball among the
