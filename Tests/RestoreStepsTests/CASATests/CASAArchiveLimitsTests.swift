@@ -106,6 +106,6 @@ struct CASAArchiveLimitsTests {
         let output = (try? String(contentsOfFile: result.stdoutLog, encoding: .utf8)) ?? ""
         #expect(result.exitStatus == .exited(0), "fake restore_mous.py output:\n\(output)")
         #expect(result.argv == [venv + "/bin/python3", CASAFixtures.fakeCasa + "/modular/restore_mous.py", "--parallel", "2", "--archive-limits", file, tree.ppr])
-        #expect(output.contains("ARCHIVE-LIMITS ") && output.contains(Self.caltables), output)
+        #expect(output.contains("ARCHIVE-LIMITS ") && output.contains(Self.caltables), "\(output)")
     }
 }
