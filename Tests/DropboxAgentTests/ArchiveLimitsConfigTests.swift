@@ -47,3 +47,31 @@ struct ArchiveLimitsConfigTests {
         #expect(limits.expecting(nil) == limits)
     }
 }
+
+@Suite("agent.sweepIntervalSeconds")
+struct SweepIntervalConfigTests {
+    private func load(_ json: String) throws -> AgentConfiguration {
+        let path = NSTemporaryDirectory() + "sweep-\(UUID().uuidString).json"
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try AgentConfiguration.load(path: path)
+    }
+
+    @Test("10 minutes unless configured")
+    func defaultAndValue() throws {
+        #expect(try load("{}").agent.sweepIntervalSeconds == 600)
+        #expect(try load(#"{"agent": {"sweepIntervalSeconds": 60}}"#).agent.sweepIntervalSeconds == 60)
+        #expect(try load(#"{"agent": {"sweepIntervalSeconds": 10}}"#).agent.sweepIntervalSeconds == 10)
+        #expect(try load(#"{"agent": {"sweepIntervalSeconds": 86400}}"#).agent.sweepIntervalSeconds == 86400)
+    }
+
+    @Test("outside 10 s … a day, or not a number: refused with the key's path", arguments: [
+        #"{"agent": {"sweepIntervalSeconds": 0}}"#, #"{"agent": {"sweepIntervalSeconds": 9.5}}"#,
+        #"{"agent": {"sweepIntervalSeconds": -600}}"#, #"{"agent": {"sweepIntervalSeconds": 86401}}"#,
+        #"{"agent": {"sweepIntervalSeconds": "600"}}"#,
+    ])
+    func refused(json: String) throws {
+        let error = try #require(throws: ConfigurationError.self) { try load(json) }
+        #expect(error.path.hasSuffix("$.agent.sweepIntervalSeconds"), "\(error)")
+    }
+}

@@ -91,7 +91,8 @@ struct AgentRuntime: Sendable {
             otherDirectories: c.dashboard.file.map { file in
                 let www = (file as NSString).deletingLastPathComponent
                 return [www, www + "/requests"]
-            } ?? [])
+            } ?? [],
+            interval: c.agent.sweepIntervalSeconds)
         await sweeper.sweepOffPool()
         await agent.recoverJobs()
         // The spool is watched (the watcher exists) and recovery is done: ready.
@@ -164,7 +165,7 @@ struct AgentRuntime: Sendable {
                         watching: stats.watching || stats.mode == .polling, oldestQueuedAgeSeconds: await agent.oldestQueuedAge,
                         casaProcesses: CASAProcesses.count(under: agent.settings.restoreDirectory),
                         cache: await agent.executor.cacheStatistics(), startTime: startTime)
-                    if Date().timeIntervalSince1970 - lastSweep > Sweeper.interval {
+                    if Date().timeIntervalSince1970 - lastSweep >= sweeper.interval {
                         lastSweep = Date().timeIntervalSince1970
                         await sweeper.sweepOffPool()
                     }

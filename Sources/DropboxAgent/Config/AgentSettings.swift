@@ -27,10 +27,18 @@ struct AgentSettings: Codable, Sendable {
     /// Free space needed in the restore directory before the raw fetch, as a multiple of the raw ASDM bytes
     /// (measured on the fixture; 0 disables the check).
     var diskSpaceFactor: Double = DiskSpaceCheck.defaultFactor
+    /// Seconds between two sweeps of leftovers (``Sweeper``) while the agent runs; the first is at start.
+    var sweepIntervalSeconds: Double = AgentSettings.defaultSweepIntervalSeconds
+
+    /// `sweepIntervalSeconds`' default: 10 minutes, the age at which an orphan temporary file is swept.
+    static let defaultSweepIntervalSeconds: Double = 600
+    /// `sweepIntervalSeconds`' bounds: at least 10 s (a sweep lists every job folder and working area, so not
+    /// more often), at most a day (a `kill -9`'s working area of hundreds of GB must not wait longer).
+    static let sweepIntervalRange: ClosedRange<Double> = 10...86400
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case workDirectory, restoreDirectory, journal, maxConcurrentRestores, maxConcurrentPerDropper, leaseSeconds, maxAttempts
-        case resubmitWindowSeconds, shutdownGraceSeconds, retentionDays, diskSpaceFactor
+        case resubmitWindowSeconds, shutdownGraceSeconds, retentionDays, diskSpaceFactor, sweepIntervalSeconds
     }
     init() {}
     init(from decoder: any Decoder) throws {
@@ -50,6 +58,12 @@ struct AgentSettings: Codable, Sendable {
         diskSpaceFactor = try c.value(.diskSpaceFactor, default: d.diskSpaceFactor)
         if diskSpaceFactor < 0 || !diskSpaceFactor.isFinite {
             throw ConfigurationError(path: "$.agent.diskSpaceFactor", message: "must be a number ≥ 0 (0 disables the check), not \(diskSpaceFactor)")
+        }
+        sweepIntervalSeconds = try c.value(.sweepIntervalSeconds, default: d.sweepIntervalSeconds)
+        guard Self.sweepIntervalRange.contains(sweepIntervalSeconds) else {
+            throw ConfigurationError(
+                path: "$.agent.sweepIntervalSeconds",
+                message: "must be a number of seconds from \(Int(Self.sweepIntervalRange.lowerBound)) to \(Int(Self.sweepIntervalRange.upperBound)) (a day), not \(sweepIntervalSeconds)")
         }
     }
 }

@@ -25,8 +25,8 @@ struct Sweeper: Sendable {
     var claimAge: Double = 60
     /// Other directories the agent writes atomically (the dashboard and its request pages).
     var otherDirectories: [String] = []
-    /// Seconds between two sweeps of a running agent (the first is at start).
-    static let interval: Double = 600
+    /// Seconds between two sweeps of a running agent (the first is at start): `agent.sweepIntervalSeconds`.
+    var interval: Double = AgentSettings.defaultSweepIntervalSeconds
 
     /// What one sweep removed or repaired (logged, and returned for tests).
     struct Report: Sendable, Equatable {
