@@ -74,4 +74,21 @@ struct SweepIntervalConfigTests {
         let error = try #require(throws: ConfigurationError.self) { try load(json) }
         #expect(error.path.hasSuffix("$.agent.sweepIntervalSeconds"), "\(error)")
     }
+
+    @Test("agent values that would leave requests stuck, failed at once or run twice are refused", arguments: [
+        ("maxConcurrentRestores", "0"), ("maxConcurrentPerDropper", "-1"), ("leaseSeconds", "0"), ("leaseSeconds", "0.5"),
+        ("leaseSeconds", "-300"), ("maxAttempts", "0"), ("resubmitWindowSeconds", "-1"), ("shutdownGraceSeconds", "-5"),
+        ("retentionDays", "-7"),
+    ])
+    func agentValuesRefused(key: String, value: String) throws {
+        let error = try #require(throws: ConfigurationError.self) { try load(#"{"agent": {"\#(key)": \#(value)}}"#) }
+        #expect(error.path.hasSuffix("$.agent.\(key)"), "\(error)")
+    }
+
+    @Test("their smallest sensible values load")
+    func agentValuesAccepted() throws {
+        let c = try load(
+            #"{"agent": {"maxConcurrentRestores": 1, "maxConcurrentPerDropper": 0, "leaseSeconds": 1, "maxAttempts": 1, "resubmitWindowSeconds": 0, "shutdownGraceSeconds": 0, "retentionDays": 0}}"#)
+        #expect(c.agent.leaseSeconds == 1 && c.agent.maxAttempts == 1 && c.agent.maxConcurrentRestores == 1)
+    }
 }
