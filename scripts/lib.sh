@@ -11,7 +11,10 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The system packages the agent builds and tests with (Debian names).
 APT_PACKAGES=(libcurl4-openssl-dev libarchive-dev libsqlite3-dev libxml2-dev pkg-config nginx-light inotify-tools
-  python3-aiosmtpd openssl rsync xvfb xauth procps python3-venv systemd dash dpkg-dev binutils prometheus chromium)
+  python3-aiosmtpd openssl rsync xvfb xauth procps python3-venv systemd dash dpkg-dev binutils prometheus chromium
+  util-linux iproute2 sshfs openssh-server openssh-client socat)
+# (util-linux's unshare and iproute2 make the namespace "hosts" of tests/test_multihost.py; sshfs, openssh-server
+# and socat share their spool over a real network filesystem.)
 
 missing_apt_packages() {
   local missing=()

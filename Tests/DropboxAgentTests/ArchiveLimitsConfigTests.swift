@@ -1,10 +1,11 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
-@Suite("archive.limits configuration")
+@Suite("archive.limits configuration", .tags(.unit))
 struct ArchiveLimitsConfigTests {
     private func load(_ json: String) throws -> AgentConfiguration {
         let path = NSTemporaryDirectory() + "limits-\(UUID().uuidString).json"
@@ -48,7 +49,7 @@ struct ArchiveLimitsConfigTests {
     }
 }
 
-@Suite("agent.sweepIntervalSeconds")
+@Suite("agent.sweepIntervalSeconds", .tags(.unit))
 struct SweepIntervalConfigTests {
     private func load(_ json: String) throws -> AgentConfiguration {
         let path = NSTemporaryDirectory() + "sweep-\(UUID().uuidString).json"

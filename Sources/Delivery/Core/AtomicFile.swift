@@ -14,15 +14,47 @@ public enum AtomicFile {
         try syncDirectory(of: path)
     }
 
+    /// Like ``write(_:to:mode:)``, but checks `precondition` once the new content is durable, immediately before the
+    /// rename: the check-then-replace window is a few system calls, not the fsync before them (a fencing check
+    /// done before a slow fsync can be stale by the time the file is replaced).
+    ///
+    /// - Returns: false (and nothing replaced) when `precondition` returned false.
+    @discardableResult
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, if precondition: () -> Bool) throws -> Bool {
+        let temp = try writeTemporary(data, near: path, mode: mode)
+        guard precondition() else {
+            unlink(temp)
+            return false
+        }
+        guard rename(temp, path) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: e)
+        }
+        try syncDirectory(of: path)
+        return true
+    }
+
     /// Creates `path` with `data` only if it does not exist yet (`link(2)` of a complete temp file, so the
     /// file never appears half-written). Returns false when it already existed.
+    ///
+    /// Exclusive across processes and hosts on local filesystems, NFS and SFTP (sshfs's hard links run `link(2)`
+    /// on the server): the guarantee leases and the idempotency index rest on, no lock needed.
     @discardableResult
     public static func create(_ data: Data, at path: String, mode: mode_t = 0o644) throws -> Bool {
         let temp = try writeTemporary(data, near: path, mode: mode)
         defer { unlink(temp) }
         if link(temp, path) != 0 {
-            if errno == EEXIST { return false }
-            throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: errno)
+            let e = errno
+            // NFS: a retransmitted LINK can report EEXIST although the first one created the link: then the
+            // temporary file has two links (the classic NFS-safe exclusive-create test).
+            let links = (try? FileManager.default.attributesOfItem(atPath: temp))?[.referenceCount] as? Int
+            if e == EEXIST, links == 2 {
+                try syncDirectory(of: path)
+                return true
+            }
+            if e == EEXIST { return false }
+            throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: e)
         }
         try syncDirectory(of: path)
         return true

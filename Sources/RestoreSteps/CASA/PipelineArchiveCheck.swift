@@ -35,7 +35,7 @@ enum PipelineArchiveCheck {
             }
             if summary.symlinks > 0 {
                 throw RestoreError(
-                    "unsafeArchiveEntry",
+                    RestoreError.Code(rawValue: DeliveryError.Code.unsafeArchiveEntry.rawValue),
                     "\(name) holds \(summary.symlinks) symbolic link(s): refused before the pipeline CASA unpacks it (its extractor is not confined)",
                     hint: "Caltables and flag versions are plain tables; nothing was unpacked.", step: .casa)
             }

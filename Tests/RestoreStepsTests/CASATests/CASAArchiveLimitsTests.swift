@@ -1,13 +1,14 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
 /// The limits the CASA side unpacks caltables and flag versions with: computed once by the agent
 /// (``CASAArchiveLimits``), read by the real `casa/casa_steps.py` (`load_archive_limits`), passed by the modular
 /// runner as `--archive-limits FILE`.
-@Suite("Archive limits of the CASA side", .serialized, .timeLimit(.minutes(2)))
+@Suite("Archive limits of the CASA side", .serialized, .timeLimit(.minutes(2)), .tags(.integration), .selected(.integration))
 struct CASAArchiveLimitsTests {
     static let configured = ArchiveLimits(
         maxEntries: 500, maxTotalBytes: 1 << 40, maxEntryBytes: 1 << 39, maxExpansionRatio: 50, ratioAllowanceBytes: 1 << 20)

@@ -1,13 +1,14 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
 /// A pipeline CASA unpacks caltables and flag versions itself: every hostile archive of the shared table
 /// (tests/data/malicious-archives.json, also run against SafeArchive and casa_steps.safe_extract) staged as a
 /// product must be refused before it runs, with nothing written outside the working area.
-@Suite("Pipeline CASA: calibration tarballs checked first", .serialized, .timeLimit(.minutes(3)))
+@Suite("Pipeline CASA: calibration tarballs checked first", .serialized, .timeLimit(.minutes(3)), .tags(.integration), .selected(.integration))
 struct PipelineArchiveCheckTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
