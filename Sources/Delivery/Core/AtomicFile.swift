@@ -1,7 +1,27 @@
+internal import CFileIO
 public import Foundation
 
-/// Durable, never-torn file replacement: temp file in the same directory, `fsync`, `rename`, `fsync` of the
-/// directory (fsync(2): syncing the file does not make its directory entry durable).
+/// Durable, never-torn file replacement: temp file in the same directory, its data on disk, `rename`, `fsync` of
+/// the directory (fsync(2): syncing the file does not make its directory entry durable).
+///
+/// ## One journal commit per replacement on ext4 and XFS
+///
+/// The portable sequence is `fsync(temp)`, `rename`, `fsync(directory)`: two journal commits (two cache flushes)
+/// per status write, which bounded intake on a real disk (bench/pickup.py on ext4). On ext4 and XFS, recognised by
+/// `fstatfs`, the temp file's *data* is instead written and waited for with
+/// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)` (no journal commit), and the single `fsync` of the
+/// directory after the rename commits the temp file's inode (size, extents) together with the rename. Why that
+/// survives a power cut:
+/// - both file systems keep one journal (log) that commits transactions strictly in order, and an `fsync` of the
+///   directory forces the log up to the transaction holding the rename: every earlier transaction is committed
+///   with it, including the one that allocated the temp file's blocks and set its size (done during the
+///   write-back we waited for, so before the rename);
+/// - the data blocks were written before that commit (we waited for them), and the commit itself is written with a
+///   cache flush (REQ_PREFLUSH/FUA), which also makes those earlier data writes durable;
+/// - so after the directory `fsync` returns, the name points at an inode whose size and blocks are committed and
+///   whose blocks hold the new bytes: a `queued` status file reads back whole after a power cut. Before it
+///   returns, the rename may be lost, and the reader finds the previous version (never a torn file).
+/// On any other file system (btrfs, NFS, …) the portable sequence is used; on tmpfs `fsync` costs nothing.
 public enum AtomicFile {
     /// Replaces `path` with `data` atomically: readers see the old content or the new, never a mix or nothing.
     public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
@@ -101,7 +121,15 @@ public enum AtomicFile {
             }
         }
         fchmod(fd, mode)  // the umask must not make status files unreadable to droppers
-        guard fsync(fd) == 0 else { throw DeliveryError.posix("cannot fsync", path: temp, errno: errno) }
+        if JournalledFileSystem.hasOrderedJournal(fd) {
+            let flags = CFILEIO_SYNC_FILE_RANGE_WAIT_BEFORE | CFILEIO_SYNC_FILE_RANGE_WRITE
+                | CFILEIO_SYNC_FILE_RANGE_WAIT_AFTER
+            guard cfileio_sync_file_range(fd, 0, 0, flags) == 0 else {
+                throw DeliveryError.posix("cannot write back", path: temp, errno: errno)
+            }
+        } else {
+            guard fsync(fd) == 0 else { throw DeliveryError.posix("cannot fsync", path: temp, errno: errno) }
+        }
         ok = true
         return temp
     }

@@ -109,6 +109,14 @@ final class StatusPublisher: StepReporter, Sendable {
         if let fence, !fence() { throw LeaseLost() }
     }
 
+    func reportExecution(_ execution: ExecutionStatus) {
+        do {
+            try update { $0.execution = execution }
+        } catch {
+            logger.warning("cannot record the execution state in the status file", metadata: ["error": "\(error)"])
+        }
+    }
+
     func report(_ progress: StepProgress) {
         let now = Date().timeIntervalSince1970
         let encoded: (Int, Data)? = state.withLock { s in
