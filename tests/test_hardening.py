@@ -338,9 +338,12 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     index_tmp = data / "www" / f".index.html.{dead}.12349.tmp"
     # A job folder moves to finished/ with a killed agent's lease temporary in it (bench/chaos, N = 100).
     finished_tmp = work / "finished" / done / f".lease.json.{dead}.12350.tmp"
-    for p in (old_tmp, fresh_tmp, live_tmp, page_tmp, index_tmp, finished_tmp):
+    # And the mail queue's (bench/chaos, N = 100 on the fixed branch).
+    (data / "mailqueue").mkdir(exist_ok=True)
+    mail_tmp = data / "mailqueue" / f".{done}.json.{dead}.12351.tmp"
+    for p in (old_tmp, fresh_tmp, live_tmp, page_tmp, index_tmp, finished_tmp, mail_tmp):
         p.write_text("{")
-    for p in (old_tmp, live_tmp, page_tmp, index_tmp, finished_tmp):
+    for p in (old_tmp, live_tmp, page_tmp, index_tmp, finished_tmp, mail_tmp):
         backdate(p, 3600)
 
     b = Agent(tmp_path, spool, "a")  # same data directory: its downloads and restores
@@ -356,6 +359,7 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     assert not old_tmp.exists() and fresh_tmp.exists() and live_tmp.exists()
     assert not page_tmp.exists() and not index_tmp.exists(), "the dashboard's orphan temporaries are swept"
     assert not finished_tmp.exists(), "a finished job folder's orphan temporary is swept"
+    assert not mail_tmp.exists(), "the mail queue's orphan temporary is swept"
     assert (work / "finished" / done / "final.json").exists(), "and nothing else of it"
     # The request whose claim was interrupted is still in the spool and runs; the lease-less job is taken over.
     for name in ("claimed", "nolease"):

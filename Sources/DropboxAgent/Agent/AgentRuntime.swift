@@ -88,10 +88,11 @@ struct AgentRuntime: Sendable {
         let sweeper = Sweeper(
             store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
             dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger,
-            otherDirectories: c.dashboard.file.map { file in
+            // The mail queue's writes are atomic too (bench/chaos N = 100 found a killed agent's there).
+            otherDirectories: [c.dataDirectory + "/mailqueue"] + (c.dashboard.file.map { file in
                 let www = (file as NSString).deletingLastPathComponent
                 return [www, www + "/requests"]
-            } ?? [],
+            } ?? []),
             interval: c.agent.sweepIntervalSeconds)
         await sweeper.sweepOffPool()
         await agent.recoverJobs()
