@@ -102,6 +102,58 @@ DEFAULT_LIMITS = {
 }
 
 
+LIMIT_KEYS = tuple(DEFAULT_LIMITS)
+
+
+def check_limits(limits, where="archive limits"):
+    """`limits` as the agent passes them (a subset of DEFAULT_LIMITS' keys, each a non-negative number, the
+    counts and byte sizes whole numbers): returned as a dict; StepError naming `where` and the key otherwise."""
+    if limits is None:
+        return {}
+    if not isinstance(limits, dict):
+        raise StepError("%s: expected an object of limits, got %s" % (where, type(limits).__name__))
+    for key, value in limits.items():
+        if key not in DEFAULT_LIMITS:
+            raise StepError("%s: unknown limit %r (known: %s)" % (where, key, ", ".join(LIMIT_KEYS)))
+        whole = key != "maxExpansionRatio"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                whole and value != int(value)):
+            raise StepError("%s: %s must be a non-negative %s, got %r"
+                            % (where, key, "whole number" if whole else "number", value))
+    return dict(limits)
+
+
+def load_archive_limits(path):
+    """The agent's archive-limits file (restore_mous.py --archive-limits FILE, written by the agent's CASA step):
+
+        {"limits": {<the configured archive.limits>},
+         "archives": {"<file name>": {<those limits with the bounds derived from the file's catalogued size>}}}
+
+    Returns a function: archive path -> the limits for it (its own entry, else the configured ones, else
+    DEFAULT_LIMITS). StepError for a file that cannot be read or is not that shape."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise StepError("cannot read the archive limits %s: %s" % (path, e))
+    if not isinstance(doc, dict) or not isinstance(doc.get("archives", {}), dict):
+        raise StepError("archive limits %s: expected {\"limits\": {...}, \"archives\": {...}}" % path)
+    unknown = set(doc) - {"limits", "archives"}
+    if unknown:
+        raise StepError("archive limits %s: unknown key(s) %s" % (path, ", ".join(sorted(unknown))))
+    base = dict(DEFAULT_LIMITS, **check_limits(doc.get("limits"), "archive limits %s" % path))
+    archives = {}
+    for name, limits in doc.get("archives", {}).items():
+        if not isinstance(name, str) or not name or "/" in name:
+            raise StepError("archive limits %s: %r is not a file name" % (path, name))
+        archives[name] = dict(base, **check_limits(limits, "archive limits %s, %s" % (path, name)))
+
+    def limits_for(archive):
+        return dict(archives.get(os.path.basename(archive), base))
+
+    return limits_for
+
+
 def _max_expanded(limits, compressed):
     ratio = limits["maxExpansionRatio"]
     if ratio <= 0:
@@ -116,7 +168,7 @@ def safe_extract(tgz, dest, members_filter=None, limits=None):
     dest is (or goes through) a symbolic link, and the limits (`limits` overrides DEFAULT_LIMITS: entries, total
     and per-file size, expansion ratio against the compressed size; checked on each header before reading on).
     Files are written with their mode minus set-id bits, never following a link, not chowned."""
-    lim = dict(DEFAULT_LIMITS, **(limits or {}))
+    lim = dict(DEFAULT_LIMITS, **check_limits(limits, "limits for %s" % os.path.basename(tgz)))
     dest = os.path.abspath(dest)
     real_dest = os.path.realpath(dest)
     label = os.path.basename(tgz)
@@ -208,7 +260,7 @@ def step_restore_flags(a):
     fv = vis + ".flagversions"
     if os.path.exists(fv):
         shutil.rmtree(fv)
-    safe_extract(a["tgz"], os.path.dirname(os.path.abspath(vis)))
+    safe_extract(a["tgz"], os.path.dirname(os.path.abspath(vis)), limits=a.get("limits"))
     if not os.path.isfile(os.path.join(fv, "flags." + version)) and not os.path.isdir(
             os.path.join(fv, "flags." + version)):
         raise StepError("%s has no flag version %s" % (os.path.basename(a["tgz"]), version))
@@ -245,7 +297,8 @@ def step_restore_eb(a):
     """One EB's whole restore in this process, in the pipeline's order (hifa_restoredata): importasdm, flag
     restore, the EB's members of its session's caltables tarball, applycal replay.
 
-    a: asdm, vis, flags_tgz, versionname, caltables_tgz, calls (as for step_applycal).
+    a: asdm, vis, flags_tgz, versionname, caltables_tgz, calls (as for step_applycal); flags_limits and
+    caltables_limits (optional): safe_extract's limits for the two tarballs (restore_mous.py --archive-limits).
     Prints a CASA_STEP_STAGE line as each stage starts (the caller names the failing stage from the last one)."""
     vis = a["vis"]
     working = os.path.dirname(os.path.abspath(vis))
@@ -257,11 +310,12 @@ def step_restore_eb(a):
     stage("importasdm")
     step_importasdm({"asdm": a["asdm"], "vis": vis})
     stage("flag restore")
-    out.update(step_restore_flags({"vis": vis, "tgz": a["flags_tgz"],
+    out.update(step_restore_flags({"vis": vis, "tgz": a["flags_tgz"], "limits": a.get("flags_limits"),
                                    "versionname": a.get("versionname", FINAL_FLAG_VERSION)}))
     stage("caltables")
     prefix = os.path.basename(vis)
-    names = safe_extract(a["caltables_tgz"], working, members_filter=lambda n: n.startswith(prefix))
+    names = safe_extract(a["caltables_tgz"], working, members_filter=lambda n: n.startswith(prefix),
+                         limits=a.get("caltables_limits"))
     out["caltables"] = len({n.split("/")[0] for n in names})
     stage("applycal")
     out.update(step_applycal({"vis": vis, "calls": a["calls"]}))

@@ -3,7 +3,7 @@
 CASA tasks (modular CASA; the ALMA pipeline is not needed).
 
 Usage (CASA venv python; cwd = <root>/<RelativePath>/working; env per casa/casaenv.py):
-    restore_mous.py [--parallel N] /abs/path/PPR.xml
+    restore_mous.py [--parallel N] [--archive-limits FILE] /abs/path/PPR.xml
 
 Contract (INTERFACES.md §3):
 - PPR parsed as executeppr does (ppr.py); rawdata = $SCIPIPE_ROOTDIR/<RelativePath>/rawdata (../rawdata if unset).
@@ -15,6 +15,9 @@ Contract (INTERFACES.md §3):
   Pipeline_Final, the EB's members of its session's caltables tarball untarred (members named after the session
   are untarred once, before the EB processes start), every applycal( line replayed (calapply.py),
   applymode='calflagstrict', flagbackup=False.
+- Every tarball is unpacked by casa_steps.safe_extract with the limits of --archive-limits FILE (JSON written by
+  the agent: its configured archive.limits and, per file, the bounds derived from the file's catalogued size;
+  casa_steps.load_archive_limits), or casa_steps.DEFAULT_LIMITS without it.
 - Progress: 'PROGRESS <done> <total> <text>' on stdout; total = 1 + 4·EBs (preflight, then four stages per EB),
   text 'EB <AsdmDiskName>: <stage> (<k>/<n> EBs done)'.
 - Failure: errorexit-<UTC YYYYmmddTHHMMSS>.txt in working/, a SEVERE line in the casa log, a one-line
@@ -74,9 +77,11 @@ class CasaLog:
 
 
 class Restore:
-    def __init__(self, ppr_path, cwd=None, environ=None, parallel=1):
+    def __init__(self, ppr_path, cwd=None, environ=None, parallel=1, archive_limits=None):
         self.ppr_path = ppr_path
         self.parallel = max(1, int(parallel))
+        # archive path -> safe_extract limits (casa_steps.load_archive_limits); None: DEFAULT_LIMITS.
+        self.archive_limits = archive_limits or (lambda archive: None)
         self.environ = dict(os.environ if environ is None else environ)
         self.working = os.path.abspath(cwd or os.getcwd())
         self.started = utcnow()
@@ -135,7 +140,8 @@ class Restore:
             mses = tuple(a["AsdmDiskName"] + ".ms" for a in asdms if a["session"] == s)
             try:
                 names = casa_steps.safe_extract(os.path.join(self.rawdata, tgz), self.working,
-                                                members_filter=lambda n: n.startswith(s) and not n.startswith(mses))
+                                                members_filter=lambda n: n.startswith(s) and not n.startswith(mses),
+                                                limits=self.archive_limits(tgz))
             except (casa_steps.StepError, tarfile.TarError, OSError) as e:
                 raise RestoreError("cannot extract %s: %s" % (tgz, e))
             if names:
@@ -150,8 +156,10 @@ class Restore:
             jobs.append((disk, {"asdm": os.path.join(self.rawdata, disk),
                                 "vis": os.path.join(self.working, vis),
                                 "flags_tgz": os.path.join(self.rawdata, m.finalflags_for(vis)),
+                                "flags_limits": self.archive_limits(m.finalflags_for(vis)),
                                 "versionname": casa_steps.FINAL_FLAG_VERSION,
                                 "caltables_tgz": os.path.join(self.rawdata, m.caltables_for(a["session"])),
+                                "caltables_limits": self.archive_limits(m.caltables_for(a["session"])),
                                 "calls": calls[vis],
                                 "logfile": self.log.path}))
         EBScheduler(self, jobs).run()
@@ -203,7 +211,8 @@ class Restore:
                     raise RestoreError("%s: %s" % (m.applycmds_for(vis), e))
                 if not calls[vis]:
                     raise RestoreError("%s has no applycal lines" % m.applycmds_for(vis))
-                members = self.caltable_members(os.path.join(self.rawdata, m.caltables_for(a["session"])))
+                caltables = m.caltables_for(a["session"])
+                members = self.caltable_members(os.path.join(self.rawdata, caltables), self.archive_limits(caltables))
                 for kw in calls[vis]:
                     for t in kw["gaintable"]:
                         if os.path.basename(t) not in members:
@@ -221,12 +230,19 @@ class Restore:
         return m, calls
 
     @staticmethod
-    def caltable_members(tgz):
+    def caltable_members(tgz, limits=None):
+        """The top-level names of a caltables tarball, reading at most the limits' maxEntries headers."""
+        max_entries = (limits or casa_steps.DEFAULT_LIMITS)["maxEntries"]
+        names = set()
         try:
             with tarfile.open(tgz, "r:*") as tf:
-                return {n.split("/")[0] for n in tf.getnames()}
+                for count, member in enumerate(tf, 1):
+                    if count > max_entries:
+                        raise RestoreError("%s has more than %d entries" % (os.path.basename(tgz), max_entries))
+                    names.add(member.name.split("/")[0])
         except (tarfile.TarError, OSError) as e:
             raise RestoreError("cannot read %s: %s" % (os.path.basename(tgz), e))
+        return names
 
     # ------------------------------------------------------------------ failure
     def fail(self, reason, detail=""):
@@ -403,27 +419,34 @@ def default_parallel():
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-USAGE = "usage: restore_mous.py [--parallel N] /abs/path/PPR.xml"
+USAGE = "usage: restore_mous.py [--parallel N] [--archive-limits FILE] /abs/path/PPR.xml"
 
 
 def parse_args(argv):
-    """(parallel, ppr) or None for a usage error."""
+    """(parallel, ppr, archive limits file or None) or None for a usage error."""
     parallel = default_parallel()
+    limits_file = None
     args = list(argv)
     while args and args[0].startswith("-"):
         opt = args.pop(0)
-        if opt.startswith("--parallel="):
-            value = opt.split("=", 1)[1]
-        elif opt == "--parallel" and args:
-            value = args.pop(0)
-        else:
+        name, sep, value = opt.partition("=")
+        if name not in ("--parallel", "--archive-limits"):
             return None
+        if not sep:
+            if not args:
+                return None
+            value = args.pop(0)
+        if name == "--archive-limits":
+            if not value:
+                return None
+            limits_file = value
+            continue
         if not value.isdigit() or int(value) < 1:
             return None
         parallel = int(value)
     if len(args) != 1:
         return None
-    return parallel, args[0]
+    return parallel, args[0], limits_file
 
 
 def main(argv):
@@ -431,11 +454,16 @@ def main(argv):
     if parsed is None:
         print(USAGE, file=sys.stderr)
         return 2
-    parallel, ppr_path = parsed
+    parallel, ppr_path, limits_file = parsed
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
     r = Restore(os.path.abspath(ppr_path), parallel=parallel)
     try:
+        if limits_file is not None:
+            try:
+                r.archive_limits = casa_steps.load_archive_limits(limits_file)
+            except casa_steps.StepError as e:
+                raise RestoreError(str(e))
         r.run()
     except RestoreError as e:
         r.fail(e.reason, e.detail)

@@ -243,3 +243,29 @@ def test_a_full_download_area_is_retried_and_delivered_once_space_returns(tmp_pa
         assert agent.stop() == 0
     finally:
         subprocess.run(["umount", "-l", str(downloads)], check=False)
+
+
+def test_configured_archive_limits_reach_casas_unpacking_of_the_caltables(tmp_path, services, agents):
+    """Issue 10: one set of limits on both sides. With `archive.limits` at 4:1 beyond 100 kB, the agent's own
+    unpacking passes (auxiliary products 583 B, ASDM tarballs 2.7:1; flag versions are bounded by their ASDM's
+    size), but the session caltables (43 kB expanding to 340 kB, 7.9:1) must be refused by the CASA side's
+    safe_extract, with the numbers the agent computed (`<logs>/archive-limits.json`), before any CASA process."""
+    nginx = services("nginx")
+    agent = RestoreAgent(tmp_path, nginx.url, extra={"archive": {"limits": {"maxExpansionRatio": 4, "ratioAllowanceBytes": 100_000}}}).start()
+    agents.append(agent)
+    agent.drop("limited", {"mous": MOUS_A, "requestId": "e2e-limits"})
+    status = agent.wait_terminal("limited", timeout=300)
+    assert status["state"] == "failed", status
+    assert status["step"]["name"] == "casa", status["step"]
+    message = status["error"]["message"]
+    bound = 4 * (FIXTURE / "store" / "uid___A001_X3f01_X1a5.session_1.caltables.tgz").stat().st_size
+    assert "session_1.caltables.tgz" in message and f"more than {bound} bytes" in message, status["error"]
+    logs = pathlib.Path(status["workingArea"]) / "logs"
+    limits = json.loads((logs / "archive-limits.json").read_text())
+    assert limits["limits"]["maxExpansionRatio"] == 4 and limits["limits"]["ratioAllowanceBytes"] == 100_000
+    cal = limits["archives"]["uid___A001_X3f01_X1a5.session_1.caltables.tgz"]
+    assert cal["maxTotalBytes"] == bound
+    flags = limits["archives"]["uid___A002_Xb1e2a0_X1.ms.flagversions.tgz"]
+    assert flags["maxExpansionRatio"] == 0
+    assert not list(pathlib.Path(status["workingArea"]).rglob("*.ms/table.dat")), "no measurement set was made"
+    assert agent.stop() == 0

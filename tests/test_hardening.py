@@ -336,9 +336,14 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     (data / "www" / "requests").mkdir(parents=True, exist_ok=True)
     page_tmp = data / "www" / "requests" / f".r.html.{dead}.12348.tmp"
     index_tmp = data / "www" / f".index.html.{dead}.12349.tmp"
-    for p in (old_tmp, fresh_tmp, live_tmp, page_tmp, index_tmp):
+    # A job folder moves to finished/ with a killed agent's lease temporary in it (bench/chaos, N = 100).
+    finished_tmp = work / "finished" / done / f".lease.json.{dead}.12350.tmp"
+    # And the mail queue's (bench/chaos, N = 100 on the fixed branch).
+    (data / "mailqueue").mkdir(exist_ok=True)
+    mail_tmp = data / "mailqueue" / f".{done}.json.{dead}.12351.tmp"
+    for p in (old_tmp, fresh_tmp, live_tmp, page_tmp, index_tmp, finished_tmp, mail_tmp):
         p.write_text("{")
-    for p in (old_tmp, live_tmp, page_tmp, index_tmp):
+    for p in (old_tmp, live_tmp, page_tmp, index_tmp, finished_tmp, mail_tmp):
         backdate(p, 3600)
 
     b = Agent(tmp_path, spool, "a")  # same data directory: its downloads and restores
@@ -353,11 +358,30 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     assert (restores / failed).exists(), "a failed request's working area is kept for inspection (onSuccess)"
     assert not old_tmp.exists() and fresh_tmp.exists() and live_tmp.exists()
     assert not page_tmp.exists() and not index_tmp.exists(), "the dashboard's orphan temporaries are swept"
+    assert not finished_tmp.exists(), "a finished job folder's orphan temporary is swept"
+    assert not mail_tmp.exists(), "the mail queue's orphan temporary is swept"
+    assert (work / "finished" / done / "final.json").exists(), "and nothing else of it"
     # The request whose claim was interrupted is still in the spool and runs; the lease-less job is taken over.
     for name in ("claimed", "nolease"):
         wait_state(spool, name, lambda d: d["state"] in TERMINAL, timeout=30, what=f"{name} to end")
     wait_until(lambda: job_dirs(spool, "jobs", "nolease") == [], 10, what="nolease to move to finished/")
     assert b.stop() == 0
+
+
+def test_leftovers_appearing_later_are_swept_at_the_configured_interval(tmp_path, spool, agents):
+    # agent.sweepIntervalSeconds: a running agent sweeps again that often (the default, 600 s, would not within
+    # this test's deadline). A staging directory of a job that is nowhere (no jobs/ folder) goes at the next sweep.
+    a = Agent(tmp_path, spool, "a", extra={"agent": {"sweepIntervalSeconds": 10}})
+    agents.append(a)
+    a.start()
+    downloads = a.data / "downloads"
+    downloads.mkdir(exist_ok=True)
+    staging = downloads / ".gone.20261205T000000.vm.9.1.publishing-0a1b2c3d"
+    (staging / "x.ms").mkdir(parents=True)
+    wait_until(lambda: not staging.exists(), 120, what="the periodic sweep to remove the staging directory")
+    # The sweep logs what it removed once it is done, just after the removal: poll for the line too.
+    wait_until(lambda: a.log_has("leftovers swept"), 30, what="the sweep's log line")
+    assert a.stop() == 0
 
 
 def subprocess_dead_pid() -> int:

@@ -1,5 +1,6 @@
 """restore_mous preflight (no CASA): layout variants and errors found before any CASA process starts."""
 import glob
+import json
 import os
 import shutil
 import signal
@@ -104,3 +105,38 @@ def test_hifa_renorm_manifest_is_refused_before_casa(fixture_dir, tmp_path):
     with pytest.raises(restore_mous.RestoreError, match=r"asks for what the modular restore cannot reproduce: "
                                                          r"hifa_renorm for uid___A002_Xb1e2a0_X1\.ms"):
         preflight(ppr_path, working, root)
+
+
+def _run_with_limits(fixture_dir, tmp_path, doc):
+    root = str(tmp_path)
+    ppr_path, working, _ = stage(fixture_dir, MOUS_A, root)
+    limits = os.path.join(root, "archive-limits.json")
+    with open(limits, "w") as f:
+        json.dump(doc, f)
+    env = casa_env(os.path.join(root, "logs", "home"))
+    env["SCIPIPE_ROOTDIR"] = root
+    proc = subprocess.run([sys.executable, os.path.join(CASA_DIR, "restore_mous.py"), "--archive-limits", limits,
+                           ppr_path], cwd=working, env=env, capture_output=True, text=True, timeout=120)
+    return proc, working
+
+
+def test_archive_limits_from_the_agent_bound_the_caltables_before_casa(fixture_dir, tmp_path):
+    # The agent's --archive-limits file bounds session_1's caltables tarball (43 KB compressed, more expanded)
+    # to 1000 bytes: refused while the session caltables are unpacked, before any CASA process starts.
+    cal = "uid___A001_X3f01_X1a5.session_1.caltables.tgz"
+    proc, working = _run_with_limits(fixture_dir, tmp_path, {
+        "limits": {}, "archives": {cal: {"maxTotalBytes": 1000, "maxEntryBytes": 1000}}})
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot extract %s" % cal in proc.stderr
+    assert "1000" in proc.stderr.strip().splitlines()[-1]
+    assert "PROGRESS" not in proc.stdout
+    (errorexit,) = glob.glob(os.path.join(working, "errorexit-*.txt"))
+    assert cal in open(errorexit).read()
+
+
+def test_an_invalid_archive_limits_file_fails_the_restore_with_its_reason(fixture_dir, tmp_path):
+    proc, working = _run_with_limits(fixture_dir, tmp_path, {"limits": {"maxEntries": -5}})
+    assert proc.returncode == 1
+    assert "maxEntries must be a non-negative whole number" in proc.stderr
+    assert "PROGRESS" not in proc.stdout
+    assert glob.glob(os.path.join(working, "errorexit-*.txt"))

@@ -94,3 +94,94 @@ def test_limits_match_the_agent_defaults():
     assert "maxExpansionRatio: Double = 200, ratioAllowanceBytes: Int64 = 64 << 20" in swift
     assert casa_steps.DEFAULT_LIMITS == {"maxEntries": 100000, "maxTotalBytes": 64 << 30, "maxEntryBytes": 64 << 30,
                                          "maxExpansionRatio": 200, "ratioAllowanceBytes": 64 << 20}
+
+
+def _tgz(path, members):
+    with tarfile.open(str(path), "w:gz") as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def _limits_file(tmp_path, doc):
+    path = tmp_path / "archive-limits.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_archive_limits_file_gives_each_tarball_its_own_bounds(tmp_path):
+    # The agent's file (CASAArchiveLimits): configured limits, and per tarball those bounded by its catalogued size.
+    tgz = _tgz(tmp_path / "x.ms.flagversions.tgz", [("x.ms.flagversions/flags.Final", b"f" * 5000)])
+    other = _tgz(tmp_path / "other.tgz", [("o/table.f0", b"o" * 5000)])
+    limits_for = casa_steps.load_archive_limits(_limits_file(tmp_path, {
+        "limits": {"maxEntries": 50, "maxTotalBytes": 1 << 20, "maxEntryBytes": 1 << 20, "maxExpansionRatio": 300,
+                   "ratioAllowanceBytes": 1 << 20},
+        "archives": {"x.ms.flagversions.tgz": {"maxEntries": 50, "maxTotalBytes": 4096, "maxEntryBytes": 4096,
+                                               "maxExpansionRatio": 300, "ratioAllowanceBytes": 1 << 20}}}))
+    assert limits_for(tgz)["maxTotalBytes"] == 4096
+    assert limits_for(other)["maxTotalBytes"] == 1 << 20
+    assert limits_for(other)["maxExpansionRatio"] == 300
+    dest = tmp_path / "working"
+    dest.mkdir()
+    with pytest.raises(casa_steps.StepError, match=r"x\.ms\.flagversions\.tgz: .* is 5000 bytes, above the 4096-byte"):
+        casa_steps.safe_extract(tgz, str(dest), limits=limits_for(tgz))
+    assert os.listdir(str(dest)) == []
+    assert casa_steps.safe_extract(other, str(dest), limits=limits_for(other)) == ["o/table.f0"]
+
+
+def test_archive_limits_file_missing_keys_take_the_defaults(tmp_path):
+    limits_for = casa_steps.load_archive_limits(_limits_file(tmp_path, {"limits": {"maxEntries": 7}}))
+    assert limits_for("/any/cal.tgz") == dict(casa_steps.DEFAULT_LIMITS, maxEntries=7)
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"limits": {"maxTotalBytes": -1}}, r"maxTotalBytes must be a non-negative whole number"),
+    ({"limits": {"maxEntries": 1.5}}, r"maxEntries must be a non-negative whole number"),
+    ({"limits": {"maxEntries": True}}, r"maxEntries must be"),
+    ({"limits": {"maxFiles": 3}}, r"unknown limit 'maxFiles'"),
+    ({"limits": {}, "archives": {"a.tgz": {"maxExpansionRatio": "x"}}}, r"a\.tgz: maxExpansionRatio must be"),
+    ({"limits": {}, "archives": {"../a.tgz": {}}}, r"is not a file name"),
+    ({"limits": {}, "extra": 1}, r"unknown key\(s\) extra"),
+    ([], r"expected \{"),
+])
+def test_archive_limits_file_refuses_what_the_agent_never_writes(tmp_path, doc, message):
+    with pytest.raises(casa_steps.StepError, match=message):
+        casa_steps.load_archive_limits(_limits_file(tmp_path, doc))
+
+
+def test_archive_limits_file_unreadable(tmp_path):
+    with pytest.raises(casa_steps.StepError, match=r"cannot read the archive limits"):
+        casa_steps.load_archive_limits(str(tmp_path / "absent.json"))
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(casa_steps.StepError, match=r"cannot read the archive limits"):
+        casa_steps.load_archive_limits(str(tmp_path / "bad.json"))
+
+
+def test_restore_mous_reads_the_limits_file_from_argv():
+    import restore_mous
+    assert restore_mous.parse_args(["--parallel", "2", "--archive-limits", "/l.json", "/p.xml"]) == (2, "/p.xml", "/l.json")
+    assert restore_mous.parse_args(["--archive-limits=/l.json", "/p.xml"])[1:] == ("/p.xml", "/l.json")
+    assert restore_mous.parse_args(["/p.xml"])[1:] == ("/p.xml", None)
+    assert restore_mous.parse_args(["--archive-limits", "/p.xml"]) is None
+    assert restore_mous.parse_args(["--archive-limits=", "/p.xml"]) is None
+    assert restore_mous.parse_args(["--limits", "x", "/p.xml"]) is None
+
+
+def test_restore_flags_step_unpacks_with_the_limits_it_is_given(tmp_path):
+    # restore_eb passes flags_limits here; a flag-versions tarball above them is refused before flagmanager runs.
+    from conftest import CASA_DIR, casa_env
+    tgz = _tgz(tmp_path / "x.ms.flagversions.tgz",
+               [("x.ms.flagversions/FLAG_VERSION_LIST", b"Pipeline_Final : x\n"),
+                ("x.ms.flagversions/flags.Pipeline_Final/table.f0", b"0")])
+    args = {"vis": str(tmp_path / "x.ms"), "tgz": tgz, "limits": {"maxEntries": 1}}
+    proc = subprocess.run([sys.executable, os.path.join(CASA_DIR, "casa_steps.py"), "restore_flags", json.dumps(args)],
+                          cwd=str(tmp_path), env=casa_env(str(tmp_path / "home")), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1
+    result = [line for line in proc.stdout.splitlines() if line.startswith(casa_steps.STEP_RESULT_PREFIX)]
+    assert len(result) == 1
+    assert json.loads(result[0][len(casa_steps.STEP_RESULT_PREFIX):]) == {
+        "ok": False, "reason": "x.ms.flagversions.tgz has more than 1 entries"}
+    assert not (tmp_path / "x.ms.flagversions").exists()

@@ -2,7 +2,10 @@
 ///
 /// Every bound is checked against the sizes the tar headers declare before anything is written, and again
 /// against the bytes actually decompressed while reading, so a lying header cannot get past either.
-public struct ArchiveLimits: Sendable, Hashable {
+///
+/// Encoded (``Codable``) with the property names as keys, the form the CASA side's `casa_steps.safe_extract`
+/// reads (`restore_mous.py --archive-limits FILE`), so both extractors enforce the same numbers.
+public struct ArchiveLimits: Sendable, Hashable, Codable {
     /// Entries (files, directories, links) at most.
     public var maxEntries: Int
     /// Sum of all entry sizes at most.
@@ -17,8 +20,9 @@ public struct ArchiveLimits: Sendable, Hashable {
     public var ratioAllowanceBytes: Int64
 
     /// Creates limits; defaults: 100 000 entries, 64 GiB in total, 64 GiB per entry, expansion at most 200 times
-    /// the archive size beyond the first 64 MiB (gzip of zeros reaches about 1 030:1, bzip2 far more; real
-    /// ASDM, caltable and flag-version tarballs stay well below 20:1).
+    /// the archive size beyond the first 64 MiB (gzip of zeros reaches about 1 030:1, bzip2 far more; the
+    /// fixture's ASDM tarballs expand 2.7:1 and its caltables 7.9:1, but its flag versions 474:1, which is why
+    /// flag versions of an EB of known ASDM size are bounded by that size instead: ``expecting(_:)``).
     public init(
         maxEntries: Int = 100_000, maxTotalBytes: Int64 = 64 << 30, maxEntryBytes: Int64 = 64 << 30,
         maxExpansionRatio: Double = 200, ratioAllowanceBytes: Int64 = 64 << 20
@@ -36,6 +40,21 @@ public struct ArchiveLimits: Sendable, Hashable {
         let byRatio = Double(max(0, compressedBytes)) * maxExpansionRatio
         let ratioBound = byRatio >= Double(Int64.max / 2) ? Int64.max / 2 : Int64(byRatio)
         return max(ratioBound, ratioAllowanceBytes)
+    }
+
+    /// These limits tightened for a compressed archive (a caltables, flag-versions or auxiliary-products
+    /// tarball) whose catalogue or package records `declaredBytes`, its compressed size: catalogues and
+    /// manifests do not record the expanded size of these, so total and per-entry bounds become the expansion
+    /// bound of that declared size (``maxExpandedBytes(compressedBytes:)``), never looser than configured. The
+    /// file on disk then cannot buy more room by being larger than catalogued, and the CASA side gets the
+    /// same byte bounds for each archive as the agent.
+    public func expectingCompressed(_ declaredBytes: Int64?) -> ArchiveLimits {
+        guard let declaredBytes, declaredBytes > 0 else { return self }
+        var tightened = self
+        let bound = maxExpandedBytes(compressedBytes: declaredBytes)
+        tightened.maxTotalBytes = min(maxTotalBytes, bound)
+        tightened.maxEntryBytes = min(maxEntryBytes, bound)
+        return tightened
     }
 
     /// These limits tightened for an archive whose expanded size is expected to be about `expectedBytes`

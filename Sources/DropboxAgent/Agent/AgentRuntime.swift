@@ -88,10 +88,12 @@ struct AgentRuntime: Sendable {
         let sweeper = Sweeper(
             store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
             dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger,
-            otherDirectories: c.dashboard.file.map { file in
+            // The mail queue's writes are atomic too (bench/chaos N = 100 found a killed agent's there).
+            otherDirectories: [c.dataDirectory + "/mailqueue"] + (c.dashboard.file.map { file in
                 let www = (file as NSString).deletingLastPathComponent
                 return [www, www + "/requests"]
-            } ?? [])
+            } ?? []),
+            interval: c.agent.sweepIntervalSeconds)
         await sweeper.sweepOffPool()
         // Leases are renewed from now on, on their own thread at fixed deadlines (LeaseRenewer).
         // A hung work loop (below) stops them after two thirds of the lease: its jobs are then taken over.
@@ -172,7 +174,7 @@ struct AgentRuntime: Sendable {
                         watching: stats.watching || stats.mode == .polling, oldestQueuedAgeSeconds: await agent.oldestQueuedAge,
                         casaProcesses: CASAProcesses.count(under: agent.settings.restoreDirectory),
                         cache: await agent.executor.cacheStatistics(), startTime: startTime)
-                    if Date().timeIntervalSince1970 - lastSweep > Sweeper.interval {
+                    if Date().timeIntervalSince1970 - lastSweep >= sweeper.interval {
                         lastSweep = Date().timeIntervalSince1970
                         await sweeper.sweepOffPool()
                     }

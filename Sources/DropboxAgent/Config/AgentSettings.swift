@@ -27,10 +27,22 @@ struct AgentSettings: Codable, Sendable {
     /// Free space needed in the restore directory before the raw fetch, as a multiple of the raw ASDM bytes
     /// (measured on the fixture; 0 disables the check).
     var diskSpaceFactor: Double = DiskSpaceCheck.defaultFactor
+    /// Seconds between two sweeps of leftovers (``Sweeper``) while the agent runs; the first is at start.
+    var sweepIntervalSeconds: Double = AgentSettings.defaultSweepIntervalSeconds
+
+    /// `sweepIntervalSeconds`' default: 10 minutes, the age at which an orphan temporary file is swept.
+    static let defaultSweepIntervalSeconds: Double = 600
+    /// `sweepIntervalSeconds`' bounds: at least 10 s (a sweep lists every job folder and working area, so not
+    /// more often), at most a day (a `kill -9`'s working area of hundreds of GB must not wait longer).
+    static let sweepIntervalRange: ClosedRange<Double> = 10...86400
+
+    private static func require(_ ok: Bool, _ key: String, _ message: String) throws {
+        guard ok else { throw ConfigurationError(path: "$.agent.\(key)", message: message) }
+    }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case workDirectory, restoreDirectory, journal, maxConcurrentRestores, maxConcurrentPerDropper, leaseSeconds, maxAttempts
-        case resubmitWindowSeconds, shutdownGraceSeconds, retentionDays, diskSpaceFactor
+        case resubmitWindowSeconds, shutdownGraceSeconds, retentionDays, diskSpaceFactor, sweepIntervalSeconds
     }
     init() {}
     init(from decoder: any Decoder) throws {
@@ -50,6 +62,21 @@ struct AgentSettings: Codable, Sendable {
         diskSpaceFactor = try c.value(.diskSpaceFactor, default: d.diskSpaceFactor)
         if diskSpaceFactor < 0 || !diskSpaceFactor.isFinite {
             throw ConfigurationError(path: "$.agent.diskSpaceFactor", message: "must be a number ≥ 0 (0 disables the check), not \(diskSpaceFactor)")
+        }
+        // Values that would leave every request stuck (no slot), failing at once (no attempt), taken over at once
+        // (run twice), or make no sense, are refused here rather than discovered in production.
+        try Self.require(maxConcurrentRestores >= 1, "maxConcurrentRestores", "must be at least 1 (0 would leave every request queued forever), not \(maxConcurrentRestores)")
+        try Self.require(maxConcurrentPerDropper >= 0, "maxConcurrentPerDropper", "must be ≥ 0 (0: no per-dropper bound), not \(maxConcurrentPerDropper)")
+        try Self.require(leaseSeconds.isFinite && leaseSeconds >= 1, "leaseSeconds", "must be a number of seconds ≥ 1 (a shorter lease expires before it is renewed: requests would be taken over while they run), not \(leaseSeconds)")
+        try Self.require(maxAttempts >= 1, "maxAttempts", "must be at least 1, not \(maxAttempts)")
+        for (key, value) in [("resubmitWindowSeconds", resubmitWindowSeconds), ("shutdownGraceSeconds", shutdownGraceSeconds), ("retentionDays", retentionDays)] {
+            try Self.require(value.isFinite && value >= 0, key, "must be a number ≥ 0, not \(value)")
+        }
+        sweepIntervalSeconds = try c.value(.sweepIntervalSeconds, default: d.sweepIntervalSeconds)
+        guard Self.sweepIntervalRange.contains(sweepIntervalSeconds) else {
+            throw ConfigurationError(
+                path: "$.agent.sweepIntervalSeconds",
+                message: "must be a number of seconds from \(Int(Self.sweepIntervalRange.lowerBound)) to \(Int(Self.sweepIntervalRange.upperBound)) (a day), not \(sweepIntervalSeconds)")
         }
     }
 }

@@ -10,7 +10,8 @@ import Logging
 ///   request is still in the spool) and are removed; with it they get an expired lease so that any agent takes
 ///   them over;
 /// - orphan temporary files of ``AtomicFile`` (`.NAME.<pid>.<n>.tmp`) older than ``orphanAge`` whose process is
-///   not alive on this host.
+///   not alive on this host, in the spool, work, index, jobs, data and download directories, every job folder
+///   (active or finished) and ``otherDirectories``.
 struct Sweeper: Sendable {
     let store: JobStore
     let restoreDirectory: String
@@ -25,8 +26,8 @@ struct Sweeper: Sendable {
     var claimAge: Double = 60
     /// Other directories the agent writes atomically (the dashboard and its request pages).
     var otherDirectories: [String] = []
-    /// Seconds between two sweeps of a running agent (the first is at start).
-    static let interval: Double = 600
+    /// Seconds between two sweeps of a running agent (the first is at start): `agent.sweepIntervalSeconds`.
+    var interval: Double = AgentSettings.defaultSweepIntervalSeconds
 
     /// What one sweep removed or repaired (logged, and returned for tests).
     struct Report: Sendable, Equatable {
@@ -80,6 +81,10 @@ struct Sweeper: Sendable {
         // Orphan temporary files.
         var directories = [store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory, dataDirectory, downloadDirectory]
         directories += active.map { store.jobDirectory($0) } + otherDirectories
+        // A job folder moves to finished/ with whatever a killed agent left in it (a lease write's temporary:
+        // found by bench/chaos at N = 100).
+        let finished = store.finishedDirectory
+        directories += ((try? fm.contentsOfDirectory(atPath: finished)) ?? []).map { finished + "/" + $0 }
         for directory in directories {
             for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
                 guard let pid = Self.temporaryFileOwner(entry), pid != getpid(), !(kill(pid, 0) == 0 || errno == EPERM) else { continue }

@@ -14,11 +14,14 @@ public struct CASAInvocation: Sendable, Hashable {
     public var timeout: Duration
     /// The `AsdmDiskName`s of the PPR (the measurement sets expected afterwards).
     public var asdmNames: [String]
+    /// The ``CASAArchiveLimits`` file the restore program unpacks the calibration tarballs with (modular runner:
+    /// `--archive-limits FILE`); nil: the program's defaults, the same as ``ArchiveLimits``'.
+    public var archiveLimitsFile: String?
 
     /// Creates an invocation; `workingDirectory` defaults to `<root>/<relativePath>/working`.
     public init(
         ppr: String, root: String, relativePath: String, workingDirectory: String? = nil, logsDirectory: String,
-        timeout: Duration, asdmNames: [String]
+        timeout: Duration, asdmNames: [String], archiveLimitsFile: String? = nil
     ) {
         self.ppr = ppr
         self.root = root
@@ -28,6 +31,7 @@ public struct CASAInvocation: Sendable, Hashable {
         self.logsDirectory = logsDirectory
         self.timeout = timeout
         self.asdmNames = asdmNames
+        self.archiveLimitsFile = archiveLimitsFile
     }
 
     /// `<root>/<relativePath>/products`.

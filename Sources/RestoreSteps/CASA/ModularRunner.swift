@@ -3,7 +3,8 @@ public import Logging
 
 /// Runs the repository's restore program in a modular CASA venv (INTERFACES §3):
 ///
-/// `<venv>/bin/python3 <programDir>/restore_mous.py --parallel <N> <PPR>`, cwd `working/`, environment `SCIPIPE_ROOTDIR`,
+/// `<venv>/bin/python3 <programDir>/restore_mous.py --parallel <N> [--archive-limits <file>] <PPR>` (the file:
+/// ``CASAInvocation/archiveLimitsFile``), cwd `working/`, environment `SCIPIPE_ROOTDIR`,
 /// `SCIPIPE_LOGDIR`, `CASASITECONFIG=<venv>/casasiteconfig.py`, `HOME=<logs>/home` (private), `MPLBACKEND=Agg`,
 /// `PATH`, `LANG=C.UTF-8`, `PYTHONUNBUFFERED=1` (so `PROGRESS` lines arrive as they are printed), no `DISPLAY`.
 ///
@@ -75,6 +76,9 @@ public struct ModularRunner: CASACommandRunner {
                 "PYTHONUNBUFFERED": "1",
             ])
         return CASACommand(
-            executable: executable, arguments: [program, "--parallel", String(parallelExecBlocks), invocation.ppr], environment: environment)
+            executable: executable,
+            arguments: [program, "--parallel", String(parallelExecBlocks)]
+                + (invocation.archiveLimitsFile.map { ["--archive-limits", $0] } ?? []) + [invocation.ppr],
+            environment: environment)
     }
 }

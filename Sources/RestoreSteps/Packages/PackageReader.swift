@@ -97,7 +97,11 @@ public enum PackageReader {
         }
         FileSystemSteps.remove(scratch)
         try FileSystemSteps.createDirectory(scratch)
-        do { _ = try SafeArchive.extract(tar, into: scratch, limits: limits) } catch {
+        // Bounded by the tar's own size: a plain tar expands to about its size, a gzip'd one by the ratio.
+        var st = stat()
+        let size: Int64? = stat(tar, &st) == 0 ? Int64(st.st_size) : nil
+        let bounded = tar.hasSuffix(".tar") ? limits.expecting(size) : limits.expectingCompressed(size)
+        do { _ = try SafeArchive.extract(tar, into: scratch, limits: bounded) } catch {
             FileSystemSteps.remove(scratch)
             throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue),
                                "cannot unpack \((tar as NSString).lastPathComponent) of the download package: \(error.message)",

@@ -30,8 +30,10 @@ enum PackageStagingSteps {
                     }
                 }
             case .tar:
+                // A raw tar of the package holds one ASDM, which barely compresses (as in the catalogue case).
+                let expected = limits.expecting(source.size > 0 ? source.size : nil)
                 try await BlockingWork.run { (_) throws(RestoreError) in
-                    try RawdataStep.unpack(source.path, as: name, into: rawdata, limits: limits)
+                    try RawdataStep.unpack(source.path, as: name, into: rawdata, limits: expected)
                 }
             case .remoteTar:
                 remote.append((eb, source))
@@ -44,8 +46,9 @@ enum PackageStagingSteps {
         for (eb, source) in remote {
             try checkCancellation()
             let path = downloads + "/" + source.path
+            let expected = limits.expecting(source.size > 0 ? source.size : nil)
             try await BlockingWork.run { (_) throws(RestoreError) in
-                try RawdataStep.unpack(path, as: eb.asdmDiskName.rawValue, into: rawdata, limits: limits)
+                try RawdataStep.unpack(path, as: eb.asdmDiskName.rawValue, into: rawdata, limits: expected)
                 FileSystemSteps.remove(path)  // the cache keeps its own copy
             }
         }

@@ -1,3 +1,4 @@
+internal import Delivery
 internal import Logging
 internal import Foundation
 
@@ -21,9 +22,31 @@ public struct CASAStep: PipelineStep {
         // checkpoint); anything else working in the directory is stopped before a new job starts.
         let runner = try Self.runner(installation: installation, executionBlocks: metadata.plan.execBlocks.count, context: context)
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
+        // The CASA side unpacks caltables and flag versions with the same limits as the agent (archive.limits,
+        // bounded per tarball by its catalogued size), written afresh for every run.
+        let limitsFile = area.logs + "/" + CASAArchiveLimits.fileName
+        let casaLimits = CASAArchiveLimits(
+            limits: context.services.archiveLimits, products: metadata.plan.products,
+            asdmBytes: Dictionary(metadata.plan.execBlocks.map { ($0.asdmDiskName.rawValue, $0.asdm.size) }, uniquingKeysWith: max))
+        let limitsDocument: Data
+        do {
+            limitsDocument = try casaLimits.encoded()
+        } catch {
+            throw RestoreError(.internalError, "cannot encode \(CASAArchiveLimits.fileName): \(error)", step: .casa)
+        }
+        try FileSystemSteps.createDirectory(area.logs)
+        try FileSystemSteps.writeAtomically(limitsDocument, to: limitsFile)
+        if installation.kind == .pipeline {
+            // The pipeline unpacks caltables and flag versions itself, unconfined: the agent's extractor checks them first.
+            let products = area.products(metadata.relativePath)
+            let checked = try await BlockingWork.run { (_) throws(RestoreError) -> [String] in
+                try PipelineArchiveCheck.check(products: products, limits: casaLimits, scratch: working + "/.archive-check")
+            }
+            context.logger.info("calibration tarballs checked before the pipeline unpacks them", metadata: ["tarballs": "\(checked)"])
+        }
         let invocation = CASAInvocation(
             ppr: PPRStep.path(context, metadata), root: area.root, relativePath: metadata.relativePath.rawValue,
-            logsDirectory: area.logs, timeout: context.services.casaTimeout, asdmNames: asdmNames)
+            logsDirectory: area.logs, timeout: context.services.casaTimeout, asdmNames: asdmNames, archiveLimitsFile: limitsFile)
         context.logger.info("starting CASA", metadata: ["installation": "\(installation.name)", "kind": "\(installation.kind.rawValue)", "version": "\(installation.version)", "manifest.casaversion": "\(manifestVersion ?? "-")"])
         let result = try await runner.run(invocation, reporter: reporter)
         try Task.checkCancellation()

@@ -55,10 +55,12 @@ enum CalibrationProducts {
         let items = metadata.plan.products.map { ArchiveFetch.Item(file: $0.file, destination: products + "/" + $0.file.ngasFileId) }
         _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "calibration products (\(items.count) files)")
         let limits = context.services.archiveLimits
-        for aux in items.map(\.file.ngasFileId) where aux.hasSuffix("auxproducts.tgz") {
+        for item in items where item.file.ngasFileId.hasSuffix("auxproducts.tgz") {
             try Task.checkCancellation()
+            // Bounded by the catalogued (compressed) size, as the CASA side bounds caltables and flag versions.
+            let bounded = limits.expectingCompressed(item.file.size)
             try await BlockingWork.run { (_) throws(RestoreError) in
-                try Self.expandAuxiliary(products + "/" + aux, into: products, limits: limits)
+                try Self.expandAuxiliary(products + "/" + item.file.ngasFileId, into: products, limits: bounded)
             }
         }
     }

@@ -1,10 +1,12 @@
 """A fake casa/restore_mous.py for the modular runner's tests (stdlib only).
 
 Checks the INTERFACES §3 contract and exits 97 with a message on stderr if anything is wrong:
-argv [<venv>/bin/python3, <this file>, --parallel, <N ≥ 1>, <absolute PPR>], cwd ending in /working, SCIPIPE_ROOTDIR, SCIPIPE_LOGDIR,
+argv [<venv>/bin/python3, <this file>, --parallel, <N ≥ 1>, (--archive-limits, <absolute JSON file>,) <absolute PPR>],
+cwd ending in /working, SCIPIPE_ROOTDIR, SCIPIPE_LOGDIR,
 CASASITECONFIG=<venv>/casasiteconfig.py (existing), HOME=<SCIPIPE_LOGDIR>/home (existing), MPLBACKEND=Agg,
 LANG=C.UTF-8, PATH set, no DISPLAY. Then behaves as $SCIPIPE_LOGDIR/../behaviour says (succeed or fail).
 """
+import json
 import os
 import sys
 import time
@@ -16,8 +18,22 @@ def fail(message):
 
 
 def main():
-    if (len(sys.argv) != 4 or sys.argv[1] != "--parallel" or not sys.argv[2].isdigit() or int(sys.argv[2]) < 1
-            or not os.path.isabs(sys.argv[3]) or not os.path.isfile(sys.argv[3])):
+    argv = list(sys.argv)
+    if len(argv) == 6 and argv[3] == "--archive-limits":
+        limits = argv[4]
+        if not os.path.isabs(limits):
+            fail("--archive-limits %r is not absolute" % limits)
+        try:
+            with open(limits) as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            fail("--archive-limits %s: %s" % (limits, e))
+        if not isinstance(doc, dict) or not isinstance(doc.get("limits"), dict) or not isinstance(doc.get("archives"), dict):
+            fail("--archive-limits %s is not {limits, archives}" % limits)
+        print("ARCHIVE-LIMITS %s" % json.dumps(doc, sort_keys=True), flush=True)
+        del argv[3:5]
+    if (len(argv) != 4 or argv[1] != "--parallel" or not argv[2].isdigit() or int(argv[2]) < 1
+            or not os.path.isabs(argv[3]) or not os.path.isfile(argv[3])):
         fail("argv %r: expected --parallel N and one absolute PPR path" % sys.argv)
     venv = sys.prefix
     if sys.prefix == sys.base_prefix:
