@@ -31,6 +31,9 @@ enum ErrorCodeRegistry {
         // CASA (steps 4–6) (RestoreSteps/CASA/RestoreError+CASA.swift)
         .casaNotConfigured, .casaVersionRefused, .casaUnavailable, .casaFailed, .casaSevere, .casaErrorExit,
         .casaTimedOut, .msMissing, .msNotCalibrated, .flagVersionsMissing, .casaEnvironmentFailed,
+        // step 5 as a batch job (RestoreSteps/Execution/ScheduledRunner.swift)
+        .jobSubmitFailed, .jobTimeLimit, .jobOutOfMemory, .jobNodeFailure, .jobPreempted, .jobCancelled, .jobFailed,
+        .jobLost,
         // the PPR writer (RestoreSteps/XML/PPRWriter.swift)
         .pprWriteFailed,
     ]
