@@ -8,11 +8,27 @@ struct ProductionExecutor: RestoreExecutor {
     let services: RestoreServices
     let cleanPolicy: String
     let logger: Logger
+    /// Registers succeeded deliveries for removal after `delivery.retentionDays` (nil: kept for ever).
+    let expiry: DeliveryExpiry?
+    let spoolDirectory: String
 
     init(configuration c: AgentConfiguration, logger: Logger) throws {
         self.logger = logger
         cleanPolicy = c.delivery.cleanWorkingArea
         services = try Self.services(c)
+        // Working areas are named after jobs (and so requests): the agent's only. The download area can be reached,
+        // not listed: each delivery has a random name that only its status file and mail reveal.
+        try PrivateDirectory.create(c.agent.restoreDirectory!, mode: 0o700)
+        try PrivateDirectory.create(c.delivery.directory!, mode: 0o711)
+        expiry = c.delivery.retentionSeconds == nil ? nil : Self.deliveryExpiry(c, logger: logger)
+        spoolDirectory = c.spool.directory!
+    }
+
+    /// The registry of deliveries to remove when they expire (`<data>/deliveries`).
+    static func deliveryExpiry(_ c: AgentConfiguration, logger: Logger) -> DeliveryExpiry {
+        DeliveryExpiry(
+            directory: c.dataDirectory + "/deliveries", downloadDirectory: c.delivery.directory!,
+            statusFileMode: mode_t(c.spool.statusFileMode, radix: 8) ?? 0o644, logger: logger)
     }
 
     /// Builds the site's services from the configuration (also used by `validate --plan` and `check`).
@@ -29,7 +45,7 @@ struct ProductionExecutor: RestoreExecutor {
         try FileManager.default.createDirectory(atPath: c.archive.cacheDirectory!, withIntermediateDirectories: true)
         let cache = c.archive.cacheMaxBytes > 0 ? FileCache(root: c.archive.cacheDirectory!, maxBytes: c.archive.cacheMaxBytes) : nil
         let installations = casaInstallations(c)
-        return RestoreServices(
+        var services = RestoreServices(
             catalogue: catalogue, store: store, cache: cache, parallelTransfers: max(1, c.archive.parallelTransfers),
             allowProprietary: c.catalogue.allowProprietary,
             rawdataCommand: c.archive.rawdataSource == "command" ? c.archive.rawdataCommand : nil,
@@ -41,6 +57,10 @@ struct ProductionExecutor: RestoreExecutor {
             downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL, deliveryGroup: try deliveryGroup(c.delivery.group),
             agentVersion: DropboxAgentCommand.version, sources: c.sources.restoreSettings, httpOptions: httpOptions(c),
             diskSpaceFactor: c.agent.diskSpaceFactor)
+        services.deliveryDirectoryMode = mode_t(c.delivery.directoryMode, radix: 8) ?? 0o755
+        services.deliveryFileMode = mode_t(c.delivery.fileMode, radix: 8) ?? 0o644
+        services.deliveryRetention = c.delivery.retentionSeconds
+        return services
     }
 
     /// Transfer options for every HTTP source (NGAS, package servers, the ALMA archive).
@@ -104,7 +124,18 @@ struct ProductionExecutor: RestoreExecutor {
             ]
         }
         if case .succeeded = outcome, let record = DeliverStep.record(context) {
-            result.result = .init(deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets, sizeBytes: record.sizeBytes)
+            result.result = .init(
+                deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets, sizeBytes: record.sizeBytes,
+                expiresAt: record.expiresAt, downloadCommand: record.downloadCommand)
+            if let expiry, let name = record.name, let expires = record.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) }) {
+                do {
+                    try expiry.register(.init(
+                        jobId: job.jobId, name: name, path: record.deliveryPath, expiresAt: expires.timeIntervalSince1970,
+                        statusPath: spoolDirectory + "/" + SpoolNames.statusFile(for: job.name)))
+                } catch {
+                    job.logger.error("cannot register the delivery for expiry; remove it by hand", metadata: ["path": "\(record.deliveryPath)", "error": "\(error)"])
+                }
+            }
         }
         return (outcome, result)
     }

@@ -36,6 +36,12 @@ struct StatusDocument: Codable, Sendable, Equatable {
         var url: String?
         var measurementSets: [String]
         var sizeBytes: Int64
+        /// When the agent removes the delivery (`delivery.retentionDays`); absent: kept for ever.
+        var expiresAt: String?
+        /// One line that downloads every delivered file.
+        var downloadCommand: String?
+        /// Set once the delivery has been removed: when (the rest of `result` still says what was delivered).
+        var expiredAt: String?
     }
     struct Notification: Codable, Sendable, Equatable {
         var to: String

@@ -22,6 +22,8 @@ public struct RestoreRequest: Sendable, Codable, Hashable {
         case ms
         /// One tar file streamed with libarchive.
         case tar
+        /// One gzip-compressed tar file.
+        case tgz
     }
 
     /// The form of the request.

@@ -1,0 +1,149 @@
+"""What an astronomer receives (issue 13), through the real binary with real CASA: the delivery served by a real
+nginx whose workers run as www-data, the one-line download command run for real, expiry, and the mails read from
+a real aiosmtpd."""
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+import jsonschema
+import pytest
+
+from e2e_support import (  # noqa: F401 (agents is a fixture)
+    agents, FIXTURE, MOUS_A, SERVICES, Agent, require_prerequisites, start_nginx, start_smtp, wait_for,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+STATUS_SCHEMA = json.loads((ROOT / "schemas/status.schema.json").read_text())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prerequisites():
+    require_prerequisites()
+
+
+@pytest.fixture
+def served_area(tmp_path):
+    """A download area that nginx serves as www-data: under a directory www-data can traverse (pytest's own temporary
+    directories are 0700), with nginx's directory index switched on, so only permissions can refuse a listing."""
+    parent = pathlib.Path(tempfile.mkdtemp(prefix="dropbox-served-"))
+    os.chmod(parent, 0o755)
+    run = tmp_path / "nginx-downloads"
+    subprocess.run(["sh", str(SERVICES / "nginx-downloads.sh"), "start", str(parent / "downloads"), "restores", str(run), "www-data"],
+                   check=True, capture_output=True)
+    port = int((run / "port").read_text())
+
+    class Area:
+        path = parent / "downloads"
+        base_url = f"http://127.0.0.1:{port}/restores"
+        nginx_dir = run
+        data = parent / "data"
+
+    yield Area
+    subprocess.run(["sh", str(SERVICES / "nginx-downloads.sh"), "stop", str(run)], capture_output=True)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def http_get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def nginx_worker_users(run_dir):
+    """The users nginx's worker processes run as (its master is ours)."""
+    master = int((run_dir / "nginx.pid").read_text())
+    users = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == master:
+                uid = int(next(l for l in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("Uid:")).split()[1])
+                users.add(uid)
+        except (OSError, StopIteration, ValueError):
+            continue
+    return users
+
+
+def test_delivery_served_by_nginx_as_www_data_downloaded_with_its_command_then_expires(tmp_path, served_area, agents):
+    store = start_nginx(FIXTURE / "store", tmp_path / "store")
+    try:
+        agent = Agent(tmp_path, store.url, extra={
+            "dataDirectory": str(served_area.data),
+            "delivery": {"directory": str(served_area.path), "baseURL": served_area.base_url, "retentionDays": 0.0005},
+            "metrics": {"textfile": str(tmp_path / "metrics.prom")},
+        })
+        agent.start()
+        agents.append(agent)
+        agent.drop("served", {"mous": MOUS_A, "requestId": "served-1"})
+        status = agent.wait_terminal("served")
+        assert status["state"] == "succeeded", json.dumps(status, indent=1)
+        jsonschema.validate(status, STATUS_SCHEMA)
+        result = status["result"]
+        delivered = pathlib.Path(result["deliveryPath"])
+        # An unguessable name (128 random bits), the only way in.
+        assert re.fullmatch(r"[0-9a-f]{32}", delivered.name), delivered.name
+        assert delivered.parent == served_area.path
+        assert result["url"] == f"{served_area.base_url}/{delivered.name}/"
+        assert served_area.nginx_dir.exists() and 33 in nginx_worker_users(served_area.nginx_dir), "nginx workers run as www-data"
+
+        # The area itself: reachable, not listable by others; working areas and the spool's work directory private.
+        assert stat.S_IMODE(served_area.path.stat().st_mode) == 0o711
+        assert stat.S_IMODE((served_area.data / "restores").stat().st_mode) == 0o700
+        assert stat.S_IMODE((agent.spool / ".dropbox-agent").stat().st_mode) == 0o700
+        code, body = http_get(served_area.base_url + "/")
+        assert code == 403, (code, body[:200])
+        assert delivered.name.encode() not in body
+
+        # Every delivered file, served by nginx as www-data, byte for byte what the manifest says.
+        manifest = json.loads((delivered / "MANIFEST.json").read_text())
+        assert len(manifest["files"]) > 20
+        for f in manifest["files"]:
+            code, body = http_get(result["url"] + urllib.request.quote(f["relativePath"]))
+            assert code == 200, (f["relativePath"], code)
+            assert len(body) == f["size"] and hashlib.sha256(body).hexdigest() == f["sha256"], f["relativePath"]
+        assert http_get(result["url"] + "MANIFEST.json")[0] == 200
+
+        # The README for the astronomer: files with checksums, the command, the expiry.
+        readme = (delivered / "README.txt").read_text()
+        for f in manifest["files"]:
+            if f["relativePath"] not in ("README.txt", "urls.txt"):
+                assert f"{f['sha256']}" in readme and f["relativePath"] in readme
+        assert result["downloadCommand"] in readme and result["expiresAt"] in readme
+        assert str(served_area.data) not in readme and "/restores/" not in readme.replace(served_area.base_url, "")
+
+        # The one-line download command, run as printed, fetches everything.
+        target = tmp_path / "astronomer"
+        target.mkdir()
+        r = subprocess.run(result["downloadCommand"], shell=True, cwd=target, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        folder = next(target.iterdir())
+        for f in manifest["files"]:
+            got = folder / f["relativePath"]
+            assert got.is_file(), f["relativePath"]
+            assert hashlib.sha256(got.read_bytes()).hexdigest() == f["sha256"]
+
+        # Expiry: removed by the agent, logged, counted; the status still says what was delivered, and that it expired.
+        expired = wait_for(lambda: (lambda s: s if s and s["result"].get("expiredAt") else None)(agent.status("served")),
+                           240, "the delivery to expire")
+        jsonschema.validate(expired, STATUS_SCHEMA)
+        assert expired["state"] == "succeeded"
+        assert expired["result"]["measurementSets"] == result["measurementSets"]
+        assert not delivered.exists()
+        assert http_get(result["url"] + "MANIFEST.json")[0] == 404
+        assert any('"delivery expired"' in line for line in agent.logs[-1].read_text().splitlines())
+        wait_for(lambda: "dropbox_agent_deliveries_expired_total 1" in (tmp_path / "metrics.prom").read_text(), 60, "the expiry metric")
+        assert agent.stop() == 0
+    finally:
+        store.stop()
