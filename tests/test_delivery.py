@@ -76,17 +76,30 @@ def nginx_worker_users(run_dir):
     return users
 
 
-def test_delivery_served_by_nginx_as_www_data_downloaded_with_its_command_then_expires(tmp_path, served_area, agents):
+def mails(smtp, address):
+    return [m for m in smtp.messages() if address in m["rcpt_tos"]]
+
+
+def decoded(raw):
+    """The message parsed (headers decoded, body as text)."""
+    import email
+    import email.policy
+    return email.message_from_string(raw, policy=email.policy.default)
+
+
+def test_delivery_served_by_nginx_as_www_data_downloaded_with_its_command_mailed_then_expires(tmp_path, served_area, agents):
     store = start_nginx(FIXTURE / "store", tmp_path / "store")
+    smtp = start_smtp(tmp_path / "smtp")
     try:
-        agent = Agent(tmp_path, store.url, extra={
+        agent = Agent(tmp_path, store.url, smtp=smtp, extra={
             "dataDirectory": str(served_area.data),
             "delivery": {"directory": str(served_area.path), "baseURL": served_area.base_url, "retentionDays": 0.0005},
             "metrics": {"textfile": str(tmp_path / "metrics.prom")},
+            "notifications": {"operators": ["ops@example.org"]},
         })
-        agent.start()
         agents.append(agent)
-        agent.drop("served", {"mous": MOUS_A, "requestId": "served-1"})
+        agent.start()
+        agent.drop("served", {"mous": MOUS_A, "requestId": "served-1", "email": ["pi@example.org"]})
         status = agent.wait_terminal("served")
         assert status["state"] == "succeeded", json.dumps(status, indent=1)
         jsonschema.validate(status, STATUS_SCHEMA)
@@ -134,6 +147,29 @@ def test_delivery_served_by_nginx_as_www_data_downloaded_with_its_command_then_e
             assert got.is_file(), f["relativePath"]
             assert hashlib.sha256(got.read_bytes()).hexdigest() == f["sha256"]
 
+        # The mail for the astronomer: what, how big, where, one command, until when, which CASA, the request id —
+        # and no server path, no configuration key, no operator hint.
+        pi = decoded(wait_for(lambda: mails(smtp, "pi@example.org"), 60, "the astronomer's mail")[0]["text"])
+        body = pi.get_content()
+        assert pi["Auto-Submitted"] == "auto-generated" and pi["Message-ID"] and pi["Date"]
+        assert MOUS_A in pi["Subject"] and "ready" in pi["Subject"]
+        for needed in [MOUS_A, result["url"], result["downloadCommand"], "served-1", "6.5.4.9", "6.7.0.31",
+                       str(result["sizeBytes"]), *result["measurementSets"]]:
+            assert needed in body, (needed, body)
+        assert re.search(r"Available until \d{4}-\d\d-\d\d \d\d:\d\d UTC", body), body
+        for secret in [str(served_area.data), str(served_area.path), str(agent.spool), str(tmp_path), "/restores/" + "x",
+                       "casa.versionPolicy", "installation", "Hint", "What to do", "agent.json"]:
+            assert secret not in body, (secret, body)
+        assert not re.search(r"(^|\s)/(tmp|var|srv|home|work)/", body), body
+        # The operators: a message of their own, with the internal details.
+        ops = decoded(wait_for(lambda: mails(smtp, "ops@example.org"), 60, "the operators' mail")[0]["text"])
+        assert result["deliveryPath"] in ops.get_content() and "pi@example.org" not in ops["To"]
+        assert [m["rcpt_tos"] for m in smtp.messages()] in ([["pi@example.org"], ["ops@example.org"]], [["ops@example.org"], ["pi@example.org"]])
+        noted = wait_for(lambda: (lambda s: s if {n["state"] for n in s.get("notifications") or []} == {"sent"} else None)(agent.status("served")),
+                         60, "both mails recorded as sent")
+        assert sorted((n["to"], n["role"]) for n in noted["notifications"]) == [("ops@example.org", "operator"), ("pi@example.org", "requester")]
+        jsonschema.validate(noted, STATUS_SCHEMA)
+
         # Expiry: removed by the agent, logged, counted; the status still says what was delivered, and that it expired.
         expired = wait_for(lambda: (lambda s: s if s and s["result"].get("expiredAt") else None)(agent.status("served")),
                            240, "the delivery to expire")
@@ -147,3 +183,28 @@ def test_delivery_served_by_nginx_as_www_data_downloaded_with_its_command_then_e
         assert agent.stop() == 0
     finally:
         store.stop()
+        smtp.stop()
+
+
+def test_a_failure_mail_tells_the_astronomer_what_to_do_and_nothing_internal(tmp_path, agents):
+    smtp = start_smtp(tmp_path / "smtp")
+    store = start_nginx(FIXTURE / "store", tmp_path / "store")
+    try:
+        agent = Agent(tmp_path, store.url, smtp=smtp, extra={"notifications": {"operators": ["ops@example.org"]}})
+        agents.append(agent)
+        agent.start()
+        agent.drop("lost", {"mous": "uid://A001/X0/X1", "requestId": "lost-1", "email": ["pi@example.org"]})
+        status = agent.wait_terminal("lost")
+        assert status["state"] == "failed"
+        pi = decoded(wait_for(lambda: mails(smtp, "pi@example.org"), 60, "the astronomer's mail")[0]["text"])
+        body = pi.get_content()
+        assert "failed" in pi["Subject"] and pi["Auto-Submitted"] == "auto-generated"
+        assert "check its uid" in body and "The operators have been told." in body and "lost-1" in body
+        assert status["error"]["message"] not in body and (status["error"].get("hint") or "§") not in body
+        assert str(tmp_path) not in body and not re.search(r"(^|\s)/(tmp|var|srv|home|work)/", body), body
+        ops = decoded(wait_for(lambda: mails(smtp, "ops@example.org"), 60, "the operators' mail")[0]["text"])
+        assert status["error"]["code"] in ops.get_content() and status["error"]["message"] in ops.get_content()
+        assert agent.stop() == 0
+    finally:
+        store.stop()
+        smtp.stop()
