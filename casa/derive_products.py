@@ -37,8 +37,13 @@ def fail(message):
     raise RuntimeError(message)
 
 
+STEPS = {"done": 0, "total": 1}
+
+
 def progress(text):
-    print("PROGRESS " + text, flush=True)
+    """`PROGRESS <done> <total> <text>`, the line the agent's CASA runner passes on."""
+    print("PROGRESS %d %d %s" % (STEPS["done"], STEPS["total"], text), flush=True)
+    STEPS["done"] += 1
 
 
 def describe(ms):
@@ -363,6 +368,7 @@ def main(argv):
     report = {"products": [], "plots": [], "casa": casatools.version_string()}
     try:
         content = spec.get("content") or []
+        STEPS["total"] = len(spec["ebs"]) * (len(content) + (1 if spec.get("plotDirectory") else 0))
         for eb in spec["ebs"]:
             made, info = derive(eb, content, spec.get("average"), spec.get("contdat"), spec["outputDirectory"]) if content else ([], describe(eb["ms"]))
             report["products"] += made

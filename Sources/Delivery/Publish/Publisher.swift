@@ -89,6 +89,7 @@ public enum Publisher {
     ///   - modes: permission bits of the publication's directories and files (``PublishModes``).
     ///   - generated: called with the placed files (sorted by path); the files it returns are written beside them
     ///     (mode `modes.file`), hashed and listed in the manifest.
+    ///   - outside: with `tar`/`tgz`, items placed beside the archive rather than in it (plots a mail links to).
     ///   - archiveName: base name of the tar (`<archiveName>.tar`/`.tgz`; default `name`).
     ///   - stagingTag: names the hidden staging directory `.<stagingTag>.publishing-*` (default: `name`), so a
     ///     sweeper can tell whose staging it is when the publication's name is random.
@@ -103,7 +104,7 @@ public enum Publisher {
     public static func publish(
         _ items: [String], to area: String, name: String, format: PublishFormat, move: Bool = false,
         modes: PublishModes = PublishModes(), stagingTag: String? = nil,
-        generated: (@Sendable ([PublishedFile]) -> [GeneratedFile])? = nil, archiveName: String? = nil,
+        generated: (@Sendable ([PublishedFile]) -> [GeneratedFile])? = nil, archiveName: String? = nil, outside: [String] = [],
         cancelled: CancellationFlag? = CancellationFlag.current
     ) throws(DeliveryError) -> PublishedResult {
         let invalidName =
@@ -121,7 +122,7 @@ public enum Publisher {
             throw DeliveryError(.publishFailed, "'\(final)' already exists", hint: "publications are never overwritten")
         }
         var seen = Set<String>()
-        for item in items {
+        for item in items + outside {
             let base = FileSystem.baseName(item)
             guard FileSystem.exists(item) else { throw DeliveryError(.publishFailed, "'\(item)' does not exist") }
             guard base != manifestName, seen.insert(base).inserted else {
@@ -137,7 +138,7 @@ public enum Publisher {
             var files: [PublishedFile] = []
             switch format {
             case .directory:
-                for item in items {
+                for item in items + outside {
                     let base = FileSystem.baseName(item)
                     let target = FileSystem.join(staging, base)
                     if move && deviceOf(item) == placement.areaDevice {
@@ -153,12 +154,16 @@ public enum Publisher {
                 let tarName = base + (format == .tgz ? ".tgz" : ".tar")
                 let tarPath = FileSystem.join(staging, tarName)
                 let writer = try TarWriter(path: tarPath, gzip: format == .tgz, cancelled: cancelled)
-                for item in items { try writer.add(item, as: FileSystem.baseName(item)) }
+                for item in items where !outside.contains(item) { try writer.add(item, as: FileSystem.baseName(item)) }
                 try writer.close()
                 chmod(tarPath, modes.file)
                 files.append(
                     PublishedFile(
                         relativePath: tarName, size: FileSystem.size(tarPath) ?? 0, sha256: try SHA256.ofFile(tarPath, cancelled: cancelled)))
+                for item in outside {
+                    let base = FileSystem.baseName(item)
+                    try placement.place(item, at: FileSystem.join(staging, base), relative: base, into: &files)
+                }
             }
             files.sort { $0.relativePath < $1.relativePath }
             for extra in generated?(files) ?? [] {

@@ -126,7 +126,7 @@ struct ProductionExecutor: RestoreExecutor {
         if case .succeeded = outcome, let record = DeliverStep.record(context) {
             result.result = .init(
                 deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets, sizeBytes: record.sizeBytes,
-                expiresAt: record.expiresAt, downloadCommand: record.downloadCommand)
+                expiresAt: record.expiresAt, downloadCommand: record.downloadCommand, products: record.products, plots: record.plots)
             if let expiry, let name = record.name, let expires = record.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) }) {
                 do {
                     try expiry.register(.init(

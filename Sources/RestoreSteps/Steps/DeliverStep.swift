@@ -16,6 +16,10 @@ public struct DeliveryRecord: Codable, Sendable, Equatable {
     public var expiresAt: String?
     /// One line that downloads all of it (nil without `delivery.baseURL`).
     public var downloadCommand: String?
+    /// The delivered products (top-level names: measurement sets, derived products, or the archive).
+    public var products: [String]?
+    /// Quick-look plots, relative to the delivery.
+    public var plots: [String]?
 }
 
 /// Step 6: checks the measurement sets once more, moves them (with `.flagversions`) into `products/`, and
@@ -73,11 +77,29 @@ public struct DeliverStep: PipelineStep {
     }
 
     /// What each delivered item is, for the README.
-    static func describe(_ msNames: [String]) -> [(name: String, what: String)] {
-        msNames.flatMap { ms in
-            [(ms, "the calibrated measurement set: DATA (raw) and CORRECTED_DATA (calibrated), every spectral window and field"),
-             (ms + ".flagversions", "its flag versions (flagmanager)")]
+    static func describe(_ msNames: [String], calibrated: Bool, derived: [DerivationReport.Product], average: RestoreRequest.DeliveryAverage?)
+        -> [(name: String, what: String)]
+    {
+        var out: [(name: String, what: String)] = []
+        if calibrated {
+            for ms in msNames {
+                out.append((ms, "the calibrated measurement set: DATA (raw) and CORRECTED_DATA (calibrated), every spectral window and field"))
+                out.append((ms + ".flagversions", "its flag versions (flagmanager)"))
+            }
         }
+        let averaged = average.map { a in
+            " Averaged: " + [a.time.map { "time \($0)" }, a.channels.map { "\($0) channels" }].compactMap { $0 }.joined(separator: ", ") + "."
+        } ?? ""
+        for p in derived {
+            let what: String
+            switch p.kind {
+            case "science": what = "science spectral windows \(p.spws.map(String.init).joined(separator: ",")), all fields; calibrated data in DATA (scriptForPI's split)"
+            case "targets": what = "science targets (\(p.fields.joined(separator: ", "))), science spectral windows; calibrated data in DATA"
+            default: what = "science targets (\(p.fields.joined(separator: ", "))) with the continuum subtracted (uvcontsub on the pipeline's cont.dat line-free ranges, fit order 1); DATA"
+            }
+            out.append((p.name, what + " — \(p.rows) rows, checked against the restored MS." + averaged))
+        }
+        return out
     }
 
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
@@ -110,6 +132,24 @@ public struct DeliverStep: PipelineStep {
         items += logs.map { working + "/" + $0 }
         if FileSystemSteps.exists(context.workArea.logs + "/casa-stdout.log") { items.append(context.workArea.logs + "/casa-stdout.log") }
         items.append(context.workArea.metadataFile)
+        let content = context.request.content
+        if context.request.deliveryAverage != nil && content == [.calibrated] {
+            throw RestoreError(.init(rawValue: "invalidRequest"), "averaging applies to derived products, and none was asked for", step: .deliver)
+        }
+        // Derived products and quick-look plots, by real CASA tasks, each product checked against the restored MS.
+        reporter.report(StepProgress(message: "deriving products and quick-look plots"))
+        let derivedDirectory = context.workArea.root + "/derived"
+        let report = try await ProductDerivation.run(
+            context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 }, content: content,
+            average: context.request.deliveryAverage, contdat: ProductDerivation.contDat(products: products), directory: derivedDirectory,
+            reporter: reporter)
+        if !content.contains(.calibrated) {
+            let full = Set(msNames.flatMap { [products + "/" + $0, products + "/" + $0 + ".flagversions"] })
+            items.removeAll { full.contains($0) }
+        }
+        items = report.products.map { derivedDirectory + "/products/" + $0.name } + items
+        let plotItems = report.plots.isEmpty ? [] : [derivedDirectory + "/plots"]
+        let plots = report.plots.map { "plots/" + $0 }
         let services = context.services
         let name = try Self.deliveryName(context)
         let area = services.downloadDirectory
@@ -125,10 +165,14 @@ public struct DeliverStep: PipelineStep {
             execBlocks: metadata.plan.execBlocks.map { eb in eb.uid.rawValue + (sessions[eb.uid].map { " (\($0))" } ?? "") },
             requestName: context.requestName, requestId: context.request.requestId, agentVersion: metadata.agentVersion,
             restoredWith: metadata.casa?.version, tablesMadeWith: metadata.casa?.manifestVersion, warning: metadata.casa?.warning,
-            products: format == .directory ? Self.describe(msNames) : [(singleFile!, "a \(format == .tgz ? "gzip-compressed " : "")tar of: " + Self.describe(msNames).map(\.name).joined(separator: ", ") + ", the PPR and the CASA logs")],
-            links: links, expiresAt: expiresAt, files: [])
+            products: format == .directory
+                ? Self.describe(msNames, calibrated: content.contains(.calibrated), derived: report.products, average: context.request.deliveryAverage)
+                : [(singleFile!, "a \(format == .tgz ? "gzip-compressed " : "")tar of: "
+                    + Self.describe(msNames, calibrated: content.contains(.calibrated), derived: report.products, average: context.request.deliveryAverage).map(\.name).joined(separator: ", ")
+                    + ", the PPR and the CASA logs")],
+            plots: plots, links: links, expiresAt: expiresAt, files: [])
 
-        reporter.report(StepProgress(message: "publishing \(msNames.count) measurement sets"))
+        reporter.report(StepProgress(message: "publishing \(items.count) items"))
         try reporter.confirmOwnership()  // fencing: never publish for an attempt another agent has taken over
         try Self.prepareArea(area)
         let restoreId = context.restoreId
@@ -154,7 +198,7 @@ public struct DeliverStep: PipelineStep {
                             out.append(GeneratedFile(name: DeliveryLinks.urlListName, data: Array(links.urlList(paths).utf8)))
                         }
                         return out
-                    }, archiveName: archiveBase)
+                    }, archiveName: archiveBase, outside: plotItems)
             } catch {
                 throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "delivery to \(area) failed: \(error.message)", hint: error.hint ?? "Check free space and permissions of the download area.", isTransient: error.code != .cancelled)
             }
@@ -164,7 +208,9 @@ public struct DeliverStep: PipelineStep {
         let url = links.url
         let record = DeliveryRecord(
             deliveryPath: published.path, url: url, measurementSets: msNames, sizeBytes: published.totalBytes, files: published.files.count,
-            name: name, deliveredAt: Self.timestamp(deliveredAt), expiresAt: expiresAt, downloadCommand: links.downloadCommand)
+            name: name, deliveredAt: Self.timestamp(deliveredAt), expiresAt: expiresAt, downloadCommand: links.downloadCommand,
+            products: singleFile.map { [$0] } ?? (report.products.map(\.name) + (content.contains(.calibrated) ? msNames : [])),
+            plots: plots)
         try FileSystemSteps.writeAtomically(try JSONEncoder().encode(record), to: Self.recordPath(context))
         context.logger.info("delivered", metadata: ["path": "\(published.path)", "size.bytes": .stringConvertible(published.totalBytes), "url": "\(url)"])
         reporter.report(StepProgress(fraction: 1, message: "delivered to \(published.path)"))
