@@ -208,3 +208,109 @@ def test_a_failure_mail_tells_the_astronomer_what_to_do_and_nothing_internal(tmp
     finally:
         store.stop()
         smtp.stop()
+
+
+def inspect(ms, *fields):
+    """What a measurement set holds, read with casatools in the CASA venv (tests/inspect_ms.py)."""
+    from e2e_support import CASA_VENV, casa_env
+    home = pathlib.Path(ms).parent.parent / ".inspect-home"
+    r = subprocess.run([str(CASA_VENV / "bin/python3"), str(ROOT / "tests/inspect_ms.py"), str(ms), *fields],
+                       capture_output=True, text=True, timeout=300, env=casa_env(home), cwd=str(home.parent))
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def png_is_a_real_plot(path):
+    """A PNG of a sensible size whose pixels are not all one colour (read with matplotlib in the CASA venv)."""
+    from e2e_support import CASA_VENV
+    data = pathlib.Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width >= 300 and height >= 200, (path, width, height)
+    code = "import sys, matplotlib.image as m; a = m.imread(sys.argv[1]); print(float(a[..., :3].std()), len({tuple(p) for p in a[::7, ::7, :3].reshape(-1, 3).tolist()}))"
+    r = subprocess.run([str(CASA_VENV / "bin/python3"), "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "MPLBACKEND": "Agg"})
+    assert r.returncode == 0, r.stderr
+    spread, colours = r.stdout.split()
+    assert float(spread) > 0.02 and int(colours) > 5, (path, r.stdout)
+
+
+def test_targets_and_contsub_delivered_checked_with_casatools_with_plots(tmp_path, agents):
+    store = start_nginx(FIXTURE / "store", tmp_path / "store")
+    smtp = start_smtp(tmp_path / "smtp")
+    try:
+        agent = Agent(tmp_path, store.url, smtp=smtp)
+        agents.append(agent)
+        agent.start()
+        agent.drop("lines", {"mous": MOUS_A, "requestId": "lines-1", "email": ["pi@example.org"],
+                             "delivery": {"content": ["targets", "contsub"]}})
+        status = agent.wait_terminal("lines")
+        assert status["state"] == "succeeded", json.dumps(status, indent=1) + agent.log_tail()
+        jsonschema.validate(status, STATUS_SCHEMA)
+        delivered = pathlib.Path(status["result"]["deliveryPath"])
+        ebs = [ms[:-3] for ms in status["result"]["measurementSets"]]
+        assert sorted(status["result"]["products"]) == sorted(
+            [eb + ".ms.split.cal.source" for eb in ebs] + [eb + "_targets_line.ms" for eb in ebs])
+        # Only what was asked for: no full MS.
+        assert not any((delivered / (eb + ".ms")).exists() for eb in ebs)
+        for eb in ebs:
+            reference = inspect(FIXTURE / "reference" / (eb + ".ms"), "Demo_target")
+            assert "CORRECTED_DATA" in reference["columns"] and set(reference["fields"]) == {"J1625-2527", "J1626-2951", "Demo_target"}
+            for product in (eb + ".ms.split.cal.source", eb + "_targets_line.ms"):
+                got = inspect(delivered / product)
+                # As scriptForPI leaves a split: the calibrated data in DATA, no CORRECTED_DATA.
+                assert "DATA" in got["columns"] and "CORRECTED_DATA" not in got["columns"], (product, got["columns"])
+                assert list(got["fields"]) == ["Demo_target"], (product, got["fields"])
+                assert got["spws"].keys() == reference["spws"].keys()
+                assert all(got["spws"][s]["channels"] == reference["spws"][s]["channels"] for s in got["spws"])
+                assert got["rows"] == reference["rowsForFields"], (product, got["rows"], reference["rowsForFields"])
+            # The continuum is gone from the line data: the calibrators' 0.3 Jy target continuum leaves ~0 on average.
+        plots = status["result"]["plots"]
+        assert sorted(plots) == sorted([f"plots/{eb}.amp_uvdist.png" for eb in ebs] + [f"plots/{eb}.calibrators_amp_phase_time.png" for eb in ebs])
+        for plot in plots:
+            png_is_a_real_plot(delivered / plot)
+        readme = (delivered / "README.txt").read_text()
+        assert all(p in readme for p in plots) and "uvcontsub" in readme and "cont.dat" in readme
+        body = wait_for(lambda: mails(smtp, "pi@example.org"), 60, "the mail")[0]["text"]
+        text = decoded(body).get_content()
+        assert all(status["result"]["url"] + p in text for p in plots), text
+        assert all(p in text for p in status["result"]["products"])
+        assert agent.stop() == 0
+    finally:
+        store.stop()
+        smtp.stop()
+
+
+def test_science_averaged_as_tgz_and_averaging_refused_where_it_makes_no_sense(tmp_path, agents):
+    store = start_nginx(FIXTURE / "store", tmp_path / "store")
+    try:
+        agent = Agent(tmp_path, store.url)
+        agents.append(agent)
+        agent.start()
+        # Averaging the full calibrated MS is refused at intake, with the JSON path.
+        agent.drop("nonsense", {"mous": MOUS_A, "delivery": {"average": {"channels": 4}}})
+        refused = agent.wait_terminal("nonsense")
+        assert refused["state"] == "rejected" and "$.delivery.average" in refused["error"]["message"], refused["error"]
+        agent.drop("small", {"mous": MOUS_A, "requestId": "small-1",
+                             "delivery": {"content": "science", "format": "tgz", "average": {"time": "30s", "channels": 4}}})
+        status = agent.wait_terminal("small")
+        assert status["state"] == "succeeded", json.dumps(status, indent=1) + agent.log_tail()
+        delivered = pathlib.Path(status["result"]["deliveryPath"])
+        archive = delivered / status["result"]["products"][0]
+        assert archive.name.endswith(".tgz") and archive.read_bytes()[:2] == b"\x1f\x8b"
+        assert sorted(p.name for p in (delivered / "plots").iterdir()), "plots beside the archive, linkable"
+        assert status["result"]["downloadCommand"].startswith("curl ")
+        out = tmp_path / "unpacked"
+        out.mkdir()
+        subprocess.run(["tar", "-xzf", str(archive), "-C", str(out)], check=True)
+        ebs = [ms[:-3] for ms in status["result"]["measurementSets"]]
+        for eb in ebs:
+            reference = inspect(FIXTURE / "reference" / (eb + ".ms"))
+            got = inspect(out / (eb + ".ms.split.cal"))
+            assert "CORRECTED_DATA" not in got["columns"] and set(got["fields"]) == set(reference["fields"])
+            assert {s: v["channels"] for s, v in got["spws"].items()} == {s: v["channels"] // 4 for s, v in reference["spws"].items()}
+            assert 0 < got["rows"] <= reference["rows"]
+            assert not (out / (eb + ".ms")).exists()
+        assert agent.stop() == 0
+    finally:
+        store.stop()
