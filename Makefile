@@ -1,5 +1,5 @@
 # The two commands of the README. Both are thin wrappers over scripts/.
-.PHONY: demo test deps build bench clean deb
+.PHONY: demo test deps build clean deb
 
 demo:
 	SOURCE="$(SOURCE)" bash scripts/demo.sh
@@ -15,9 +15,6 @@ build:
 
 deb:
 	bash scripts/build-deb.sh
-
-bench:
-	bash bench/run-all.sh
 
 clean:
 	rm -rf .build .demo

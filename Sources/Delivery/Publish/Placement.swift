@@ -1,0 +1,84 @@
+// `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
+internal import CArchive
+internal import Foundation
+
+/// Puts items into a staging tree: link/move within a file system, verified copy across.
+struct Placement {
+    let areaDevice: UInt64?
+    let modes: PublishModes
+    let cancelled: CancellationFlag?
+    var directories: [String] = []
+    var moved: [(from: String, to: String)] = []
+
+    mutating func place(_ source: String, at target: String, relative: String, into files: inout [PublishedFile])
+        throws(DeliveryError)
+    {
+        try cancelled?.check("publishing '\(relative)'")
+        var st = stat()
+        guard lstat(source, &st) == 0 else { throw .posix("cannot stat", path: source, errno: errno) }
+        let type = st.st_mode & S_IFMT
+        let sameDevice = areaDevice == UInt64(st.st_dev)
+        switch type {
+        case S_IFDIR:
+            try FileSystem.makeDirectory(target, mode: modes.directory)
+            chmod(target, modes.directory)
+            directories.append(target)
+            let children = ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
+            for child in children {
+                try place(
+                    FileSystem.join(source, child), at: FileSystem.join(target, child),
+                    relative: relative + "/" + child, into: &files)
+            }
+        case S_IFLNK:
+            let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: source)
+            if symlink(destination ?? "", target) != 0 {
+                throw .posix("cannot create symlink", path: target, errno: errno)
+            }
+        case S_IFREG:
+            if sameDevice && Glibc.link(source, target) == 0 {
+                chmod(target, modes.file)
+                files.append(
+                    PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(target)))
+            } else {
+                files.append(try VerifiedCopy.copy(source, to: target, relative: relative, mode: modes.file, cancelled: cancelled))
+            }
+        default:
+            break  // sockets, FIFOs, devices are not published
+        }
+    }
+
+    /// Records (hashes, fsyncs, chmods) a tree that was moved in whole.
+    mutating func collect(_ path: String, relative: String, into files: inout [PublishedFile]) throws(DeliveryError) {
+        try cancelled?.check("publishing '\(relative)'")
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw .posix("cannot stat", path: path, errno: errno) }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR:
+            chmod(path, modes.directory)
+            directories.append(path)
+            for child in ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() {
+                try collect(FileSystem.join(path, child), relative: relative + "/" + child, into: &files)
+            }
+        case S_IFREG:
+            chmod(path, modes.file)
+            files.append(PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(path)))
+        default:
+            break
+        }
+    }
+
+    /// Puts moved items back where they came from (failure path).
+    func undoMoves() {
+        for (from, to) in moved.reversed() { _ = Glibc.rename(to, from) }
+    }
+
+    private func hashAndSync(_ path: String) throws(DeliveryError) -> String {
+        let digest = try SHA256.ofFile(path, cancelled: cancelled)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+        return digest
+    }
+}

@@ -1,0 +1,87 @@
+import Delivery
+import Foundation
+import Logging
+import RestoreSteps
+
+// MARK: - Idempotent re-submission
+
+extension JobRunner {
+    /// Tests only: runs in ``linkIfDuplicate`` after the original's status was read and before this request's
+    /// status is written — the moment at which the original may end.
+    @TaskLocal static var linkRaceHook: (@Sendable () async -> Void)?
+
+    /// Links this request to a live or recently succeeded one with identical content instead of running it.
+    ///
+    /// The original may end at any moment: its final status is written before its job directory moves to
+    /// `finished/` and before it updates the requests linked to it. So after writing this request's status the
+    /// original's status is read again; if it has ended, this request ends the same way here (if the original's
+    /// update came first, this write would otherwise leave the linked request `running` forever).
+    func linkIfDuplicate(sha: String, request: RestoreRequest, checkpoint: JobCheckpoint) async throws -> Bool {
+        let mine = JobStore.IndexEntry(jobId: jobId, name: name, state: .running, finishedAt: nil, statusPath: statusPath)
+        guard let existing = try store.createIndexEntry(mine, sha256: sha) else { return false }
+        let now = Date().timeIntervalSince1970
+        let live = !existing.state.isTerminal && FileManager.default.fileExists(atPath: store.jobDirectory(existing.jobId))
+        let recentSuccess = existing.state == .succeeded && (existing.finishedAt.map { now - $0 <= settings.resubmitWindowSeconds } ?? false)
+        guard existing.jobId != jobId, existing.name != name || live, live || recentSuccess else {
+            try store.writeIndexEntry(mine, sha256: sha)
+            return false
+        }
+        if live {
+            let links = store.jobDirectory(existing.jobId) + "/links"
+            // Not with intermediate directories: when the original has just moved to finished/, this must not
+            // recreate a job directory nobody reads (the re-check below catches that case).
+            _ = mkdir(links, 0o755)
+            _ = FileManager.default.createFile(atPath: links + "/" + name, contents: Data(statusPath.utf8))
+        }
+        // The status first, pointing at where the request will be kept, then the move: a kill in between leaves
+        // the job in jobs/, and whoever resumes it links it again (idempotent) and finishes it. The other order
+        // left `queued` forever.
+        let finished = store.finishedDirectory + "/" + jobId
+        let original = StatusPublisher.existing(at: existing.statusPath)
+        var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .queued)
+        doc.linkedTo = .init(request: existing.name, statusFile: existing.statusPath)
+        doc.requestFile = finished + "/request.json"
+        doc.sha256 = sha
+        doc.mous = request.mous
+        doc.requestId = request.requestId
+        doc.result = original?.result
+        doc.error = original?.error
+        doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
+                       message: "identical to request \(existing.name); linked to its result instead of running again")
+        if let hook = Self.linkRaceHook { await hook() }
+        try checkFence()
+        doc.advanceSequence()
+        try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+        if !doc.state.isTerminal, let ended = StatusPublisher.existing(at: existing.statusPath), ended.state.isTerminal {
+            let current = StatusPublisher.existing(at: statusPath) ?? doc
+            if !current.state.isTerminal {
+                doc = current
+                doc.result = ended.result
+                doc.error = ended.error
+                doc.transition(to: ended.state, step: nil, message: "the linked request \(existing.name) ended")
+                doc.advanceSequence()
+                try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+            }
+        }
+        CrashPoint.hit("link-before-finish")
+        _ = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
+        agent.metrics.add(\.linked)
+        record(doc, step: nil, attempt: 0, message: "linked to \(existing.name)", jobDirectory: finished)
+        logger.info("request linked to an identical one", metadata: ["linked.to": "\(existing.name)", "state": "\(doc.state.rawValue)"])
+        return true
+    }
+
+    func updateLinkedRequests(finishedDirectory: String, final: StatusDocument) {
+        let links = finishedDirectory + "/links"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: links)) ?? [] {
+            guard let data = FileManager.default.contents(atPath: links + "/" + entry) else { continue }
+            let path = String(decoding: data, as: UTF8.self)
+            guard var doc = StatusPublisher.existing(at: path) else { continue }
+            doc.result = final.result
+            doc.error = final.error
+            doc.transition(to: final.state, step: nil, message: "the linked request \(name) ended")
+            doc.advanceSequence()
+            try? AtomicFile.write(try doc.encoded(), to: path, mode: settings.statusFileMode)
+        }
+    }
+}

@@ -1,0 +1,254 @@
+import Delivery
+import Foundation
+import Logging
+import RestoreSteps
+
+// MARK: - Intake
+
+extension SpoolAgent {
+    /// Looks at one spool entry named by the watcher (an event or a rescan).
+    func handle(entry: String) {
+        guard !draining else { return }
+        switch SpoolNames.classify(entry) {
+        case .ignored, .unrelated:
+            return
+        case .badRequestName(let reason):
+            quarantineBadName(entry, reason: reason)
+        case .cancel(let name):
+            handleCancel(name: name, entry: entry)
+        case .commitMarker(let name):
+            // The request may have been waiting for its settle time: with the marker it need not.
+            if pending[name] != nil || access(settings.spoolDirectory + "/" + name + ".json", F_OK) == 0 { examine(name: name) }
+        case .request(let name):
+            examine(name: name)
+        }
+    }
+
+    private func quarantineBadName(_ entry: String, reason: String) {
+        do {
+            guard let kept = try store.quarantine(entry: entry, reason: reason, code: "invalidName") else { return }
+            metrics.add(\.rejected)
+            metrics.detail.finished(jobId: nil, state: .rejected, code: "invalidName", durationSeconds: nil)
+            logger.error("request rejected", metadata: ["entry": "\(SpoolNames.printable(entry))", "error.code": "invalidName", "reason": "\(reason)", "kept": "\(kept)"])
+        } catch {
+            logger.error("cannot move a badly named request aside", metadata: ["entry": "\(SpoolNames.printable(entry))", "error": "\(error)"])
+        }
+    }
+
+    func statusPath(_ name: String) -> String { settings.spoolDirectory + "/" + SpoolNames.statusFile(for: name) }
+
+    /// Decides what to do with `NAME.json` now: wait, reject, queue or link to an earlier identical request.
+    func examine(name: String) {
+        let now = Date().timeIntervalSince1970
+        if running[name] != nil {
+            // Same name dropped again while the first one runs: look again once it has finished.
+            return
+        }
+        let contents: SafeRequestFile.Contents?
+        do {
+            contents = try SafeRequestFile.read(directoryFD: spoolFD, name: name + ".json", maxBytes: settings.maxRequestBytes, allowedOwners: settings.allowedOwners)
+        } catch {
+            // `link(temp, final)` then `unlink(temp)` (how `submit` and Maildir-style writers publish a file without
+            // replacing another) shows two links for a moment: a hard link is refused only once it has stayed one
+            // for `hardLinkGraceSeconds`, whatever the settle time.
+            if error.code == "hardLink" {
+                var file = pending[name] ?? PendingFile(firstSeen: now, identity: nil, stableSince: now)
+                if now - file.firstSeen < Self.hardLinkGraceSeconds {
+                    file.identity = nil
+                    pending[name] = file
+                    scheduleRecheck(name: name, at: min(now + 0.05, file.firstSeen + Self.hardLinkGraceSeconds))
+                    return
+                }
+            }
+            reject(name: name, code: error.code, message: error.message, hint: hint(forUnsafe: error.code))
+            return
+        }
+        guard let contents else {
+            pending[name] = nil
+            queue.removeAll { $0.name == name }
+            return
+        }
+        var file = pending[name] ?? PendingFile(firstSeen: now, identity: nil, stableSince: now)
+        if file.identity != contents.identity {
+            file.identity = contents.identity
+            file.stableSince = now
+        }
+        // With a commit marker (`NAME.json.ok`) the dropper vouches that the file is complete: no settle time.
+        let committed = faccessat(spoolFD, SpoolNames.commitMarker(for: name), F_OK, AT_SYMLINK_NOFOLLOW) == 0
+        let stable = committed || now - file.stableSince >= settings.settleSeconds
+        do {
+            let parsed = try RequestParser.parse(contents.bytes)
+            if stable {
+                pending[name] = nil
+                if let refusal = Self.casaRefusal(parsed.request, settings: settings) {
+                    reject(name: name, code: refusal.code.rawValue, message: refusal.message, hint: refusal.hint)
+                    return
+                }
+                accept(name: name, parsed: parsed, bytes: contents.bytes, firstSeen: file.firstSeen, owner: contents.identity.owner)
+            } else {
+                pending[name] = file
+                noteWaiting(name: name, file: file, why: "waiting until the file has been unchanged for \(settings.settleSeconds) s")
+                scheduleRecheck(name: name, at: file.stableSince + settings.settleSeconds)
+            }
+        } catch {
+            let age = now - file.firstSeen
+            if error.truncated && age < settings.incompleteTimeoutSeconds {
+                pending[name] = file
+                noteWaiting(name: name, file: file, why: "incomplete: \(error.message)")
+                // Re-examined on the next close/rename event, a rescan, or when the timeout is due.
+                scheduleRecheck(name: name, at: file.firstSeen + settings.incompleteTimeoutSeconds)
+            } else if error.truncated {
+                reject(name: name, code: "incompleteRequest",
+                       message: "the request was still not one complete JSON object after \(Int(settings.incompleteTimeoutSeconds)) s: \(error.message)",
+                       hint: "Write the file under a temporary name (name.json.part or .name.json) and rename it when complete; an interrupted transfer leaves a truncated file.")
+            } else if stable {
+                reject(name: name, code: error.code, message: error.message, hint: "Fix the request and drop it again; `dropbox-agent validate FILE` checks a request without running it.")
+            } else {
+                pending[name] = file
+                noteWaiting(name: name, file: file, why: "not valid yet; checking again when the file is stable")
+                scheduleRecheck(name: name, at: file.stableSince + settings.settleSeconds)
+            }
+        }
+    }
+
+    /// Why the CASA installation a request names (`casa`, `casaHome`) cannot be used, or nil: refused at intake,
+    /// before anything is claimed or downloaded.
+    static func casaRefusal(_ request: RestoreRequest, settings: Settings) -> RestoreError? {
+        guard let choice = request.casa, let list = settings.casaInstallations else { return nil }
+        do { _ = try CASASelection.requestedInstallation(choice, installations: list()) } catch { return error }
+        return nil
+    }
+
+    private func hint(forUnsafe code: String) -> String {
+        switch code {
+        case "symlink": "Copy the request file into the spool instead of linking it."
+        case "hardLink": "Copy the request instead of hard-linking it."
+        case "tooLarge": "A request is a small JSON object; the limit is spool.maxRequestBytes."
+        case "ownerNotAllowed": "Drop requests as an allowed user, or add the user to spool.allowedOwners."
+        default: "Drop a regular file named NAME.json."
+        }
+    }
+
+    private func scheduleRecheck(name: String, at deadline: Double) {
+        guard var file = pending[name], !file.recheckScheduled else { return }
+        file.recheckScheduled = true
+        pending[name] = file
+        let delay = max(0.01, deadline - Date().timeIntervalSince1970) + 0.01
+        Task { [weak self] in
+            try? await Task.sleep(for: .seconds(delay))
+            await self?.recheck(name: name)
+        }
+    }
+
+    private func recheck(name: String) {
+        guard var file = pending[name] else { return }
+        file.recheckScheduled = false
+        pending[name] = file
+        examine(name: name)
+    }
+
+    /// Writes `waiting` once, without overwriting a status another agent may already have moved on.
+    private func noteWaiting(name: String, file: PendingFile, why: String) {
+        var doc = StatusDocument(request: name, state: .waiting)
+        doc.submittedAt = Timestamp.string(Date(timeIntervalSince1970: file.firstSeen))
+        doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
+        doc.transition(to: .waiting, message: why)
+        doc.progress = .init(message: why)
+        do {
+            try whileInSpool(name + ".json") {
+                let existing = StatusPublisher.existing(at: statusPath(name))
+                if existing?.state == .waiting { return }
+                doc.sequence = existing?.sequence  // a new request of the same name continues the file's count
+                if existing?.state.isTerminal == true {
+                    // An earlier request of the same name finished; this is a new one (still in the spool, so
+                    // nobody has claimed it: the lock makes sure of that).
+                    doc.advanceSequence()
+                    try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+                } else {
+                    doc.advanceSequence()
+                    try AtomicFile.create(try doc.encoded(), at: statusPath(name), mode: settings.statusFileMode)
+                }
+            }
+        } catch {
+            logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Moves a bad request aside (never deleted) and says why in its status file.
+    func reject(name: String, code: String, message: String, hint: String?) {
+        pending[name] = nil
+        queue.removeAll { $0.name == name }
+        do {
+            guard let kept = try store.quarantine(entry: name + ".json", reason: message, code: code) else { return }
+            _ = rename(settings.spoolDirectory + "/" + SpoolNames.commitMarker(for: name), kept + ".ok")
+            metrics.add(\.rejected)
+            metrics.detail.finished(jobId: nil, state: .rejected, code: code, durationSeconds: nil)
+            let previous = StatusPublisher.existing(at: statusPath(name))
+            var doc = previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
+            doc.sequence = previous?.sequence
+            doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
+            doc.error = .init(code: code, message: message, hint: hint)
+            doc.requestFile = kept
+            doc.transition(to: .rejected, message: message)
+            doc.advanceSequence()
+            try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+            let jobId = "rejected:\(name):\(doc.updatedAt)"
+            try? journal.record(.init(jobId: jobId, name: name, state: .rejected, attempt: 0, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt, errorCode: code, errorMessage: message), message: message)
+            logger.error("request rejected", metadata: ["request.name": "\(name)", "error.code": "\(code)", "error.message": "\(message)", "kept": "\(kept)"])
+        } catch {
+            logger.error("cannot reject a request", metadata: ["request.name": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    private func accept(name: String, parsed: ParsedRequest, bytes: [UInt8], firstSeen: Double, owner: uid_t) {
+        let sha = RequestDigest.hex(bytes)
+        if !parsed.ignoredFields.isEmpty {
+            logger.notice("ignored fields of a workflow event", metadata: ["request.name": "\(name)", "fields": "\(parsed.ignoredFields.joined(separator: ", "))"])
+        }
+        if queue.contains(where: { $0.name == name }) { return }
+        queue.append(QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha, owner: owner))
+        queue.sort { $0.firstSeen < $1.firstSeen }
+        do {
+            // Under the entry's lock and only while the file is still in the spool: a claim (which takes the same
+            // lock around its rename) can never be followed by this `queued`, so another agent's `running` or
+            // terminal status is never overwritten. One read of the status decides, and keeps `waiting`'s history.
+            try whileInSpool(name + ".json") {
+                let existing = StatusPublisher.existing(at: statusPath(name))
+                if let existing, ![.waiting, .queued].contains(existing.state), !existing.state.isTerminal {
+                    return  // another agent has it
+                }
+                var doc = existing.flatMap { $0.state == .waiting ? $0 : nil } ?? StatusDocument(request: name, state: .queued)
+                doc.sequence = existing?.sequence
+                doc.submittedAt = doc.submittedAt ?? Timestamp.string(Date(timeIntervalSince1970: firstSeen))
+                doc.requestId = parsed.request.requestId
+                doc.mous = parsed.request.mous
+                doc.sha256 = sha
+                doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
+                if !parsed.ignoredFields.isEmpty { doc.warnings = ["ignored event fields: " + parsed.ignoredFields.joined(separator: ", ")] }
+                doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
+                doc.advanceSequence()
+                try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+            }
+        } catch {
+            logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
+        }
+        logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "queued", "sha256": "\(sha)"])
+        DashboardTrigger.poke()
+        pump()
+    }
+
+    /// Runs `body` holding an exclusive `flock(2)` on the spool entry, if the entry is still in the spool.
+    /// ``JobStore/claim(name:)`` takes the same lock around its rename, so a status written here can never
+    /// land after another agent's claim of the same file.
+    private func whileInSpool(_ entry: String, _ body: () throws -> Void) throws {
+        let fd = openat(spoolFD, entry, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { return }
+        var opened = stat(), listed = stat()
+        guard fstat(fd, &opened) == 0, fstatat(spoolFD, entry, &listed, AT_SYMLINK_NOFOLLOW) == 0,
+            opened.st_ino == listed.st_ino, opened.st_dev == listed.st_dev
+        else { return }
+        try body()
+    }
+}
