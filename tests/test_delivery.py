@@ -275,6 +275,19 @@ def test_targets_and_contsub_delivered_checked_with_casatools_with_plots(tmp_pat
         text = decoded(body).get_content()
         assert all(status["result"]["url"] + p in text for p in plots), text
         assert all(p in text for p in status["result"]["products"])
+
+        # The same request dropped again under another name links to this result, and mails its own recipients.
+        agent.drop("lines-again", {"mous": MOUS_A, "requestId": "lines-1", "email": ["pi@example.org"],
+                                   "delivery": {"content": ["targets", "contsub"]}})
+        again = agent.wait_terminal("lines-again")
+        assert again["state"] == "succeeded" and again["linkedTo"]["request"] == "lines", again
+        second = wait_for(lambda: (lambda m: m if len(m) == 2 else None)(mails(smtp, "pi@example.org")), 60, "the linked request's mail")
+        ids = {decoded(m["text"])["Message-ID"] for m in second}
+        assert len(ids) == 2, "two messages, not one sent twice"
+        assert status["result"]["url"] in decoded(second[1]["text"]).get_content()
+        noted = wait_for(lambda: (lambda s: s if [n["state"] for n in s.get("notifications") or []] == ["sent"] else None)(
+            agent.status("lines-again")), 60, "the linked request's mail in its status")
+        jsonschema.validate(noted, STATUS_SCHEMA)
         assert agent.stop() == 0
     finally:
         store.stop()

@@ -92,7 +92,7 @@ extension JobRunner {
                 doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
             }
         }
-        updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
+        await updateLinkedRequests(finishedDirectory: finished, final: publisher.document, facts: result.facts)
     }
 
     /// A transient failure (archive 5xx or unreachable, delivery area unavailable) is retried later with backoff
