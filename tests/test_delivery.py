@@ -327,3 +327,59 @@ def test_science_averaged_as_tgz_and_averaging_refused_where_it_makes_no_sense(t
         assert agent.stop() == 0
     finally:
         store.stop()
+
+
+def casa_runs(agent, request):
+    """The programs CASA ran for a request, from the agent's log ("starting CASA" lines and their argv)."""
+    runs = []
+    for line in agent.logs[-1].read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("message") == "starting CASA" and entry.get("request.name") == request and entry.get("casa.argv"):
+            runs.append(pathlib.Path(entry["casa.argv"][1]).name)
+    return runs
+
+
+def manifest_of(status):
+    files = json.loads((pathlib.Path(status["result"]["deliveryPath"]) / "MANIFEST.json").read_text())["files"]
+    return {f["relativePath"]: f["sha256"] for f in files}
+
+
+def test_the_same_inputs_again_reuse_the_restore_without_casa_and_only_derive(tmp_path, agents):
+    store = start_nginx(FIXTURE / "store", tmp_path / "store")
+    try:
+        agent = Agent(tmp_path, store.url)
+        agents.append(agent)
+        agent.start()
+        agent.drop("first", {"mous": MOUS_A, "requestId": "reuse-1"})
+        first = agent.wait_terminal("first")
+        assert first["state"] == "succeeded", agent.log_tail()
+        assert casa_runs(agent, "first") == ["restore_mous.py", "derive_products.py"]
+
+        # Another request id (so not a linked re-submission): the restored MSes are reused, CASA does not run at all.
+        agent.drop("second", {"mous": MOUS_A, "requestId": "reuse-2"})
+        second = agent.wait_terminal("second")
+        assert second["state"] == "succeeded", agent.log_tail()
+        assert "linkedTo" not in second
+        assert casa_runs(agent, "second") == [], casa_runs(agent, "second")
+        assert any('"restore reused"' in l and '"second"' in l for l in agent.logs[-1].read_text().splitlines())
+        ran = [h["step"]["number"] for h in second["history"] if h.get("step") and h["state"] == "running"]
+        assert ran == [1, 6], ran
+        a, b = manifest_of(first), manifest_of(second)
+        for ms in first["result"]["measurementSets"]:
+            same = {p: h for p, h in a.items() if p.startswith(ms + "/") or p.startswith(ms + ".flagversions/")}
+            assert same and all(b.get(p) == h for p, h in same.items()), ms
+        assert sorted(p for p in b if p.startswith("plots/")) == sorted(p for p in a if p.startswith("plots/"))
+        assert pathlib.Path(second["result"]["deliveryPath"]) != pathlib.Path(first["result"]["deliveryPath"])
+
+        # Only the derived content differs: the restore is reused, only the derivation runs.
+        agent.drop("third", {"mous": MOUS_A, "requestId": "reuse-3", "delivery": {"content": ["targets"], "format": "tar"}})
+        third = agent.wait_terminal("third")
+        assert third["state"] == "succeeded", agent.log_tail()
+        assert casa_runs(agent, "third") == ["derive_products.py"], casa_runs(agent, "third")
+        assert third["result"]["products"][0].endswith(".tar")
+        assert agent.stop() == 0
+    finally:
+        store.stop()

@@ -11,6 +11,8 @@ struct ProductionExecutor: RestoreExecutor {
     /// Registers succeeded deliveries for removal after `delivery.retentionDays` (nil: kept for ever).
     let expiry: DeliveryExpiry?
     let spoolDirectory: String
+    /// Restored measurement sets kept for reuse (`<data>/restore-cache`, `delivery.reuseMaxBytes`; nil: 0, no reuse).
+    let restoreCache: RestoreCache?
 
     init(configuration c: AgentConfiguration, logger: Logger) throws {
         self.logger = logger
@@ -22,6 +24,7 @@ struct ProductionExecutor: RestoreExecutor {
         try PrivateDirectory.create(c.delivery.directory!, mode: 0o711)
         expiry = c.delivery.retentionSeconds == nil ? nil : Self.deliveryExpiry(c, logger: logger)
         spoolDirectory = c.spool.directory!
+        restoreCache = c.delivery.reuseMaxBytes > 0 ? RestoreCache(root: c.dataDirectory + "/restore-cache", maxBytes: c.delivery.reuseMaxBytes) : nil
     }
 
     /// The registry of deliveries to remove when they expire (`<data>/deliveries`).
@@ -114,8 +117,24 @@ struct ProductionExecutor: RestoreExecutor {
 
     func execute(_ job: ExecutionJob, completed: Set<StepName>, observer: any PipelineObserver, reporter: any StepReporter) async -> (PipelineOutcome, ExecutionResult) {
         let context = context(for: job)
+        var completed = completed
+        var reused = false
+        if let restoreCache, !completed.contains(.rawdata) {
+            // Step 1 alone first: with the plan and the CASA choice known, an earlier restore of the same inputs is reused.
+            if !completed.contains(.prepare) {
+                let first = await RestorePipeline(steps: [PrepareStep()]).run(context, completed: completed, observer: observer, reporter: reporter)
+                guard case .succeeded = first else { return (first, runningFacts(job) ?? ExecutionResult()) }
+                completed.insert(.prepare)
+            }
+            reused = await reuse(restoreCache, context: context, job: job)
+            if reused { completed.formUnion([.rawdata, .calibration, .ppr, .casa]) }
+        } else if FileManager.default.fileExists(atPath: context.workArea.root + "/reused/reused.json") {
+            reused = true
+            completed.formUnion([.rawdata, .calibration, .ppr, .casa])
+        }
         let pipeline = RestorePipeline(steps: RestoreContext.steps)
         let outcome = await pipeline.run(context, completed: completed, observer: observer, reporter: reporter)
+        if case .succeeded = outcome, !reused, let restoreCache { await keep(restoreCache, context: context, job: job) }
         var result = runningFacts(job) ?? ExecutionResult()
         if let metadata = try? context.metadata() {
             result.facts = [
@@ -138,6 +157,47 @@ struct ProductionExecutor: RestoreExecutor {
             }
         }
         return (outcome, result)
+    }
+
+    /// Links an earlier restore of the same inputs into this working area (steps 2–5 are then skipped), if the cache
+    /// has one. A failure to link is logged and the restore simply runs.
+    func reuse(_ cache: RestoreCache, context: RestoreContext, job: ExecutionJob) async -> Bool {
+        guard let metadata = try? context.metadata(), let key = RestoreCache.key(metadata), let entry = cache.lookup(key) else { return false }
+        let products = context.workArea.products(metadata.relativePath)
+        let working = context.workArea.working(metadata.relativePath)
+        let reusedDirectory = context.workArea.root + "/reused"
+        let jobDirectory = job.jobDirectory
+        do {
+            try await BlockingWork.run { (_) throws in
+                try cache.materialize(entry, products: products, logs: working, plots: reusedDirectory + "/plots", jobDirectory: jobDirectory)
+                try AtomicFile.write(try encodeJSON(entry), to: reusedDirectory + "/reused.json")
+            }
+        } catch {
+            job.logger.warning("cannot reuse an earlier restore; restoring", metadata: ["key": "\(key)", "error": "\(error)"])
+            return false
+        }
+        job.logger.notice(
+            "restore reused", metadata: ["key": "\(key)", "restored.for": "\(entry.sourceRequest)", "measurement.sets": "\(entry.measurementSets)"])
+        return true
+    }
+
+    /// Keeps this restore's measurement sets (hard links), CASA logs and plots for later requests of the same inputs.
+    func keep(_ cache: RestoreCache, context: RestoreContext, job: ExecutionJob) async {
+        guard let metadata = try? context.metadata(), let key = RestoreCache.key(metadata) else { return }
+        let products = context.workArea.products(metadata.relativePath)
+        let working = context.workArea.working(metadata.relativePath)
+        let measurementSets = metadata.plan.execBlocks.map(\.asdmDiskName.msName)
+        let logs = (((try? FileManager.default.contentsOfDirectory(atPath: working)) ?? []).filter { $0.hasPrefix("casa-") && $0.hasSuffix(".log") }
+            .map { working + "/" + $0 }) + [context.workArea.logs + "/casa-stdout.log"]
+        let plots = context.workArea.root + "/derived/plots"
+        let name = job.name
+        do {
+            try await BlockingWork.run { (_) throws in
+                try cache.store(key: key, mous: metadata.mous.rawValue, sourceRequest: name, measurementSets: measurementSets, products: products, logs: logs, plots: plots)
+            }
+        } catch {
+            job.logger.warning("cannot keep the restore for reuse", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The CASA choice recorded in `metadata.json` (step 1, revised in step 3) and its warning.

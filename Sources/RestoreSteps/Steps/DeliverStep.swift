@@ -139,16 +139,24 @@ public struct DeliverStep: PipelineStep {
         // Derived products and quick-look plots, by real CASA tasks, each product checked against the restored MS.
         reporter.report(StepProgress(message: "deriving products and quick-look plots"))
         let derivedDirectory = context.workArea.root + "/derived"
-        let report = try await ProductDerivation.run(
-            context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 }, content: content,
-            average: context.request.deliveryAverage, contdat: ProductDerivation.contDat(products: products), directory: derivedDirectory,
-            reporter: reporter)
+        // A reused restore brings the plots of its measurement sets: nothing for CASA to do unless products are asked for.
+        let reusedPlots = context.workArea.root + "/reused/plots"
+        let cachedPlots = ((try? FileManager.default.contentsOfDirectory(atPath: reusedPlots)) ?? []).filter { $0.hasSuffix(".png") }.sorted()
+        let report: DerivationReport
+        if content == [.calibrated], !cachedPlots.isEmpty {
+            report = DerivationReport(products: [], plots: cachedPlots, casa: nil, error: nil)
+        } else {
+            report = try await ProductDerivation.run(
+                context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 }, content: content,
+                average: context.request.deliveryAverage, contdat: ProductDerivation.contDat(products: products), directory: derivedDirectory,
+                reporter: reporter)
+        }
         if !content.contains(.calibrated) {
             let full = Set(msNames.flatMap { [products + "/" + $0, products + "/" + $0 + ".flagversions"] })
             items.removeAll { full.contains($0) }
         }
         items = report.products.map { derivedDirectory + "/products/" + $0.name } + items
-        let plotItems = report.plots.isEmpty ? [] : [derivedDirectory + "/plots"]
+        let plotItems = report.plots.isEmpty ? [] : [report.casa == nil ? reusedPlots : derivedDirectory + "/plots"]
         let plots = report.plots.map { "plots/" + $0 }
         let services = context.services
         let name = try Self.deliveryName(context)
