@@ -17,7 +17,8 @@ import jsonschema
 import pytest
 
 from e2e_support import (  # noqa: F401 (agents is a fixture)
-    agents, FIXTURE, MOUS_A, SERVICES, Agent, require_prerequisites, start_nginx, start_smtp, wait_for,
+    agents, FIXTURE, MOUS_A, MOUS_B, SERVICES, Agent, require_prerequisites, start_fault_store, start_nginx, start_smtp,
+    wait_for,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -381,5 +382,29 @@ def test_the_same_inputs_again_reuse_the_restore_without_casa_and_only_derive(tm
         assert casa_runs(agent, "third") == ["derive_products.py"], casa_runs(agent, "third")
         assert third["result"]["products"][0].endswith(".tar")
         assert agent.stop() == 0
+
+        # One slot, taken by an unrelated restore that hangs on a stalled archive: a reusable request does not wait.
+        faults = start_fault_store(FIXTURE / "store", tmp_path / "faults")
+        try:
+            config = json.loads(agent.config.read_text())
+            config["archive"]["url"] = faults.url + "/stall"
+            config["archive"]["maxAttempts"] = 1
+            agent.config.write_text(json.dumps(config))
+            agent.start()
+            agent.drop("blocker", {"mous": MOUS_B, "requestId": "blocker-1"})
+            agent.wait(("blocker"), lambda s: s["state"] == "running", 60, "the unrelated restore to hold the slot")
+            agent.drop("fourth", {"mous": MOUS_A, "requestId": "reuse-4"})
+            fourth = agent.wait_terminal("fourth", timeout=240)
+            assert fourth["state"] == "succeeded", agent.log_tail()
+            blocker = agent.status("blocker")
+            assert blocker["state"] == "running" and not [h for h in blocker["history"] if h["state"] == "queued" and h["at"] > blocker["startedAt"]], \
+                "delivered while the unrelated restore still held the only slot"
+            assert any('"started without waiting for a slot"' in l and '"fourth"' in l for l in agent.logs[-1].read_text().splitlines())
+            assert casa_runs(agent, "fourth") == []
+            (agent.spool / "blocker.cancel").write_text("")
+            agent.wait_terminal("blocker", timeout=120)
+            assert agent.stop() == 0
+        finally:
+            faults.stop()
     finally:
         store.stop()

@@ -93,9 +93,10 @@ struct JobRunner: Sendable {
                 control.stop(.leaseLost, interruptNow: true)
                 return false
             })
+        let agent = self.agent, name = self.name
         let job = ExecutionJob(
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
-            attempt: lease.attempt, logger: logger)
+            attempt: lease.attempt, logger: logger, waitForSlot: { await agent.acquireSlot(name: name) })
 
         if lease.attempt > settings.maxAttempts {
             try await conclude(

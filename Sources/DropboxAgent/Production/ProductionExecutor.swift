@@ -119,7 +119,10 @@ struct ProductionExecutor: RestoreExecutor {
         let context = context(for: job)
         var completed = completed
         var reused = false
-        if let restoreCache, !completed.contains(.rawdata) {
+        if !completed.contains(.rawdata), FileManager.default.fileExists(atPath: context.workArea.root + "/reused/reused.json") {
+            // Resumed after an earlier restore was linked in (steps 2–5 are not recorded as run): still reused.
+            reused = true
+        } else if let restoreCache, !completed.contains(.rawdata) {
             // Step 1 alone first: with the plan and the CASA choice known, an earlier restore of the same inputs is reused.
             if !completed.contains(.prepare) {
                 let first = await RestorePipeline(steps: [PrepareStep()]).run(context, completed: completed, observer: observer, reporter: reporter)
@@ -127,10 +130,12 @@ struct ProductionExecutor: RestoreExecutor {
                 completed.insert(.prepare)
             }
             reused = await reuse(restoreCache, context: context, job: job)
-            if reused { completed.formUnion([.rawdata, .calibration, .ppr, .casa]) }
-        } else if FileManager.default.fileExists(atPath: context.workArea.root + "/reused/reused.json") {
-            reused = true
-            completed.formUnion([.rawdata, .calibration, .ppr, .casa])
+        }
+        if reused {
+            completed.formUnion([.prepare, .rawdata, .calibration, .ppr, .casa])
+        } else {
+            // A job started outside the slots (a likely reuse that did not happen) takes a slot before the raw data.
+            await job.waitForSlot?()
         }
         let pipeline = RestorePipeline(steps: RestoreContext.steps)
         let outcome = await pipeline.run(context, completed: completed, observer: observer, reporter: reporter)
@@ -157,6 +162,12 @@ struct ProductionExecutor: RestoreExecutor {
             }
         }
         return (outcome, result)
+    }
+
+    /// Whether the restore cache holds a restore of `mous` (checked for requests waiting for a slot).
+    func mayReuse(mous: String) -> Bool {
+        guard let restoreCache else { return false }
+        return restoreCache.holds(mous: mous)
     }
 
     /// Links an earlier restore of the same inputs into this working area (steps 2–5 are then skipped), if the cache

@@ -59,6 +59,11 @@ public struct RestoreCache: Sendable {
         return entry
     }
 
+    /// Whether some complete entry restored `mous` (a cheap hint for scheduling; the key decides).
+    public func holds(mous: String) -> Bool {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).contains { lookup($0)?.mous == mous }
+    }
+
     /// Links the entry's measurement sets (and flag versions) into `products`, its CASA logs into `logs`, its plots
     /// into `plots`, and records `jobDirectory` as a user. Blocking.
     public func materialize(_ entry: Entry, products: String, logs: String, plots: String, jobDirectory: String) throws {
