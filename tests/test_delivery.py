@@ -295,41 +295,6 @@ def test_targets_and_contsub_delivered_checked_with_casatools_with_plots(tmp_pat
         smtp.stop()
 
 
-def test_science_averaged_as_tgz_and_averaging_refused_where_it_makes_no_sense(tmp_path, agents):
-    store = start_nginx(FIXTURE / "store", tmp_path / "store")
-    try:
-        agent = Agent(tmp_path, store.url)
-        agents.append(agent)
-        agent.start()
-        # Averaging the full calibrated MS is refused at intake, with the JSON path.
-        agent.drop("nonsense", {"mous": MOUS_A, "delivery": {"average": {"channels": 4}}})
-        refused = agent.wait_terminal("nonsense")
-        assert refused["state"] == "rejected" and "$.delivery.average" in refused["error"]["message"], refused["error"]
-        agent.drop("small", {"mous": MOUS_A, "requestId": "small-1",
-                             "delivery": {"content": "science", "format": "tgz", "average": {"time": "30s", "channels": 4}}})
-        status = agent.wait_terminal("small")
-        assert status["state"] == "succeeded", json.dumps(status, indent=1) + agent.log_tail()
-        delivered = pathlib.Path(status["result"]["deliveryPath"])
-        archive = delivered / status["result"]["products"][0]
-        assert archive.name.endswith(".tgz") and archive.read_bytes()[:2] == b"\x1f\x8b"
-        assert sorted(p.name for p in (delivered / "plots").iterdir()), "plots beside the archive, linkable"
-        assert status["result"]["downloadCommand"].startswith("curl ")
-        out = tmp_path / "unpacked"
-        out.mkdir()
-        subprocess.run(["tar", "-xzf", str(archive), "-C", str(out)], check=True)
-        ebs = [ms[:-3] for ms in status["result"]["measurementSets"]]
-        for eb in ebs:
-            reference = inspect(FIXTURE / "reference" / (eb + ".ms"))
-            got = inspect(out / (eb + ".ms.split.cal"))
-            assert "CORRECTED_DATA" not in got["columns"] and set(got["fields"]) == set(reference["fields"])
-            assert {s: v["channels"] for s, v in got["spws"].items()} == {s: v["channels"] // 4 for s, v in reference["spws"].items()}
-            assert 0 < got["rows"] <= reference["rows"]
-            assert not (out / (eb + ".ms")).exists()
-        assert agent.stop() == 0
-    finally:
-        store.stop()
-
-
 def casa_runs(agent, request):
     """The programs CASA ran for a request, from the agent's log ("starting CASA" lines and their argv)."""
     runs = []
@@ -375,12 +340,33 @@ def test_the_same_inputs_again_reuse_the_restore_without_casa_and_only_derive(tm
         assert sorted(p for p in b if p.startswith("plots/")) == sorted(p for p in a if p.startswith("plots/"))
         assert pathlib.Path(second["result"]["deliveryPath"]) != pathlib.Path(first["result"]["deliveryPath"])
 
-        # Only the derived content differs: the restore is reused, only the derivation runs.
-        agent.drop("third", {"mous": MOUS_A, "requestId": "reuse-3", "delivery": {"content": ["targets"], "format": "tar"}})
+        # Averaging the full calibrated MS is refused at intake, with the JSON path.
+        agent.drop("nonsense", {"mous": MOUS_A, "delivery": {"average": {"channels": 4}}})
+        refused = agent.wait_terminal("nonsense")
+        assert refused["state"] == "rejected" and "$.delivery.average" in refused["error"]["message"], refused["error"]
+
+        # Only the derived content and format differ: the restore is reused, only the derivation runs. Science spws,
+        # averaged, as one tgz with the plots beside it.
+        agent.drop("third", {"mous": MOUS_A, "requestId": "reuse-3",
+                             "delivery": {"content": "science", "format": "tgz", "average": {"time": "30s", "channels": 4}}})
         third = agent.wait_terminal("third")
         assert third["state"] == "succeeded", agent.log_tail()
         assert casa_runs(agent, "third") == ["derive_products.py"], casa_runs(agent, "third")
-        assert third["result"]["products"][0].endswith(".tar")
+        delivered = pathlib.Path(third["result"]["deliveryPath"])
+        archive = delivered / third["result"]["products"][0]
+        assert archive.name.endswith(".tgz") and archive.read_bytes()[:2] == b"\x1f\x8b"
+        assert sorted(p.name for p in (delivered / "plots").iterdir()), "plots beside the archive, linkable"
+        assert third["result"]["downloadCommand"].startswith("curl ")
+        out = tmp_path / "unpacked"
+        out.mkdir()
+        subprocess.run(["tar", "-xzf", str(archive), "-C", str(out)], check=True)
+        for eb in [ms[:-3] for ms in third["result"]["measurementSets"]]:
+            reference = inspect(FIXTURE / "reference" / (eb + ".ms"))
+            got = inspect(out / (eb + ".ms.split.cal"))
+            assert "CORRECTED_DATA" not in got["columns"] and set(got["fields"]) == set(reference["fields"])
+            assert {s: v["channels"] for s, v in got["spws"].items()} == {s: v["channels"] // 4 for s, v in reference["spws"].items()}
+            assert 0 < got["rows"] <= reference["rows"]
+            assert not (out / (eb + ".ms")).exists()
         assert agent.stop() == 0
 
         # One slot, taken by an unrelated restore that hangs on a stalled archive: a reusable request does not wait.
