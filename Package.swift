@@ -76,13 +76,25 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        .testTarget(name: "InotifyWatcherTests", dependencies: ["InotifyWatcher"], swiftSettings: strictSettings),
-        .testTarget(name: "SQLiteDatabaseTests", dependencies: ["SQLiteDatabase"], swiftSettings: strictSettings),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery"], swiftSettings: strictSettings),
-        .testTarget(name: "RestoreStepsTests", dependencies: ["RestoreSteps", "Delivery", .product(name: "Logging", package: "swift-log")], exclude: ["Golden", "Fixtures"], swiftSettings: strictSettings),
+        /// What every test target shares (as swift-service-lifecycle's ServiceLifecycleTestKit): the unit /
+        /// integration / endToEnd tags, per-test temporary directories, polling with a deadline.
+        .target(name: "DropboxTestKit", path: "Tests/DropboxTestKit", swiftSettings: strictSettings),
+
+        .testTarget(
+            name: "InotifyWatcherTests", dependencies: ["InotifyWatcher", "DropboxTestKit"], swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SQLiteDatabaseTests", dependencies: ["SQLiteDatabase", "DropboxTestKit"], swiftSettings: strictSettings
+        ),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DropboxTestKit"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "RestoreStepsTests",
+            dependencies: ["RestoreSteps", "Delivery", "DropboxTestKit", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Golden", "Fixtures"], swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "DropboxAgentTests",
-            dependencies: ["DropboxAgent", "RestoreSteps", "Delivery", "InotifyWatcher"],
+            dependencies: ["DropboxAgent", "RestoreSteps", "Delivery", "InotifyWatcher", "DropboxTestKit"],
             swiftSettings: strictSettings
         ),
     ]

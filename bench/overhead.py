@@ -14,7 +14,7 @@ import argparse, json, os, pathlib, shutil, statistics, subprocess, sys, tempfil
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from e2e_support import FIXTURE, MOUS_A, Agent, require_prerequisites  # noqa: E402
+from agentlib import FIXTURE, MOUS_A, RestoreAgent, require_prerequisites  # noqa: E402
 
 
 def iso(s):
@@ -31,7 +31,7 @@ def main():
     try:
         store = tmp / "store"
         shutil.copytree(FIXTURE / "store", store)
-        agent = Agent(tmp, None, extra={"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never"}}).start()
+        agent = RestoreAgent(tmp, None, extra={"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never"}}).start()
         rows = []
         for i in range(args.rounds):
             name = f"round{i}"

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from e2e_support import MOUS_A, Agent, FIXTURE, require_prerequisites, start_nginx, wait_for
+from agentlib import MOUS_A, RestoreAgent, FIXTURE, require_prerequisites, start_nginx, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = pathlib.Path(os.environ.get("DROPBOX_TEST_ARTIFACTS", ROOT / ".build/test-artifacts")) / "dashboard"
@@ -65,11 +65,11 @@ def prerequisites():
 
 def test_dashboard_in_chromium_during_a_real_restore(tmp_path):
     nginx = start_nginx(FIXTURE / "store", tmp_path / "nginx")
-    agent = Agent(tmp_path, nginx.url, extra={"dashboard": {"refreshSeconds": 1, "file": str(tmp_path / "www/index.html")}})
+    agent = RestoreAgent(tmp_path, nginx.url, extra={"dashboard": {"refreshSeconds": 1, "file": str(tmp_path / "www/index.html")}})
     try:
         agent.start()
         index = tmp_path / "www/index.html"
-        wait_for(index.exists, 10, "the dashboard to be written")
+        wait_until(index.exists, 10, "the dashboard to be written")
         empty = rendered_dom(index)
         assert "the queue is empty" in empty and 'id="count-running">0<' in empty
         screenshot(index, "0-idle")
@@ -101,7 +101,7 @@ def test_dashboard_in_chromium_during_a_real_restore(tmp_path):
         def finished_row():
             dom = rendered_dom(index)
             return dom if re.search(r'<tr class="succeeded" data-request="dash-demo" data-state="succeeded">', dom) else None
-        dom = wait_for(finished_row, 15, "the finished row in the browser")
+        dom = wait_until(finished_row, 15, "the finished row in the browser")
         assert 'id="count-succeeded-24h">1<' in dom and 'id="count-running">0<' in dom
         assert re.search(r'<svg id="chart-succeeded"[^>]*data-total="1"', dom), "the 24 h chart counts the success"
         assert "<script" not in index.read_text(), "no JavaScript"

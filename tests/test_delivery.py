@@ -16,9 +16,9 @@ import urllib.request
 import jsonschema
 import pytest
 
-from e2e_support import (  # noqa: F401 (agents is a fixture)
-    agents, FIXTURE, MOUS_A, MOUS_B, SERVICES, Agent, require_prerequisites, start_fault_store, start_nginx, start_smtp,
-    wait_for,
+from agentlib import (  # noqa: F401 (agents is a fixture)
+    agents, CASA_VENV, FIXTURE, MOUS_A, MOUS_B, SERVICES, RestoreAgent as Agent, casa_env, require_prerequisites,
+    start_fault_store, start_nginx, start_smtp, wait_until as wait_for,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -213,7 +213,6 @@ def test_a_failure_mail_tells_the_astronomer_what_to_do_and_nothing_internal(tmp
 
 def inspect(ms, *fields):
     """What a measurement set holds, read with casatools in the CASA venv (tests/inspect_ms.py)."""
-    from e2e_support import CASA_VENV, casa_env
     home = pathlib.Path(ms).parent.parent / ".inspect-home"
     r = subprocess.run([str(CASA_VENV / "bin/python3"), str(ROOT / "tests/inspect_ms.py"), str(ms), *fields],
                        capture_output=True, text=True, timeout=300, env=casa_env(home), cwd=str(home.parent))
@@ -223,7 +222,6 @@ def inspect(ms, *fields):
 
 def png_is_a_real_plot(path):
     """A PNG of a sensible size whose pixels are not all one colour (read with matplotlib in the CASA venv)."""
-    from e2e_support import CASA_VENV
     data = pathlib.Path(path).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", path
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

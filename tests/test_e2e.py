@@ -9,10 +9,10 @@ import signal
 import jsonschema
 import pytest
 
-from e2e_support import (  # noqa: F401 (agents is a fixture)
+from agentlib import (  # noqa: F401 (agents is a fixture)
     agents,
-    FIXTURE, MOUS_A, MOUS_B, Agent, casa_processes, compare_ms, require_prerequisites, start_fault_store,
-    start_nginx, start_smtp, wait_for,
+    FIXTURE, MOUS_A, MOUS_B, RestoreAgent, casa_processes, compare_ms, require_prerequisites, start_fault_store,
+    start_nginx, start_smtp, wait_until,
 )
 
 STATUS_SCHEMA = json.loads((pathlib.Path(__file__).resolve().parent.parent / "schemas/status.schema.json").read_text())
@@ -60,7 +60,7 @@ def mail_to(smtp, address):
 
 def test_native_request_restores_delivers_and_mails_then_a_second_request_fetches_nothing(tmp_path, services, agents):
     nginx, smtp = services("nginx"), services("smtp")
-    agent = Agent(tmp_path, nginx.url, smtp=smtp).start()
+    agent = RestoreAgent(tmp_path, nginx.url, smtp=smtp).start()
     agents.append(agent)
     agent.drop("native", {"mous": MOUS_A, "email": ["pi@example.org"], "requestId": "e2e-native"})
     status = agent.wait_terminal("native")
@@ -68,14 +68,14 @@ def test_native_request_restores_delivers_and_mails_then_a_second_request_fetche
     jsonschema.validate(status, STATUS_SCHEMA)
     assert [h["step"]["number"] for h in status["history"] if h.get("step") and h["state"] == "running"] == [1, 2, 3, 4, 5, 6]
     assert_delivered_like_reference(status)
-    mails = wait_for(lambda: mail_to(smtp, "pi@example.org"), 30, "the success mail")
+    mails = wait_until(lambda: mail_to(smtp, "pi@example.org"), 30, "the success mail")
     text = mails[0]["text"]
     assert status["result"]["url"] in text and "ready to download" in text
     for header in ("Date:", "Message-ID:", "From:", "To:", "Subject:"):
         assert header in text
     assert mails[0]["tls"] and mails[0]["auth_user"] == "agent"
     # Mail goes through the durable queue: the status records the outcome once it is known.
-    status = wait_for(lambda: (lambda s: s if [n["state"] for n in s.get("notifications") or []] == ["sent"] else None)(
+    status = wait_until(lambda: (lambda s: s if [n["state"] for n in s.get("notifications") or []] == ["sent"] else None)(
         agent.status("native")), 30, "the mail recorded as sent in the status")
     assert [{"to": n["to"], "state": n["state"]} for n in status["notifications"]] == [{"to": "pi@example.org", "state": "sent"}]
     jsonschema.validate(status, STATUS_SCHEMA)
@@ -99,7 +99,7 @@ def test_native_request_restores_delivers_and_mails_then_a_second_request_fetche
 
 def test_workflow_event_form(tmp_path, services, agents):
     nginx, smtp = services("nginx"), services("smtp")
-    agent = Agent(tmp_path, nginx.url, smtp=smtp).start()
+    agent = RestoreAgent(tmp_path, nginx.url, smtp=smtp).start()
     agents.append(agent)
     passes = [eb["uid"] for eb in FIXTURE_INFO["execBlocks"] if eb["qa0"] == "Pass"]
     assert len(passes) == 2
@@ -114,12 +114,12 @@ def test_workflow_event_form(tmp_path, services, agents):
     assert status["state"] == "succeeded", json.dumps(status, indent=1)
     assert status["requestId"] == "3f0c2d9e-e2e"
     assert_delivered_like_reference(status)
-    wait_for(lambda: mail_to(smtp, "pi@example.org"), 30, "the success mail")
+    wait_until(lambda: mail_to(smtp, "pi@example.org"), 30, "the success mail")
     assert agent.stop() == 0
 
 
 def agent_casa_home():
-    from e2e_support import CASA_VENV
+    from agentlib import CASA_VENV
     return CASA_VENV
 
 
@@ -127,7 +127,7 @@ def test_manifest_without_a_sessions_caltables_fails_before_the_first_raw_byte(t
     # The fault store (no fault selected) counts every file requested: the small products are fetched and
     # cross-checked in step 1, so a bad manifest stops the restore before any ASDM is requested.
     faults, smtp = services("faults"), services("smtp")
-    agent = Agent(tmp_path, faults.url, smtp=smtp).start()
+    agent = RestoreAgent(tmp_path, faults.url, smtp=smtp).start()
     agents.append(agent)
     agent.drop("broken", {"mous": MOUS_B, "email": ["pi@example.org"]})
     status = agent.wait_terminal("broken", timeout=120)
@@ -142,16 +142,16 @@ def test_manifest_without_a_sessions_caltables_fails_before_the_first_raw_byte(t
     assert not any(h.get("step", {}).get("number") == 5 for h in status["history"]), "CASA never started"
     root = pathlib.Path(status["workingArea"])
     assert not (root / "logs/casa-stdout.log").exists(), "no CASA process ran"
-    mails = wait_for(lambda: mail_to(smtp, "pi@example.org"), 30, "the failure mail")
+    mails = wait_until(lambda: mail_to(smtp, "pi@example.org"), 30, "the failure mail")
     assert "failed" in mails[0]["text"] and status["error"]["code"] in mails[0]["text"]
     # The terminal status names the request's final home just before the request is moved there.
-    wait_for(lambda: pathlib.Path(status["requestFile"]).exists(), 10, "the failed request kept in its final home")
+    wait_until(lambda: pathlib.Path(status["requestFile"]).exists(), 10, "the failed request kept in its final home")
     assert agent.stop() == 0
 
 
 def test_store_503_then_truncated_body_is_retried_and_succeeds(tmp_path, services, agents):
     faults = services("faults")
-    agent = Agent(tmp_path, faults.url + "/503-truncate-then-ok").start()
+    agent = RestoreAgent(tmp_path, faults.url + "/503-truncate-then-ok").start()
     agents.append(agent)
     agent.drop("flaky", {"mous": MOUS_A})
     status = agent.wait_terminal("flaky")
@@ -165,7 +165,7 @@ def test_store_503_then_truncated_body_is_retried_and_succeeds(tmp_path, service
 def test_sigkill_during_rawdata_then_restart_resumes_and_fetches_each_file_once(tmp_path, services, agents):
     faults = services("faults")
     slow_url = faults.url + "/slow"
-    agent = Agent(tmp_path, slow_url).start()
+    agent = RestoreAgent(tmp_path, slow_url).start()
     agents.append(agent)
     agent.drop("killed", {"mous": MOUS_A})
     agent.wait("killed", lambda s: (s.get("step") or {}).get("name") == "rawdata" and (s.get("progress") or {}).get("bytesDone", 0) > 400_000,
@@ -194,15 +194,15 @@ def test_sigkill_during_rawdata_then_restart_resumes_and_fetches_each_file_once(
 
 def test_cancel_during_casa_leaves_no_casa_process(tmp_path, services, agents):
     nginx = services("nginx")
-    agent = Agent(tmp_path, nginx.url).start()
+    agent = RestoreAgent(tmp_path, nginx.url).start()
     agents.append(agent)
     agent.drop("stopme", {"mous": MOUS_A})
     agent.wait("stopme", lambda s: (s.get("step") or {}).get("name") == "casa", timeout=300, what="step 5")
-    wait_for(lambda: casa_processes(), 60, "CASA to run")
+    wait_until(lambda: casa_processes(), 60, "CASA to run")
     r = agent.cli("cancel", "stopme", "--spool", str(agent.spool))
     status = agent.wait_terminal("stopme", timeout=60)
     assert status["state"] == "cancelled"
-    wait_for(lambda: not casa_processes(), 20, "no CASA process left")
+    wait_until(lambda: not casa_processes(), 20, "no CASA process left")
     assert agent.stop() == 0
 
 
@@ -223,7 +223,7 @@ def test_a_full_download_area_is_retried_and_delivered_once_space_returns(tmp_pa
                     f.flush()
             except OSError:
                 pass
-        agent = Agent(tmp_path, nginx.url, extra={"delivery": {"directory": str(downloads)},
+        agent = RestoreAgent(tmp_path, nginx.url, extra={"delivery": {"directory": str(downloads)},
                                                   "archive": {"retryInitialSeconds": 2}}).start()
         agents.append(agent)
         agent.drop("full", {"mous": MOUS_A, "requestId": "e2e-full-downloads"})
@@ -233,7 +233,7 @@ def test_a_full_download_area_is_retried_and_delivered_once_space_returns(tmp_pa
             assert not (s and s["state"] in ("succeeded", "failed")), json.dumps(s, indent=1)
             msg = ((s or {}).get("progress") or {}).get("message", "")
             return s if s and s["state"] == "queued" and "ENOSPC" in msg else None
-        status = wait_for(waiting, 600, "step 6 to wait for space")
+        status = wait_until(waiting, 600, "step 6 to wait for space")
         message = status["progress"]["message"]
         assert "step 6 deliver, retry at" in message and str(downloads) in message, message
         filler.unlink()

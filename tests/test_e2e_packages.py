@@ -12,8 +12,8 @@ import signal
 import jsonschema
 import pytest
 
-from e2e_support import (  # noqa: F401 (agents is a fixture)
-    agents, FIXTURE, MOUS_A, MOUS_B, Agent, compare_ms, require_prerequisites, start_nginx,
+from agentlib import (  # noqa: F401 (agents is a fixture)
+    agents, FIXTURE, MOUS_A, MOUS_B, RestoreAgent, compare_ms, require_prerequisites, start_nginx,
 )
 
 STATUS_SCHEMA = json.loads((pathlib.Path(__file__).resolve().parent.parent / "schemas/status.schema.json").read_text())
@@ -37,7 +37,7 @@ def packages(tmp_path):
 def package_agent(tmp_path, agents, packages, **sources):
     # The working area is kept so the tests can read metadata.json and the PPR.
     config = {"sources": {"packageRoots": [str(packages)], **sources}, "delivery": {"cleanWorkingArea": "never"}}
-    agent = Agent(tmp_path, None, extra=config, catalogue=False).start()
+    agent = RestoreAgent(tmp_path, None, extra=config, catalogue=False).start()
     agents.append(agent)
     return agent
 
@@ -134,12 +134,12 @@ def test_a_package_outside_the_roots_or_behind_a_symlink_is_refused(tmp_path, ag
 # ---- packages that are not on this machine ----------------------------------------------------------------
 
 def test_package_on_a_web_server_restores_fetching_only_what_a_restore_needs(tmp_path, agents):
-    from e2e_support import start_nginx
+    from agentlib import start_nginx
     # nginx's HTML autoindex (no sizes: files are checked against Content-Length and bypass the cache).
     nginx = start_nginx(FIXTURE / "packages", tmp_path / "nginx", autoindex="html")
     try:
         base = nginx.url + "/files/"
-        agent = Agent(tmp_path, None, extra={"sources": {"packageURLs": [base]}}, catalogue=False).start()
+        agent = RestoreAgent(tmp_path, None, extra={"sources": {"packageURLs": [base]}}, catalogue=False).start()
         agents.append(agent)
         agent.drop("web", {"mous": MOUS_A, "source": {"package": base + "compact/"}})
         agent.drop("elsewhere", {"mous": MOUS_A, "source": {"package": nginx.url + "/other/compact/"}})
@@ -166,10 +166,10 @@ def archive_config(tmp_path, **mous_a):
 
 
 def test_public_archive_source_by_mous_uid_alone(tmp_path, agents):
-    from e2e_support import start_alma_archive
+    from agentlib import start_alma_archive
     archive = start_alma_archive(archive_config(tmp_path), tmp_path / "archive")
     try:
-        agent = Agent(tmp_path, None, extra={"sources": {"almaArchive": {"url": archive.url}}}, catalogue=False).start()
+        agent = RestoreAgent(tmp_path, None, extra={"sources": {"almaArchive": {"url": archive.url}}}, catalogue=False).start()
         agents.append(agent)
         agent.drop("archive", {"mous": MOUS_A, "source": {"archive": "alma"}})
         status = agent.wait_terminal("archive")
@@ -187,11 +187,11 @@ def test_public_archive_source_by_mous_uid_alone(tmp_path, agents):
 
 
 def test_proprietary_archive_data_are_refused_without_a_token_and_fetched_with_one(tmp_path, agents):
-    from e2e_support import start_alma_archive
+    from agentlib import start_alma_archive
     archive = start_alma_archive(archive_config(tmp_path, dataRights="Proprietary", releaseDate="3000-01-01T00:00:00.000",
                                                 token="s3cret-token"), tmp_path / "archive")
     try:
-        agent = Agent(tmp_path / "a", None, extra={"sources": {"almaArchive": {"url": archive.url}}}, catalogue=False).start()
+        agent = RestoreAgent(tmp_path / "a", None, extra={"sources": {"almaArchive": {"url": archive.url}}}, catalogue=False).start()
         agents.append(agent)
         agent.drop("closed", {"mous": MOUS_A, "source": {"archive": "alma"}})
         status = agent.wait_terminal("closed", timeout=120)
@@ -203,7 +203,7 @@ def test_proprietary_archive_data_are_refused_without_a_token_and_fetched_with_o
         token = tmp_path / "token"
         token.write_text("s3cret-token\n")
         token.chmod(0o600)
-        agent = Agent(tmp_path / "b", None, extra={"sources": {"almaArchive": {"url": archive.url, "tokenFile": str(token)}}},
+        agent = RestoreAgent(tmp_path / "b", None, extra={"sources": {"almaArchive": {"url": archive.url, "tokenFile": str(token)}}},
                       catalogue=False).start()
         agents.append(agent)
         agent.drop("open", {"mous": MOUS_A, "source": {"archive": "alma"}})

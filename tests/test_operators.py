@@ -191,7 +191,7 @@ def write_config(tmp_path, text: str) -> pathlib.Path:
 
 
 def test_check_logs_in_to_smtp_and_reports_the_exact_failure(tmp_path):
-    from e2e_support import start_smtp
+    from agentlib import start_smtp
     smtp = start_smtp(tmp_path / "smtp")
     try:
         def config(password):

@@ -24,8 +24,7 @@ import time
 
 import pytest
 
-from agentlib import ROOT, TERMINAL, Agent, drop, read_status, wait_until
-from e2e_support import FIXTURE, MOUS_A
+from agentlib import FIXTURE, MOUS_A, ROOT, TERMINAL, Agent, drop, read_status, wait_until
 
 SIZE_MB = int(os.environ.get("DROPBOX_BIG_MOUS_MB", "300"))
 CACHE = pathlib.Path(os.environ.get("DROPBOX_BIG_MOUS_DIR") or ROOT / ".cache/big-mous" / str(SIZE_MB))

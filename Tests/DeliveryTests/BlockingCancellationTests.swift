@@ -2,10 +2,11 @@ import Delivery
 import Foundation
 import Synchronization
 import Testing
+import DropboxTestKit
 
 /// Cancelling the task that awaits ``BlockingWork`` stops extraction and publishing between blocks, and leaves
 /// nothing half-done.
-@Suite("Blocking work and cancellation", .serialized)
+@Suite("Blocking work and cancellation", .serialized, .tags(.integration), .selected(.integration))
 struct BlockingCancellationTests {
     /// A tar of one 64 MiB random file (so extraction and hashing take many 1 MiB blocks).
     private func bigSource(in dir: String) throws -> (tree: String, tar: String) {

@@ -1,8 +1,9 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
-@Suite("Checksum")
+@Suite("Checksum", .tags(.unit))
 struct ChecksumTests {
     @Test(
         "known-answer vectors",

@@ -1,8 +1,9 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
-@Suite("FileCache", .serialized)
+@Suite("FileCache", .serialized, .tags(.integration), .selected(.integration))
 struct FileCacheTests {
     private func expected(_ name: String, _ data: Data) -> ExpectedFile {
         var crc = Checksum(.crc32)
@@ -122,7 +123,7 @@ struct FileCacheTests {
     }
 }
 
-@Suite("Transfers")
+@Suite("Transfers", .tags(.integration), .selected(.integration))
 struct TransfersTests {
     @Test("retrieveAll fetches in parallel with aggregate progress; the first error cancels the rest")
     func retrieveAll() async throws {

@@ -1,6 +1,7 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 /// A store directory with one random file, a fault store over it, and fast retry options.
 private struct FaultFixture {
@@ -53,7 +54,7 @@ private struct FaultFixture {
     }
 }
 
-@Suite("HTTPArchiveStore against fault_store.py", .serialized)
+@Suite("HTTPArchiveStore against fault_store.py", .serialized, .tags(.integration), .selected(.integration))
 struct HTTPArchiveStoreFaultTests {
     @Test(
         "transient faults end in a verified file",
@@ -289,7 +290,7 @@ final class ProgressLog: @unchecked Sendable {  // guarded by `lock`
     var values: [(Int64, Int64?)] { lock.withLock { entries } }
 }
 
-@Suite("HTTPArchiveStore against nginx", .serialized)
+@Suite("HTTPArchiveStore against nginx", .serialized, .tags(.integration), .selected(.integration))
 struct HTTPArchiveStoreNginxTests {
     @Test("a few MB are fetched and verified; 404 and bad ids give NGAS errors")
     func nginxFetch() async throws {

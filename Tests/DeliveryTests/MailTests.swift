@@ -1,8 +1,9 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
-@Suite("MailAddress and MailMessage")
+@Suite("MailAddress and MailMessage", .tags(.unit))
 struct MailFormatTests {
     @Test(
         "valid addresses parse",
@@ -147,7 +148,7 @@ private struct SMTPFixture {
     }
 }
 
-@Suite("SMTPMailer against aiosmtpd", .serialized)
+@Suite("SMTPMailer against aiosmtpd", .serialized, .tags(.integration), .selected(.integration))
 struct SMTPMailerTests {
     @Test("STARTTLS + AUTH: delivered with the right headers and envelope")
     func success() async throws {

@@ -1,6 +1,7 @@
 @testable import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 /// The shared table of hostile archives (tests/data/malicious-archives.json), built into tars by
 /// scripts/make-malicious-archives.py; casa/tests/test_safe_extract.py runs the same table against the Python side.
@@ -65,7 +66,7 @@ private func snapshot(_ root: String, excluding excluded: String) -> [String: St
     return result
 }
 
-@Suite("Malicious archives (shared table)")
+@Suite("Malicious archives (shared table)", .tags(.unit))
 struct MaliciousArchiveTests {
     @Test("the table is there and names every variant of the campaign")
     func tableLoads() {

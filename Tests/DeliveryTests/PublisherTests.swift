@@ -2,6 +2,7 @@ import Delivery
 import Foundation
 import Synchronization
 import Testing
+import DropboxTestKit
 
 private struct Manifest: Decodable {
     var name: String
@@ -20,7 +21,7 @@ private func mode(_ path: String) -> Int {
     ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int) ?? -1
 }
 
-@Suite("Publisher", .serialized)
+@Suite("Publisher", .serialized, .tags(.integration), .selected(.integration))
 struct PublisherTests {
     @Test("SHA-256 known answers and agreement with sha256sum")
     func sha256Vectors() throws {

@@ -1,6 +1,7 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 /// Builds tar files with Python's tarfile (hostile ones included) for the extraction tests.
 private func makeTar(_ kind: String, at path: String) throws {
@@ -45,7 +46,7 @@ private func listing(_ dir: String) -> [String] {
     (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? []).sorted()
 }
 
-@Suite("SafeArchive")
+@Suite("SafeArchive", .tags(.unit))
 struct SafeArchiveTests {
     @Test("a normal archive extracts completely, links inside allowed")
     func extractsGoodArchive() throws {

@@ -1,6 +1,7 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 /// A store directory served by nginx (`/files/`), optionally with its directory index on.
 private struct NginxFiles {
@@ -47,7 +48,7 @@ private let expectedListedFiles = [
     "uid___A002_X1_X2.asdm.sdm.tar",
 ]
 
-@Suite("HTTPDirectoryListing and URLFileStore against nginx", .serialized)
+@Suite("HTTPDirectoryListing and URLFileStore against nginx", .serialized, .tags(.integration), .selected(.integration))
 struct URLRetrievalNginxTests {
     @Test("nginx autoindex HTML: direct children, decoded, no parent link, directories flagged")
     func autoindexHTML() async throws {
@@ -158,7 +159,7 @@ private final class DataBox: @unchecked Sendable {  // written once during set-u
     var data = Data()
 }
 
-@Suite("HTTPDirectoryListing parsing")
+@Suite("HTTPDirectoryListing parsing", .tags(.unit))
 struct HTTPDirectoryListingTests {
     @Test("Apache-style page: sort links, icons, parent, other hosts and directories are skipped")
     func apacheStyle() throws {

@@ -1,10 +1,11 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
-@Suite("archive.limits configuration")
+@Suite("archive.limits configuration", .tags(.unit))
 struct ArchiveLimitsConfigTests {
     private func load(_ json: String) throws -> AgentConfiguration {
         let path = NSTemporaryDirectory() + "limits-\(UUID().uuidString).json"

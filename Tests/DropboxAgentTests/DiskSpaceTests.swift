@@ -2,11 +2,12 @@ import Foundation
 import Delivery
 import RestoreSteps
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
 /// A failure on a full filesystem is said in terms of ENOSPC and the path, on a real full tmpfs (needs root).
-@Suite(.serialized) struct DiskSpaceTests {
+@Suite(.serialized, .tags(.endToEnd), .selected(.endToEnd)) struct DiskSpaceTests {
     private func mounted(_ body: (String) throws -> Void) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("full-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

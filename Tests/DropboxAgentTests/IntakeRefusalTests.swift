@@ -2,12 +2,13 @@ import Foundation
 import InotifyWatcher
 import RestoreSteps
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
 /// Refusals that belong at intake, not after planning: an unconfigured CASA, a request file name that is not
 /// UTF-8, length limits in bytes.
-@Suite("Intake refusals")
+@Suite("Intake refusals", .tags(.endToEnd), .selected(.endToEnd))
 struct IntakeRefusalTests {
     static let event = #"""
         {"eventName": "runAlmaBasicRestoreWorkflow", "type": "edu.nrao.archive.workflow.messaging.commands.StartWorkflow",
@@ -86,6 +87,6 @@ struct IntakeRefusalTests {
         let event = Self.event.replacingOccurrences(of: "/opt/casa-nowhere", with: home)
         let refused = try #require(throws: RequestRejection.self) { try RequestParser.parse(Array(event.utf8)) }
         #expect(refused.message.contains("$.metadata.casaHome"))
-        #expect(!EmailAddressSyntax.isValid(String(repeating: "a", count: 64) + "@" + String(repeating: "b", count: 190) + ".org"))
+        #expect(!RequestRecipient.isValid(String(repeating: "a", count: 64) + "@" + String(repeating: "b", count: 190) + ".org"))
     }
 }

@@ -1,10 +1,11 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
-@Suite struct JobStoreTests {
+@Suite(.tags(.unit)) struct JobStoreTests {
     func makeStore() throws -> JobStore {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)").path
         let store = JobStore(workDirectory: root + "/spool/.w", spoolDirectory: root + "/spool", rejectedDirectory: root + "/spool/.w/rejected", leaseSeconds: 30)

@@ -2,11 +2,12 @@ import Foundation
 import RestoreSteps
 import Synchronization
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
 /// A re-submission linked to a running request ends with it, even when the original ends while it is linking.
-@Suite(.serialized) struct LinkRaceTests {
+@Suite(.serialized, .tags(.endToEnd), .selected(.endToEnd)) struct LinkRaceTests {
     @Test func theOriginalEndingWhileTheDuplicateLinksStillEndsTheDuplicate() async throws {
         let gate = Gate()
         let h = try AgentHarness(maxConcurrent: 2) { step, _, _ in

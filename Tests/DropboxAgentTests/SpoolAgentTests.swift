@@ -2,10 +2,11 @@ import Foundation
 import RestoreSteps
 import Synchronization
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
-@Suite(.serialized) struct SpoolAgentTests {
+@Suite(.serialized, .tags(.endToEnd), .selected(.endToEnd)) struct SpoolAgentTests {
     @Test func aValidRequestRunsEveryStepOnceAndSucceeds() async throws {
         let h = try AgentHarness()
         h.start()

@@ -3,11 +3,12 @@ import Logging
 import RestoreSteps
 import Synchronization
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
 /// Status writes for one request never go backwards, however many threads report at once.
-@Suite struct StatusOrderTests {
+@Suite(.tags(.endToEnd), .selected(.endToEnd)) struct StatusOrderTests {
     @Test func concurrentReportsAndTransitionsNeverLandOutOfOrder() async throws {
         let dir = NSTemporaryDirectory() + "status-order-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import DropboxTestKit
 
 @testable import DropboxAgent
 
@@ -69,7 +70,7 @@ extension SpoolAgent {
     }
 }
 
-@Suite(.serialized)
+@Suite(.serialized, .tags(.endToEnd), .selected(.endToEnd))
 struct SystemdNotifyTests {
     @Test func readyStatusWatchdogAndStoppingOnARealSocket() async throws {
         let listener = try NotifyListener()

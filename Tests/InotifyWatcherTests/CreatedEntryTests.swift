@@ -1,11 +1,12 @@
 import Foundation
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
     /// Entries that are never closed after writing (links, FIFOs, directories) are reported by `IN_CREATE` at
     /// once, not only at the next rescan; regular files still wait for their close.
-    @Suite struct CreatedEntries {
+    @Suite(.tags(.integration), .selected(.integration)) struct CreatedEntries {
         @Test func linksFifosDirectoriesAndHardLinksAreReportedWithoutARescan() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }

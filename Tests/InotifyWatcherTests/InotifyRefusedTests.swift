@@ -1,6 +1,7 @@
 import Foundation
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
     /// The kernel refusing inotify (`EMFILE` from `inotify_init1`, `ENOSPC` from `inotify_add_watch`): the watcher
@@ -8,7 +9,7 @@ extension InotifyWatcherTests {
     ///
     /// The limits are per user namespace, so the test runs itself again in a new one (`unshare --user
     /// --map-root-user`, util-linux) where it may set `/proc/sys/user/max_inotify_*` to 0 without touching anyone else.
-    @Suite struct InotifyRefused {
+    @Suite(.tags(.integration), .selected(.integration)) struct InotifyRefused {
         static let childVariable = "INOTIFY_WATCHER_TEST_CHILD"
 
         enum Limit: String, CaseIterable {

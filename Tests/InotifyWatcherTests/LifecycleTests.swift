@@ -1,11 +1,12 @@
 import Foundation
 import Synchronization
 import Testing
+import DropboxTestKit
 
 @testable import InotifyWatcher
 
 extension InotifyWatcherTests {
-    @Suite struct Lifecycle {
+    @Suite(.tags(.integration), .selected(.integration)) struct Lifecycle {
         @Test func stopEndsIterationPromptlyAndClosesTheDescriptor() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }

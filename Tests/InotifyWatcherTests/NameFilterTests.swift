@@ -1,8 +1,9 @@
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
-    @Suite struct NameFilters {
+    @Suite(.tags(.unit)) struct NameFilters {
         @Test(arguments: [
             ".request.json.Xa81Qz", ".nfs000000000012345600000001", ".~tmp~", "request.json~", "upload.json.part",
             "upload.json.PART", "download.crdownload", "x.filepart", "x.tmp", "x.TMP", ".x.swp", "x.swp", "sedAb12Cd",

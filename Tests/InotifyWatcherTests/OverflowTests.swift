@@ -2,9 +2,10 @@ import Foundation
 import Glibc
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
-    @Suite struct Overflow {
+    @Suite(.tags(.integration), .selected(.integration)) struct Overflow {
         static let queueLimitPath = "/proc/sys/fs/inotify/max_queued_events"
 
         /// With the consumer not reading, more files than the kernel queue holds: the kernel drops events and says

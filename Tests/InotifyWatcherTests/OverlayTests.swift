@@ -1,12 +1,13 @@
 import Foundation
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
     /// overlayfs: a file added to a lower layer appears in the merged directory without any inotify event (§3.8 of
     /// the reference). Automatic mode must poll there; a forced inotify watch must count the file as found only by
     /// the rescan. Needs root and mount(8).
-    @Suite struct Overlay {
+    @Suite(.tags(.integration), .selected(.integration)) struct Overlay {
         @Test func lowerLayerChangesArePolledAndCountedAsRescanOnlyFinds() async throws {
             let root = try TemporaryDirectory()
             defer { root.remove() }

@@ -1,12 +1,13 @@
 import Foundation
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
     /// Requirement 30 of the reference: no loss for a 10 000-file burst; every file of a steady stream reported by its
     /// own event. The detection latency itself (p99 ≤ 50 ms) is a benchmark (`bench/pickup.py`, ratio against the
     /// inotifywait baseline), not a timed test: a loaded CI machine must not turn it into a flaky failure.
-    @Suite struct Performance {
+    @Suite(.tags(.integration), .selected(.integration)) struct Performance {
         @Test func burstOfTenThousandFilesIsReportedCompletelyByEvents() async throws {
             let directory = try TemporaryDirectory(parent: "/dev/shm")
             defer { directory.remove() }

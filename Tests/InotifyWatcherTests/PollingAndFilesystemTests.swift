@@ -1,9 +1,10 @@
 import Foundation
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
-    @Suite struct PollingAndFilesystems {
+    @Suite(.tags(.integration), .selected(.integration)) struct PollingAndFilesystems {
         @Test func pollingModeFindsFilesWithoutInotify() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }

@@ -2,9 +2,10 @@ import Foundation
 import Glibc
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
-    @Suite struct Rescans {
+    @Suite(.tags(.integration), .selected(.integration)) struct Rescans {
         @Test func filesCreatedBeforeTheWatcherStartsAreFoundByTheStartRescan() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }

@@ -3,24 +3,7 @@ import Glibc
 import InotifyWatcher
 import Synchronization
 import Testing
-
-/// A temporary directory per test under `FileManager.default.temporaryDirectory` (or another parent), removed by
-/// ``remove()``.
-struct TemporaryDirectory {
-    let path: String
-
-    init(parent: String = FileManager.default.temporaryDirectory.path, _ label: String = #function) throws {
-        let safeLabel = label.filter { $0.isLetter || $0.isNumber }
-        path = parent + "/inotify-watcher-tests-\(safeLabel)-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-}
+import DropboxTestKit
 
 /// Writes through the C API, so each `open`/`close` is exactly one kernel open/close.
 enum Writer {
@@ -99,27 +82,6 @@ final class EventRecorder: Sendable {
         _ condition: @escaping ([WatchEvent]) -> Bool
     ) async throws {
         try await waitUntil(what, timeout: timeout, sourceLocation: sourceLocation) { condition(self.events) }
-    }
-}
-
-struct TimedOut: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// Polls `condition` every few milliseconds until it holds; records an issue and throws after `timeout`.
-func waitUntil(
-    _ what: @autoclosure () -> String, timeout: Duration = .seconds(10),
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ condition: () throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try !condition() {
-        if ContinuousClock.now >= deadline {
-            let description = what()
-            Issue.record("timed out after \(timeout) waiting for: \(description)", sourceLocation: sourceLocation)
-            throw TimedOut(description: description)
-        }
-        try await Task.sleep(for: .milliseconds(5))
     }
 }
 

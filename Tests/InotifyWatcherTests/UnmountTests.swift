@@ -1,11 +1,12 @@
 import Foundation
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
     /// A spool that is a mount point: unmounting it loses the watch (`IN_UNMOUNT`), the empty mount point below is
     /// not mistaken for the spool, and mounting again restores the watch. Needs root and mount(8).
-    @Suite struct Unmount {
+    @Suite(.tags(.integration), .selected(.integration)) struct Unmount {
         @Test func unmountedSpoolIsLostUntilTheFilesystemIsMountedAgain() async throws {
             let parent = try TemporaryDirectory()
             defer { parent.remove() }

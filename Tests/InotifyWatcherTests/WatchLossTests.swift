@@ -1,9 +1,10 @@
 import Foundation
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
-    @Suite struct WatchLoss {
+    @Suite(.tags(.integration), .selected(.integration)) struct WatchLoss {
         enum Removal: String, CaseIterable { case delete, moveAway }
 
         @Test(arguments: Removal.allCases)

@@ -1,10 +1,11 @@
 import Foundation
 import InotifyWatcher
 import Testing
+import DropboxTestKit
 
 extension InotifyWatcherTests {
     /// The writer traces of the reference (§3.1): each must yield a candidate for the final name.
-    @Suite struct WriterPatterns {
+    @Suite(.tags(.integration), .selected(.integration)) struct WriterPatterns {
         @Test func slowInPlaceWriterIsReportedAtEachClose() async throws {
             let directory = try TemporaryDirectory()
             defer { directory.remove() }

@@ -1,8 +1,9 @@
 import Foundation
 import SQLiteDatabase
 import Testing
+import DropboxTestKit
 
-@Suite struct DatabaseTests {
+@Suite(.tags(.unit)) struct DatabaseTests {
     func temporaryPath() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("sqlite-\(UUID().uuidString).db").path
     }

@@ -56,7 +56,7 @@ public enum SafeArchive {
                 throw error
             }
             FileSystem.removeTree(staging)
-            FileSystem.syncDirectory(directory)
+            try? AtomicFile.syncDirectory(directory)
             summary.topLevelNames = names
             return summary
         } catch {

@@ -56,15 +56,6 @@ enum FileSystem {
         if Glibc.rename(from, to) != 0 { throw .posix("cannot rename '\(from)' to", path: to, errno: errno) }
     }
 
-    /// fsyncs a directory so a rename inside it is durable.
-    static func syncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
-    }
-
     static func parent(_ path: String) -> String {
         let p = (path as NSString).deletingLastPathComponent
         return p.isEmpty ? "." : p

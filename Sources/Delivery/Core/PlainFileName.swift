@@ -10,4 +10,11 @@ public enum PlainFileName {
             && !name.contains("/") && !name.contains("\\") && !name.contains("..")
             && !name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
     }
+
+    /// Whether `name` is a plain file name (``isValid(_:)``) that is also neither hidden nor an option: it does
+    /// not start with `.` or `-`. The rule for names that a server or a manifest hands us and that we pass on
+    /// to other programs as arguments.
+    public static func isOrdinary(_ name: String) -> Bool {
+        isValid(name) && !name.hasPrefix(".") && !name.hasPrefix("-")
+    }
 }

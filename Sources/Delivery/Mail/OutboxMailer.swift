@@ -38,7 +38,7 @@ public struct OutboxMailer: Mailer {
             FileSystem.remove(temporary)
             throw failure
         }
-        FileSystem.syncDirectory(directory)
+        try? AtomicFile.syncDirectory(directory)
         var seen = Set<String>()
         return message.to.filter { seen.insert($0.address.lowercased()).inserted }.map {
             MailReceipt(recipient: $0, outcome: .sent)

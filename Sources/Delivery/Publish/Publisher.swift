@@ -180,13 +180,13 @@ public enum Publisher {
             let total = files.reduce(Int64(0)) { $0 + $1.size }
             try cancelled?.check("publishing '\(name)'")
             try writeManifest(name: name, format: format, files: files, total: total, in: staging, mode: modes.file)
-            for directory in placement.directories + [staging] { FileSystem.syncDirectory(directory) }
+            for directory in placement.directories + [staging] { try? AtomicFile.syncDirectory(directory) }
             // The staging directory was private while it was assembled; it opens as it takes its final name.
             chmod(staging, modes.directory)
             // The last moment to stop: after the rename the publication is whole and visible.
             try cancelled?.check("publishing '\(name)'")
             try FileSystem.rename(staging, final)
-            FileSystem.syncDirectory(area)
+            try? AtomicFile.syncDirectory(area)
             return PublishedResult(path: final, files: files, totalBytes: total)
         } catch {
             placement.undoMoves()

@@ -12,7 +12,7 @@ struct JobRunner: Sendable {
     /// The attempt this runner holds: the fencing token checked before each step, before publishing, before
     /// mailing and before concluding.
     let attempt: Int
-    let agent: SpoolAgent
+    let agent: any JobOwner
     let control: JobControl
     let logger: Logger
 
@@ -100,7 +100,7 @@ struct JobRunner: Sendable {
 
         if lease.attempt > settings.maxAttempts {
             try await conclude(
-                .failed(RestoreError("tooManyAttempts", "the request was started \(lease.attempt - 1) times without finishing (the agent running it stopped or crashed each time)", hint: "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more.")),
+                .failed(RestoreError(.tooManyAttempts, "the request was started \(lease.attempt - 1) times without finishing (the agent running it stopped or crashed each time)", hint: "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more.")),
                 result: ExecutionResult(), job: job, request: request, checkpoint: checkpoint, publisher: publisher, sha: sha)
             return
         }
@@ -152,29 +152,25 @@ struct JobRunner: Sendable {
         }
     }
 
-    private func rejectClaimed(code: String, message: String) throws {
+    private func rejectClaimed(code: RestoreError.Code, message: String) throws {
         let kept = store.rejectedDirectory + "/" + name + ".\(jobId).json"
         _ = rename(directory + "/request.json", kept)
         var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .rejected)
-        doc.error = .init(code: code, message: message, hint: "The file changed after it was validated; drop it again when complete.")
+        doc.error = .init(code: code.rawValue, message: message, hint: "The file changed after it was validated; drop it again when complete.")
         doc.requestFile = kept
         doc.transition(to: .rejected, message: message)
         doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
         _ = try? store.finish(jobId: jobId, name: name, state: .rejected, statusPath: statusPath)
-        agent.metrics.detail.finished(jobId: jobId, state: .rejected, code: code, durationSeconds: nil)
+        agent.metrics.detail.finished(jobId: jobId, state: .rejected, code: code.rawValue, durationSeconds: nil)
         logger.error("request rejected", metadata: ["error.code": "\(code)", "error.message": "\(message)"])
     }
 
     func record(_ doc: StatusDocument, step: String?, attempt: Int, message: String?, jobDirectory: String? = nil) {
         do {
             try agent.journal.record(
-                .init(
-                    jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, requestId: doc.requestId, state: doc.state,
-                    step: step ?? doc.step?.name, attempt: attempt, jobDirectory: jobDirectory ?? directory, statusPath: statusPath,
-                    submittedAt: doc.submittedAt, startedAt: doc.startedAt, updatedAt: doc.updatedAt, finishedAt: doc.finishedAt,
-                    errorCode: doc.error?.code, errorMessage: doc.error?.message),
-                message: message)
+                doc, jobId: jobId, attempt: attempt, step: step, jobDirectory: jobDirectory ?? directory,
+                statusPath: statusPath, message: message)
         } catch {
             logger.error("cannot write the journal", metadata: ["error": "\(error)"])
         }

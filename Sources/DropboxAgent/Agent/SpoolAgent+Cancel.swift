@@ -30,7 +30,7 @@ extension SpoolAgent {
                 doc.advanceSequence()
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
                 _ = try store.finish(jobId: jobId, name: name, state: .cancelled, statusPath: statusPath(name))
-                try? journal.record(.init(jobId: jobId, name: name, sha256: doc.sha256, mous: doc.mous, state: .cancelled, attempt: 0, jobDirectory: finished, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt))
+                try? journal.record(doc, jobId: jobId, attempt: 0, jobDirectory: finished, statusPath: statusPath(name))
                 logger.warning("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
             } catch {
                 logger.error("cannot cancel a queued request", metadata: ["request.name": "\(name)", "error": "\(error)"])
@@ -42,9 +42,9 @@ extension SpoolAgent {
                 return  // another agent runs it and will see the cancel file at its next step
             }
             if !status.state.isTerminal { return }  // a takeover may pick it up
-            _ = try? store.quarantine(entry: entry, reason: "request \(name) has already ended (\(status.state.rawValue)); nothing to cancel", code: "nothingToCancel")
+            _ = try? store.quarantine(entry: entry, reason: "request \(name) has already ended (\(status.state.rawValue)); nothing to cancel", code: .nothingToCancel)
         } else {
-            _ = try? store.quarantine(entry: entry, reason: "there is no request named \(name)", code: "nothingToCancel")
+            _ = try? store.quarantine(entry: entry, reason: "there is no request named \(name)", code: .nothingToCancel)
         }
         logger.notice("cancellation ignored", metadata: ["request.name": "\(name)", "reason": "nothing to cancel"])
     }

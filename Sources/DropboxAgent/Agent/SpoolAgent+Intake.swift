@@ -26,9 +26,9 @@ extension SpoolAgent {
 
     private func quarantineBadName(_ entry: String, reason: String) {
         do {
-            guard let kept = try store.quarantine(entry: entry, reason: reason, code: "invalidName") else { return }
+            guard let kept = try store.quarantine(entry: entry, reason: reason, code: .invalidName) else { return }
             metrics.add(\.rejected)
-            metrics.detail.finished(jobId: nil, state: .rejected, code: "invalidName", durationSeconds: nil)
+            metrics.detail.finished(jobId: nil, state: .rejected, code: RestoreError.Code.invalidName.rawValue, durationSeconds: nil)
             logger.error("request rejected", metadata: ["entry": "\(SpoolNames.printable(entry))", "error.code": "invalidName", "reason": "\(reason)", "kept": "\(kept)"])
         } catch {
             logger.error("cannot move a badly named request aside", metadata: ["entry": "\(SpoolNames.printable(entry))", "error": "\(error)"])
@@ -51,7 +51,7 @@ extension SpoolAgent {
             // `link(temp, final)` then `unlink(temp)` (how `submit` and Maildir-style writers publish a file without
             // replacing another) shows two links for a moment: a hard link is refused only once it has stayed one
             // for `hardLinkGraceSeconds`, whatever the settle time.
-            if error.code == "hardLink" {
+            if error.code == .hardLink {
                 var file = pending[name] ?? PendingFile(firstSeen: now, identity: nil, stableSince: now)
                 if now - file.firstSeen < Self.hardLinkGraceSeconds {
                     file.identity = nil
@@ -81,7 +81,7 @@ extension SpoolAgent {
             if stable {
                 pending[name] = nil
                 if let refusal = Self.casaRefusal(parsed.request, settings: settings) {
-                    reject(name: name, code: refusal.code.rawValue, message: refusal.message, hint: refusal.hint)
+                    reject(name: name, code: refusal.code, message: refusal.message, hint: refusal.hint)
                     return
                 }
                 accept(name: name, parsed: parsed, bytes: contents.bytes, firstSeen: file.firstSeen, owner: contents.identity.owner)
@@ -98,7 +98,7 @@ extension SpoolAgent {
                 // Re-examined on the next close/rename event, a rescan, or when the timeout is due.
                 scheduleRecheck(name: name, at: file.firstSeen + settings.incompleteTimeoutSeconds)
             } else if error.truncated {
-                reject(name: name, code: "incompleteRequest",
+                reject(name: name, code: .incompleteRequest,
                        message: "the request was still not one complete JSON object after \(Int(settings.incompleteTimeoutSeconds)) s: \(error.message)",
                        hint: "Write the file under a temporary name (name.json.part or .name.json) and rename it when complete; an interrupted transfer leaves a truncated file.")
             } else if stable {
@@ -119,12 +119,12 @@ extension SpoolAgent {
         return nil
     }
 
-    private func hint(forUnsafe code: String) -> String {
+    private func hint(forUnsafe code: RestoreError.Code) -> String {
         switch code {
-        case "symlink": "Copy the request file into the spool instead of linking it."
-        case "hardLink": "Copy the request instead of hard-linking it."
-        case "tooLarge": "A request is a small JSON object; the limit is spool.maxRequestBytes."
-        case "ownerNotAllowed": "Drop requests as an allowed user, or add the user to spool.allowedOwners."
+        case .symlink: "Copy the request file into the spool instead of linking it."
+        case .hardLink: "Copy the request instead of hard-linking it."
+        case .tooLarge: "A request is a small JSON object; the limit is spool.maxRequestBytes."
+        case .ownerNotAllowed: "Drop requests as an allowed user, or add the user to spool.allowedOwners."
         default: "Drop a regular file named NAME.json."
         }
     }
@@ -175,25 +175,25 @@ extension SpoolAgent {
     }
 
     /// Moves a bad request aside (never deleted) and says why in its status file.
-    func reject(name: String, code: String, message: String, hint: String?) {
+    func reject(name: String, code: RestoreError.Code, message: String, hint: String?) {
         pending[name] = nil
         queue.removeAll { $0.name == name }
         do {
             guard let kept = try store.quarantine(entry: name + ".json", reason: message, code: code) else { return }
             _ = rename(settings.spoolDirectory + "/" + SpoolNames.commitMarker(for: name), kept + ".ok")
             metrics.add(\.rejected)
-            metrics.detail.finished(jobId: nil, state: .rejected, code: code, durationSeconds: nil)
+            metrics.detail.finished(jobId: nil, state: .rejected, code: code.rawValue, durationSeconds: nil)
             let previous = StatusPublisher.existing(at: statusPath(name))
             var doc = previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
             doc.sequence = previous?.sequence
             doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
-            doc.error = .init(code: code, message: message, hint: hint)
+            doc.error = .init(code: code.rawValue, message: message, hint: hint)
             doc.requestFile = kept
             doc.transition(to: .rejected, message: message)
             doc.advanceSequence()
             try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             let jobId = "rejected:\(name):\(doc.updatedAt)"
-            try? journal.record(.init(jobId: jobId, name: name, state: .rejected, attempt: 0, statusPath: statusPath(name), updatedAt: doc.updatedAt, finishedAt: doc.updatedAt, errorCode: code, errorMessage: message), message: message)
+            try? journal.record(doc, jobId: jobId, attempt: 0, statusPath: statusPath(name), message: message)
             logger.error("request rejected", metadata: ["request.name": "\(name)", "error.code": "\(code)", "error.message": "\(message)", "kept": "\(kept)"])
         } catch {
             logger.error("cannot reject a request", metadata: ["request.name": "\(name)", "error": "\(error)"])

@@ -232,7 +232,7 @@ struct JobStore: Sendable {
     /// file. `rename(2)` moves links and FIFOs themselves, never what they point to.
     ///
     /// - Returns: the kept path, or nil when the entry had already gone (someone else handled it).
-    func quarantine(entry: String, reason: String, code: String) throws -> String? {
+    func quarantine(entry: String, reason: String, code: RestoreError.Code) throws -> String? {
         let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "")
         let kept = rejectedDirectory + "/" + SpoolNames.quarantineName(entry) + "." + stamp + "." + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         // The entry's bytes on disk: a name that is not UTF-8 comes from the watcher escaped (``FileName``).

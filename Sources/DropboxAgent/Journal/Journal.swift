@@ -3,9 +3,11 @@ import SQLiteDatabase
 
 /// The agent's durable record of every request it touched: state, step and attempt transitions.
 ///
-/// A local SQLite database in WAL mode. It is this agent's audit trail and index (for `status`, metrics
-/// and the idempotency window); the per-job checkpoint in the shared work directory (``JobStore``) is what any
-/// agent resumes from, because another host's agent cannot read this file.
+/// A local SQLite database in WAL mode, written and never read by the agent: it is the audit trail for
+/// operators (`sqlite3 <data>/journal.sqlite`) and tests. What the agent decides from lives elsewhere: the
+/// per-job checkpoint and lease in the shared work directory (``JobStore``), which any agent resumes from (another
+/// host's agent cannot read this file), and the idempotency index. Its rows are projections of the
+/// ``StatusDocument`` the agent publishes at the same moment, so the two cannot disagree.
 final class Journal: Sendable {
     private let db: Database
 
@@ -39,28 +41,12 @@ final class Journal: Sendable {
         }
     }
 
-    /// One request as the journal knows it.
-    struct Entry: Sendable, Equatable {
-        var jobId: String
-        var name: String
-        var sha256: String?
-        var mous: String?
-        var requestId: String?
-        var state: RequestState
-        var step: String?
-        var attempt: Int
-        var jobDirectory: String?
-        var statusPath: String?
-        var submittedAt: String?
-        var startedAt: String?
-        var updatedAt: String
-        var finishedAt: String?
-        var errorCode: String?
-        var errorMessage: String?
-    }
-
-    /// Records a state (and step) of a job, creating its row the first time, plus a transition row.
-    func record(_ entry: Entry, message: String? = nil) throws {
+    /// Records the state (and step) of job `jobId` as `doc` shows it, creating its row the first time, plus a
+    /// transition row.
+    func record(
+        _ doc: StatusDocument, jobId: String, attempt: Int, step: String? = nil, jobDirectory: String? = nil,
+        statusPath: String, message: String? = nil
+    ) throws {
         let me = AgentIdentity.current
         try db.transaction {
             try db.run("""
@@ -74,14 +60,15 @@ final class Journal: Sendable {
                     error_code=excluded.error_code, error_message=excluded.error_message, host=excluded.host, pid=excluded.pid
                 """,
                 [
-                    .text(entry.jobId), .text(entry.name), .optional(entry.sha256), .optional(entry.mous), .optional(entry.requestId),
-                    .text(entry.state.rawValue), .optional(entry.step), .int(entry.attempt), .optional(entry.jobDirectory),
-                    .optional(entry.statusPath), .optional(entry.submittedAt), .optional(entry.startedAt), .text(entry.updatedAt),
-                    .optional(entry.finishedAt), .optional(entry.errorCode), .optional(entry.errorMessage), .text(me.host), .int(Int(me.pid)),
+                    .text(jobId), .text(doc.request), .optional(doc.sha256), .optional(doc.mous), .optional(doc.requestId),
+                    .text(doc.state.rawValue), .optional(step ?? doc.step?.name), .int(attempt), .optional(jobDirectory),
+                    .text(statusPath), .optional(doc.submittedAt), .optional(doc.startedAt), .text(doc.updatedAt),
+                    .optional(doc.finishedAt), .optional(doc.error?.code), .optional(doc.error?.message), .text(me.host),
+                    .int(Int(me.pid)),
                 ])
             try db.run(
                 "INSERT INTO transitions (job_id, at, state, step, attempt, message) VALUES (?,?,?,?,?,?)",
-                [.text(entry.jobId), .text(entry.updatedAt), .text(entry.state.rawValue), .optional(entry.step), .int(entry.attempt), .optional(message)])
+                [.text(jobId), .text(doc.updatedAt), .text(doc.state.rawValue), .optional(step ?? doc.step?.name), .int(attempt), .optional(message)])
         }
     }
 
@@ -97,35 +84,5 @@ final class Journal: Sendable {
         try db.run(
             "UPDATE steps SET finished_at=?, outcome=? WHERE job_id=? AND step=? AND attempt=?",
             [.text(at), .text(outcome), .text(jobId), .text(step), .int(attempt)])
-    }
-
-    /// The steps recorded as completed for a job (any attempt).
-    func completedSteps(jobId: String) throws -> [String] {
-        try db.query("SELECT DISTINCT step FROM steps WHERE job_id=? AND outcome='completed'", [.text(jobId)]).compactMap { $0.string("step") }
-    }
-
-    /// The most recent entries, newest first.
-    func entries(limit: Int = 1000) throws -> [Entry] {
-        try db.query("SELECT * FROM requests ORDER BY updated_at DESC LIMIT ?", [.int(limit)]).map(Self.entry)
-    }
-
-    /// Entries for one request name, newest first.
-    func entries(name: String) throws -> [Entry] {
-        try db.query("SELECT * FROM requests WHERE name=? ORDER BY updated_at DESC", [.text(name)]).map(Self.entry)
-    }
-
-    /// How many times this agent recorded each state for a job (tests and `status` use it).
-    func transitions(jobId: String) throws -> [(state: String, step: String?)] {
-        try db.query("SELECT state, step FROM transitions WHERE job_id=? ORDER BY seq", [.text(jobId)]).map { ($0.string("state") ?? "", $0.string("step")) }
-    }
-
-    private static func entry(_ row: Row) -> Entry {
-        Entry(
-            jobId: row.string("job_id") ?? "", name: row.string("name") ?? "", sha256: row.string("sha256"), mous: row.string("mous"),
-            requestId: row.string("request_id"), state: RequestState(rawValue: row.string("state") ?? "") ?? .failed,
-            step: row.string("step"), attempt: row.int("attempt") ?? 0, jobDirectory: row.string("job_dir"),
-            statusPath: row.string("status_path"), submittedAt: row.string("submitted_at"), startedAt: row.string("started_at"),
-            updatedAt: row.string("updated_at") ?? "", finishedAt: row.string("finished_at"), errorCode: row.string("error_code"),
-            errorMessage: row.string("error_message"))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import RestoreSteps
+import Delivery
 
 /// One problem found in a request, with the JSON path where it is (`$.delivery.format`).
 struct RequestProblem: Sendable, Equatable, Codable, CustomStringConvertible {
@@ -11,7 +12,7 @@ struct RequestProblem: Sendable, Equatable, Codable, CustomStringConvertible {
 /// Why a request file cannot be run: a syntax error, or a list of validation problems.
 struct RequestRejection: Error, Sendable, Equatable {
     /// Stable code for the status file: `invalidJSON`, `invalidRequest`, `incompleteRequest`, …
-    var code: String
+    var code: RestoreError.Code
     var problems: [RequestProblem]
     /// True when the bytes end in the middle of a JSON document (the writer may not be done).
     var truncated: Bool = false
@@ -40,12 +41,12 @@ enum RequestParser {
         let value: JSONValue
         do { value = try StrictJSONParser.parse(bytes) } catch {
             throw RequestRejection(
-                code: error.truncated ? "incompleteRequest" : "invalidJSON",
+                code: error.truncated ? .incompleteRequest : .invalidJSON,
                 problems: [RequestProblem(path: "$", message: error.description)],
                 truncated: error.truncated)
         }
         guard case .object(let members) = value else {
-            throw RequestRejection(code: "invalidRequest", problems: [RequestProblem(path: "$", message: "expected a JSON object, found \(value.typeName)")])
+            throw RequestRejection(code: .invalidRequest, problems: [RequestProblem(path: "$", message: "expected a JSON object, found \(value.typeName)")])
         }
         let keys = Set(members.map(\.key))
         if keys.contains("eventName") || keys.contains("metadata") || keys.contains("type") {
@@ -188,7 +189,7 @@ private struct Validator {
     mutating func problem(_ path: String, _ message: String) { problems.append(RequestProblem(path: path, message: message)) }
 
     func finish() throws(RequestRejection) {
-        if !problems.isEmpty { throw RequestRejection(code: "invalidRequest", problems: problems) }
+        if !problems.isEmpty { throw RequestRejection(code: .invalidRequest, problems: problems) }
     }
 
     mutating func rejectUnknown(_ value: JSONValue, known: Set<String>, at path: String) {
@@ -339,7 +340,7 @@ private struct Validator {
         }
         var result: [String] = []
         for (address, p) in list {
-            if EmailAddressSyntax.isValid(address) { result.append(address) } else {
+            if RequestRecipient.isValid(address) { result.append(address) } else {
                 problem(p, "\"\(address.prefix(80))\" is not a valid email address")
             }
         }
@@ -348,10 +349,12 @@ private struct Validator {
     }
 }
 
-/// A deliberately conservative address check: `local@domain`, no spaces, controls, quotes or angle brackets
-/// (nothing that could inject a mail header), at most 254 bytes.
-enum EmailAddressSyntax {
+/// A request's recipient: a bare `local@domain` address (no display name, no angle brackets, no address
+/// literal, a dotted domain name) that Delivery's ``MailAddress`` parser accepts, so the request is checked by
+/// the same rules as the mail that will be sent (nothing that could inject a header, at most 254 bytes).
+enum RequestRecipient {
     static func isValid(_ s: String) -> Bool {
-        s.utf8.count <= 254 && s.range(of: #"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"#, options: .regularExpression) != nil
+        guard let parsed = try? MailAddress(s), parsed.displayName == nil, parsed.address == s else { return false }
+        return parsed.domain.contains(".") && !parsed.domain.hasPrefix("[")
     }
 }

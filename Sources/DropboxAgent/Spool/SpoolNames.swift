@@ -35,20 +35,11 @@ enum SpoolNames {
         return true
     }
 
-    /// Ignored by default: dot-files (rsync `.name.XXXXXX`, `.nfs*`, our temp files), `*.tmp`, `*.part`,
-    /// `*.filepart`, `*.crdownload`, `*~`, `*.swp`, sed's `sedXXXXXX`, status files.
+    /// Ignored: the transfer tools' and editors' temporary names as the watcher library defines them
+    /// (``NameFilter/isTemporaryName(_:)``: dot-files, `*~`, `sedXXXXXX`, and `*.tmp`, `*.part`, `*.filepart`,
+    /// `*.crdownload`, `*.swp` in any case, as Windows tools write them), plus our own status files.
     static func isIgnored(_ entry: String) -> Bool {
-        if entry.hasPrefix(".") || entry.hasSuffix("~") { return true }
-        for suffix in [".tmp", ".part", ".filepart", ".crdownload", ".swp", ".status.json"] where entry.hasSuffix(suffix) {
-            return true
-        }
-        // sed -i writes `sed` + 6 random alphanumerics (no dot) and renames it onto the target.
-        if entry.utf8.count == 9, entry.hasPrefix("sed"), entry.utf8.dropFirst(3).allSatisfy({ isAlnum($0) }) { return true }
-        return false
-    }
-
-    private static func isAlnum(_ b: UInt8) -> Bool {
-        (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b)
+        NameFilter.isTemporaryName(entry) || entry.hasSuffix(".status.json")
     }
 
     /// Classifies one directory entry.

@@ -1,27 +1,15 @@
 import Foundation
+import RestoreSteps
 
-/// RFC 3339 UTC timestamps with milliseconds, as the status file uses.
+/// The status file's timestamps: RFC 3339, UTC, milliseconds always present (`2024-03-01T10:00:00.000Z`).
+/// A name for the agent's use of RestoreSteps' ``UTCTime``, the project's one RFC 3339 implementation.
 enum Timestamp {
-    static func string(_ date: Date) -> String {
-        var t = time_t(date.timeIntervalSince1970.rounded(.down))
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday),
-            Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), min(ms, 999))
-    }
+    static func string(_ date: Date) -> String { UTCTime(date).fixedWidthDescription }
 
     static func now() -> String { string(Date()) }
 
-    /// Parses the format written by ``string(_:)`` (and plain `Z` seconds).
-    static func date(_ s: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: s) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: s)
-    }
+    /// Parses what ``string(_:)`` writes (and any RFC 3339 time ``UTCTime/init(parsing:)`` accepts).
+    static func date(_ s: String) -> Date? { UTCTime(parsing: s)?.date }
 }
 
 /// This machine and process, as written into status files and leases.

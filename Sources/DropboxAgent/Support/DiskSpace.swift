@@ -4,7 +4,7 @@ import RestoreSteps
 /// Full filesystems: telling them apart from other failures, and saying so.
 enum DiskSpace {
     /// The error code of a failure caused by a full filesystem (its message starts with `ENOSPC`).
-    static let code: RestoreError.Code = "noSpaceLeft"
+    static let code: RestoreError.Code = .noSpaceLeft
 
     /// Whether `error` (a failed write of the agent's own files) was `ENOSPC`.
     static func isNoSpace(_ error: any Error) -> Bool {

@@ -44,8 +44,8 @@ public struct DataLinkRow: Sendable, Hashable {
     /// no file itself.
     public var isServiceRow: Bool { serviceDef != nil && accessURL == nil }
 
-    /// The last path component of ``accessURL``, percent-decoded, if it is a safe file name (a
-    /// ``PlainFileName`` that does not start with `.` or `-`); nil otherwise.
+    /// The last path component of ``accessURL``, percent-decoded, if it is a safe file name
+    /// (``PlainFileName/isOrdinary(_:)``); nil otherwise.
     public var fileName: String? {
         guard let name = lastPathComponent, Self.isSafeFileName(name) else { return nil }
         return name
@@ -66,7 +66,5 @@ public struct DataLinkRow: Sendable, Hashable {
         return String(last).removingPercentEncoding
     }
 
-    static func isSafeFileName(_ name: String) -> Bool {
-        PlainFileName.isValid(name) && !name.hasPrefix(".") && !name.hasPrefix("-")
-    }
+    static func isSafeFileName(_ name: String) -> Bool { PlainFileName.isOrdinary(name) }
 }

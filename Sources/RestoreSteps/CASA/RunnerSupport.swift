@@ -91,15 +91,11 @@ enum RunnerSupport {
         var archive: String?
         do {
             if !stale.isEmpty {
-                let formatter = DateFormatter()
-                formatter.locale = Locale(identifier: "en_US_POSIX")
-                formatter.timeZone = TimeZone(identifier: "UTC")
-                formatter.dateFormat = "yyyyMMdd'T'HHmmss"
-                var dir = CASAInstallation.join(working, "previous-attempt-" + formatter.string(from: Date()))
+                var dir = CASAInstallation.join(working, "previous-attempt-" + UTCTime(Date()).compactDescription)
                 var n = 1
                 while fm.fileExists(atPath: dir) {
                     n += 1
-                    dir = CASAInstallation.join(working, "previous-attempt-" + formatter.string(from: Date()) + "-\(n)")
+                    dir = CASAInstallation.join(working, "previous-attempt-" + UTCTime(Date()).compactDescription + "-\(n)")
                 }
                 try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 for file in stale {

@@ -1,4 +1,5 @@
 internal import Foundation
+internal import Delivery
 
 /// Everything a restore needs to know about one MOUS, as a ``MetadataSource`` reports it.
 ///
@@ -154,11 +155,11 @@ public struct ArchiveFile: Sendable, Codable, Hashable {
         self.checksumVariant = checksumVariant
     }
 
-    /// Whether `id` is safe as a flat file name: 1–255 bytes of `[A-Za-z0-9._+-]`, not starting with `.` or
-    /// `-`, so it can never be `.`/`..`, hidden, an option, or contain a path separator.
+    /// Whether `id` is safe as a flat file name: Delivery's rule for a name that denotes one file and is
+    /// neither hidden nor an option (``PlainFileName/isOrdinary(_:)``, which is also what every archive store
+    /// checks before a transfer), restricted to NGAS's own characters `[A-Za-z0-9._+-]`.
     public static func isSafeFileId(_ id: String) -> Bool {
-        guard let first = id.unicodeScalars.first, id.utf8.count <= 255, first != ".", first != "-" else { return false }
-        return id.unicodeScalars.allSatisfy { c in
+        PlainFileName.isOrdinary(id) && id.unicodeScalars.allSatisfy { c in
             ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-" || c == "+"
         }
     }

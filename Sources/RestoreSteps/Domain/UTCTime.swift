@@ -33,9 +33,14 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
 
     /// RFC 3339 with milliseconds always present (`2024-03-01T10:00:00.000Z`): fixed width, so stored texts
     /// sort in time order.
-    var fixedWidthDescription: String {
+    public var fixedWidthDescription: String {
         let c = components
         return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", c.year, c.month, c.day, c.hour, c.minute, c.second, c.millisecond)
+    }
+
+    /// The basic ISO 8601 form without separators or fraction (`20240301T100000`), for time-stamped file names.
+    public var compactDescription: String {
+        String(fixedWidthDescription.prefix(19).filter { $0 != "-" && $0 != ":" })
     }
 
     /// Parses the spellings listed on the type; nil for anything else (including impossible dates).

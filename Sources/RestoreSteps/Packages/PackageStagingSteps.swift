@@ -26,7 +26,7 @@ enum PackageStagingSteps {
                     let link = rawdata + "/" + name
                     FileSystemSteps.remove(link)
                     guard symlink(source.path, link) == 0 else {
-                        throw RestoreError("workingAreaUnwritable", "cannot link \(link) to \(source.path): \(String(cString: strerror(errno)))")
+                        throw RestoreError(.workingAreaUnwritable, "cannot link \(link) to \(source.path): \(String(cString: strerror(errno)))")
                     }
                 }
             case .tar:

@@ -30,7 +30,7 @@ public struct CalibrationStep: PipelineStep {
             FileSystemSteps.remove(rawdata + "/" + old)
         }
         guard let data = FileManager.default.contents(atPath: products + "/" + chosen) else {
-            throw RestoreError("manifestMissing", "cannot read \(products)/\(chosen)")
+            throw RestoreError(.manifestMissing, "cannot read \(products)/\(chosen)")
         }
         try FileSystemSteps.writeAtomically(data, to: rawdata + "/" + chosen)
         reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.products.count) products staged; manifest \(chosen) checked"))
@@ -73,7 +73,7 @@ enum CalibrationProducts {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: products)) ?? []).filter { $0.hasSuffix("pipeline_manifest.xml") }
         guard let chosen = PipelineManifest.select(from: names) else {
             throw RestoreError(
-                "manifestMissing", "no *pipeline_manifest.xml among the \(metadata.plan.products.count) calibration products of \(metadata.plan.mous)",
+                .manifestMissing, "no *pipeline_manifest.xml among the \(metadata.plan.products.count) calibration products of \(metadata.plan.mous)",
                 hint: "The pipeline cannot restore without its manifest; check ASA_PRODUCT_FILES for this MOUS.")
         }
         if names.count > 1 {

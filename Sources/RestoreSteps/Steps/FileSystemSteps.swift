@@ -6,7 +6,7 @@ internal import Foundation
 enum FileSystemSteps {
     static func createDirectory(_ path: String) throws(RestoreError) {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw RestoreError("workingAreaUnwritable", "cannot create \(path): \(error.localizedDescription)", hint: "Check free space and permissions of agent.restoreDirectory.")
+            throw RestoreError(.workingAreaUnwritable, "cannot create \(path): \(error.localizedDescription)", hint: "Check free space and permissions of agent.restoreDirectory.")
         }
     }
 
@@ -14,7 +14,7 @@ enum FileSystemSteps {
     /// half-written file behind.
     static func writeAtomically(_ data: Data, to path: String) throws(RestoreError) {
         do { try AtomicFile.write(data, to: path) } catch {
-            throw RestoreError("workingAreaUnwritable", "cannot write \(path): \(error)", hint: "Check free space and permissions of agent.restoreDirectory.")
+            throw RestoreError(.workingAreaUnwritable, "cannot write \(path): \(error)", hint: "Check free space and permissions of agent.restoreDirectory.")
         }
     }
 
@@ -30,7 +30,7 @@ enum FileSystemSteps {
     /// Moves (renames) `source` to `destination`, replacing nothing.
     static func move(_ source: String, to destination: String) throws(RestoreError) {
         guard rename(source, destination) == 0 else {
-            throw RestoreError("workingAreaUnwritable", "cannot move \(source) to \(destination): \(String(cString: strerror(errno)))")
+            throw RestoreError(.workingAreaUnwritable, "cannot move \(source) to \(destination): \(String(cString: strerror(errno)))")
         }
     }
 

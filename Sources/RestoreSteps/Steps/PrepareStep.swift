@@ -31,7 +31,7 @@ public struct PrepareStep: PipelineStep {
             do { record = try await context.services.catalogue.record(for: request.mous) } catch let e as RestoreError {
                 throw e
             } catch {
-                throw RestoreError("catalogueUnavailable", "the metadata catalogue could not be read: \(error)", hint: "Check catalogue.sqlite in the configuration (`dropbox-agent check`).", isTransient: true)
+                throw RestoreError(.catalogueUnavailable, "the metadata catalogue could not be read: \(error)", hint: "Check catalogue.sqlite in the configuration (`dropbox-agent check`).", isTransient: true)
             }
             return try Restorability.plan(for: request, record: record, now: Date(), allowProprietary: context.services.allowProprietary)
         case .package(let location):

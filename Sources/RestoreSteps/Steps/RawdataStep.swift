@@ -69,7 +69,7 @@ public struct RawdataStep: PipelineStep {
         guard let found = locateAsdm(name, in: staging) else {
             let top = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).filter { !$0.hasPrefix(".") }
             throw RestoreError(
-                "asdmLayout", "the ASDM archive for \(name) holds \(top.prefix(5).joined(separator: ", ")) but no directory \(name) or \(name).asdm.sdm",
+                .asdmLayout, "the ASDM archive for \(name) holds \(top.prefix(5).joined(separator: ", ")) but no directory \(name) or \(name).asdm.sdm",
                 hint: "An ASDM tarball must unpack to \(name)/, \(name).asdm.sdm/, or the archive's member tree with raw/\(name).asdm.sdm/.")
         }
         try FileSystemSteps.move(found, to: rawdata + "/" + name)
@@ -96,7 +96,7 @@ public struct RawdataStep: PipelineStep {
     /// Runs the configured exporter once per EB, without a shell: `{eb}` and `{dir}` are whole-argument
     /// substitutions, so nothing from the catalogue can inject options or commands.
     private func export(_ ebs: [RestorePlan.ExecBlock], command: [String], rawdata: String, context: RestoreContext, reporter: any StepReporter) async throws {
-        guard let program = command.first else { throw RestoreError("rawdataCommandInvalid", "archive.rawdataCommand is empty") }
+        guard let program = command.first else { throw RestoreError(.rawdataCommandInvalid, "archive.rawdataCommand is empty") }
         for (index, eb) in ebs.enumerated() {
             let argv = command.dropFirst().map { $0 == "{eb}" ? eb.uid.rawValue : ($0 == "{dir}" ? rawdata : $0) }
             reporter.report(StepProgress(fraction: Double(index) / Double(ebs.count), message: "exporting \(eb.uid)"))
@@ -106,11 +106,11 @@ public struct RawdataStep: PipelineStep {
                 workingDirectory: FilePath(rawdata), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
             guard result.terminationStatus.isSuccess else {
                 throw RestoreError(
-                    "rawdataExportFailed", "\(program) for \(eb.uid) ended with \(result.terminationStatus): \(result.standardError.suffix(400))",
+                    .rawdataExportFailed, "\(program) for \(eb.uid) ended with \(result.terminationStatus): \(result.standardError.suffix(400))",
                     hint: "Run the exporter by hand with the same arguments to see what it needs.")
             }
             guard FileSystemSteps.isDirectory(rawdata + "/" + eb.asdmDiskName.rawValue) else {
-                throw RestoreError("rawdataExportFailed", "\(program) for \(eb.uid) did not create rawdata/\(eb.asdmDiskName.rawValue)")
+                throw RestoreError(.rawdataExportFailed, "\(program) for \(eb.uid) did not create rawdata/\(eb.asdmDiskName.rawValue)")
             }
         }
     }

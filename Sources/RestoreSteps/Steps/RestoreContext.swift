@@ -129,10 +129,10 @@ public struct RestoreContext: Sendable {
     /// `metadata.json`, written by step 1; every later step reads it (so steps resume after a restart).
     public func metadata() throws(RestoreError) -> RestoreMetadata {
         guard let data = FileManager.default.contents(atPath: workArea.metadataFile) else {
-            throw RestoreError("workingAreaDamaged", "\(workArea.metadataFile) is missing; step 1 must run again", hint: "Remove the working area and drop the request again.")
+            throw RestoreError(.workingAreaDamaged, "\(workArea.metadataFile) is missing; step 1 must run again", hint: "Remove the working area and drop the request again.")
         }
         do { return try RestoreMetadata.decode(data) } catch {
-            throw RestoreError("workingAreaDamaged", "\(workArea.metadataFile) cannot be read: \(error)")
+            throw RestoreError(.workingAreaDamaged, "\(workArea.metadataFile) cannot be read: \(error)")
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DropboxTestKit
 
 /// Where the repository's helper scripts live (derived from this file's path).
 enum RepositoryPaths {
@@ -11,38 +12,8 @@ enum RepositoryPaths {
     static let services = root + "/scripts/services"
 }
 
-/// A per-test temporary directory under `FileManager.default.temporaryDirectory`, removed by ``remove()``.
-struct TemporaryDirectory {
-    let path: String
-
-    init(_ tag: String = "delivery") throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        chmod(path, 0o755)
-    }
-
-    func sub(_ name: String) throws -> String {
-        let p = path + "/" + name
-        try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-        return p
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 struct ServiceError: Error, CustomStringConvertible {
     var description: String
-}
-
-/// Polls `condition` every 20 ms until it holds or `seconds` pass.
-@discardableResult
-func poll(for seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try condition() { return true }
-        usleep(20_000)
-    }
-    return try condition()
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.

@@ -2,8 +2,9 @@ import Delivery
 import Foundation
 import RestoreSteps
 import Testing
+import DropboxTestKit
 
-@Suite("AlmaArchiveClient")
+@Suite("AlmaArchiveClient", .tags(.integration), .selected(.integration))
 struct AlmaArchiveClientTests {
     let mous = AlmaUid("uid://A001/X12a3/Xe9")!
 

@@ -1,6 +1,7 @@
 import Foundation
 import RestoreSteps
 import Testing
+import DropboxTestKit
 
 /// Reads a file of `Tests/RestoreStepsTests/Fixtures/Archive` (see its README for the origin of each shape).
 func archiveFixture(_ name: String) throws -> Data {
@@ -10,7 +11,7 @@ func archiveFixture(_ name: String) throws -> Data {
     return try Data(contentsOf: url.appendingPathComponent("Fixtures/Archive/\(name)"))
 }
 
-@Suite("VOTable")
+@Suite("VOTable", .tags(.unit))
 struct VOTableTests {
     @Test("DataLink answer: fields, rows, empty cells as nil, case-insensitive access")
     func dataLink() throws {

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
-@Suite("CASA process control: timeout and cancellation stop the whole group", .serialized, .timeLimit(.minutes(2)))
+@Suite("CASA process control: timeout and cancellation stop the whole group", .serialized, .timeLimit(.minutes(2)), .tags(.integration), .selected(.integration))
 struct CASAProcessControlTests {
     let dir: String
 

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
-@Suite("CASA selection", .serialized)
+@Suite("CASA selection", .serialized, .tags(.integration), .selected(.integration))
 struct CASASelectionTests {
     let dir: String
     let installations: [CASAInstallation]

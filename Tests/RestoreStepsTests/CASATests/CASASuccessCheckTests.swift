@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
-@Suite("CASA success checks: logs, measurement sets, progress", .serialized)
+@Suite("CASA success checks: logs, measurement sets, progress", .serialized, .tags(.integration), .selected(.integration))
 struct CASASuccessCheckTests {
     static let realMS = CASAFixtures.fakeCasa + "/real-ms"
     static let venvPython = "/tmp/casa-venv-probe/bin/python3"

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
@@ -16,12 +17,9 @@ enum CASAFixtures {
 
     static let logger = Logger(label: "casa-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    /// A fresh temporary directory.
+    /// A fresh temporary directory (the shared kit's).
     static func temporaryDirectory(_ label: String = #function) throws -> String {
-        let name = "casa-\(label.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))"
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url.path
+        try TemporaryDirectory("casa-" + label).path
     }
 
     /// A fake monolithic CASA home in `dir`: `bin/casa` and `runpipeline.py` linked to the fixture, `VERSION` and
@@ -116,15 +114,9 @@ enum CASAFixtures {
         (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
-    /// Polls `condition` every 50 ms until it holds or `limit` passes.
+    /// Polls `condition` every 50 ms until it holds or `limit` passes (the shared kit's ``eventually``).
     static func waitFor(_ limit: Duration, _ condition: () -> Bool) async -> Bool {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: limit)
-        while !condition() {
-            if clock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return true
+        await eventually(within: limit, every: .milliseconds(50), condition)
     }
 }
 

@@ -3,10 +3,11 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
-@Suite("CASA versions and casa.versionPolicy")
+@Suite("CASA versions and casa.versionPolicy", .tags(.unit))
 struct CASAVersionTests {
     @Test func parsesTheFormsALMAUses() throws {
         #expect(try #require(CASAVersion("6.5.4.9")).components == [6, 5, 4, 9])
@@ -45,7 +46,7 @@ struct CASAVersionTests {
     @Test func defaultPolicyIsNewerAllowed() { #expect(CASAVersionPolicy.default == .newerAllowed) }
 }
 
-@Suite("CASA selection under casa.versionPolicy")
+@Suite("CASA selection under casa.versionPolicy", .tags(.unit))
 struct CASAPolicySelectionTests {
     let modular = CASAInstallation(name: "modular", kind: .modular, home: "/v/casa-venv", version: "6.7.0.31")
     let older = CASAInstallation(name: "modular-6.6.5.31", kind: .modular, home: "/v/casa-venvs/6.6.5.31", version: "6.6.5.31")
@@ -152,7 +153,7 @@ final class Silent: PipelineObserver, StepReporter, Sendable {
     func report(_ progress: StepProgress) {}
 }
 
-@Suite("CASA choice in the restore steps", .serialized)
+@Suite("CASA choice in the restore steps", .serialized, .tags(.integration), .selected(.integration))
 struct CASAChoiceStepTests {
     let root: String
     let store = RecordingStore()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
@@ -7,7 +8,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite("Modular runner and CASA environment", .serialized, .timeLimit(.minutes(2)))
+@Suite("Modular runner and CASA environment", .serialized, .timeLimit(.minutes(2)), .tags(.integration), .selected(.integration))
 struct ModularRunnerTests {
     let dir: String
 

@@ -1,10 +1,11 @@
 import Foundation
 import Logging
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
-@Suite("Pipeline runner against the fake CASA", .serialized, .timeLimit(.minutes(2)))
+@Suite("Pipeline runner against the fake CASA", .serialized, .timeLimit(.minutes(2)), .tags(.integration), .selected(.integration))
 struct PipelineRunnerTests {
     let dir: String
 

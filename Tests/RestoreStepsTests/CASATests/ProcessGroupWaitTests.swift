@@ -1,11 +1,12 @@
 import Foundation
 import Synchronization
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
 /// Teardown in a cancelled task: the wait is not cut short and does not spin.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(1)), .tags(.integration), .selected(.integration))
 struct ProcessGroupWaitTests {
     @Test func terminateInACancelledTaskWaitsTheGraceWithoutSpinning() async throws {
         // A session (and group) leader that ignores SIGTERM (SIG_IGN survives exec), so the grace is used in full.

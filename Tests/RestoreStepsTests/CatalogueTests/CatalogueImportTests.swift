@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct CatalogueImportFileTests {
+@Suite(.tags(.unit)) struct CatalogueImportFileTests {
     /// The example of INTERFACES.md §1, verbatim apart from the comments.
     static let interfacesExample = """
     {

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
 /// schemas/catalog.schema.json must describe the same fields the importer accepts.
-@Suite struct CatalogueSchemaFileTests {
+@Suite(.tags(.unit)) struct CatalogueSchemaFileTests {
     static let schemaURL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("schemas/catalog.schema.json")

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct SQLiteCatalogueTests {
+@Suite(.tags(.unit)) struct SQLiteCatalogueTests {
     func catalogue() throws -> SQLiteCatalogue {
         try SQLiteCatalogue(path: try SeedMous.temporaryDirectory().appendingPathComponent("catalogue.db").path)
     }
@@ -106,7 +107,7 @@ import Testing
     }
 }
 
-@Suite struct SQLiteCatalogueFileImportTests {
+@Suite(.tags(.unit)) struct SQLiteCatalogueFileImportTests {
     @Test func importsAFileAndReportsProblemsOfABadOne() throws {
         let dir = try SeedMous.temporaryDirectory()
         let catalogue = try SQLiteCatalogue(path: dir.appendingPathComponent("c.db").path)
@@ -125,7 +126,7 @@ import Testing
     }
 }
 
-@Suite struct SQLiteCatalogueRemoveTests {
+@Suite(.tags(.unit)) struct SQLiteCatalogueRemoveTests {
     @Test func removesAMousButKeepsSharedRows() throws {
         let path = try SeedMous.temporaryDirectory().appendingPathComponent("c.db").path
         let catalogue = try SQLiteCatalogue(path: path)

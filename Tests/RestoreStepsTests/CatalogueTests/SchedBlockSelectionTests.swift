@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
 /// Issue 8 §3: the scheduling block is chosen by `SCHED_BLOCK_STATUS.DOMAIN_ENTITY_STATE`, never silently by uid.
-@Suite struct SchedBlockSelectionTests {
+@Suite(.tags(.unit)) struct SchedBlockSelectionTests {
     static func sb(_ n: Int, _ state: String?) -> MousRecord.SchedBlock {
         .init(uid: AlmaUid("uid://A001/X1284/X27\(n)0")!, name: "SB\(n)", statusUid: AlmaUid("uid://A001/X1284/X27\(n)1")!, state: state)
     }
@@ -68,7 +69,7 @@ import Testing
     }
 }
 
-@Suite struct CatalogueSchedBlockStateTests {
+@Suite(.tags(.unit)) struct CatalogueSchedBlockStateTests {
     static let canceledSB = CatalogueImportFile.SchedBlock(uid: "uid://A001/X1284/X2650", name: "Orion_a_06_TM1_old",
                                                            statusUid: "uid://A001/X1284/X2651", state: "Canceled")
 

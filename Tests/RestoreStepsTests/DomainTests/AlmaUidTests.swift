@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct AlmaUidTests {
+@Suite(.tags(.unit)) struct AlmaUidTests {
     @Test func convertsBetweenUidAndAsdmDiskName() throws {
         let uid = try #require(AlmaUid("uid://A002/Xc7111c/X3979"))
         #expect(AsdmDiskName(uid).rawValue == "uid___A002_Xc7111c_X3979")
@@ -35,7 +36,7 @@ import Testing
     }
 }
 
-@Suite struct UTCTimeTests {
+@Suite(.tags(.unit)) struct UTCTimeTests {
     @Test func parsesTheSpellingsALMAUses() throws {
         let z = try #require(UTCTime(parsing: "2017-12-03T05:00:00Z"))
         #expect(UTCTime(parsing: "2017-12-03 05:00:00.000") == z)          // OUSStatus EndTime
@@ -49,9 +50,20 @@ import Testing
             #expect(UTCTime(parsing: bad) == nil, "\(bad)")
         }
     }
+
+    /// The one RFC 3339 helper: the status file (fixed width), the PPR and file names (compact) all use it.
+    @Test func writesTheFixedWidthAndCompactForms() throws {
+        let t = try #require(UTCTime(parsing: "2024-03-01T10:00:07.25Z"))
+        #expect(t.fixedWidthDescription == "2024-03-01T10:00:07.250Z")
+        #expect(try #require(UTCTime(parsing: "2024-03-01T10:00:07Z")).fixedWidthDescription == "2024-03-01T10:00:07.000Z")
+        #expect(t.compactDescription == "20240301T100007")
+        #expect(UTCTime(parsing: t.fixedWidthDescription) == t)
+        #expect(UTCTime(Date(timeIntervalSince1970: 1_709_287_207.2509)) == t)  // truncated to milliseconds
+        #expect(UTCTime(millisecondsSince1970: -1).fixedWidthDescription == "1969-12-31T23:59:59.999Z")
+    }
 }
 
-@Suite struct RelativePathTests {
+@Suite(.tags(.unit)) struct RelativePathTests {
     @Test func buildsTheJAOLayoutFromSafeCharacters() throws {
         let time = try #require(UTCTime(parsing: "2018-01-22T00:53:28.968Z")).date
         let path = RelativePath(project: "2017.1.00886.L", sous: AlmaUid("uid://A001/X1284/X265d")!, gous: AlmaUid("uid://A001/X1284/X265e")!,

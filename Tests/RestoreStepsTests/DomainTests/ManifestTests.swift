@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
 /// A manifest as hifa_exportdata writes it, for `plan`'s EBs and sessions.
@@ -37,7 +38,7 @@ func stagedProducts(for plan: RestorePlan) throws -> URL {
     return dir
 }
 
-@Suite struct PipelineManifestTests {
+@Suite(.tags(.unit)) struct PipelineManifestTests {
     @Test func parsesWhatHifaRestoredataReads() throws {
         let plan = try SeedMous.plan()
         let manifest = try PipelineManifest.parse(manifestXML(for: plan))
@@ -81,7 +82,7 @@ func stagedProducts(for plan: RestorePlan) throws -> URL {
     }
 }
 
-@Suite struct ManifestCrossCheckTests {
+@Suite(.tags(.unit)) struct ManifestCrossCheckTests {
     func check(_ xml: String, plan: RestorePlan, staged: URL) throws -> RestoreError? {
         let manifest = try PipelineManifest.parse(xml)
         do {
@@ -156,7 +157,7 @@ func stagedProducts(for plan: RestorePlan) throws -> URL {
     }
 }
 
-@Suite struct ManifestLocationTests {
+@Suite(.tags(.unit)) struct ManifestLocationTests {
     @Test func findsTheCalibrationManifestInADirectory() throws {
         let dir = try SeedMous.temporaryDirectory()
         for name in ["b.hifa_image.pipeline_manifest.xml", "a.hifa_calimage.pipeline_manifest.xml", "a.caltables.tgz"] {

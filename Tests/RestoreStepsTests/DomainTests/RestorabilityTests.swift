@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct RestorabilityTests {
+@Suite(.tags(.unit)) struct RestorabilityTests {
     func refusal(_ entry: CatalogueImportFile.Mous, request: RestoreRequest = RestoreRequest(mous: SeedMous.mous),
                  now: Date = SeedMous.now, allowProprietary: Bool = false) throws -> RestoreError? {
         let record = try SeedMous.record(entry)
@@ -139,7 +140,7 @@ import Testing
     }
 }
 
-@Suite struct RestorabilityOUSStatusTests {
+@Suite(.tags(.unit)) struct RestorabilityOUSStatusTests {
     @Test func passEBMissingFromTheOUSStatusSessionsIsRefused() throws {
         var entry = SeedMous.mousEntry()
         entry.ousStatusXml = SessionMappingTests.ousStatus.replacingOccurrences(of: "<sts:ExecBlockRef entityId=\"uid://A002/Xc7111c/X86a7\"/>", with: "")
@@ -164,7 +165,7 @@ import Testing
     }
 }
 
-@Suite struct RestorabilityForeignSourceTests {
+@Suite(.tags(.unit)) struct RestorabilityForeignSourceTests {
     /// A MetadataSource other than our catalogue may hand back anything; unsafe file ids must not pass.
     @Test func unsafeFileIdsFromAnotherSourceAreRefused() throws {
         var record = try SeedMous.record()

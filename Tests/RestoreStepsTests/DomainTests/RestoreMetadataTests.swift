@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct RestoreMetadataTests {
+@Suite(.tags(.unit)) struct RestoreMetadataTests {
     @Test func roundTripsAndSaysWhatIsRestored() throws {
         var entry = SeedMous.mousEntry()
         entry.execBlocks[2].qa0 = "Fail"

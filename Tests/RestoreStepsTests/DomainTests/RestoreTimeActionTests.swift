@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import DropboxTestKit
 
 @testable import RestoreSteps
 
 /// Manifests asking hifa_restoredata for what the modular restore cannot reproduce (pipeline
 /// `h/tasks/restoredata/restoredata.py` `_do_renormalize`, `h/tasks/common/manifest.py` `add_renorm`).
-@Suite struct RestoreTimeActionTests {
+@Suite(.tags(.unit)) struct RestoreTimeActionTests {
     static func manifest(asdmExtra: String = "", ousExtra: String = "") -> String {
         """
         <?xml version="1.0" ?>
@@ -89,7 +90,7 @@ import Testing
     }
 }
 
-@Suite struct DiskSpaceCheckTests {
+@Suite(.tags(.unit)) struct DiskSpaceCheckTests {
     @Test func failsWithTheNumbers() throws {
         let dir = NSTemporaryDirectory()
         let available = try #require(DiskSpaceCheck.availableBytes(dir))

@@ -1,4 +1,5 @@
 import Foundation
+import DropboxTestKit
 import Testing
 @testable import RestoreSteps
 
@@ -91,9 +92,6 @@ enum SeedMous {
         try Restorability.plan(for: RestoreRequest(mous: mous), record: try record(entry), now: now, allowProprietary: false)
     }
 
-    static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("domain-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    /// A fresh temporary directory (the shared kit's).
+    static func temporaryDirectory() throws -> URL { try TemporaryDirectory("domain-tests").url }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct SessionMappingTests {
+@Suite(.tags(.unit)) struct SessionMappingTests {
     func numbers(_ entry: CatalogueImportFile.Mous) throws -> [String: Int] {
         let assignment = try SessionMapping.compute(for: try SeedMous.record(entry))
         var result: [String: Int] = [:]

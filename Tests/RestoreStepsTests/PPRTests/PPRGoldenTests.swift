@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
 /// Golden PPRs for the seed MOUS (sessions and refs invented, see ``SeedMous``), compared byte for byte after
 /// normalising `CreationTime`. To regenerate after an intended change: `DROPBOX_UPDATE_GOLDEN=1 swift test
 /// --filter PPRGoldenTests`, then inspect the diff by eye against brief §3 before committing.
-@Suite struct PPRGoldenTests {
+@Suite(.tags(.unit)) struct PPRGoldenTests {
     static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Golden")
     static let restoreTime = UTCTime(parsing: "2026-01-02T03:04:05.678Z")!.date
 

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct PPRInvariantTests {
+@Suite(.tags(.unit)) struct PPRInvariantTests {
     func written() throws -> (text: String, plan: RestorePlan, path: RelativePath) {
         let plan = try SeedMous.plan()
         let path = PPRGoldenTests.relativePath(plan)
@@ -124,7 +125,7 @@ import Testing
     }
 }
 
-@Suite struct PPRSummaryTests {
+@Suite(.tags(.unit)) struct PPRSummaryTests {
     @Test func readsSessionsThePipelineWay() throws {
         var entry = SeedMous.mousEntry()
         entry.execBlocks[2].qa0 = "Fail"
@@ -158,7 +159,7 @@ import Testing
     }
 }
 
-@Suite struct CastabilityTests {
+@Suite(.tags(.unit)) struct CastabilityTests {
     @Test(arguments: ["12", "1.5", "1e5", "nan", "inf", "TRUE", "false", "1_000", "[1,2]", "(1)", "{}"])
     func valuesThePipelineWouldCast(_ text: String) {
         #expect(PPRInvariants.looksCastable(text))

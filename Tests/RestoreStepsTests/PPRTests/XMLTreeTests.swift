@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
-@Suite struct XMLTreeTests {
+@Suite(.tags(.unit)) struct XMLTreeTests {
     @Test func readsByLocalNameAcrossNamespaces() throws {
         let tree = try XMLTree.parse(string: "<a:r xmlns:a=\"A\" xmlns:b=\"B\"><b:x k=\"v &amp; w\">t &lt; u</b:x><x>2</x></a:r>")
         let root = try #require(tree.root)

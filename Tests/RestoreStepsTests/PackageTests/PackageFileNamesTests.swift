@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
 /// How a manifest's product name is found among a package's files (alma-restore.md §5.1).
-@Suite struct PackageFileNamesTests {
+@Suite(.tags(.unit)) struct PackageFileNamesTests {
     static let ous = "uid___A001_X1284_X265f"
     static let caltables = "\(ous).session_1.caltables.tgz"
 
@@ -63,7 +64,7 @@ import Testing
 }
 
 /// The identities a package's member directory carries in its path.
-@Suite struct MemberTreeTests {
+@Suite(.tags(.unit)) struct MemberTreeTests {
     @Test func fullTree() throws {
         let path = "/pkgs/p/2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f"
         let tree = try #require(MemberTree(path: path))

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
 /// Where a request's `source.package` may point.
-@Suite struct PackageLocationTests {
+@Suite(.tags(.unit)) struct PackageLocationTests {
     @Test(arguments: [
         ("relative/pkg", "absolute"), ("pkg", "absolute"), ("", "1–4096"),
         ("/data/pkgs/../etc", "'..'"), ("/data/./pkgs", "'..'"), ("/data/pkg\u{1}", "control"), ("/data/pkg\n", "control"),

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
 /// PackagePlanner.plan on hand-built PackageContents (no file system).
-@Suite struct PackagePlannerTests {
+@Suite(.tags(.unit)) struct PackagePlannerTests {
     static let member = "/pkgs/p/2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f"
     static let ous = "uid___A001_X1284_X265f"
     static func disk(_ eb: String) -> String { AlmaUid(eb)!.sanitized }

@@ -1,10 +1,11 @@
 import Delivery
 import Foundation
 import Testing
+import DropboxTestKit
 @testable import RestoreSteps
 
 /// PackageReader.read and RawdataStep.unpack/locateAsdm on small trees and tars built in a temp directory.
-@Suite struct PackageReaderTests {
+@Suite(.tags(.unit)) struct PackageReaderTests {
     static let ous = "uid___A001_X1284_X265f"
     static let treePath = "2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f"
     static let disk1 = "uid___A002_Xc7111c_X3979", disk2 = "uid___A002_Xc7111c_X409e"
@@ -123,7 +124,7 @@ import Testing
 }
 
 /// RawdataStep.unpack / locateAsdm: the three accepted tar layouts and a refused one.
-@Suite struct RawdataUnpackTests {
+@Suite(.tags(.unit)) struct RawdataUnpackTests {
     static let disk = PackageReaderTests.disk1
 
     @Test(arguments: [

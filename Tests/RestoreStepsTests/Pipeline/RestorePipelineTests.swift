@@ -1,6 +1,7 @@
 import RestoreSteps
 import Synchronization
 import Testing
+import DropboxTestKit
 
 /// A test-only step that records itself and does what it is told.
 private struct ScriptedStep: PipelineStep {
@@ -32,7 +33,7 @@ private func pipeline(_ behaviours: [StepName: @Sendable () async throws -> Void
     RestorePipeline(steps: StepName.allCases.map { name in ScriptedStep(name: name, behaviour: behaviours[name] ?? {}) })
 }
 
-@Suite struct RestorePipelineTests {
+@Suite(.tags(.integration), .selected(.integration)) struct RestorePipelineTests {
     @Test func runsTheSixStepsInOrderAndRecordsEachBeforeMovingOn() async {
         let r = Recorder()
         let outcome = await pipeline().run(r, observer: r, reporter: r)
