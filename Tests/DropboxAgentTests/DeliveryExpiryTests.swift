@@ -2,11 +2,12 @@ import Delivery
 import Foundation
 import Logging
 import RestoreSteps
+import DropboxTestKit
 import Testing
 
 @testable import DropboxAgent
 
-@Suite("Delivery expiry")
+@Suite("Delivery expiry", .tags(.unit))
 struct DeliveryExpiryTests {
     private func makeArea() throws -> String {
         let root = NSTemporaryDirectory() + "/delivery-expiry-\(UUID().uuidString)"

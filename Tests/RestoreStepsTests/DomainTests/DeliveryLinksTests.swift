@@ -1,8 +1,9 @@
 import Foundation
 import RestoreSteps
+import DropboxTestKit
 import Testing
 
-@Suite("Delivery links and names")
+@Suite("Delivery links and names", .tags(.unit))
 struct DeliveryLinksTests {
     @Test("random names: 128 bits, hex, never repeated")
     func names() {

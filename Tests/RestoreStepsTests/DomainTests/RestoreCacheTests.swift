@@ -1,8 +1,9 @@
 import Foundation
 import RestoreSteps
+import DropboxTestKit
 import Testing
 
-@Suite("Restore cache")
+@Suite("Restore cache", .tags(.unit))
 struct RestoreCacheTests {
     private func makeRestore(_ root: String, bytes: Int) throws -> String {
         let products = root + "/products"
