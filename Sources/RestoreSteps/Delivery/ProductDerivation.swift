@@ -108,3 +108,19 @@ enum ProductDerivation {
         return report
     }
 }
+
+/// Passes progress on with its fraction mapped into `[start, end]` of the step, so that a part of a step (the
+/// derivation, then publishing) never makes the step's progress go backwards.
+struct ScaledReporter: StepReporter {
+    let base: any StepReporter
+    let start: Double
+    let end: Double
+
+    func report(_ progress: StepProgress) {
+        var scaled = progress
+        scaled.fraction = progress.fraction.map { start + (end - start) * min(1, max(0, $0)) }
+        base.report(scaled)
+    }
+
+    func confirmOwnership() throws { try base.confirmOwnership() }
+}

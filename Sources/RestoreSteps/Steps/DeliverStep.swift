@@ -137,7 +137,7 @@ public struct DeliverStep: PipelineStep {
             throw RestoreError(.init(rawValue: "invalidRequest"), "averaging applies to derived products, and none was asked for", step: .deliver)
         }
         // Derived products and quick-look plots, by real CASA tasks, each product checked against the restored MS.
-        reporter.report(StepProgress(message: "deriving products and quick-look plots"))
+        reporter.report(StepProgress(fraction: 0, message: "deriving products and quick-look plots"))
         let derivedDirectory = context.workArea.root + "/derived"
         // A reused restore brings the plots of its measurement sets: nothing for CASA to do unless products are asked for.
         let reusedPlots = context.workArea.root + "/reused/plots"
@@ -149,7 +149,7 @@ public struct DeliverStep: PipelineStep {
             report = try await ProductDerivation.run(
                 context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 }, content: content,
                 average: context.request.deliveryAverage, contdat: ProductDerivation.contDat(products: products), directory: derivedDirectory,
-                reporter: reporter)
+                reporter: ScaledReporter(base: reporter, start: 0, end: 0.8))
         }
         if !content.contains(.calibrated) {
             let full = Set(msNames.flatMap { [products + "/" + $0, products + "/" + $0 + ".flagversions"] })
@@ -180,7 +180,7 @@ public struct DeliverStep: PipelineStep {
                     + ", the PPR and the CASA logs")],
             plots: plots, links: links, expiresAt: expiresAt, files: [])
 
-        reporter.report(StepProgress(message: "publishing \(items.count) items"))
+        reporter.report(StepProgress(fraction: 0.8, message: "publishing \(items.count) items"))
         try reporter.confirmOwnership()  // fencing: never publish for an attempt another agent has taken over
         try Self.prepareArea(area)
         let restoreId = context.restoreId
