@@ -31,6 +31,10 @@ let package = Package(
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CFileIO"),
 
         /// inotify + rescan + polling; knows nothing of ALMA.
         .target(name: "InotifyWatcher", swiftSettings: strictSettings),
@@ -42,7 +46,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
-                "CCurl", "CArchive", "CLibXML2",
+                "CCurl", "CArchive", "CLibXML2", "CDeflate", "CCrypto", "CFileIO",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -72,7 +76,7 @@ let package = Package(
 
         /// Benchmarks of the Delivery hot paths (fetch+verify, extraction, cache hits); run by bench/*.sh.
         .executableTarget(
-            name: "DeliveryBench", dependencies: ["Delivery"], path: "Benchmarks/DeliveryBench",
+            name: "DeliveryBench", dependencies: ["Delivery", "CZlib", "CDeflate", "CCrypto"], path: "Benchmarks/DeliveryBench",
             swiftSettings: strictSettings
         ),
 

@@ -1,15 +1,17 @@
 #!/bin/sh
-# Extraction speed of SafeArchive.extract (libarchive, with all safety checks) against GNU `tar xzf`, on an
-# auxproducts-style .tgz (many small text-like files + a few large incompressible ones), plus the FileCache
-# hit path (a second retrieval of the same file: 0 bytes fetched).
+# Extraction speed of SafeArchive.extract (libarchive, with all safety checks and the gzip CRC verified) against
+# `bsdtar -xf` (the same libarchive, no CRC check, no confinement checks), on an auxproducts-style .tgz (many small
+# text-like files + a few large incompressible ones), plus the FileCache hit path (a second retrieval of the same
+# file: 0 bytes fetched). Runs alternate which side goes first; both sides' CPU time (perf stat task-clock) is
+# printed too, steadier than wall time on a busy machine. Needs bsdtar (Debian: libarchive-tools).
 #
-#   bench/extract.sh [LARGE_MIB (default 240)] [REPEATS (default 3)]
+#   bench/extract.sh [LARGE_MIB (default 240)] [REPEATS (default 5)]
 #
 # Works in tmpfs (/dev/shm) when it has room, else bench/out/; BENCH_DIR=/some/dir forces a directory. Not a test.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 large_mib=${1:-240}
-repeats=${2:-3}
+repeats=${2:-5}
 cd "$here"
 
 echo "building DeliveryBench (release)..."
@@ -55,18 +57,27 @@ asize=$(stat -c %s "$work/aux.tgz")
 entries=$(tar tzf "$work/aux.tgz" | wc -l)
 echo "archive: $((asize / 1048576)) MiB, $entries entries"
 
-tar_times=""; our_times=""
+cpu() { awk -F, '/task-clock/ {printf "%.3f", $1 / 1000}' "$1"; }
+tar_times=""; our_times=""; tar_cpu=""; our_cpu=""
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
+run_tar() {
+    rm -rf "$work/x"; mkdir -p "$work/x"; sync
+    s=$(date +%s.%N); perf stat -x, -e task-clock -o "$work/perf.tar" bsdtar -x -f "$work/aux.tgz" -C "$work/x"; e=$(date +%s.%N)
+    t=$(python3 -c "print('%.3f' % ($e - $s))")
+    tar_times="$tar_times $t"; tar_cpu="$tar_cpu $(cpu "$work/perf.tar")"
+}
+run_ours() {
+    rm -rf "$work/x"; mkdir -p "$work/x"; sync
+    o=$(perf stat -x, -e task-clock -o "$work/perf.ours" "$bin" extract "$work/aux.tgz" "$work/x" | python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["seconds"])')
+    our_times="$our_times $o"; our_cpu="$our_cpu $(cpu "$work/perf.ours")"
+}
 i=1
 while [ "$i" -le "$repeats" ]; do
-    rm -rf "$work/x"; mkdir -p "$work/x"; sync
-    s=$(date +%s.%N); tar -C "$work/x" -xzf "$work/aux.tgz"; e=$(date +%s.%N)
-    t=$(python3 -c "print('%.3f' % ($e - $s))")
-    rm -rf "$work/x"; mkdir -p "$work/x"; sync
-    o=$("$bin" extract "$work/aux.tgz" "$work/x" | python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["seconds"])')
-    tar_times="$tar_times $t"; our_times="$our_times $o"
-    echo "run $i: GNU tar xzf ${t} s   SafeArchive.extract ${o} s"
+    if [ $((i % 2)) -eq 1 ]; then run_tar; run_ours; else run_ours; run_tar; fi
+    echo "run $i: bsdtar -xf ${t} s   SafeArchive.extract ${o} s   (load $(cut -d' ' -f1 /proc/loadavg))"
     i=$((i + 1))
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$work/x"
 
 # Cache hit path through an nginx store.
@@ -77,15 +88,17 @@ crc=$("$bin" crc "$work/store/$id" crc32 | python3 -c 'import json,sys; print(js
 port=$(scripts/services/nginx-store.sh start "$work/store" 0 "$work/run" | awk '/^PORT/ {print $2}')
 cache_json=$("$bin" cache "http://127.0.0.1:$port" "$id" "$asize" "$crc" "$work/cache" "$work/dl")
 
-python3 - "$tar_times" "$our_times" "$asize" "$cache_json" "$work" <<'PY'
+python3 - "$tar_times" "$our_times" "$asize" "$cache_json" "$work" "$tar_cpu" "$our_cpu" <<'PY'
 import json, statistics, sys
 t = [float(x) for x in sys.argv[1].split()]; o = [float(x) for x in sys.argv[2].split()]
+tc = statistics.median([float(x) for x in sys.argv[6].split()]); oc = statistics.median([float(x) for x in sys.argv[7].split()])
 size = int(sys.argv[3]) / 1048576; cache = json.loads(sys.argv[4])
 mt, mo = statistics.median(t), statistics.median(o)
 print("on %s; archive %.0f MiB" % ("tmpfs" if sys.argv[5].startswith("/dev/shm") else sys.argv[5], size))
-print("median GNU tar xzf:        %.2f s (%.0f MiB/s of archive)" % (mt, size / mt))
+print("median bsdtar -xf:           %.2f s (%.0f MiB/s of archive)" % (mt, size / mt))
 print("median SafeArchive.extract: %.2f s (%.0f MiB/s of archive)" % (mo, size / mo))
-print("speed ratio ours/tar:       %.2fx (target >= 1.0x)" % (mt / mo))
+print("speed ratio ours/bsdtar:    %.2fx (target >= 1.0x)" % (mt / mo))
+print("CPU (task-clock) median:    bsdtar %.2f s, ours %.2f s, ratio bsdtar/ours %.2fx" % (tc, oc, tc / oc))
 print("cache miss: %.3f s, %d bytes fetched; cache hit: %.4f s, %d bytes fetched (fromCache=%s)" % (
     cache["missSeconds"], cache["missBytesFetched"], cache["hitSeconds"], cache["hitBytesFetched"], cache["hitFromCache"]))
 PY

@@ -77,13 +77,24 @@ MOUSES = [
      "title": "Synthetic MOUS with a manifest lacking a session's caltables",
      "sb": {"uid": "uid://A001/X3f01/X1b1", "name": "Demo_b_03_TM1", "statusUid": "uid://A001/X3f01/X1b2"},
      "drop_caltables_for": 3, "eb_serial": "X2"},
+    # Four execution blocks, two per session: each Pass EB's data twice, under EB serials X3 and X4 (the restore
+    # does the same work whatever the visibilities hold; its MSes equal the references of the EBs they copy).
+    # For the per-EB parallelism bench (bench/restore4.sh); no download package.
+    {"key": "C", "mous": "uid://A001/X3f01/X1c0", "partId": "X1573098452", "title": "Synthetic MOUS with four EBs",
+     "sb": {"uid": "uid://A001/X3f01/X1c1", "name": "Demo_c_03_TM1", "statusUid": "uid://A001/X3f01/X1c2"},
+     "drop_caltables_for": None, "eb_serials": ["X3", "X4"]},
 ]
 
 
-def eb_uid(eb, m):
+def eb_serials(m):
+    """The EB serials of MOUS `m`: one EB per serial for each of the fixture's EBs (None: the EB's own uid)."""
+    return m.get("eb_serials") or [m.get("eb_serial")]
+
+
+def eb_uid(eb, m, serial=None):
     """The EB uid of `eb` in MOUS `m`. In ALMA an EB belongs to one SB and so to one MOUS; MOUS B gets its own EBs
-    (same data, serial X2 instead of X1), repacked under their own AsdmDiskNames."""
-    serial = m.get("eb_serial")
+    (same data, serial X2 instead of X1), repacked under their own AsdmDiskNames; MOUS C two of each (X3, X4)."""
+    serial = serial or eb_serials(m)[0]
     return eb["uid"].rsplit("/", 1)[0] + "/" + serial if serial else eb["uid"]
 
 
@@ -732,7 +743,7 @@ def write_packages(outdir, store, stage):
         shutil.rmtree(pkgroot)
     os.makedirs(pkgroot)
     pass_ebs = [eb for eb in EXEC_BLOCKS if eb["qa0"] == "Pass"]
-    mous_a, mous_b = MOUSES
+    mous_a, mous_b = MOUSES[:2]
     variants = {}
 
     def record(variant, m, info, naming, restorable, error=None, **extra):
@@ -845,20 +856,21 @@ def build(outdir):
         sessions = []  # (session name, [disk names]) of Pass EBs
         origin = {}  # this MOUS's disk name -> the disk whose data it carries
         for eb, disk in zip(pass_ebs, disks):
-            mdisk = sanitize(eb_uid(eb, m))
-            if mdisk != disk:
-                # Same data under this MOUS's own EB: ASDM, flag versions and apply file renamed.
-                tmpd = os.path.join(work, "rename-" + mdisk)
-                os.makedirs(tmpd)
-                shutil.copytree(os.path.join(work, disk, disk), os.path.join(tmpd, mdisk), symlinks=True)
-                tar_deterministic(os.path.join(store, mdisk + ".asdm.sdm.tar.gz"), tmpd, [mdisk])
-                shutil.copytree(os.path.join(work, disk, "cal", "fvexport", disk + ".ms.flagversions"),
-                                os.path.join(tmpd, mdisk + ".ms.flagversions"))
-                tar_deterministic(os.path.join(store, mdisk + ".ms.flagversions.tgz"), tmpd, [mdisk + ".ms.flagversions"])
-                with open(os.path.join(store, mdisk + ".ms.calapply.txt"), "w") as f:
-                    f.write(calapply_text(mdisk + ".ms", m["mous"]))
-            sessions.append(("session_%d" % eb["session"], [mdisk]))
-            origin[mdisk] = disk
+            mdisks = [sanitize(eb_uid(eb, m, serial)) for serial in eb_serials(m)]
+            for mdisk in mdisks:
+                if mdisk != disk:
+                    # Same data under this MOUS's own EB: ASDM, flag versions and apply file renamed.
+                    tmpd = os.path.join(work, "rename-" + mdisk)
+                    os.makedirs(tmpd)
+                    shutil.copytree(os.path.join(work, disk, disk), os.path.join(tmpd, mdisk), symlinks=True)
+                    tar_deterministic(os.path.join(store, mdisk + ".asdm.sdm.tar.gz"), tmpd, [mdisk])
+                    shutil.copytree(os.path.join(work, disk, "cal", "fvexport", disk + ".ms.flagversions"),
+                                    os.path.join(tmpd, mdisk + ".ms.flagversions"))
+                    tar_deterministic(os.path.join(store, mdisk + ".ms.flagversions.tgz"), tmpd, [mdisk + ".ms.flagversions"])
+                    with open(os.path.join(store, mdisk + ".ms.calapply.txt"), "w") as f:
+                        f.write(calapply_text(mdisk + ".ms", m["mous"]))
+                origin[mdisk] = disk
+            sessions.append(("session_%d" % eb["session"], mdisks))
         drop = "session_%d" % m["drop_caltables_for"] if m["drop_caltables_for"] else None
         products = []
         for sname, sdisks in sessions:
@@ -866,15 +878,18 @@ def build(outdir):
                 continue
             name = "%s.%s.caltables.tgz" % (oussid, sname)
             tabs = []
-            calw = os.path.join(work, origin[sdisks[0]], "cal")
-            for disk in sdisks:
-                own, src = table_names(disk + ".ms"), table_names(origin[disk] + ".ms")
-                if disk != origin[disk]:
-                    # Tables named after this MOUS's own MS, with the data of the one they were copied from.
-                    calw = os.path.join(work, "rename-" + disk)
+            if sdisks == [origin[sdisks[0]]]:
+                calw = os.path.join(work, sdisks[0], "cal")  # the EB's own tables, where they were made
+                tabs = list(table_names(sdisks[0] + ".ms").values())
+            else:
+                # Tables named after this MOUS's own MSes, with the data of the ones they were copied from.
+                calw = os.path.join(work, "caltables-%s-%s" % (m["key"], sname))
+                os.makedirs(calw)
+                for disk in sdisks:
+                    own, src = table_names(disk + ".ms"), table_names(origin[disk] + ".ms")
                     for k in own:
                         shutil.copytree(os.path.join(work, origin[disk], "cal", src[k]), os.path.join(calw, own[k]))
-                tabs += list(own.values())
+                    tabs += list(own.values())
             tar_deterministic(os.path.join(store, name), calw, tabs)
             products.append((name, "calibration"))
         for sname, sdisks in sessions:
@@ -887,9 +902,10 @@ def build(outdir):
         with open(os.path.join(auxdir, "flux.csv"), "w") as f:
             f.write("ms,field,spw,I,Q,U,V,spix,uvmin,uvmax,comment\n")
             for eb in pass_ebs:
-                for spw in (0, 1):
-                    f.write("%s.ms,0,%d,1.000,0.0,0.0,0.0,0.0,0.0,0.0,\"# J1625-2527 intent=AMPLITUDE,BANDPASS\"\n"
-                            % (sanitize(eb_uid(eb, m)), spw))
+                for serial in eb_serials(m):
+                    for spw in (0, 1):
+                        f.write("%s.ms,0,%d,1.000,0.0,0.0,0.0,0.0,0.0,0.0,\"# J1625-2527 intent=AMPLITUDE,BANDPASS\"\n"
+                                % (sanitize(eb_uid(eb, m, serial)), spw))
         with open(os.path.join(auxdir, "antennapos.csv"), "w") as f:
             f.write("name,antenna,xoff,yoff,zoff,comment\n")
         with open(os.path.join(auxdir, "cont.dat"), "w") as f:
@@ -913,11 +929,12 @@ def build(outdir):
                      for n in sorted(SESSIONS)]
         eb_rows = []
         for eb in EXEC_BLOCKS:
-            row = {"uid": eb_uid(eb, m), "qa0": eb["qa0"], "sessionId": "%s#S%d" % (m["mous"], eb["session"]),
-                   "startTime": eb["start"], "endTime": eb.get("end") or eb_end_iso(eb)}
-            if eb["qa0"] == "Pass":
-                row["asdm"] = file_entry(store, sanitize(eb_uid(eb, m)) + ".asdm.sdm.tar.gz")
-            eb_rows.append(row)
+            for serial in eb_serials(m) if eb["qa0"] == "Pass" else eb_serials(m)[:1]:
+                row = {"uid": eb_uid(eb, m, serial), "qa0": eb["qa0"], "sessionId": "%s#S%d" % (m["mous"], eb["session"]),
+                       "startTime": eb["start"], "endTime": eb.get("end") or eb_end_iso(eb)}
+                if eb["qa0"] == "Pass":
+                    row["asdm"] = file_entry(store, sanitize(eb_uid(eb, m, serial)) + ".asdm.sdm.tar.gz")
+                eb_rows.append(row)
         catalog["mouses"].append({
             "mous": m["mous"], "project": PROJECT, "obsProject": OBS_PROJECT, "projectStatus": PROJECT_STATUS,
             "obsUnitSetPartId": m["partId"], "sous": SOUS, "gous": GOUS, "title": m["title"],
@@ -931,6 +948,8 @@ def build(outdir):
             "restorable": drop is None,
             "expectedFailure": None if drop is None else "manifest has no caltables for %s" % drop,
             "sessions": {s: d for s, d in sessions},
+            # Each MS's reference: the EB whose data it carries (reference/<origin>.ms).
+            "referenceOf": {d: origin[d] for _, ds in sessions for d in ds},
         })
     t_pkg = time.time()
     summary["packages"] = write_packages(outdir, store, os.path.join(work, "package-stage"))

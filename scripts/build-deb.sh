@@ -76,7 +76,7 @@ strip --remove-section=.comment --remove-section=.note "$ROOT/usr/bin/dropbox-ag
 
 # CASA programs: found by the binary at <prefix>/share/dropbox-agent/casa (next to bin/). Executable
 # bits as in git (scripts with a #! line are run directly).
-for f in "$REPO"/casa/*.py "$REPO/casa/requirements.txt"; do
+for f in "$REPO"/casa/*.py "$REPO"/casa/*.sh "$REPO/casa/requirements.txt"; do
     if [ -x "$f" ] && head -c2 "$f" | grep -q '#!'; then mode=0755; else mode=0644; fi
     install -m "$mode" "$f" "$ROOT/usr/share/dropbox-agent/casa/"
 done

@@ -236,6 +236,7 @@ def test_contents_are_where_the_brief_puts_them(contents):
         "/usr/share/dropbox-agent/casa/restore_mous.py": "-rw-r--r--",
         "/usr/share/dropbox-agent/casa/casaenv.py": "-rw-r--r--",
         "/usr/share/dropbox-agent/casa/requirements.txt": "-rw-r--r--",
+        "/usr/share/dropbox-agent/casa/run_job.sh": "-rwxr-xr-x",
         "/usr/share/dropbox-agent/schemas/request.schema.json": "-rw-r--r--",
         "/usr/share/dropbox-agent/schemas/status.schema.json": "-rw-r--r--",
         "/usr/share/dropbox-agent/examples/requests/demo.json": "-rw-r--r--",
@@ -257,7 +258,7 @@ def test_contents_are_where_the_brief_puts_them(contents):
 def test_packaged_files_match_the_repository(extracted):
     """A stale .deb (built before a change to casa/, schemas/, examples/ or packaging/) is caught here."""
     pairs = [(f, extracted / "usr/share/dropbox-agent/casa" / f.name)
-             for f in sorted((ROOT / "casa").glob("*.py")) + [ROOT / "casa/requirements.txt"]]
+             for f in sorted((ROOT / "casa").glob("*.py")) + sorted((ROOT / "casa").glob("*.sh")) + [ROOT / "casa/requirements.txt"]]
     pairs += [(f, extracted / "usr/share/dropbox-agent/schemas" / f.name) for f in sorted((ROOT / "schemas").glob("*.json"))]
     pairs += [(f, extracted / "usr/share/dropbox-agent/examples/requests" / f.relative_to(ROOT / "examples/requests"))
               for f in sorted((ROOT / "examples/requests").rglob("*.json"))]

@@ -104,7 +104,13 @@ def wait_state(spool, name, predicate, timeout=30, what=None):
 # 1. Takeover: an attempt directory without a live lease is recoverable
 
 
-def test_takeover_killed_between_attempt_and_lease_is_recovered(tmp_path, spool, agents):
+def current_lease(job: pathlib.Path) -> dict:
+    """The job's current lease: the highest `attempts/<n>.json`."""
+    n = max(int(p.name[:-5]) for p in (job / "attempts").glob("*.json") if not p.name.startswith("."))
+    return json.loads((job / "attempts" / f"{n}.json").read_text())
+
+
+def test_takeover_by_an_agent_killed_right_after_winning_is_recovered(tmp_path, spool, agents):
     # An agent killed right after claiming: the job stays in jobs/ with attempt 1 and a dead owner.
     a = Agent(tmp_path, spool, "a", env={"DROPBOX_AGENT_CRASH_AT": "before-duplicate-check"})
     agents.append(a)
@@ -112,17 +118,18 @@ def test_takeover_killed_between_attempt_and_lease_is_recovered(tmp_path, spool,
     drop(spool, "req", json.dumps({"mous": MOUS, "requestId": "t1"}).encode())
     assert a.wait_exit() == -signal.SIGKILL
     [job] = job_dirs(spool, "jobs", "req")
-    assert json.loads((job / "lease.json").read_text())["attempt"] == 1
+    assert current_lease(job)["attempt"] == 1
 
-    # The next agent wins attempts/2 and is killed before it writes its lease.
-    b = Agent(tmp_path, spool, "b", env={"DROPBOX_AGENT_CRASH_AT": "takeover-before-lease"})
+    # The next agent wins attempt 2 (its lease is linked complete, there is no "won but not written" window) and
+    # is killed right after.
+    b = Agent(tmp_path, spool, "b", env={"DROPBOX_AGENT_CRASH_AT": "takeover-after-lease"})
     agents.append(b)
     b.start(wait_ready=False)
     assert b.wait_exit() == -signal.SIGKILL
-    assert (job / "attempts" / "2").is_dir()
-    assert json.loads((job / "lease.json").read_text())["attempt"] == 1
+    lease = current_lease(job)
+    assert lease["attempt"] == 2 and lease["owner"]["pid"] == b.pid, lease
 
-    # A third agent must not read attempts/2 as "another agent won": it takes attempt 3 and ends the request.
+    # A third agent sees attempt 2's owner dead (same host): it takes attempt 3 and ends the request.
     c = Agent(tmp_path, spool, "c")
     agents.append(c)
     c.start()
@@ -228,8 +235,10 @@ def test_a_stalled_owner_that_lost_its_lease_writes_nothing(tmp_path, spool, age
         time.sleep(0.3)  # a is running again, with its step still waiting on the archive
         for c in list(silent_archive.conns):
             c.close()  # both archive connections fail now: a's step ends too and a would conclude
+        # Whichever notices first: the renewal loop, a fenced write, or the step's end (its fence check).
         wait_until(lambda: a.log_has("lease taken over by another agent; stopping")
-                   or a.log_has("lease lost to another agent; stopped without writing anything more"), 10,
+                   or a.log_has("lease lost to another agent; stopped without writing anything more")
+                   or a.log_has("lease lost to another agent; stopped without touching the status"), 10,
                    what="a to notice it lost the lease")
         doc = wait_state(spool, "x", lambda d: d["state"] in TERMINAL, timeout=20, what="x to end (b)")
         time.sleep(1)
@@ -286,14 +295,14 @@ def backdate(path: pathlib.Path, seconds: float) -> None:
 
 
 def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents):
-    # A real kill -9 between a claim's mkdir and its lease: a job folder without lease.json.
+    # A real kill -9 between a claim's mkdir and its lease: a job folder without a lease.
     a = Agent(tmp_path, spool, "a", env={"DROPBOX_AGENT_CRASH_AT": "claim-before-lease"})
     agents.append(a)
     a.start()
     drop(spool, "claimed", json.dumps({"mous": MOUS, "requestId": "c"}).encode())
     assert a.wait_exit() == -signal.SIGKILL
     [interrupted] = job_dirs(spool, "jobs", "claimed")
-    assert not (interrupted / "lease.json").exists() and not (interrupted / "request.json").exists()
+    assert not list((interrupted / "attempts").glob("*.json")) and not (interrupted / "request.json").exists()
     backdate(interrupted, 120)
 
     work = spool / ".dropbox-agent"

@@ -3,7 +3,7 @@ nor trips bomb limits), restored by the real agent from its download package wit
 puts an equally large file into each measurement set. While the agent extracts and publishes:
 
 - `NAME.cancel` ends the request `cancelled` within 2 s, leaving no half-extracted ASDM and no publication;
-- the lease heartbeat (lease.json) is never late by more than one renewal interval;
+- the lease heartbeat (the current attempts/<n>.json) is never late by more than one renewal interval;
 - the status file's `sequence` never goes backwards;
 - two agents with leaseSeconds 15 on one spool: the live request is never taken over.
 
@@ -99,7 +99,7 @@ def make_agent(tmp: pathlib.Path, spool: pathlib.Path, big: dict, label: str, le
 
 
 class Monitor(threading.Thread):
-    """Samples every lease.json heartbeat and the status `sequence` of one request every 20 ms."""
+    """Samples every current lease's heartbeat (the highest attempts/<n>.json) and the status `sequence` of one request every 20 ms."""
 
     def __init__(self, spool: pathlib.Path, name: str):
         super().__init__(daemon=True)
@@ -119,8 +119,10 @@ class Monitor(threading.Thread):
                 entries = []
             for entry in entries:
                 try:
-                    lease = json.loads((pathlib.Path(entry.path) / "lease.json").read_bytes())
-                except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+                    attempts = pathlib.Path(entry.path) / "attempts"
+                    n = max(int(p.name[:-5]) for p in attempts.glob("*.json") if not p.name.startswith("."))
+                    lease = json.loads((attempts / f"{n}.json").read_bytes())
+                except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, ValueError):
                     continue
                 beats = self.heartbeats.setdefault(entry.name, [])
                 if not beats or beats[-1] != lease["heartbeat"]:

@@ -1,5 +1,6 @@
 // DeliveryBench: measures the Delivery module's hot paths for bench/fetch.sh and bench/extract.sh.
 //
+//   DeliveryBench hashes SIZE_MIB REPEATS                       -> CRC-32/SHA-256: in-house vs zlib, libdeflate, libcrypto
 //   DeliveryBench crc FILE [crc32|crc32c]                      -> CRC value and MiB/s
 //   DeliveryBench fetch BASEURL FILEID SIZE CHECKSUM OUT        -> seconds for one verified HTTP retrieval
 //   DeliveryBench extract ARCHIVE INTO                          -> seconds for SafeArchive.extract
@@ -27,6 +28,9 @@ guard args.count >= 2 else { fail("usage: DeliveryBench crc|fetch|extract|cache 
 let clock = ContinuousClock()
 
 switch args[1] {
+case "hashes":
+    runHashBench(sizeMiB: args.count > 2 ? Int(args[2]) ?? 256 : 256, repeats: args.count > 3 ? Int(args[3]) ?? 5 : 5)
+
 case "crc":
     guard args.count >= 3 else { fail("crc FILE [variant]") }
     let variant = ChecksumVariant(rawValue: args.count > 3 ? args[3] : "crc32") ?? .crc32

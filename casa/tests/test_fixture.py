@@ -37,10 +37,11 @@ def test_catalog_matches_store(fixture_dir):
 
 def test_sessions_and_qa0(fixture_dir):
     cat, fx = load(fixture_dir)
-    serial = {"uid://A001/X3f01/X1a5": "X1", "uid://A001/X3f01/X1b0": "X2"}
+    serials = {"uid://A001/X3f01/X1a5": ["X1"], "uid://A001/X3f01/X1b0": ["X2"], "uid://A001/X3f01/X1c0": ["X3", "X4"]}
+    assert sorted(m["mous"] for m in cat["mouses"]) == sorted(serials)
     for m in cat["mouses"]:
-        s = serial[m["mous"]]
-        assert ppr_sessions(m) == [["uid___A002_Xb1e2a0_" + s], [], ["uid___A002_Xb1f3c4_" + s]]
+        ss = serials[m["mous"]]
+        assert ppr_sessions(m) == [["uid___A002_Xb1e2a0_" + s for s in ss], [], ["uid___A002_Xb1f3c4_" + s for s in ss]]
         fail = [eb for eb in m["execBlocks"] if eb["qa0"] == "Fail"]
         assert len(fail) == 1 and "asdm" not in fail[0]
         for eb in m["execBlocks"]:
@@ -115,4 +116,11 @@ def test_manifests(fixture_dir):
     assert b["expectedFailure"] == "manifest has no caltables for session_3"
     # An EB belongs to one SB and so to one MOUS: B's EBs are its own.
     ebs = [{eb["uid"] for eb in m["execBlocks"]} for m in cat["mouses"]]
-    assert not ebs[0] & ebs[1]
+    for i in range(len(ebs)):
+        for j in range(i + 1, len(ebs)):
+            assert not ebs[i] & ebs[j]
+    # The four-EB MOUS: two EBs per session, each MS with the reference of the EB whose data it carries.
+    c = next(m for m in fx["mouses"] if m["key"] == "C")
+    assert [len(d) for d in c["sessions"].values()] == [2, 2] and len(c["referenceOf"]) == 4
+    for ms, ref in c["referenceOf"].items():
+        assert os.path.isdir(os.path.join(fixture_dir, "reference", ref + ".ms")), ref

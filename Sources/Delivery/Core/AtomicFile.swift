@@ -1,7 +1,27 @@
+internal import CFileIO
 public import Foundation
 
-/// Durable, never-torn file replacement: temp file in the same directory, `fsync`, `rename`, `fsync` of the
-/// directory (fsync(2): syncing the file does not make its directory entry durable).
+/// Durable, never-torn file replacement: temp file in the same directory, its data on disk, `rename`, `fsync` of
+/// the directory (fsync(2): syncing the file does not make its directory entry durable).
+///
+/// ## One journal commit per replacement on ext4 and XFS
+///
+/// The portable sequence is `fsync(temp)`, `rename`, `fsync(directory)`: two journal commits (two cache flushes)
+/// per status write, which bounded intake on a real disk (bench/pickup.py on ext4). On ext4 and XFS, recognised by
+/// `fstatfs`, the temp file's *data* is instead written and waited for with
+/// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)` (no journal commit), and the single `fsync` of the
+/// directory after the rename commits the temp file's inode (size, extents) together with the rename. Why that
+/// survives a power cut:
+/// - both file systems keep one journal (log) that commits transactions strictly in order, and an `fsync` of the
+///   directory forces the log up to the transaction holding the rename: every earlier transaction is committed
+///   with it, including the one that allocated the temp file's blocks and set its size (done during the
+///   write-back we waited for, so before the rename);
+/// - the data blocks were written before that commit (we waited for them), and the commit itself is written with a
+///   cache flush (REQ_PREFLUSH/FUA), which also makes those earlier data writes durable;
+/// - so after the directory `fsync` returns, the name points at an inode whose size and blocks are committed and
+///   whose blocks hold the new bytes: a `queued` status file reads back whole after a power cut. Before it
+///   returns, the rename may be lost, and the reader finds the previous version (never a torn file).
+/// On any other file system (btrfs, NFS, …) the portable sequence is used; on tmpfs `fsync` costs nothing.
 public enum AtomicFile {
     /// Replaces `path` with `data` atomically: readers see the old content or the new, never a mix or nothing.
     public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
@@ -14,15 +34,47 @@ public enum AtomicFile {
         try syncDirectory(of: path)
     }
 
+    /// Like ``write(_:to:mode:)``, but checks `precondition` once the new content is durable, immediately before the
+    /// rename: the check-then-replace window is a few system calls, not the fsync before them (a fencing check
+    /// done before a slow fsync can be stale by the time the file is replaced).
+    ///
+    /// - Returns: false (and nothing replaced) when `precondition` returned false.
+    @discardableResult
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, if precondition: () -> Bool) throws -> Bool {
+        let temp = try writeTemporary(data, near: path, mode: mode)
+        guard precondition() else {
+            unlink(temp)
+            return false
+        }
+        guard rename(temp, path) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: e)
+        }
+        try syncDirectory(of: path)
+        return true
+    }
+
     /// Creates `path` with `data` only if it does not exist yet (`link(2)` of a complete temp file, so the
     /// file never appears half-written). Returns false when it already existed.
+    ///
+    /// Exclusive across processes and hosts on local filesystems, NFS and SFTP (sshfs's hard links run `link(2)`
+    /// on the server): the guarantee leases and the idempotency index rest on, no lock needed.
     @discardableResult
     public static func create(_ data: Data, at path: String, mode: mode_t = 0o644) throws -> Bool {
         let temp = try writeTemporary(data, near: path, mode: mode)
         defer { unlink(temp) }
         if link(temp, path) != 0 {
-            if errno == EEXIST { return false }
-            throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: errno)
+            let e = errno
+            // NFS: a retransmitted LINK can report EEXIST although the first one created the link: then the
+            // temporary file has two links (the classic NFS-safe exclusive-create test).
+            let links = (try? FileManager.default.attributesOfItem(atPath: temp))?[.referenceCount] as? Int
+            if e == EEXIST, links == 2 {
+                try syncDirectory(of: path)
+                return true
+            }
+            if e == EEXIST { return false }
+            throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: e)
         }
         try syncDirectory(of: path)
         return true
@@ -69,7 +121,15 @@ public enum AtomicFile {
             }
         }
         fchmod(fd, mode)  // the umask must not make status files unreadable to droppers
-        guard fsync(fd) == 0 else { throw DeliveryError.posix("cannot fsync", path: temp, errno: errno) }
+        if JournalledFileSystem.hasOrderedJournal(fd) {
+            let flags = CFILEIO_SYNC_FILE_RANGE_WAIT_BEFORE | CFILEIO_SYNC_FILE_RANGE_WRITE
+                | CFILEIO_SYNC_FILE_RANGE_WAIT_AFTER
+            guard cfileio_sync_file_range(fd, 0, 0, flags) == 0 else {
+                throw DeliveryError.posix("cannot write back", path: temp, errno: errno)
+            }
+        } else {
+            guard fsync(fd) == 0 else { throw DeliveryError.posix("cannot fsync", path: temp, errno: errno) }
+        }
         ok = true
         return temp
     }

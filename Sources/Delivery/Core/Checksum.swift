@@ -1,3 +1,4 @@
+internal import CDeflate
 internal import Foundation
 
 /// The checksum algorithms NGAS records for archived files (`ngas_files.checksum_plugin`).
@@ -10,7 +11,14 @@ public enum ChecksumVariant: String, Sendable, Codable, CaseIterable {
     case crc32z
 }
 
-/// A streaming CRC-32 / CRC-32C computation (table-driven, slicing-by-16).
+/// A streaming CRC-32 / CRC-32C computation.
+///
+/// CRC-32 (``ChecksumVariant/crc32``, ``ChecksumVariant/crc32z``) is libdeflate's `libdeflate_crc32` (carry-less
+/// multiplication with PCLMULQDQ where the CPU has it). `bench/hash.sh` measured it against zlib's `crc32_z` and
+/// against the slicing-by-16 table this module used to carry: libdeflate was the fastest (see bench/README.md), and
+/// CRC-32 is most of the agent's CPU while it streams a download or checks a .tgz, so it earns the dependency.
+/// CRC-32C has no implementation among our libraries (zlib, libdeflate and libcrypto have none), so
+/// ``CRC32CTable`` keeps our own table-driven one for the rare NGAS `crc32c` plug-in.
 ///
 /// ```swift
 /// var checksum = Checksum(.crc32)
@@ -20,25 +28,30 @@ public enum ChecksumVariant: String, Sendable, Codable, CaseIterable {
 public struct Checksum: Sendable {
     /// The variant being computed.
     public let variant: ChecksumVariant
-    private let table: CRCTable
-    private var crc: UInt32 = 0xFFFF_FFFF
+    /// CRC-32: libdeflate's running value (starts at 0). CRC-32C: the pre-inverted register (starts all ones).
+    private var state: UInt32
 
     /// Creates an empty checksum of the given variant.
     public init(_ variant: ChecksumVariant) {
         self.variant = variant
-        self.table = variant == .crc32c ? CRCTable.castagnoli : CRCTable.zlib
+        self.state = variant == .crc32c ? 0xFFFF_FFFF : 0
     }
 
     /// The checksum of all bytes fed so far, as an unsigned 32-bit value.
-    public var value: UInt32 { ~crc }
+    public var value: UInt32 { variant == .crc32c ? ~state : state }
 
     /// The checksum as NGAS writes it: unsigned decimal.
     public var decimalString: String { String(value) }
 
     /// Feeds bytes.
+    @inline(__always)
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        crc = table.update(crc, base, bytes.count)
+        if variant == .crc32c {
+            state = CRC32CTable.shared.update(state, base, bytes.count)
+        } else {
+            state = libdeflate_crc32(state, base, bytes.count)
+        }
     }
 
     /// Feeds bytes.
@@ -99,13 +112,12 @@ public struct Checksum: Sendable {
     }
 }
 
-/// Sixteen 256-entry tables for a reflected CRC-32 polynomial, allocated once and never mutated.
+/// Sixteen 256-entry tables for CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-16; allocated
+/// once and never mutated. Only for CRC-32C: no library we link provides it.
 ///
 /// `@unchecked Sendable`: the memory is written only in `init` and read-only afterwards.
-final class CRCTable: @unchecked Sendable {
-    static let zlib = CRCTable(polynomial: 0xEDB8_8320)
-    static let castagnoli = CRCTable(polynomial: 0x82F6_3B78)
-
+final class CRC32CTable: @unchecked Sendable {
+    static let shared = CRC32CTable(polynomial: 0x82F6_3B78)
     private let t: UnsafeMutablePointer<UInt32>
 
     private init(polynomial: UInt32) {

@@ -1,127 +1,72 @@
+internal import CCrypto
 internal import Foundation
 
-/// A streaming SHA-256 (FIPS 180-4), for publish manifests.
+/// A streaming SHA-256, for publish manifests and request digests: libcrypto's EVP interface (OpenSSL 3, which
+/// uses the CPU's SHA extensions where it has them). libcrypto is loaded anyway (libcurl's TLS); `bench/hash.sh`
+/// measured it against the FIPS 180-4 loop this module used to carry (see bench/README.md).
+///
+/// A value type: copying a `SHA256` copies the running state (`EVP_MD_CTX_copy_ex`) on the next update of
+/// either copy, so `hexDigest()` can be taken at any point and the hash keeps being updated.
 public struct SHA256: Sendable {
-    private static let k: [UInt32] = [
-        0x428a_2f98, 0x7137_4491, 0xb5c0_fbcf, 0xe9b5_dba5, 0x3956_c25b, 0x59f1_11f1, 0x923f_82a4, 0xab1c_5ed5,
-        0xd807_aa98, 0x1283_5b01, 0x2431_85be, 0x550c_7dc3, 0x72be_5d74, 0x80de_b1fe, 0x9bdc_06a7, 0xc19b_f174,
-        0xe49b_69c1, 0xefbe_4786, 0x0fc1_9dc6, 0x240c_a1cc, 0x2de9_2c6f, 0x4a74_84aa, 0x5cb0_a9dc, 0x76f9_88da,
-        0x983e_5152, 0xa831_c66d, 0xb003_27c8, 0xbf59_7fc7, 0xc6e0_0bf3, 0xd5a7_9147, 0x06ca_6351, 0x1429_2967,
-        0x27b7_0a85, 0x2e1b_2138, 0x4d2c_6dfc, 0x5338_0d13, 0x650a_7354, 0x766a_0abb, 0x81c2_c92e, 0x9272_2c85,
-        0xa2bf_e8a1, 0xa81a_664b, 0xc24b_8b70, 0xc76c_51a3, 0xd192_e819, 0xd699_0624, 0xf40e_3585, 0x106a_a070,
-        0x19a4_c116, 0x1e37_6c08, 0x2748_774c, 0x34b0_bcb5, 0x391c_0cb3, 0x4ed8_aa4a, 0x5b9c_ca4f, 0x682e_6ff3,
-        0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
-    ]
+    /// Owns one `EVP_MD_CTX`.
+    ///
+    /// `@unchecked Sendable`: the context is only touched through a `SHA256` value, which copies it before writing
+    /// when it is shared (`isKnownUniquelyReferenced`), so no two threads ever write the same context.
+    private final class Context: @unchecked Sendable {
+        let raw: OpaquePointer
 
-    private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
-        0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19
-    )
-    private var pending: [UInt8] = []
-    private var length: UInt64 = 0
+        init() {
+            guard let raw = EVP_MD_CTX_new(), EVP_DigestInit_ex(raw, EVP_sha256(), nil) == 1 else {
+                fatalError("libcrypto cannot initialise SHA-256")
+            }
+            self.raw = raw
+        }
+
+        init(copying other: Context) {
+            guard let raw = EVP_MD_CTX_new(), EVP_MD_CTX_copy_ex(raw, other.raw) == 1 else {
+                fatalError("libcrypto cannot copy a SHA-256 context")
+            }
+            self.raw = raw
+        }
+
+        deinit { EVP_MD_CTX_free(raw) }
+    }
+
+    private var context = Context()
 
     /// An empty hash.
     public init() {}
 
     /// Feeds bytes.
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard var p = bytes.baseAddress, bytes.count > 0 else { return }
-        var n = bytes.count
-        length &+= UInt64(n)
-        if !pending.isEmpty {
-            let take = min(64 - pending.count, n)
-            pending.append(contentsOf: UnsafeRawBufferPointer(start: p, count: take))
-            p += take
-            n -= take
-            if pending.count == 64 {
-                pending.withUnsafeBytes { block($0.baseAddress!) }
-                pending.removeAll(keepingCapacity: true)
-            }
-        }
-        while n >= 64 {
-            block(p)
-            p += 64
-            n -= 64
-        }
-        if n > 0 { pending.append(contentsOf: UnsafeRawBufferPointer(start: p, count: n)) }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        if !isKnownUniquelyReferenced(&context) { context = Context(copying: context) }
+        EVP_DigestUpdate(context.raw, base, bytes.count)
     }
 
     /// Feeds bytes.
     public mutating func update(_ bytes: some Collection<UInt8>) {
+        if let done: Void = bytes.withContiguousStorageIfAvailable({ update(UnsafeRawBufferPointer($0)) }) {
+            return done
+        }
         let copy = Array(bytes)
         copy.withUnsafeBytes { update($0) }
     }
 
-    /// The digest as lowercase hex (consumes a copy; the hash can keep being updated).
+    /// The digest as lowercase hex (finalises a copy; the hash can keep being updated).
     public func hexDigest() -> String {
-        var copy = self
-        let bitLength = copy.length &* 8
-        var tail: [UInt8] = [0x80]
-        let padding = (55 &- Int(copy.length % 64) + 64) % 64
-        tail += [UInt8](repeating: 0, count: padding)
-        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
-        let savedLength = copy.length
-        tail.withUnsafeBytes { copy.update($0) }
-        copy.length = savedLength
-        let words = [copy.h.0, copy.h.1, copy.h.2, copy.h.3, copy.h.4, copy.h.5, copy.h.6, copy.h.7]
-        return words.map { word in
-            let s = String(word, radix: 16)
-            return String(repeating: "0", count: 8 - s.count) + s
-        }.joined()
-    }
-
-    @inline(__always)
-    private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-
-    private mutating func block(_ p: UnsafeRawPointer) {
-        var w = (
-            UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0),
-            UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0)
-        )
-        withUnsafeMutableBytes(of: &w) { raw in
-            let words = raw.bindMemory(to: UInt32.self)
-            for i in 0..<16 { words[i] = p.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).bigEndian }
+        let final = Context(copying: context)
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(final.raw, &digest, &length)
+        let hex = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(64)
+        for byte in digest.prefix(Int(length)) {
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0xF)])
         }
-        var a = h.0
-        var b = h.1
-        var c = h.2
-        var d = h.3
-        var e = h.4
-        var f = h.5
-        var g = h.6
-        var hh = h.7
-        Self.k.withUnsafeBufferPointer { k in
-            withUnsafeMutableBytes(of: &w) { raw in
-                let w = raw.bindMemory(to: UInt32.self)
-                for i in 0..<64 {
-                    let wi: UInt32
-                    if i < 16 {
-                        wi = w[i]
-                    } else {
-                        let w15 = w[(i - 15) & 15]
-                        let w2 = w[(i - 2) & 15]
-                        let s0 = Self.rotr(w15, 7) ^ Self.rotr(w15, 18) ^ (w15 >> 3)
-                        let s1 = Self.rotr(w2, 17) ^ Self.rotr(w2, 19) ^ (w2 >> 10)
-                        wi = w[i & 15] &+ s0 &+ w[(i - 7) & 15] &+ s1
-                        w[i & 15] = wi
-                    }
-                    let S1 = Self.rotr(e, 6) ^ Self.rotr(e, 11) ^ Self.rotr(e, 25)
-                    let ch = (e & f) ^ (~e & g)
-                    let t1 = hh &+ S1 &+ ch &+ k[i] &+ wi
-                    let S0 = Self.rotr(a, 2) ^ Self.rotr(a, 13) ^ Self.rotr(a, 22)
-                    let maj = (a & b) ^ (a & c) ^ (b & c)
-                    let t2 = S0 &+ maj
-                    hh = g
-                    g = f
-                    f = e
-                    e = d &+ t1
-                    d = c
-                    c = b
-                    b = a
-                    a = t1 &+ t2
-                }
-            }
-        }
-        h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e, h.5 &+ f, h.6 &+ g, h.7 &+ hh)
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// The SHA-256 of a file, read in 1 MiB blocks.

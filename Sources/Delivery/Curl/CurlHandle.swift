@@ -69,6 +69,54 @@ final class CurlHandle {
         return String(cString: value)
     }
 
+    /// The value of response header `name` (any case) in the latest response of the transfer, the last one if it
+    /// came several times; nil if absent. libcurl's own parser (`curl_easy_header`, request -1), also usable from
+    /// inside the write callback for the response being received.
+    func header(_ name: String) -> String? {
+        var found: UnsafeMutablePointer<curl_header>?
+        guard curl_easy_header(raw, name, 0, UInt32(CURLH_HEADER), -1, &found) == CURLHE_OK, let first = found else {
+            return nil
+        }
+        if first.pointee.amount > 1 {
+            var last: UnsafeMutablePointer<curl_header>?
+            if curl_easy_header(raw, name, first.pointee.amount - 1, UInt32(CURLH_HEADER), -1, &last) == CURLHE_OK,
+                let value = last?.pointee.value
+            {
+                return String(cString: value)
+            }
+        }
+        return first.pointee.value.map { String(cString: $0) }
+    }
+
+    /// Every header of the latest response, names lowercased (the last value of a repeated one wins).
+    func headers() -> [String: String] {
+        var fields: [String: String] = [:]
+        var previous: UnsafeMutablePointer<curl_header>?
+        while let current = curl_easy_nextheader(raw, UInt32(CURLH_HEADER), -1, previous) {
+            if let name = current.pointee.name, let value = current.pointee.value {
+                fields[String(cString: name).lowercased()] = String(cString: value)
+            }
+            previous = current
+        }
+        return fields
+    }
+
+    /// The server's `Retry-After` (delta-seconds or HTTP date, parsed by libcurl: `CURLINFO_RETRY_AFTER`), or nil
+    /// when the response had none.
+    func retryAfter() -> Duration? {
+        var seconds: curl_off_t = 0
+        guard header("Retry-After") != nil, ccurl_getinfo_off(raw, CURLINFO_RETRY_AFTER, &seconds) == CURLE_OK else {
+            return nil
+        }
+        return .seconds(max(0, Int64(seconds)))
+    }
+
+    /// Whether a header line libcurl passes to `CURLOPT_HEADERFUNCTION` is a status line (`HTTP/…`): a new
+    /// response of the transfer starts (redirects and `100 Continue` make several).
+    static func isStatusLine(_ buffer: UnsafePointer<CChar>, _ length: Int) -> Bool {
+        length >= 5 && memcmp(buffer, "HTTP/", 5) == 0
+    }
+
     /// `curl_easy_strerror` plus the error buffer's detail.
     func describe(_ code: CURLcode) -> String {
         let generic = String(cString: curl_easy_strerror(code))

@@ -102,7 +102,6 @@ public struct HTTPDocument: Sendable, Hashable {
     /// Collects the body up to a limit; used only on the transfer thread.
     private final class Sink {
         var bytes: [UInt8] = []
-        var headers = HTTPResponseHeaders()
         var tooLarge = false
         let maxBytes: Int
         let cancelled: CancellationFlag
@@ -142,12 +141,8 @@ public struct HTTPDocument: Sendable, Hashable {
         _ = ccurl_setopt_header(handle.raw) { buffer, size, count, user in
             let sink = Unmanaged<Sink>.fromOpaque(user!).takeUnretainedValue()
             let length = size * count
-            if let buffer {
-                sink.headers.consume(
-                    line: String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self))
-                // A new response (after a redirect) starts a new body.
-                if sink.headers.fields.isEmpty { sink.bytes.removeAll(keepingCapacity: true) }
-            }
+            // A new response (after a redirect) starts a new body.
+            if let buffer, CurlHandle.isStatusLine(buffer, length) { sink.bytes.removeAll(keepingCapacity: true) }
             return length
         }
         _ = ccurl_setopt_write(handle.raw) { buffer, size, count, user in
@@ -167,9 +162,10 @@ public struct HTTPDocument: Sendable, Hashable {
         let host = URL(string: url)?.host ?? url
         if cancelled.isCancelled { throw DeliveryError(.cancelled, "request to \(url) cancelled") }
         if sink.tooLarge {
+            let status = handle.long(CURLINFO_RESPONSE_CODE)
             throw DeliveryError(
                 .responseTooLarge, "\(host) sent more than \(maxBytes) bytes for \(url)",
-                httpStatus: sink.headers.status == 0 ? nil : sink.headers.status)
+                httpStatus: status == 0 ? nil : status)
         }
         guard code == CURLE_OK else {
             let status = handle.long(CURLINFO_RESPONSE_CODE)
@@ -180,6 +176,6 @@ public struct HTTPDocument: Sendable, Hashable {
         }
         return HTTPDocument(
             url: url, finalURL: handle.string(CURLINFO_EFFECTIVE_URL) ?? url,
-            status: handle.long(CURLINFO_RESPONSE_CODE), headers: sink.headers.fields, body: Data(sink.bytes))
+            status: handle.long(CURLINFO_RESPONSE_CODE), headers: handle.headers(), body: Data(sink.bytes))
     }
 }

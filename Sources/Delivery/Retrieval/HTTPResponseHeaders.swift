@@ -1,25 +1,21 @@
+internal import CCurl
 internal import Foundation
 
-/// The headers of the current HTTP response, reset at every status line (redirects produce several).
+/// The status and headers of an HTTP response, as libcurl parsed them (``CurlHandle/header(_:)``,
+/// `CURLINFO_RESPONSE_CODE`): our own code only interprets the few values the transfers need.
 struct HTTPResponseHeaders {
     var status = 0
+    /// Header names lowercased.
     var fields: [String: String] = [:]
-    /// Counts status lines: which response of the transfer (redirects included) the fields belong to.
-    var responseIndex = 0
 
-    mutating func consume(line raw: String) {
-        let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        if line.hasPrefix("HTTP/") {
-            fields = [:]
-            responseIndex += 1
-            let parts = line.split(separator: " ", maxSplits: 2)
-            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
-            return
-        }
-        guard let colon = line.firstIndex(of: ":") else { return }
-        let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        fields[name] = value
+    init(status: Int = 0, fields: [String: String] = [:]) {
+        self.status = status
+        self.fields = fields
+    }
+
+    /// The latest response of `handle` (during the transfer: the one being received).
+    init(of handle: CurlHandle) {
+        self.init(status: handle.long(CURLINFO_RESPONSE_CODE), fields: handle.headers())
     }
 
     var contentLength: Int64? { fields["content-length"].flatMap { Int64($0) } }
@@ -50,18 +46,6 @@ struct HTTPResponseHeaders {
             return name.isEmpty ? nil : String(name)
         }
         return nil
-    }
-
-    /// `Retry-After` as a delay: delta-seconds or an HTTP date.
-    func retryAfter(now: Date = Date()) -> Duration? {
-        guard let value = fields["retry-after"] else { return nil }
-        if let seconds = Int(value) { return .seconds(max(0, seconds)) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: value) else { return nil }
-        return .milliseconds(max(0, Int(date.timeIntervalSince(now) * 1000)))
     }
 }
 

@@ -35,21 +35,30 @@ struct HTTPTransferAttempt {
         let cancelled: CancellationFlag
         let progress: ProgressHandler
         let expectedTotal: Int64?
+        let handle: CurlHandle
+        /// The status and headers of the response being received, read from libcurl once per response in
+        /// ``decide()`` (and after the transfer), never per write callback.
         var headers = HTTPResponseHeaders()
+        /// Status lines seen (the header callback only counts them): which response of the transfer is current.
+        var responseIndex = 0
         var mode = Mode.undecided
         var decidedResponse = 0
         var errorBody: [UInt8] = []
         var sniff: [UInt8] = []
+        /// Whether the final response is XML (an NGAS status document instead of the file): decided once per
+        /// response in ``decide()``, not per write callback.
+        var sniffXML = false
         var bodyBytes: Int64 = 0
         var rangeIgnored = false
         var rangeMismatch = false
         var writeError: DeliveryError?
 
         init(
-            writer: HashingFileWriter, cancelled: CancellationFlag, progress: @escaping ProgressHandler,
-            expectedTotal: Int64?
+            writer: HashingFileWriter, handle: CurlHandle, cancelled: CancellationFlag,
+            progress: @escaping ProgressHandler, expectedTotal: Int64?
         ) {
             self.writer = writer
+            self.handle = handle
             self.resumeOffset = writer.bytesWritten
             self.cancelled = cancelled
             self.progress = progress
@@ -58,8 +67,10 @@ struct HTTPTransferAttempt {
 
         /// Decides, at the first body byte of the final response, where the body goes.
         func decide() {
-            decidedResponse = headers.responseIndex
+            decidedResponse = responseIndex
+            headers = HTTPResponseHeaders(of: handle)
             let status = headers.status
+            sniffXML = headers.isXML
             if (300..<400).contains(status) {
                 mode = .discard
             } else if status == 200 || status == 206 {
@@ -78,12 +89,12 @@ struct HTTPTransferAttempt {
 
         func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
             // Decide per response: a redirect's body (if libcurl passes one) must not decide the final one.
-            if mode == .undecided || decidedResponse != headers.responseIndex { decide() }
+            if mode == .undecided || decidedResponse != responseIndex { decide() }
             if mode != .discard { bodyBytes += Int64(bytes.count) }
             switch mode {
             case .file:
                 if rangeMismatch { return false }
-                if sniff.count < 4096 && headers.isXML { sniff.append(contentsOf: bytes.prefix(4096 - sniff.count)) }
+                if sniffXML && sniff.count < 4096 { sniff.append(contentsOf: bytes.prefix(4096 - sniff.count)) }
                 do throws(DeliveryError) { try writer.write(bytes) } catch {
                     writeError = error
                     return false
@@ -125,9 +136,11 @@ struct HTTPTransferAttempt {
         } catch {
             return (.fatal(error), 0, nil)
         }
-        let context = Context(writer: writer, cancelled: cancelled, progress: progress, expectedTotal: file.size)
+        let context = Context(
+            writer: writer, handle: handle, cancelled: cancelled, progress: progress, expectedTotal: file.size)
         configure(handle, context: context, headerLines: headerLines)
         let code = withExtendedLifetime(context) { handle.perform() }
+        context.headers = HTTPResponseHeaders(of: handle)  // the final response, also when it had no body
         let outcome = conclude(code, handle: handle, context: context, part: part)
         return (outcome, context.bodyBytes, context.headers.dispositionFileName)
     }
@@ -159,10 +172,7 @@ struct HTTPTransferAttempt {
         _ = ccurl_setopt_header(handle.raw) { buffer, size, count, user in
             let context = Unmanaged<Context>.fromOpaque(user!).takeUnretainedValue()
             let length = size * count
-            if let buffer {
-                let line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self)
-                context.headers.consume(line: line)
-            }
+            if let buffer, CurlHandle.isStatusLine(buffer, length) { context.responseIndex += 1 }
             return length
         }
         _ = ccurl_setopt_write(handle.raw) { buffer, size, count, user in
@@ -261,7 +271,7 @@ struct HTTPTransferAttempt {
             case 429, 503, 500, 502, 504:
                 return .retry(
                     DeliveryError(.archiveFailure, "\(what) unavailable: \(detail)", httpStatus: status),
-                    retryAfter: context.headers.retryAfter(), restartFromZero: false)
+                    retryAfter: handle.retryAfter(), restartFromZero: false)
             case 404:
                 return .fatal(
                     DeliveryError(

@@ -40,6 +40,8 @@ final class JobObserver: PipelineObserver, Sendable {
             if !c.completedSteps.contains(step) { c.completedSteps.append(step) }
             return c
         }
+        // The checkpoint is shared with whoever takes the job over: a stalled owner must not write it any more.
+        do { try runner.fence() } catch { throw CancellationError() }
         try runner.saveCheckpoint(snapshot)
         runner.journalStep(step, attempt: attempt, started: false)
         runner.agent.metrics.detail.stepCompleted(jobId: runner.jobId, step: step)

@@ -46,11 +46,20 @@ extension JobRunner {
             }
         }
 
-        // Fencing: an agent that lost the lease (stalled, then taken over) mails and concludes nothing.
-        try checkFence()
+        // Fencing: an agent that lost the lease (stalled, then taken over) mails and concludes nothing. Claiming the
+        // conclusion and being taken over exclude each other (both are the exclusive link of the next attempt).
+        try claimConclusion()
         // Notify before the final status, so the status can say whether the mail went out.
         var notifications: [StatusDocument.Notification] = publisher.document.notifications ?? []
-        if settings.notifyOn.contains(finalState) && !checkpoint.notified {
+        if settings.notifyOn.contains(finalState) && !checkpoint.notified,
+           let earlier = try store.recordNotificationHandOff(jobId: jobId), earlier != AgentIdentity.current {
+            logger.notice(
+                "notification already queued by an earlier attempt; not queued again",
+                metadata: ["queued.by": "\(earlier.host):\(earlier.pid)"])
+            checkpoint.notified = true
+            try checkFence()
+            try store.writeCheckpoint(checkpoint)
+        } else if settings.notifyOn.contains(finalState) && !checkpoint.notified {
             var preview = publisher.document
             preview.state = finalState
             preview.result = result.result
@@ -93,6 +102,16 @@ extension JobRunner {
             }
         }
         await updateLinkedRequests(finishedDirectory: finished, final: publisher.document, facts: result.facts)
+        if let hook = Self.concludedHook { await hook(statusPath) }
+        // Across hosts nothing orders a `queued` that another host wrote in the instant before our claim against our
+        // statuses (the spool-entry lock is per kernel): if such a stale one replaced our final status, write ours
+        // again. Stale means an older sequence; a new request of the same name continues from ours (higher).
+        if let onDisk = StatusPublisher.existing(at: statusPath), !onDisk.state.isTerminal,
+           (onDisk.sequence ?? 0) < (publisher.document.sequence ?? 0) {
+            logger.warning("a status another agent wrote around the claim had replaced the final one; writing it again",
+                           metadata: ["replaced.state": "\(onDisk.state.rawValue)"])
+            try? publisher.update { _ in }
+        }
     }
 
     /// A transient failure (archive 5xx or unreachable, delivery area unavailable) is retried later with backoff

@@ -10,6 +10,10 @@ extension JobRunner {
     /// status is written — the moment at which the original may end.
     @TaskLocal static var linkRaceHook: (@Sendable () async -> Void)?
 
+    /// Tests only: runs in ``conclude`` after the final status and the move to `finished/`, with the status path —
+    /// the moment at which another host's stale `queued` may land.
+    @TaskLocal static var concludedHook: (@Sendable (String) async -> Void)?
+
     /// Links this request to a live or recently succeeded one with identical content instead of running it.
     ///
     /// The original may end at any moment: its final status is written before its job directory moves to
@@ -49,7 +53,7 @@ extension JobRunner {
         doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
                        message: "identical to request \(existing.name); linked to its result instead of running again")
         if let hook = Self.linkRaceHook { await hook() }
-        try checkFence()
+        try claimConclusion()
         doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
         if !doc.state.isTerminal, let ended = StatusPublisher.existing(at: existing.statusPath), ended.state.isTerminal {

@@ -68,7 +68,9 @@ struct JobRunner: Sendable {
         var checkpoint = store.readCheckpoint(jobId: jobId) ?? JobCheckpoint(
             jobId: jobId, name: name, spoolDirectory: settings.spoolDirectory, sha256: sha,
             submittedAt: existingStatus?.submittedAt ?? now, restoreRoot: settings.restoreDirectory + "/" + jobId)
-        guard let lease = store.readLease(jobId: jobId), lease.owner == AgentIdentity.current, lease.attempt == attempt else {
+        guard let lease = store.lease(jobId: jobId, attempt: attempt), lease.owner == AgentIdentity.current,
+            store.holdsLease(jobId: jobId, attempt: attempt)
+        else {
             logger.warning("lease not ours; leaving the job to its owner")
             return
         }
@@ -96,18 +98,22 @@ struct JobRunner: Sendable {
         let agent = self.agent, name = self.name
         let job = ExecutionJob(
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
-            attempt: lease.attempt, logger: logger, waitForSlot: { await agent.acquireSlot(name: name) })
+            attempt: lease.countedAttempts, logger: logger, waitForSlot: { await agent.acquireSlot(name: name) })
 
-        if lease.attempt > settings.maxAttempts {
+        if lease.countedAttempts > settings.maxAttempts {
             try await conclude(
-                .failed(RestoreError(.tooManyAttempts, "the request was started \(lease.attempt - 1) times without finishing (the agent running it stopped or crashed each time)", hint: "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more.")),
+                .failed(RestoreError(.tooManyAttempts, "the request was started \(lease.countedAttempts - 1) times without finishing (the agent running it stopped or crashed each time)", hint: "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more.")),
                 result: ExecutionResult(), job: job, request: request, checkpoint: checkpoint, publisher: publisher, sha: sha)
             return
         }
         // A CASA left running by a killed agent is stopped by step 5 itself (processes working in the restore's
         // working directory), just before it runs CASA again.
 
-        let startMessage = resume ? Self.resumeMessage(previous: existingStatus?.agent, step: firstPending, attempt: lease.attempt) : "claimed"
+        // Who ran it before: the previous attempt's lease says (the status may name whoever last wrote `queued`).
+        // A released lease (clean stop, transient wait) is no takeover: the status says so then (no agent).
+        let previous = store.lease(jobId: jobId, attempt: attempt - 1).flatMap { $0.released ? nil : StatusDocument.Agent(host: $0.owner.host, pid: $0.owner.pid) }
+            ?? existingStatus?.agent
+        let startMessage = resume ? Self.resumeMessage(previous: previous, step: firstPending, attempt: lease.countedAttempts) : "claimed"
         try publisher.transition(to: .running, step: firstPending, message: startMessage) { doc in
             // A takeover or resume at the step the status already shows is still a line in the history.
             if resume, doc.history.last?.message != startMessage {
@@ -116,7 +122,7 @@ struct JobRunner: Sendable {
             doc.requestId = request.requestId
             doc.mous = request.mous
             doc.sha256 = sha
-            doc.attempt = lease.attempt
+            doc.attempt = lease.countedAttempts
             doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
             doc.submittedAt = doc.submittedAt ?? checkpoint.submittedAt
             doc.startedAt = doc.startedAt ?? checkpoint.startedAt
@@ -127,9 +133,9 @@ struct JobRunner: Sendable {
             doc.result = nil
             doc.finishedAt = nil
         }
-        record(publisher.document, step: firstPending.rawValue, attempt: lease.attempt, message: resume ? "resumed" : "claimed")
+        record(publisher.document, step: firstPending.rawValue, attempt: lease.countedAttempts, message: resume ? "resumed" : "claimed")
 
-        let observer = JobObserver(runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.attempt, job: job)
+        let observer = JobObserver(runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.countedAttempts, job: job)
         let (outcome, result) = await agent.executor.execute(
             job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher)
         try await conclude(outcome, result: result, job: job, request: request, checkpoint: observer.checkpoint, publisher: publisher, sha: sha)
@@ -147,6 +153,15 @@ struct JobRunner: Sendable {
     /// Throws ``LeaseLost`` (and stops the job) unless this agent still holds `attempt`.
     func checkFence() throws {
         guard store.holdsLease(jobId: jobId, attempt: attempt) else {
+            control.stop(.leaseLost, interruptNow: false)
+            throw LeaseLost()
+        }
+    }
+
+    /// Wins the right to conclude this attempt (``JobStore/claimConclusion(jobId:attempt:)``) or throws
+    /// ``LeaseLost`` (and stops the job) when another agent took it over first.
+    func claimConclusion() throws {
+        guard try store.claimConclusion(jobId: jobId, attempt: attempt) else {
             control.stop(.leaseLost, interruptNow: false)
             throw LeaseLost()
         }

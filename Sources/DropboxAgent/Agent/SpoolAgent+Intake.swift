@@ -239,7 +239,9 @@ extension SpoolAgent {
 
     /// Runs `body` holding an exclusive `flock(2)` on the spool entry, if the entry is still in the spool.
     /// ``JobStore/claim(name:)`` takes the same lock around its rename, so a status written here can never
-    /// land after another agent's claim of the same file.
+    /// land after the claim of the same file by another agent *of this kernel*. Across hosts `flock` gives no
+    /// such order (sshfs: locks are per mount; NFS: only with the lock daemon); nothing about exactly-once depends
+    /// on it. Across hosts the claimer repairs a status another host overwrote around its claim (``JobRunner``).
     private func whileInSpool(_ entry: String, _ body: () throws -> Void) throws {
         let fd = openat(spoolFD, entry, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return }

@@ -23,7 +23,9 @@ extension SpoolAgent {
             }
             let ownCleanStop = lease.released && lease.owner.host == AgentIdentity.current.host
             do {
-                guard let newLease = try store.takeOver(jobId: jobId, from: lease, countsAsAttempt: !lease.released) else { continue }
+                // A crash while concluding is not a failed attempt: the restore itself had ended.
+                let counts = !lease.released && lease.concludes == nil
+                guard let newLease = try store.takeOver(jobId: jobId, from: lease, countsAsAttempt: counts) else { continue }
                 metrics.add(ownCleanStop ? \.resumes : \.takeovers)
                 let name = store.readCheckpoint(jobId: jobId)?.name ?? String(jobId.split(separator: ".").first ?? "")
                 logger.notice(

@@ -8,7 +8,8 @@ import RestoreSteps
 /// All decisions about spool entries happen on this actor, one at a time; the restores themselves run in
 /// their own tasks (``JobRunner``) and report back when they end.
 ///
-/// The actor's sections make short blocking calls — `flock` on a spool entry, the SQLite journal
+/// The actor's sections make short blocking calls — `flock` on a spool entry (a same-host ordering aid, see
+/// ``whileInSpool(_:_:)``), the SQLite journal
 /// (`synchronous=FULL`), fsynced status and lease files, claims by `rename` — so it runs on a thread of its own
 /// (``DedicatedThreadExecutor``), never on the cooperative pool; anything long (garbage collection of finished
 /// jobs) goes to ``BlockingWork``.

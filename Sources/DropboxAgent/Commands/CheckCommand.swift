@@ -16,6 +16,9 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The spool directory (overrides the configuration).")
     var spool: String?
 
+    @Flag(name: .long, help: "Also check the Slurm cluster of execution.slurm: the directories jobs need exist and are writable, and a tiny probe job on a node sees them.")
+    var cluster = false
+
     func run() async throws {
         var report = CheckReport()
         let c: AgentConfiguration
@@ -35,6 +38,8 @@ struct CheckCommand: AsyncParsableCommand {
         checkSources(c, &report)
         await checkCASA(c, &report)
         await checkMail(c, &report)
+        checkExecution(c, &report)
+        if cluster { await checkCluster(c, &report) }
         report.print()
         if report.failed { throw ExitCode(1) }
     }

@@ -21,10 +21,11 @@ struct AgentConfiguration: Codable, Sendable {
     var sources: SourcesSettings
     var metrics: MetricsSettings
     var dashboard: DashboardSettings
+    var execution: ExecutionConfiguration
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case dataDirectory, spool, agent, catalogue, archive, casa, delivery, notifications, logging, sources
-        case metrics, dashboard
+        case metrics, dashboard, execution
     }
 
     /// The built-in defaults for a data directory.
@@ -41,6 +42,7 @@ struct AgentConfiguration: Codable, Sendable {
         sources = SourcesSettings()
         metrics = MetricsSettings()
         dashboard = DashboardSettings()
+        execution = ExecutionConfiguration()
     }
 
     init(from decoder: any Decoder) throws {
@@ -58,6 +60,7 @@ struct AgentConfiguration: Codable, Sendable {
         sources = try c.value(.sources, default: SourcesSettings())
         metrics = try c.value(.metrics, default: MetricsSettings())
         dashboard = try c.value(.dashboard, default: DashboardSettings())
+        execution = try c.value(.execution, default: ExecutionConfiguration())
     }
 
     /// `$DROPBOX_AGENT_DATA`, else `/var/lib/dropbox-agent` for root, else `$XDG_DATA_HOME/dropbox-agent`

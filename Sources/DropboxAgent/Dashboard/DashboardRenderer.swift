@@ -136,6 +136,7 @@ struct DashboardRenderer {
             ("MOUS", d.mous), ("request id", d.requestId), ("attempt", d.attempt.map(String.init)), ("agent", d.agent.map { "\($0.host) (pid \($0.pid))" }),
             ("submitted", d.submittedAt), ("started", d.startedAt), ("finished", d.finishedAt), ("duration", d.startedAt == nil ? nil : duration(d)),
             ("CASA", d.casa.map { "\($0.version) (\($0.installation)); tables made with \($0.manifestVersion ?? "unknown")" }),
+            ("execution", d.execution.map { "\($0.backend) job \($0.jobIds.isEmpty ? "(not yet submitted)" : $0.jobIds.joined(separator: ", ")): \($0.state)" }),
             ("progress", d.progress.map { p in [p.fraction.map { "\(Int(($0 * 100).rounded())) %" }, p.message, p.etaSeconds.map { "ETA " + Self.humanDuration($0) }].compactMap { $0 }.joined(separator: " · ") }),
             ("delivered", d.result.map { "\($0.url ?? $0.deliveryPath) — \($0.measurementSets.joined(separator: ", "))" }),
             ("working area", d.workingArea), ("request file", d.requestFile),

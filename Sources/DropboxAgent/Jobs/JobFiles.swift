@@ -26,15 +26,26 @@ struct JobCheckpoint: Codable, Sendable, Equatable {
     var retryAt: Double?
 }
 
-/// A lease on a claimed request (`lease.json`): who runs it, which attempt, and when it last said so.
+/// The lease of one attempt of a claimed request (`attempts/<n>.json`): who runs it, which attempt, and when it
+/// last said so. See ``JobStore`` ("Leases and fencing") for the protocol.
 struct Lease: Codable, Sendable, Equatable {
     var owner: AgentIdentity
+    /// The attempt's number n, the fencing token: held while `attempts/<n+1>.json` does not exist.
     var attempt: Int
     /// Seconds since 1970 of the last renewal.
     var heartbeat: Double
     var leaseSeconds: Double
     /// Set on a clean stop: anyone may resume the job at once, without waiting for expiry.
     var released: Bool = false
+    /// Starts counted against `agent.maxAttempts` so far, this one included: a takeover after a crash counts, a
+    /// resume after a clean stop or a transient-failure wait does not. nil (attempt 1, or an earlier version's
+    /// lease): ``attempt``.
+    var counted: Int? = nil
+    /// Set on the lease by which the holder of attempt `concludes` claimed the right to conclude the job.
+    var concludes: Int? = nil
+
+    /// The attempt number shown in the status file and checked against `agent.maxAttempts`.
+    var countedAttempts: Int { counted ?? attempt }
 
     func isExpired(now: Double = Date().timeIntervalSince1970) -> Bool { now - heartbeat > leaseSeconds }
 

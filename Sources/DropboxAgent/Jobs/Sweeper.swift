@@ -6,7 +6,7 @@ import Logging
 ///   longer in `jobs/` (a job still there may be resumed; its staging goes once it has concluded);
 /// - working areas (`restores/<jobId>`) of concluded jobs that `delivery.cleanWorkingArea` says to remove (a
 ///   `kill -9` just past `succeeded`);
-/// - job folders without `lease.json`: without `request.json` they are claims interrupted before the rename (the
+/// - job folders without a lease (`attempts/<n>.json`): without `request.json` they are claims interrupted before the rename (the
 ///   request is still in the spool) and are removed; with it they get an expired lease so that any agent takes
 ///   them over;
 /// - orphan temporary files of ``AtomicFile`` (`.NAME.<pid>.<n>.tmp`) older than ``orphanAge`` whose process is
@@ -47,16 +47,13 @@ struct Sweeper: Sendable {
         // Jobs without a lease.
         for jobId in active {
             let dir = store.jobDirectory(jobId)
-            guard access(dir + "/lease.json", F_OK) != 0, let age = Self.age(of: dir, now: now) else { continue }
+            guard store.readLease(jobId: jobId) == nil, let age = Self.age(of: dir, now: now) else { continue }
             if access(dir + "/request.json", F_OK) != 0 {
                 if age > claimAge, (try? fm.removeItem(atPath: dir)) != nil { report.jobFolders.append(jobId) }
             } else if age > claimAge {
+                // Attempt directories of an earlier version's layout count as started attempts.
                 let attempt = ((try? fm.contentsOfDirectory(atPath: dir + "/attempts")) ?? []).compactMap { Int($0) }.max() ?? 1
-                let restored = try? store.withLeaseLock(jobId: jobId) { () throws -> Bool in
-                    guard store.readLease(jobId: jobId) == nil else { return false }
-                    try store.writeLease(Lease(owner: .current, attempt: attempt, heartbeat: 0, leaseSeconds: store.leaseSeconds), jobId: jobId)
-                    return true
-                }
+                let restored = try? store.restoreLease(jobId: jobId, countedAttempts: attempt)
                 if restored == true { report.leasesRestored.append(jobId) }
             }
         }

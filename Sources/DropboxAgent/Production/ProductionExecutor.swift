@@ -59,7 +59,10 @@ struct ProductionExecutor: RestoreExecutor {
             casaParallelExecBlocks: c.casa.parallelExecBlocks ?? ModularRunner.defaultParallelExecBlocks,
             downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL, deliveryGroup: try deliveryGroup(c.delivery.group),
             agentVersion: DropboxAgentCommand.version, sources: c.sources.restoreSettings, httpOptions: httpOptions(c),
-            diskSpaceFactor: c.agent.diskSpaceFactor)
+            diskSpaceFactor: c.agent.diskSpaceFactor,
+            execution: ExecutionSettings(
+                backend: c.execution.backend, slurm: c.execution.slurm.settings, maxSubmissions: c.agent.maxAttempts,
+                jobScript: c.casa.programDirectory.map { $0 + "/run_job.sh" }))
         services.deliveryDirectoryMode = mode_t(c.delivery.directoryMode, radix: 8) ?? 0o755
         services.deliveryFileMode = mode_t(c.delivery.fileMode, radix: 8) ?? 0o644
         services.deliveryRetention = c.delivery.retentionSeconds

@@ -110,6 +110,8 @@ struct StatusDocument: Codable, Sendable, Equatable {
     /// Which CASA restores the data and which one made the tables, once chosen (step 1; step 3 adds the
     /// manifest's version for the catalogue source). A warning in ``warnings`` says when they differ.
     var casa: CASA?
+    /// Where CASA runs or ran (step 5): backend, the scheduler's job ids, the newest job's state.
+    var execution: ExecutionStatus?
     /// The request's working area (kept on failure for inspection).
     var workingArea: String?
     /// The request's log directory (CASA output, casa logs).

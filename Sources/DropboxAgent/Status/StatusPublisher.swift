@@ -71,7 +71,10 @@ final class StatusPublisher: StepReporter, Sendable {
     private func write(_ data: Data, sequence: Int) throws {
         try written.withLock { onDisk in
             guard sequence > onDisk else { return }
-            try AtomicFile.write(data, to: path, mode: mode)
+            // The fence again right before the rename (after the fsync): an owner stalled during the write must
+            // not replace the status once another agent holds the job.
+            let fence = self.fence
+            guard try AtomicFile.write(data, to: path, mode: mode, if: { fence?() ?? true }) else { throw LeaseLost() }
             onDisk = sequence
         }
     }
@@ -106,6 +109,14 @@ final class StatusPublisher: StepReporter, Sendable {
         if let fence, !fence() { throw LeaseLost() }
     }
 
+    func reportExecution(_ execution: ExecutionStatus) {
+        do {
+            try update { $0.execution = execution }
+        } catch {
+            logger.warning("cannot record the execution state in the status file", metadata: ["error": "\(error)"])
+        }
+    }
+
     func report(_ progress: StepProgress) {
         let now = Date().timeIntervalSince1970
         let encoded: (Int, Data)? = state.withLock { s in
@@ -124,7 +135,9 @@ final class StatusPublisher: StepReporter, Sendable {
             return (try? s.document.encoded()).map { (s.document.sequence ?? 0, $0) }
         }
         if let (sequence, data) = encoded, fence?() ?? true {
-            do { try write(data, sequence: sequence) } catch {
+            do { try write(data, sequence: sequence) } catch is LeaseLost {
+                // Another agent holds the job now (the fence already stopped it): nothing to say.
+            } catch {
                 logger.warning("could not write progress to the status file", metadata: ["path": "\(path)", "error": "\(error)"])
             }
         }

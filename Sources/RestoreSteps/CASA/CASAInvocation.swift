@@ -106,3 +106,23 @@ public protocol CASARunner: Sendable {
     ///   `CancellationError` when cancelled.
     func run(_ invocation: CASAInvocation, reporter: any StepReporter) async throws -> CASARunResult
 }
+
+/// The CASA command a runner would start: the program (absolute), its arguments and its whole environment. The
+/// local backend starts it as a child process group; a scheduled backend (``ScheduledRunner``) hands it to a batch job.
+public struct CASACommand: Sendable, Hashable {
+    public var executable: String
+    public var arguments: [String]
+    public var environment: [String: String]
+
+    public init(executable: String, arguments: [String], environment: [String: String]) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+    }
+}
+
+/// A runner whose command can also be run elsewhere (by a batch scheduler).
+public protocol CASACommandRunner: CASARunner {
+    /// The program, arguments and environment for `invocation`, after checking that they exist.
+    func command(for invocation: CASAInvocation) throws(RestoreError) -> CASACommand
+}

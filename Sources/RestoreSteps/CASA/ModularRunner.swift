@@ -9,7 +9,7 @@ public import Logging
 ///
 /// `restore_mous.py` restores each execution block in a CASA process of its own, up to `N` at a time
 /// (``parallelExecBlocks``); its `PROGRESS` texts name the EB and the stage (`EB <disk>: applycal (1/2 EBs done)`).
-public struct ModularRunner: CASARunner {
+public struct ModularRunner: CASACommandRunner {
     /// The installation (kind `.modular`; ``CASAInstallation/home`` is the venv).
     public let installation: CASAInstallation
     /// The directory holding `restore_mous.py` (the installation's ``CASAInstallation/programDir`` unless given).
@@ -51,6 +51,15 @@ public struct ModularRunner: CASARunner {
     public var siteConfig: String { CASAInstallation.join(installation.home, "casasiteconfig.py") }
 
     public func run(_ invocation: CASAInvocation, reporter: any StepReporter) async throws -> CASARunResult {
+        let command = try command(for: invocation)
+        return try await RunnerSupport.launch(
+            executable: command.executable, arguments: command.arguments,
+            environment: command.environment, installation: installation,
+            invocation: invocation, gracePeriod: gracePeriod, reporter: reporter, logger: logger)
+    }
+
+    /// The program, arguments and environment for `invocation`, after checking that they exist.
+    public func command(for invocation: CASAInvocation) throws(RestoreError) -> CASACommand {
         try RunnerSupport.checkInvocation(invocation)
         try RunnerSupport.require(installation.home, directory: true, what: "The CASA venv")
         try RunnerSupport.require(program, what: "The restore program")
@@ -65,9 +74,7 @@ public struct ModularRunner: CASARunner {
                 "MPLBACKEND": "Agg",
                 "PYTHONUNBUFFERED": "1",
             ])
-        return try await RunnerSupport.launch(
-            executable: executable, arguments: [program, "--parallel", String(parallelExecBlocks), invocation.ppr],
-            environment: environment, installation: installation,
-            invocation: invocation, gracePeriod: gracePeriod, reporter: reporter, logger: logger)
+        return CASACommand(
+            executable: executable, arguments: [program, "--parallel", String(parallelExecBlocks), invocation.ppr], environment: environment)
     }
 }

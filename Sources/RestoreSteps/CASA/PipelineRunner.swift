@@ -9,7 +9,7 @@ public import Logging
 /// `xvfb-run -a` prefix is left out. cwd is `working/`; the environment is clean (see ``CASAInstallation``) plus
 /// `SCIPIPE_ROOTDIR`, `SCIPIPE_LOGDIR` (the logs directory) and `SCIPIPE_SCRIPTDIR`
 /// (``CASAInstallation/scriptDir``), `HOME=<logs>/home`.
-public struct PipelineRunner: CASARunner {
+public struct PipelineRunner: CASACommandRunner {
     /// The installation (kind `.pipeline`).
     public let installation: CASAInstallation
     /// Time between SIGTERM and SIGKILL when CASA is stopped.
@@ -37,6 +37,14 @@ public struct PipelineRunner: CASARunner {
     }
 
     public func run(_ invocation: CASAInvocation, reporter: any StepReporter) async throws -> CASARunResult {
+        let command = try command(for: invocation)
+        return try await RunnerSupport.launch(
+            executable: command.executable, arguments: command.arguments, environment: command.environment, installation: installation,
+            invocation: invocation, gracePeriod: gracePeriod, reporter: reporter, logger: logger)
+    }
+
+    /// The program, arguments and environment for `invocation`, after checking that they exist.
+    public func command(for invocation: CASAInvocation) throws(RestoreError) -> CASACommand {
         try RunnerSupport.checkInvocation(invocation)
         try RunnerSupport.require(installation.casaExecutable, what: "The CASA program")
         try RunnerSupport.require(installation.runpipeline, what: "The pipeline runner runpipeline.py")
@@ -49,8 +57,6 @@ public struct PipelineRunner: CASARunner {
                 "SCIPIPE_LOGDIR": invocation.logsDirectory,
                 "SCIPIPE_SCRIPTDIR": installation.scriptDir,
             ])
-        return try await RunnerSupport.launch(
-            executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, installation: installation,
-            invocation: invocation, gracePeriod: gracePeriod, reporter: reporter, logger: logger)
+        return CASACommand(executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment)
     }
 }

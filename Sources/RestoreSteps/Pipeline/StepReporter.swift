@@ -30,10 +30,14 @@ public protocol StepReporter: Sendable {
     /// Throws unless the job may still write results (the fencing check before publishing: an agent whose lease
     /// was taken over must not publish). Default: always allowed.
     func confirmOwnership() throws
+    /// Reports where CASA runs (backend, job ids, the scheduler's state) for the status file's `execution`.
+    /// Default: dropped.
+    func reportExecution(_ execution: ExecutionStatus)
 }
 
 extension StepReporter {
     public func confirmOwnership() throws {}
+    public func reportExecution(_ execution: ExecutionStatus) {}
 }
 
 /// A reporter that drops every report (for tools such as `validate --plan`).

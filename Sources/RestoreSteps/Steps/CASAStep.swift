@@ -17,15 +17,9 @@ public struct CASAStep: PipelineStep {
         let rawdata = area.rawdata(metadata.relativePath)
         let (installation, choice) = try await Self.installation(metadata: metadata, rawdata: rawdata, context: context, reporter: reporter)
         let manifestVersion = choice.manifestVersion
-        // A CASA left running by an agent that was killed must not write into the same directory as ours.
-        await LeftoverProcesses.stop(workingIn: working, grace: context.services.casaKillGrace, logger: context.logger)
-
-        let runner: any CASARunner = switch installation.kind {
-        case .pipeline: PipelineRunner(installation: installation, gracePeriod: context.services.casaKillGrace, logger: context.logger)
-        case .modular: ModularRunner(
-            installation: installation, programDir: installation.programDir, gracePeriod: context.services.casaKillGrace,
-            parallelExecBlocks: context.services.casaParallelExecBlocks, logger: context.logger)
-        }
+        // A CASA left running by an agent that was killed is re-attached to (its job is in the execution
+        // checkpoint); anything else working in the directory is stopped before a new job starts.
+        let runner = try Self.runner(installation: installation, executionBlocks: metadata.plan.execBlocks.count, context: context)
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
         let invocation = CASAInvocation(
             ppr: PPRStep.path(context, metadata), root: area.root, relativePath: metadata.relativePath.rawValue,
@@ -44,6 +38,40 @@ public struct CASAStep: PipelineStep {
         ])
         try verdict.check()
         reporter.report(StepProgress(fraction: 1, message: "\(asdmNames.count) measurement sets restored"))
+    }
+
+    /// The runner for `installation` on the configured backend: the local runner itself, or a ``ScheduledRunner``
+    /// around it (the same command, as a batch job; the modular restore runs `cpusPerTask` EBs at once there).
+    static func runner(installation: CASAInstallation, executionBlocks: Int, context: RestoreContext) throws(RestoreError) -> any CASARunner {
+        let execution = context.services.execution
+        let grace = context.services.casaKillGrace
+        // On Slurm the job asks for one core per execution block unless execution.slurm.cpusPerTask says otherwise
+        // (the plan knows the EBs; restore_mous.py restores that many at once).
+        var slurm = execution.slurm
+        slurm.cpusPerTask = slurm.cpusPerTask ?? max(1, executionBlocks)
+        let parallel = execution.backend == .slurm ? (slurm.cpusPerTask ?? 1) : context.services.casaParallelExecBlocks
+        let local: any CASACommandRunner = switch installation.kind {
+        case .pipeline: PipelineRunner(installation: installation, gracePeriod: grace, logger: context.logger)
+        case .modular: ModularRunner(
+            installation: installation, programDir: installation.programDir, gracePeriod: grace,
+            parallelExecBlocks: parallel, logger: context.logger)
+        }
+        guard let script = execution.jobScript else {
+            throw RestoreError(.casaUnavailable, "the job script run_job.sh is not known (casa.programDirectory)",
+                               hint: "Set casa.programDirectory to the directory holding restore_mous.py and run_job.sh.", step: .casa)
+        }
+        switch execution.backend {
+        case .local:
+            // On this host, detached from the agent: CASA survives an agent restart and is re-attached to.
+            return ScheduledRunner(
+                scheduler: LocalScheduler(grace: grace, logger: context.logger), local: local, restoreId: context.restoreId,
+                jobScript: script, maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(250), logger: context.logger)
+        case .slurm:
+            return ScheduledRunner(
+                scheduler: SlurmScheduler(settings: slurm), local: local, restoreId: context.restoreId, jobScript: script,
+                maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(Int(execution.slurm.pollSeconds * 1000)),
+                logger: context.logger)
+        }
     }
 
     /// The installation recorded in `metadata.json` (steps 1 and 3), created first when it is an on-demand venv

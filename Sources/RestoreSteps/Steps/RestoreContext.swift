@@ -55,6 +55,8 @@ public struct RestoreServices: Sendable {
     /// Free space needed before the raw fetch, as a multiple of the raw ASDM bytes (`agent.diskSpaceFactor`;
     /// 0 disables the check). See ``DiskSpaceCheck``.
     public var diskSpaceFactor: Double
+    /// Where step 5 runs CASA (`execution`): the local host (default) or a batch scheduler.
+    public var execution: ExecutionSettings
 
     public init(
         catalogue: any MetadataSource, store: any ArchiveStore, cache: FileCache?, parallelTransfers: Int = 2,
@@ -64,7 +66,8 @@ public struct RestoreServices: Sendable {
         casaKillGrace: Duration = .seconds(10), casaParallelExecBlocks: Int = ModularRunner.defaultParallelExecBlocks,
         downloadDirectory: String, downloadBaseURL: String? = nil,
         deliveryGroup: gid_t? = nil, agentVersion: String, sources: SourceSettings = SourceSettings(),
-        httpOptions: HTTPStoreOptions = HTTPStoreOptions(), diskSpaceFactor: Double = DiskSpaceCheck.defaultFactor
+        httpOptions: HTTPStoreOptions = HTTPStoreOptions(), diskSpaceFactor: Double = DiskSpaceCheck.defaultFactor,
+        execution: ExecutionSettings = ExecutionSettings()
     ) {
         self.catalogue = catalogue
         self.store = store
@@ -87,6 +90,7 @@ public struct RestoreServices: Sendable {
         self.sources = sources
         self.httpOptions = httpOptions
         self.diskSpaceFactor = diskSpaceFactor
+        self.execution = execution
     }
 }
 

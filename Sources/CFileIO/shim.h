@@ -1,0 +1,14 @@
+#pragma once
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* sync_file_range(2) is declared by glibc only under _GNU_SOURCE, which the Swift Glibc module does not define,
+   and syscall(2) is variadic (not imported into Swift): a typed shim. Flags from <linux/fs.h>. */
+#define CFILEIO_SYNC_FILE_RANGE_WAIT_BEFORE 1u
+#define CFILEIO_SYNC_FILE_RANGE_WRITE 2u
+#define CFILEIO_SYNC_FILE_RANGE_WAIT_AFTER 4u
+
+/* Starts (SYNC_FILE_RANGE_WRITE) or waits for write-back of [offset, offset + nbytes) of `fd`; 0 or -1/errno. */
+static inline int cfileio_sync_file_range(int fd, long long offset, long long nbytes, unsigned int flags) {
+    return (int)syscall(SYS_sync_file_range, fd, offset, nbytes, flags);
+}

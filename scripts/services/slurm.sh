@@ -1,0 +1,208 @@
+#!/bin/sh
+# A real single-node Slurm cluster (Debian slurmctld, slurmd, slurm-client, munge) for tests, the demo and a new
+# user trying the cluster path. No systemd: the daemons are started directly and stopped by PID.
+#
+#   slurm.sh start RUNDIR [CPUS]   # installs what is missing (apt-get, root), writes RUNDIR/slurm.conf, starts a
+#                                  # private munged, slurmctld and slurmd, waits (with a deadline) until the node is
+#                                  # idle, then prints the configuration to use:
+#                                  #   SLURM_CONF=RUNDIR/slurm.conf
+#                                  #   PARTITION debug
+#                                  #   PIDS <munged> <slurmctld> <slurmd>
+#   slurm.sh stop RUNDIR           # stops the three daemons by their PID files (SIGTERM, deadline, SIGKILL)
+#   slurm.sh status RUNDIR         # prints the node state (sinfo) and the daemons' PIDs; exit 1 if not running
+#   slurm.sh install               # only installs the packages (scripts/install-deps.sh uses it)
+#
+# Everything lives in RUNDIR (munge key, socket and log in /tmp/dropbox-slurm-munge.*, linked as RUNDIR/munge, since
+# munged runs as the munge user and RUNDIR may be private): state, spool, logs, pid files, the job completion file
+# (jobcomp/filetxt: finished jobs with their state, which outlives the controller's MinJobAge). Ports are picked
+# free, so several clusters (one per test run) can coexist on one machine. Accounting (slurmdbd, sacct) is not
+# set up: the agent tracks jobs with squeue/scontrol and the job's own exit record (it uses sacct only where it
+# exists). Exit status: 0 ok, 1 failed to start, 2 usage, 3 cannot install.
+set -eu
+
+PACKAGES="slurmctld slurmd slurm-client munge"
+usage() { echo "usage: $0 start RUNDIR [CPUS] | stop RUNDIR | status RUNDIR | install" >&2; exit 2; }
+
+missing_packages() {
+    m=""
+    for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || m="$m $p"
+    done
+    echo "$m"
+}
+
+install_packages() {
+    m=$(missing_packages)
+    [ -z "$m" ] && return 0
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { echo "cannot install$m: not root and no sudo" >&2; return 3; }
+        SUDO=sudo
+    fi
+    echo "installing:$m" >&2
+    # No service may start from a package script (no init system here).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+    fi
+    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade $m >&2; then
+        $SUDO apt-get update -qq >&2 || true
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade $m >&2 || {
+            echo "cannot install$m with apt-get" >&2; return 3; }
+    fi
+}
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+alive() { # $1 pid: alive and not a zombie
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]
+}
+
+wait_until() { # $1 tenths of a second, then a command: polls until it succeeds or the deadline passes
+    limit=$1; shift; i=0
+    while [ $i -lt "$limit" ]; do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        i=$((i + 1)); sleep 0.1
+    done
+    return 1
+}
+
+node_idle() { [ "$(SLURM_CONF="$run/slurm.conf" sinfo -h -o %T 2>/dev/null | head -n1)" = idle ]; }
+
+stop_pid() { # $1 pid file
+    [ -f "$1" ] || return 0
+    pid=$(cat "$1" 2>/dev/null || true)
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_until 100 sh -c "! kill -0 $pid 2>/dev/null || [ \"\$(ps -o stat= -p $pid | cut -c1)\" = Z ]" || {
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_until 50 sh -c "! kill -0 $pid 2>/dev/null || [ \"\$(ps -o stat= -p $pid | cut -c1)\" = Z ]" || true
+        }
+    fi
+    rm -f "$1"
+}
+
+stop_all() {
+    # slurmd first (it kills the jobs it runs), then the controller, then munge.
+    stop_pid "$run/slurmd.pid"
+    stop_pid "$run/slurmctld.pid"
+    stop_pid "$run/munged.pid"
+    # munge's own directory (outside RUNDIR) goes with the cluster.
+    if [ -L "$run/munge" ]; then
+        mdir=$(readlink "$run/munge")
+        case "$mdir" in /tmp/dropbox-slurm-munge.*) rm -rf "$mdir" ;; esac
+        rm -f "$run/munge"
+    fi
+}
+
+[ $# -ge 1 ] || usage
+case "$1" in
+install)
+    [ $# -eq 1 ] || usage
+    install_packages || exit 3
+    ;;
+start)
+    [ $# -eq 2 ] || [ $# -eq 3 ] || usage
+    install_packages || exit 3
+    mkdir -p "$2"; run=$(cd "$2" && pwd)
+    cpus=${3:-$(nproc)}
+    if [ -f "$run/slurmctld.pid" ] && alive "$(cat "$run/slurmctld.pid")"; then
+        echo "a cluster is already running in $run (slurm.sh stop $run first)" >&2; exit 1
+    fi
+    mkdir -p "$run/state" "$run/spool" "$run/log"
+    # munged runs as the munge user: its key, socket and logs go to a directory of its own that every user can
+    # traverse (RUNDIR may sit in a private directory, such as pytest's); RUNDIR/munge points to it. The key is
+    # readable by munge alone.
+    if [ ! -L "$run/munge" ]; then
+        mdir=$(mktemp -d /tmp/dropbox-slurm-munge.XXXXXX)
+        ln -s "$mdir" "$run/munge"
+    fi
+    mdir=$(readlink "$run/munge")
+    mkdir -p "$mdir/key"
+    chown -R munge:munge "$mdir"; chmod 0755 "$mdir"; chmod 0700 "$mdir/key"
+    if [ ! -f "$mdir/key/munge.key" ]; then
+        dd if=/dev/urandom of="$mdir/key/munge.key" bs=1024 count=1 2>/dev/null
+        chown munge:munge "$mdir/key/munge.key"; chmod 0400 "$mdir/key/munge.key"
+    fi
+    ctl_port=$(free_port); d_port=$(free_port)
+    mem=$(awk '/MemTotal/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
+    cat > "$run/slurm.conf" <<CONF
+# Written by scripts/services/slurm.sh: a single-node cluster on this machine.
+ClusterName=dropbox
+SlurmctldHost=localhost
+SlurmctldPort=$ctl_port
+SlurmdPort=$d_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$mdir/munge.socket
+CredType=cred/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+MpiDefault=none
+ReturnToService=2
+StateSaveLocation=$run/state
+SlurmdSpoolDir=$run/spool
+SlurmctldPidFile=$run/slurmctld.pid
+SlurmdPidFile=$run/slurmd.pid
+SlurmctldLogFile=$run/log/slurmctld.log
+SlurmdLogFile=$run/log/slurmd.log
+JobCompType=jobcomp/filetxt
+JobCompLoc=$run/jobcomp.txt
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+MinJobAge=600
+KillWait=5
+OverTimeLimit=0
+InactiveLimit=0
+SlurmdTimeout=60
+NodeName=ci-node NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+    export SLURM_CONF="$run/slurm.conf"
+    runuser -u munge -- /usr/sbin/munged --socket="$mdir/munge.socket" --key-file="$mdir/key/munge.key" \
+        --pid-file="$mdir/munged.pid" --log-file="$mdir/munged.log" --seed-file="$mdir/munged.seed" \
+        </dev/null || { echo "munged did not start; see $mdir/munged.log" >&2; exit 1; }
+    wait_until 100 test -f "$mdir/munged.pid" || { echo "munged wrote no pid file" >&2; exit 1; }
+    cp "$mdir/munged.pid" "$run/munged.pid"
+    wait_until 100 test -S "$mdir/munge.socket" || { echo "munged socket missing" >&2; stop_all; exit 1; }
+    slurmctld -i -f "$run/slurm.conf" </dev/null >"$run/log/slurmctld.out" 2>&1 || {
+        echo "slurmctld did not start; see $run/log/slurmctld.log" >&2; stop_all; exit 1; }
+    wait_until 150 sh -c "SLURM_CONF='$run/slurm.conf' scontrol ping | grep -q UP" || {
+        echo "slurmctld does not answer; see $run/log/slurmctld.log" >&2; stop_all; exit 1; }
+    slurmd -N ci-node -f "$run/slurm.conf" </dev/null >"$run/log/slurmd.out" 2>&1 || {
+        echo "slurmd did not start; see $run/log/slurmd.log" >&2; stop_all; exit 1; }
+    # The node registers, then becomes idle; a loaded machine may take seconds (deadline 60 s).
+    if ! wait_until 600 node_idle; then
+        echo "the node did not become idle within 60 s: $(sinfo -h -o '%T %E' 2>&1); see $run/log/" >&2
+        stop_all; exit 1
+    fi
+    echo "SLURM_CONF=$run/slurm.conf"
+    echo "PARTITION debug"
+    echo "PIDS $(cat "$run/munged.pid") $(cat "$run/slurmctld.pid") $(cat "$run/slurmd.pid")"
+    ;;
+stop)
+    [ $# -eq 2 ] || usage
+    [ -d "$2" ] || exit 0
+    run=$(cd "$2" && pwd)
+    stop_all
+    ;;
+status)
+    [ $# -eq 2 ] || usage
+    run=$(cd "$2" && pwd)
+    ok=0
+    for d in munged slurmctld slurmd; do
+        pid=$(cat "$run/$d.pid" 2>/dev/null || true)
+        if alive "$pid"; then echo "$d $pid"; else echo "$d not running"; ok=1; fi
+    done
+    echo "node $(SLURM_CONF="$run/slurm.conf" sinfo -h -o '%T' 2>/dev/null || echo unknown)"
+    echo "SLURM_CONF=$run/slurm.conf"
+    exit $ok
+    ;;
+*) usage ;;
+esac
