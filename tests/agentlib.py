@@ -452,7 +452,10 @@ class RestoreAgent:
                 "password": smtp.password, "caFile": str(smtp.ca_file), "timeoutSeconds": 20,
             }
         for section, values in (extra or {}).items():
-            config.setdefault(section, {}).update(values)
+            if isinstance(values, dict):
+                config.setdefault(section, {}).update(values)
+            else:
+                config[section] = values
         self.config = self.tmp / "agent.json"
         self.config.write_text(json.dumps(config, indent=2))
         self.proc = None

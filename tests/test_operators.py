@@ -37,7 +37,7 @@ def scenario(tmp_path_factory):
         drop(a.spool, "unknown", json.dumps({"mous": "uid://A001/X0/X1", "email": ["pi@example.org"]}).encode())
         wait_until(lambda: (read_status(a.spool, "broken") or {}).get("state") == "rejected", 30, what="the rejection")
         wait_until(lambda: (read_status(a.spool, "unknown") or {}).get("state") == "failed", 60, what="the failure")
-        wait_until(lambda: a.log_has("mail sent"), 30, what="the mail line")
+        wait_until(lambda: a.log_has("mail queued in the outbox"), 30, what="the mail line")
         a.tmp = tmp_path
         yield a
         assert a.stop() == 0
@@ -96,7 +96,11 @@ def test_failures_rejections_and_mails_are_logged_at_their_level(scenario):
     assert len(failed) == 1 and failed[0]["level"] == "error", failed
     assert failed[0]["error.code"] == read_status(scenario.spool, "unknown")["error"]["code"]
     assert isinstance(failed[0]["duration.seconds"], (int, float)) and failed[0]["duration.seconds"] >= 0
-    mails = [l for l in lines if l.get("message") in ("mail sent", "mail not sent")]
+    # Written to the outbox is not sent: the line (and the status) say queued.
+    mails = [l for l in lines if l.get("message") in ("mail sent", "mail queued in the outbox", "mail not sent")]
+    assert [l["message"] for l in mails] == ["mail queued in the outbox"], mails
+    queued = wait_until(lambda: (read_status(scenario.spool, "unknown") or {}).get("notifications"), 30, what="the mail in the status")
+    assert [(n["to"], n["state"]) for n in queued] == [("pi@example.org", "queued")], queued
     assert len(mails) == 1 and mails[0]["mail.to"] == "pi@example.org" and mails[0]["level"] == "info", mails
     assert mails[0]["mail.file"].endswith(".eml")
     # journalctl -p warning: only warning and worse, and it holds both failures.

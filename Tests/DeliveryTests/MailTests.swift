@@ -53,6 +53,7 @@ struct MailFormatTests {
         #expect(head.contains("To: =?utf-8?b?SsO2aG4=?= <john@example.org>, b@example.org"))
         #expect(head.contains("Message-ID: <abc123@alma.example.org>"))
         #expect(head.contains("MIME-Version: 1.0"))
+        #expect(head.contains("Auto-Submitted: auto-generated"))
         #expect(head.contains("Content-Type: text/plain; charset=utf-8"))
         #expect(head.contains("Content-Transfer-Encoding: quoted-printable"))
         #expect(head.contains("Subject: =?utf-8?b?"))

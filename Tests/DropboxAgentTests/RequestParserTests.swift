@@ -110,6 +110,31 @@ import DropboxTestKit
         #expect(parsed.request.deliveryFormat == .tar)
     }
 
+    @Test func deliveryContentAndAverage() throws {
+        let parsed = try RequestParser.parse(Array(#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["contsub","targets"],"format":"tgz","average":{"time":"30s","channels":4}}}"#.utf8))
+        #expect(parsed.request.content == [.targets, .contsub])
+        #expect(parsed.request.deliveryFormat == .tgz && parsed.choseDeliveryFormat)
+        #expect(parsed.request.deliveryAverage == .init(time: "30s", channels: 4))
+        let single = try RequestParser.parse(Array(#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":"science"}}"#.utf8))
+        #expect(single.request.content == [.science] && !single.choseDeliveryFormat)
+        #expect(try RequestParser.parse(Array(#"{"mous":"uid://A001/X1284/X265f"}"#.utf8)).request.content == [.calibrated])
+        for (text, path) in [
+            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"average":{"channels":4}}}"#, "$.delivery.average"),
+            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science"],"average":{"channels":1}}}"#, "$.delivery.average.channels"),
+            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science"],"average":{"time":"30"}}}"#, "$.delivery.average.time"),
+            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science","science"]}}"#, "$.delivery.content[1]"),
+            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["images"]}}"#, "$.delivery.content[0]"),
+            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":[]}}"#, "$.delivery.content"),
+        ] {
+            do {
+                _ = try RequestParser.parse(Array(text.utf8))
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.problems.map(\.path).contains(path), "\(text): \(error.problems)")
+            }
+        }
+    }
+
     @Test func reportsEveryProblemNotJustTheFirst() {
         do {
             _ = try RequestParser.parse(Array(#"{"mous": 5, "email": ["x"], "delivery": {"format": "zip", "speed": 1}, "extra": true}"#.utf8))

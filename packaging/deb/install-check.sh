@@ -61,8 +61,8 @@ check "group dropbox-agent" getent group dropbox-agent
 check "/etc/dropbox-agent/agent.json is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' dropbox-agent | grep -q /etc/dropbox-agent/agent.json"
 check "unit enabled (multi-user.target.wants symlink)" test -L /etc/systemd/system/multi-user.target.wants/dropbox-agent.service
 for expected in "755 dropbox-agent:dropbox-agent $DATA" "3730 dropbox-agent:dropbox-agent $SPOOL" \
-    "700 dropbox-agent:dropbox-agent $SPOOL/.dropbox-agent" "750 dropbox-agent:dropbox-agent $DATA/restores" \
-    "755 dropbox-agent:dropbox-agent $DATA/downloads"; do
+    "700 dropbox-agent:dropbox-agent $SPOOL/.dropbox-agent" "700 dropbox-agent:dropbox-agent $DATA/restores" \
+    "711 dropbox-agent:dropbox-agent $DATA/downloads"; do
     path="${expected##* }"
     check "$expected" test "$(mode_of "$path") $path" = "$expected"
 done

@@ -32,7 +32,7 @@ public struct MailMessage: Sendable {
     }
 
     /// The message as RFC 5322 text with CRLF line endings: Date, From, To, Subject (RFC 2047-encoded if not
-    /// ASCII, folded), Message-ID, MIME-Version, `Content-Type: text/plain; charset=utf-8`, and a 7bit or
+    /// ASCII, folded), Message-ID, `Auto-Submitted: auto-generated` (RFC 3834), MIME-Version, `Content-Type: text/plain; charset=utf-8`, and a 7bit or
     /// quoted-printable body.
     public func rendered() -> String {
         let formatter = DateFormatter()
@@ -53,6 +53,8 @@ public struct MailMessage: Sendable {
             MailEncoding.header("To", to.map(\.headerValue).joined(separator: ", ")),
             MailEncoding.header("Subject", subjectValue),
             "Message-ID: " + messageId,
+            // RFC 3834: automatic; vacation responders and the like must not answer it.
+            "Auto-Submitted: auto-generated",
             "MIME-Version: 1.0",
             "Content-Type: text/plain; charset=utf-8",
         ]

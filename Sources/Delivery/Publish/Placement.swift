@@ -5,6 +5,7 @@ internal import Foundation
 /// Puts items into a staging tree: link/move within a file system, verified copy across.
 struct Placement {
     let areaDevice: UInt64?
+    let modes: PublishModes
     let cancelled: CancellationFlag?
     var directories: [String] = []
     var moved: [(from: String, to: String)] = []
@@ -19,8 +20,8 @@ struct Placement {
         let sameDevice = areaDevice == UInt64(st.st_dev)
         switch type {
         case S_IFDIR:
-            try FileSystem.makeDirectory(target, mode: 0o750)
-            chmod(target, 0o750)
+            try FileSystem.makeDirectory(target, mode: modes.directory)
+            chmod(target, modes.directory)
             directories.append(target)
             let children = ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
             for child in children {
@@ -35,11 +36,11 @@ struct Placement {
             }
         case S_IFREG:
             if sameDevice && Glibc.link(source, target) == 0 {
-                chmod(target, 0o640)
+                chmod(target, modes.file)
                 files.append(
                     PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(target)))
             } else {
-                files.append(try VerifiedCopy.copy(source, to: target, relative: relative, cancelled: cancelled))
+                files.append(try VerifiedCopy.copy(source, to: target, relative: relative, mode: modes.file, cancelled: cancelled))
             }
         default:
             break  // sockets, FIFOs, devices are not published
@@ -53,13 +54,13 @@ struct Placement {
         guard lstat(path, &st) == 0 else { throw .posix("cannot stat", path: path, errno: errno) }
         switch st.st_mode & S_IFMT {
         case S_IFDIR:
-            chmod(path, 0o750)
+            chmod(path, modes.directory)
             directories.append(path)
             for child in ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() {
                 try collect(FileSystem.join(path, child), relative: relative + "/" + child, into: &files)
             }
         case S_IFREG:
-            chmod(path, 0o640)
+            chmod(path, modes.file)
             files.append(PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(path)))
         default:
             break

@@ -2,13 +2,13 @@ internal import Foundation
 
 /// Copies a file while hashing it, fsyncs, then re-reads the copy and compares hashes.
 enum VerifiedCopy {
-    static func copy(_ source: String, to target: String, relative: String, cancelled: CancellationFlag?)
+    static func copy(_ source: String, to target: String, relative: String, mode: mode_t = 0o640, cancelled: CancellationFlag?)
         throws(DeliveryError) -> PublishedFile
     {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw .posix("cannot open", path: source, errno: errno) }
         defer { close(input) }
-        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw .posix("cannot create", path: target, errno: errno) }
         var hash = SHA256()
         var size: Int64 = 0
@@ -41,7 +41,7 @@ enum VerifiedCopy {
             throw error
         }
         close(output)
-        chmod(target, 0o640)
+        chmod(target, mode)
         let digest = hash.hexDigest()
         let reread = try SHA256.ofFile(target, cancelled: cancelled)
         guard reread == digest else {

@@ -20,6 +20,7 @@ final class AgentMetrics: Sendable {
         var watcherRescans = 0
         var watcherRescanOnlyFinds = 0
         var watchLost = 0
+        var deliveriesExpired = 0
     }
     private let counters = Mutex(Counters())
     /// Durations, outcomes by error code, last success.
@@ -57,6 +58,7 @@ final class AgentMetrics: Sendable {
         (\.watcherRescans, "watcher_rescans_total", "Full rescans of the spool."),
         (\.watcherRescanOnlyFinds, "watcher_rescan_only_finds_total", "Files found only by a rescan (not 0: inotify missed events)."),
         (\.watchLost, "watch_lost_total", "Times the spool stopped being watched (deleted, unmounted)."),
+        (\.deliveriesExpired, "deliveries_expired_total", "Deliveries removed from the download area after delivery.retentionDays."),
     ]}
 
     /// Prometheus text exposition of everything, `# HELP` and `# TYPE` on every family.

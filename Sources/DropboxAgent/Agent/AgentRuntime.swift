@@ -142,6 +142,18 @@ struct AgentRuntime: Sendable {
                     }
                 }
             }
+            if let retention = c.delivery.retentionSeconds {
+                let expiry = ProductionExecutor.deliveryExpiry(c, logger: logger)
+                let interval = DeliveryExpiry.interval(retentionSeconds: retention)
+                group.addTask(executorPreference: Bookkeeping.housekeeping) {
+                    // Expired deliveries leave the download area (on a thread of its own: removing a tree blocks).
+                    while !Task.isCancelled {
+                        let removed = await BlockingWork.run { _ in expiry.sweep() }
+                        if !removed.isEmpty { agent.metrics.add(\.deliveriesExpired, removed.count) }
+                        try await Task.sleep(for: .seconds(interval))
+                    }
+                }
+            }
             group.addTask(executorPreference: Bookkeeping.housekeeping) {
                 // Mail goes out here, outside every job slot: a dead or silent SMTP server delays only mail.
                 while !Task.isCancelled {

@@ -15,6 +15,13 @@ protocol JobOwner: Sendable {
     var notifier: any Notifier { get }
     /// Counters and durations for the metrics endpoint and textfile.
     var metrics: AgentMetrics { get }
+    /// Waits until the job `name` may hold a restore slot (at once unless it was started in the fast lane).
+    func acquireSlot(name: String) async
 }
 
 extension SpoolAgent: JobOwner {}
+
+extension JobOwner {
+    /// Owners without a fast lane never make a job wait.
+    func acquireSlot(name: String) async {}
+}

@@ -102,7 +102,7 @@ extension JobRunner {
                 doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
             }
         }
-        updateLinkedRequests(finishedDirectory: finished, final: publisher.document)
+        await updateLinkedRequests(finishedDirectory: finished, final: publisher.document, facts: result.facts)
         if let hook = Self.concludedHook { await hook(statusPath) }
         // Across hosts nothing orders a `queued` that another host wrote in the instant before our claim against our
         // statuses (the spool-entry lock is per kernel): if such a stale one replaced our final status, write ours

@@ -67,6 +67,10 @@ extension JobRunner {
                 try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
             }
         }
+        if doc.state.isTerminal {
+            // The re-submission has ended with its original: its own recipients are told (once: the queue keys by job).
+            try await mailLinked(doc, request: request, facts: ["mous": request.mous], jobId: jobId, statusPath: statusPath, jobDirectory: finished)
+        }
         CrashPoint.hit("link-before-finish")
         _ = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
         agent.metrics.add(\.linked)
@@ -75,17 +79,40 @@ extension JobRunner {
         return true
     }
 
-    func updateLinkedRequests(finishedDirectory: String, final: StatusDocument) {
+    func updateLinkedRequests(finishedDirectory: String, final: StatusDocument, facts: [String: String] = [:]) async {
         let links = finishedDirectory + "/links"
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: links)) ?? [] {
             guard let data = FileManager.default.contents(atPath: links + "/" + entry) else { continue }
             let path = String(decoding: data, as: UTF8.self)
             guard var doc = StatusPublisher.existing(at: path) else { continue }
+            let wasTerminal = doc.state.isTerminal
             doc.result = final.result
             doc.error = final.error
             doc.transition(to: final.state, step: nil, message: "the linked request \(name) ended")
             doc.advanceSequence()
             try? AtomicFile.write(try doc.encoded(), to: path, mode: settings.statusFileMode)
+            // The linked request's own recipients, from its own request file (kept in finished/<its job>/).
+            guard !wasTerminal, let requestFile = doc.requestFile, let bytes = FileManager.default.contents(atPath: requestFile),
+                let parsed = try? RequestParser.parse([UInt8](bytes))
+            else { continue }
+            let jobDirectory = (requestFile as NSString).deletingLastPathComponent
+            var linkedFacts = facts
+            linkedFacts["mous"] = parsed.request.mous
+            try? await mailLinked(
+                doc, request: parsed.request, facts: linkedFacts, jobId: (jobDirectory as NSString).lastPathComponent, statusPath: path,
+                jobDirectory: jobDirectory)
+        }
+    }
+
+    /// Queues the mail of a linked request that has ended, to its own recipients, and records it in its status.
+    func mailLinked(
+        _ doc: StatusDocument, request: RestoreRequest, facts: [String: String], jobId: String, statusPath: String, jobDirectory: String
+    ) async throws {
+        guard settings.notifyOn.contains(doc.state), !request.email.isEmpty || doc.state != .succeeded else { return }
+        let notes = await agent.notifier.enqueue(doc, request: request, facts: facts, id: jobId, statusPath: statusPath, jobDirectory: jobDirectory)
+        guard !notes.isEmpty else { return }
+        try ConcludedStatus.modify(at: statusPath, ifRequestFile: jobDirectory + "/request.json", mode: settings.statusFileMode) { current in
+            if current.notifications == nil { current.notifications = notes }
         }
     }
 }

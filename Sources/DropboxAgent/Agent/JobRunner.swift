@@ -105,9 +105,10 @@ struct JobRunner: Sendable {
                 control.stop(.leaseLost, interruptNow: true)
                 return false
             })
+        let agent = self.agent, name = self.name
         let job = ExecutionJob(
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
-            attempt: lease.countedAttempts, logger: logger)
+            attempt: lease.countedAttempts, logger: logger, waitForSlot: { await agent.acquireSlot(name: name) })
 
         if lease.countedAttempts > settings.maxAttempts {
             try await conclude(

@@ -14,6 +14,8 @@ struct ExecutionJob: Sendable {
     var jobDirectory: String
     var attempt: Int
     var logger: Logger
+    /// Called by the executor before it runs CASA: a job started outside the slots (fast lane) waits for one here.
+    var waitForSlot: (@Sendable () async -> Void)? = nil
 }
 
 /// What a finished restore produced, for the status file and the notification.
@@ -43,9 +45,14 @@ protocol RestoreExecutor: Sendable {
 
     /// The file cache's counters (hits, misses, bytes fetched) for the metrics; nil without a cache.
     func cacheStatistics() async -> CacheStatistics?
+
+    /// Whether a restore of `mous` is kept for reuse, so that a request for it may start without a slot.
+    func mayReuse(mous: String) -> Bool
 }
 
 extension RestoreExecutor {
+    /// Whether a restore of `mous` is kept for reuse (the request may then start without a slot).
+    func mayReuse(mous: String) -> Bool { false }
     func runningFacts(_ job: ExecutionJob) -> ExecutionResult? { nil }
     func cacheStatistics() async -> CacheStatistics? { nil }
 }

@@ -206,7 +206,7 @@ extension SpoolAgent {
             logger.notice("ignored fields of a workflow event", metadata: ["request.name": "\(name)", "fields": "\(parsed.ignoredFields.joined(separator: ", "))"])
         }
         if queue.contains(where: { $0.name == name }) { return }
-        queue.append(QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha, owner: owner))
+        queue.append(QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha, owner: owner, mous: parsed.request.mous))
         queue.sort { $0.firstSeen < $1.firstSeen }
         do {
             // Under the entry's lock and only while the file is still in the spool: a claim (which takes the same

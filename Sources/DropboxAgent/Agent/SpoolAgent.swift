@@ -60,6 +60,8 @@ actor SpoolAgent {
         var sha256: String
         /// The uid that dropped it (the file's owner): per-dropper concurrency is bounded on it.
         var owner: uid_t
+        /// The MOUS it asks for (a restore kept for reuse may serve it without a slot).
+        var mous: String? = nil
     }
 
     struct RunningJob {
@@ -69,6 +71,9 @@ actor SpoolAgent {
         var attempt: Int
         /// The dropper's uid (nil for a job resumed from another run: its file has already left the spool).
         var owner: uid_t?
+        /// Started outside the slots (a linked re-submission or a likely reuse of an earlier restore): it takes a slot
+        /// (``acquireSlot(name:)``) only if it turns out to need CASA.
+        var fast: Bool = false
     }
 
     /// How long a request with a second hard link may wait for it to go away (link-then-unlink publishers).
@@ -90,6 +95,8 @@ actor SpoolAgent {
     var running: [String: RunningJob] = [:]
     var draining = false
     var finishedWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Fast-lane jobs waiting for a slot, oldest first.
+    var slotWaiters: [(name: String, continuation: CheckedContinuation<Void, Never>)] = []
 
     init(settings: Settings, store: JobStore, journal: Journal, executor: any RestoreExecutor, notifier: any Notifier, logger: Logger) throws {
         self.settings = settings
@@ -121,6 +128,9 @@ actor SpoolAgent {
     func shutdown(grace: Double) async {
         draining = true
         queue.removeAll()
+        // Fast-lane jobs waiting for a slot go on, to be stopped and checkpointed like the others.
+        for waiter in slotWaiters { waiter.continuation.resume() }
+        slotWaiters.removeAll()
         for job in running.values { job.control.stop(.shutdown, interruptNow: false) }
         guard !running.isEmpty else { return }
         logger.notice("stopping: waiting for running steps", metadata: ["running": .stringConvertible(running.count), "grace.seconds": .stringConvertible(grace)])

@@ -72,5 +72,22 @@ extension AgentConfiguration {
         if mode_t(spool.statusFileMode, radix: 8) == nil || spool.statusFileMode.count > 4 {
             throw ConfigurationError(path: "$.spool.statusFileMode", message: "must be an octal mode such as \"0644\", not \"\(spool.statusFileMode)\"")
         }
+        for (key, text) in [("directoryMode", delivery.directoryMode), ("fileMode", delivery.fileMode)] {
+            guard let mode = mode_t(text, radix: 8), text.count <= 4, mode & 0o7000 == 0 else {
+                throw ConfigurationError(path: "$.delivery.\(key)", message: "must be an octal mode such as \"0755\" (no setuid, setgid or sticky bit), not \"\(text)\"")
+            }
+            if key == "directoryMode", mode & 0o700 != 0o700 {
+                throw ConfigurationError(path: "$.delivery.directoryMode", message: "must give the agent rwx (0700), not \"\(text)\"")
+            }
+            if key == "fileMode", mode & 0o600 != 0o600 || mode & 0o111 != 0 {
+                throw ConfigurationError(path: "$.delivery.fileMode", message: "must give the agent rw (0600) and nobody x, not \"\(text)\"")
+            }
+        }
+        if !(delivery.retentionDays >= 0) || delivery.retentionDays > 36500 {
+            throw ConfigurationError(path: "$.delivery.retentionDays", message: "must be between 0 (for ever) and 36500 days")
+        }
+        if delivery.reuseMaxBytes < 0 {
+            throw ConfigurationError(path: "$.delivery.reuseMaxBytes", message: "must be 0 (no reuse) or more bytes")
+        }
     }
 }

@@ -28,7 +28,10 @@ struct JobStore: Sendable {
     var indexDirectory: String { workDirectory + "/index" }
 
     /// Creates the directories and checks that claims can be atomic (same filesystem as the spool).
+    /// The work directory is created private (0700): droppers never list claimed or rejected requests (an existing
+    /// directory keeps the administrator's mode).
     func prepare() throws {
+        try PrivateDirectory.create(workDirectory, mode: 0o700)
         for dir in [spoolDirectory, workDirectory, jobsDirectory, finishedDirectory, indexDirectory, rejectedDirectory] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
@@ -343,4 +346,20 @@ struct JobStore: Sendable {
 final class Counter: Sendable {
     private let value = Mutex(0)
     func next() -> Int { value.withLock { $0 += 1; return $0 } }
+}
+
+/// Creating a directory with an exact mode whatever the umask.
+enum PrivateDirectory {
+    /// Creates `path` (and missing parents, with default modes) and gives the new directory `mode`. An existing
+    /// directory is left as it is.
+    static func create(_ path: String, mode: mode_t) throws {
+        guard !FileManager.default.fileExists(atPath: path) else { return }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+        if mkdir(path, mode) != 0 {
+            guard errno == EEXIST else { throw SystemCallError(call: "mkdir", path: path, errno: errno) }
+            return
+        }
+        chmod(path, mode)
+    }
 }

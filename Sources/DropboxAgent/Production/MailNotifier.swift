@@ -35,21 +35,38 @@ struct MailNotifier: Notifier {
             initialDelay: c.notifications.retryInitialSeconds, horizon: c.notifications.retryHorizonSeconds, logger: logger)
     }
 
+    /// The two messages of an outcome: the requester's (``AstronomerMail``: no server paths, no operators' hints) and the
+    /// operators' (internal details), each to its own recipients; an operator who is also a requester gets both.
+    func messages(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) -> [(role: String, recipients: [String], subject: String, body: String)] {
+        func unique(_ list: [String]) -> [String] { list.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } } }
+        var out: [(role: String, recipients: [String], subject: String, body: String)] = []
+        let requesters = unique(request.email)
+        if !requesters.isEmpty {
+            out.append(("requester", requesters, AstronomerMail.subject(status, facts), AstronomerMail.body(status, request: request, facts: facts)))
+        }
+        if !operators.isEmpty {
+            out.append(("operator", unique(operators), Self.subject(status, facts), Self.body(status, request: request, facts: facts)))
+        }
+        return out
+    }
+
     func enqueue(
         _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String, jobDirectory: String
     ) async -> [StatusDocument.Notification] {
-        var recipients: [String] = []
-        for r in request.email + operators where !recipients.contains(r) { recipients.append(r) }
-        guard !recipients.isEmpty else { return [] }
+        let messages = messages(status, request: request, facts: facts)
+        guard !messages.isEmpty else { return [] }
         let now = Date().timeIntervalSince1970
         let domain = from.split(separator: "@").last.map(String.init) ?? "localhost"
-        let entry = MailQueue.Entry(
-            id: id, statusPath: statusPath, jobDirectory: jobDirectory, from: from, subject: Self.subject(status, facts),
-            body: Self.body(status, request: request, facts: facts),
-            messageId: "\(UUID().uuidString.lowercased())@\(domain)", date: now, queuedAt: now,
-            recipients: recipients.map { MailQueue.Recipient(to: $0, state: "pending") })
+        var notes: [StatusDocument.Notification] = []
         do {
-            return try queue.enqueue(entry)
+            for m in messages {
+                let entry = MailQueue.Entry(
+                    id: m.role == "operator" ? id + ".operators" : id, statusPath: statusPath, jobDirectory: jobDirectory, from: from,
+                    subject: m.subject, body: m.body, messageId: "\(UUID().uuidString.lowercased())@\(domain)", date: now, queuedAt: now,
+                    recipients: m.recipients.map { MailQueue.Recipient(to: $0, state: "pending") }, role: m.role)
+                notes += try queue.enqueue(entry)
+            }
+            return notes
         } catch {
             // The queue cannot be written (full disk): try once now, so the outcome is at least known.
             logger.warning("cannot queue the notification; sending it now", metadata: ["error": "\(error)"])
@@ -77,33 +94,38 @@ struct MailNotifier: Notifier {
     }
 
     func notify(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) async -> [StatusDocument.Notification] {
-        var recipients: [String] = []
-        for r in request.email + operators where !recipients.contains(r) { recipients.append(r) }
-        guard !recipients.isEmpty else { return [] }
+        var notes: [StatusDocument.Notification] = []
+        for m in messages(status, request: request, facts: facts) {
+            notes += await send(m.recipients, role: m.role, subject: m.subject, body: m.body, status: status)
+        }
+        return notes
+    }
+
+    private func send(_ recipients: [String], role: String, subject: String, body: String, status: StatusDocument) async -> [StatusDocument.Notification] {
         var valid: [MailAddress] = []
         var notes: [StatusDocument.Notification] = []
         for r in recipients {
             do { valid.append(try MailAddress(r)) } catch {
                 logger.error("mail not sent", metadata: ["request.name": "\(status.request)", "mail.to": "\(r)", "error": "invalid address: \(error)"])
-                notes.append(.init(to: r, state: "failed", error: "\(error)"))
+                notes.append(.init(to: r, state: "failed", role: role, error: "\(error)"))
             }
         }
         guard !valid.isEmpty, let sender = try? MailAddress(from) else {
-            return notes + valid.map { .init(to: $0.description, state: "failed", error: "invalid sender address \(from)") }
+            return notes + valid.map { .init(to: $0.description, state: "failed", role: role, error: "invalid sender address \(from)") }
         }
-        let message = MailMessage(from: sender, to: valid, subject: Self.subject(status, facts), body: Self.body(status, request: request, facts: facts))
+        let message = MailMessage(from: sender, to: valid, subject: subject, body: body)
         do {
             let receipts = try await mailer.send(message)
             let file = outbox.flatMap { Self.outboxFile(in: $0, messageId: message.messageId) }
             for receipt in receipts {
                 logMail(message, to: receipt.recipient.description, status: status, error: receipt.error.map { "\($0)" }, file: file)
                 notes.append(.init(
-                    to: receipt.recipient.description, state: receipt.isSent ? "sent" : "failed",
+                    to: receipt.recipient.description, state: receipt.isSent ? (outbox == nil ? "sent" : "queued") : "failed", role: role,
                     error: receipt.error.map { "\($0)" }, outboxFile: receipt.isSent ? file : nil))
             }
         } catch {
             for recipient in valid { logMail(message, to: recipient.description, status: status, error: "\(error)", file: nil) }
-            notes += valid.map { .init(to: $0.description, state: "failed", error: "\(error)") }
+            notes += valid.map { .init(to: $0.description, state: "failed", role: role, error: "\(error)") }
         }
         return notes
     }
@@ -119,7 +141,7 @@ struct MailNotifier: Notifier {
             meta["error"] = "\(error)"
             logger.error("mail not sent", metadata: meta)
         } else {
-            logger.info("mail sent", metadata: meta)
+            logger.info(outbox == nil ? "mail sent" : "mail queued in the outbox", metadata: meta)
         }
     }
 
@@ -130,14 +152,16 @@ struct MailNotifier: Notifier {
         return names.filter { $0.hasSuffix(".eml") && $0.contains(key) }.sorted().last.map { directory + "/" + $0 }
     }
 
+    /// The operators' subject.
     static func subject(_ s: StatusDocument, _ facts: [String: String]) -> String {
         let mous = s.mous ?? facts["mous"] ?? "?"
         let project = facts["project"].map { " (\($0))" } ?? ""
         return "[dropbox-agent] \(s.request) \(s.state.rawValue): restore of \(mous)\(project)"
     }
 
+    /// The operators' message: everything, paths and hints included.
     static func body(_ s: StatusDocument, request: RestoreRequest, facts: [String: String]) -> String {
-        var lines: [String] = []
+        var lines: [String] = ["For the operators (the requester, if any, got a message of their own without these details).", ""]
         switch s.state {
         case .succeeded: lines.append("The calibrated measurement sets of \(s.mous ?? "?") are ready.")
         case .failed: lines.append("The restore of \(s.mous ?? "?") failed.")
@@ -150,6 +174,7 @@ struct MailNotifier: Notifier {
         if let p = facts["project"] { lines.append("Project:     \(p)") }
         if let ebs = facts["execblocks"] { lines.append("EBs:         \(ebs)") }
         lines.append("Outcome:     \(s.state.rawValue)")
+        if !request.email.isEmpty { lines.append("Requester:   \(request.email.joined(separator: ", "))") }
         if let casa = s.casa {
             lines.append("CASA:        \(casa.version) (installation \(casa.installation))")
             lines.append("Tables made with CASA \(casa.manifestVersion ?? "(not known: the pipeline manifest does not say, or was not read)")")
@@ -159,6 +184,7 @@ struct MailNotifier: Notifier {
             lines.append("Location:    \(r.deliveryPath)")
             lines.append("Measurement sets: \(r.measurementSets.joined(separator: ", "))")
             lines.append("Size:        \(ByteCountFormatter.string(fromByteCount: r.sizeBytes, countStyle: .binary)) (\(r.sizeBytes) bytes)")
+            if let e = r.expiresAt { lines.append("Expires:     \(e)") }
         }
         if let started = s.startedAt.flatMap(Timestamp.date) {
             lines.append("Duration:    \(Int(Date().timeIntervalSince(started))) s")

@@ -36,6 +36,8 @@ final class MailQueue: Sendable {
         var recipients: [Recipient]
         /// Whether the status file shows the recipients' latest states.
         var statusSynced: Bool?
+        /// `requester` or `operator` (nil: a queue entry written before roles existed).
+        var role: String?
     }
 
     let directory: String
@@ -118,12 +120,13 @@ final class MailQueue: Sendable {
                 "mail.transport": "\(outbox == nil ? "smtp" : "outbox")", "mail.attempt": .stringConvertible(entry.recipients[i].attempts),
             ]
             if let result, result.sent {
-                entry.recipients[i].state = "sent"
+                // Written to the outbox is not delivered: someone still has to send it.
+                entry.recipients[i].state = outbox == nil ? "sent" : "queued"
                 entry.recipients[i].error = nil
                 entry.recipients[i].nextAttemptAt = nil
                 entry.recipients[i].outboxFile = file
                 if let file { meta["mail.file"] = "\(file)" }
-                logger.info("mail sent", metadata: meta)
+                logger.info(outbox == nil ? "mail sent" : "mail queued in the outbox", metadata: meta)
                 continue
             }
             let error = result?.error
@@ -156,7 +159,7 @@ final class MailQueue: Sendable {
         let mode = (try? FileManager.default.attributesOfItem(atPath: entry.statusPath)[.posixPermissions] as? Int).map { mode_t($0) } ?? 0o644
         do {
             try ConcludedStatus.modify(at: entry.statusPath, ifRequestFile: requestFile, mode: mode) { doc in
-                doc.notifications = Self.notifications(entry)
+                doc.notifications = Self.merged(doc.notifications, with: entry)
             }
         } catch {
             logger.warning("cannot write the status file", metadata: ["path": "\(entry.statusPath)", "error": "\(error)"])
@@ -165,10 +168,17 @@ final class MailQueue: Sendable {
         return true
     }
 
+    /// The status's notifications with this entry's recipients replaced (the other message's stay): requesters first.
+    static func merged(_ existing: [StatusDocument.Notification]?, with entry: Entry) -> [StatusDocument.Notification] {
+        let mine = notifications(entry)
+        let others = (existing ?? []).filter { n in !(n.role == entry.role && mine.contains { $0.to == n.to }) }
+        return entry.role == "operator" ? others + mine : mine + others
+    }
+
     static func notifications(_ entry: Entry) -> [StatusDocument.Notification] {
         entry.recipients.map {
             StatusDocument.Notification(
-                to: $0.to, state: $0.state, error: $0.error, outboxFile: $0.outboxFile, attempts: $0.attempts,
+                to: $0.to, state: $0.state, role: entry.role, error: $0.error, outboxFile: $0.outboxFile, attempts: $0.attempts,
                 nextAttemptAt: $0.nextAttemptAt.map { Timestamp.string(Date(timeIntervalSince1970: $0)) })
         }
     }

@@ -8,11 +8,30 @@ struct ProductionExecutor: RestoreExecutor {
     let services: RestoreServices
     let cleanPolicy: String
     let logger: Logger
+    /// Registers succeeded deliveries for removal after `delivery.retentionDays` (nil: kept for ever).
+    let expiry: DeliveryExpiry?
+    let spoolDirectory: String
+    /// Restored measurement sets kept for reuse (`<data>/restore-cache`, `delivery.reuseMaxBytes`; nil: 0, no reuse).
+    let restoreCache: RestoreCache?
 
     init(configuration c: AgentConfiguration, logger: Logger) throws {
         self.logger = logger
         cleanPolicy = c.delivery.cleanWorkingArea
         services = try Self.services(c)
+        // Working areas are named after jobs (and so requests): the agent's only. The download area can be reached,
+        // not listed: each delivery has a random name that only its status file and mail reveal.
+        try PrivateDirectory.create(c.agent.restoreDirectory!, mode: 0o700)
+        try PrivateDirectory.create(c.delivery.directory!, mode: 0o711)
+        expiry = c.delivery.retentionSeconds == nil ? nil : Self.deliveryExpiry(c, logger: logger)
+        spoolDirectory = c.spool.directory!
+        restoreCache = c.delivery.reuseMaxBytes > 0 ? RestoreCache(root: c.dataDirectory + "/restore-cache", maxBytes: c.delivery.reuseMaxBytes) : nil
+    }
+
+    /// The registry of deliveries to remove when they expire (`<data>/deliveries`).
+    static func deliveryExpiry(_ c: AgentConfiguration, logger: Logger) -> DeliveryExpiry {
+        DeliveryExpiry(
+            directory: c.dataDirectory + "/deliveries", downloadDirectory: c.delivery.directory!,
+            statusFileMode: mode_t(c.spool.statusFileMode, radix: 8) ?? 0o644, logger: logger)
     }
 
     /// Builds the site's services from the configuration (also used by `validate --plan` and `check`).
@@ -29,7 +48,7 @@ struct ProductionExecutor: RestoreExecutor {
         try FileManager.default.createDirectory(atPath: c.archive.cacheDirectory!, withIntermediateDirectories: true)
         let cache = c.archive.cacheMaxBytes > 0 ? FileCache(root: c.archive.cacheDirectory!, maxBytes: c.archive.cacheMaxBytes) : nil
         let installations = casaInstallations(c)
-        return RestoreServices(
+        var services = RestoreServices(
             catalogue: catalogue, store: store, cache: cache, parallelTransfers: max(1, c.archive.parallelTransfers),
             allowProprietary: c.catalogue.allowProprietary,
             rawdataCommand: c.archive.rawdataSource == "command" ? c.archive.rawdataCommand : nil,
@@ -44,6 +63,10 @@ struct ProductionExecutor: RestoreExecutor {
             execution: ExecutionSettings(
                 backend: c.execution.backend, slurm: c.execution.slurm.settings, maxSubmissions: c.agent.maxAttempts,
                 jobScript: c.casa.programDirectory.map { $0 + "/run_job.sh" }))
+        services.deliveryDirectoryMode = mode_t(c.delivery.directoryMode, radix: 8) ?? 0o755
+        services.deliveryFileMode = mode_t(c.delivery.fileMode, radix: 8) ?? 0o644
+        services.deliveryRetention = c.delivery.retentionSeconds
+        return services
     }
 
     /// The NGAS store's login headers: HTTP Basic from `archive.username` and the first line of
@@ -109,8 +132,29 @@ struct ProductionExecutor: RestoreExecutor {
 
     func execute(_ job: ExecutionJob, completed: Set<StepName>, observer: any PipelineObserver, reporter: any StepReporter) async -> (PipelineOutcome, ExecutionResult) {
         let context = context(for: job)
+        var completed = completed
+        var reused = false
+        if !completed.contains(.rawdata), FileManager.default.fileExists(atPath: context.workArea.root + "/reused/reused.json") {
+            // Resumed after an earlier restore was linked in (steps 2–5 are not recorded as run): still reused.
+            reused = true
+        } else if let restoreCache, !completed.contains(.rawdata) {
+            // Step 1 alone first: with the plan and the CASA choice known, an earlier restore of the same inputs is reused.
+            if !completed.contains(.prepare) {
+                let first = await RestorePipeline(steps: [PrepareStep()]).run(context, completed: completed, observer: observer, reporter: reporter)
+                guard case .succeeded = first else { return (first, runningFacts(job) ?? ExecutionResult()) }
+                completed.insert(.prepare)
+            }
+            reused = await reuse(restoreCache, context: context, job: job)
+        }
+        if reused {
+            completed.formUnion([.prepare, .rawdata, .calibration, .ppr, .casa])
+        } else {
+            // A job started outside the slots (a likely reuse that did not happen) takes a slot before the raw data.
+            await job.waitForSlot?()
+        }
         let pipeline = RestorePipeline(steps: RestoreContext.steps)
         let outcome = await pipeline.run(context, completed: completed, observer: observer, reporter: reporter)
+        if case .succeeded = outcome, !reused, let restoreCache { await keep(restoreCache, context: context, job: job) }
         var result = runningFacts(job) ?? ExecutionResult()
         if let metadata = try? context.metadata() {
             result.facts = [
@@ -119,9 +163,67 @@ struct ProductionExecutor: RestoreExecutor {
             ]
         }
         if case .succeeded = outcome, let record = DeliverStep.record(context) {
-            result.result = .init(deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets, sizeBytes: record.sizeBytes)
+            result.result = .init(
+                deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets, sizeBytes: record.sizeBytes,
+                expiresAt: record.expiresAt, downloadCommand: record.downloadCommand, products: record.products, plots: record.plots)
+            if let expiry, let name = record.name, let expires = record.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) }) {
+                do {
+                    try expiry.register(.init(
+                        jobId: job.jobId, name: name, path: record.deliveryPath, expiresAt: expires.timeIntervalSince1970,
+                        statusPath: spoolDirectory + "/" + SpoolNames.statusFile(for: job.name)))
+                } catch {
+                    job.logger.error("cannot register the delivery for expiry; remove it by hand", metadata: ["path": "\(record.deliveryPath)", "error": "\(error)"])
+                }
+            }
         }
         return (outcome, result)
+    }
+
+    /// Whether the restore cache holds a restore of `mous` (checked for requests waiting for a slot).
+    func mayReuse(mous: String) -> Bool {
+        guard let restoreCache else { return false }
+        return restoreCache.holds(mous: mous)
+    }
+
+    /// Links an earlier restore of the same inputs into this working area (steps 2–5 are then skipped), if the cache
+    /// has one. A failure to link is logged and the restore simply runs.
+    func reuse(_ cache: RestoreCache, context: RestoreContext, job: ExecutionJob) async -> Bool {
+        guard let metadata = try? context.metadata(), let key = RestoreCache.key(metadata), let entry = cache.lookup(key) else { return false }
+        let products = context.workArea.products(metadata.relativePath)
+        let working = context.workArea.working(metadata.relativePath)
+        let reusedDirectory = context.workArea.root + "/reused"
+        let jobDirectory = job.jobDirectory
+        do {
+            try await BlockingWork.run { (_) throws in
+                try cache.materialize(entry, products: products, logs: working, plots: reusedDirectory + "/plots", jobDirectory: jobDirectory)
+                try AtomicFile.write(try encodeJSON(entry), to: reusedDirectory + "/reused.json")
+            }
+        } catch {
+            job.logger.warning("cannot reuse an earlier restore; restoring", metadata: ["key": "\(key)", "error": "\(error)"])
+            return false
+        }
+        job.logger.notice(
+            "restore reused", metadata: ["key": "\(key)", "restored.for": "\(entry.sourceRequest)", "measurement.sets": "\(entry.measurementSets)"])
+        return true
+    }
+
+    /// Keeps this restore's measurement sets (hard links), CASA logs and plots for later requests of the same inputs.
+    func keep(_ cache: RestoreCache, context: RestoreContext, job: ExecutionJob) async {
+        guard let metadata = try? context.metadata(), let key = RestoreCache.key(metadata) else { return }
+        let products = context.workArea.products(metadata.relativePath)
+        let working = context.workArea.working(metadata.relativePath)
+        let measurementSets = metadata.plan.execBlocks.map(\.asdmDiskName.msName)
+        let logs = (((try? FileManager.default.contentsOfDirectory(atPath: working)) ?? []).filter { $0.hasPrefix("casa-") && $0.hasSuffix(".log") }
+            .map { working + "/" + $0 }) + [context.workArea.logs + "/casa-stdout.log"]
+        let plots = context.workArea.root + "/derived/plots"
+        let name = job.name
+        do {
+            try await BlockingWork.run { (_) throws in
+                try cache.store(key: key, mous: metadata.mous.rawValue, sourceRequest: name, measurementSets: measurementSets, products: products, logs: logs, plots: plots)
+            }
+        } catch {
+            job.logger.warning("cannot keep the restore for reuse", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The CASA choice recorded in `metadata.json` (step 1, revised in step 3) and its warning.

@@ -71,25 +71,30 @@ enum RequestParser {
         let requestId = v.identifier(value["requestId"], at: "$.requestId")
         let casaName = v.identifier(value["casa"], at: "$.casa")
         var format = RestoreRequest.DeliveryFormat.ms
+        var content: [RestoreRequest.DeliveryContent]?
+        var average: RestoreRequest.DeliveryAverage?
         if let delivery = value["delivery"] {
             if case .object = delivery {
-                v.rejectUnknown(delivery, known: ["format"], at: "$.delivery")
+                v.rejectUnknown(delivery, known: ["format", "content", "average"], at: "$.delivery")
                 if let f = delivery["format"] {
                     if case .string(let s) = f, let parsed = RestoreRequest.DeliveryFormat(rawValue: s) { format = parsed } else {
-                        v.problem("$.delivery.format", "must be one of \"ms\", \"tar\"")
+                        v.problem("$.delivery.format", "must be one of \"ms\", \"tar\", \"tgz\"")
                     }
                 }
+                content = v.deliveryContent(delivery["content"], at: "$.delivery.content")
+                average = v.deliveryAverage(delivery["average"], content: content ?? [.calibrated], at: "$.delivery.average")
             } else {
                 v.problem("$.delivery", "expected an object, found \(delivery.typeName)")
             }
         }
         let source = v.source(value["source"], at: "$.source")
         try v.finish()
-        return ParsedRequest(
-            request: RestoreRequest(
-                form: .native, mous: mous!, requestId: requestId, email: email, casa: casaName.map { .name($0) },
-                deliveryFormat: format, source: source),
-            ignoredFields: [])
+        var request = RestoreRequest(
+            form: .native, mous: mous!, requestId: requestId, email: email, casa: casaName.map { .name($0) },
+            deliveryFormat: format, source: source)
+        request.deliveryContent = content
+        request.deliveryAverage = average
+        return ParsedRequest(request: request, ignoredFields: [], choseDeliveryFormat: value["delivery"]?["format"] != nil)
     }
 
     // MARK: - Workflow event form
@@ -253,6 +258,58 @@ private struct Validator {
     /// A client identifier: 1–128 bytes (UTF-8) of printable characters without path separators. Bytes, not
     /// characters: one grapheme cluster can be any number of bytes, and every limit downstream (file names,
     /// status fields, mail headers) is in bytes.
+    /// `delivery.content`: one name or a non-empty array of distinct names.
+    mutating func deliveryContent(_ value: JSONValue?, at path: String) -> [RestoreRequest.DeliveryContent]? {
+        guard let value else { return nil }
+        let names = RestoreRequest.DeliveryContent.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        var items: [JSONValue]
+        switch value {
+        case .string: items = [value]
+        case .array(let a): items = a
+        default:
+            problem(path, "expected one of \(names), or an array of them")
+            return nil
+        }
+        if items.isEmpty { problem(path, "must name at least one of \(names)") }
+        var out: [RestoreRequest.DeliveryContent] = []
+        for (i, item) in items.enumerated() {
+            guard case .string(let s) = item, let c = RestoreRequest.DeliveryContent(rawValue: s) else {
+                problem(items.count == 1 && value.typeName == "string" ? path : "\(path)[\(i)]", "must be one of \(names)")
+                continue
+            }
+            if out.contains(c) { problem("\(path)[\(i)]", "\"\(s)\" is named twice") } else { out.append(c) }
+        }
+        return out.isEmpty ? nil : out.sorted()
+    }
+
+    /// `delivery.average`: `{"time": "<n>s", "channels": <n>}`, only for derived products.
+    mutating func deliveryAverage(_ value: JSONValue?, content: [RestoreRequest.DeliveryContent], at path: String) -> RestoreRequest.DeliveryAverage? {
+        guard let value else { return nil }
+        guard case .object = value else {
+            problem(path, "expected an object such as {\"time\": \"30s\", \"channels\": 4}")
+            return nil
+        }
+        rejectUnknown(value, known: ["time", "channels"], at: path)
+        var average = RestoreRequest.DeliveryAverage()
+        if let t = value["time"] {
+            if case .string(let s) = t, let n = Double(s.hasSuffix("s") ? String(s.dropLast()) : "x"), n > 0, n <= 86400, n.isFinite {
+                average.time = s
+            } else {
+                problem(path + ".time", "must be seconds such as \"30s\" (more than 0, at most 86400)")
+            }
+        }
+        if let c = value["channels"] {
+            if case .number(let s) = c, let n = Int(s), n >= 2, n <= 65536 { average.channels = n } else {
+                problem(path + ".channels", "must be a whole number of channels from 2 to 65536")
+            }
+        }
+        if value["time"] == nil && value["channels"] == nil { problem(path, "must give time, channels or both") }
+        if content == [.calibrated] {
+            problem(path, "averaging applies to the science, targets and contsub products; the full calibrated measurement sets are delivered as CASA made them")
+        }
+        return average.time == nil && average.channels == nil ? nil : average
+    }
+
     mutating func identifier(_ value: JSONValue?, at path: String) -> String? {
         guard let value else { return nil }
         guard case .string(let s) = value else {

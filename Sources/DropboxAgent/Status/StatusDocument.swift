@@ -36,10 +36,22 @@ struct StatusDocument: Codable, Sendable, Equatable {
         var url: String?
         var measurementSets: [String]
         var sizeBytes: Int64
+        /// When the agent removes the delivery (`delivery.retentionDays`); absent: kept for ever.
+        var expiresAt: String?
+        /// One line that downloads every delivered file.
+        var downloadCommand: String?
+        /// Set once the delivery has been removed: when (the rest of `result` still says what was delivered).
+        var expiredAt: String?
+        /// What was delivered, top-level names (measurement sets, derived products, archives).
+        var products: [String]?
+        /// Quick-look plots, relative to `url`.
+        var plots: [String]?
     }
     struct Notification: Codable, Sendable, Equatable {
         var to: String
-        var state: String  // sent | failed | pending | retrying
+        var state: String  // sent | queued (outbox) | failed | pending | retrying
+        /// `requester` (the request's addresses) or `operator` (`notifications.operators`, with internal details).
+        var role: String? = nil
         var error: String?
         /// Where the message was written when there is no SMTP server (outbox `.eml`).
         var outboxFile: String?

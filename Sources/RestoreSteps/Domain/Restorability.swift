@@ -84,7 +84,9 @@ public enum Restorability {
             .filter { product in
                 let id = product.file.ngasFileId
                 guard !isSkippedProduct(id) else { return false }
-                return product.fileClass == .calibration || product.fileClass == .script || id.hasSuffix("pipeline_manifest.xml")
+                // Continuum subtraction needs the pipeline's cont.dat, which travels in the auxiliary products.
+                let auxiliary = request.content.contains(.contsub) && id.hasSuffix("auxproducts.tgz")
+                return product.fileClass == .calibration || product.fileClass == .script || id.hasSuffix("pipeline_manifest.xml") || auxiliary
             }
             .sorted { $0.file.ngasFileId < $1.file.ngasFileId }
         return RestorePlan(record: record, sessions: sessions, execBlocks: planned, products: products)

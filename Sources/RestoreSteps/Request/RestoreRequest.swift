@@ -22,6 +22,34 @@ public struct RestoreRequest: Sendable, Codable, Hashable {
         case ms
         /// One tar file streamed with libarchive.
         case tar
+        /// One gzip-compressed tar file.
+        case tgz
+    }
+
+    /// What a delivery holds (request `delivery.content`; several may be combined).
+    public enum DeliveryContent: String, Sendable, Codable, CaseIterable, Comparable {
+        /// The full calibrated measurement sets (default).
+        case calibrated
+        /// Science spectral windows, all fields: `<eb>.ms.split.cal` (scriptForPI's split).
+        case science
+        /// Science spectral windows, science targets only: `<eb>.ms.split.cal.source`.
+        case targets
+        /// Science targets with the continuum subtracted (`uvcontsub` with the pipeline's `cont.dat`): `<eb>_targets_line.ms`.
+        case contsub
+
+        public static func < (a: Self, b: Self) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+    }
+
+    /// Averaging of the derived products (request `delivery.average`, mstransform).
+    public struct DeliveryAverage: Sendable, Codable, Hashable {
+        /// Time bin, e.g. `30s`.
+        public var time: String?
+        /// Channels per output channel (at least 2).
+        public var channels: Int?
+        public init(time: String? = nil, channels: Int? = nil) {
+            self.time = time
+            self.channels = channels
+        }
     }
 
     /// The form of the request.
@@ -42,6 +70,13 @@ public struct RestoreRequest: Sendable, Codable, Hashable {
     public var projectCode: String?
     /// Where the data come from, when the request says (native `source`); nil: the configured default.
     public var source: RestoreSource?
+    /// What the delivery holds, sorted; nil: `[.calibrated]`.
+    public var deliveryContent: [DeliveryContent]?
+    /// Averaging of derived products; nil: none.
+    public var deliveryAverage: DeliveryAverage?
+
+    /// The delivery's content, `[.calibrated]` unless the request says.
+    public var content: [DeliveryContent] { deliveryContent ?? [.calibrated] }
 
     public init(
         form: Form = .native, mous: String, requestId: String? = nil, email: [String] = [],

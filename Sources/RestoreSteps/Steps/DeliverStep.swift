@@ -9,11 +9,23 @@ public struct DeliveryRecord: Codable, Sendable, Equatable {
     public var measurementSets: [String]
     public var sizeBytes: Int64
     public var files: Int
+    /// The delivery's random directory name in the download area.
+    public var name: String?
+    /// When it was published and when it is removed (ISO 8601, UTC); no `expiresAt`: kept for ever.
+    public var deliveredAt: String?
+    public var expiresAt: String?
+    /// One line that downloads all of it (nil without `delivery.baseURL`).
+    public var downloadCommand: String?
+    /// The delivered products (top-level names: measurement sets, derived products, or the archive).
+    public var products: [String]?
+    /// Quick-look plots, relative to the delivery.
+    public var plots: [String]?
 }
 
 /// Step 6: checks the measurement sets once more, moves them (with `.flagversions`) into `products/`, and
-/// publishes them to the download area — with the PPR, the CASA logs and a manifest of sizes and checksums —
-/// atomically, as a directory or one tar. The request turns `succeeded` only after this returns.
+/// publishes them to the download area — with the PPR, the CASA logs, a README for the astronomer, a URL list and a
+/// manifest of sizes and checksums — atomically, as a directory or one tar, under a random name (128 bits) that only
+/// the status file and the mail reveal. The request turns `succeeded` only after this returns.
 public struct DeliverStep: PipelineStep {
     public let name = StepName.deliver
     public init() {}
@@ -25,7 +37,7 @@ public struct DeliverStep: PipelineStep {
         FileManager.default.contents(atPath: recordPath(context)).flatMap { try? JSONDecoder().decode(DeliveryRecord.self, from: $0) }
     }
 
-    /// Gives the delivery to the download area's group (files stay group-readable, see ``Publisher``).
+    /// Gives the delivery to the download area's group.
     static func changeGroup(of path: String, to group: gid_t) {
         _ = lchown(path, uid_t.max, group)
         guard let e = FileManager.default.enumerator(atPath: path) else { return }
@@ -35,28 +47,59 @@ public struct DeliverStep: PipelineStep {
     /// The README delivered with the measurement sets.
     public static let readmeName = "README.txt"
 
-    /// What the delivery holds and how it was made: the MOUS, the measurement sets, the CASA that restored them and
-    /// the one that made the calibration tables, with a warning when they differ.
-    static func readme(metadata: RestoreMetadata, measurementSets: [String], context: RestoreContext) -> String {
-        var lines = [
-            "Calibrated measurement sets restored by dropbox-agent \(metadata.agentVersion)",
-            "",
-            "MOUS:             \(metadata.mous.rawValue)",
-            "Project:          \(metadata.project)",
-            "Request:          \(context.requestName)" + (context.request.requestId.map { " (id \($0))" } ?? ""),
-            "Measurement sets: \(measurementSets.joined(separator: ", "))",
-        ]
-        if let casa = metadata.casa {
-            lines.append("Restored with:    CASA \(casa.version) (installation \(casa.installation), casa.versionPolicy \(casa.policy.rawValue))")
-            lines.append("Tables made with: CASA \(casa.manifestVersion ?? "(the pipeline manifest does not say)")")
-            if let warning = casa.warning { lines += ["", "WARNING: \(warning)"] }
+    /// The delivery's random name, chosen once per restore and kept in `logs/delivery-name` so that a resumed step
+    /// publishes under the same name.
+    static func deliveryName(_ context: RestoreContext) throws(RestoreError) -> String {
+        let path = context.workArea.logs + "/delivery-name"
+        if let data = FileManager.default.contents(atPath: path),
+            case let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), DeliveryName.isValid(name)
+        {
+            return name
         }
-        lines += [
-            "",
-            "Also here: the restore's PPR (PPR_*.xml), the CASA logs (casa-*.log, casa-stdout.log), metadata.json (the plan),",
-            "and MANIFEST.json (every file with its size and SHA-256).",
-        ]
-        return lines.joined(separator: "\n") + "\n"
+        let name = DeliveryName.random()
+        try FileSystemSteps.writeAtomically(Data((name + "\n").utf8), to: path)
+        return name
+    }
+
+    /// The download area: created not listable by others (0711: a web server may reach a delivery whose name it is
+    /// given, never list them).
+    static func prepareArea(_ area: String) throws(RestoreError) {
+        if !FileSystemSteps.exists(area) {
+            try FileSystemSteps.createDirectory(area)
+            chmod(area, 0o711)
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: date)
+    }
+
+    /// What each delivered item is, for the README.
+    static func describe(_ msNames: [String], calibrated: Bool, derived: [DerivationReport.Product], average: RestoreRequest.DeliveryAverage?)
+        -> [(name: String, what: String)]
+    {
+        var out: [(name: String, what: String)] = []
+        if calibrated {
+            for ms in msNames {
+                out.append((ms, "the calibrated measurement set: DATA (raw) and CORRECTED_DATA (calibrated), every spectral window and field"))
+                out.append((ms + ".flagversions", "its flag versions (flagmanager)"))
+            }
+        }
+        let averaged = average.map { a in
+            " Averaged: " + [a.time.map { "time \($0)" }, a.channels.map { "\($0) channels" }].compactMap { $0 }.joined(separator: ", ") + "."
+        } ?? ""
+        for p in derived {
+            let what: String
+            switch p.kind {
+            case "science": what = "science spectral windows \(p.spws.map(String.init).joined(separator: ",")), all fields; calibrated data in DATA (scriptForPI's split)"
+            case "targets": what = "science targets (\(p.fields.joined(separator: ", "))), science spectral windows; calibrated data in DATA"
+            default: what = "science targets (\(p.fields.joined(separator: ", "))) with the continuum subtracted (uvcontsub on the pipeline's cont.dat line-free ranges, fit order 1); DATA"
+            }
+            out.append((p.name, what + " — \(p.rows) rows, checked against the restored MS." + averaged))
+        }
+        return out
     }
 
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
@@ -89,35 +132,107 @@ public struct DeliverStep: PipelineStep {
         items += logs.map { working + "/" + $0 }
         if FileSystemSteps.exists(context.workArea.logs + "/casa-stdout.log") { items.append(context.workArea.logs + "/casa-stdout.log") }
         items.append(context.workArea.metadataFile)
-        let readme = context.workArea.logs + "/" + Self.readmeName
-        try FileSystemSteps.writeAtomically(Data(Self.readme(metadata: metadata, measurementSets: msNames, context: context).utf8), to: readme)
-        items.append(readme)
+        let content = context.request.content
+        if context.request.deliveryAverage != nil && content == [.calibrated] {
+            throw RestoreError(.init(rawValue: "invalidRequest"), "averaging applies to derived products, and none was asked for", step: .deliver)
+        }
+        // Derived products and quick-look plots, by real CASA tasks, each product checked against the restored MS.
+        reporter.report(StepProgress(fraction: 0, message: "deriving products and quick-look plots"))
+        let derivedDirectory = context.workArea.root + "/derived"
+        // A reused restore brings the plots of its measurement sets: nothing for CASA to do unless products are asked for.
+        let reusedPlots = context.workArea.root + "/reused/plots"
+        let cachedPlots = ((try? FileManager.default.contentsOfDirectory(atPath: reusedPlots)) ?? []).filter { $0.hasSuffix(".png") }.sorted()
+        let report: DerivationReport
+        if content == [.calibrated], !cachedPlots.isEmpty {
+            report = DerivationReport(products: [], plots: cachedPlots, casa: nil, error: nil)
+        } else {
+            report = try await ProductDerivation.run(
+                context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 }, content: content,
+                average: context.request.deliveryAverage, contdat: ProductDerivation.contDat(products: products), directory: derivedDirectory,
+                reporter: ScaledReporter(base: reporter, start: 0, end: 0.8))
+        }
+        if !content.contains(.calibrated) {
+            let full = Set(msNames.flatMap { [products + "/" + $0, products + "/" + $0 + ".flagversions"] })
+            items.removeAll { full.contains($0) }
+        }
+        items = report.products.map { derivedDirectory + "/products/" + $0.name } + items
+        let plotItems = report.plots.isEmpty ? [] : [report.casa == nil ? reusedPlots : derivedDirectory + "/plots"]
+        let plots = report.plots.map { "plots/" + $0 }
+        let services = context.services
+        let name = try Self.deliveryName(context)
+        let area = services.downloadDirectory
+        let format: PublishFormat = context.request.deliveryFormat == .tar ? .tar : (context.request.deliveryFormat == .tgz ? .tgz : .directory)
+        let archiveBase = metadata.mous.rawValue.replacingOccurrences(of: "://", with: "___").replacingOccurrences(of: "/", with: "_")
+        let singleFile = format == .directory ? nil : archiveBase + (format == .tgz ? ".tgz" : ".tar")
+        let links = DeliveryLinks(baseURL: services.downloadBaseURL, name: name, path: area + "/" + name, singleFile: singleFile, folder: archiveBase)
+        let deliveredAt = Date()
+        let expiresAt = services.deliveryRetention.map { Self.timestamp(deliveredAt.addingTimeInterval($0)) }
+        let sessions = Dictionary(metadata.sessions.flatMap { s in s.execBlocks.map { ($0, s.name) } }, uniquingKeysWith: { a, _ in a })
+        let readme = DeliveryReadme(
+            mous: metadata.mous.rawValue, project: metadata.project,
+            execBlocks: metadata.plan.execBlocks.map { eb in eb.uid.rawValue + (sessions[eb.uid].map { " (\($0))" } ?? "") },
+            requestName: context.requestName, requestId: context.request.requestId, agentVersion: metadata.agentVersion,
+            restoredWith: metadata.casa?.version, tablesMadeWith: metadata.casa?.manifestVersion, warning: metadata.casa?.warning,
+            products: format == .directory
+                ? Self.describe(msNames, calibrated: content.contains(.calibrated), derived: report.products, average: context.request.deliveryAverage)
+                : [(singleFile!, "a \(format == .tgz ? "gzip-compressed " : "")tar of: "
+                    + Self.describe(msNames, calibrated: content.contains(.calibrated), derived: report.products, average: context.request.deliveryAverage).map(\.name).joined(separator: ", ")
+                    + ", the PPR and the CASA logs")],
+            plots: plots, links: links, expiresAt: expiresAt, files: [])
 
-        reporter.report(StepProgress(message: "publishing \(msNames.count) measurement sets"))
+        reporter.report(StepProgress(fraction: 0.8, message: "publishing \(items.count) items"))
         try reporter.confirmOwnership()  // fencing: never publish for an attempt another agent has taken over
-        try FileSystemSteps.createDirectory(context.services.downloadDirectory)
-        let format: PublishFormat = context.request.deliveryFormat == .tar ? .tar : .directory
-        let area = context.services.downloadDirectory
+        try Self.prepareArea(area)
         let restoreId = context.restoreId
-        let group = context.services.deliveryGroup
+        let group = services.deliveryGroup
+        let modes = PublishModes(directory: services.deliveryDirectoryMode, file: services.deliveryFileMode)
         let publishItems = items
+        let final = area + "/" + name
         // Hashing and fsyncing every delivered byte takes minutes on real data: on a thread of its own, stopped
         // between 1 MiB blocks by cancellation (the staging directory is removed; nothing is half-published).
         let published = try await BlockingWork.run { (_) throws(RestoreError) -> PublishedResult in
+            // A resumed step whose publication was completed (the agent stopped before recording it): keep it.
+            if let done = Self.existingPublication(final) { return done }
             let published: PublishedResult
             do throws(DeliveryError) {
-                published = try Publisher.publish(publishItems, to: area, name: restoreId, format: format)
+                published = try Publisher.publish(
+                    publishItems, to: area, name: name, format: format, modes: modes, stagingTag: restoreId,
+                    generated: { files in
+                        var text = readme
+                        text.files = files.map { DeliveryReadme.File(path: $0.relativePath, size: $0.size, sha256: $0.sha256) }
+                        var out = [GeneratedFile(name: Self.readmeName, data: Array(text.text.utf8))]
+                        if singleFile == nil, links.downloadCommand != nil {
+                            let paths = files.map(\.relativePath) + [Self.readmeName, Publisher.manifestName]
+                            out.append(GeneratedFile(name: DeliveryLinks.urlListName, data: Array(links.urlList(paths).utf8)))
+                        }
+                        return out
+                    }, archiveName: archiveBase, outside: plotItems)
             } catch {
                 throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "delivery to \(area) failed: \(error.message)", hint: error.hint ?? "Check free space and permissions of the download area.", isTransient: error.code != .cancelled)
             }
             if let group { Self.changeGroup(of: published.path, to: group) }
             return published
         }
-        let leaf = (published.path as NSString).lastPathComponent
-        let url = context.services.downloadBaseURL.map { $0.hasSuffix("/") ? $0 + leaf : $0 + "/" + leaf } ?? URL(fileURLWithPath: published.path).absoluteString
-        let record = DeliveryRecord(deliveryPath: published.path, url: url, measurementSets: msNames, sizeBytes: published.totalBytes, files: published.files.count)
+        let url = links.url
+        let record = DeliveryRecord(
+            deliveryPath: published.path, url: url, measurementSets: msNames, sizeBytes: published.totalBytes, files: published.files.count,
+            name: name, deliveredAt: Self.timestamp(deliveredAt), expiresAt: expiresAt, downloadCommand: links.downloadCommand,
+            products: singleFile.map { [$0] } ?? (report.products.map(\.name) + (content.contains(.calibrated) ? msNames : [])),
+            plots: plots)
         try FileSystemSteps.writeAtomically(try JSONEncoder().encode(record), to: Self.recordPath(context))
         context.logger.info("delivered", metadata: ["path": "\(published.path)", "size.bytes": .stringConvertible(published.totalBytes), "url": "\(url)"])
         reporter.report(StepProgress(fraction: 1, message: "delivered to \(published.path)"))
+    }
+
+    /// A whole publication already under `path` (its manifest is written last, before the final rename).
+    static func existingPublication(_ path: String) -> PublishedResult? {
+        struct Manifest: Decodable {
+            var totalBytes: Int64
+            var files: [PublishedFile]
+        }
+        guard let data = FileManager.default.contents(atPath: path + "/" + Publisher.manifestName),
+            let manifest = try? JSONDecoder().decode(Manifest.self, from: data)
+        else { return nil }
+        return PublishedResult(path: path, files: manifest.files, totalBytes: manifest.totalBytes)
     }
 }

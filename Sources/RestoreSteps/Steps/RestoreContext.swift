@@ -40,6 +40,12 @@ public struct RestoreServices: Sendable {
     public var downloadBaseURL: String?
     /// Group of delivered files (nil: the agent's).
     public var deliveryGroup: gid_t?
+    /// Mode of a delivery's directories (`delivery.directoryMode`, default 0755: a web server may serve them).
+    public var deliveryDirectoryMode: mode_t = 0o755
+    /// Mode of delivered files (`delivery.fileMode`, default 0644).
+    public var deliveryFileMode: mode_t = 0o644
+    /// How long a delivery stays (`delivery.retentionDays`, in seconds); nil: for ever.
+    public var deliveryRetention: Double? = 14 * 86400
     /// Written into `metadata.json`.
     public var agentVersion: String
     /// Where requests may take their data from besides the catalogue (download packages, the ALMA archive).
