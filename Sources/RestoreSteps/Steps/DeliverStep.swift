@@ -146,10 +146,21 @@ public struct DeliverStep: PipelineStep {
         if content == [.calibrated], !cachedPlots.isEmpty {
             report = DerivationReport(products: [], plots: cachedPlots, casa: nil, error: nil)
         } else {
-            report = try await ProductDerivation.run(
-                context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 }, content: content,
-                average: context.request.deliveryAverage, contdat: ProductDerivation.contDat(products: products), directory: derivedDirectory,
-                reporter: ScaledReporter(base: reporter, start: 0, end: 0.8))
+            do {
+                report = try await ProductDerivation.run(
+                    context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 }, content: content,
+                    average: context.request.deliveryAverage, contdat: ProductDerivation.contDat(products: products),
+                    directory: derivedDirectory, reporter: ScaledReporter(base: reporter, start: 0, end: 0.8))
+            } catch let error as RestoreError where content == [.calibrated] && error.code != .cancelled {
+                // Only quick-look plots were to be made: a site with the pipeline's CASA alone (no modular CASA for
+                // the plots) or a plotting failure must not withhold measurement sets CASA restored and the checks
+                // above accepted. The delivery goes out without plots; the reason is logged.
+                context.logger.warning(
+                    "quick-look plots not made; delivering without them",
+                    metadata: ["error.code": "\(error.code.rawValue)", "error": "\(error.message)"])
+                FileSystemSteps.remove(derivedDirectory)
+                report = DerivationReport(products: [], plots: [], casa: nil, error: nil)
+            }
         }
         if !content.contains(.calibrated) {
             let full = Set(msNames.flatMap { [products + "/" + $0, products + "/" + $0 + ".flagversions"] })
