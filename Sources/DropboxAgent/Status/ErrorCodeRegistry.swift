@@ -34,6 +34,8 @@ enum ErrorCodeRegistry {
         // step 5 as a batch job (RestoreSteps/Execution/ScheduledRunner.swift)
         .jobSubmitFailed, .jobTimeLimit, .jobOutOfMemory, .jobNodeFailure, .jobPreempted, .jobCancelled, .jobFailed,
         .jobLost,
+        // derived products and plots (RestoreSteps/Delivery/ProductDerivation.swift)
+        .derivationFailed,
         // the PPR writer (RestoreSteps/XML/PPRWriter.swift)
         .pprWriteFailed,
     ]

@@ -102,7 +102,7 @@ enum ProductDerivation {
         guard outcome.exitStatus.isSuccess, let report, report.error == nil else {
             let why = report?.error ?? (outcome.timedOut ? "it ran longer than casa.timeoutSeconds" : "it ended \(outcome.exitStatus)")
             throw RestoreError(
-                "derivationFailed", "the derived products could not be made: \(why)",
+                .derivationFailed, "the derived products could not be made: \(why)",
                 hint: "See \(context.workArea.logs)/derive-stdout.log.", step: .deliver)
         }
         return report
@@ -123,4 +123,9 @@ struct ScaledReporter: StepReporter {
     }
 
     func confirmOwnership() throws { try base.confirmOwnership() }
+}
+
+extension RestoreError.Code {
+    /// CASA could not make or check the derived products (science, targets, contsub) or the quick-look plots.
+    public static let derivationFailed: Self = "derivationFailed"
 }

@@ -34,11 +34,15 @@ struct LocalSchedulerTests {
 
     @Test("a job runs detached, is found by its name, ends with an exit record")
     func runsAndEnds() async throws {
-        let id = try await scheduler.submit(spec("dropbox-t-1", ["/bin/sh", "-c", "echo PROGRESS 1 2 half; sleep 1; exit 3"]))
+        // The job runs until the test lets it go (a file appears), so "running" is observed without a race.
+        let release = "\(dir)/dropbox-t-1.go"
+        let id = try await scheduler.submit(
+            spec("dropbox-t-1", ["/bin/sh", "-c", "echo PROGRESS 1 2 half; while [ ! -e \"$1\" ]; do sleep 0.05; done; exit 3", "sh", release]))
         let parts = id.split(separator: ":")
         #expect(parts.count == 3 && String(parts[0]) == LocalScheduler.hostName)
         #expect(try await scheduler.jobs(named: "dropbox-t-1") == [id])
         #expect(try await scheduler.state(of: id)?.phase == .running)
+        #expect(FileManager.default.createFile(atPath: release, contents: nil))
         try await until("the exit record") { JobExitRecord.read("\(dir)/dropbox-t-1.exit.json") != nil }
         #expect(JobExitRecord.read("\(dir)/dropbox-t-1.exit.json")?.exitStatus == .exited(3))
         try await until("the job ended") { (try? await scheduler.state(of: id))?.phase == .ended }
