@@ -26,14 +26,30 @@ def start_time(pid):
     return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
 
 
+def gated_program_directory(tmp_path):
+    """casa/ with run_job.sh behind a gate: the job (same pid, as the wrapper execs) waits until the test creates
+    the release file, so the agent is killed while CASA is certainly running, however fast the demo CASA is."""
+    programs = tmp_path / "casa-programs"
+    programs.mkdir()
+    for entry in (ROOT / "casa").iterdir():
+        if entry.name != "run_job.sh":
+            (programs / entry.name).symlink_to(entry)
+    release = tmp_path / "release-casa"
+    gate = programs / "run_job.sh"
+    gate.write_text(f"#!/bin/sh\nwhile [ ! -e '{release}' ]; do sleep 0.05; done\nexec '{ROOT / 'casa' / 'run_job.sh'}' \"$@\"\n")
+    gate.chmod(0o755)
+    return programs, release
+
+
 def test_agent_killed_during_local_casa_reattaches_to_the_same_process_and_casa_runs_once(tmp_path, agents):
     nginx = start_nginx(FIXTURE / "store", tmp_path / "nginx")
+    programs, release = gated_program_directory(tmp_path)
     try:
-        agent = RestoreAgent(tmp_path, nginx.url).start()
+        agent = RestoreAgent(tmp_path, nginx.url, extra={"casa": {"programDirectory": str(programs)}}).start()
         agents.append(agent)
         agent.drop("local", {"mous": MOUS_A})
-        status = agent.wait("local", lambda s: (s.get("progress") or {}).get("message", "").startswith("EB "), timeout=300,
-                            what="CASA progress")
+        status = agent.wait("local", lambda s: (s.get("execution") or {}).get("jobIds"), timeout=300,
+                            what="the CASA job recorded")
         jsonschema.validate(status, STATUS_SCHEMA)
         execution = status["execution"]
         assert execution["backend"] == "local" and execution["state"] == "RUNNING", execution
@@ -45,6 +61,9 @@ def test_agent_killed_during_local_casa_reattaches_to_the_same_process_and_casa_
         agent.proc.wait(10)
         assert start_time(pid) == start, "CASA outlives the killed agent"
         agent.start()
+        wait_until(lambda: '"message":"re-attaching to the batch job' in agent.logs[-1].read_text(), 60,
+                   "the restarted agent to re-attach")
+        release.touch()
         status = agent.wait_terminal("local", timeout=600)
         assert status["state"] == "succeeded", json.dumps(status.get("error"))
         assert status["execution"]["jobIds"] == [job], status["execution"]
