@@ -76,7 +76,8 @@ let package = Package(
 
         /// Benchmarks of the Delivery hot paths (fetch+verify, extraction, cache hits); run by bench/*.sh.
         .executableTarget(
-            name: "DeliveryBench", dependencies: ["Delivery", "CZlib", "CDeflate", "CCrypto"], path: "Benchmarks/DeliveryBench",
+            name: "DeliveryBench", dependencies: ["Delivery", "CZlib", "CDeflate", "CCrypto"],
+            path: "Benchmarks/DeliveryBench",
             swiftSettings: strictSettings
         ),
 
@@ -85,15 +86,20 @@ let package = Package(
         .target(name: "DropboxTestKit", path: "Tests/DropboxTestKit", swiftSettings: strictSettings),
 
         .testTarget(
-            name: "InotifyWatcherTests", dependencies: ["InotifyWatcher", "DropboxTestKit"], swiftSettings: strictSettings
+            name: "InotifyWatcherTests", dependencies: ["InotifyWatcher", "DropboxTestKit"],
+            swiftSettings: strictSettings
         ),
         .testTarget(
-            name: "SQLiteDatabaseTests", dependencies: ["SQLiteDatabase", "DropboxTestKit"], swiftSettings: strictSettings
+            name: "SQLiteDatabaseTests", dependencies: ["SQLiteDatabase", "DropboxTestKit"],
+            swiftSettings: strictSettings
         ),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "DropboxTestKit"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "DeliveryTests", dependencies: ["Delivery", "DropboxTestKit"], swiftSettings: strictSettings),
         .testTarget(
             name: "RestoreStepsTests",
-            dependencies: ["RestoreSteps", "Delivery", "DropboxTestKit", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RestoreSteps", "Delivery", "DropboxTestKit", .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Golden", "Fixtures"], swiftSettings: strictSettings
         ),
         .testTarget(

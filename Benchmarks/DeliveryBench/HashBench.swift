@@ -87,7 +87,9 @@ func runHashBench(sizeMiB: Int, repeats: Int) {
             let c1 = threadCPUSeconds()
             wall[candidate.name, default: []].append(seconds(ContinuousClock.now - start))
             cpu[candidate.name, default: []].append(c1 - c0)
-            if let earlier = results[candidate.name], earlier != value { fail("\(candidate.name) is not deterministic") }
+            if let earlier = results[candidate.name], earlier != value {
+                fail("\(candidate.name) is not deterministic")
+            }
             results[candidate.name] = value
         }
     }
@@ -102,7 +104,8 @@ func runHashBench(sizeMiB: Int, repeats: Int) {
             let c = median(cpu[member.name]!)
             let line = String(
                 format: "%@ %7.0f MiB/s wall %7.0f MiB/s cpu   ratio vs in-house: %.2fx wall %.2fx cpu",
-                member.name.padding(toLength: 30, withPad: " ", startingAt: 0) as NSString, Double(sizeMiB) / w, Double(sizeMiB) / c,
+                member.name.padding(toLength: 30, withPad: " ", startingAt: 0) as NSString, Double(sizeMiB) / w,
+                Double(sizeMiB) / c,
                 median(wall[baseline]!) / w, median(cpu[baseline]!) / c)
             print(line)
         }

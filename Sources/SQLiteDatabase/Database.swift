@@ -32,7 +32,8 @@ public final class Database: @unchecked Sendable {  // unchecked: every use of `
         }
         self.handle = db
         self.path = path
-        let ms = Int32(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let ms = Int32(
+            busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
         sqlite3_busy_timeout(db, ms)
         sqlite3_extended_result_codes(db, 1)
         if walMode && path != ":memory:" {
@@ -124,7 +125,9 @@ public final class Database: @unchecked Sendable {  // unchecked: every use of `
         return try body()
     }
 
-    private func withStatement<T>(_ sql: String, _ arguments: [SQLiteValue], _ body: (OpaquePointer) throws -> T) throws -> T {
+    private func withStatement<T>(
+        _ sql: String, _ arguments: [SQLiteValue], _ body: (OpaquePointer) throws -> T
+    ) throws -> T {
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard rc == SQLITE_OK, let statement else {
@@ -133,7 +136,9 @@ public final class Database: @unchecked Sendable {  // unchecked: every use of `
         defer { sqlite3_finalize(statement) }
         let expected = Int(sqlite3_bind_parameter_count(statement))
         guard expected == arguments.count else {
-            throw SQLiteError(code: SQLITE_RANGE, message: "statement takes \(expected) arguments, \(arguments.count) given", sql: sql, path: path)
+            throw SQLiteError(
+                code: SQLITE_RANGE, message: "statement takes \(expected) arguments, \(arguments.count) given",
+                sql: sql, path: path)
         }
         for (offset, value) in arguments.enumerated() {
             let index = Int32(offset + 1)
@@ -149,7 +154,8 @@ public final class Database: @unchecked Sendable {  // unchecked: every use of `
                 }
             }
             guard bindResult == SQLITE_OK else {
-                throw SQLiteError(code: bindResult, message: String(cString: sqlite3_errmsg(handle)), sql: sql, path: path)
+                throw SQLiteError(
+                    code: bindResult, message: String(cString: sqlite3_errmsg(handle)), sql: sql, path: path)
             }
         }
         return try body(statement)

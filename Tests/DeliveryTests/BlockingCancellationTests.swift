@@ -72,7 +72,9 @@ struct BlockingCancellationTests {
         let executor = ThreadPoolTaskExecutor(name: "bk-test", threads: 2)
         let onPool = await withTaskExecutorPreference(executor) { await Self.whereItRuns(executor) }
         #expect(onPool == [true, true, true, true, true])
-        #expect(await Self.whereItRuns(executor) == [false, false, false, false, false], "without the preference: the cooperative pool")
+        #expect(
+            await Self.whereItRuns(executor) == [false, false, false, false, false],
+            "without the preference: the cooperative pool")
     }
 
     /// Whether this function, and four child tasks, ran on `executor`'s threads.

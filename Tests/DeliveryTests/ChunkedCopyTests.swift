@@ -13,8 +13,10 @@ struct ChunkedCopyTests {
         defer { dir.remove() }
         let data = try writeRandomFile(dir.path + "/source", size: 5 << 20 | 12345)
         var reports: [Int64] = []
-        let copied = try ChunkedCopy.copy(dir.path + "/source", to: dir.path + "/target", cancelled: nil,
-                                          chunkBytes: 1 << 20, method: method) { done, total in
+        let copied = try ChunkedCopy.copy(
+            dir.path + "/source", to: dir.path + "/target", cancelled: nil,
+            chunkBytes: 1 << 20, method: method
+        ) { done, total in
             #expect(total == Int64(data.count))
             reports.append(done)
         }
@@ -29,7 +31,9 @@ struct ChunkedCopyTests {
         defer { dir.remove() }
         _ = try writeRandomFile(dir.path + "/source", size: 1000)
         try Data("keep".utf8).write(to: URL(fileURLWithPath: dir.path + "/target"))
-        #expect(throws: DeliveryError.self) { try ChunkedCopy.copy(dir.path + "/source", to: dir.path + "/target", cancelled: nil) }
+        #expect(throws: DeliveryError.self) {
+            try ChunkedCopy.copy(dir.path + "/source", to: dir.path + "/target", cancelled: nil)
+        }
         #expect(try String(contentsOfFile: dir.path + "/target", encoding: .utf8) == "keep")
     }
 
@@ -66,7 +70,9 @@ struct ChunkedCopyTests {
             }
         }
         let deadline = ContinuousClock.now + .seconds(60)
-        while lastReport.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        while lastReport.load(ordering: .relaxed) == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         let started = lastReport.load(ordering: .relaxed)
         #expect(started > 0, "the copy started")
         let cancelledAt = ContinuousClock.now

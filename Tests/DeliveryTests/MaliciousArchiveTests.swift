@@ -44,7 +44,9 @@ enum MaliciousTable {
         let pid = try spawnProcess(
             ["/usr/bin/python3", repository + "/scripts/make-malicious-archives.py", directory, name], outputFile: log)
         guard reap(pid) == 0 else {
-            throw ServiceError(description: "make-malicious-archives failed: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            throw ServiceError(
+                description:
+                    "make-malicious-archives failed: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         }
     }
 }
@@ -71,8 +73,11 @@ struct MaliciousArchiveTests {
     @Test("the table is there and names every variant of the campaign")
     func tableLoads() {
         let names = Set(MaliciousTable.cases.map(\.name))
-        #expect(names.isSuperset(of: ["symlink-chain", "symlink-chain-hardlink", "symlink-absolute", "hardlink-to-symlink",
-            "write-through-dir-symlink", "setuid-file", "char-device", "fifo", "bomb-ratio"]))
+        #expect(
+            names.isSuperset(of: [
+                "symlink-chain", "symlink-chain-hardlink", "symlink-absolute", "hardlink-to-symlink",
+                "write-through-dir-symlink", "setuid-file", "char-device", "fifo", "bomb-ratio",
+            ]))
     }
 
     @Test(
@@ -117,7 +122,9 @@ struct MaliciousArchiveTests {
         #expect("\(error)".contains("'t'") && "\(error)".contains("resolves outside"), "\(error)")
     }
 
-    @Test("links that stay inside for real still extract, in both modes", arguments: [BeneathResolver.Mode.kernel, .refuseLinkChains])
+    @Test(
+        "links that stay inside for real still extract, in both modes",
+        arguments: [BeneathResolver.Mode.kernel, .refuseLinkChains])
     func goodLinks(mode: BeneathResolver.Mode) throws {
         if mode == .kernel && !BeneathResolver.kernelHasOpenat2 { return }
         let dir = try TemporaryDirectory("benign-links")
@@ -133,7 +140,8 @@ struct MaliciousArchiveTests {
                 add("ms/sub", tarfile.DIRTYPE); add("ms/sub/up", tarfile.SYMTYPE, "../table.dat")
                 add("ms/self", tarfile.SYMTYPE, "."); add("ms/hard", tarfile.LNKTYPE, "ms/table.dat")
             """#
-        let pid = try spawnProcess(["/usr/bin/python3", "-c", script, dir.path + "/ok.tgz"], outputFile: dir.path + "/log")
+        let pid = try spawnProcess(
+            ["/usr/bin/python3", "-c", script, dir.path + "/ok.tgz"], outputFile: dir.path + "/log")
         #expect(reap(pid) == 0)
         let target = try dir.sub("target")
         let summary = try ArchiveExtraction(
@@ -171,7 +179,8 @@ struct MaliciousArchiveTests {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? ["?"]).isEmpty)
         // With the ratio check off and a total limit instead, it is still refused before writing.
         let total = try #require(throws: DeliveryError.self) {
-            try SafeArchive.extract(bomb, into: target, limits: ArchiveLimits(maxTotalBytes: 1 << 30, maxExpansionRatio: 0))
+            try SafeArchive.extract(
+                bomb, into: target, limits: ArchiveLimits(maxTotalBytes: 1 << 30, maxExpansionRatio: 0))
         }
         #expect(total.code == .archiveLimitExceeded)
         FileSystem.remove(bomb)
@@ -195,7 +204,8 @@ struct MaliciousArchiveTests {
         #expect(reap(pid) == 0)
         let target = try dir.sub("target")
         let error = try #require(throws: DeliveryError.self) {
-            try SafeArchive.extract(bomb, into: target, limits: ArchiveLimits(maxExpansionRatio: 100, ratioAllowanceBytes: 1 << 20))
+            try SafeArchive.extract(
+                bomb, into: target, limits: ArchiveLimits(maxExpansionRatio: 100, ratioAllowanceBytes: 1 << 20))
         }
         #expect(error.code == .archiveLimitExceeded, "\(error)")
     }

@@ -134,14 +134,19 @@ struct PublisherTests {
         let area = try dir.sub("area")
         let seen = Mutex<[String]>([])
         let result = try Publisher.publish(
-            [ms, log], to: area, name: "0123abcd", format: .directory, modes: PublishModes(directory: 0o755, file: 0o644),
+            [ms, log], to: area, name: "0123abcd", format: .directory,
+            modes: PublishModes(directory: 0o755, file: 0o644),
             stagingTag: "job-1",
             generated: { files in
                 seen.withLock { $0 = files.map(\.relativePath) }
                 return [GeneratedFile(name: "README.txt", data: Array("\(files.count) files\n".utf8))]
             })
         // The generator saw every placed file; what it wrote is listed, hashed and has the file mode.
-        #expect(seen.withLock { $0 } == ["casa-20240101.log", "uid___A002_X1_X1.ms/ANTENNA/table.f1", "uid___A002_X1_X1.ms/table.f0", "uid___A002_X1_X1.ms/table.lock"])
+        #expect(
+            seen.withLock { $0 } == [
+                "casa-20240101.log", "uid___A002_X1_X1.ms/ANTENNA/table.f1", "uid___A002_X1_X1.ms/table.f0",
+                "uid___A002_X1_X1.ms/table.lock",
+            ])
         let readme = try #require(result.files.first { $0.relativePath == "README.txt" })
         #expect(try String(contentsOfFile: result.path + "/README.txt", encoding: .utf8) == "4 files\n")
         #expect(readme.sha256 == sha256(Data("4 files\n".utf8)))
@@ -153,11 +158,14 @@ struct PublisherTests {
 
         // A generated file may not replace an item.
         #expect(throws: DeliveryError.self) {
-            try Publisher.publish([log], to: area, name: "clash", format: .directory, generated: { _ in [GeneratedFile(name: "casa-20240101.log", data: [])] })
+            try Publisher.publish(
+                [log], to: area, name: "clash", format: .directory,
+                generated: { _ in [GeneratedFile(name: "casa-20240101.log", data: [])] })
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: area) == ["0123abcd"])
 
-        let tgz = try Publisher.publish([ms, log], to: area, name: "feed", format: .tgz, archiveName: "uid___A001_X1_X2")
+        let tgz = try Publisher.publish(
+            [ms, log], to: area, name: "feed", format: .tgz, archiveName: "uid___A001_X1_X2")
         #expect(tgz.files.map(\.relativePath) == ["uid___A001_X1_X2.tgz"])
         let bytes = try Data(contentsOf: URL(fileURLWithPath: tgz.path + "/uid___A001_X1_X2.tgz"))
         #expect(bytes.prefix(2) == Data([0x1f, 0x8b]))

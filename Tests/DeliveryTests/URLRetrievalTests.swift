@@ -105,7 +105,9 @@ struct URLRetrievalNginxTests {
     func urlStoreFetchAndResume() async throws {
         let name = "2017.1.01185.S_uid___A002_X1_X2.asdm.sdm.tar"
         let dataBox = DataBox()
-        let files = try NginxFiles { store in dataBox.data = try writeRandomFile(store + "/" + name, size: 3_000_000 + 5) }
+        let files = try NginxFiles { store in
+            dataBox.data = try writeRandomFile(store + "/" + name, size: 3_000_000 + 5)
+        }
         defer { files.tearDown() }
         let data = dataBox.data
         var crc = Checksum(.crc32)
@@ -130,7 +132,8 @@ struct URLRetrievalNginxTests {
         // A size expectation that the server's Content-Length contradicts: never a silently wrong file.
         let wrong = try await #require(throws: DeliveryError.self) {
             try await store.retrieve(
-                ExpectedFile(fileId: name, size: Int64(data.count + 1)), to: files.output + "/wrong") { _, _ in }
+                ExpectedFile(fileId: name, size: Int64(data.count + 1)), to: files.output + "/wrong"
+            ) { _, _ in }
         }
         #expect(wrong.code == .sizeMismatch)
 
@@ -188,7 +191,8 @@ struct HTTPDirectoryListingTests {
 
     @Test("JSON: bad shapes are errors, 'other' entries and unsafe names are skipped")
     func json() throws {
-        let text = #"[{"name":"a.tar","type":"file","size":5},{"name":"s","type":"other"},{"name":"../x","type":"file"}]"#
+        let text =
+            #"[{"name":"a.tar","type":"file","size":5},{"name":"s","type":"other"},{"name":"../x","type":"file"}]"#
         let listing = try HTTPDirectoryListing.parse(json: Data(text.utf8))
         #expect(listing.entries == [HTTPDirectoryListing.Entry(name: "a.tar", isDirectory: false, size: 5)])
         #expect(listing.rejectedNames == ["../x"])

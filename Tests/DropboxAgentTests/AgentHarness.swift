@@ -10,7 +10,9 @@ import Testing
 final class StepLog: Sendable {
     private let entries = Mutex<[(request: String, step: StepName)]>([])
     func add(_ request: String, _ step: StepName) { entries.withLock { $0.append((request, step)) } }
-    func steps(for request: String) -> [StepName] { entries.withLock { $0.filter { $0.request == request }.map(\.step) } }
+    func steps(for request: String) -> [StepName] {
+        entries.withLock { $0.filter { $0.request == request }.map(\.step) }
+    }
     var count: Int { entries.withLock { $0.count } }
 }
 
@@ -35,7 +37,9 @@ struct TestStep: PipelineStep {
 /// A notifier that records what it was asked to send.
 final class RecordingNotifier: Notifier {
     let sent = Mutex<[(state: RequestState, to: [String])]>([])
-    func notify(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) async -> [StatusDocument.Notification] {
+    func notify(
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String]
+    ) async -> [StatusDocument.Notification] {
         sent.withLock { $0.append((status.state, request.email)) }
         return request.email.map { .init(to: $0, state: "sent") }
     }
@@ -57,7 +61,8 @@ final class AgentHarness: Sendable {
         maxPerDropper: Int = 0, allowedOwners: [String]? = nil, root: String? = nil, systemd: SystemdNotifier? = nil,
         step: @escaping @Sendable (StepName, TestContext, any StepReporter) async throws -> Void = { _, _, _ in }
     ) throws {
-        let root = root ?? FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString)").path
+        let root =
+            root ?? FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString)").path
         self.root = root
         var c = AgentConfiguration(dataDirectory: root + "/data")
         c.spool.directory = root + "/spool"
@@ -79,7 +84,10 @@ final class AgentHarness: Sendable {
         let executor = PipelineExecutor<TestContext>(
             makeContext: { TestContext(job: $0, log: log) },
             pipeline: RestorePipeline(steps: steps),
-            result: { _ in ExecutionResult(result: .init(deliveryPath: root + "/out", url: nil, measurementSets: ["x.ms"], sizeBytes: 1)) },
+            result: { _ in
+                ExecutionResult(
+                    result: .init(deliveryPath: root + "/out", url: nil, measurementSets: ["x.ms"], sizeBytes: 1))
+            },
             clean: { _, _ in })
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -110,7 +118,9 @@ final class AgentHarness: Sendable {
     /// Writes under a dot-name and renames into place, as rsync and `submit` do.
     func drop(_ name: String, _ text: String) throws {
         try write(".\(name).tmp", text)
-        guard rename(spool + "/.\(name).tmp", spool + "/" + name) == 0 else { throw SystemCallError(call: "rename", path: name, errno: errno) }
+        guard rename(spool + "/.\(name).tmp", spool + "/" + name) == 0 else {
+            throw SystemCallError(call: "rename", path: name, errno: errno)
+        }
     }
 
     func status(_ name: String) -> StatusDocument? {
@@ -119,14 +129,18 @@ final class AgentHarness: Sendable {
 
     /// Polls the status file until `predicate` holds or the deadline passes.
     @discardableResult
-    func waitForStatus(_ name: String, timeout: Double = 20, _ predicate: (StatusDocument) -> Bool) async throws -> StatusDocument {
+    func waitForStatus(
+        _ name: String, timeout: Double = 20, _ predicate: (StatusDocument) -> Bool
+    ) async throws -> StatusDocument {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let s = status(name), predicate(s) { return s }
             try await Task.sleep(for: .milliseconds(20))
         }
         let last = status(name)
-        Issue.record("status of \(name) did not reach the expected condition; last: \(last.map { "\($0.state) \($0.error?.message ?? "")" } ?? "none")")
+        Issue.record(
+            "status of \(name) did not reach the expected condition; last: \(last.map { "\($0.state) \($0.error?.message ?? "")" } ?? "none")"
+        )
         throw CancellationError()
     }
 

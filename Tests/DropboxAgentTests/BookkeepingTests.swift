@@ -21,6 +21,7 @@ struct BookkeepingTests {
         let on = Bookkeeping.writesOnExecutor.load(ordering: .relaxed) - before
         // claim checkpoint + journal row, 6 × (step start + checkpoint), the conclusion's journal row, at least.
         #expect(on >= 14, "\(on) bookkeeping writes on the bookkeeping threads")
-        #expect(Bookkeeping.writesElsewhere.load(ordering: .relaxed) == 0, "a job bookkeeping write ran on another thread")
+        #expect(
+            Bookkeeping.writesElsewhere.load(ordering: .relaxed) == 0, "a job bookkeeping write ran on another thread")
     }
 }

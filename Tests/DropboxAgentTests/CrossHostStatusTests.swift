@@ -19,7 +19,9 @@ import DropboxTestKit
         }
         JobRunner.$concludedHook.withValue(hook) { h.start() }
         try h.drop("r.json", AgentHarness.validRequest)
-        let final = try await h.waitForStatus("r") { $0.state == .succeeded && ($0.sequence ?? 0) > 1 && $0.finishedAt != nil }
+        let final = try await h.waitForStatus("r") {
+            $0.state == .succeeded && ($0.sequence ?? 0) > 1 && $0.finishedAt != nil
+        }
         try await h.shutdown()
         let onDisk = try #require(h.status("r"))
         #expect(onDisk.state == .succeeded, "left \(onDisk.state) by the stale write")

@@ -18,7 +18,9 @@ struct DeliveryExpiryTests {
     private func statusDocument(jobId: String, root: String) -> StatusDocument {
         var doc = StatusDocument(request: "r1", state: .succeeded)
         doc.requestFile = root + "/work/finished/" + jobId + "/request.json"
-        doc.result = .init(deliveryPath: root + "/downloads/x", url: "https://h/d/x/", measurementSets: ["a.ms"], sizeBytes: 10, expiresAt: "2026-01-01T00:00:00Z")
+        doc.result = .init(
+            deliveryPath: root + "/downloads/x", url: "https://h/d/x/", measurementSets: ["a.ms"], sizeBytes: 10,
+            expiresAt: "2026-01-01T00:00:00Z")
         return doc
     }
 
@@ -26,15 +28,24 @@ struct DeliveryExpiryTests {
     func expiresOnlyExpired() throws {
         let root = try makeArea()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let expiry = DeliveryExpiry(directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644, logger: Logger(label: "t"))
-        let old = DeliveryName.random(), live = DeliveryName.random()
+        let expiry = DeliveryExpiry(
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644,
+            logger: Logger(label: "t"))
+        let old = DeliveryName.random()
+        let live = DeliveryName.random()
         for name in [old, live] {
-            try FileManager.default.createDirectory(atPath: root + "/downloads/" + name + "/a.ms", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: root + "/downloads/" + name + "/a.ms", withIntermediateDirectories: true)
         }
         let statusPath = root + "/r1.status.json"
         try AtomicFile.write(try statusDocument(jobId: "job-old", root: root).encoded(), to: statusPath)
-        try expiry.register(.init(jobId: "job-old", name: old, path: root + "/downloads/" + old, expiresAt: 1000, statusPath: statusPath))
-        try expiry.register(.init(jobId: "job-live", name: live, path: root + "/downloads/" + live, expiresAt: 3000, statusPath: root + "/r2.status.json"))
+        try expiry.register(
+            .init(
+                jobId: "job-old", name: old, path: root + "/downloads/" + old, expiresAt: 1000, statusPath: statusPath))
+        try expiry.register(
+            .init(
+                jobId: "job-live", name: live, path: root + "/downloads/" + live, expiresAt: 3000,
+                statusPath: root + "/r2.status.json"))
 
         let removed = expiry.sweep(now: 2000)
         #expect(removed.map(\.jobId) == ["job-old"])
@@ -53,11 +64,17 @@ struct DeliveryExpiryTests {
     func refusesForeignPaths() throws {
         let root = try makeArea()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let expiry = DeliveryExpiry(directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644, logger: Logger(label: "t"))
+        let expiry = DeliveryExpiry(
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644,
+            logger: Logger(label: "t"))
         try FileManager.default.createDirectory(atPath: root + "/precious", withIntermediateDirectories: true)
-        try expiry.register(.init(jobId: "j1", name: "../precious", path: root + "/downloads/../precious", expiresAt: 1, statusPath: root + "/s"))
+        try expiry.register(
+            .init(
+                jobId: "j1", name: "../precious", path: root + "/downloads/../precious", expiresAt: 1,
+                statusPath: root + "/s"))
         let name = DeliveryName.random()
-        try expiry.register(.init(jobId: "j2", name: name, path: root + "/precious", expiresAt: 1, statusPath: root + "/s"))
+        try expiry.register(
+            .init(jobId: "j2", name: name, path: root + "/precious", expiresAt: 1, statusPath: root + "/s"))
         #expect(expiry.sweep(now: 10).isEmpty)
         #expect(FileManager.default.fileExists(atPath: root + "/precious"))
         #expect(expiry.entries().isEmpty)
@@ -70,12 +87,14 @@ struct DeliveryExpiryTests {
         return try AgentConfiguration.load(path: path)
     }
 
-    @Test("configuration: modes and retention are checked", arguments: [
-        (#"{"delivery": {"directoryMode": "0644"}}"#, "$.delivery.directoryMode"),
-        (#"{"delivery": {"fileMode": "0755"}}"#, "$.delivery.fileMode"),
-        (#"{"delivery": {"fileMode": "4644"}}"#, "$.delivery.fileMode"),
-        (#"{"delivery": {"retentionDays": -1}}"#, "$.delivery.retentionDays"),
-    ])
+    @Test(
+        "configuration: modes and retention are checked",
+        arguments: [
+            (#"{"delivery": {"directoryMode": "0644"}}"#, "$.delivery.directoryMode"),
+            (#"{"delivery": {"fileMode": "0755"}}"#, "$.delivery.fileMode"),
+            (#"{"delivery": {"fileMode": "4644"}}"#, "$.delivery.fileMode"),
+            (#"{"delivery": {"retentionDays": -1}}"#, "$.delivery.retentionDays"),
+        ])
     func refused(json: String, path: String) throws {
         let error = try #require(throws: ConfigurationError.self) { try load(json) }
         #expect(error.path.hasSuffix(path), "\(error)")

@@ -47,7 +47,9 @@ import DropboxTestKit
             #expect(said.message.hasSuffix("CASA was killed by signal 6"))
             #expect(said.isTransient && said.step == .casa)
             let decision = RestoreError("unknownMous", "the site's catalogue has no MOUS", step: .prepare)
-            #expect(DiskSpace.annotate(decision, paths: [area]).code == "unknownMous", "a decision is never blamed on the disk")
+            #expect(
+                DiskSpace.annotate(decision, paths: [area]).code == "unknownMous",
+                "a decision is never blamed on the disk")
         }
     }
 

@@ -67,7 +67,10 @@ struct IntakeRefusalTests {
         #expect(name.hasSuffix("é.json\u{10FFC3}"))
         #expect(FileName.decode(Array("ok.json".utf8)) == "ok.json")
         #expect(SpoolNames.classify(name) == .ignored || SpoolNames.classify(name + ".json") != .request(name: name))
-        guard case .badRequestName(let reason) = SpoolNames.classify(FileName.decode(Array("caf".utf8) + [0xE9] + Array(".json".utf8))) else {
+        guard
+            case .badRequestName(let reason) = SpoolNames.classify(
+                FileName.decode(Array("caf".utf8) + [0xE9] + Array(".json".utf8)))
+        else {
             Issue.record("a non-UTF-8 *.json is a bad request name")
             return
         }
@@ -81,12 +84,16 @@ struct IntakeRefusalTests {
         let rejection = try #require(throws: RequestRejection.self) {
             try RequestParser.parse(Array(#"{"mous": "uid://A001/X1284/X265f", "requestId": "\#(id)"}"#.utf8))
         }
-        #expect(rejection.message.contains("$.requestId") && rejection.message.contains("bytes"), "\(rejection.message)")
-        _ = try RequestParser.parse(Array(#"{"mous": "uid://A001/X1284/X265f", "requestId": "\#(String(repeating: family, count: 5))"}"#.utf8))
+        #expect(
+            rejection.message.contains("$.requestId") && rejection.message.contains("bytes"), "\(rejection.message)")
+        _ = try RequestParser.parse(
+            Array(#"{"mous": "uid://A001/X1284/X265f", "requestId": "\#(String(repeating: family, count: 5))"}"#.utf8))
         let home = "/" + String(repeating: family, count: 200)  // 201 characters, 5001 bytes
         let event = Self.event.replacingOccurrences(of: "/opt/casa-nowhere", with: home)
         let refused = try #require(throws: RequestRejection.self) { try RequestParser.parse(Array(event.utf8)) }
         #expect(refused.message.contains("$.metadata.casaHome"))
-        #expect(!RequestRecipient.isValid(String(repeating: "a", count: 64) + "@" + String(repeating: "b", count: 190) + ".org"))
+        #expect(
+            !RequestRecipient.isValid(
+                String(repeating: "a", count: 64) + "@" + String(repeating: "b", count: 190) + ".org"))
     }
 }

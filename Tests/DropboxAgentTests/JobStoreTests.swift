@@ -8,7 +8,9 @@ import DropboxTestKit
 @Suite(.tags(.unit)) struct JobStoreTests {
     func makeStore() throws -> JobStore {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)").path
-        let store = JobStore(workDirectory: root + "/spool/.w", spoolDirectory: root + "/spool", rejectedDirectory: root + "/spool/.w/rejected", leaseSeconds: 30)
+        let store = JobStore(
+            workDirectory: root + "/spool/.w", spoolDirectory: root + "/spool",
+            rejectedDirectory: root + "/spool/.w/rejected", leaseSeconds: 30)
         try store.prepare()
         return store
     }
@@ -59,7 +61,9 @@ import DropboxTestKit
     /// Concluding and being taken over exclude each other, in either order.
     @Test func concludingAndTakingOverExcludeEachOther() throws {
         let store = try makeStore()
-        for name in ["c1", "c2"] { try Data("{}".utf8).write(to: URL(fileURLWithPath: store.spoolDirectory + "/\(name).json")) }
+        for name in ["c1", "c2"] {
+            try Data("{}".utf8).write(to: URL(fileURLWithPath: store.spoolDirectory + "/\(name).json"))
+        }
         // The owner concludes first: a taker holding the lease it read before loses.
         let first = try #require(try store.claim(name: "c1"))
         let seen = try #require(store.readLease(jobId: first))
@@ -69,9 +73,12 @@ import DropboxTestKit
         #expect(store.holdsLease(jobId: first, attempt: 1), "the conclusion claim extends the attempt")
         let renewed = try #require(try store.renewLease(jobId: first, attempt: 1))
         #expect(renewed.attempt == 2 && renewed.concludes == 1, "renewal keeps the conclusion claim alive")
-        _ = try store.finish(jobId: first, name: "c1", state: .succeeded, statusPath: store.spoolDirectory + "/c1.status.json")
+        _ = try store.finish(
+            jobId: first, name: "c1", state: .succeeded, statusPath: store.spoolDirectory + "/c1.status.json")
         #expect(store.holdsLease(jobId: first, attempt: 1), "still true once moved to finished/")
-        #expect(try store.renewLease(jobId: first, attempt: 1)?.concludes == 1, "a concluded job's renewal is not a lost lease")
+        #expect(
+            try store.renewLease(jobId: first, attempt: 1)?.concludes == 1,
+            "a concluded job's renewal is not a lost lease")
         // A taker first: the owner may not conclude any more.
         let second = try #require(try store.claim(name: "c2"))
         let old = try #require(store.readLease(jobId: second))
@@ -95,7 +102,8 @@ import DropboxTestKit
     @Test func aLostLeaseIsRestoredExpiredOnce() throws {
         let store = try makeStore()
         let jobId = "lost.20261205T000000.h.1.1"
-        try FileManager.default.createDirectory(atPath: store.jobDirectory(jobId) + "/attempts", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: store.jobDirectory(jobId) + "/attempts", withIntermediateDirectories: true)
         #expect(store.readLease(jobId: jobId) == nil)
         #expect(try store.restoreLease(jobId: jobId, countedAttempts: 2))
         #expect(try store.restoreLease(jobId: jobId, countedAttempts: 2) == false)

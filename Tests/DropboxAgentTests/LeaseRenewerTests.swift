@@ -12,7 +12,9 @@ import Testing
 struct LeaseRenewerTests {
     func makeStore() throws -> JobStore {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("renewer-\(UUID().uuidString)").path
-        let store = JobStore(workDirectory: root + "/spool/.w", spoolDirectory: root + "/spool", rejectedDirectory: root + "/spool/.w/rejected", leaseSeconds: 30)
+        let store = JobStore(
+            workDirectory: root + "/spool/.w", spoolDirectory: root + "/spool",
+            rejectedDirectory: root + "/spool/.w/rejected", leaseSeconds: 30)
         try store.prepare()
         return store
     }
@@ -23,10 +25,15 @@ struct LeaseRenewerTests {
     }
 
     @Test func theNextDeadlineStaysOnTheGrid() {
-        #expect(LeaseRenewer.nextDeadline(after: 10, now: 10.4, interval: 5) == 15, "a pass that took 0.4 s does not shift the next one")
+        #expect(
+            LeaseRenewer.nextDeadline(after: 10, now: 10.4, interval: 5) == 15,
+            "a pass that took 0.4 s does not shift the next one")
         #expect(LeaseRenewer.nextDeadline(after: 10, now: 14.99, interval: 5) == 15)
-        #expect(LeaseRenewer.nextDeadline(after: 10, now: 15, interval: 5) == 20, "a deadline already reached is skipped")
-        #expect(LeaseRenewer.nextDeadline(after: 10, now: 26.5, interval: 5) == 30, "missed deadlines are skipped, the grid kept")
+        #expect(
+            LeaseRenewer.nextDeadline(after: 10, now: 15, interval: 5) == 20, "a deadline already reached is skipped")
+        #expect(
+            LeaseRenewer.nextDeadline(after: 10, now: 26.5, interval: 5) == 30,
+            "missed deadlines are skipped, the grid kept")
     }
 
     /// Passes that take 60 % of the interval: a loop that sleeps an interval after each pass would start its sixth
@@ -37,10 +44,12 @@ struct LeaseRenewerTests {
         let jobId = try claimed(store, "grid")
         let starts = Mutex<[Double]>([])
         let interval = 0.5
-        let renewer = LeaseRenewer(store: store, interval: interval, logger: Logger(label: "test"), beforePass: {
-            starts.withLock { $0.append(LeaseRenewer.monotonicNow()) }
-            usleep(300_000)
-        })
+        let renewer = LeaseRenewer(
+            store: store, interval: interval, logger: Logger(label: "test"),
+            beforePass: {
+                starts.withLock { $0.append(LeaseRenewer.monotonicNow()) }
+                usleep(300_000)
+            })
         renewer.hold(.init(jobId: jobId, name: "grid", attempt: 1, control: JobControl()))
         renewer.start()
         defer { renewer.stop() }
@@ -49,7 +58,8 @@ struct LeaseRenewerTests {
         let times = starts.withLock { $0 }
         try #require(times.count >= 7, "seven renewal passes within 60 s")
         let span = times[6] - times[0]
-        #expect(span < 6 * interval + 6 * 0.3 / 2, "six intervals took \(span) s: the schedule drifted by the passes' time")
+        #expect(
+            span < 6 * interval + 6 * 0.3 / 2, "six intervals took \(span) s: the schedule drifted by the passes' time")
         let heartbeat = try #require(store.readLease(jobId: jobId)).heartbeat
         #expect(Date().timeIntervalSince1970 - heartbeat < 5, "the lease was renewed")
     }
@@ -78,7 +88,8 @@ struct LeaseRenewerTests {
         #expect(store.readLease(jobId: jobId)?.released == false)
         _ = try store.renewLease(jobId: jobId, attempt: 1, released: true)
         renewer.renewAll()
-        #expect(store.readLease(jobId: jobId)?.released == true, "a renewal racing with the release does not take it back")
+        #expect(
+            store.readLease(jobId: jobId)?.released == true, "a renewal racing with the release does not take it back")
     }
 
     @Test func aHungWorkLoopStopsTheRenewals() throws {

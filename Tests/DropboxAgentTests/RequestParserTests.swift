@@ -45,7 +45,9 @@ import DropboxTestKit
     }
 
     @Test func rejectsInvalidUTF8AndDeepNesting() {
-        #expect(throws: JSONSyntaxError.self) { try StrictJSONParser.parse([0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D]) }
+        #expect(throws: JSONSyntaxError.self) {
+            try StrictJSONParser.parse([0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D])
+        }
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         do {
             _ = try parse(deep)
@@ -73,7 +75,8 @@ import DropboxTestKit
 
     static func files(_ sub: String) -> [String] {
         let dir = sub.isEmpty ? examples : examples.appendingPathComponent(sub)
-        return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".json") }
+            .sorted()
             .map { dir.appendingPathComponent($0).path }
     }
 
@@ -101,7 +104,10 @@ import DropboxTestKit
     }
 
     @Test func nativeFormIsNormalised() throws {
-        let parsed = try RequestParser.parse(Array(#"{"mous":"uid://A001/X1284/X265f","email":["a@b.org"],"requestId":"r1","casa":"pipeline-6.5","delivery":{"format":"tar"}}"#.utf8))
+        let parsed = try RequestParser.parse(
+            Array(
+                #"{"mous":"uid://A001/X1284/X265f","email":["a@b.org"],"requestId":"r1","casa":"pipeline-6.5","delivery":{"format":"tar"}}"#
+                    .utf8))
         #expect(parsed.request.form == .native)
         #expect(parsed.request.mous == "uid://A001/X1284/X265f")
         #expect(parsed.request.email == ["a@b.org"])
@@ -111,18 +117,32 @@ import DropboxTestKit
     }
 
     @Test func deliveryContentAndAverage() throws {
-        let parsed = try RequestParser.parse(Array(#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["contsub","targets"],"format":"tgz","average":{"time":"30s","channels":4}}}"#.utf8))
+        let parsed = try RequestParser.parse(
+            Array(
+                #"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["contsub","targets"],"format":"tgz","average":{"time":"30s","channels":4}}}"#
+                    .utf8))
         #expect(parsed.request.content == [.targets, .contsub])
         #expect(parsed.request.deliveryFormat == .tgz && parsed.choseDeliveryFormat)
         #expect(parsed.request.deliveryAverage == .init(time: "30s", channels: 4))
-        let single = try RequestParser.parse(Array(#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":"science"}}"#.utf8))
+        let single = try RequestParser.parse(
+            Array(#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":"science"}}"#.utf8))
         #expect(single.request.content == [.science] && !single.choseDeliveryFormat)
-        #expect(try RequestParser.parse(Array(#"{"mous":"uid://A001/X1284/X265f"}"#.utf8)).request.content == [.calibrated])
+        #expect(
+            try RequestParser.parse(Array(#"{"mous":"uid://A001/X1284/X265f"}"#.utf8)).request.content == [.calibrated])
         for (text, path) in [
             (#"{"mous":"uid://A001/X1284/X265f","delivery":{"average":{"channels":4}}}"#, "$.delivery.average"),
-            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science"],"average":{"channels":1}}}"#, "$.delivery.average.channels"),
-            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science"],"average":{"time":"30"}}}"#, "$.delivery.average.time"),
-            (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science","science"]}}"#, "$.delivery.content[1]"),
+            (
+                #"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science"],"average":{"channels":1}}}"#,
+                "$.delivery.average.channels"
+            ),
+            (
+                #"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science"],"average":{"time":"30"}}}"#,
+                "$.delivery.average.time"
+            ),
+            (
+                #"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science","science"]}}"#,
+                "$.delivery.content[1]"
+            ),
             (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["images"]}}"#, "$.delivery.content[0]"),
             (#"{"mous":"uid://A001/X1284/X265f","delivery":{"content":[]}}"#, "$.delivery.content"),
         ] {
@@ -137,7 +157,8 @@ import DropboxTestKit
 
     @Test func reportsEveryProblemNotJustTheFirst() {
         do {
-            _ = try RequestParser.parse(Array(#"{"mous": 5, "email": ["x"], "delivery": {"format": "zip", "speed": 1}, "extra": true}"#.utf8))
+            _ = try RequestParser.parse(
+                Array(#"{"mous": 5, "email": ["x"], "delivery": {"format": "zip", "speed": 1}, "extra": true}"#.utf8))
             Issue.record("accepted")
         } catch {
             let paths = Set(error.problems.map(\.path))
@@ -147,13 +168,13 @@ import DropboxTestKit
 
     @Test func workflowEventIgnoresUnknownFieldsAndMapsTheContract() throws {
         let text = #"""
-        {"eventName": "runAlmaBasicRestoreWorkflow", "type": "edu.nrao.archive.workflow.messaging.commands.StartWorkflow",
-         "additionalPaths": [], "future": 1,
-         "metadata": {"workflowName": "AlmaOusRestoreWorkflow", "processingSite": "NAASC", "deliveryFormat": "CMS",
-           "telescope": "ALMA", "fileSetIds": ["uid://A002/Xd248b5/Xa7a"], "ousStatusId": "uid://A001/X12d1/X23e",
-           "projectCodeOrDataType": "2017.1.00370.S", "cliCorrId": "abc-123", "casaHome": "/opt/casa/6.5",
-           "email": "a@b.org, c@d.org", "newField": {"x": 1}}}
-        """#
+            {"eventName": "runAlmaBasicRestoreWorkflow", "type": "edu.nrao.archive.workflow.messaging.commands.StartWorkflow",
+             "additionalPaths": [], "future": 1,
+             "metadata": {"workflowName": "AlmaOusRestoreWorkflow", "processingSite": "NAASC", "deliveryFormat": "CMS",
+               "telescope": "ALMA", "fileSetIds": ["uid://A002/Xd248b5/Xa7a"], "ousStatusId": "uid://A001/X12d1/X23e",
+               "projectCodeOrDataType": "2017.1.00370.S", "cliCorrId": "abc-123", "casaHome": "/opt/casa/6.5",
+               "email": "a@b.org, c@d.org", "newField": {"x": 1}}}
+            """#
         let parsed = try RequestParser.parse(Array(text.utf8))
         #expect(parsed.request.form == .workflowEvent)
         #expect(parsed.request.mous == "uid://A001/X12d1/X23e")
@@ -184,7 +205,11 @@ import DropboxTestKit
         #expect(SpoolNames.classify("req-1.json") == .request(name: "req-1"))
         #expect(SpoolNames.classify("req-1.cancel") == .cancel(name: "req-1"))
         #expect(SpoolNames.classify("req-1.status.json") == .ignored)
-        for temp in [".req.json.wYsntx", "req.json.tmp", "req.json.part", "req.json.filepart", "req.json.crdownload", "req.json~", ".req.json.swp", "sedAb12Cd", ".nfs000123", "req.json.PART", "req.json.Tmp", "req.json.FilePart"] {
+        for temp in [
+            ".req.json.wYsntx", "req.json.tmp", "req.json.part", "req.json.filepart", "req.json.crdownload",
+            "req.json~", ".req.json.swp", "sedAb12Cd", ".nfs000123", "req.json.PART", "req.json.Tmp",
+            "req.json.FilePart",
+        ] {
             #expect(SpoolNames.classify(temp) == .ignored, "\(temp)")
         }
         if case .badRequestName = SpoolNames.classify("bad name.json") {} else { Issue.record("space accepted") }
@@ -199,7 +224,10 @@ import DropboxTestKit
 @Suite(.tags(.unit)) struct RequestDigestTests {
     @Test func knownAnswers() {
         #expect(RequestDigest.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(RequestDigest.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(RequestDigest.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(
+            RequestDigest.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            RequestDigest.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 }

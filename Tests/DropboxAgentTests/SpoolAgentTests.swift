@@ -83,11 +83,14 @@ import DropboxTestKit
         #expect(link(spool + "/target.txt", spool + "/hardlink.json") == 0)
         try FileManager.default.createDirectory(atPath: spool + "/dir.json", withIntermediateDirectories: false)
         try Data(count: 10 * 1024 * 1024).write(to: URL(fileURLWithPath: spool + "/huge.json"))
-        try Data([0x7B, 0x22, 0x6D, 0x6F, 0x75, 0x73, 0x22, 0x3A, 0x22, 0xFF, 0xFE, 0x22, 0x7D]).write(to: URL(fileURLWithPath: spool + "/utf8.json"))
+        try Data([0x7B, 0x22, 0x6D, 0x6F, 0x75, 0x73, 0x22, 0x3A, 0x22, 0xFF, 0xFE, 0x22, 0x7D]).write(
+            to: URL(fileURLWithPath: spool + "/utf8.json"))
         try h.write("deep.json", String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000))
-        try h.write("types.json", #"{"mous": ["uid://A001/X1284/X265f"], "email": "x@y.org", "delivery": {"format": 1}}"#)
+        try h.write(
+            "types.json", #"{"mous": ["uid://A001/X1284/X265f"], "email": "x@y.org", "delivery": {"format": 1}}"#)
         let expected: [String: String] = [
-            "shadow": "symlink", "fifo": "notRegularFile", "hardlink": "hardLink", "dir": "notRegularFile", "huge": "tooLarge",
+            "shadow": "symlink", "fifo": "notRegularFile", "hardlink": "hardLink", "dir": "notRegularFile",
+            "huge": "tooLarge",
             "utf8": "invalidJSON", "deep": "invalidJSON", "types": "invalidRequest",
         ]
         for (name, code) in expected {
@@ -96,7 +99,9 @@ import DropboxTestKit
             #expect((s.error?.message.count ?? 0) > 10)
         }
         let types = try #require(h.status("types"))
-        #expect(types.error?.message.contains("$.mous") == true && types.error?.message.contains("$.delivery.format") == true)
+        #expect(
+            types.error?.message.contains("$.mous") == true
+                && types.error?.message.contains("$.delivery.format") == true)
         // Nothing hostile was followed or deleted: the link and FIFO were moved aside, /etc/shadow untouched.
         #expect(FileManager.default.fileExists(atPath: "/etc/shadow"))
         let rejected = try FileManager.default.contentsOfDirectory(atPath: spool + "/.dropbox-agent/rejected")
@@ -176,7 +181,8 @@ import DropboxTestKit
         let s = try await h.waitForState("marked", .succeeded, timeout: 10)  // far less than the 30 s settle time
         try await h.shutdown()
         #expect(h.log.steps(for: "marked").count == 6)
-        #expect(!FileManager.default.fileExists(atPath: h.spool + "/marked.json.ok"), "the marker went with the request")
+        #expect(
+            !FileManager.default.fileExists(atPath: h.spool + "/marked.json.ok"), "the marker went with the request")
         #expect(FileManager.default.fileExists(atPath: (s.requestFile ?? "") + ".ok"))
     }
 
@@ -195,7 +201,9 @@ import DropboxTestKit
         try h.write(".other0.tmp", #"{"mous": "uid://A001/X1284/X265f", "requestId": "o0"}"#)
         #expect(chown(h.spool + "/.other0.tmp", 65534, 65534) == 0)
         #expect(rename(h.spool + "/.other0.tmp", h.spool + "/other0.json") == 0)
-        for name in ["root0", "root1", "root2", "other0"] { _ = try await h.waitForState(name, .succeeded, timeout: 30) }
+        for name in ["root0", "root1", "root2", "other0"] {
+            _ = try await h.waitForState(name, .succeeded, timeout: 30)
+        }
         try await h.shutdown()
         #expect(perOwner.maximum("root") == 1, "at most one restore of the same dropper at once")
         #expect(perOwner.maximum("other") == 1)
@@ -244,7 +252,12 @@ import DropboxTestKit
 /// Counts concurrent entries and remembers the maximum.
 final class RunningCounter: Sendable {
     private let state = Mutex((current: 0, maximum: 0))
-    func enter() { state.withLock { $0.current += 1; $0.maximum = max($0.maximum, $0.current) } }
+    func enter() {
+        state.withLock {
+            $0.current += 1
+            $0.maximum = max($0.maximum, $0.current)
+        }
+    }
     func leave() { state.withLock { $0.current -= 1 } }
     var maximum: Int { state.withLock { $0.maximum } }
 }
@@ -274,7 +287,8 @@ final class Gate: Sendable {
 
 /// Concurrent entries per owner, with maxima.
 final class OwnerCounter: Sendable {
-    private let state = Mutex<(current: [String: Int], maximum: [String: Int], total: Int, maxTotal: Int)>(([:], [:], 0, 0))
+    private let state = Mutex<(current: [String: Int], maximum: [String: Int], total: Int, maxTotal: Int)>(
+        ([:], [:], 0, 0))
     func enter(_ owner: String) {
         state.withLock {
             $0.current[owner, default: 0] += 1
@@ -283,7 +297,12 @@ final class OwnerCounter: Sendable {
             $0.maxTotal = max($0.maxTotal, $0.total)
         }
     }
-    func leave(_ owner: String) { state.withLock { $0.current[owner, default: 0] -= 1; $0.total -= 1 } }
+    func leave(_ owner: String) {
+        state.withLock {
+            $0.current[owner, default: 0] -= 1
+            $0.total -= 1
+        }
+    }
     func maximum(_ owner: String) -> Int { state.withLock { $0.maximum[owner] ?? 0 } }
     var maximumTotal: Int { state.withLock { $0.maxTotal } }
 }

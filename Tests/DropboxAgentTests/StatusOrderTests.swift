@@ -37,7 +37,8 @@ import DropboxTestKit
                     await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                         Thread {
                             for i in 0..<100 {
-                                publisher.report(StepProgress(bytesDone: Int64(i), bytesTotal: 100, message: "thread \(t)"))
+                                publisher.report(
+                                    StepProgress(bytesDone: Int64(i), bytesTotal: 100, message: "thread \(t)"))
                             }
                             done.resume()
                         }.start()

@@ -13,14 +13,17 @@ final class NotifyListener: Sendable {
     private let stopped = Atomic<Bool>(false)
 
     init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8))").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8))").path
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard fd >= 0, bound == 0 else { throw SystemCallError(call: "bind", path: path, errno: errno) }
         var timeout = timeval(tv_sec: 0, tv_usec: 50_000)
@@ -48,7 +51,9 @@ final class NotifyListener: Sendable {
     var messages: [(time: Double, text: String)] { received.withLock { $0 } }
 
     func lines(_ field: String, from start: Double = 0, to end: Double = .infinity) -> [Double] {
-        messages.filter { $0.time >= start && $0.time <= end && $0.text.split(separator: "\n").contains(Substring(field)) }.map(\.time)
+        messages.filter {
+            $0.time >= start && $0.time <= end && $0.text.split(separator: "\n").contains(Substring(field))
+        }.map(\.time)
     }
 
     func waitFor(_ field: String, after start: Double = 0, timeout: Double = 30) async throws -> Double {
@@ -75,10 +80,14 @@ struct SystemdNotifyTests {
     @Test func readyStatusWatchdogAndStoppingOnARealSocket() async throws {
         let listener = try NotifyListener()
         // WatchdogSec=0.6 s: pings every 0.2 s from the work loop.
-        let harness = try AgentHarness(systemd: SystemdNotifier(socketPath: listener.path, watchdogTimeout: .milliseconds(600)))
+        let harness = try AgentHarness(
+            systemd: SystemdNotifier(socketPath: listener.path, watchdogTimeout: .milliseconds(600)))
         harness.start()
         let ready = try await listener.waitFor("READY=1")
-        #expect(listener.messages.contains { $0.text.contains("READY=1") && $0.text.contains("STATUS=0 running, 0 queued, 0 waiting") })
+        #expect(
+            listener.messages.contains {
+                $0.text.contains("READY=1") && $0.text.contains("STATUS=0 running, 0 queued, 0 waiting")
+            })
         // Pings while the agent works (polled with a deadline: a loaded machine may be slow, never silent).
         let deadline = Date().timeIntervalSince1970 + 30
         while listener.lines("WATCHDOG=1", from: ready).count < 3 && Date().timeIntervalSince1970 < deadline {
@@ -103,10 +112,13 @@ struct SystemdNotifyTests {
     }
 
     @Test func abstractSocketsAndEnvironment() {
-        let n = SystemdNotifier.fromEnvironment(["NOTIFY_SOCKET": "@dropbox-test", "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "\(getpid())"])
+        let n = SystemdNotifier.fromEnvironment([
+            "NOTIFY_SOCKET": "@dropbox-test", "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "\(getpid())",
+        ])
         #expect(n.socketPath == "@dropbox-test")
         #expect(n.watchdogPingInterval == .seconds(10))
-        #expect(SystemdNotifier.fromEnvironment(["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"]).watchdogTimeout == nil)
+        #expect(
+            SystemdNotifier.fromEnvironment(["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"]).watchdogTimeout == nil)
         #expect(SystemdNotifier.fromEnvironment([:]).notify(["READY=1"]) == false)
     }
 }

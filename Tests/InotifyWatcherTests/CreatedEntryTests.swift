@@ -34,7 +34,9 @@ extension InotifyWatcherTests {
             try await Task.sleep(for: .milliseconds(200))
             #expect(recorder.candidates("open.json") == 0)
             close(fd)
-            try await recorder.waitFor("open.json reported at close") { _ in recorder.candidates("open.json", origin: .event) == 1 }
+            try await recorder.waitFor("open.json reported at close") { _ in
+                recorder.candidates("open.json", origin: .event) == 1
+            }
         }
     }
 }

@@ -15,7 +15,8 @@ extension InotifyWatcherTests {
             // The kernel's queue limit is a machine-wide setting; a test never changes it, so the burst is sized
             // from the limit as it is (16384 by default) and written to tmpfs, where that takes about a second.
             let queue = try Self.readQueueLimit()
-            let parent = FileManager.default.fileExists(atPath: "/dev/shm")
+            let parent =
+                FileManager.default.fileExists(atPath: "/dev/shm")
                 ? "/dev/shm" : FileManager.default.temporaryDirectory.path
             let directory = try TemporaryDirectory(parent: parent)
             defer { directory.remove() }

@@ -50,7 +50,9 @@ extension InotifyWatcherTests {
             let latencies = closed.map { name, time in (arrivals[name] ?? time) - time }.sorted()
             let p50 = latencies[latencies.count / 2]
             let p99 = latencies[latencies.count * 99 / 100]
-            print("steady stream detection latency (informative; measured by bench/pickup.py): p50 \(p50), p99 \(p99), max \(latencies.last ?? .zero)")
+            print(
+                "steady stream detection latency (informative; measured by bench/pickup.py): p50 \(p50), p99 \(p99), max \(latencies.last ?? .zero)"
+            )
             // Every file came by its own inotify event: none was found only by a rescan, nothing overflowed.
             #expect(Set(arrivals.keys) == Set(closed.keys))
             #expect(watcher.statistics.rescanOnlyFinds == 0)

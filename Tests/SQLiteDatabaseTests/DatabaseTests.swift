@@ -11,7 +11,9 @@ import DropboxTestKit
     @Test func roundTripsEveryStorageClass() throws {
         let db = try Database(path: temporaryPath())
         try db.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)")
-        try db.run("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [.integer(42), .real(2.5), "héllo 'quoted'", .blob(Data([0, 1, 255])), nil])
+        try db.run(
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+            [.integer(42), .real(2.5), "héllo 'quoted'", .blob(Data([0, 1, 255])), nil])
         let rows = try db.query("SELECT * FROM t")
         #expect(rows.count == 1)
         let row = try #require(rows.first)

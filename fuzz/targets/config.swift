@@ -13,7 +13,9 @@ nonisolated(unsafe) private var configPath: String = {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Data(bytes: data, count: size)
-    guard FileManager.default.createFile(atPath: configPath, contents: bytes) else { fatalError("cannot write \(configPath)") }
+    guard FileManager.default.createFile(atPath: configPath, contents: bytes) else {
+        fatalError("cannot write \(configPath)")
+    }
     do {
         let config = try AgentConfiguration.load(path: configPath)
         _ = config.resolved(relativeTo: "/")

@@ -20,7 +20,9 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     } catch {
         _ = error.message
     }
-    guard FileManager.default.createFile(atPath: pprPath, contents: Data(buffer)) else { fatalError("cannot write \(pprPath)") }
+    guard FileManager.default.createFile(atPath: pprPath, contents: Data(buffer)) else {
+        fatalError("cannot write \(pprPath)")
+    }
     do {
         let ppr = try CalibrationPPR.read(file: pprPath)
         _ = ppr.asdms.count + ppr.sessionCount

@@ -14,7 +14,8 @@ private let target = sandbox + "/a/b/target"
 // costs milliseconds, not the up to 12.8 MB (200 × 64 KiB) of CRC-32 in an unoptimised, coverage-instrumented build
 // that held the run at 40 inputs/s; the limit paths run far more often.
 private let limits = ArchiveLimits(
-    maxEntries: 2_000, maxTotalBytes: 256 << 10, maxEntryBytes: 128 << 10, maxExpansionRatio: 4, ratioAllowanceBytes: 256 << 10)
+    maxEntries: 2_000, maxTotalBytes: 256 << 10, maxEntryBytes: 128 << 10, maxExpansionRatio: 4,
+    ratioAllowanceBytes: 256 << 10)
 
 nonisolated(unsafe) private var prepared: Bool = {
     try? FileManager.default.removeItem(atPath: root)
@@ -69,7 +70,9 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // Wipe the target for the next run (an archive may carry read-only directories: make them writable first).
     if (try? FileManager.default.removeItem(atPath: target)) == nil {
         for path in everything(under: target) { chmod(path, 0o700) }
-        do { try FileManager.default.removeItem(atPath: target) } catch { fatalError("cannot wipe \(target): \(error)") }
+        do { try FileManager.default.removeItem(atPath: target) } catch {
+            fatalError("cannot wipe \(target): \(error)")
+        }
     }
     return 0
 }

@@ -22,7 +22,8 @@ extension SafeArchive {
             let rc = archive_read_next_header(reader, &entry)
             if rc == ARCHIVE_EOF { break }
             guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else {
-                throw DeliveryError(.archiveCorrupt, "'\(archivePath)' is not a readable tar archive: \(errorText(reader))")
+                throw DeliveryError(
+                    .archiveCorrupt, "'\(archivePath)' is not a readable tar archive: \(errorText(reader))")
             }
             names.append(archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
             _ = archive_read_data_skip(reader)

@@ -119,7 +119,8 @@ struct BeneathResolver: ~Copyable {
                 walked.append(String(part))
                 var st = stat()
                 if lstat(root + "/" + walked.joined(separator: "/"), &st) == 0, st.st_mode & S_IFMT == S_IFLNK {
-                    return .refused("symlink to '\(target)' traverses the symbolic link '\(walked.joined(separator: "/"))'")
+                    return .refused(
+                        "symlink to '\(target)' traverses the symbolic link '\(walked.joined(separator: "/"))'")
                 }
             }
             return .beneath

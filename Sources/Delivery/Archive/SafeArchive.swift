@@ -38,7 +38,9 @@ public enum SafeArchive {
         let staging = FileSystem.join(directory, ".extract-\(UUID().uuidString.prefix(12))")
         try FileSystem.makeDirectory(staging, mode: 0o700)
         do throws(DeliveryError) {
-            var summary = try ArchiveExtraction(archivePath: archivePath, staging: staging, limits: limits, cancelled: cancelled).run()
+            var summary = try ArchiveExtraction(
+                archivePath: archivePath, staging: staging, limits: limits, cancelled: cancelled
+            ).run()
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).sorted()
             for name in names where FileSystem.exists(FileSystem.join(directory, name)) {
                 throw DeliveryError(
@@ -104,7 +106,8 @@ struct ArchiveExtraction {
         // Decompression happens in `stream` (which also checks the gzip CRC); `reader` parses the tar from it.
         let stream = try DecompressedStream(path: archivePath)
         let compressedBytes = FileSystem.size(archivePath) ?? 0
-        let maxExpanded = min(limits.maxExpandedBytes(compressedBytes: compressedBytes), limits.maxTotalBytes + (64 << 20))
+        let maxExpanded = min(
+            limits.maxExpandedBytes(compressedBytes: compressedBytes), limits.maxTotalBytes + (64 << 20))
         stream.maxLength = maxExpanded
         let resolver = try BeneathResolver(root: staging, mode: resolution)
         archive_read_support_format_tar(reader)
@@ -156,7 +159,8 @@ struct ArchiveExtraction {
                 throw unsafe(name, "set-user-ID or set-group-ID entries are not allowed")
             }
             // The entry's directory must really be beneath the target (symlinks followed by the kernel).
-            if case .refused(let why) = resolver.check(Array(components.dropLast()), followLast: true, allowLinks: true) {
+            if case .refused(let why) = resolver.check(Array(components.dropLast()), followLast: true, allowLinks: true)
+            {
                 throw unsafe(name, why)
             }
             if let hardlink = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
@@ -226,8 +230,7 @@ struct ArchiveExtraction {
 
     private func copyData(
         _ reader: OpaquePointer, _ writer: OpaquePointer, name: String, stream: DecompressedStream
-    ) throws(DeliveryError) -> Int64
-    {
+    ) throws(DeliveryError) -> Int64 {
         var written: Int64 = 0
         var buffer: UnsafeRawPointer?
         var length = 0
@@ -255,7 +258,9 @@ struct ArchiveExtraction {
             .archiveLimitExceeded,
             "'\(archivePath)' \(stream.failure ?? "expands too much") (at most \(limits.maxExpansionRatio) times its "
                 + "size, \(limits.maxTotalBytes) bytes in total): refusing it as a decompression bomb",
-            hint: "raise archive.limits.maxExpansionRatio or maxTotalBytes if this archive is genuine; nothing was extracted")
+            hint:
+                "raise archive.limits.maxExpansionRatio or maxTotalBytes if this archive is genuine; nothing was extracted"
+        )
     }
 
     private func unsafe(_ name: String, _ reason: String) -> DeliveryError {

@@ -216,10 +216,14 @@ public actor FileCache {
     /// thread of its own (``BlockingWork``): a cross-file-system copy of a large entry is long, and is cancelled
     /// between chunks (``ChunkedCopy``). The caller's pin keeps `object` from eviction meanwhile.
     private func link(_ object: String, to destination: String) async throws(DeliveryError) {
-        try await BlockingWork.run { (flag) throws(DeliveryError) in try Self.linkOrCopy(object, to: destination, cancelled: flag) }
+        try await BlockingWork.run { (flag) throws(DeliveryError) in
+            try Self.linkOrCopy(object, to: destination, cancelled: flag)
+        }
     }
 
-    private static func linkOrCopy(_ object: String, to destination: String, cancelled: CancellationFlag) throws(DeliveryError) {
+    private static func linkOrCopy(
+        _ object: String, to destination: String, cancelled: CancellationFlag
+    ) throws(DeliveryError) {
         let temporary = FileSystem.temporarySibling(of: destination, tag: "link")
         if Glibc.link(object, temporary) != 0 {
             let code = errno

@@ -64,7 +64,9 @@ public enum AtomicFile {
     ///
     /// - Returns: false (and nothing replaced) when `precondition` returned false.
     @discardableResult
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, if precondition: () -> Bool) throws -> Bool {
+    public static func write(
+        _ data: Data, to path: String, mode: mode_t = 0o644, if precondition: () -> Bool
+    ) throws -> Bool {
         let temp = try writeTemporary(data, near: path, mode: mode)
         guard precondition() else {
             unlink(temp)
@@ -118,14 +120,17 @@ public enum AtomicFile {
         guard fd >= 0 else { throw DeliveryError.posix("cannot open", path: directory, errno: errno) }
         defer { close(fd) }
         // EINVAL: the filesystem does not support syncing directories (some FUSE mounts); nothing more to do.
-        if fsync(fd) != 0 && errno != EINVAL { throw DeliveryError.posix("cannot fsync", path: directory, errno: errno) }
+        if fsync(fd) != 0 && errno != EINVAL {
+            throw DeliveryError.posix("cannot fsync", path: directory, errno: errno)
+        }
     }
 
     private static func writeTemporary(_ data: Data, near path: String, mode: mode_t) throws -> String {
         let directory = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
         // Dot-prefixed so spool watchers (ours and others') ignore it.
-        let temp = (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let temp =
+            (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw DeliveryError.posix("cannot create", path: temp, errno: errno) }
         var ok = false
@@ -146,7 +151,8 @@ public enum AtomicFile {
         }
         fchmod(fd, mode)  // the umask must not make status files unreadable to droppers
         if JournalledFileSystem.hasOrderedJournal(fd) {
-            let flags = CFILEIO_SYNC_FILE_RANGE_WAIT_BEFORE | CFILEIO_SYNC_FILE_RANGE_WRITE
+            let flags =
+                CFILEIO_SYNC_FILE_RANGE_WAIT_BEFORE | CFILEIO_SYNC_FILE_RANGE_WRITE
                 | CFILEIO_SYNC_FILE_RANGE_WAIT_AFTER
             guard cfileio_sync_file_range(fd, 0, 0, flags) == 0 else {
                 throw DeliveryError.posix("cannot write back", path: temp, errno: errno)

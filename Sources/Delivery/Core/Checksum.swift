@@ -87,7 +87,9 @@ public struct Checksum: Sendable {
     ///   - variant: the CRC to compute.
     ///   - limit: read at most this many bytes (the prefix of a partial download), or the whole file if `nil`.
     /// - Throws: ``DeliveryError`` with code `fileSystemError` if the file cannot be read.
-    public static func ofFile(_ path: String, variant: ChecksumVariant, limit: Int64? = nil) throws(DeliveryError)
+    public static func ofFile(
+        _ path: String, variant: ChecksumVariant, limit: Int64? = nil
+    ) throws(DeliveryError)
         -> Checksum
     {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -72,7 +72,9 @@ public enum ChunkedCopy {
                         continue
                     }
                 } else {
-                    n = try readWrite(input, output, buffer: buffer, limit: chunkBytes, source: source, target: target, cancelled: cancelled)
+                    n = try readWrite(
+                        input, output, buffer: buffer, limit: chunkBytes, source: source, target: target,
+                        cancelled: cancelled)
                 }
                 if n == 0 { break }
                 copied += Int64(n)

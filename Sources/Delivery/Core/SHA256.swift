@@ -71,7 +71,9 @@ public struct SHA256: Sendable {
 
     /// The SHA-256 of a file, read in 1 MiB blocks.
     /// - Parameter cancelled: checked between blocks; defaults to the flag of the ``BlockingWork`` on this thread.
-    public static func ofFile(_ path: String, cancelled: CancellationFlag? = CancellationFlag.current) throws(DeliveryError) -> String {
+    public static func ofFile(
+        _ path: String, cancelled: CancellationFlag? = CancellationFlag.current
+    ) throws(DeliveryError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .posix("cannot open", path: path, errno: errno) }
         defer { close(fd) }

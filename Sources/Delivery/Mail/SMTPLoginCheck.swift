@@ -30,25 +30,31 @@ extension SMTPMailer {
         let reply = handle.long(CURLINFO_RESPONSE_CODE)
         let detail = handle.describe(code) + (reply == 0 ? "" : " (last reply \(reply))")
         let server = configuration.url
-        let tls = switch configuration.security {
-        case .startTLS: "STARTTLS"
-        case .implicitTLS: "implicit TLS"
-        case .none: "no TLS"
-        }
+        let tls =
+            switch configuration.security {
+            case .startTLS: "STARTTLS"
+            case .implicitTLS: "implicit TLS"
+            case .none: "no TLS"
+            }
         func failure(_ kind: DeliveryError.Code, _ text: String, hint: String? = nil) -> Result<String, DeliveryError> {
-            .failure(DeliveryError(kind, text, hint: hint, curlCode: Int(code.rawValue), smtpReply: reply == 0 ? nil : reply))
+            .failure(
+                DeliveryError(kind, text, hint: hint, curlCode: Int(code.rawValue), smtpReply: reply == 0 ? nil : reply)
+            )
         }
         switch code {
         case CURLE_OK:
             return .success(tls + (configuration.username.map { ", AUTH as \($0)" } ?? ", no AUTH configured"))
         case CURLE_LOGIN_DENIED:
             return failure(
-                .smtpAuthenticationFailed, "\(server) refused the SMTP login of '\(configuration.username ?? "")': \(detail)",
+                .smtpAuthenticationFailed,
+                "\(server) refused the SMTP login of '\(configuration.username ?? "")': \(detail)",
                 hint: "check notifications.smtp.username and password (file)")
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_USE_SSL_FAILED,
             CURLE_SSL_CERTPROBLEM, CURLE_SSL_ISSUER_ERROR:
-            return failure(.smtpTLS, "TLS with \(server) failed: \(detail)", hint: "check caFile / verifyPeer and security")
-        case CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_RESOLVE_HOST, CURLE_RECV_ERROR, CURLE_SEND_ERROR,
+            return failure(
+                .smtpTLS, "TLS with \(server) failed: \(detail)", hint: "check caFile / verifyPeer and security")
+        case CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_RESOLVE_HOST, CURLE_RECV_ERROR,
+            CURLE_SEND_ERROR,
             CURLE_GOT_NOTHING:
             return failure(.smtpTransient, "cannot talk to \(server): \(detail)")
         default:

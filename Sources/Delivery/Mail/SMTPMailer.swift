@@ -49,7 +49,9 @@ public struct SMTPMailer: Mailer {
         return text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
     }
 
-    private func deliver(_ payload: [UInt8], from sender: String, to recipient: MailAddress, password: String?) async
+    private func deliver(
+        _ payload: [UInt8], from sender: String, to recipient: MailAddress, password: String?
+    ) async
         -> MailReceipt.Outcome
     {
         var delay = configuration.retryInitialBackoffSeconds

@@ -10,7 +10,9 @@ struct Placement {
     var directories: [String] = []
     var moved: [(from: String, to: String)] = []
 
-    mutating func place(_ source: String, at target: String, relative: String, into files: inout [PublishedFile])
+    mutating func place(
+        _ source: String, at target: String, relative: String, into files: inout [PublishedFile]
+    )
         throws(DeliveryError)
     {
         try cancelled?.check("publishing '\(relative)'")
@@ -40,7 +42,9 @@ struct Placement {
                 files.append(
                     PublishedFile(relativePath: relative, size: Int64(st.st_size), sha256: try hashAndSync(target)))
             } else {
-                files.append(try VerifiedCopy.copy(source, to: target, relative: relative, mode: modes.file, cancelled: cancelled))
+                files.append(
+                    try VerifiedCopy.copy(
+                        source, to: target, relative: relative, mode: modes.file, cancelled: cancelled))
             }
         default:
             break  // sockets, FIFOs, devices are not published

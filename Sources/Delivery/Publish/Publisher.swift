@@ -104,7 +104,8 @@ public enum Publisher {
     public static func publish(
         _ items: [String], to area: String, name: String, format: PublishFormat, move: Bool = false,
         modes: PublishModes = PublishModes(), stagingTag: String? = nil,
-        generated: (@Sendable ([PublishedFile]) -> [GeneratedFile])? = nil, archiveName: String? = nil, outside: [String] = [],
+        generated: (@Sendable ([PublishedFile]) -> [GeneratedFile])? = nil, archiveName: String? = nil,
+        outside: [String] = [],
         cancelled: CancellationFlag? = CancellationFlag.current
     ) throws(DeliveryError) -> PublishedResult {
         let invalidName =
@@ -150,7 +151,8 @@ public enum Publisher {
                     }
                 }
             case .tar, .tgz:
-                let base = archiveName.flatMap { $0.isEmpty || $0.hasPrefix(".") || $0.contains("/") ? nil : $0 } ?? name
+                let base =
+                    archiveName.flatMap { $0.isEmpty || $0.hasPrefix(".") || $0.contains("/") ? nil : $0 } ?? name
                 let tarName = base + (format == .tgz ? ".tgz" : ".tar")
                 let tarPath = FileSystem.join(staging, tarName)
                 let writer = try TarWriter(path: tarPath, gzip: format == .tgz, cancelled: cancelled)
@@ -159,7 +161,8 @@ public enum Publisher {
                 chmod(tarPath, modes.file)
                 files.append(
                     PublishedFile(
-                        relativePath: tarName, size: FileSystem.size(tarPath) ?? 0, sha256: try SHA256.ofFile(tarPath, cancelled: cancelled)))
+                        relativePath: tarName, size: FileSystem.size(tarPath) ?? 0,
+                        sha256: try SHA256.ofFile(tarPath, cancelled: cancelled)))
                 for item in outside {
                     let base = FileSystem.baseName(item)
                     try placement.place(item, at: FileSystem.join(staging, base), relative: base, into: &files)
@@ -167,14 +170,21 @@ public enum Publisher {
             }
             files.sort { $0.relativePath < $1.relativePath }
             for extra in generated?(files) ?? [] {
-                guard !extra.name.isEmpty, !extra.name.hasPrefix("."), !extra.name.contains("/"), extra.name != manifestName,
-                    !files.contains(where: { $0.relativePath == extra.name || $0.relativePath.hasPrefix(extra.name + "/") })
+                guard !extra.name.isEmpty, !extra.name.hasPrefix("."), !extra.name.contains("/"),
+                    extra.name != manifestName,
+                    !files.contains(where: {
+                        $0.relativePath == extra.name || $0.relativePath.hasPrefix(extra.name + "/")
+                    })
                 else {
-                    throw DeliveryError(.publishFailed, "generated file '\(extra.name)' clashes with the publication's items")
+                    throw DeliveryError(
+                        .publishFailed, "generated file '\(extra.name)' clashes with the publication's items")
                 }
                 let path = FileSystem.join(staging, extra.name)
                 try writeFile(Data(extra.data), to: path, mode: modes.file)
-                files.append(PublishedFile(relativePath: extra.name, size: Int64(extra.data.count), sha256: try SHA256.ofFile(path, cancelled: cancelled)))
+                files.append(
+                    PublishedFile(
+                        relativePath: extra.name, size: Int64(extra.data.count),
+                        sha256: try SHA256.ofFile(path, cancelled: cancelled)))
             }
             files.sort { $0.relativePath < $1.relativePath }
             let total = files.reduce(Int64(0)) { $0 + $1.size }

@@ -2,7 +2,9 @@ internal import Foundation
 
 /// Copies a file while hashing it, fsyncs, then re-reads the copy and compares hashes.
 enum VerifiedCopy {
-    static func copy(_ source: String, to target: String, relative: String, mode: mode_t = 0o640, cancelled: CancellationFlag?)
+    static func copy(
+        _ source: String, to target: String, relative: String, mode: mode_t = 0o640, cancelled: CancellationFlag?
+    )
         throws(DeliveryError) -> PublishedFile
     {
         let input = open(source, O_RDONLY | O_CLOEXEC)

@@ -73,7 +73,9 @@ public protocol ArchiveStore: Sendable {
     ///   - progress: called as bytes arrive.
     /// - Returns: what was retrieved.
     /// - Throws: ``DeliveryError``; `CancellationError` is reported as code `cancelled`.
-    func retrieve(_ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler) async throws
+    func retrieve(
+        _ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler
+    ) async throws
         -> RetrievedFile
 }
 

@@ -52,7 +52,9 @@ public struct HTTPArchiveStore: ArchiveStore {
     }
 
     /// Retrieves and verifies `file`; see the type's documentation for the retry rules.
-    public func retrieve(_ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler)
+    public func retrieve(
+        _ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler
+    )
         async throws -> RetrievedFile
     {
         try FileIdentifier.validate(file.fileId)

@@ -93,7 +93,8 @@ enum HTTPRequestHeaders {
             let nameOK =
                 !name.isEmpty
                 && name.unicodeScalars.allSatisfy {
-                    $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || tokenCharacters.contains($0))
+                    $0.isASCII
+                        && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || tokenCharacters.contains($0))
                 }
             let valueOK = !value.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\0" }
             guard nameOK, valueOK else {

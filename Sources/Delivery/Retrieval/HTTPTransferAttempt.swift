@@ -122,7 +122,9 @@ struct HTTPTransferAttempt {
     }
 
     /// Performs the attempt. Never throws: every failure is an outcome.
-    func perform(cancelled: CancellationFlag, progress: @escaping ProgressHandler) -> (
+    func perform(
+        cancelled: CancellationFlag, progress: @escaping ProgressHandler
+    ) -> (
         HTTPAttemptOutcome, Int64, String?
     ) {
         let part = destination + ".part"

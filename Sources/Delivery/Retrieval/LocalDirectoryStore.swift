@@ -17,7 +17,9 @@ public struct LocalDirectoryStore: ArchiveStore {
     public var description: String { "local directory \(root)" }
 
     /// Copies and verifies `file`; see ``ArchiveStore/retrieve(_:to:progress:)``.
-    public func retrieve(_ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler)
+    public func retrieve(
+        _ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler
+    )
         async throws -> RetrievedFile
     {
         try FileIdentifier.validate(file.fileId)

@@ -68,21 +68,30 @@ extension HTTPArchiveStore {
         let text = String(decoding: body, as: UTF8.self)
         let attributes = XMLAttributes.of(element: "Status", in: text)
         let answer = ServerStatus(
-            httpStatus: code, status: attributes?["Status"], message: attributes?["Message"], state: attributes?["State"],
+            httpStatus: code, status: attributes?["Status"], message: attributes?["Message"],
+            state: attributes?["State"],
             hostId: attributes?["HostId"])
-        let said = answer.message.map { ": \($0)" } ?? (text.isEmpty || attributes != nil ? "" : ": " + String(text.prefix(200)).trimmingCharacters(in: .whitespacesAndNewlines))
+        let said =
+            answer.message.map { ": \($0)" }
+            ?? (text.isEmpty || attributes != nil
+                ? "" : ": " + String(text.prefix(200)).trimmingCharacters(in: .whitespacesAndNewlines))
         switch code {
         case 401, 403:
-            let why = headers["Authorization"] == nil ? "the store asks for a login and none is configured" : "the store refused the login"
+            let why =
+                headers["Authorization"] == nil
+                ? "the store asks for a login and none is configured" : "the store refused the login"
             throw DeliveryError(.accessDenied, "\(why) (HTTP \(code) to GET \(url)\(said))", httpStatus: code)
         case 200 where answer.status?.uppercased() == "SUCCESS":
             return answer
         case 200 where attributes == nil:
-            throw DeliveryError(.archiveFailure, "GET \(url) answered HTTP 200 without an NgamsStatus document\(said)",
-                                hint: "is archive.url the base URL of an NGAS server?", httpStatus: code)
+            throw DeliveryError(
+                .archiveFailure, "GET \(url) answered HTTP 200 without an NgamsStatus document\(said)",
+                hint: "is archive.url the base URL of an NGAS server?", httpStatus: code)
         default:
-            throw DeliveryError(.archiveFailure, "GET \(url) answered HTTP \(code)\(answer.status.map { " with status \($0)" } ?? "")\(said)",
-                                httpStatus: code)
+            throw DeliveryError(
+                .archiveFailure,
+                "GET \(url) answered HTTP \(code)\(answer.status.map { " with status \($0)" } ?? "")\(said)",
+                httpStatus: code)
         }
     }
 }
@@ -95,7 +104,9 @@ enum SmallHTTPGet {
         init(cancelled: CancellationFlag) { self.cancelled = cancelled }
     }
 
-    static func perform(_ url: String, headerLines: [String] = [], options: HTTPStoreOptions, cancelled: CancellationFlag)
+    static func perform(
+        _ url: String, headerLines: [String] = [], options: HTTPStoreOptions, cancelled: CancellationFlag
+    )
         throws(DeliveryError) -> (Int, [UInt8])
     {
         let handle = try CurlHandle()

@@ -44,7 +44,9 @@ public struct URLFileStore: ArchiveStore {
     /// - Throws: ``DeliveryError``: `invalidFileId`, `invalidConfiguration` (no URL for the id, not `http(s)`,
     ///   a bad header), `accessDenied` (401/403), `fileNotFound` (404), and the transfer codes of
     ///   ``HTTPArchiveStore``.
-    public func retrieve(_ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler)
+    public func retrieve(
+        _ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler
+    )
         async throws -> RetrievedFile
     {
         try FileIdentifier.validate(file.fileId)

@@ -15,20 +15,25 @@ struct AgentRuntime: Sendable {
     /// systemd notifications (`Type=notify`); inert when `$NOTIFY_SOCKET` is unset.
     var systemd = SystemdNotifier.fromEnvironment()
 
-    init(configuration: AgentConfiguration, logger: Logger, executor: (any RestoreExecutor)? = nil, notifier: (any Notifier)? = nil) throws {
+    init(
+        configuration: AgentConfiguration, logger: Logger, executor: (any RestoreExecutor)? = nil,
+        notifier: (any Notifier)? = nil
+    ) throws {
         self.configuration = configuration
         self.logger = logger
         let c = configuration
         dataLock = try DataDirectoryLock(dataDirectory: c.dataDirectory)
         let store = JobStore(
-            workDirectory: c.agent.workDirectory!, spoolDirectory: c.spool.directory!, rejectedDirectory: c.spool.rejectedDirectory!,
+            workDirectory: c.agent.workDirectory!, spoolDirectory: c.spool.directory!,
+            rejectedDirectory: c.spool.rejectedDirectory!,
             leaseSeconds: c.agent.leaseSeconds)
         let journal = try Journal(path: c.agent.journal!)
         let settings = SpoolAgent.Settings(
             spoolDirectory: c.spool.directory!, settleSeconds: c.spool.settleSeconds,
             incompleteTimeoutSeconds: c.spool.incompleteTimeoutSeconds, maxRequestBytes: c.spool.maxRequestBytes,
             allowedOwners: try SafeRequestFile.allowedOwners(c.spool.allowedOwners),
-            maxConcurrentRestores: max(1, c.agent.maxConcurrentRestores), maxConcurrentPerDropper: max(0, c.agent.maxConcurrentPerDropper),
+            maxConcurrentRestores: max(1, c.agent.maxConcurrentRestores),
+            maxConcurrentPerDropper: max(0, c.agent.maxConcurrentPerDropper),
             leaseSeconds: c.agent.leaseSeconds,
             maxAttempts: c.agent.maxAttempts, resubmitWindowSeconds: c.agent.resubmitWindowSeconds,
             shutdownGraceSeconds: c.agent.shutdownGraceSeconds,
@@ -72,7 +77,8 @@ struct AgentRuntime: Sendable {
         logger.notice(
             "agent started",
             metadata: [
-                "version": "\(DropboxAgentCommand.version)", "spool": "\(c.spool.directory!)", "watch.mode": "\(watcher.effectiveMode.rawValue)",
+                "version": "\(DropboxAgentCommand.version)", "spool": "\(c.spool.directory!)",
+                "watch.mode": "\(watcher.effectiveMode.rawValue)",
                 "filesystem": "\(watcher.filesystem.typeName)", "data": "\(c.dataDirectory)",
                 "max.concurrent": .stringConvertible(c.agent.maxConcurrentRestores),
             ])
@@ -82,17 +88,20 @@ struct AgentRuntime: Sendable {
         let startTime = Date().timeIntervalSince1970
         let systemd = self.systemd
         // The work loop below runs at least as often as the watchdog needs a ping.
-        let watchdogSeconds = systemd.watchdogPingInterval.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        let watchdogSeconds = systemd.watchdogPingInterval.map {
+            Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18
+        }
         let recoveryInterval = min(max(0.5, min(10, c.agent.leaseSeconds / 3)), watchdogSeconds ?? .infinity)
         let mailInterval = max(0.2, min(1, c.notifications.retryInitialSeconds / 2))
         let sweeper = Sweeper(
             store: agent.store, restoreDirectory: c.agent.restoreDirectory!, downloadDirectory: c.delivery.directory!,
             dataDirectory: c.dataDirectory, cleanPolicy: c.delivery.cleanWorkingArea, logger: logger,
             // The mail queue's writes are atomic too (bench/chaos N = 100 found a killed agent's there).
-            otherDirectories: [c.dataDirectory + "/mailqueue"] + (c.dashboard.file.map { file in
-                let www = (file as NSString).deletingLastPathComponent
-                return [www, www + "/requests"]
-            } ?? []),
+            otherDirectories: [c.dataDirectory + "/mailqueue"]
+                + (c.dashboard.file.map { file in
+                    let www = (file as NSString).deletingLastPathComponent
+                    return [www, www + "/requests"]
+                } ?? []),
             interval: c.agent.sweepIntervalSeconds)
         await sweeper.sweepOffPool()
         // Leases are renewed from now on, on their own thread at fixed deadlines (LeaseRenewer).
@@ -125,7 +134,8 @@ struct AgentRuntime: Sendable {
                 let spool = c.spool.directory!
                 group.addTask(executorPreference: Bookkeeping.housekeeping) {
                     // Rewritten every `refreshSeconds`, and within a second of a state change (at most once a second).
-                    var writer = DashboardWriter(indexPath: file, spoolDirectory: spool, refreshSeconds: max(1, Int(refresh.rounded())))
+                    var writer = DashboardWriter(
+                        indexPath: file, spoolDirectory: spool, refreshSeconds: max(1, Int(refresh.rounded())))
                     var seen = -1
                     var last = 0.0
                     while !Task.isCancelled {
@@ -135,7 +145,8 @@ struct AgentRuntime: Sendable {
                             seen = generation
                             last = now
                             do { try writer.write() } catch {
-                                logger.warning("cannot write the dashboard", metadata: ["path": "\(file)", "error": "\(error)"])
+                                logger.warning(
+                                    "cannot write the dashboard", metadata: ["path": "\(file)", "error": "\(error)"])
                             }
                         }
                         try await Task.sleep(for: .milliseconds(250))
@@ -169,12 +180,16 @@ struct AgentRuntime: Sendable {
                 var due = LeaseRenewer.monotonicNow() + recoveryInterval
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(max(0, due - LeaseRenewer.monotonicNow())))
-                    defer { due = LeaseRenewer.nextDeadline(after: due, now: LeaseRenewer.monotonicNow(), interval: recoveryInterval) }
+                    defer {
+                        due = LeaseRenewer.nextDeadline(
+                            after: due, now: LeaseRenewer.monotonicNow(), interval: recoveryInterval)
+                    }
                     await agent.recoverJobs()
                     await agent.pump()
                     // From the loop that does the work, after three round trips through the agent: a hung agent
                     // stops pinging and systemd restarts it (WatchdogSec=).
-                    systemd.notify((systemd.watchdogTimeout == nil ? [] : ["WATCHDOG=1"]) + [await agent.systemdStatus()])
+                    systemd.notify(
+                        (systemd.watchdogTimeout == nil ? [] : ["WATCHDOG=1"]) + [await agent.systemdStatus()])
                     agent.renewer.noteAlive()
                     let stats = watcher.statistics
                     agent.metrics.set(\.watcherEvents, stats.events)
@@ -182,8 +197,10 @@ struct AgentRuntime: Sendable {
                     agent.metrics.set(\.watcherRescans, stats.rescans)
                     agent.metrics.set(\.watcherRescanOnlyFinds, stats.rescanOnlyFinds)
                     let live = AgentMetrics.Live(
-                        running: await agent.runningCount, queued: await agent.queuedCount, waiting: await agent.pendingCount,
-                        watching: stats.watching || stats.mode == .polling, oldestQueuedAgeSeconds: await agent.oldestQueuedAge,
+                        running: await agent.runningCount, queued: await agent.queuedCount,
+                        waiting: await agent.pendingCount,
+                        watching: stats.watching || stats.mode == .polling,
+                        oldestQueuedAgeSeconds: await agent.oldestQueuedAge,
                         casaProcesses: CASAProcesses.count(under: agent.settings.restoreDirectory),
                         cache: await agent.executor.cacheStatistics(), startTime: startTime)
                     if Date().timeIntervalSince1970 - lastSweep >= sweeper.interval {

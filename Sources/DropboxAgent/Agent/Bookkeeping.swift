@@ -21,6 +21,10 @@ enum Bookkeeping {
 
     /// Counts one bookkeeping write by where it runs.
     static func noteWrite() {
-        if executor.isCurrentThread { writesOnExecutor.add(1, ordering: .relaxed) } else { writesElsewhere.add(1, ordering: .relaxed) }
+        if executor.isCurrentThread {
+            writesOnExecutor.add(1, ordering: .relaxed)
+        } else {
+            writesElsewhere.add(1, ordering: .relaxed)
+        }
     }
 }

@@ -16,12 +16,16 @@ final class DataDirectoryLock: Sendable {
         guard fd >= 0 else { throw SystemCallError(call: "open", path: path, errno: errno) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
-            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            let holder =
+                (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                ?? ""
             close(fd)
             guard e == EWOULDBLOCK else { throw SystemCallError(call: "flock", path: path, errno: e) }
             throw ConfigurationError(
                 path: "$.dataDirectory",
-                message: "\(dataDirectory) is in use by another agent (pid \(holder.isEmpty ? "unknown" : holder), lock \(path)); give each agent its own dataDirectory (several agents may share one spool)")
+                message:
+                    "\(dataDirectory) is in use by another agent (pid \(holder.isEmpty ? "unknown" : holder), lock \(path)); give each agent its own dataDirectory (several agents may share one spool)"
+            )
         }
         let text = "\(getpid())\n"
         _ = ftruncate(fd, 0)

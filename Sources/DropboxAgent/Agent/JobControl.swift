@@ -21,7 +21,9 @@ final class JobControl: Sendable {
     func stop(_ why: StopReason, interruptNow: Bool) {
         reason.withLock { current in
             // A cancellation wins over a shutdown; a lost lease wins over everything.
-            if current == nil || why == .leaseLost || (why == .cancelRequested && current == .shutdown) { current = why }
+            if current == nil || why == .leaseLost || (why == .cancelRequested && current == .shutdown) {
+                current = why
+            }
         }
         if interruptNow { task.withLock { $0?.cancel() } }
     }

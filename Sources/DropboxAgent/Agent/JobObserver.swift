@@ -56,7 +56,9 @@ final class JobObserver: PipelineObserver, Sendable {
         runner.journalStep(step, attempt: attempt, started: false)
         runner.agent.metrics.detail.stepCompleted(jobId: runner.jobId, step: step)
         // Say which CASA will run as soon as it is chosen (step 1) and once the manifest is read (step 3).
-        if step == .prepare || step == .calibration, let facts = runner.agent.executor.runningFacts(job), facts.casa != publisher.document.casa {
+        if step == .prepare || step == .calibration, let facts = runner.agent.executor.runningFacts(job),
+            facts.casa != publisher.document.casa
+        {
             try publisher.update { $0.record(casa: facts.casa, warning: facts.warnings.first) }
         }
     }
@@ -69,7 +71,8 @@ extension JobRunner {
         if started {
             try? agent.journal.stepStarted(jobId: jobId, step: step.rawValue, attempt: attempt, at: Timestamp.now())
         } else {
-            try? agent.journal.stepEnded(jobId: jobId, step: step.rawValue, attempt: attempt, at: Timestamp.now(), outcome: outcome)
+            try? agent.journal.stepEnded(
+                jobId: jobId, step: step.rawValue, attempt: attempt, at: Timestamp.now(), outcome: outcome)
         }
     }
     fileprivate var jobDirectoryPath: String { directory }

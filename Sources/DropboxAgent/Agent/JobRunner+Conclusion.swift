@@ -20,29 +20,41 @@ extension JobRunner {
             // A step failing on a full disk (a write's ENOSPC, or CASA killed when its filesystem filled) says so,
             // and is retried once space returns (within archive.retryHorizonSeconds).
             let e = DiskSpace.annotate(failure, paths: [checkpoint.restoreRoot])
-            if e.isTransient, try scheduleRetry(after: e, checkpoint: checkpoint, publisher: publisher, job: job) { return }
+            if e.isTransient, try scheduleRetry(after: e, checkpoint: checkpoint, publisher: publisher, job: job) {
+                return
+            }
             finalState = .failed
             error = e
             if e.isTransient, let since = checkpoint.transientSince {
-                error?.message += " (transient failures since \(Timestamp.string(Date(timeIntervalSince1970: since))); retried until archive.retryHorizonSeconds = \(Int(settings.transientRetryHorizon)) s)"
+                error?.message +=
+                    " (transient failures since \(Timestamp.string(Date(timeIntervalSince1970: since))); retried until archive.retryHorizonSeconds = \(Int(settings.transientRetryHorizon)) s)"
             }
         case .cancelled(let step):
             switch control.stopReason {
             case .shutdown:
                 let next = StepName.allCases.first { !checkpoint.completedSteps.contains($0) }
-                try publisher.transition(to: .queued, message: "the agent stopped; the request resumes at step \(next?.number ?? 6) when an agent starts") { doc in
+                try publisher.transition(
+                    to: .queued,
+                    message: "the agent stopped; the request resumes at step \(next?.number ?? 6) when an agent starts"
+                ) { doc in
                     doc.agent = nil
                 }
                 _ = try store.renewLease(jobId: jobId, attempt: attempt, released: true)
-                record(publisher.document, step: step?.rawValue, attempt: job.attempt, message: "checkpointed at shutdown")
-                logger.notice("request checkpointed for shutdown", metadata: ["completed.steps": "\(checkpoint.completedSteps.map(\.rawValue))"])
+                record(
+                    publisher.document, step: step?.rawValue, attempt: job.attempt, message: "checkpointed at shutdown")
+                logger.notice(
+                    "request checkpointed for shutdown",
+                    metadata: ["completed.steps": "\(checkpoint.completedSteps.map(\.rawValue))"])
                 return
             case .leaseLost:
-                logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": .stringConvertible(attempt)])
+                logger.error(
+                    "lease lost to another agent; stopped without writing anything more",
+                    metadata: ["attempt": .stringConvertible(attempt)])
                 return
             case .cancelRequested, nil:
                 finalState = .cancelled
-                error = RestoreError(.cancelled, "cancelled at step \(step?.number ?? 0) \(step?.rawValue ?? "")", step: step)
+                error = RestoreError(
+                    .cancelled, "cancelled at step \(step?.number ?? 0) \(step?.rawValue ?? "")", step: step)
             }
         }
 
@@ -52,7 +64,8 @@ extension JobRunner {
         // Notify before the final status, so the status can say whether the mail went out.
         var notifications: [StatusDocument.Notification] = publisher.document.notifications ?? []
         if settings.notifyOn.contains(finalState) && !checkpoint.notified,
-           let earlier = try store.recordNotificationHandOff(jobId: jobId), earlier != AgentIdentity.current {
+            let earlier = try store.recordNotificationHandOff(jobId: jobId), earlier != AgentIdentity.current
+        {
             logger.notice(
                 "notification already queued by an earlier attempt; not queued again",
                 metadata: ["queued.by": "\(earlier.host):\(earlier.pid)"])
@@ -86,9 +99,13 @@ extension JobRunner {
             doc.requestFile = finished + "/request.json"
         }
         try? store.writeIndexEntry(
-            .init(jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970, statusPath: statusPath), sha256: sha)
+            .init(
+                jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970,
+                statusPath: statusPath), sha256: sha)
         _ = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
-        record(publisher.document, step: error?.step?.rawValue, attempt: job.attempt, message: error?.message ?? finalState.rawValue, jobDirectory: finished)
+        record(
+            publisher.document, step: error?.step?.rawValue, attempt: job.attempt,
+            message: error?.message ?? finalState.rawValue, jobDirectory: finished)
         agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
         agent.metrics.detail.finished(
             jobId: jobId, state: finalState, code: error?.code.rawValue,
@@ -97,7 +114,9 @@ extension JobRunner {
         if let area = publisher.document.workingArea, !FileManager.default.fileExists(atPath: area) {
             // Read-modify-write of the file (not the publisher's copy), under the lock the mail queue takes too: the
             // queue may already have written the notifications' outcome.
-            try ConcludedStatus.modify(at: statusPath, ifRequestFile: finished + "/request.json", mode: settings.statusFileMode) { doc in
+            try ConcludedStatus.modify(
+                at: statusPath, ifRequestFile: finished + "/request.json", mode: settings.statusFileMode
+            ) { doc in
                 doc.workingArea = nil
                 doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
             }
@@ -108,9 +127,11 @@ extension JobRunner {
         // statuses (the spool-entry lock is per kernel): if such a stale one replaced our final status, write ours
         // again. Stale means an older sequence; a new request of the same name continues from ours (higher).
         if let onDisk = StatusPublisher.existing(at: statusPath), !onDisk.state.isTerminal,
-           (onDisk.sequence ?? 0) < (publisher.document.sequence ?? 0) {
-            logger.warning("a status another agent wrote around the claim had replaced the final one; writing it again",
-                           metadata: ["replaced.state": "\(onDisk.state.rawValue)"])
+            (onDisk.sequence ?? 0) < (publisher.document.sequence ?? 0)
+        {
+            logger.warning(
+                "a status another agent wrote around the claim had replaced the final one; writing it again",
+                metadata: ["replaced.state": "\(onDisk.state.rawValue)"])
             try? publisher.update { _ in }
         }
     }
@@ -121,7 +142,9 @@ extension JobRunner {
     /// `waiting for archive, retry at …`. No slot is held while waiting.
     ///
     /// - Returns: false when the horizon is exhausted (the request fails).
-    private func scheduleRetry(after e: RestoreError, checkpoint: JobCheckpoint, publisher: StatusPublisher, job: ExecutionJob) throws -> Bool {
+    private func scheduleRetry(
+        after e: RestoreError, checkpoint: JobCheckpoint, publisher: StatusPublisher, job: ExecutionJob
+    ) throws -> Bool {
         let now = Date().timeIntervalSince1970
         var checkpoint = checkpoint
         let since = checkpoint.transientSince ?? now
@@ -135,8 +158,10 @@ extension JobRunner {
         Bookkeeping.noteWrite()
         try store.writeCheckpoint(checkpoint)
         let when = Timestamp.string(Date(timeIntervalSince1970: now + delay))
-        let archiveStep = e.code != DiskSpace.code && e.step.map { [.prepare, .rawdata, .calibration].contains($0) } ?? true
-        let message = archiveStep
+        let archiveStep =
+            e.code != DiskSpace.code && e.step.map { [.prepare, .rawdata, .calibration].contains($0) } ?? true
+        let message =
+            archiveStep
             ? "waiting for archive, retry at \(when): \(e.message)"
             : "transient failure at step \(e.step?.number ?? 0) \(e.step?.rawValue ?? ""), retry at \(when): \(e.message)"
         try publisher.transition(to: .queued, message: message) { doc in
@@ -145,7 +170,11 @@ extension JobRunner {
         }
         _ = try store.renewLease(jobId: jobId, attempt: attempt, released: true)
         record(publisher.document, step: e.step?.rawValue, attempt: job.attempt, message: message)
-        logger.warning("transient failure; retrying later", metadata: ["error.code": "\(e.code.rawValue)", "retry.at": "\(when)", "retry": .stringConvertible(retries + 1)])
+        logger.warning(
+            "transient failure; retrying later",
+            metadata: [
+                "error.code": "\(e.code.rawValue)", "retry.at": "\(when)", "retry": .stringConvertible(retries + 1),
+            ])
         return true
     }
 }

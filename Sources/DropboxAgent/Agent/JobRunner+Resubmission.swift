@@ -21,11 +21,15 @@ extension JobRunner {
     /// original's status is read again; if it has ended, this request ends the same way here (if the original's
     /// update came first, this write would otherwise leave the linked request `running` forever).
     func linkIfDuplicate(sha: String, request: RestoreRequest, checkpoint: JobCheckpoint) async throws -> Bool {
-        let mine = JobStore.IndexEntry(jobId: jobId, name: name, state: .running, finishedAt: nil, statusPath: statusPath)
+        let mine = JobStore.IndexEntry(
+            jobId: jobId, name: name, state: .running, finishedAt: nil, statusPath: statusPath)
         guard let existing = try store.createIndexEntry(mine, sha256: sha) else { return false }
         let now = Date().timeIntervalSince1970
-        let live = !existing.state.isTerminal && FileManager.default.fileExists(atPath: store.jobDirectory(existing.jobId))
-        let recentSuccess = existing.state == .succeeded && (existing.finishedAt.map { now - $0 <= settings.resubmitWindowSeconds } ?? false)
+        let live =
+            !existing.state.isTerminal && FileManager.default.fileExists(atPath: store.jobDirectory(existing.jobId))
+        let recentSuccess =
+            existing.state == .succeeded
+            && (existing.finishedAt.map { now - $0 <= settings.resubmitWindowSeconds } ?? false)
         guard existing.jobId != jobId, existing.name != name || live, live || recentSuccess else {
             try store.writeIndexEntry(mine, sha256: sha)
             return false
@@ -50,13 +54,16 @@ extension JobRunner {
         doc.requestId = request.requestId
         doc.result = original?.result
         doc.error = original?.error
-        doc.transition(to: original?.state ?? (live ? .running : .succeeded), step: original?.step.flatMap { StepName(rawValue: $0.name) },
-                       message: "identical to request \(existing.name); linked to its result instead of running again")
+        doc.transition(
+            to: original?.state ?? (live ? .running : .succeeded),
+            step: original?.step.flatMap { StepName(rawValue: $0.name) },
+            message: "identical to request \(existing.name); linked to its result instead of running again")
         if let hook = Self.linkRaceHook { await hook() }
         try claimConclusion()
         doc.advanceSequence()
         try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
-        if !doc.state.isTerminal, let ended = StatusPublisher.existing(at: existing.statusPath), ended.state.isTerminal {
+        if !doc.state.isTerminal, let ended = StatusPublisher.existing(at: existing.statusPath), ended.state.isTerminal
+        {
             let current = StatusPublisher.existing(at: statusPath) ?? doc
             if !current.state.isTerminal {
                 doc = current
@@ -69,13 +76,17 @@ extension JobRunner {
         }
         if doc.state.isTerminal {
             // The re-submission has ended with its original: its own recipients are told (once: the queue keys by job).
-            try await mailLinked(doc, request: request, facts: ["mous": request.mous], jobId: jobId, statusPath: statusPath, jobDirectory: finished)
+            try await mailLinked(
+                doc, request: request, facts: ["mous": request.mous], jobId: jobId, statusPath: statusPath,
+                jobDirectory: finished)
         }
         CrashPoint.hit("link-before-finish")
         _ = try store.finish(jobId: jobId, name: name, state: .succeeded, statusPath: statusPath)
         agent.metrics.add(\.linked)
         record(doc, step: nil, attempt: 0, message: "linked to \(existing.name)", jobDirectory: finished)
-        logger.info("request linked to an identical one", metadata: ["linked.to": "\(existing.name)", "state": "\(doc.state.rawValue)"])
+        logger.info(
+            "request linked to an identical one",
+            metadata: ["linked.to": "\(existing.name)", "state": "\(doc.state.rawValue)"])
         return true
     }
 
@@ -92,26 +103,32 @@ extension JobRunner {
             doc.advanceSequence()
             try? AtomicFile.write(try doc.encoded(), to: path, mode: settings.statusFileMode)
             // The linked request's own recipients, from its own request file (kept in finished/<its job>/).
-            guard !wasTerminal, let requestFile = doc.requestFile, let bytes = FileManager.default.contents(atPath: requestFile),
+            guard !wasTerminal, let requestFile = doc.requestFile,
+                let bytes = FileManager.default.contents(atPath: requestFile),
                 let parsed = try? RequestParser.parse([UInt8](bytes))
             else { continue }
             let jobDirectory = (requestFile as NSString).deletingLastPathComponent
             var linkedFacts = facts
             linkedFacts["mous"] = parsed.request.mous
             try? await mailLinked(
-                doc, request: parsed.request, facts: linkedFacts, jobId: (jobDirectory as NSString).lastPathComponent, statusPath: path,
+                doc, request: parsed.request, facts: linkedFacts, jobId: (jobDirectory as NSString).lastPathComponent,
+                statusPath: path,
                 jobDirectory: jobDirectory)
         }
     }
 
     /// Queues the mail of a linked request that has ended, to its own recipients, and records it in its status.
     func mailLinked(
-        _ doc: StatusDocument, request: RestoreRequest, facts: [String: String], jobId: String, statusPath: String, jobDirectory: String
+        _ doc: StatusDocument, request: RestoreRequest, facts: [String: String], jobId: String, statusPath: String,
+        jobDirectory: String
     ) async throws {
         guard settings.notifyOn.contains(doc.state), !request.email.isEmpty || doc.state != .succeeded else { return }
-        let notes = await agent.notifier.enqueue(doc, request: request, facts: facts, id: jobId, statusPath: statusPath, jobDirectory: jobDirectory)
+        let notes = await agent.notifier.enqueue(
+            doc, request: request, facts: facts, id: jobId, statusPath: statusPath, jobDirectory: jobDirectory)
         guard !notes.isEmpty else { return }
-        try ConcludedStatus.modify(at: statusPath, ifRequestFile: jobDirectory + "/request.json", mode: settings.statusFileMode) { current in
+        try ConcludedStatus.modify(
+            at: statusPath, ifRequestFile: jobDirectory + "/request.json", mode: settings.statusFileMode
+        ) { current in
             if current.notifications == nil { current.notifications = notes }
         }
     }

@@ -38,17 +38,23 @@ struct JobRunner: Sendable {
                 try await runChecked(resume: resume || retried)
                 return
             } catch is LeaseLost {
-                logger.error("lease lost to another agent; stopped without writing anything more", metadata: ["attempt": .stringConvertible(attempt)])
+                logger.error(
+                    "lease lost to another agent; stopped without writing anything more",
+                    metadata: ["attempt": .stringConvertible(attempt)])
                 return
             } catch {
                 // A status, checkpoint or lease write failed (a full disk, typically). The job is not abandoned in
                 // `running`: it keeps its slot and lease and resumes from its checkpoint once writes work again.
                 let noSpace = DiskSpace.isNoSpace(error)
                 logger.error(
-                    noSpace ? "no space left on device (ENOSPC); the request resumes when space returns" : "job bookkeeping failed; the request resumes from its checkpoint",
+                    noSpace
+                        ? "no space left on device (ENOSPC); the request resumes when space returns"
+                        : "job bookkeeping failed; the request resumes from its checkpoint",
                     metadata: ["error": "\(error)", "retry.seconds": .stringConvertible(delay)])
                 guard control.stopReason == nil, store.holdsLease(jobId: jobId, attempt: attempt) else {
-                    logger.error("job left to lease recovery", metadata: ["stop.reason": "\(control.stopReason?.rawValue ?? "lease lost")"])
+                    logger.error(
+                        "job left to lease recovery",
+                        metadata: ["stop.reason": "\(control.stopReason?.rawValue ?? "lease lost")"])
                     return
                 }
                 try? await Task.sleep(for: .seconds(delay))
@@ -74,9 +80,11 @@ struct JobRunner: Sendable {
         if !parsed.choseDeliveryFormat { request.deliveryFormat = settings.defaultDeliveryFormat }
         let existingStatus = StatusPublisher.existing(at: statusPath)
         let now = Timestamp.now()
-        var checkpoint = store.readCheckpoint(jobId: jobId) ?? JobCheckpoint(
-            jobId: jobId, name: name, spoolDirectory: settings.spoolDirectory, sha256: sha,
-            submittedAt: existingStatus?.submittedAt ?? now, restoreRoot: settings.restoreDirectory + "/" + jobId)
+        var checkpoint =
+            store.readCheckpoint(jobId: jobId)
+            ?? JobCheckpoint(
+                jobId: jobId, name: name, spoolDirectory: settings.spoolDirectory, sha256: sha,
+                submittedAt: existingStatus?.submittedAt ?? now, restoreRoot: settings.restoreDirectory + "/" + jobId)
         guard let lease = store.lease(jobId: jobId, attempt: attempt), lease.owner == AgentIdentity.current,
             store.holdsLease(jobId: jobId, attempt: attempt)
         else {
@@ -86,7 +94,11 @@ struct JobRunner: Sendable {
         CrashPoint.hit("before-duplicate-check")
         // Also on resume: a kill between the claim and this check must not run an identical request again. The
         // check is idempotent (the index already naming this job lets it run).
-        if checkpoint.completedSteps.isEmpty, try await linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint) { return }
+        if checkpoint.completedSteps.isEmpty,
+            try await linkIfDuplicate(sha: sha, request: request, checkpoint: checkpoint)
+        {
+            return
+        }
         let firstPending = StepName.allCases.first { !checkpoint.completedSteps.contains($0) } ?? .deliver
         if checkpoint.startedAt == nil { checkpoint.startedAt = now }
         Bookkeeping.noteWrite()
@@ -97,7 +109,10 @@ struct JobRunner: Sendable {
             document = StatusDocument(request: name, state: .queued)
             document.sequence = existingStatus?.sequence
         }
-        let store = self.store, jobId = self.jobId, attempt = self.attempt, control = self.control
+        let store = self.store
+        let jobId = self.jobId
+        let attempt = self.attempt
+        let control = self.control
         let publisher = StatusPublisher(
             path: statusPath, document: document, mode: settings.statusFileMode, logger: logger,
             fence: {
@@ -105,15 +120,23 @@ struct JobRunner: Sendable {
                 control.stop(.leaseLost, interruptNow: true)
                 return false
             })
-        let agent = self.agent, name = self.name
+        let agent = self.agent
+        let name = self.name
         let job = ExecutionJob(
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
             attempt: lease.countedAttempts, logger: logger, waitForSlot: { await agent.acquireSlot(name: name) })
 
         if lease.countedAttempts > settings.maxAttempts {
             try await conclude(
-                .failed(RestoreError(.tooManyAttempts, "the request was started \(lease.countedAttempts - 1) times without finishing (the agent running it stopped or crashed each time)", hint: "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more.")),
-                result: ExecutionResult(), job: job, request: request, checkpoint: checkpoint, publisher: publisher, sha: sha)
+                .failed(
+                    RestoreError(
+                        .tooManyAttempts,
+                        "the request was started \(lease.countedAttempts - 1) times without finishing (the agent running it stopped or crashed each time)",
+                        hint:
+                            "Look at the journal and the logs of the earlier attempts; raise agent.maxAttempts to allow more."
+                    )),
+                result: ExecutionResult(), job: job, request: request, checkpoint: checkpoint, publisher: publisher,
+                sha: sha)
             return
         }
         // A CASA left running by a killed agent is stopped by step 5 itself (processes working in the restore's
@@ -121,13 +144,19 @@ struct JobRunner: Sendable {
 
         // Who ran it before: the previous attempt's lease says (the status may name whoever last wrote `queued`).
         // A released lease (clean stop, transient wait) is no takeover: the status says so then (no agent).
-        let previous = store.lease(jobId: jobId, attempt: attempt - 1).flatMap { $0.released ? nil : StatusDocument.Agent(host: $0.owner.host, pid: $0.owner.pid) }
+        let previous =
+            store.lease(jobId: jobId, attempt: attempt - 1).flatMap {
+                $0.released ? nil : StatusDocument.Agent(host: $0.owner.host, pid: $0.owner.pid)
+            }
             ?? existingStatus?.agent
-        let startMessage = resume ? Self.resumeMessage(previous: previous, step: firstPending, attempt: lease.countedAttempts) : "claimed"
+        let startMessage =
+            resume
+            ? Self.resumeMessage(previous: previous, step: firstPending, attempt: lease.countedAttempts) : "claimed"
         try publisher.transition(to: .running, step: firstPending, message: startMessage) { doc in
             // A takeover or resume at the step the status already shows is still a line in the history.
             if resume, doc.history.last?.message != startMessage {
-                doc.history.append(.init(at: doc.updatedAt, state: .running, step: .init(firstPending), message: startMessage))
+                doc.history.append(
+                    .init(at: doc.updatedAt, state: .running, step: .init(firstPending), message: startMessage))
             }
             doc.requestId = request.requestId
             doc.mous = request.mous
@@ -143,22 +172,30 @@ struct JobRunner: Sendable {
             doc.result = nil
             doc.finishedAt = nil
         }
-        record(publisher.document, step: firstPending.rawValue, attempt: lease.countedAttempts, message: resume ? "resumed" : "claimed")
+        record(
+            publisher.document, step: firstPending.rawValue, attempt: lease.countedAttempts,
+            message: resume ? "resumed" : "claimed")
 
-        let observer = JobObserver(runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.countedAttempts, job: job)
+        let observer = JobObserver(
+            runner: self, checkpoint: checkpoint, publisher: publisher, attempt: lease.countedAttempts, job: job)
         // The steps themselves on the cooperative pool (they hand their blocking work to BlockingWork); the observer
         // moves each step transition back onto the bookkeeping threads.
         let executor = agent.executor
-        let (outcome, result) = await withTaskExecutorPreference(globalConcurrentExecutor) { await executor.execute(
-            job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher) }
-        try await conclude(outcome, result: result, job: job, request: request, checkpoint: observer.checkpoint, publisher: publisher, sha: sha)
+        let (outcome, result) = await withTaskExecutorPreference(globalConcurrentExecutor) {
+            await executor.execute(
+                job, completed: Set(checkpoint.completedSteps), observer: observer, reporter: publisher)
+        }
+        try await conclude(
+            outcome, result: result, job: job, request: request, checkpoint: observer.checkpoint, publisher: publisher,
+            sha: sha)
     }
 
     /// How a resume reads in the history: a takeover names the agent it took the request from.
     static func resumeMessage(previous: StatusDocument.Agent?, step: StepName, attempt: Int) -> String {
         let me = AgentIdentity.current
         if let previous, previous.host != me.host || previous.pid != me.pid {
-            return "taken over from \(previous.host) pid \(previous.pid); resumed at step \(step.number) (attempt \(attempt))"
+            return
+                "taken over from \(previous.host) pid \(previous.pid); resumed at step \(step.number) (attempt \(attempt))"
         }
         return "resumed at step \(step.number) (attempt \(attempt))"
     }
@@ -184,7 +221,9 @@ struct JobRunner: Sendable {
         let kept = store.rejectedDirectory + "/" + name + ".\(jobId).json"
         _ = rename(directory + "/request.json", kept)
         var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .rejected)
-        doc.error = .init(code: code.rawValue, message: message, hint: "The file changed after it was validated; drop it again when complete.")
+        doc.error = .init(
+            code: code.rawValue, message: message,
+            hint: "The file changed after it was validated; drop it again when complete.")
         doc.requestFile = kept
         doc.transition(to: .rejected, message: message)
         doc.advanceSequence()

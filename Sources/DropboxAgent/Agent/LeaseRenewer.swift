@@ -97,12 +97,15 @@ final class LeaseRenewer: Sendable {
         let (last, limit) = alive.withLock { $0 }
         let silent = limit.map { Self.monotonicNow() - last > $0 } ?? false
         if silent {
-            logger.error("the agent's work loop has not run for \(Int(Self.monotonicNow() - last)) s: leases are no longer renewed, so other agents can take the jobs over")
+            logger.error(
+                "the agent's work loop has not run for \(Int(Self.monotonicNow() - last)) s: leases are no longer renewed, so other agents can take the jobs over"
+            )
         }
         for job in heldJobs {
             do {
                 // While the work loop is silent, leases are only checked (a lost one still stops its job at once).
-                let ours = silent
+                let ours =
+                    silent
                     ? store.holdsLease(jobId: job.jobId, attempt: job.attempt)
                     : try store.renewLease(jobId: job.jobId, attempt: job.attempt, keepReleased: true) != nil
                 if !ours {
@@ -110,8 +113,10 @@ final class LeaseRenewer: Sendable {
                     logger.error(
                         "lease taken over by another agent; stopping",
                         metadata: [
-                            "request.name": "\(job.name)", "job.id": "\(job.jobId)", "attempt": .stringConvertible(job.attempt),
-                            "owner": "\(lease.map { "\($0.owner.host):\($0.owner.pid) attempt \($0.attempt)" } ?? "none")",
+                            "request.name": "\(job.name)", "job.id": "\(job.jobId)",
+                            "attempt": .stringConvertible(job.attempt),
+                            "owner":
+                                "\(lease.map { "\($0.owner.host):\($0.owner.pid) attempt \($0.attempt)" } ?? "none")",
                         ])
                     release(jobId: job.jobId)
                     job.control.stop(.leaseLost, interruptNow: true)

@@ -59,13 +59,16 @@ extension RestoreExecutor {
 
 /// Sends the completion notification of a request; never fails the request.
 protocol Notifier: Sendable {
-    func notify(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) async -> [StatusDocument.Notification]
+    func notify(
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String]
+    ) async -> [StatusDocument.Notification]
     /// Queues the notification durably for sending outside the job (default: sends at once with ``notify``).
     /// - Parameters:
     ///   - id: one message per id (the job id): a resumed conclusion does not queue it twice.
     ///   - jobDirectory: where the concluded job will be kept; the status is updated only while it points there.
     func enqueue(
-        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String, jobDirectory: String
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String,
+        jobDirectory: String
     ) async -> [StatusDocument.Notification]
     /// Sends what is due in the queue (default: nothing queued).
     func sendQueued() async
@@ -73,7 +76,8 @@ protocol Notifier: Sendable {
 
 extension Notifier {
     func enqueue(
-        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String, jobDirectory: String
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String,
+        jobDirectory: String
     ) async -> [StatusDocument.Notification] {
         await notify(status, request: request, facts: facts)
     }

@@ -23,7 +23,8 @@ extension SpoolAgent {
                 _ = rename(settings.spoolDirectory + "/" + entry, store.jobDirectory(jobId) + "/cancel")
                 // Status first, then the move (a kill in between leaves a job that is resumed, not a stale status).
                 let finished = store.finishedDirectory + "/" + jobId
-                var doc = StatusPublisher.existing(at: statusPath(name)) ?? StatusDocument(request: name, state: .cancelled)
+                var doc =
+                    StatusPublisher.existing(at: statusPath(name)) ?? StatusDocument(request: name, state: .cancelled)
                 doc.requestFile = finished + "/request.json"
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
                 doc.transition(to: .cancelled, message: "cancelled before it started")
@@ -33,16 +34,21 @@ extension SpoolAgent {
                 try? journal.record(doc, jobId: jobId, attempt: 0, jobDirectory: finished, statusPath: statusPath(name))
                 logger.warning("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
             } catch {
-                logger.error("cannot cancel a queued request", metadata: ["request.name": "\(name)", "error": "\(error)"])
+                logger.error(
+                    "cannot cancel a queued request", metadata: ["request.name": "\(name)", "error": "\(error)"])
             }
             return
         }
         if let status = StatusPublisher.existing(at: statusPath(name)) {
-            if !status.state.isTerminal, let agent = status.agent, agent.host != AgentIdentity.current.host || agent.pid != AgentIdentity.current.pid {
+            if !status.state.isTerminal, let agent = status.agent,
+                agent.host != AgentIdentity.current.host || agent.pid != AgentIdentity.current.pid
+            {
                 return  // another agent runs it and will see the cancel file at its next step
             }
             if !status.state.isTerminal { return }  // a takeover may pick it up
-            _ = try? store.quarantine(entry: entry, reason: "request \(name) has already ended (\(status.state.rawValue)); nothing to cancel", code: .nothingToCancel)
+            _ = try? store.quarantine(
+                entry: entry, reason: "request \(name) has already ended (\(status.state.rawValue)); nothing to cancel",
+                code: .nothingToCancel)
         } else {
             _ = try? store.quarantine(entry: entry, reason: "there is no request named \(name)", code: .nothingToCancel)
         }

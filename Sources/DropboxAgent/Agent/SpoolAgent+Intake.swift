@@ -18,7 +18,9 @@ extension SpoolAgent {
             handleCancel(name: name, entry: entry)
         case .commitMarker(let name):
             // The request may have been waiting for its settle time: with the marker it need not.
-            if pending[name] != nil || access(settings.spoolDirectory + "/" + name + ".json", F_OK) == 0 { examine(name: name) }
+            if pending[name] != nil || access(settings.spoolDirectory + "/" + name + ".json", F_OK) == 0 {
+                examine(name: name)
+            }
         case .request(let name):
             examine(name: name)
         }
@@ -28,10 +30,18 @@ extension SpoolAgent {
         do {
             guard let kept = try store.quarantine(entry: entry, reason: reason, code: .invalidName) else { return }
             metrics.add(\.rejected)
-            metrics.detail.finished(jobId: nil, state: .rejected, code: RestoreError.Code.invalidName.rawValue, durationSeconds: nil)
-            logger.error("request rejected", metadata: ["entry": "\(SpoolNames.printable(entry))", "error.code": "invalidName", "reason": "\(reason)", "kept": "\(kept)"])
+            metrics.detail.finished(
+                jobId: nil, state: .rejected, code: RestoreError.Code.invalidName.rawValue, durationSeconds: nil)
+            logger.error(
+                "request rejected",
+                metadata: [
+                    "entry": "\(SpoolNames.printable(entry))", "error.code": "invalidName", "reason": "\(reason)",
+                    "kept": "\(kept)",
+                ])
         } catch {
-            logger.error("cannot move a badly named request aside", metadata: ["entry": "\(SpoolNames.printable(entry))", "error": "\(error)"])
+            logger.error(
+                "cannot move a badly named request aside",
+                metadata: ["entry": "\(SpoolNames.printable(entry))", "error": "\(error)"])
         }
     }
 
@@ -46,7 +56,9 @@ extension SpoolAgent {
         }
         let contents: SafeRequestFile.Contents?
         do {
-            contents = try SafeRequestFile.read(directoryFD: spoolFD, name: name + ".json", maxBytes: settings.maxRequestBytes, allowedOwners: settings.allowedOwners)
+            contents = try SafeRequestFile.read(
+                directoryFD: spoolFD, name: name + ".json", maxBytes: settings.maxRequestBytes,
+                allowedOwners: settings.allowedOwners)
         } catch {
             // `link(temp, final)` then `unlink(temp)` (how `submit` and Maildir-style writers publish a file without
             // replacing another) shows two links for a moment: a hard link is refused only once it has stayed one
@@ -84,10 +96,14 @@ extension SpoolAgent {
                     reject(name: name, code: refusal.code, message: refusal.message, hint: refusal.hint)
                     return
                 }
-                accept(name: name, parsed: parsed, bytes: contents.bytes, firstSeen: file.firstSeen, owner: contents.identity.owner)
+                accept(
+                    name: name, parsed: parsed, bytes: contents.bytes, firstSeen: file.firstSeen,
+                    owner: contents.identity.owner)
             } else {
                 pending[name] = file
-                noteWaiting(name: name, file: file, why: "waiting until the file has been unchanged for \(settings.settleSeconds) s")
+                noteWaiting(
+                    name: name, file: file,
+                    why: "waiting until the file has been unchanged for \(settings.settleSeconds) s")
                 scheduleRecheck(name: name, at: file.stableSince + settings.settleSeconds)
             }
         } catch {
@@ -98,11 +114,19 @@ extension SpoolAgent {
                 // Re-examined on the next close/rename event, a rescan, or when the timeout is due.
                 scheduleRecheck(name: name, at: file.firstSeen + settings.incompleteTimeoutSeconds)
             } else if error.truncated {
-                reject(name: name, code: .incompleteRequest,
-                       message: "the request was still not one complete JSON object after \(Int(settings.incompleteTimeoutSeconds)) s: \(error.message)",
-                       hint: "Write the file under a temporary name (name.json.part or .name.json) and rename it when complete; an interrupted transfer leaves a truncated file.")
+                reject(
+                    name: name, code: .incompleteRequest,
+                    message:
+                        "the request was still not one complete JSON object after \(Int(settings.incompleteTimeoutSeconds)) s: \(error.message)",
+                    hint:
+                        "Write the file under a temporary name (name.json.part or .name.json) and rename it when complete; an interrupted transfer leaves a truncated file."
+                )
             } else if stable {
-                reject(name: name, code: error.code, message: error.message, hint: "Fix the request and drop it again; `dropbox-agent validate FILE` checks a request without running it.")
+                reject(
+                    name: name, code: error.code, message: error.message,
+                    hint:
+                        "Fix the request and drop it again; `dropbox-agent validate FILE` checks a request without running it."
+                )
             } else {
                 pending[name] = file
                 noteWaiting(name: name, file: file, why: "not valid yet; checking again when the file is stable")
@@ -184,7 +208,8 @@ extension SpoolAgent {
             metrics.add(\.rejected)
             metrics.detail.finished(jobId: nil, state: .rejected, code: code.rawValue, durationSeconds: nil)
             let previous = StatusPublisher.existing(at: statusPath(name))
-            var doc = previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
+            var doc =
+                previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
             doc.sequence = previous?.sequence
             doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
             doc.error = .init(code: code.rawValue, message: message, hint: hint)
@@ -194,7 +219,12 @@ extension SpoolAgent {
             try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
             let jobId = "rejected:\(name):\(doc.updatedAt)"
             try? journal.record(doc, jobId: jobId, attempt: 0, statusPath: statusPath(name), message: message)
-            logger.error("request rejected", metadata: ["request.name": "\(name)", "error.code": "\(code)", "error.message": "\(message)", "kept": "\(kept)"])
+            logger.error(
+                "request rejected",
+                metadata: [
+                    "request.name": "\(name)", "error.code": "\(code)", "error.message": "\(message)",
+                    "kept": "\(kept)",
+                ])
         } catch {
             logger.error("cannot reject a request", metadata: ["request.name": "\(name)", "error": "\(error)"])
         }
@@ -203,10 +233,13 @@ extension SpoolAgent {
     private func accept(name: String, parsed: ParsedRequest, bytes: [UInt8], firstSeen: Double, owner: uid_t) {
         let sha = RequestDigest.hex(bytes)
         if !parsed.ignoredFields.isEmpty {
-            logger.notice("ignored fields of a workflow event", metadata: ["request.name": "\(name)", "fields": "\(parsed.ignoredFields.joined(separator: ", "))"])
+            logger.notice(
+                "ignored fields of a workflow event",
+                metadata: ["request.name": "\(name)", "fields": "\(parsed.ignoredFields.joined(separator: ", "))"])
         }
         if queue.contains(where: { $0.name == name }) { return }
-        queue.append(QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha, owner: owner, mous: parsed.request.mous))
+        queue.append(
+            QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha, owner: owner, mous: parsed.request.mous))
         queue.sort { $0.firstSeen < $1.firstSeen }
         do {
             // Under the entry's lock and only while the file is still in the spool: a claim (which takes the same
@@ -217,14 +250,18 @@ extension SpoolAgent {
                 if let existing, ![.waiting, .queued].contains(existing.state), !existing.state.isTerminal {
                     return  // another agent has it
                 }
-                var doc = existing.flatMap { $0.state == .waiting ? $0 : nil } ?? StatusDocument(request: name, state: .queued)
+                var doc =
+                    existing.flatMap { $0.state == .waiting ? $0 : nil }
+                    ?? StatusDocument(request: name, state: .queued)
                 doc.sequence = existing?.sequence
                 doc.submittedAt = doc.submittedAt ?? Timestamp.string(Date(timeIntervalSince1970: firstSeen))
                 doc.requestId = parsed.request.requestId
                 doc.mous = parsed.request.mous
                 doc.sha256 = sha
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
-                if !parsed.ignoredFields.isEmpty { doc.warnings = ["ignored event fields: " + parsed.ignoredFields.joined(separator: ", ")] }
+                if !parsed.ignoredFields.isEmpty {
+                    doc.warnings = ["ignored event fields: " + parsed.ignoredFields.joined(separator: ", ")]
+                }
                 doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
                 doc.advanceSequence()
                 try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
@@ -232,7 +269,8 @@ extension SpoolAgent {
         } catch {
             logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
         }
-        logger.info("request state changed", metadata: ["request.name": "\(name)", "state": "queued", "sha256": "\(sha)"])
+        logger.info(
+            "request state changed", metadata: ["request.name": "\(name)", "state": "queued", "sha256": "\(sha)"])
         DashboardTrigger.poke()
         pump()
     }
@@ -247,7 +285,8 @@ extension SpoolAgent {
         guard fd >= 0 else { return }
         defer { close(fd) }
         guard flock(fd, LOCK_EX) == 0 else { return }
-        var opened = stat(), listed = stat()
+        var opened = stat()
+        var listed = stat()
         guard fstat(fd, &opened) == 0, fstatat(spoolFD, entry, &listed, AT_SYMLINK_NOFOLLOW) == 0,
             opened.st_ino == listed.st_ino, opened.st_dev == listed.st_dev
         else { return }

@@ -14,7 +14,9 @@ extension SpoolAgent {
             guard let lease = store.readLease(jobId: jobId) else { continue }
             guard lease.isAvailable() else { continue }
             // Waiting to retry after a transient failure (the archive was down): not before its time.
-            if let retryAt = store.readCheckpoint(jobId: jobId)?.retryAt, retryAt > Date().timeIntervalSince1970 { continue }
+            if let retryAt = store.readCheckpoint(jobId: jobId)?.retryAt, retryAt > Date().timeIntervalSince1970 {
+                continue
+            }
             let hasRequest = access(dir + "/request.json", F_OK) == 0
             if !hasRequest {
                 // A claim interrupted before its rename: the request is still in the spool (or was never ours).
@@ -25,12 +27,18 @@ extension SpoolAgent {
             do {
                 // A crash while concluding is not a failed attempt: the restore itself had ended.
                 let counts = !lease.released && lease.concludes == nil
-                guard let newLease = try store.takeOver(jobId: jobId, from: lease, countsAsAttempt: counts) else { continue }
+                guard let newLease = try store.takeOver(jobId: jobId, from: lease, countsAsAttempt: counts) else {
+                    continue
+                }
                 metrics.add(ownCleanStop ? \.resumes : \.takeovers)
                 let name = store.readCheckpoint(jobId: jobId)?.name ?? String(jobId.split(separator: ".").first ?? "")
                 logger.notice(
                     lease.released ? "resuming a request" : "taking over a request",
-                    metadata: ["job.id": "\(jobId)", "request.name": "\(name)", "attempt": .stringConvertible(newLease.attempt), "previous.owner": "\(lease.owner.host):\(lease.owner.pid)"])
+                    metadata: [
+                        "job.id": "\(jobId)", "request.name": "\(name)",
+                        "attempt": .stringConvertible(newLease.attempt),
+                        "previous.owner": "\(lease.owner.host):\(lease.owner.pid)",
+                    ])
                 start(jobId: jobId, name: name, resume: true, attempt: newLease.attempt)
             } catch {
                 logger.error("cannot take over a job", metadata: ["job.id": "\(jobId)", "error": "\(error)"])

@@ -48,7 +48,8 @@ extension SpoolAgent {
         let fast = queue.filter { q in
             if let e = store.indexEntry(sha256: q.sha256), e.name != q.name {
                 let live = !e.state.isTerminal && FileManager.default.fileExists(atPath: store.jobDirectory(e.jobId))
-                let recent = e.state == .succeeded && (e.finishedAt.map { now - $0 <= settings.resubmitWindowSeconds } ?? false)
+                let recent =
+                    e.state == .succeeded && (e.finishedAt.map { now - $0 <= settings.resubmitWindowSeconds } ?? false)
                 if live || recent { return true }
             }
             return q.mous.map { executor.mayReuse(mous: $0) } ?? false
@@ -82,7 +83,8 @@ extension SpoolAgent {
 
     /// Whether `owner` may start another restore under `maxConcurrentPerDropper` (0: no per-dropper bound).
     private func ownerHasRoom(_ owner: uid_t) -> Bool {
-        settings.maxConcurrentPerDropper <= 0 || running.values.filter { $0.owner == owner }.count < settings.maxConcurrentPerDropper
+        settings.maxConcurrentPerDropper <= 0
+            || running.values.filter { $0.owner == owner }.count < settings.maxConcurrentPerDropper
     }
 
     func start(jobId: String, name: String, resume: Bool, attempt: Int, owner: uid_t? = nil, fast: Bool = false) {

@@ -98,14 +98,18 @@ actor SpoolAgent {
     /// Fast-lane jobs waiting for a slot, oldest first.
     var slotWaiters: [(name: String, continuation: CheckedContinuation<Void, Never>)] = []
 
-    init(settings: Settings, store: JobStore, journal: Journal, executor: any RestoreExecutor, notifier: any Notifier, logger: Logger) throws {
+    init(
+        settings: Settings, store: JobStore, journal: Journal, executor: any RestoreExecutor, notifier: any Notifier,
+        logger: Logger
+    ) throws {
         self.settings = settings
         self.store = store
         self.journal = journal
         self.executor = executor
         self.notifier = notifier
         self.logger = logger
-        self.renewer = LeaseRenewer(store: store, interval: Self.renewalInterval(leaseSeconds: settings.leaseSeconds), logger: logger)
+        self.renewer = LeaseRenewer(
+            store: store, interval: Self.renewalInterval(leaseSeconds: settings.leaseSeconds), logger: logger)
         try store.prepare()
         let fd = open(settings.spoolDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError(call: "open", path: settings.spoolDirectory, errno: errno) }
@@ -133,7 +137,9 @@ actor SpoolAgent {
         slotWaiters.removeAll()
         for job in running.values { job.control.stop(.shutdown, interruptNow: false) }
         guard !running.isEmpty else { return }
-        logger.notice("stopping: waiting for running steps", metadata: ["running": .stringConvertible(running.count), "grace.seconds": .stringConvertible(grace)])
+        logger.notice(
+            "stopping: waiting for running steps",
+            metadata: ["running": .stringConvertible(running.count), "grace.seconds": .stringConvertible(grace)])
         let controls = running.values.map(\.control)
         let timer = Task {
             try? await Task.sleep(for: .seconds(grace))
@@ -149,7 +155,9 @@ actor SpoolAgent {
     nonisolated func collectGarbage(retentionDays: Double) async {
         let store = self.store
         let removed = await BlockingWork.run { _ in store.collectGarbage(retention: retentionDays * 86400) }
-        if !removed.isEmpty { logger.info("finished requests past their retention removed", metadata: ["jobs": "\(removed)"]) }
+        if !removed.isEmpty {
+            logger.info("finished requests past their retention removed", metadata: ["jobs": "\(removed)"])
+        }
     }
 
     /// Seconds the oldest queued request has waited for a slot (0 when none).

@@ -13,9 +13,14 @@ extension CheckCommand {
                 !path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
             }
             if missing.isEmpty {
-                r.ok("execution", "slurm: \(c.execution.slurm.partition.map { "partition \($0)" } ?? "default partition")" + (ProcessInfo.processInfo.environment["SLURM_CONF"].map { ", SLURM_CONF=\($0)" } ?? "") + " (check --cluster submits a probe job)")
+                r.ok(
+                    "execution",
+                    "slurm: \(c.execution.slurm.partition.map { "partition \($0)" } ?? "default partition")"
+                        + (ProcessInfo.processInfo.environment["SLURM_CONF"].map { ", SLURM_CONF=\($0)" } ?? "")
+                        + " (check --cluster submits a probe job)")
             } else {
-                r.fail("execution", "slurm: \(missing.joined(separator: ", ")) not found on PATH (install slurm-client)")
+                r.fail(
+                    "execution", "slurm: \(missing.joined(separator: ", ")) not found on PATH (install slurm-client)")
             }
         }
     }
@@ -28,7 +33,10 @@ extension CheckCommand {
         let restores = c.agent.restoreDirectory!
         var needed: [String] = [restores]
         if c.execution.backend != .slurm {
-            r.warn("cluster", "execution.backend is \(c.execution.backend.rawValue): the restores do not use the cluster checked here")
+            r.warn(
+                "cluster",
+                "execution.backend is \(c.execution.backend.rawValue): the restores do not use the cluster checked here"
+            )
         }
         guard let programDir = c.casa.programDirectory else {
             r.fail("cluster", "casa.programDirectory is not known: the job script run_job.sh cannot be found")

@@ -24,7 +24,9 @@ struct DropboxAgentCommand: AsyncParsableCommand {
 
     /// Runs the command; usage errors exit 2 as the contract says (ArgumentParser's default is 64, EX_USAGE).
     static func main() async {
-        if let suggestion = CommandSuggestion.check(Array(CommandLine.arguments.dropFirst()), known: configuration.subcommands.map { $0._commandName }) {
+        if let suggestion = CommandSuggestion.check(
+            Array(CommandLine.arguments.dropFirst()), known: configuration.subcommands.map { $0._commandName })
+        {
             FileHandle.standardError.write(Data((suggestion + "\n").utf8))
             Foundation.exit(2)
         }

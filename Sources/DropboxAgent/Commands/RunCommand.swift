@@ -5,7 +5,8 @@ import Logging
 /// `dropbox-agent run`: the daemon, in the foreground; stops cleanly on SIGTERM/SIGINT.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run the agent in the foreground (logs to stderr; SIGTERM/SIGINT stop it cleanly).")
+        commandName: "run",
+        abstract: "Run the agent in the foreground (logs to stderr; SIGTERM/SIGINT stop it cleanly).")
 
     @OptionGroup var spoolOptions: SpoolOptions
 

@@ -14,7 +14,11 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON (the status document, or an array of them).")
     var json = false
 
-    @Flag(name: .long, help: "Keep showing the requests, refreshed (a live table with progress bars on a terminal, plain tables on changes otherwise); Ctrl-C ends it.")
+    @Flag(
+        name: .long,
+        help:
+            "Keep showing the requests, refreshed (a live table with progress bars on a terminal, plain tables on changes otherwise); Ctrl-C ends it."
+    )
     var watch = false
 
     @Option(name: .long, help: "Seconds between refreshes with --watch.")
@@ -44,10 +48,14 @@ struct StatusCommand: ParsableCommand {
         }
         let listing: [String]
         do { listing = try FileManager.default.contentsOfDirectory(atPath: spool) } catch {
-            throw fail("cannot list the spool \(spool): \(error.localizedDescription) (name the request: dropbox-agent status NAME)")
+            throw fail(
+                "cannot list the spool \(spool): \(error.localizedDescription) (name the request: dropbox-agent status NAME)"
+            )
         }
         let entries = listing.filter { $0.hasSuffix(".status.json") && !$0.hasPrefix(".") }.sorted()
-        let docs = entries.compactMap { FileManager.default.contents(atPath: spool + "/" + $0).flatMap { try? StatusDocument.decode($0) } }
+        let docs = entries.compactMap {
+            FileManager.default.contents(atPath: spool + "/" + $0).flatMap { try? StatusDocument.decode($0) }
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -55,15 +63,20 @@ struct StatusCommand: ParsableCommand {
             print()
             return
         }
-        print(Self.pad("NAME", 28) + Self.pad("STATE", 11) + Self.pad("STEP", 15) + Self.pad("PROGRESS", 10) + "UPDATED")
+        print(
+            Self.pad("NAME", 28) + Self.pad("STATE", 11) + Self.pad("STEP", 15) + Self.pad("PROGRESS", 10) + "UPDATED")
         for d in docs {
             let step = d.step.map { "\($0.number) \($0.name)" } ?? "-"
             let progress = d.progress?.fraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-"
-            print(Self.pad(d.request, 28) + Self.pad(d.state.rawValue, 11) + Self.pad(step, 15) + Self.pad(progress, 10) + d.updatedAt)
+            print(
+                Self.pad(d.request, 28) + Self.pad(d.state.rawValue, 11) + Self.pad(step, 15) + Self.pad(progress, 10)
+                    + d.updatedAt)
         }
     }
 
-    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? String(s.prefix(n - 1)) + " " : s + String(repeating: " ", count: n - s.count) }
+    static func pad(_ s: String, _ n: Int) -> String {
+        s.count >= n ? String(s.prefix(n - 1)) + " " : s + String(repeating: " ", count: n - s.count)
+    }
 
     /// A few human lines for one request.
     static func describe(_ d: StatusDocument) -> String {
@@ -87,7 +100,9 @@ struct StatusCommand: ParsableCommand {
             lines.append("ms:        \(r.measurementSets.joined(separator: ", "))")
         }
         if let link = d.linkedTo { lines.append("linked to: \(link.request)") }
-        for n in d.notifications ?? [] { lines.append("mail:      \(n.to) \(n.state)" + (n.error.map { " (\($0))" } ?? "")) }
+        for n in d.notifications ?? [] {
+            lines.append("mail:      \(n.to) \(n.state)" + (n.error.map { " (\($0))" } ?? ""))
+        }
         if let f = d.requestFile { lines.append("kept at:   \(f)") }
         lines.append("updated:   \(d.updatedAt)")
         return lines.joined(separator: "\n")

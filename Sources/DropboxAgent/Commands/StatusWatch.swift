@@ -28,29 +28,40 @@ enum StatusWatch {
         let live = docs.filter { !$0.state.isTerminal }.sorted {
             (order[$0.state] ?? 9, $0.submittedAt ?? "") < (order[$1.state] ?? 9, $1.submittedAt ?? "")
         }
-        let finished = docs.filter { $0.state.isTerminal }.sorted { ($0.finishedAt ?? "") > ($1.finishedAt ?? "") }.prefix(20)
-        var out = StatusCommand.pad("NAME", 28) + StatusCommand.pad("STATE", 11) + StatusCommand.pad("STEP", 16) + StatusCommand.pad("PROGRESS", 30) + "ETA / ERROR\n"
+        let finished = docs.filter { $0.state.isTerminal }.sorted { ($0.finishedAt ?? "") > ($1.finishedAt ?? "") }
+            .prefix(20)
+        var out =
+            StatusCommand.pad("NAME", 28) + StatusCommand.pad("STATE", 11) + StatusCommand.pad("STEP", 16)
+            + StatusCommand.pad("PROGRESS", 30) + "ETA / ERROR\n"
         for d in live + finished {
             let step = d.step.map { "\($0.number)/6 \($0.name)" } ?? "-"
             var progress = "-"
             if d.state == .running {
                 let f = d.progress?.fraction ?? 0
                 let filled = Int((f * 20).rounded())
-                progress = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "] " + String(format: "%3.0f%%", f * 100)
+                progress =
+                    "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "] "
+                    + String(format: "%3.0f%%", f * 100)
             }
-            let tail = d.state == .running ? (d.progress?.etaSeconds.map { "eta " + DashboardRenderer.humanDuration($0) } ?? "") : (d.error.map { "[\($0.code)]" } ?? "")
+            let tail =
+                d.state == .running
+                ? (d.progress?.etaSeconds.map { "eta " + DashboardRenderer.humanDuration($0) } ?? "")
+                : (d.error.map { "[\($0.code)]" } ?? "")
             var state = StatusCommand.pad(d.state.rawValue, 11)
             if colour {
-                let code = switch d.state {
-                case .succeeded: "32"
-                case .failed, .rejected: "31"
-                case .running: "34"
-                case .cancelled: "33"
-                default: "0"
-                }
+                let code =
+                    switch d.state {
+                    case .succeeded: "32"
+                    case .failed, .rejected: "31"
+                    case .running: "34"
+                    case .cancelled: "33"
+                    default: "0"
+                    }
                 state = "\u{1B}[\(code)m" + state + "\u{1B}[0m"
             }
-            out += StatusCommand.pad(d.request, 28) + state + StatusCommand.pad(step, 16) + StatusCommand.pad(progress, 30) + tail + "\n"
+            out +=
+                StatusCommand.pad(d.request, 28) + state + StatusCommand.pad(step, 16) + StatusCommand.pad(progress, 30)
+                + tail + "\n"
         }
         if docs.isEmpty { out += "(no requests)\n" }
         return out

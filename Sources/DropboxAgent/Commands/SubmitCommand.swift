@@ -26,7 +26,9 @@ struct SubmitCommand: ParsableCommand {
         var requestName = name ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         if requestName.isEmpty { requestName = "request" }
         guard SpoolNames.isValidName(requestName) else {
-            throw fail("\"\(requestName)\" is not a valid request name ([A-Za-z0-9][A-Za-z0-9._-]{0,127}, not ending in .status); use --name")
+            throw fail(
+                "\"\(requestName)\" is not a valid request name ([A-Za-z0-9][A-Za-z0-9._-]{0,127}, not ending in .status); use --name"
+            )
         }
         let spool = configuration.spool.directory!
         guard FileManager.default.fileExists(atPath: spool) else { throw fail("the spool \(spool) does not exist") }
@@ -37,7 +39,9 @@ struct SubmitCommand: ParsableCommand {
         do { created = try AtomicFile.create(data, at: target, mode: 0o644) } catch {
             throw fail("cannot write into the spool: \(error)")
         }
-        guard created else { throw fail("a request named \(requestName) is already waiting in \(spool); choose another --name") }
+        guard created else {
+            throw fail("a request named \(requestName) is already waiting in \(spool); choose another --name")
+        }
         print(requestName)
     }
 }

@@ -15,7 +15,8 @@ struct ValidateCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Configuration file (JSON). Default: built-in defaults.")
     var config: String?
 
-    @Flag(name: .long, help: "Also print the restore plan (files to fetch, sessions) and the PPR that would be written.")
+    @Flag(
+        name: .long, help: "Also print the restore plan (files to fetch, sessions) and the PPR that would be written.")
     var plan = false
 
     func run() async throws {
@@ -30,13 +31,18 @@ struct ValidateCommand: AsyncParsableCommand {
         // With a configuration, the CASA installation the request names must be one of it (as at intake).
         if config != nil || plan, parsed.request.casa != nil {
             let configuration = try AgentConfiguration.load(path: config)
-            do { _ = try CASASelection.requestedInstallation(parsed.request.casa, installations: ProductionExecutor.casaInstallations(configuration)) } catch {
+            do {
+                _ = try CASASelection.requestedInstallation(
+                    parsed.request.casa, installations: ProductionExecutor.casaInstallations(configuration))
+            } catch {
                 let path = parsed.request.form == .native ? "$.casa" : "$.metadata.casaHome"
                 print("\(file): \(path): \(error.message)")
                 throw ExitCode(1)
             }
         }
-        print("\(file): valid \(parsed.request.form == .native ? "native request" : "workflow event") for \(parsed.request.mous)")
+        print(
+            "\(file): valid \(parsed.request.form == .native ? "native request" : "workflow event") for \(parsed.request.mous)"
+        )
         if plan {
             let configuration = try AgentConfiguration.load(path: config)
             do {

@@ -75,23 +75,31 @@ struct AgentConfiguration: Codable, Sendable {
 
     /// Loads `path`, or the defaults when `path` is nil; relative paths in the file are taken relative to it.
     static func load(path: String?) throws -> AgentConfiguration {
-        guard let path else { return AgentConfiguration().resolved(relativeTo: FileManager.default.currentDirectoryPath) }
+        guard let path else {
+            return AgentConfiguration().resolved(relativeTo: FileManager.default.currentDirectoryPath)
+        }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ConfigurationError(path: path, message: "cannot read the configuration file: \(error.localizedDescription)")
+            throw ConfigurationError(
+                path: path, message: "cannot read the configuration file: \(error.localizedDescription)")
         }
         do {
             let json = try parseSyntax([UInt8](data))
             let config = try JSONDecoder().decode(AgentConfiguration.self, from: data)
             try checkNestedKeys(json)
             try config.checkChoices()
-            return config.resolved(relativeTo: URL(fileURLWithPath: absolutePath(path)).deletingLastPathComponent().path)
+            return config.resolved(
+                relativeTo: URL(fileURLWithPath: absolutePath(path)).deletingLastPathComponent().path)
         } catch let error as ConfigurationError {
             throw ConfigurationError(path: "\(path) \(error.path)", message: error.message)
         } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
-            throw ConfigurationError(path: "\(path) $." + context.codingPath.map(\.stringValue).joined(separator: "."), message: "expected \(type): \(context.debugDescription)")
+            throw ConfigurationError(
+                path: "\(path) $." + context.codingPath.map(\.stringValue).joined(separator: "."),
+                message: "expected \(type): \(context.debugDescription)")
         } catch let DecodingError.dataCorrupted(context) {
-            throw ConfigurationError(path: "\(path) $." + context.codingPath.map(\.stringValue).joined(separator: "."), message: context.debugDescription)
+            throw ConfigurationError(
+                path: "\(path) $." + context.codingPath.map(\.stringValue).joined(separator: "."),
+                message: context.debugDescription)
         } catch {
             throw ConfigurationError(path: path, message: "\(error)")
         }
@@ -135,14 +143,19 @@ struct AgentConfiguration: Codable, Sendable {
     /// (`<prefix>/share/dropbox-agent/casa`), or the repository's `casa/` for a development build.
     static func locateCASAProgramDirectory() -> String? {
         // /proc/self/exe, not argv[0]: started from $PATH, argv[0] is a bare name.
-        let selfExe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let selfExe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let exe = URL(fileURLWithPath: selfExe).resolvingSymlinksInPath()
         var dir = exe.deletingLastPathComponent()
         let installed = dir.deletingLastPathComponent().appendingPathComponent("share/dropbox-agent/casa")
-        if FileManager.default.fileExists(atPath: installed.appendingPathComponent("restore_mous.py").path) { return installed.path }
+        if FileManager.default.fileExists(atPath: installed.appendingPathComponent("restore_mous.py").path) {
+            return installed.path
+        }
         for _ in 0..<6 {
             let candidate = dir.appendingPathComponent("casa")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("restore_mous.py").path) { return candidate.path }
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("restore_mous.py").path) {
+                return candidate.path
+            }
             dir = dir.deletingLastPathComponent()
         }
         return nil

@@ -41,7 +41,8 @@ struct AgentSettings: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case workDirectory, restoreDirectory, journal, maxConcurrentRestores, maxConcurrentPerDropper, leaseSeconds, maxAttempts
+        case workDirectory, restoreDirectory, journal, maxConcurrentRestores, maxConcurrentPerDropper, leaseSeconds,
+            maxAttempts
         case resubmitWindowSeconds, shutdownGraceSeconds, retentionDays, diskSpaceFactor, sweepIntervalSeconds
     }
     init() {}
@@ -61,22 +62,36 @@ struct AgentSettings: Codable, Sendable {
         retentionDays = try c.value(.retentionDays, default: d.retentionDays)
         diskSpaceFactor = try c.value(.diskSpaceFactor, default: d.diskSpaceFactor)
         if diskSpaceFactor < 0 || !diskSpaceFactor.isFinite {
-            throw ConfigurationError(path: "$.agent.diskSpaceFactor", message: "must be a number ≥ 0 (0 disables the check), not \(diskSpaceFactor)")
+            throw ConfigurationError(
+                path: "$.agent.diskSpaceFactor",
+                message: "must be a number ≥ 0 (0 disables the check), not \(diskSpaceFactor)")
         }
         // Values that would leave every request stuck (no slot), failing at once (no attempt), taken over at once
         // (run twice), or make no sense, are refused here rather than discovered in production.
-        try Self.require(maxConcurrentRestores >= 1, "maxConcurrentRestores", "must be at least 1 (0 would leave every request queued forever), not \(maxConcurrentRestores)")
-        try Self.require(maxConcurrentPerDropper >= 0, "maxConcurrentPerDropper", "must be ≥ 0 (0: no per-dropper bound), not \(maxConcurrentPerDropper)")
-        try Self.require(leaseSeconds.isFinite && leaseSeconds >= 1, "leaseSeconds", "must be a number of seconds ≥ 1 (a shorter lease expires before it is renewed: requests would be taken over while they run), not \(leaseSeconds)")
+        try Self.require(
+            maxConcurrentRestores >= 1, "maxConcurrentRestores",
+            "must be at least 1 (0 would leave every request queued forever), not \(maxConcurrentRestores)")
+        try Self.require(
+            maxConcurrentPerDropper >= 0, "maxConcurrentPerDropper",
+            "must be ≥ 0 (0: no per-dropper bound), not \(maxConcurrentPerDropper)")
+        try Self.require(
+            leaseSeconds.isFinite && leaseSeconds >= 1, "leaseSeconds",
+            "must be a number of seconds ≥ 1 (a shorter lease expires before it is renewed: requests would be taken over while they run), not \(leaseSeconds)"
+        )
         try Self.require(maxAttempts >= 1, "maxAttempts", "must be at least 1, not \(maxAttempts)")
-        for (key, value) in [("resubmitWindowSeconds", resubmitWindowSeconds), ("shutdownGraceSeconds", shutdownGraceSeconds), ("retentionDays", retentionDays)] {
+        for (key, value) in [
+            ("resubmitWindowSeconds", resubmitWindowSeconds), ("shutdownGraceSeconds", shutdownGraceSeconds),
+            ("retentionDays", retentionDays),
+        ] {
             try Self.require(value.isFinite && value >= 0, key, "must be a number ≥ 0, not \(value)")
         }
         sweepIntervalSeconds = try c.value(.sweepIntervalSeconds, default: d.sweepIntervalSeconds)
         guard Self.sweepIntervalRange.contains(sweepIntervalSeconds) else {
             throw ConfigurationError(
                 path: "$.agent.sweepIntervalSeconds",
-                message: "must be a number of seconds from \(Int(Self.sweepIntervalRange.lowerBound)) to \(Int(Self.sweepIntervalRange.upperBound)) (a day), not \(sweepIntervalSeconds)")
+                message:
+                    "must be a number of seconds from \(Int(Self.sweepIntervalRange.lowerBound)) to \(Int(Self.sweepIntervalRange.upperBound)) (a day), not \(sweepIntervalSeconds)"
+            )
         }
     }
 }

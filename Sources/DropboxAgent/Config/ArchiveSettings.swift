@@ -39,7 +39,8 @@ struct ArchiveSettings: Codable, Sendable {
     var limits = ArchiveLimitSettings()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case url, username, passwordFile, localDirectory, parallelTransfers, maxAttempts, lowSpeedBytesPerSecond, lowSpeedSeconds
+        case url, username, passwordFile, localDirectory, parallelTransfers, maxAttempts, lowSpeedBytesPerSecond,
+            lowSpeedSeconds
         case retryHorizonSeconds, retryInitialSeconds
         case cacheDirectory, cacheMaxBytes, rawdataSource, rawdataCommand, limits
     }
@@ -100,7 +101,9 @@ struct ArchiveLimitSettings: Codable, Sendable {
         try positive(maxEntries > 0, .maxEntries, "must be a positive number of entries")
         try positive(maxTotalBytes > 0, .maxTotalBytes, "must be a positive number of bytes")
         try positive(maxFileBytes > 0, .maxFileBytes, "must be a positive number of bytes")
-        try positive(maxExpansionRatio == 0 || maxExpansionRatio >= 1, .maxExpansionRatio, "must be 0 (no ratio check) or at least 1")
+        try positive(
+            maxExpansionRatio == 0 || maxExpansionRatio >= 1, .maxExpansionRatio,
+            "must be 0 (no ratio check) or at least 1")
         try positive(ratioAllowanceBytes >= 0, .ratioAllowanceBytes, "must not be negative")
     }
 

@@ -50,7 +50,9 @@ struct CASASettings: Codable, Sendable {
             guard let policy = CASAVersionPolicy(rawValue: text) else {
                 throw ConfigurationError(
                     path: "$.casa.versionPolicy",
-                    message: "must be one of \(CASAVersionPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(text)\"")
+                    message:
+                        "must be one of \(CASAVersionPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(text)\""
+                )
             }
             versionPolicy = policy
         }

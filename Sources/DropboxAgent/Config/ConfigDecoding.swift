@@ -5,7 +5,10 @@ struct AnyCodingKey: CodingKey {
     var stringValue: String
     var intValue: Int?
     init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { self.stringValue = String(intValue); self.intValue = intValue }
+    init?(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
 }
 
 /// A problem in the configuration file, with the JSON path where it is.
@@ -22,7 +25,8 @@ extension Decoder {
         let knownNames = Set(Key.allCases.map(\.stringValue))
         for key in container.allKeys where !knownNames.contains(key.stringValue) {
             let path = (codingPath + [key]).map(\.stringValue).joined(separator: ".")
-            throw ConfigurationError(path: "$." + path, message: "unknown key (known: \(knownNames.sorted().joined(separator: ", ")))")
+            throw ConfigurationError(
+                path: "$." + path, message: "unknown key (known: \(knownNames.sorted().joined(separator: ", ")))")
         }
     }
 }

@@ -16,15 +16,20 @@ extension AgentConfiguration {
         ("$.notifications.notifyOn[]", ["succeeded", "failed", "cancelled"]),
     ]
 
-    static let smtpKeys: Set<String> = ["url", "security", "username", "passwordFile", "password", "caFile", "verifyPeer", "timeoutSeconds", "maxAttempts"]
+    static let smtpKeys: Set<String> = [
+        "url", "security", "username", "passwordFile", "password", "caFile", "verifyPeer", "timeoutSeconds",
+        "maxAttempts",
+    ]
     static let installationKeys: Set<String> = [
-        "name", "kind", "home", "version", "runpipeline", "scriptDir", "programDir", "xvfbRun", "useXvfb", "path", "extraEnvironment",
+        "name", "kind", "home", "version", "runpipeline", "scriptDir", "programDir", "xvfbRun", "useXvfb", "path",
+        "extraEnvironment",
     ]
 
     /// Parses `bytes` strictly: a syntax error names its line and column, duplicate keys are refused.
     static func parseSyntax(_ bytes: [UInt8]) throws -> JSONValue {
         do { return try StrictJSONParser.parse(bytes) } catch {
-            throw ConfigurationError(path: "line \(error.line), column \(error.column)", message: "not valid JSON: \(error.message)")
+            throw ConfigurationError(
+                path: "line \(error.line), column \(error.column)", message: "not valid JSON: \(error.message)")
         }
     }
 
@@ -33,7 +38,9 @@ extension AgentConfiguration {
         func check(_ value: JSONValue?, _ known: Set<String>, _ path: String) throws {
             guard case .object(let members)? = value else { return }
             for member in members where !known.contains(member.key) {
-                throw ConfigurationError(path: path + "." + member.key, message: "unknown key (known: \(known.sorted().joined(separator: ", ")))")
+                throw ConfigurationError(
+                    path: path + "." + member.key,
+                    message: "unknown key (known: \(known.sorted().joined(separator: ", ")))")
             }
         }
         try check(json["notifications"]?["smtp"], smtpKeys, "$.notifications.smtp")
@@ -50,7 +57,8 @@ extension AgentConfiguration {
                 let close = allowed.first { $0.lowercased() == value.lowercased() }
                 throw ConfigurationError(
                     path: path.replacingOccurrences(of: "[]", with: ""),
-                    message: "must be one of \(allowed.joined(separator: ", ")), not \"\(value)\"" + (close.map { " (did you mean \"\($0)\"?)" } ?? ""))
+                    message: "must be one of \(allowed.joined(separator: ", ")), not \"\(value)\""
+                        + (close.map { " (did you mean \"\($0)\"?)" } ?? ""))
             }
         }
         try check(delivery.cleanWorkingArea, "$.delivery.cleanWorkingArea")
@@ -60,31 +68,43 @@ extension AgentConfiguration {
         try check(notifications.smtp?.security, "$.notifications.smtp.security")
         for state in notifications.notifyOn { try check(state, "$.notifications.notifyOn[]") }
         if archive.rawdataSource == "command" && (archive.rawdataCommand ?? []).isEmpty {
-            throw ConfigurationError(path: "$.archive.rawdataCommand", message: "rawdataSource is \"command\" but no rawdataCommand is given")
+            throw ConfigurationError(
+                path: "$.archive.rawdataCommand", message: "rawdataSource is \"command\" but no rawdataCommand is given"
+            )
         }
         if (archive.username == nil) != (archive.passwordFile == nil) {
-            throw ConfigurationError(path: archive.username == nil ? "$.archive.username" : "$.archive.passwordFile",
-                                     message: "archive.username and archive.passwordFile go together (the store's login)")
+            throw ConfigurationError(
+                path: archive.username == nil ? "$.archive.username" : "$.archive.passwordFile",
+                message: "archive.username and archive.passwordFile go together (the store's login)")
         }
         if archive.username != nil && archive.url == nil {
-            throw ConfigurationError(path: "$.archive.username", message: "a login is only used with an HTTP store (archive.url)")
+            throw ConfigurationError(
+                path: "$.archive.username", message: "a login is only used with an HTTP store (archive.url)")
         }
         if mode_t(spool.statusFileMode, radix: 8) == nil || spool.statusFileMode.count > 4 {
-            throw ConfigurationError(path: "$.spool.statusFileMode", message: "must be an octal mode such as \"0644\", not \"\(spool.statusFileMode)\"")
+            throw ConfigurationError(
+                path: "$.spool.statusFileMode",
+                message: "must be an octal mode such as \"0644\", not \"\(spool.statusFileMode)\"")
         }
         for (key, text) in [("directoryMode", delivery.directoryMode), ("fileMode", delivery.fileMode)] {
             guard let mode = mode_t(text, radix: 8), text.count <= 4, mode & 0o7000 == 0 else {
-                throw ConfigurationError(path: "$.delivery.\(key)", message: "must be an octal mode such as \"0755\" (no setuid, setgid or sticky bit), not \"\(text)\"")
+                throw ConfigurationError(
+                    path: "$.delivery.\(key)",
+                    message: "must be an octal mode such as \"0755\" (no setuid, setgid or sticky bit), not \"\(text)\""
+                )
             }
             if key == "directoryMode", mode & 0o700 != 0o700 {
-                throw ConfigurationError(path: "$.delivery.directoryMode", message: "must give the agent rwx (0700), not \"\(text)\"")
+                throw ConfigurationError(
+                    path: "$.delivery.directoryMode", message: "must give the agent rwx (0700), not \"\(text)\"")
             }
             if key == "fileMode", mode & 0o600 != 0o600 || mode & 0o111 != 0 {
-                throw ConfigurationError(path: "$.delivery.fileMode", message: "must give the agent rw (0600) and nobody x, not \"\(text)\"")
+                throw ConfigurationError(
+                    path: "$.delivery.fileMode", message: "must give the agent rw (0600) and nobody x, not \"\(text)\"")
             }
         }
         if !(delivery.retentionDays >= 0) || delivery.retentionDays > 36500 {
-            throw ConfigurationError(path: "$.delivery.retentionDays", message: "must be between 0 (for ever) and 36500 days")
+            throw ConfigurationError(
+                path: "$.delivery.retentionDays", message: "must be between 0 (for ever) and 36500 days")
         }
         if delivery.reuseMaxBytes < 0 {
             throw ConfigurationError(path: "$.delivery.reuseMaxBytes", message: "must be 0 (no reuse) or more bytes")

@@ -24,7 +24,8 @@ struct DeliverySettings: Codable, Sendable {
     var reuseMaxBytes: Int64 = 100 * (1 << 30)
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case directory, baseURL, defaultFormat, cleanWorkingArea, group, directoryMode, fileMode, retentionDays, reuseMaxBytes
+        case directory, baseURL, defaultFormat, cleanWorkingArea, group, directoryMode, fileMode, retentionDays,
+            reuseMaxBytes
     }
     init() {}
     init(from decoder: any Decoder) throws {

@@ -15,8 +15,11 @@ struct ExecutionConfiguration: Codable, Sendable {
         if let name = try c.decodeIfPresent(String.self, forKey: .backend) {
             guard let kind = ExecutionBackendKind(rawValue: name) else {
                 let known = ExecutionBackendKind.allCases.map(\.rawValue)
-                let hint = known.first { $0.lowercased() == name.lowercased() }.map { " (did you mean \"\($0)\"?)" } ?? ""
-                throw ConfigurationError(path: "$.execution.backend", message: "must be one of \(known.joined(separator: ", ")), not \"\(name)\"\(hint)")
+                let hint =
+                    known.first { $0.lowercased() == name.lowercased() }.map { " (did you mean \"\($0)\"?)" } ?? ""
+                throw ConfigurationError(
+                    path: "$.execution.backend",
+                    message: "must be one of \(known.joined(separator: ", ")), not \"\(name)\"\(hint)")
             }
             backend = kind
         }
@@ -60,18 +63,34 @@ struct SlurmConfiguration: Codable, Sendable {
         do {
             extraArguments = try c.decodeIfPresent([String].self, forKey: .extraArguments) ?? []
         } catch {
-            throw ConfigurationError(path: path + "extraArguments", message: "must be a list of strings, one sbatch argument each (never a shell string), e.g. [\"--qos=long\", \"--constraint=ssd\"]")
+            throw ConfigurationError(
+                path: path + "extraArguments",
+                message:
+                    "must be a list of strings, one sbatch argument each (never a shell string), e.g. [\"--qos=long\", \"--constraint=ssd\"]"
+            )
         }
         pollSeconds = try c.value(.pollSeconds, default: 5.0)
-        if let cpus = cpusPerTask, cpus < 1 { throw ConfigurationError(path: path + "cpusPerTask", message: "must be at least 1, not \(cpus)") }
-        if !(pollSeconds >= 0.2 && pollSeconds <= 600) { throw ConfigurationError(path: path + "pollSeconds", message: "must be between 0.2 and 600, not \(pollSeconds)") }
-        for (key, value) in [("partition", partition), ("account", account), ("memory", memory), ("timeLimit", timeLimit)] {
+        if let cpus = cpusPerTask, cpus < 1 {
+            throw ConfigurationError(path: path + "cpusPerTask", message: "must be at least 1, not \(cpus)")
+        }
+        if !(pollSeconds >= 0.2 && pollSeconds <= 600) {
+            throw ConfigurationError(
+                path: path + "pollSeconds", message: "must be between 0.2 and 600, not \(pollSeconds)")
+        }
+        for (key, value) in [
+            ("partition", partition), ("account", account), ("memory", memory), ("timeLimit", timeLimit),
+        ] {
             if let value, value.isEmpty || value.contains(where: { $0.isWhitespace || $0 == "=" }) {
-                throw ConfigurationError(path: path + key, message: "must be one word without spaces or \"=\", not \"\(value)\"")
+                throw ConfigurationError(
+                    path: path + key, message: "must be one word without spaces or \"=\", not \"\(value)\"")
             }
         }
         for (i, argument) in extraArguments.enumerated() where !argument.hasPrefix("-") {
-            throw ConfigurationError(path: path + "extraArguments[\(i)]", message: "\"\(argument)\" is not an option (each element is one sbatch option such as \"--qos=long\"; the job script is the agent's)")
+            throw ConfigurationError(
+                path: path + "extraArguments[\(i)]",
+                message:
+                    "\"\(argument)\" is not an option (each element is one sbatch option such as \"--qos=long\"; the job script is the agent's)"
+            )
         }
     }
 }

@@ -13,7 +13,9 @@ struct MetricsSettings: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         textfile = try c.decodeIfPresent(String.self, forKey: .textfile)
         if let t = textfile, !t.hasSuffix(".prom") {
-            throw ConfigurationError(path: "$.metrics.textfile", message: "must end in .prom (node-exporter's textfile collector reads only *.prom), not \"\(t)\"")
+            throw ConfigurationError(
+                path: "$.metrics.textfile",
+                message: "must end in .prom (node-exporter's textfile collector reads only *.prom), not \"\(t)\"")
         }
     }
 }
@@ -37,7 +39,8 @@ struct DashboardSettings: Codable, Sendable {
         file = try c.decodeIfPresent(String.self, forKey: .file)
         refreshSeconds = try c.value(.refreshSeconds, default: d.refreshSeconds)
         if !(refreshSeconds >= 1 && refreshSeconds <= 3600) {
-            throw ConfigurationError(path: "$.dashboard.refreshSeconds", message: "must be between 1 and 3600, not \(refreshSeconds)")
+            throw ConfigurationError(
+                path: "$.dashboard.refreshSeconds", message: "must be between 1 and 3600, not \(refreshSeconds)")
         }
     }
 }

@@ -20,16 +20,19 @@ struct SourcesSettings: Codable, Sendable {
         `default` = try c.value(.default, default: .catalogue)
         packageRoots = try c.decodeIfPresent([String].self, forKey: .packageRoots)
         packageURLs = try c.value(.packageURLs, default: [])
-        for (i, prefix) in packageURLs.enumerated() where !RestoreSource.isURL(prefix) || URL(string: prefix)?.host == nil {
-            throw ConfigurationError(path: "$.sources.packageURLs[\(i)]", message: "\"\(prefix)\" is not an http(s) URL prefix")
+        for (i, prefix) in packageURLs.enumerated()
+        where !RestoreSource.isURL(prefix) || URL(string: prefix)?.host == nil {
+            throw ConfigurationError(
+                path: "$.sources.packageURLs[\(i)]", message: "\"\(prefix)\" is not an http(s) URL prefix")
         }
         almaArchive = try c.value(.almaArchive, default: AlmaArchiveSettings())
     }
 
     /// The restore steps' view, paths already resolved.
     var restoreSettings: SourceSettings {
-        SourceSettings(defaultSource: `default`, packageRoots: packageRoots ?? [], packageURLs: packageURLs,
-                       almaArchiveURL: almaArchive.url, almaArchiveTokenFile: almaArchive.tokenFile)
+        SourceSettings(
+            defaultSource: `default`, packageRoots: packageRoots ?? [], packageURLs: packageURLs,
+            almaArchiveURL: almaArchive.url, almaArchiveTokenFile: almaArchive.tokenFile)
     }
 }
 

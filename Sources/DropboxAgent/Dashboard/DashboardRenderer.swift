@@ -27,11 +27,14 @@ struct DashboardRenderer {
         let running = documents.filter { $0.state == .running }.sorted { ($0.startedAt ?? "") < ($1.startedAt ?? "") }
         let queuedDocs = documents.filter { $0.state == .queued }
         let queued = queuedDocs.sorted { a, b in
-            let ia = queueOrder.firstIndex(of: a.request) ?? Int.max, ib = queueOrder.firstIndex(of: b.request) ?? Int.max
+            let ia = queueOrder.firstIndex(of: a.request) ?? Int.max
+            let ib = queueOrder.firstIndex(of: b.request) ?? Int.max
             return ia != ib ? ia < ib : (a.submittedAt ?? "") < (b.submittedAt ?? "")
         }
         let waiting = documents.filter { $0.state == .waiting }
-        let finished = documents.filter { $0.state.isTerminal }.sorted { ($0.finishedAt ?? $0.updatedAt) > ($1.finishedAt ?? $1.updatedAt) }
+        let finished = documents.filter { $0.state.isTerminal }.sorted {
+            ($0.finishedAt ?? $0.updatedAt) > ($1.finishedAt ?? $1.updatedAt)
+        }
         let dayAgo = now.addingTimeInterval(-86400)
         let lastDay = finished.filter { ($0.finishedAt.flatMap(Timestamp.date) ?? .distantPast) >= dayAgo }
         let succeeded24 = lastDay.filter { $0.state == .succeeded }.count
@@ -55,27 +58,42 @@ struct DashboardRenderer {
             body += "<tr><td>\(e(name))</td><td>\(count)</td></tr>"
         }
         body += "</tbody></table></section>\n<section><h2>Running</h2>"
-        if running.isEmpty { body += "<p class=\"empty\">nothing running</p>" } else {
-            body += "<table id=\"running\"><thead><tr><th>request</th><th>MOUS</th><th>step</th><th>progress</th><th>ETA</th><th>running for</th></tr></thead><tbody>"
+        if running.isEmpty {
+            body += "<p class=\"empty\">nothing running</p>"
+        } else {
+            body +=
+                "<table id=\"running\"><thead><tr><th>request</th><th>MOUS</th><th>step</th><th>progress</th><th>ETA</th><th>running for</th></tr></thead><tbody>"
             for d in running { body += runningRow(d) }
             body += "</tbody></table>"
         }
         body += "</section>\n<section><h2>Queue</h2>"
-        if queued.isEmpty && waiting.isEmpty { body += "<p class=\"empty\">the queue is empty</p>" } else {
-            body += "<table id=\"queue\"><thead><tr><th>#</th><th>request</th><th>MOUS</th><th>state</th><th>waiting for</th></tr></thead><tbody>"
+        if queued.isEmpty && waiting.isEmpty {
+            body += "<p class=\"empty\">the queue is empty</p>"
+        } else {
+            body +=
+                "<table id=\"queue\"><thead><tr><th>#</th><th>request</th><th>MOUS</th><th>state</th><th>waiting for</th></tr></thead><tbody>"
             for (i, d) in (queued + waiting).enumerated() {
-                body += "<tr class=\"queued\" data-request=\"\(e(d.request))\"><td>\(i + 1)</td><td>\(link(d))</td><td>\(e(d.mous ?? ""))</td><td>\(d.state.rawValue)</td><td>\(age(since: d.submittedAt))</td></tr>"
+                body +=
+                    "<tr class=\"queued\" data-request=\"\(e(d.request))\"><td>\(i + 1)</td><td>\(link(d))</td><td>\(e(d.mous ?? ""))</td><td>\(d.state.rawValue)</td><td>\(age(since: d.submittedAt))</td></tr>"
             }
             body += "</tbody></table>"
         }
         body += "</section>\n<section><h2>Last 24 hours</h2><div class=\"charts\">"
-        body += chart(id: "chart-succeeded", title: "succeeded per hour", finished: lastDay.filter { $0.state == .succeeded }, colour: "#2e7d32")
-        body += chart(id: "chart-failed", title: "failed or rejected per hour", finished: lastDay.filter { $0.state == .failed || $0.state == .rejected }, colour: "#c62828")
+        body += chart(
+            id: "chart-succeeded", title: "succeeded per hour", finished: lastDay.filter { $0.state == .succeeded },
+            colour: "#2e7d32")
+        body += chart(
+            id: "chart-failed", title: "failed or rejected per hour",
+            finished: lastDay.filter { $0.state == .failed || $0.state == .rejected }, colour: "#c62828")
         body += "</div></section>\n<section><h2>Finished (last \(Self.finishedShown))</h2>"
-        if finished.isEmpty { body += "<p class=\"empty\">none yet</p>" } else {
-            body += "<table id=\"finished\"><thead><tr><th>request</th><th>MOUS</th><th>state</th><th>finished</th><th>duration</th><th>error</th></tr></thead><tbody>"
+        if finished.isEmpty {
+            body += "<p class=\"empty\">none yet</p>"
+        } else {
+            body +=
+                "<table id=\"finished\"><thead><tr><th>request</th><th>MOUS</th><th>state</th><th>finished</th><th>duration</th><th>error</th></tr></thead><tbody>"
             for d in finished.prefix(Self.finishedShown) {
-                body += "<tr class=\"\(d.state.rawValue)\" data-request=\"\(e(d.request))\" data-state=\"\(d.state.rawValue)\"><td>\(link(d))</td><td>\(e(d.mous ?? ""))</td><td><span class=\"state \(d.state.rawValue)\">\(d.state.rawValue)</span></td><td>\(e(d.finishedAt ?? ""))</td><td>\(duration(d))</td><td class=\"code\">\(e(d.error?.code ?? ""))</td></tr>"
+                body +=
+                    "<tr class=\"\(d.state.rawValue)\" data-request=\"\(e(d.request))\" data-state=\"\(d.state.rawValue)\"><td>\(link(d))</td><td>\(e(d.mous ?? ""))</td><td><span class=\"state \(d.state.rawValue)\">\(d.state.rawValue)</span></td><td>\(e(d.finishedAt ?? ""))</td><td>\(duration(d))</td><td class=\"code\">\(e(d.error?.code ?? ""))</td></tr>"
             }
             body += "</tbody></table>"
         }
@@ -90,7 +108,8 @@ struct DashboardRenderer {
         for step in StepName.allCases {
             let cls = step.number < stepNumber ? "done" : step.number == stepNumber ? "current" : "pending"
             let width = step.number == stepNumber ? Int(((fraction ?? 0) * 100).rounded()) : (cls == "done" ? 100 : 0)
-            segments += "<span class=\"seg \(cls)\" title=\"\(step.number) \(step.rawValue)\"><span style=\"width:\(width)%\"></span></span>"
+            segments +=
+                "<span class=\"seg \(cls)\" title=\"\(step.number) \(step.rawValue)\"><span style=\"width:\(width)%\"></span></span>"
         }
         let overall = (Double(max(0, stepNumber - 1)) + (fraction ?? 0)) / Double(StepName.allCases.count)
         let progressText = fraction.map { "\(Int(($0 * 100).rounded())) %" } ?? (d.progress?.message.map(e) ?? "")
@@ -115,7 +134,8 @@ struct DashboardRenderer {
         var bars = ""
         for (i, n) in buckets.enumerated() {
             let h = Double(n) / Double(top) * 80
-            bars += "<rect x=\"\(i * 10 + 1)\" y=\"\(String(format: "%.1f", 90 - h))\" width=\"8\" height=\"\(String(format: "%.1f", h))\" fill=\"\(colour)\"><title>\(24 - i) h ago: \(n)</title></rect>"
+            bars +=
+                "<rect x=\"\(i * 10 + 1)\" y=\"\(String(format: "%.1f", 90 - h))\" width=\"8\" height=\"\(String(format: "%.1f", h))\" fill=\"\(colour)\"><title>\(24 - i) h ago: \(n)</title></rect>"
         }
         return """
             <figure><svg id="\(id)" role="img" aria-label="\(e(title))" viewBox="0 0 240 100" width="480" height="200" data-total="\(buckets.reduce(0, +))">\
@@ -133,26 +153,53 @@ struct DashboardRenderer {
             <table class="facts">
             """
         let facts: [(String, String?)] = [
-            ("MOUS", d.mous), ("request id", d.requestId), ("attempt", d.attempt.map(String.init)), ("agent", d.agent.map { "\($0.host) (pid \($0.pid))" }),
-            ("submitted", d.submittedAt), ("started", d.startedAt), ("finished", d.finishedAt), ("duration", d.startedAt == nil ? nil : duration(d)),
-            ("CASA", d.casa.map { "\($0.version) (\($0.installation)); tables made with \($0.manifestVersion ?? "unknown")" }),
-            ("execution", d.execution.map { "\($0.backend) job \($0.jobIds.isEmpty ? "(not yet submitted)" : $0.jobIds.joined(separator: ", ")): \($0.state)" }),
-            ("progress", d.progress.map { p in [p.fraction.map { "\(Int(($0 * 100).rounded())) %" }, p.message, p.etaSeconds.map { "ETA " + Self.humanDuration($0) }].compactMap { $0 }.joined(separator: " · ") }),
-            ("delivered", d.result.map { "\($0.url ?? $0.deliveryPath) — \($0.measurementSets.joined(separator: ", "))" }),
+            ("MOUS", d.mous), ("request id", d.requestId), ("attempt", d.attempt.map(String.init)),
+            ("agent", d.agent.map { "\($0.host) (pid \($0.pid))" }),
+            ("submitted", d.submittedAt), ("started", d.startedAt), ("finished", d.finishedAt),
+            ("duration", d.startedAt == nil ? nil : duration(d)),
+            (
+                "CASA",
+                d.casa.map { "\($0.version) (\($0.installation)); tables made with \($0.manifestVersion ?? "unknown")" }
+            ),
+            (
+                "execution",
+                d.execution.map {
+                    "\($0.backend) job \($0.jobIds.isEmpty ? "(not yet submitted)" : $0.jobIds.joined(separator: ", ")): \($0.state)"
+                }
+            ),
+            (
+                "progress",
+                d.progress.map { p in
+                    [
+                        p.fraction.map { "\(Int(($0 * 100).rounded())) %" }, p.message,
+                        p.etaSeconds.map { "ETA " + Self.humanDuration($0) },
+                    ].compactMap { $0 }.joined(separator: " · ")
+                }
+            ),
+            (
+                "delivered",
+                d.result.map { "\($0.url ?? $0.deliveryPath) — \($0.measurementSets.joined(separator: ", "))" }
+            ),
             ("working area", d.workingArea), ("request file", d.requestFile),
         ]
         for (k, v) in facts { if let v { body += "<tr><th>\(e(k))</th><td>\(e(v))</td></tr>" } }
         body += "</table>"
         if let err = d.error {
-            body += "<section class=\"error\" id=\"error\"><h2>Error <code>\(e(err.code))</code></h2><p>\(e(err.message))</p>\(err.hint.map { "<p class=\"hint\">\(e($0))</p>" } ?? "")</section>"
+            body +=
+                "<section class=\"error\" id=\"error\"><h2>Error <code>\(e(err.code))</code></h2><p>\(e(err.message))</p>\(err.hint.map { "<p class=\"hint\">\(e($0))</p>" } ?? "")</section>"
         }
         for w in d.warnings ?? [] { body += "<p class=\"warning\">\(e(w))</p>" }
         if let notes = d.notifications, !notes.isEmpty {
-            body += "<section><h2>Mail</h2><ul>" + notes.map { "<li>\(e($0.to)): \(e($0.state))\($0.error.map { " — " + e($0) } ?? "")</li>" }.joined() + "</ul></section>"
+            body +=
+                "<section><h2>Mail</h2><ul>"
+                + notes.map { "<li>\(e($0.to)): \(e($0.state))\($0.error.map { " — " + e($0) } ?? "")</li>" }.joined()
+                + "</ul></section>"
         }
-        body += "<section><h2>History</h2><table id=\"history\"><thead><tr><th>at</th><th>state</th><th>step</th><th>message</th></tr></thead><tbody>"
+        body +=
+            "<section><h2>History</h2><table id=\"history\"><thead><tr><th>at</th><th>state</th><th>step</th><th>message</th></tr></thead><tbody>"
         for h in d.history {
-            body += "<tr><td>\(e(h.at))</td><td>\(h.state.rawValue)</td><td>\(h.step.map { "\($0.number) \(e($0.name))" } ?? "")</td><td>\(e(h.message ?? ""))</td></tr>"
+            body +=
+                "<tr><td>\(e(h.at))</td><td>\(h.state.rawValue)</td><td>\(h.step.map { "\($0.number) \(e($0.name))" } ?? "")</td><td>\(e(h.message ?? ""))</td></tr>"
         }
         body += "</tbody></table></section>"
         if let logExcerpt {

@@ -46,11 +46,17 @@ struct DashboardWriter {
             let file = d.request + ".html"
             keep.insert(file)
             // Live requests every time (progress, log); finished ones once per change.
-            if d.state.isTerminal, written[d.request] == d.updatedAt, FileManager.default.fileExists(atPath: pages + "/" + file) { continue }
-            try AtomicFile.write(Data(renderer.requestPage(d, logExcerpt: Self.logExcerpt(d)).utf8), to: pages + "/" + file, mode: 0o644)
+            if d.state.isTerminal, written[d.request] == d.updatedAt,
+                FileManager.default.fileExists(atPath: pages + "/" + file)
+            {
+                continue
+            }
+            try AtomicFile.write(
+                Data(renderer.requestPage(d, logExcerpt: Self.logExcerpt(d)).utf8), to: pages + "/" + file, mode: 0o644)
             written[d.request] = d.updatedAt
         }
-        for stale in ((try? FileManager.default.contentsOfDirectory(atPath: pages)) ?? []) where stale.hasSuffix(".html") && !keep.contains(stale) {
+        for stale in ((try? FileManager.default.contentsOfDirectory(atPath: pages)) ?? [])
+        where stale.hasSuffix(".html") && !keep.contains(stale) {
             try? FileManager.default.removeItem(atPath: pages + "/" + stale)
             written[String(stale.dropLast(5))] = nil
         }
@@ -59,11 +65,15 @@ struct DashboardWriter {
 
     /// The last 40 lines (at most 16 KiB) of the newest log in the request's `logs` directory.
     static func logExcerpt(_ d: StatusDocument) -> String? {
-        guard let dir = d.logs, let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return nil }
+        guard let dir = d.logs, let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else {
+            return nil
+        }
         let newest = names.filter { !$0.hasPrefix(".") }.compactMap { name -> (String, Date)? in
             let path = dir + "/" + name
-            guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), attrs[.type] as? FileAttributeType == .typeRegular,
-                let date = attrs[.modificationDate] as? Date else { return nil }
+            guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+                attrs[.type] as? FileAttributeType == .typeRegular,
+                let date = attrs[.modificationDate] as? Date
+            else { return nil }
             return (path, date)
         }.max { $0.1 < $1.1 }
         guard let path = newest?.0, let handle = FileHandle(forReadingAtPath: path) else { return nil }
@@ -71,6 +81,7 @@ struct DashboardWriter {
         let size = (try? handle.seekToEnd()) ?? 0
         try? handle.seek(toOffset: size > 16384 ? size - 16384 : 0)
         let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-        return "\((path as NSString).lastPathComponent):\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(40).joined(separator: "\n")
+        return "\((path as NSString).lastPathComponent):\n"
+            + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(40).joined(separator: "\n")
     }
 }

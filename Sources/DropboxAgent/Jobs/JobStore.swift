@@ -32,17 +32,21 @@ struct JobStore: Sendable {
     /// directory keeps the administrator's mode).
     func prepare() throws {
         try PrivateDirectory.create(workDirectory, mode: 0o700)
-        for dir in [spoolDirectory, workDirectory, jobsDirectory, finishedDirectory, indexDirectory, rejectedDirectory] {
+        for dir in [spoolDirectory, workDirectory, jobsDirectory, finishedDirectory, indexDirectory, rejectedDirectory]
+        {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
-        var a = stat(), b = stat()
+        var a = stat()
+        var b = stat()
         guard stat(spoolDirectory, &a) == 0, stat(workDirectory, &b) == 0 else {
             throw SystemCallError(call: "stat", path: workDirectory, errno: errno)
         }
         guard a.st_dev == b.st_dev else {
             throw ConfigurationError(
                 path: "$.agent.workDirectory",
-                message: "\(workDirectory) is not on the spool's filesystem; claims need an atomic rename(2) from \(spoolDirectory)")
+                message:
+                    "\(workDirectory) is not on the spool's filesystem; claims need an atomic rename(2) from \(spoolDirectory)"
+            )
         }
     }
 
@@ -69,7 +73,8 @@ struct JobStore: Sendable {
         let dir = jobDirectory(jobId)
         try FileManager.default.createDirectory(atPath: dir + "/attempts", withIntermediateDirectories: true)
         CrashPoint.hit("claim-before-lease")
-        let first = Lease(owner: .current, attempt: 1, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds)
+        let first = Lease(
+            owner: .current, attempt: 1, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds)
         do {
             guard try AtomicFile.create(try encodeJSON(first), at: leasePath(jobId: jobId, attempt: 1)) else {
                 throw SystemCallError(call: "link", path: leasePath(jobId: jobId, attempt: 1), errno: EEXIST)
@@ -138,7 +143,8 @@ struct JobStore: Sendable {
     /// `lease.json`, is read from that file; its next takeover moves it to per-attempt leases.)
     func readLease(jobId: String) -> Lease? {
         let dir = jobDirectory(jobId)
-        let attempts = ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/attempts")) ?? []).compactMap { entry -> Int? in
+        let attempts = ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/attempts")) ?? []).compactMap {
+            entry -> Int? in
             guard entry.hasSuffix(".json"), !entry.hasPrefix(".") else { return nil }
             return Int(entry.dropLast(5))
         }
@@ -155,9 +161,12 @@ struct JobStore: Sendable {
     /// - Returns: the new lease, or nil when another agent moved the job past `old` first.
     func takeOver(jobId: String, from old: Lease, countsAsAttempt: Bool) throws -> Lease? {
         let lease = Lease(
-            owner: .current, attempt: old.attempt + 1, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds,
+            owner: .current, attempt: old.attempt + 1, heartbeat: Date().timeIntervalSince1970,
+            leaseSeconds: leaseSeconds,
             counted: old.countedAttempts + (countsAsAttempt ? 1 : 0))
-        guard try AtomicFile.create(try encodeJSON(lease), at: leasePath(jobId: jobId, attempt: lease.attempt)) else { return nil }
+        guard try AtomicFile.create(try encodeJSON(lease), at: leasePath(jobId: jobId, attempt: lease.attempt)) else {
+            return nil
+        }
         CrashPoint.hit("takeover-after-lease")
         return lease
     }
@@ -171,8 +180,11 @@ struct JobStore: Sendable {
         let next = Lease(
             owner: .current, attempt: attempt + 1, heartbeat: Date().timeIntervalSince1970, leaseSeconds: leaseSeconds,
             counted: mine.countedAttempts, concludes: attempt)
-        if try AtomicFile.create(try encodeJSON(next), at: leasePath(jobId: jobId, attempt: attempt + 1)) { return true }
-        return lease(jobId: jobId, attempt: attempt + 1).map { $0.owner == .current && $0.concludes == attempt } ?? false
+        if try AtomicFile.create(try encodeJSON(next), at: leasePath(jobId: jobId, attempt: attempt + 1)) {
+            return true
+        }
+        return lease(jobId: jobId, attempt: attempt + 1).map { $0.owner == .current && $0.concludes == attempt }
+            ?? false
     }
 
     /// Renews attempt `attempt`'s lease (or, once it claimed the conclusion, that lease): a new heartbeat written
@@ -185,7 +197,8 @@ struct JobStore: Sendable {
         if access(jobDirectory(jobId), F_OK) != 0 {
             // Concluded (moved to finished/) while the renewal loop still lists it: nothing to renew, not lost.
             guard holdsLease(jobId: jobId, attempt: attempt) else { return nil }
-            return lease(jobId: jobId, attempt: attempt + 1, finished: true) ?? lease(jobId: jobId, attempt: attempt, finished: true)
+            return lease(jobId: jobId, attempt: attempt + 1, finished: true)
+                ?? lease(jobId: jobId, attempt: attempt, finished: true)
         }
         var current = attempt
         if let next = lease(jobId: jobId, attempt: attempt + 1) {
@@ -221,7 +234,8 @@ struct JobStore: Sendable {
     ///
     /// - Returns: whether this call created it.
     func restoreLease(jobId: String, countedAttempts: Int) throws -> Bool {
-        let lease = Lease(owner: .current, attempt: 1, heartbeat: 0, leaseSeconds: leaseSeconds, counted: countedAttempts)
+        let lease = Lease(
+            owner: .current, attempt: 1, heartbeat: 0, leaseSeconds: leaseSeconds, counted: countedAttempts)
         return try AtomicFile.create(try encodeJSON(lease), at: leasePath(jobId: jobId, attempt: 1))
     }
 
@@ -248,7 +262,8 @@ struct JobStore: Sendable {
 
     /// Active job ids (claimed, not finished).
     func activeJobIds() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: jobsDirectory)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: jobsDirectory)) ?? []).filter { !$0.hasPrefix(".") }
+            .sorted()
     }
 
     /// Moves a terminal job out of `jobs/` into `finished/`; returns its new directory.
@@ -263,7 +278,8 @@ struct JobStore: Sendable {
     /// Moves a terminal job out of `jobs/` into `finished/`, recording how it ended; returns its new directory.
     func finish(jobId: String, name: String, state: RequestState, statusPath: String) throws -> String {
         try? AtomicFile.write(
-            try encodeJSON(FinalRecord(name: name, state: state, finishedAt: Date().timeIntervalSince1970, statusPath: statusPath)),
+            try encodeJSON(
+                FinalRecord(name: name, state: state, finishedAt: Date().timeIntervalSince1970, statusPath: statusPath)),
             to: jobDirectory(jobId) + "/final.json")
         return try finish(jobId: jobId)
     }
@@ -278,9 +294,13 @@ struct JobStore: Sendable {
         for jobId in (try? FileManager.default.contentsOfDirectory(atPath: finishedDirectory)) ?? [] {
             let dir = finishedDirectory + "/" + jobId
             guard let final = FileManager.default.readJSON(FinalRecord.self, at: dir + "/final.json"),
-                  [.succeeded, .cancelled].contains(final.state), now - final.finishedAt > retention else { continue }
-            if let status = FileManager.default.contents(atPath: final.statusPath).flatMap({ try? StatusDocument.decode($0) }),
-               status.requestFile?.hasPrefix(dir + "/") == true {
+                [.succeeded, .cancelled].contains(final.state), now - final.finishedAt > retention
+            else { continue }
+            if let status = FileManager.default.contents(atPath: final.statusPath).flatMap({
+                try? StatusDocument.decode($0)
+            }),
+                status.requestFile?.hasPrefix(dir + "/") == true
+            {
                 unlink(final.statusPath)
             }
             if (try? FileManager.default.removeItem(atPath: dir)) != nil { removed.append(jobId) }
@@ -290,7 +310,9 @@ struct JobStore: Sendable {
 
     private func finish(jobId: String) throws -> String {
         let target = finishedDirectory + "/" + jobId
-        if rename(jobDirectory(jobId), target) != 0 { throw SystemCallError(call: "rename", path: jobDirectory(jobId), errno: errno) }
+        if rename(jobDirectory(jobId), target) != 0 {
+            throw SystemCallError(call: "rename", path: jobDirectory(jobId), errno: errno)
+        }
         try AtomicFile.syncDirectory(jobsDirectory)
         return target
     }
@@ -303,14 +325,17 @@ struct JobStore: Sendable {
     /// - Returns: the kept path, or nil when the entry had already gone (someone else handled it).
     func quarantine(entry: String, reason: String, code: RestoreError.Code) throws -> String? {
         let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "")
-        let kept = rejectedDirectory + "/" + SpoolNames.quarantineName(entry) + "." + stamp + "." + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let kept =
+            rejectedDirectory + "/" + SpoolNames.quarantineName(entry) + "." + stamp + "."
+            + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         // The entry's bytes on disk: a name that is not UTF-8 comes from the watcher escaped (``FileName``).
         let source = FileName.bytes(of: spoolDirectory + "/" + entry).map { CChar(bitPattern: $0) } + [0]
         if rename(source, kept) != 0 {
             if errno == ENOENT { return nil }
             throw SystemCallError(call: "rename", path: spoolDirectory + "/" + entry, errno: errno)
         }
-        let text = "entry: \(SpoolNames.printable(entry))\ncode: \(code)\nreason: \(reason)\nat: \(Timestamp.now())\nagent: \(AgentIdentity.current.host) pid \(AgentIdentity.current.pid)\n"
+        let text =
+            "entry: \(SpoolNames.printable(entry))\ncode: \(code)\nreason: \(reason)\nat: \(Timestamp.now())\nagent: \(AgentIdentity.current.host) pid \(AgentIdentity.current.pid)\n"
         try AtomicFile.write(Data(text.utf8), to: kept + ".reason.txt")
         try AtomicFile.syncDirectory(spoolDirectory)
         return kept
@@ -345,7 +370,12 @@ struct JobStore: Sendable {
 /// A thread-safe counter for unique ids within this process.
 final class Counter: Sendable {
     private let value = Mutex(0)
-    func next() -> Int { value.withLock { $0 += 1; return $0 } }
+    func next() -> Int {
+        value.withLock {
+            $0 += 1
+            return $0
+        }
+    }
 }
 
 /// Creating a directory with an exact mode whatever the umask.
@@ -355,7 +385,9 @@ enum PrivateDirectory {
     static func create(_ path: String, mode: mode_t) throws {
         guard !FileManager.default.fileExists(atPath: path) else { return }
         let parent = (path as NSString).deletingLastPathComponent
-        if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+        if !parent.isEmpty {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
         if mkdir(path, mode) != 0 {
             guard errno == EEXIST else { throw SystemCallError(call: "mkdir", path: path, errno: errno) }
             return

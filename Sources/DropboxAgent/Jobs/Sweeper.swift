@@ -53,7 +53,8 @@ struct Sweeper: Sendable {
                 if age > claimAge, (try? fm.removeItem(atPath: dir)) != nil { report.jobFolders.append(jobId) }
             } else if age > claimAge {
                 // Attempt directories of an earlier version's layout count as started attempts.
-                let attempt = ((try? fm.contentsOfDirectory(atPath: dir + "/attempts")) ?? []).compactMap { Int($0) }.max() ?? 1
+                let attempt =
+                    ((try? fm.contentsOfDirectory(atPath: dir + "/attempts")) ?? []).compactMap { Int($0) }.max() ?? 1
                 let restored = try? store.restoreLease(jobId: jobId, countedAttempts: attempt)
                 if restored == true { report.leasesRestored.append(jobId) }
             }
@@ -63,7 +64,9 @@ struct Sweeper: Sendable {
         for entry in (try? fm.contentsOfDirectory(atPath: downloadDirectory)) ?? [] {
             guard entry.hasPrefix("."), let range = entry.range(of: ".publishing-") else { continue }
             let jobId = String(entry[entry.index(after: entry.startIndex)..<range.lowerBound])
-            guard !jobId.isEmpty, !active.contains(jobId), access(store.jobDirectory(jobId), F_OK) != 0 else { continue }
+            guard !jobId.isEmpty, !active.contains(jobId), access(store.jobDirectory(jobId), F_OK) != 0 else {
+                continue
+            }
             if (try? fm.removeItem(atPath: downloadDirectory + "/" + entry)) != nil { report.stagings.append(entry) }
         }
 
@@ -71,15 +74,21 @@ struct Sweeper: Sendable {
         if cleanPolicy != "never" {
             for jobId in (try? fm.contentsOfDirectory(atPath: restoreDirectory)) ?? [] where !active.contains(jobId) {
                 guard access(store.jobDirectory(jobId), F_OK) != 0,
-                      let final = fm.readJSON(JobStore.FinalRecord.self, at: store.finishedDirectory + "/" + jobId + "/final.json"),
-                      cleanPolicy == "always" || final.state == .succeeded
+                    let final = fm.readJSON(
+                        JobStore.FinalRecord.self, at: store.finishedDirectory + "/" + jobId + "/final.json"),
+                    cleanPolicy == "always" || final.state == .succeeded
                 else { continue }
-                if (try? fm.removeItem(atPath: restoreDirectory + "/" + jobId)) != nil { report.workingAreas.append(jobId) }
+                if (try? fm.removeItem(atPath: restoreDirectory + "/" + jobId)) != nil {
+                    report.workingAreas.append(jobId)
+                }
             }
         }
 
         // Orphan temporary files.
-        var directories = [store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory, dataDirectory, downloadDirectory]
+        var directories = [
+            store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory, dataDirectory,
+            downloadDirectory,
+        ]
         directories += active.map { store.jobDirectory($0) } + otherDirectories
         // A job folder moves to finished/ with whatever a killed agent left in it (a lease write's temporary:
         // found by bench/chaos at N = 100).
@@ -87,7 +96,8 @@ struct Sweeper: Sendable {
         directories += ((try? fm.contentsOfDirectory(atPath: finished)) ?? []).map { finished + "/" + $0 }
         for directory in directories {
             for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
-                guard let pid = Self.temporaryFileOwner(entry), pid != getpid(), !(kill(pid, 0) == 0 || errno == EPERM) else { continue }
+                guard let pid = Self.temporaryFileOwner(entry), pid != getpid(), !(kill(pid, 0) == 0 || errno == EPERM)
+                else { continue }
                 let path = directory + "/" + entry
                 guard let age = Self.age(of: path, now: now), age > orphanAge else { continue }
                 if unlink(path) == 0 { report.temporaryFiles.append(path) }
@@ -98,8 +108,10 @@ struct Sweeper: Sendable {
             logger.notice(
                 "leftovers swept",
                 metadata: [
-                    "stagings": "\(report.stagings)", "working.areas": "\(report.workingAreas)", "job.folders": "\(report.jobFolders)",
-                    "leases.restored": "\(report.leasesRestored)", "temporary.files": .stringConvertible(report.temporaryFiles.count),
+                    "stagings": "\(report.stagings)", "working.areas": "\(report.workingAreas)",
+                    "job.folders": "\(report.jobFolders)",
+                    "leases.restored": "\(report.leasesRestored)",
+                    "temporary.files": .stringConvertible(report.temporaryFiles.count),
                 ])
         }
         return report
@@ -109,7 +121,8 @@ struct Sweeper: Sendable {
     static func temporaryFileOwner(_ entry: String) -> pid_t? {
         guard entry.hasPrefix("."), entry.hasSuffix(".tmp") else { return nil }
         let parts = entry.dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count >= 4, UInt32(parts[parts.count - 1]) != nil, let pid = pid_t(parts[parts.count - 2]), pid > 0 else { return nil }
+        guard parts.count >= 4, UInt32(parts[parts.count - 1]) != nil, let pid = pid_t(parts[parts.count - 2]), pid > 0
+        else { return nil }
         return pid
     }
 

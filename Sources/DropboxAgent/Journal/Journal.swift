@@ -12,7 +12,8 @@ final class Journal: Sendable {
     private let db: Database
 
     init(path: String) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         db = try Database(path: path)
         try migrate()
     }
@@ -20,7 +21,8 @@ final class Journal: Sendable {
     private func migrate() throws {
         if try db.userVersion() < 1 {
             try db.transaction {
-                try db.execute("""
+                try db.execute(
+                    """
                     CREATE TABLE IF NOT EXISTS requests (
                         job_id TEXT PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT, mous TEXT, request_id TEXT,
                         state TEXT NOT NULL, step TEXT, attempt INTEGER NOT NULL DEFAULT 0, job_dir TEXT, status_path TEXT,
@@ -49,7 +51,8 @@ final class Journal: Sendable {
     ) throws {
         let me = AgentIdentity.current
         try db.transaction {
-            try db.run("""
+            try db.run(
+                """
                 INSERT INTO requests (job_id, name, sha256, mous, request_id, state, step, attempt, job_dir, status_path,
                     submitted_at, started_at, updated_at, finished_at, error_code, error_message, host, pid)
                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -60,15 +63,21 @@ final class Journal: Sendable {
                     error_code=excluded.error_code, error_message=excluded.error_message, host=excluded.host, pid=excluded.pid
                 """,
                 [
-                    .text(jobId), .text(doc.request), .optional(doc.sha256), .optional(doc.mous), .optional(doc.requestId),
-                    .text(doc.state.rawValue), .optional(step ?? doc.step?.name), .int(attempt), .optional(jobDirectory),
+                    .text(jobId), .text(doc.request), .optional(doc.sha256), .optional(doc.mous),
+                    .optional(doc.requestId),
+                    .text(doc.state.rawValue), .optional(step ?? doc.step?.name), .int(attempt),
+                    .optional(jobDirectory),
                     .text(statusPath), .optional(doc.submittedAt), .optional(doc.startedAt), .text(doc.updatedAt),
-                    .optional(doc.finishedAt), .optional(doc.error?.code), .optional(doc.error?.message), .text(me.host),
+                    .optional(doc.finishedAt), .optional(doc.error?.code), .optional(doc.error?.message),
+                    .text(me.host),
                     .int(Int(me.pid)),
                 ])
             try db.run(
                 "INSERT INTO transitions (job_id, at, state, step, attempt, message) VALUES (?,?,?,?,?,?)",
-                [.text(jobId), .text(doc.updatedAt), .text(doc.state.rawValue), .optional(step ?? doc.step?.name), .int(attempt), .optional(message)])
+                [
+                    .text(jobId), .text(doc.updatedAt), .text(doc.state.rawValue), .optional(step ?? doc.step?.name),
+                    .int(attempt), .optional(message),
+                ])
         }
     }
 

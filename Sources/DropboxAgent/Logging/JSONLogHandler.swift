@@ -41,7 +41,9 @@ struct JSONLogHandler: LogHandler {
                 ("message", .string("\(event.message)")), ("label", .string(label)),
             ]
             fields += merged.map { ($0.key, $0.value) }
-            if event.level >= .error { fields.append(("source", .string("\(event.source) \(event.file):\(event.line)"))) }
+            if event.level >= .error {
+                fields.append(("source", .string("\(event.source) \(event.file):\(event.line)")))
+            }
             var seen = Set<String>()
             fields = fields.reversed().filter { seen.insert($0.0).inserted }  // the later one wins, as before
             fields.sort { $0.0 < $1.0 }
@@ -55,16 +57,20 @@ struct JSONLogHandler: LogHandler {
             line += "}"
         case .text:
             let meta = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            line = "\(Timestamp.now()) \(event.level.rawValue.uppercased()) \(event.message)" + (meta.isEmpty ? "" : " " + meta)
+            line =
+                "\(Timestamp.now()) \(event.level.rawValue.uppercased()) \(event.message)"
+                + (meta.isEmpty ? "" : " " + meta)
         }
         line += "\n"
         Self.output.withLock { _ in
             var rest = line.utf8[...]
             while !rest.isEmpty {
-                let n = rest.withContiguousStorageIfAvailable { write(2, $0.baseAddress, $0.count) } ?? {
-                    let bytes = Array(rest)
-                    return bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-                }()
+                let n =
+                    rest.withContiguousStorageIfAvailable { write(2, $0.baseAddress, $0.count) }
+                    ?? {
+                        let bytes = Array(rest)
+                        return bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+                    }()
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { return }
                 rest = rest.dropFirst(n)

@@ -9,7 +9,9 @@ enum CASAProcesses {
         var n = 0
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry), pid != own else { continue }
-            guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd") else { continue }
+            guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd") else {
+                continue
+            }
             if cwd.hasPrefix(prefix) { n += 1 }
         }
         return n

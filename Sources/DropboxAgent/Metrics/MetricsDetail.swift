@@ -40,12 +40,16 @@ final class MetricsDetail: Sendable {
     func stepCompleted(jobId: String, step: StepName, at time: Double = Date().timeIntervalSince1970) {
         state.withLock { s in
             guard let start = s.stepStarts.removeValue(forKey: jobId + "/" + step.rawValue) else { return }
-            s.steps[step.rawValue, default: Histogram(bucketCount: Self.stepBounds.count)].observe(max(0, time - start), bounds: Self.stepBounds)
+            s.steps[step.rawValue, default: Histogram(bucketCount: Self.stepBounds.count)].observe(
+                max(0, time - start), bounds: Self.stepBounds)
         }
     }
 
     /// A request ended (`succeeded`, `failed`, `cancelled`, `rejected`), with its error code if any.
-    func finished(jobId: String?, state final: RequestState, code: String?, durationSeconds: Double?, at time: Double = Date().timeIntervalSince1970) {
+    func finished(
+        jobId: String?, state final: RequestState, code: String?, durationSeconds: Double?,
+        at time: Double = Date().timeIntervalSince1970
+    ) {
         state.withLock { s in
             if let jobId { s.stepStarts = s.stepStarts.filter { !$0.key.hasPrefix(jobId + "/") } }
             var label = code ?? ""
@@ -54,7 +58,8 @@ final class MetricsDetail: Sendable {
             if !label.isEmpty, !Self.looksLikeCode(label) || (!known && distinct >= Self.maxCodes) { label = "other" }
             s.outcomes[Outcome(state: final.rawValue, code: label), default: 0] += 1
             if let durationSeconds {
-                s.requests[final.rawValue, default: Histogram(bucketCount: Self.requestBounds.count)].observe(max(0, durationSeconds), bounds: Self.requestBounds)
+                s.requests[final.rawValue, default: Histogram(bucketCount: Self.requestBounds.count)].observe(
+                    max(0, durationSeconds), bounds: Self.requestBounds)
             }
             if final == .succeeded { s.lastSuccess = max(s.lastSuccess, time) }
         }

@@ -58,7 +58,8 @@ enum AstronomerMail {
             }
             lines.append("")
             if let expires = r.expiresAt {
-                lines.append("Available until \(readableTime(expires)); then the data are removed. Download them before then.")
+                lines.append(
+                    "Available until \(readableTime(expires)); then the data are removed. Download them before then.")
             } else {
                 lines.append("The data stay available until the operators remove them.")
             }
@@ -68,7 +69,8 @@ enum AstronomerMail {
             if let made = casa.manifestVersion {
                 lines.append("CASA:          calibration made with CASA \(made), restored with CASA \(casa.version)")
                 if made != casa.version {
-                    lines.append("               (different versions: results may differ slightly from the pipeline's own)")
+                    lines.append(
+                        "               (different versions: results may differ slightly from the pipeline's own)")
                 }
             } else {
                 lines.append("CASA:          restored with CASA \(casa.version)")
@@ -83,7 +85,8 @@ enum AstronomerMail {
         lines.append("Request id:    \(s.requestId ?? request.requestId ?? s.request)")
         if s.state == .succeeded {
             lines.append("")
-            lines.append("The README.txt in the delivery lists every file with its checksum and how to open the data in CASA.")
+            lines.append(
+                "The README.txt in the delivery lists every file with its checksum and how to open the data in CASA.")
         }
         lines.append("")
         lines.append("-- ")
@@ -95,20 +98,27 @@ enum AstronomerMail {
     static func explanation(code: String?) -> String {
         switch code ?? "" {
         case "unknownMous", "archiveUnknownMous", "invalidUid", "invalidRequest":
-            return "The archive does not know this MOUS: check its uid (it looks like uid://A001/X1284/X265f) and submit the request again."
+            return
+                "The archive does not know this MOUS: check its uid (it looks like uid://A001/X1284/X265f) and submit the request again."
         case "proprietary", "archiveAccessDenied":
-            return "The data of this MOUS are still proprietary and may not be restored by this service for you: submit again after their release date, or ask the ALMA Helpdesk."
+            return
+                "The data of this MOUS are still proprietary and may not be restored by this service for you: submit again after their release date, or ask the ALMA Helpdesk."
         case "manuallyCalibrated", "noCalibrationProducts", "noScienceProducts", "noManifest", "noPassExecBlock":
-            return "This MOUS cannot be restored automatically (it was calibrated manually, or has no pipeline calibration): download its products from the ALMA archive, or ask the ALMA Helpdesk for calibrated data."
-        case "packageNotFound", "packageNotAllowed", "packageWrongMous", "packageInconsistent", "packageFileTruncated", "missingAsdmFile",
+            return
+                "This MOUS cannot be restored automatically (it was calibrated manually, or has no pipeline calibration): download its products from the ALMA archive, or ask the ALMA Helpdesk for calibrated data."
+        case "packageNotFound", "packageNotAllowed", "packageWrongMous", "packageInconsistent", "packageFileTruncated",
+            "missingAsdmFile",
             "manifestFileMissing":
-            return "The download package you named is incomplete or belongs to another MOUS: download the MOUS's auxiliary and raw-data tars from the ALMA archive again, put them in one folder and submit the request again."
+            return
+                "The download package you named is incomplete or belongs to another MOUS: download the MOUS's auxiliary and raw-data tars from the ALMA archive again, put them in one folder and submit the request again."
         case "projectMismatch", "fileSetMismatch":
-            return "The project or execution blocks in your request do not match this MOUS: check them and submit the request again."
+            return
+                "The project or execution blocks in your request do not match this MOUS: check them and submit the request again."
         case "cancelled":
             return "The request was cancelled; submit it again if you still want the data."
         default:
-            return "The restore stopped because of a problem on our side; nothing is needed from you now. If you have not heard from us within two working days, write to us quoting the request id below."
+            return
+                "The restore stopped because of a problem on our side; nothing is needed from you now. If you have not heard from us within two working days, write to us quoting the request id below."
         }
     }
 }

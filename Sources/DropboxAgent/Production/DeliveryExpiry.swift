@@ -32,7 +32,9 @@ struct DeliveryExpiry: Sendable {
 
     /// The registered deliveries.
     func entries() -> [Entry] {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+            $0.hasSuffix(".json") && !$0.hasPrefix(".")
+        }
         return names.sorted().compactMap { FileManager.default.readJSON(Entry.self, at: directory + "/" + $0) }
     }
 
@@ -45,13 +47,16 @@ struct DeliveryExpiry: Sendable {
             // Only a delivery's own directory: a random name directly under the download area.
             let expected = downloadDirectory + "/" + entry.name
             guard DeliveryName.isValid(entry.name), entry.path == expected else {
-                logger.error("delivery not removed: its record is not a delivery of this download area", metadata: ["path": "\(entry.path)", "job.id": "\(entry.jobId)"])
+                logger.error(
+                    "delivery not removed: its record is not a delivery of this download area",
+                    metadata: ["path": "\(entry.path)", "job.id": "\(entry.jobId)"])
                 unlink(directory + "/" + entry.jobId + ".json")
                 continue
             }
             if FileManager.default.fileExists(atPath: expected) {
                 do { try FileManager.default.removeItem(atPath: expected) } catch {
-                    logger.error("cannot remove an expired delivery", metadata: ["path": "\(expected)", "error": "\(error)"])
+                    logger.error(
+                        "cannot remove an expired delivery", metadata: ["path": "\(expected)", "error": "\(error)"])
                     continue
                 }
             }
@@ -60,7 +65,10 @@ struct DeliveryExpiry: Sendable {
             unlink(directory + "/" + entry.jobId + ".json")
             logger.notice(
                 "delivery expired",
-                metadata: ["path": "\(expected)", "job.id": "\(entry.jobId)", "status.file": "\(entry.statusPath)", "expired.at": "\(expiredAt)"])
+                metadata: [
+                    "path": "\(expected)", "job.id": "\(entry.jobId)", "status.file": "\(entry.statusPath)",
+                    "expired.at": "\(expiredAt)",
+                ])
             removed.append(entry)
         }
         return removed
@@ -74,10 +82,14 @@ struct DeliveryExpiry: Sendable {
         do {
             try ConcludedStatus.modify(at: entry.statusPath, ifRequestFile: requestFile, mode: statusFileMode) { doc in
                 doc.result?.expiredAt = expiredAt
-                doc.warnings = (doc.warnings ?? []) + ["the delivery expired and was removed at \(expiredAt) (delivery.retentionDays)"]
+                doc.warnings =
+                    (doc.warnings ?? []) + [
+                        "the delivery expired and was removed at \(expiredAt) (delivery.retentionDays)"
+                    ]
             }
         } catch {
-            logger.warning("cannot write the status file", metadata: ["path": "\(entry.statusPath)", "error": "\(error)"])
+            logger.warning(
+                "cannot write the status file", metadata: ["path": "\(entry.statusPath)", "error": "\(error)"])
         }
     }
 

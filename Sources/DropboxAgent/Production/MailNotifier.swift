@@ -26,32 +26,47 @@ struct MailNotifier: Notifier {
             mailer = try SMTPMailer(configuration: try Self.smtpConfiguration(smtp, from: from))
             outbox = nil
         } else {
-            try FileManager.default.createDirectory(atPath: c.notifications.outboxDirectory!, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: c.notifications.outboxDirectory!, withIntermediateDirectories: true)
             mailer = OutboxMailer(directory: c.notifications.outboxDirectory!)
             outbox = c.notifications.outboxDirectory!
         }
         queue = try MailQueue(
             directory: c.dataDirectory + "/mailqueue", mailer: mailer, outbox: outbox,
-            initialDelay: c.notifications.retryInitialSeconds, horizon: c.notifications.retryHorizonSeconds, logger: logger)
+            initialDelay: c.notifications.retryInitialSeconds, horizon: c.notifications.retryHorizonSeconds,
+            logger: logger)
     }
 
     /// The two messages of an outcome: the requester's (``AstronomerMail``: no server paths, no operators' hints) and the
     /// operators' (internal details), each to its own recipients; an operator who is also a requester gets both.
-    func messages(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) -> [(role: String, recipients: [String], subject: String, body: String)] {
-        func unique(_ list: [String]) -> [String] { list.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } } }
+    func messages(
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String]
+    ) -> [(role: String, recipients: [String], subject: String, body: String)] {
+        func unique(_ list: [String]) -> [String] {
+            list.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        }
         var out: [(role: String, recipients: [String], subject: String, body: String)] = []
         let requesters = unique(request.email)
         if !requesters.isEmpty {
-            out.append(("requester", requesters, AstronomerMail.subject(status, facts), AstronomerMail.body(status, request: request, facts: facts)))
+            out.append(
+                (
+                    "requester", requesters, AstronomerMail.subject(status, facts),
+                    AstronomerMail.body(status, request: request, facts: facts)
+                ))
         }
         if !operators.isEmpty {
-            out.append(("operator", unique(operators), Self.subject(status, facts), Self.body(status, request: request, facts: facts)))
+            out.append(
+                (
+                    "operator", unique(operators), Self.subject(status, facts),
+                    Self.body(status, request: request, facts: facts)
+                ))
         }
         return out
     }
 
     func enqueue(
-        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String, jobDirectory: String
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String], id: String, statusPath: String,
+        jobDirectory: String
     ) async -> [StatusDocument.Notification] {
         let messages = messages(status, request: request, facts: facts)
         guard !messages.isEmpty else { return [] }
@@ -61,8 +76,10 @@ struct MailNotifier: Notifier {
         do {
             for m in messages {
                 let entry = MailQueue.Entry(
-                    id: m.role == "operator" ? id + ".operators" : id, statusPath: statusPath, jobDirectory: jobDirectory, from: from,
-                    subject: m.subject, body: m.body, messageId: "\(UUID().uuidString.lowercased())@\(domain)", date: now, queuedAt: now,
+                    id: m.role == "operator" ? id + ".operators" : id, statusPath: statusPath,
+                    jobDirectory: jobDirectory, from: from,
+                    subject: m.subject, body: m.body, messageId: "\(UUID().uuidString.lowercased())@\(domain)",
+                    date: now, queuedAt: now,
                     recipients: m.recipients.map { MailQueue.Recipient(to: $0, state: "pending") }, role: m.role)
                 notes += try queue.enqueue(entry)
             }
@@ -85,15 +102,20 @@ struct MailNotifier: Notifier {
             password = text.trimmingCharacters(in: .newlines)
         }
         guard let security = SMTPConfiguration.Security(rawValue: s.security ?? "startTLS") else {
-            throw ConfigurationError(path: "$.notifications.smtp.security", message: "must be startTLS, implicitTLS or none")
+            throw ConfigurationError(
+                path: "$.notifications.smtp.security", message: "must be startTLS, implicitTLS or none")
         }
-        var config = SMTPConfiguration(url: s.url, security: security, username: s.username, password: password, from: from, caFile: s.caFile, verifyPeer: s.verifyPeer ?? true)
+        var config = SMTPConfiguration(
+            url: s.url, security: security, username: s.username, password: password, from: from, caFile: s.caFile,
+            verifyPeer: s.verifyPeer ?? true)
         if let t = s.timeoutSeconds { config.timeoutSeconds = Int(t.rounded(.up)) }
         if let m = s.maxAttempts { config.maxAttempts = m }
         return config
     }
 
-    func notify(_ status: StatusDocument, request: RestoreRequest, facts: [String: String]) async -> [StatusDocument.Notification] {
+    func notify(
+        _ status: StatusDocument, request: RestoreRequest, facts: [String: String]
+    ) async -> [StatusDocument.Notification] {
         var notes: [StatusDocument.Notification] = []
         for m in messages(status, request: request, facts: facts) {
             notes += await send(m.recipients, role: m.role, subject: m.subject, body: m.body, status: status)
@@ -101,37 +123,54 @@ struct MailNotifier: Notifier {
         return notes
     }
 
-    private func send(_ recipients: [String], role: String, subject: String, body: String, status: StatusDocument) async -> [StatusDocument.Notification] {
+    private func send(
+        _ recipients: [String], role: String, subject: String, body: String, status: StatusDocument
+    ) async -> [StatusDocument.Notification] {
         var valid: [MailAddress] = []
         var notes: [StatusDocument.Notification] = []
         for r in recipients {
             do { valid.append(try MailAddress(r)) } catch {
-                logger.error("mail not sent", metadata: ["request.name": "\(status.request)", "mail.to": "\(r)", "error": "invalid address: \(error)"])
+                logger.error(
+                    "mail not sent",
+                    metadata: [
+                        "request.name": "\(status.request)", "mail.to": "\(r)", "error": "invalid address: \(error)",
+                    ])
                 notes.append(.init(to: r, state: "failed", role: role, error: "\(error)"))
             }
         }
         guard !valid.isEmpty, let sender = try? MailAddress(from) else {
-            return notes + valid.map { .init(to: $0.description, state: "failed", role: role, error: "invalid sender address \(from)") }
+            return notes
+                + valid.map {
+                    .init(to: $0.description, state: "failed", role: role, error: "invalid sender address \(from)")
+                }
         }
         let message = MailMessage(from: sender, to: valid, subject: subject, body: body)
         do {
             let receipts = try await mailer.send(message)
             let file = outbox.flatMap { Self.outboxFile(in: $0, messageId: message.messageId) }
             for receipt in receipts {
-                logMail(message, to: receipt.recipient.description, status: status, error: receipt.error.map { "\($0)" }, file: file)
-                notes.append(.init(
-                    to: receipt.recipient.description, state: receipt.isSent ? (outbox == nil ? "sent" : "queued") : "failed", role: role,
-                    error: receipt.error.map { "\($0)" }, outboxFile: receipt.isSent ? file : nil))
+                logMail(
+                    message, to: receipt.recipient.description, status: status, error: receipt.error.map { "\($0)" },
+                    file: file)
+                notes.append(
+                    .init(
+                        to: receipt.recipient.description,
+                        state: receipt.isSent ? (outbox == nil ? "sent" : "queued") : "failed", role: role,
+                        error: receipt.error.map { "\($0)" }, outboxFile: receipt.isSent ? file : nil))
             }
         } catch {
-            for recipient in valid { logMail(message, to: recipient.description, status: status, error: "\(error)", file: nil) }
+            for recipient in valid {
+                logMail(message, to: recipient.description, status: status, error: "\(error)", file: nil)
+            }
             notes += valid.map { .init(to: $0.description, state: "failed", role: role, error: "\(error)") }
         }
         return notes
     }
 
     /// One line per message and recipient: `mail sent` (info) or `mail not sent` (error).
-    private func logMail(_ message: MailMessage, to recipient: String, status: StatusDocument, error: String?, file: String?) {
+    private func logMail(
+        _ message: MailMessage, to recipient: String, status: StatusDocument, error: String?, file: String?
+    ) {
         var meta: Logger.Metadata = [
             "request.name": "\(status.request)", "mail.to": "\(recipient)", "mail.messageId": "\(message.messageId)",
             "mail.transport": "\(outbox == nil ? "smtp" : "outbox")", "state": "\(status.state.rawValue)",
@@ -147,7 +186,9 @@ struct MailNotifier: Notifier {
 
     /// The `.eml` file the outbox wrote for `messageId` (its name carries the id).
     static func outboxFile(in directory: String, messageId: String) -> String? {
-        let key = messageId.trimmingCharacters(in: CharacterSet(charactersIn: "<>")).split(separator: "@").first.map(String.init) ?? messageId
+        let key =
+            messageId.trimmingCharacters(in: CharacterSet(charactersIn: "<>")).split(separator: "@").first.map(
+                String.init) ?? messageId
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { $0.hasSuffix(".eml") && $0.contains(key) }.sorted().last.map { directory + "/" + $0 }
     }
@@ -161,7 +202,9 @@ struct MailNotifier: Notifier {
 
     /// The operators' message: everything, paths and hints included.
     static func body(_ s: StatusDocument, request: RestoreRequest, facts: [String: String]) -> String {
-        var lines: [String] = ["For the operators (the requester, if any, got a message of their own without these details).", ""]
+        var lines: [String] = [
+            "For the operators (the requester, if any, got a message of their own without these details).", "",
+        ]
         switch s.state {
         case .succeeded: lines.append("The calibrated measurement sets of \(s.mous ?? "?") are ready.")
         case .failed: lines.append("The restore of \(s.mous ?? "?") failed.")
@@ -177,13 +220,17 @@ struct MailNotifier: Notifier {
         if !request.email.isEmpty { lines.append("Requester:   \(request.email.joined(separator: ", "))") }
         if let casa = s.casa {
             lines.append("CASA:        \(casa.version) (installation \(casa.installation))")
-            lines.append("Tables made with CASA \(casa.manifestVersion ?? "(not known: the pipeline manifest does not say, or was not read)")")
+            lines.append(
+                "Tables made with CASA \(casa.manifestVersion ?? "(not known: the pipeline manifest does not say, or was not read)")"
+            )
         }
         if let r = s.result {
             lines.append("Download:    \(r.url ?? r.deliveryPath)")
             lines.append("Location:    \(r.deliveryPath)")
             lines.append("Measurement sets: \(r.measurementSets.joined(separator: ", "))")
-            lines.append("Size:        \(ByteCountFormatter.string(fromByteCount: r.sizeBytes, countStyle: .binary)) (\(r.sizeBytes) bytes)")
+            lines.append(
+                "Size:        \(ByteCountFormatter.string(fromByteCount: r.sizeBytes, countStyle: .binary)) (\(r.sizeBytes) bytes)"
+            )
             if let e = r.expiresAt { lines.append("Expires:     \(e)") }
         }
         if let started = s.startedAt.flatMap(Timestamp.date) {

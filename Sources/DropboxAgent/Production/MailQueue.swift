@@ -47,7 +47,9 @@ final class MailQueue: Sendable {
     let horizon: Double
     let logger: Logger
 
-    init(directory: String, mailer: any Mailer, outbox: String?, initialDelay: Double, horizon: Double, logger: Logger) throws {
+    init(
+        directory: String, mailer: any Mailer, outbox: String?, initialDelay: Double, horizon: Double, logger: Logger
+    ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.directory = directory
         self.mailer = mailer
@@ -69,11 +71,14 @@ final class MailQueue: Sendable {
 
     /// Sends every message with a recipient that is due, then updates the queue and the status files.
     func sendDue(now: Double = Date().timeIntervalSince1970) async {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+            $0.hasSuffix(".json") && !$0.hasPrefix(".")
+        }
         for name in names.sorted() {
             guard var entry = FileManager.default.readJSON(Entry.self, at: directory + "/" + name) else { continue }
             let due = entry.recipients.indices.filter {
-                ["pending", "retrying"].contains(entry.recipients[$0].state) && (entry.recipients[$0].nextAttemptAt ?? 0) <= now
+                ["pending", "retrying"].contains(entry.recipients[$0].state)
+                    && (entry.recipients[$0].nextAttemptAt ?? 0) <= now
             }
             if !due.isEmpty {
                 await attempt(&entry, recipients: due)
@@ -82,10 +87,13 @@ final class MailQueue: Sendable {
             if entry.statusSynced != true {
                 entry.statusSynced = updateStatus(entry)
                 do { try AtomicFile.write(try encodeJSON(entry), to: path(entry.id)) } catch {
-                    logger.warning("cannot update the mail queue", metadata: ["path": "\(path(entry.id))", "error": "\(error)"])
+                    logger.warning(
+                        "cannot update the mail queue", metadata: ["path": "\(path(entry.id))", "error": "\(error)"])
                 }
             }
-            if entry.statusSynced == true, !entry.recipients.contains(where: { ["pending", "retrying"].contains($0.state) }) {
+            if entry.statusSynced == true,
+                !entry.recipients.contains(where: { ["pending", "retrying"].contains($0.state) })
+            {
                 unlink(path(entry.id))
             }
         }
@@ -96,28 +104,37 @@ final class MailQueue: Sendable {
         var addresses: [MailAddress] = []
         for i in due {
             entry.recipients[i].attempts += 1
-            if let a = try? MailAddress(entry.recipients[i].to) { addresses.append(a) } else {
+            if let a = try? MailAddress(entry.recipients[i].to) {
+                addresses.append(a)
+            } else {
                 entry.recipients[i].state = "failed"
                 entry.recipients[i].error = "invalid address"
             }
         }
         guard !addresses.isEmpty, let sender = try? MailAddress(entry.from) else { return }
         let message = MailMessage(
-            from: sender, to: addresses, subject: entry.subject, body: entry.body, date: Date(timeIntervalSince1970: entry.date),
+            from: sender, to: addresses, subject: entry.subject, body: entry.body,
+            date: Date(timeIntervalSince1970: entry.date),
             messageId: entry.messageId)
         var outcome: [String: (sent: Bool, error: DeliveryError?)] = [:]
         do {
-            for receipt in try await mailer.send(message) { outcome[receipt.recipient.description] = (receipt.isSent, receipt.error) }
+            for receipt in try await mailer.send(message) {
+                outcome[receipt.recipient.description] = (receipt.isSent, receipt.error)
+            }
         } catch {
             let e = (error as? DeliveryError) ?? DeliveryError(.smtpTransient, "\(error)")
             for a in addresses { outcome[a.description] = (false, e) }
         }
         let file = outbox.flatMap { MailNotifier.outboxFile(in: $0, messageId: message.messageId) }
         for i in due where entry.recipients[i].state != "failed" {
-            let result = outcome[entry.recipients[i].to] ?? (try? MailAddress(entry.recipients[i].to)).flatMap { outcome[$0.description] }
+            let result =
+                outcome[entry.recipients[i].to]
+                ?? (try? MailAddress(entry.recipients[i].to)).flatMap { outcome[$0.description] }
             var meta: Logger.Metadata = [
-                "status.file": "\(entry.statusPath)", "mail.to": "\(entry.recipients[i].to)", "mail.messageId": "\(entry.messageId)",
-                "mail.transport": "\(outbox == nil ? "smtp" : "outbox")", "mail.attempt": .stringConvertible(entry.recipients[i].attempts),
+                "status.file": "\(entry.statusPath)", "mail.to": "\(entry.recipients[i].to)",
+                "mail.messageId": "\(entry.messageId)",
+                "mail.transport": "\(outbox == nil ? "smtp" : "outbox")",
+                "mail.attempt": .stringConvertible(entry.recipients[i].attempts),
             ]
             if let result, result.sent {
                 // Written to the outbox is not delivered: someone still has to send it.
@@ -142,9 +159,15 @@ final class MailQueue: Sendable {
             }
             meta["state"] = "\(entry.recipients[i].state)"
             meta["error"] = "\(entry.recipients[i].error ?? "")"
-            if let next = entry.recipients[i].nextAttemptAt { meta["mail.nextAttempt.unixSeconds"] = .stringConvertible(next) }
+            if let next = entry.recipients[i].nextAttemptAt {
+                meta["mail.nextAttempt.unixSeconds"] = .stringConvertible(next)
+            }
             // For good: error; will be tried again: warning (one line per attempt either way).
-            if entry.recipients[i].state == "failed" { logger.error("mail not sent", metadata: meta) } else { logger.warning("mail not sent", metadata: meta) }
+            if entry.recipients[i].state == "failed" {
+                logger.error("mail not sent", metadata: meta)
+            } else {
+                logger.warning("mail not sent", metadata: meta)
+            }
         }
     }
 
@@ -156,13 +179,17 @@ final class MailQueue: Sendable {
         guard let requestFile = doc.requestFile, requestFile.hasPrefix(entry.jobDirectory + "/") else {
             return !(doc.requestFile?.contains("/jobs/" + entry.id + "/") ?? false)
         }
-        let mode = (try? FileManager.default.attributesOfItem(atPath: entry.statusPath)[.posixPermissions] as? Int).map { mode_t($0) } ?? 0o644
+        let mode =
+            (try? FileManager.default.attributesOfItem(atPath: entry.statusPath)[.posixPermissions] as? Int).map {
+                mode_t($0)
+            } ?? 0o644
         do {
             try ConcludedStatus.modify(at: entry.statusPath, ifRequestFile: requestFile, mode: mode) { doc in
                 doc.notifications = Self.merged(doc.notifications, with: entry)
             }
         } catch {
-            logger.warning("cannot write the status file", metadata: ["path": "\(entry.statusPath)", "error": "\(error)"])
+            logger.warning(
+                "cannot write the status file", metadata: ["path": "\(entry.statusPath)", "error": "\(error)"])
             return false
         }
         return true
@@ -178,7 +205,8 @@ final class MailQueue: Sendable {
     static func notifications(_ entry: Entry) -> [StatusDocument.Notification] {
         entry.recipients.map {
             StatusDocument.Notification(
-                to: $0.to, state: $0.state, role: entry.role, error: $0.error, outboxFile: $0.outboxFile, attempts: $0.attempts,
+                to: $0.to, state: $0.state, role: entry.role, error: $0.error, outboxFile: $0.outboxFile,
+                attempts: $0.attempts,
                 nextAttemptAt: $0.nextAttemptAt.map { Timestamp.string(Date(timeIntervalSince1970: $0)) })
         }
     }
@@ -190,7 +218,9 @@ enum ConcludedStatus {
     private static let lock = Mutex(())
 
     /// Applies `change` if the status at `path` still names `requestFile` (it describes that job).
-    static func modify(at path: String, ifRequestFile requestFile: String, mode: mode_t, _ change: (inout StatusDocument) -> Void) throws {
+    static func modify(
+        at path: String, ifRequestFile requestFile: String, mode: mode_t, _ change: (inout StatusDocument) -> Void
+    ) throws {
         try lock.withLock { _ in
             guard var doc = StatusPublisher.existing(at: path), doc.requestFile == requestFile else { return }
             change(&doc)

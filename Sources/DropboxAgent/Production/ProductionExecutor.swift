@@ -24,7 +24,9 @@ struct ProductionExecutor: RestoreExecutor {
         try PrivateDirectory.create(c.delivery.directory!, mode: 0o711)
         expiry = c.delivery.retentionSeconds == nil ? nil : Self.deliveryExpiry(c, logger: logger)
         spoolDirectory = c.spool.directory!
-        restoreCache = c.delivery.reuseMaxBytes > 0 ? RestoreCache(root: c.dataDirectory + "/restore-cache", maxBytes: c.delivery.reuseMaxBytes) : nil
+        restoreCache =
+            c.delivery.reuseMaxBytes > 0
+            ? RestoreCache(root: c.dataDirectory + "/restore-cache", maxBytes: c.delivery.reuseMaxBytes) : nil
     }
 
     /// The registry of deliveries to remove when they expire (`<data>/deliveries`).
@@ -42,22 +44,29 @@ struct ProductionExecutor: RestoreExecutor {
         if let url = c.archive.url {
             store = HTTPArchiveStore(baseURL: url, headers: try storeLogin(c), options: httpOptions(c))
         } else {
-            try FileManager.default.createDirectory(atPath: c.archive.localDirectory!, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: c.archive.localDirectory!, withIntermediateDirectories: true)
             store = LocalDirectoryStore(root: c.archive.localDirectory!)
         }
         try FileManager.default.createDirectory(atPath: c.archive.cacheDirectory!, withIntermediateDirectories: true)
-        let cache = c.archive.cacheMaxBytes > 0 ? FileCache(root: c.archive.cacheDirectory!, maxBytes: c.archive.cacheMaxBytes) : nil
+        let cache =
+            c.archive.cacheMaxBytes > 0
+            ? FileCache(root: c.archive.cacheDirectory!, maxBytes: c.archive.cacheMaxBytes) : nil
         let installations = casaInstallations(c)
         var services = RestoreServices(
             catalogue: catalogue, store: store, cache: cache, parallelTransfers: max(1, c.archive.parallelTransfers),
             allowProprietary: c.catalogue.allowProprietary,
             rawdataCommand: c.archive.rawdataSource == "command" ? c.archive.rawdataCommand : nil,
             archiveLimits: c.archive.limits.archiveLimits,
-            casaInstallations: installations, defaultCASA: c.casa.defaultInstallation, casaVersionPolicy: c.casa.versionPolicy,
-            casaOnDemand: c.casa.installOnDemand ? CASASelection.OnDemand(directory: c.casaVenvsDirectory, programDir: c.casa.programDirectory) : nil,
-            casaTimeout: .milliseconds(Int(c.casa.timeoutSeconds * 1000)), casaKillGrace: .milliseconds(Int(c.casa.killGraceSeconds * 1000)),
+            casaInstallations: installations, defaultCASA: c.casa.defaultInstallation,
+            casaVersionPolicy: c.casa.versionPolicy,
+            casaOnDemand: c.casa.installOnDemand
+                ? CASASelection.OnDemand(directory: c.casaVenvsDirectory, programDir: c.casa.programDirectory) : nil,
+            casaTimeout: .milliseconds(Int(c.casa.timeoutSeconds * 1000)),
+            casaKillGrace: .milliseconds(Int(c.casa.killGraceSeconds * 1000)),
             casaParallelExecBlocks: c.casa.parallelExecBlocks ?? ModularRunner.defaultParallelExecBlocks,
-            downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL, deliveryGroup: try deliveryGroup(c.delivery.group),
+            downloadDirectory: c.delivery.directory!, downloadBaseURL: c.delivery.baseURL,
+            deliveryGroup: try deliveryGroup(c.delivery.group),
             agentVersion: DropboxAgentCommand.version, sources: c.sources.restoreSettings, httpOptions: httpOptions(c),
             diskSpaceFactor: c.agent.diskSpaceFactor,
             execution: ExecutionSettings(
@@ -75,7 +84,8 @@ struct ProductionExecutor: RestoreExecutor {
     static func storeLogin(_ c: AgentConfiguration) throws -> [String: String] {
         guard let user = c.archive.username, let file = c.archive.passwordFile else { return [:] }
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-            throw ConfigurationError(path: "$.archive.passwordFile", message: "cannot read the archive store's password file \(file)")
+            throw ConfigurationError(
+                path: "$.archive.passwordFile", message: "cannot read the archive store's password file \(file)")
         }
         let password = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
         return HTTPArchiveStore.basicAuthorization(user: user, password: password)
@@ -105,7 +115,9 @@ struct ProductionExecutor: RestoreExecutor {
             let version = CASAEnvironment.installedVersion(venv: venv) ?? entry
             let name = "modular-\(version)"
             if installations.contains(where: { $0.name == name }) { continue }
-            installations.append(CASAInstallation(name: name, kind: .modular, home: venv, version: version, programDir: c.casa.programDirectory))
+            installations.append(
+                CASAInstallation(
+                    name: name, kind: .modular, home: venv, version: version, programDir: c.casa.programDirectory))
         }
         return installations
     }
@@ -114,33 +126,44 @@ struct ProductionExecutor: RestoreExecutor {
     /// in the venv (what `casaenv.py check` reports), else the version `casa install` would create.
     static func modularInstallation(_ c: AgentConfiguration) -> CASAInstallation {
         let venv = c.casa.modularVenv!
-        let version = CASAEnvironment.installedVersion(venv: venv)
+        let version =
+            CASAEnvironment.installedVersion(venv: venv)
             ?? c.casa.programDirectory.flatMap { CASAEnvironment.pinnedVersion(programDir: $0) } ?? "unknown"
-        return CASAInstallation(name: "modular", kind: .modular, home: venv, version: version, programDir: c.casa.programDirectory)
+        return CASAInstallation(
+            name: "modular", kind: .modular, home: venv, version: version, programDir: c.casa.programDirectory)
     }
 
     static func deliveryGroup(_ name: String?) throws -> gid_t? {
         guard let name else { return nil }
         if let gid = gid_t(name) { return gid }
-        guard let group = getgrnam(name) else { throw ConfigurationError(path: "$.delivery.group", message: "no such group \"\(name)\"") }
+        guard let group = getgrnam(name) else {
+            throw ConfigurationError(path: "$.delivery.group", message: "no such group \"\(name)\"")
+        }
         return group.pointee.gr_gid
     }
 
     func context(for job: ExecutionJob) -> RestoreContext {
-        RestoreContext(request: job.request, requestName: job.name, restoreId: job.jobId, root: job.restoreRoot, services: services, logger: job.logger)
+        RestoreContext(
+            request: job.request, requestName: job.name, restoreId: job.jobId, root: job.restoreRoot,
+            services: services, logger: job.logger)
     }
 
-    func execute(_ job: ExecutionJob, completed: Set<StepName>, observer: any PipelineObserver, reporter: any StepReporter) async -> (PipelineOutcome, ExecutionResult) {
+    func execute(
+        _ job: ExecutionJob, completed: Set<StepName>, observer: any PipelineObserver, reporter: any StepReporter
+    ) async -> (PipelineOutcome, ExecutionResult) {
         let context = context(for: job)
         var completed = completed
         var reused = false
-        if !completed.contains(.rawdata), FileManager.default.fileExists(atPath: context.workArea.root + "/reused/reused.json") {
+        if !completed.contains(.rawdata),
+            FileManager.default.fileExists(atPath: context.workArea.root + "/reused/reused.json")
+        {
             // Resumed after an earlier restore was linked in (steps 2–5 are not recorded as run): still reused.
             reused = true
         } else if let restoreCache, !completed.contains(.rawdata) {
             // Step 1 alone first: with the plan and the CASA choice known, an earlier restore of the same inputs is reused.
             if !completed.contains(.prepare) {
-                let first = await RestorePipeline(steps: [PrepareStep()]).run(context, completed: completed, observer: observer, reporter: reporter)
+                let first = await RestorePipeline(steps: [PrepareStep()]).run(
+                    context, completed: completed, observer: observer, reporter: reporter)
                 guard case .succeeded = first else { return (first, runningFacts(job) ?? ExecutionResult()) }
                 completed.insert(.prepare)
             }
@@ -164,15 +187,23 @@ struct ProductionExecutor: RestoreExecutor {
         }
         if case .succeeded = outcome, let record = DeliverStep.record(context) {
             result.result = .init(
-                deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets, sizeBytes: record.sizeBytes,
-                expiresAt: record.expiresAt, downloadCommand: record.downloadCommand, products: record.products, plots: record.plots)
-            if let expiry, let name = record.name, let expires = record.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) }) {
+                deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets,
+                sizeBytes: record.sizeBytes,
+                expiresAt: record.expiresAt, downloadCommand: record.downloadCommand, products: record.products,
+                plots: record.plots)
+            if let expiry, let name = record.name,
+                let expires = record.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) })
+            {
                 do {
-                    try expiry.register(.init(
-                        jobId: job.jobId, name: name, path: record.deliveryPath, expiresAt: expires.timeIntervalSince1970,
-                        statusPath: spoolDirectory + "/" + SpoolNames.statusFile(for: job.name)))
+                    try expiry.register(
+                        .init(
+                            jobId: job.jobId, name: name, path: record.deliveryPath,
+                            expiresAt: expires.timeIntervalSince1970,
+                            statusPath: spoolDirectory + "/" + SpoolNames.statusFile(for: job.name)))
                 } catch {
-                    job.logger.error("cannot register the delivery for expiry; remove it by hand", metadata: ["path": "\(record.deliveryPath)", "error": "\(error)"])
+                    job.logger.error(
+                        "cannot register the delivery for expiry; remove it by hand",
+                        metadata: ["path": "\(record.deliveryPath)", "error": "\(error)"])
                 }
             }
         }
@@ -188,22 +219,31 @@ struct ProductionExecutor: RestoreExecutor {
     /// Links an earlier restore of the same inputs into this working area (steps 2–5 are then skipped), if the cache
     /// has one. A failure to link is logged and the restore simply runs.
     func reuse(_ cache: RestoreCache, context: RestoreContext, job: ExecutionJob) async -> Bool {
-        guard let metadata = try? context.metadata(), let key = RestoreCache.key(metadata), let entry = cache.lookup(key) else { return false }
+        guard let metadata = try? context.metadata(), let key = RestoreCache.key(metadata),
+            let entry = cache.lookup(key)
+        else { return false }
         let products = context.workArea.products(metadata.relativePath)
         let working = context.workArea.working(metadata.relativePath)
         let reusedDirectory = context.workArea.root + "/reused"
         let jobDirectory = job.jobDirectory
         do {
             try await BlockingWork.run { (_) throws in
-                try cache.materialize(entry, products: products, logs: working, plots: reusedDirectory + "/plots", jobDirectory: jobDirectory)
+                try cache.materialize(
+                    entry, products: products, logs: working, plots: reusedDirectory + "/plots",
+                    jobDirectory: jobDirectory)
                 try AtomicFile.write(try encodeJSON(entry), to: reusedDirectory + "/reused.json")
             }
         } catch {
-            job.logger.warning("cannot reuse an earlier restore; restoring", metadata: ["key": "\(key)", "error": "\(error)"])
+            job.logger.warning(
+                "cannot reuse an earlier restore; restoring", metadata: ["key": "\(key)", "error": "\(error)"])
             return false
         }
         job.logger.notice(
-            "restore reused", metadata: ["key": "\(key)", "restored.for": "\(entry.sourceRequest)", "measurement.sets": "\(entry.measurementSets)"])
+            "restore reused",
+            metadata: [
+                "key": "\(key)", "restored.for": "\(entry.sourceRequest)",
+                "measurement.sets": "\(entry.measurementSets)",
+            ])
         return true
     }
 
@@ -213,13 +253,18 @@ struct ProductionExecutor: RestoreExecutor {
         let products = context.workArea.products(metadata.relativePath)
         let working = context.workArea.working(metadata.relativePath)
         let measurementSets = metadata.plan.execBlocks.map(\.asdmDiskName.msName)
-        let logs = (((try? FileManager.default.contentsOfDirectory(atPath: working)) ?? []).filter { $0.hasPrefix("casa-") && $0.hasSuffix(".log") }
+        let logs =
+            (((try? FileManager.default.contentsOfDirectory(atPath: working)) ?? []).filter {
+                $0.hasPrefix("casa-") && $0.hasSuffix(".log")
+            }
             .map { working + "/" + $0 }) + [context.workArea.logs + "/casa-stdout.log"]
         let plots = context.workArea.root + "/derived/plots"
         let name = job.name
         do {
             try await BlockingWork.run { (_) throws in
-                try cache.store(key: key, mous: metadata.mous.rawValue, sourceRequest: name, measurementSets: measurementSets, products: products, logs: logs, plots: plots)
+                try cache.store(
+                    key: key, mous: metadata.mous.rawValue, sourceRequest: name, measurementSets: measurementSets,
+                    products: products, logs: logs, plots: plots)
             }
         } catch {
             job.logger.warning("cannot keep the restore for reuse", metadata: ["error": "\(error)"])
@@ -230,7 +275,8 @@ struct ProductionExecutor: RestoreExecutor {
     func runningFacts(_ job: ExecutionJob) -> ExecutionResult? {
         guard let choice = (try? context(for: job).metadata())?.casa else { return nil }
         var result = ExecutionResult()
-        result.casa = StatusDocument.CASA(version: choice.version, manifestVersion: choice.manifestVersion, installation: choice.installation)
+        result.casa = StatusDocument.CASA(
+            version: choice.version, manifestVersion: choice.manifestVersion, installation: choice.installation)
         result.warnings = choice.warning.map { [$0] } ?? []
         return result
     }
@@ -246,7 +292,8 @@ struct ProductionExecutor: RestoreExecutor {
             try await BlockingWork.run { (_) throws in try FileManager.default.removeItem(atPath: root) }
             job.logger.info("working area removed", metadata: ["path": "\(job.restoreRoot)"])
         } catch {
-            job.logger.warning("cannot remove the working area", metadata: ["path": "\(job.restoreRoot)", "error": "\(error)"])
+            job.logger.warning(
+                "cannot remove the working area", metadata: ["path": "\(job.restoreRoot)", "error": "\(error)"])
         }
     }
 }

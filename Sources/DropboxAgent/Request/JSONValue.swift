@@ -11,7 +11,8 @@ enum JSONValue: Sendable, Equatable {
 
     static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
-        case let (.object(a), .object(b)): a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        case let (.object(a), .object(b)):
+            a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
         case let (.array(a), .array(b)): a == b
         case let (.string(a), .string(b)): a == b
         case let (.number(a), .number(b)): a == b

@@ -46,7 +46,9 @@ enum RequestParser {
                 truncated: error.truncated)
         }
         guard case .object(let members) = value else {
-            throw RequestRejection(code: .invalidRequest, problems: [RequestProblem(path: "$", message: "expected a JSON object, found \(value.typeName)")])
+            throw RequestRejection(
+                code: .invalidRequest,
+                problems: [RequestProblem(path: "$", message: "expected a JSON object, found \(value.typeName)")])
         }
         let keys = Set(members.map(\.key))
         if keys.contains("eventName") || keys.contains("metadata") || keys.contains("type") {
@@ -62,7 +64,8 @@ enum RequestParser {
         let known: Set<String> = ["schema", "mous", "email", "requestId", "casa", "delivery", "source"]
         v.rejectUnknown(value, known: known, at: "$")
         if let schema = value["schema"] {
-            if case .string(let s) = schema, s == nativeSchema {} else {
+            if case .string(let s) = schema, s == nativeSchema {
+            } else {
                 v.problem("$.schema", "must be \"\(nativeSchema)\" when present")
             }
         }
@@ -77,12 +80,15 @@ enum RequestParser {
             if case .object = delivery {
                 v.rejectUnknown(delivery, known: ["format", "content", "average"], at: "$.delivery")
                 if let f = delivery["format"] {
-                    if case .string(let s) = f, let parsed = RestoreRequest.DeliveryFormat(rawValue: s) { format = parsed } else {
+                    if case .string(let s) = f, let parsed = RestoreRequest.DeliveryFormat(rawValue: s) {
+                        format = parsed
+                    } else {
                         v.problem("$.delivery.format", "must be one of \"ms\", \"tar\", \"tgz\"")
                     }
                 }
                 content = v.deliveryContent(delivery["content"], at: "$.delivery.content")
-                average = v.deliveryAverage(delivery["average"], content: content ?? [.calibrated], at: "$.delivery.average")
+                average = v.deliveryAverage(
+                    delivery["average"], content: content ?? [.calibrated], at: "$.delivery.average")
             } else {
                 v.problem("$.delivery", "expected an object, found \(delivery.typeName)")
             }
@@ -94,7 +100,8 @@ enum RequestParser {
             deliveryFormat: format, source: source)
         request.deliveryContent = content
         request.deliveryAverage = average
-        return ParsedRequest(request: request, ignoredFields: [], choseDeliveryFormat: value["delivery"]?["format"] != nil)
+        return ParsedRequest(
+            request: request, ignoredFields: [], choseDeliveryFormat: value["delivery"]?["format"] != nil)
     }
 
     // MARK: - Workflow event form
@@ -117,7 +124,8 @@ enum RequestParser {
         default: v.problem("$.type", "must be \"\(eventType)\"")
         }
         if let paths = value["additionalPaths"] {
-            if case .array(let items) = paths, items.isEmpty {} else {
+            if case .array(let items) = paths, items.isEmpty {
+            } else {
                 v.problem("$.additionalPaths", "must be an empty array (additional paths are not supported)")
             }
         }
@@ -132,26 +140,33 @@ enum RequestParser {
         ]
         ignored += members.map(\.key).filter { !metaKnown.contains($0) }.map { "$.metadata.\($0)" }
         if let name = metadata["workflowName"] {
-            if case .string(let s) = name, s == "AlmaOusRestoreWorkflow" {} else {
+            if case .string(let s) = name, s == "AlmaOusRestoreWorkflow" {
+            } else {
                 v.problem("$.metadata.workflowName", "must be \"AlmaOusRestoreWorkflow\"")
             }
         }
         if let telescope = metadata["telescope"] {
-            if case .string(let s) = telescope, s == "ALMA" {} else { v.problem("$.metadata.telescope", "must be \"ALMA\"") }
+            if case .string(let s) = telescope, s == "ALMA" {
+            } else {
+                v.problem("$.metadata.telescope", "must be \"ALMA\"")
+            }
         }
         var format = RestoreRequest.DeliveryFormat.ms
         if let f = metadata["deliveryFormat"] {
             switch f {
             case .string("CMS"), .string("ms"): format = .ms
             case .string("tar"): format = .tar
-            default: v.problem("$.metadata.deliveryFormat", "must be \"CMS\" (a directory of measurement sets) or \"tar\"")
+            default:
+                v.problem("$.metadata.deliveryFormat", "must be \"CMS\" (a directory of measurement sets) or \"tar\"")
             }
         }
         let mous = v.uid(metadata["ousStatusId"], at: "$.metadata.ousStatusId", required: true)
         var fileSetIds: [String]?
         if let ids = metadata["fileSetIds"] {
             if case .array(let items) = ids {
-                fileSetIds = items.enumerated().compactMap { i, item in v.uid(item, at: "$.metadata.fileSetIds[\(i)]", required: true) }
+                fileSetIds = items.enumerated().compactMap { i, item in
+                    v.uid(item, at: "$.metadata.fileSetIds[\(i)]", required: true)
+                }
                 if items.isEmpty { v.problem("$.metadata.fileSetIds", "must list at least one execution block") }
             } else {
                 v.problem("$.metadata.fileSetIds", "expected an array of EB uids, found \(ids.typeName)")
@@ -159,7 +174,9 @@ enum RequestParser {
         }
         var projectCode: String?
         if let p = metadata["projectCodeOrDataType"] {
-            if case .string(let s) = p, s.range(of: #"^[0-9]{4}\.[0-9A-Z]\.[0-9]{5}\.[A-Z]+$"#, options: .regularExpression) != nil {
+            if case .string(let s) = p,
+                s.range(of: #"^[0-9]{4}\.[0-9A-Z]\.[0-9]{5}\.[A-Z]+$"#, options: .regularExpression) != nil
+            {
                 projectCode = s
             } else {
                 v.problem("$.metadata.projectCodeOrDataType", "must be an ALMA project code such as 2017.1.00886.L")
@@ -168,7 +185,9 @@ enum RequestParser {
         let requestId = v.identifier(metadata["cliCorrId"], at: "$.metadata.cliCorrId")
         var casa: RestoreRequest.CASAChoice?
         if let home = metadata["casaHome"] {
-            if case .string(let s) = home, s.hasPrefix("/"), !s.contains("\0"), s.utf8.count <= 4096 { casa = .home(s) } else {
+            if case .string(let s) = home, s.hasPrefix("/"), !s.contains("\0"), s.utf8.count <= 4096 {
+                casa = .home(s)
+            } else {
                 v.problem("$.metadata.casaHome", "must be the absolute path of a configured CASA installation")
             }
         }
@@ -176,7 +195,8 @@ enum RequestParser {
         try v.finish()
         return ParsedRequest(
             request: RestoreRequest(
-                form: .workflowEvent, mous: mous!, requestId: requestId, email: email, casa: casa, deliveryFormat: format,
+                form: .workflowEvent, mous: mous!, requestId: requestId, email: email, casa: casa,
+                deliveryFormat: format,
                 fileSetIds: fileSetIds, projectCode: projectCode),
             ignoredFields: ignored, choseDeliveryFormat: metadata["deliveryFormat"] != nil)
     }
@@ -186,7 +206,9 @@ enum RequestParser {
 private struct Validator {
     var problems: [RequestProblem] = []
 
-    mutating func problem(_ path: String, _ message: String) { problems.append(RequestProblem(path: path, message: message)) }
+    mutating func problem(_ path: String, _ message: String) {
+        problems.append(RequestProblem(path: path, message: message))
+    }
 
     func finish() throws(RequestRejection) {
         if !problems.isEmpty { throw RequestRejection(code: .invalidRequest, problems: problems) }
@@ -274,7 +296,8 @@ private struct Validator {
         var out: [RestoreRequest.DeliveryContent] = []
         for (i, item) in items.enumerated() {
             guard case .string(let s) = item, let c = RestoreRequest.DeliveryContent(rawValue: s) else {
-                problem(items.count == 1 && value.typeName == "string" ? path : "\(path)[\(i)]", "must be one of \(names)")
+                problem(
+                    items.count == 1 && value.typeName == "string" ? path : "\(path)[\(i)]", "must be one of \(names)")
                 continue
             }
             if out.contains(c) { problem("\(path)[\(i)]", "\"\(s)\" is named twice") } else { out.append(c) }
@@ -283,7 +306,9 @@ private struct Validator {
     }
 
     /// `delivery.average`: `{"time": "<n>s", "channels": <n>}`, only for derived products.
-    mutating func deliveryAverage(_ value: JSONValue?, content: [RestoreRequest.DeliveryContent], at path: String) -> RestoreRequest.DeliveryAverage? {
+    mutating func deliveryAverage(
+        _ value: JSONValue?, content: [RestoreRequest.DeliveryContent], at path: String
+    ) -> RestoreRequest.DeliveryAverage? {
         guard let value else { return nil }
         guard case .object = value else {
             problem(path, "expected an object such as {\"time\": \"30s\", \"channels\": 4}")
@@ -292,20 +317,27 @@ private struct Validator {
         rejectUnknown(value, known: ["time", "channels"], at: path)
         var average = RestoreRequest.DeliveryAverage()
         if let t = value["time"] {
-            if case .string(let s) = t, let n = Double(s.hasSuffix("s") ? String(s.dropLast()) : "x"), n > 0, n <= 86400, n.isFinite {
+            if case .string(let s) = t, let n = Double(s.hasSuffix("s") ? String(s.dropLast()) : "x"), n > 0,
+                n <= 86400, n.isFinite
+            {
                 average.time = s
             } else {
                 problem(path + ".time", "must be seconds such as \"30s\" (more than 0, at most 86400)")
             }
         }
         if let c = value["channels"] {
-            if case .number(let s) = c, let n = Int(s), n >= 2, n <= 65536 { average.channels = n } else {
+            if case .number(let s) = c, let n = Int(s), n >= 2, n <= 65536 {
+                average.channels = n
+            } else {
                 problem(path + ".channels", "must be a whole number of channels from 2 to 65536")
             }
         }
         if value["time"] == nil && value["channels"] == nil { problem(path, "must give time, channels or both") }
         if content == [.calibrated] {
-            problem(path, "averaging applies to the science, targets and contsub products; the full calibrated measurement sets are delivered as CASA made them")
+            problem(
+                path,
+                "averaging applies to the science, targets and contsub products; the full calibrated measurement sets are delivered as CASA made them"
+            )
         }
         return average.time == nil && average.channels == nil ? nil : average
     }
@@ -316,7 +348,9 @@ private struct Validator {
             problem(path, "expected a string, found \(value.typeName)")
             return nil
         }
-        guard !s.isEmpty, s.utf8.count <= 128, s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F && $0 != "/" && $0 != "\\" }) else {
+        guard !s.isEmpty, s.utf8.count <= 128,
+            s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F && $0 != "/" && $0 != "\\" })
+        else {
             problem(path, "must be 1–128 bytes (UTF-8) of printable characters without '/'")
             return nil
         }
@@ -329,18 +363,26 @@ private struct Validator {
         switch value {
         case .array(let items):
             for (i, item) in items.enumerated() {
-                if case .string(let s) = item { list.append((s, "\(path)[\(i)]")) } else {
+                if case .string(let s) = item {
+                    list.append((s, "\(path)[\(i)]"))
+                } else {
                     problem("\(path)[\(i)]", "expected a string, found \(item.typeName)")
                 }
             }
         case .string(let s) where allowSingleString:
             for part in s.split(separator: ",") { list.append((part.trimmingCharacters(in: .whitespaces), path)) }
         default:
-            problem(path, allowSingleString ? "expected an address or a list of addresses" : "expected an array of addresses, found \(value.typeName)")
+            problem(
+                path,
+                allowSingleString
+                    ? "expected an address or a list of addresses"
+                    : "expected an array of addresses, found \(value.typeName)")
         }
         var result: [String] = []
         for (address, p) in list {
-            if RequestRecipient.isValid(address) { result.append(address) } else {
+            if RequestRecipient.isValid(address) {
+                result.append(address)
+            } else {
                 problem(p, "\"\(address.prefix(80))\" is not a valid email address")
             }
         }

@@ -36,14 +36,22 @@ struct StrictJSONParser {
     private init(bytes: [UInt8]) { self.bytes = bytes }
 
     private func error(_ message: String, truncated: Bool = false) -> JSONSyntaxError {
-        var line = 1, column = 1
+        var line = 1
+        var column = 1
         for b in bytes[..<min(index, bytes.count)] {
-            if b == 0x0A { line += 1; column = 1 } else if b & 0xC0 != 0x80 { column += 1 }
+            if b == 0x0A {
+                line += 1
+                column = 1
+            } else if b & 0xC0 != 0x80 {
+                column += 1
+            }
         }
         return JSONSyntaxError(message: message, offset: index, line: line, column: column, truncated: truncated)
     }
 
-    private func endOfInput() -> JSONSyntaxError { error("the document ends early (incomplete or truncated file)", truncated: true) }
+    private func endOfInput() -> JSONSyntaxError {
+        error("the document ends early (incomplete or truncated file)", truncated: true)
+    }
 
     private mutating func skipWhitespace() {
         while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
@@ -55,9 +63,15 @@ struct StrictJSONParser {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
         default: throw error("unexpected character '\(printable(bytes[index]))'")
         }
@@ -82,7 +96,10 @@ struct StrictJSONParser {
         var seen = Set<String>()
         skipWhitespace()
         guard index < bytes.count else { throw endOfInput() }
-        if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+        if bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(members)
+        }
         while true {
             skipWhitespace()
             guard index < bytes.count else { throw endOfInput() }
@@ -101,8 +118,14 @@ struct StrictJSONParser {
             members.append((key, try parseValue(depth: depth)))
             skipWhitespace()
             guard index < bytes.count else { throw endOfInput() }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
             throw error("expected ',' or '}' in object")
         }
     }
@@ -113,14 +136,23 @@ struct StrictJSONParser {
         var items: [JSONValue] = []
         skipWhitespace()
         guard index < bytes.count else { throw endOfInput() }
-        if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+        if bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(items)
+        }
         while true {
             skipWhitespace()
             items.append(try parseValue(depth: depth))
             skipWhitespace()
             guard index < bytes.count else { throw endOfInput() }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(items)
+            }
             throw error("expected ',' or ']' in array")
         }
     }
@@ -129,7 +161,9 @@ struct StrictJSONParser {
         let start = index
         func digits(_ p: inout StrictJSONParser) -> Int {
             let s = p.index
-            while p.index < p.bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(p.bytes[p.index]) { p.index += 1 }
+            while p.index < p.bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(p.bytes[p.index]) {
+                p.index += 1
+            }
             return p.index - s
         }
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
@@ -142,7 +176,9 @@ struct StrictJSONParser {
         }
         if index < bytes.count, bytes[index] | 0x20 == UInt8(ascii: "e") {
             index += 1
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
             guard index < bytes.count else { throw endOfInput() }
             if digits(&self) == 0 { throw error("invalid number: digits expected in exponent") }
         }
@@ -177,7 +213,9 @@ struct StrictJSONParser {
                     var code = try hex4()
                     if (0xD800..<0xDC00).contains(code) {
                         guard index + 1 < bytes.count else { throw endOfInput() }
-                        guard bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else { throw error("unpaired UTF-16 surrogate") }
+                        guard bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                            throw error("unpaired UTF-16 surrogate")
+                        }
                         index += 2
                         let low = try hex4()
                         guard (0xDC00..<0xE000).contains(low) else { throw error("unpaired UTF-16 surrogate") }
@@ -226,9 +264,15 @@ struct StrictJSONParser {
         let length: Int
         var code: UInt32
         switch lead {
-        case 0xC2...0xDF: length = 2; code = UInt32(lead & 0x1F)
-        case 0xE0...0xEF: length = 3; code = UInt32(lead & 0x0F)
-        case 0xF0...0xF4: length = 4; code = UInt32(lead & 0x07)
+        case 0xC2...0xDF:
+            length = 2
+            code = UInt32(lead & 0x1F)
+        case 0xE0...0xEF:
+            length = 3
+            code = UInt32(lead & 0x0F)
+        case 0xF0...0xF4:
+            length = 4
+            code = UInt32(lead & 0x07)
         default: throw error("invalid UTF-8 byte 0x\(String(lead, radix: 16, uppercase: true))")
         }
         guard index + length <= bytes.count else {
@@ -241,7 +285,8 @@ struct StrictJSONParser {
             code = code << 6 | UInt32(b & 0x3F)
         }
         let minimum: UInt32 = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000
-        guard code >= minimum, code <= 0x10FFFF, !(0xD800..<0xE000).contains(code), let scalar = Unicode.Scalar(code) else {
+        guard code >= minimum, code <= 0x10FFFF, !(0xD800..<0xE000).contains(code), let scalar = Unicode.Scalar(code)
+        else {
             throw error("invalid UTF-8 sequence")
         }
         index += length

@@ -29,7 +29,9 @@ enum SpoolNames {
                 guard alnum else { return false }
                 first = false
             } else {
-                guard alnum || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-") else { return false }
+                guard alnum || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-") else {
+                    return false
+                }
             }
         }
         return true
@@ -48,10 +50,16 @@ enum SpoolNames {
         if entry.hasSuffix(".json") {
             let name = String(entry.dropLast(5))
             if !FileName.isValidUTF8(name) {
-                return .badRequestName(reason: "the request file name \"\(printable(entry))\" is not valid UTF-8 (request names are [A-Za-z0-9][A-Za-z0-9._-]{0,127})")
+                return .badRequestName(
+                    reason:
+                        "the request file name \"\(printable(entry))\" is not valid UTF-8 (request names are [A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+                )
             }
             if isValidName(name) { return .request(name: name) }
-            return .badRequestName(reason: "the request name \"\(printable(name))\" does not match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (and must not end in .status)")
+            return .badRequestName(
+                reason:
+                    "the request name \"\(printable(name))\" does not match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (and must not end in .status)"
+            )
         }
         if entry.hasSuffix(".json.ok") {
             let name = String(entry.dropLast(8))
@@ -76,7 +84,9 @@ enum SpoolNames {
         for scalar in s.unicodeScalars.prefix(160) {
             if scalar.value >= 0x10_FF00 && scalar.value <= 0x10_FFFF {
                 out += String(format: "\\x%02X", scalar.value - 0x10_FF00)  // a byte of a name that is not UTF-8
-            } else if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "/" { out += String(format: "\\x%02X", scalar.value) } else {
+            } else if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "/" {
+                out += String(format: "\\x%02X", scalar.value)
+            } else {
                 out.unicodeScalars.append(scalar)
             }
         }
@@ -86,7 +96,9 @@ enum SpoolNames {
     /// A file-name-safe rendering of any entry name, for quarantine.
     static func quarantineName(_ s: String) -> String {
         let safe = s.unicodeScalars.map { c -> String in
-            let ok = (c.value >= 0x30 && c.value <= 0x39) || (c.value >= 0x41 && c.value <= 0x5A) || (c.value >= 0x61 && c.value <= 0x7A) || c == "." || c == "_" || c == "-"
+            let ok =
+                (c.value >= 0x30 && c.value <= 0x39) || (c.value >= 0x41 && c.value <= 0x5A)
+                || (c.value >= 0x61 && c.value <= 0x7A) || c == "." || c == "_" || c == "-"
             return ok ? String(c) : "_"
         }.joined()
         let trimmed = String(safe.prefix(100))

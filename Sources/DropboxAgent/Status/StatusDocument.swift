@@ -17,7 +17,10 @@ struct StatusDocument: Codable, Sendable, Equatable {
     struct Step: Codable, Sendable, Equatable {
         var number: Int
         var name: String
-        init(_ step: StepName) { number = step.number; name = step.rawValue }
+        init(_ step: StepName) {
+            number = step.number
+            name = step.rawValue
+        }
     }
     struct Progress: Codable, Sendable, Equatable {
         var bytesDone: Int64?
@@ -127,7 +130,9 @@ struct StatusDocument: Codable, Sendable, Equatable {
     }
 
     /// Moves to `state` (and `step`), appending to the history when either changed.
-    mutating func transition(to state: RequestState, step: StepName? = nil, message: String? = nil, at now: String = Timestamp.now()) {
+    mutating func transition(
+        to state: RequestState, step: StepName? = nil, message: String? = nil, at now: String = Timestamp.now()
+    ) {
         let newStep = step.map(Step.init)
         let changed = state != self.state || newStep != self.step || history.isEmpty
         if newStep != self.step { progress = nil }  // a new step starts without the last one's progress
@@ -162,5 +167,7 @@ struct StatusDocument: Codable, Sendable, Equatable {
         return data
     }
 
-    static func decode(_ data: Data) throws -> StatusDocument { try JSONDecoder().decode(StatusDocument.self, from: data) }
+    static func decode(_ data: Data) throws -> StatusDocument {
+        try JSONDecoder().decode(StatusDocument.self, from: data)
+    }
 }

@@ -88,14 +88,19 @@ final class StatusPublisher: StepReporter, Sendable {
                 // The fence again right before the rename (after the fsync): an owner stalled during the write must
                 // not replace the status once another agent holds the job.
                 let fence = self.fence
-                guard try AtomicFile.write(data, to: path, mode: mode, if: { fence?() ?? true }) else { throw LeaseLost() }
+                guard try AtomicFile.write(data, to: path, mode: mode, if: { fence?() ?? true }) else {
+                    throw LeaseLost()
+                }
             }
             onDisk = sequence
         }
     }
 
     /// Moves to a new state/step, logging one line for the change.
-    func transition(to newState: RequestState, step: StepName? = nil, message: String? = nil, _ change: (inout StatusDocument) -> Void = { _ in }) throws {
+    func transition(
+        to newState: RequestState, step: StepName? = nil, message: String? = nil,
+        _ change: (inout StatusDocument) -> Void = { _ in }
+    ) throws {
         try update { doc in
             doc.transition(to: newState, step: step, message: message)
             change(&doc)
@@ -110,11 +115,12 @@ final class StatusPublisher: StepReporter, Sendable {
             meta["duration.seconds"] = .stringConvertible((Date().timeIntervalSince(started) * 1000).rounded() / 1000)
         }
         // Failures at error and cancellations at warning, so `journalctl -p warning` shows every one.
-        let level: Logger.Level = switch newState {
-        case .failed, .rejected: .error
-        case .cancelled: .warning
-        default: .info
-        }
+        let level: Logger.Level =
+            switch newState {
+            case .failed, .rejected: .error
+            case .cancelled: .warning
+            default: .info
+            }
         logger.log(level: level, "request state changed", metadata: meta)
         DashboardTrigger.poke()
     }
@@ -141,7 +147,8 @@ final class StatusPublisher: StepReporter, Sendable {
                 eta = (elapsed / fraction - elapsed).rounded()
             }
             s.document.progress = StatusDocument.Progress(
-                bytesDone: progress.bytesDone, bytesTotal: progress.bytesTotal, fraction: progress.fraction.map { ($0 * 1000).rounded() / 1000 },
+                bytesDone: progress.bytesDone, bytesTotal: progress.bytesTotal,
+                fraction: progress.fraction.map { ($0 * 1000).rounded() / 1000 },
                 etaSeconds: eta, message: progress.message)
             guard now - s.lastProgressWrite >= progressInterval || progress.fraction == 1 else { return nil }
             s.lastProgressWrite = now
@@ -158,7 +165,8 @@ final class StatusPublisher: StepReporter, Sendable {
             do { try write(data, sequence: sequence) } catch is LeaseLost {
                 return  // another agent holds the job now: nothing more is written
             } catch {
-                logger.warning("could not write progress to the status file", metadata: ["path": "\(path)", "error": "\(error)"])
+                logger.warning(
+                    "could not write progress to the status file", metadata: ["path": "\(path)", "error": "\(error)"])
             }
         }
     }

@@ -5,7 +5,8 @@ import Synchronization
 /// time (default first) it passes the named point, so crash tests hit a precise window between two writes with a
 /// real SIGKILL. Without the variable every call is one dictionary lookup on an empty table.
 enum CrashPoint {
-    private static let plan: Mutex<[String: Int]> = Mutex(parse(ProcessInfo.processInfo.environment["DROPBOX_AGENT_CRASH_AT"]))
+    private static let plan: Mutex<[String: Int]> = Mutex(
+        parse(ProcessInfo.processInfo.environment["DROPBOX_AGENT_CRASH_AT"]))
 
     static func parse(_ text: String?) -> [String: Int] {
         var out: [String: Int] = [:]
@@ -20,7 +21,10 @@ enum CrashPoint {
     static func hit(_ name: String) {
         let fire = plan.withLock { plan -> Bool in
             guard let remaining = plan[name] else { return false }
-            if remaining <= 1 { plan[name] = nil; return true }
+            if remaining <= 1 {
+                plan[name] = nil
+                return true
+            }
             plan[name] = remaining - 1
             return false
         }

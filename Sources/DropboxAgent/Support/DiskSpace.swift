@@ -42,10 +42,11 @@ enum DiskSpace {
         let said = e.message.contains(String(cString: strerror(ENOSPC))) || e.message.contains("ENOSPC")
         let full = e.step == .casa || e.isTransient || said ? paths.first(where: isFull) : nil
         guard said || full != nil else { return e }
-        let place = full.map { path -> String in
-            let free = space(of: path)?.available ?? 0
-            return " on the filesystem of \(path) (\(free) bytes free)"
-        } ?? ""
+        let place =
+            full.map { path -> String in
+                let free = space(of: path)?.available ?? 0
+                return " on the filesystem of \(path) (\(free) bytes free)"
+            } ?? ""
         let cause = said ? "" : "; the failure was most likely caused by the full disk"
         return RestoreError(
             code, "ENOSPC: no space left on device\(place)\(cause): \(e.message)",

@@ -7,4 +7,3 @@ struct SystemCallError: Error, CustomStringConvertible, Equatable {
     var errno: Int32
     var description: String { "\(call)(\(path)): \(String(cString: strerror(errno))) (errno \(errno))" }
 }
-

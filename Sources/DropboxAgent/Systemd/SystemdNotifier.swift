@@ -18,7 +18,8 @@ struct SystemdNotifier: Sendable {
 
     /// From `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and `$WATCHDOG_PID` (the watchdog applies only when that pid is ours).
     static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> SystemdNotifier {
-        var n = SystemdNotifier(socketPath: env["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }, watchdogTimeout: nil)
+        var n = SystemdNotifier(
+            socketPath: env["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }, watchdogTimeout: nil)
         if let usec = env["WATCHDOG_USEC"].flatMap(UInt64.init), usec > 0,
             env["WATCHDOG_PID"].flatMap(Int32.init).map({ $0 == getpid() }) ?? true
         {

@@ -115,7 +115,9 @@ public struct AlmaArchiveClient: Sendable {
     /// - Throws: ``RestoreError`` `archiveResponseUnreadable` when a column is missing or a value malformed.
     public static func record(from table: VOTable, mous: AlmaUid) throws(RestoreError) -> AlmaArchiveRecord? {
         let columns = ["member_ous_uid", "group_ous_uid", "proposal_id", "data_rights", "obs_release_date"]
-        guard table.rows.isEmpty || columns.allSatisfy({ column in table.fields.contains { $0.name.lowercased() == column } })
+        guard
+            table.rows.isEmpty
+                || columns.allSatisfy({ column in table.fields.contains { $0.name.lowercased() == column } })
         else {
             throw RestoreError(
                 .archiveResponseUnreadable,
@@ -193,7 +195,8 @@ public struct AlmaArchiveClient: Sendable {
                 && (AlmaUid($0.id) == mous || $0.id == mous.rawValue)
         }) {
             throw RestoreError(
-                .archiveUnknownMous, "the archive's DataLink service has no files for \(mous): \(failure.errorMessage ?? "")",
+                .archiveUnknownMous,
+                "the archive's DataLink service has no files for \(mous): \(failure.errorMessage ?? "")",
                 hint: "check the MOUS uid; it may not be archived or not yet released")
         }
         guard rows.contains(where: { $0.errorMessage == nil }) else {
@@ -212,7 +215,9 @@ public struct AlmaArchiveClient: Sendable {
     /// URL and must be safe (``DataLinkRow/fileName``). Raw tars come sorted by name, each once.
     /// - Throws: ``RestoreError``: `archiveNoAuxiliary` (none, or several different ones),
     ///   `archiveUnsafeFileName`, `archiveAccessDenied` when a chosen link is marked not readable.
-    public static func restoreFiles(_ rows: [DataLinkRow]) throws(RestoreError) -> (
+    public static func restoreFiles(
+        _ rows: [DataLinkRow]
+    ) throws(RestoreError) -> (
         auxiliary: DataLinkRow, raw: [DataLinkRow]
     ) {
         let usable = rows.filter {
@@ -294,17 +299,21 @@ public struct AlmaArchiveClient: Sendable {
         let what = "VOSI availability of \(baseURL)"
         let document: HTTPDocument
         do throws(DeliveryError) {
-            document = try await HTTPDocument.fetch(url: availabilityURL, headers: requestHeaders, maxBytes: 1 << 20, options: options)
+            document = try await HTTPDocument.fetch(
+                url: availabilityURL, headers: requestHeaders, maxBytes: 1 << 20, options: options)
             if document.status == 401 || document.status == 403, let challenge = document.headers["www-authenticate"] {
-                throw DeliveryError(.accessDenied, "HTTP \(document.status), WWW-Authenticate: \(challenge)", httpStatus: document.status)
+                throw DeliveryError(
+                    .accessDenied, "HTTP \(document.status), WWW-Authenticate: \(challenge)",
+                    httpStatus: document.status)
             }
             try document.requireSuccess()
         } catch {
             throw Self.restoreError(error, what: what)
         }
         guard let parsed = Self.availability(from: String(decoding: document.body, as: UTF8.self)) else {
-            throw RestoreError(.archiveResponseUnreadable, "\(what): the answer has no <available> element",
-                               hint: "check `sources.almaArchive.url` (the archive's base URL)")
+            throw RestoreError(
+                .archiveResponseUnreadable, "\(what): the answer has no <available> element",
+                hint: "check `sources.almaArchive.url` (the archive's base URL)")
         }
         return parsed
     }
@@ -312,11 +321,13 @@ public struct AlmaArchiveClient: Sendable {
     /// The `<available>` and first `<note>` of a VOSI availability document (any namespace prefix); nil if absent.
     public static func availability(from xml: String) -> Availability? {
         func element(_ name: String) -> String? {
-            guard let match = xml.firstMatch(of: try! Regex("<(?:[A-Za-z_][\\w.-]*:)?\(name)(?:\\s[^>]*)?>([^<]*)</")) else { return nil }
+            guard let match = xml.firstMatch(of: try! Regex("<(?:[A-Za-z_][\\w.-]*:)?\(name)(?:\\s[^>]*)?>([^<]*)</"))
+            else { return nil }
             return (match.output[1].substring.map(String.init) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard let available = element("available") else { return nil }
-        return Availability(available: available == "true" || available == "1", note: element("note").flatMap { $0.isEmpty ? nil : $0 })
+        return Availability(
+            available: available == "true" || available == "1", note: element("note").flatMap { $0.isEmpty ? nil : $0 })
     }
 
     // MARK: - Transport

@@ -124,7 +124,9 @@ public struct VOTable: Sendable, Hashable {
             throw unreadable("\(name): the results RESOURCE has no TABLE")
         }
         let fields = table.elements("FIELD").map {
-            Field(name: $0.attribute("name") ?? $0.attribute("ID") ?? "", id: $0.attribute("ID"), datatype: $0.attribute("datatype"))
+            Field(
+                name: $0.attribute("name") ?? $0.attribute("ID") ?? "", id: $0.attribute("ID"),
+                datatype: $0.attribute("datatype"))
         }
         var rows: [[String?]] = []
         if let dataElement = table.element("DATA") {

@@ -18,7 +18,10 @@ public struct CASAEnvironmentStatus: Sendable, Codable, Hashable {
     /// What is wrong, one line each.
     public var problems: [String]
 
-    public init(ok: Bool, python: String? = nil, casatools: String? = nil, casatasks: String? = nil, version: String? = nil, problems: [String] = []) {
+    public init(
+        ok: Bool, python: String? = nil, casatools: String? = nil, casatasks: String? = nil, version: String? = nil,
+        problems: [String] = []
+    ) {
         self.ok = ok
         self.python = python
         self.casatools = casatools
@@ -47,21 +50,28 @@ public enum CASAEnvironment {
     ) async throws {
         let script = CASAInstallation.join(programDir, "casaenv.py")
         try RunnerSupport.require(script, what: "The CASA environment manager")
-        let run = try await runTool(python, [script, "install", "--venv", venv] + (version.map { ["--version", $0] } ?? []))
-        logger?.info("casaenv install finished", metadata: [
-            "casa.venv": .string(venv), "casa.exitStatus": "\(run.status)", "casa.outputTail": .string(run.tail),
-        ])
+        let run = try await runTool(
+            python, [script, "install", "--venv", venv] + (version.map { ["--version", $0] } ?? []))
+        logger?.info(
+            "casaenv install finished",
+            metadata: [
+                "casa.venv": .string(venv), "casa.exitStatus": "\(run.status)", "casa.outputTail": .string(run.tail),
+            ])
         guard run.status.isSuccess else {
             throw RestoreError(
                 .casaEnvironmentFailed,
                 "Installing the CASA environment in \(venv) failed (\(run.status)): \(lastLines(run.tail, 5))",
-                hint: "Run `python3 \(script) install --venv \(venv)\(version.map { " --version \($0)" } ?? "")` by hand to see the whole output.")
+                hint:
+                    "Run `python3 \(script) install --venv \(venv)\(version.map { " --version \($0)" } ?? "")` by hand to see the whole output."
+            )
         }
     }
 
     /// Checks the venv: `python3 casaenv.py check --venv DIR`. Never throws: a check that cannot run is reported
     /// as `ok == false` with the reason in ``CASAEnvironmentStatus/problems``.
-    public static func check(venv: String, programDir: String, python: String = "python3") async -> CASAEnvironmentStatus {
+    public static func check(
+        venv: String, programDir: String, python: String = "python3"
+    ) async -> CASAEnvironmentStatus {
         let script = CASAInstallation.join(programDir, "casaenv.py")
         guard FileManager.default.fileExists(atPath: script) else {
             return CASAEnvironmentStatus(ok: false, problems: ["\(script) does not exist"])
@@ -97,7 +107,9 @@ public enum CASAEnvironment {
     /// `casaenv.py check` reports as `version`, read without starting Python); nil when none is installed.
     public static func installedVersion(venv: String) -> String? {
         let lib = CASAInstallation.join(venv, "lib")
-        let pythons = ((try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []).filter { $0.hasPrefix("python3") }.sorted()
+        let pythons = ((try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? []).filter {
+            $0.hasPrefix("python3")
+        }.sorted()
         for python in pythons {
             let site = lib + "/" + python + "/site-packages"
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: site)) ?? []
@@ -111,7 +123,8 @@ public enum CASAEnvironment {
 
     /// The casatools version `<programDir>/requirements.txt` pins: what `casa install` creates by default.
     public static func pinnedVersion(programDir: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: CASAInstallation.join(programDir, "requirements.txt")) else { return nil }
+        guard let data = FileManager.default.contents(atPath: CASAInstallation.join(programDir, "requirements.txt"))
+        else { return nil }
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.hasPrefix("casatools==") { return String(trimmed.dropFirst("casatools==".count)) }

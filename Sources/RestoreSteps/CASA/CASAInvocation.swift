@@ -26,7 +26,8 @@ public struct CASAInvocation: Sendable, Hashable {
         self.ppr = ppr
         self.root = root
         self.relativePath = relativePath
-        self.workingDirectory = workingDirectory
+        self.workingDirectory =
+            workingDirectory
             ?? CASAInstallation.join(CASAInstallation.join(root, relativePath), "working")
         self.logsDirectory = logsDirectory
         self.timeout = timeout

@@ -45,7 +45,8 @@ public enum CASALogScanner {
         guard line.contains("SEVERE") else { return nil }
         let tabFields = line.split(separator: "\t", maxSplits: 3, omittingEmptySubsequences: false)
         if tabFields.count >= 3, tabFields[1].trimmingCharacters(in: .whitespaces) == "SEVERE",
-           looksLikeTimestamp(tabFields[0]) {
+            looksLikeTimestamp(tabFields[0])
+        {
             let origin = tabFields[2]
             let message = tabFields.count == 4 ? String(tabFields[3]) : ""
             return origin.hasSuffix("+")
@@ -96,8 +97,10 @@ public enum CASALogScanner {
             } else {
                 findings.decisiveCount += 1
                 if findings.decisive.count < Findings.maximumKept {
-                    findings.decisive.append(SevereLine(
-                        file: file, lineNumber: lineNumber, line: line, origin: severe.origin, message: severe.message))
+                    findings.decisive.append(
+                        SevereLine(
+                            file: file, lineNumber: lineNumber, line: line, origin: severe.origin,
+                            message: severe.message))
                 }
             }
         }

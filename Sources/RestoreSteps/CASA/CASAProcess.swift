@@ -44,20 +44,24 @@ struct CASAProcess: Sendable {
     /// Runs the process to its end. Throws `CancellationError` if the task was cancelled (after the group is gone).
     func run(reporter: any StepReporter, logger: Logger) async throws -> Outcome {
         try Task.checkCancellation()
-        let header = "# dropbox-agent: argv: \(([executable] + arguments).joined(separator: " "))\n"
+        let header =
+            "# dropbox-agent: argv: \(([executable] + arguments).joined(separator: " "))\n"
             + "# dropbox-agent: cwd: \(workingDirectory)\n"
             + "# dropbox-agent: env: \(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\n"
         guard FileManager.default.createFile(atPath: stdoutLog, contents: Data(header.utf8)) else {
-            throw RestoreError(.casaFailed, "Cannot create the CASA output log \(stdoutLog).",
-                               hint: "Check that the logs directory exists and is writable.", step: .casa)
+            throw RestoreError(
+                .casaFailed, "Cannot create the CASA output log \(stdoutLog).",
+                hint: "Check that the logs directory exists and is writable.", step: .casa)
         }
-        logger.info("starting CASA", metadata: [
-            "casa.argv": .array(([executable] + arguments).map { .string($0) }),
-            "casa.cwd": .string(workingDirectory),
-            "casa.env": .dictionary(environment.mapValues { .string($0) }),
-            "casa.stdoutLog": .string(stdoutLog),
-            "casa.timeout.seconds": .stringConvertible(timeout.logSeconds),
-        ])
+        logger.info(
+            "starting CASA",
+            metadata: [
+                "casa.argv": .array(([executable] + arguments).map { .string($0) }),
+                "casa.cwd": .string(workingDirectory),
+                "casa.env": .dictionary(environment.mapValues { .string($0) }),
+                "casa.stdoutLog": .string(stdoutLog),
+                "casa.timeout.seconds": .stringConvertible(timeout.logSeconds),
+            ])
 
         let clock = ContinuousClock()
         let started = clock.now
@@ -65,7 +69,8 @@ struct CASAProcess: Sendable {
         let (result, timedOut) = await withTaskGroup(of: Event.self) { group in
             group.addTask {
                 do {
-                    return .finished(.success(try await self.launch(leader: leader, reporter: reporter, logger: logger)))
+                    return .finished(
+                        .success(try await self.launch(leader: leader, reporter: reporter, logger: logger)))
                 } catch {
                     return .finished(.failure(error))
                 }
@@ -84,8 +89,9 @@ struct CASAProcess: Sendable {
                 switch event {
                 case .deadline:
                     timedOut = true
-                    logger.warning("CASA ran past its time limit; stopping its process group",
-                                   metadata: ["casa.timeout.seconds": .stringConvertible(timeout.logSeconds)])
+                    logger.warning(
+                        "CASA ran past its time limit; stopping its process group",
+                        metadata: ["casa.timeout.seconds": .stringConvertible(timeout.logSeconds)])
                     group.cancelAll()  // swift-subprocess runs the teardown sequence on cancellation
                 case .deadlineCancelled:
                     continue
@@ -100,8 +106,9 @@ struct CASAProcess: Sendable {
         if let pid = leader.value {
             let survivors = await ProcessGroup(id: pid).terminate(grace: gracePeriod)
             if !survivors.isEmpty {
-                logger.error("processes of the CASA group survived SIGKILL",
-                             metadata: ["casa.pgid": .stringConvertible(pid), "casa.survivors": "\(survivors)"])
+                logger.error(
+                    "processes of the CASA group survived SIGKILL",
+                    metadata: ["casa.pgid": .stringConvertible(pid), "casa.survivors": "\(survivors)"])
             }
         }
         let duration = clock.now - started
@@ -117,17 +124,23 @@ struct CASAProcess: Sendable {
                 // Stopped by us before its status was collected.
                 exitStatus = .signalled(SIGKILL)
             } else if leader.value == nil {
-                throw RestoreError(.casaFailed, "CASA could not be started (\(executable)): \(error)",
-                                   hint: "Check the CASA installation and the agent configuration; the log \(stdoutLog) has the command.",
-                                   step: .casa)
+                throw RestoreError(
+                    .casaFailed, "CASA could not be started (\(executable)): \(error)",
+                    hint:
+                        "Check the CASA installation and the agent configuration; the log \(stdoutLog) has the command.",
+                    step: .casa)
             } else {
-                throw RestoreError(.casaFailed, "Lost track of the CASA process (\(executable)): \(error)",
-                                   hint: "This is unexpected; the log \(stdoutLog) has CASA's output.", step: .casa)
+                throw RestoreError(
+                    .casaFailed, "Lost track of the CASA process (\(executable)): \(error)",
+                    hint: "This is unexpected; the log \(stdoutLog) has CASA's output.", step: .casa)
             }
         }
-        logger.info("CASA ended", metadata: [
-            "casa.exitStatus": "\(exitStatus)", "casa.timedOut": .stringConvertible(timedOut), "casa.duration.seconds": .stringConvertible(duration.logSeconds),
-        ])
+        logger.info(
+            "CASA ended",
+            metadata: [
+                "casa.exitStatus": "\(exitStatus)", "casa.timedOut": .stringConvertible(timedOut),
+                "casa.duration.seconds": .stringConvertible(duration.logSeconds),
+            ])
         if Task.isCancelled && !timedOut { throw CancellationError() }
         return Outcome(exitStatus: exitStatus, timedOut: timedOut, duration: duration)
     }

@@ -72,7 +72,9 @@ public enum CASASelection {
         return RestoreError(
             first.code,
             "manifest \(manifestName) asks hifa_restoredata for \(actions.map(\.description).joined(separator: "; ")), which the modular restore cannot reproduce",
-            hint: "Configure a CASA installation of kind \"pipeline\" (casa.installations, a monolithic CASA with the ALMA pipeline); the restore then runs with it.")
+            hint:
+                "Configure a CASA installation of kind \"pipeline\" (casa.installations, a monolithic CASA with the ALMA pipeline); the restore then runs with it."
+        )
     }
 
     /// Where `casa.installOnDemand` creates venvs: `<directory>/<version>`, named `modular-<version>`.
@@ -118,7 +120,8 @@ public enum CASASelection {
             let pipelines = installations.filter { $0.kind == .pipeline }
             do {
                 return try choose(
-                    requested: requested, manifestCasaVersion: manifestCasaVersion, manifestRead: manifestRead, installations: pipelines,
+                    requested: requested, manifestCasaVersion: manifestCasaVersion, manifestRead: manifestRead,
+                    installations: pipelines,
                     defaultName: pipelines.contains { $0.name == defaultName } ? defaultName : pipelines.first?.name,
                     policy: policy, onDemand: nil, step: step)
             } catch {
@@ -136,8 +139,12 @@ public enum CASASelection {
         }
         let manifest = manifestCasaVersion.flatMap(CASAVersion.init)
         func choice(_ i: CASAInstallation, created: Bool = false) -> (CASAInstallation, ChosenCASA) {
-            (i, ChosenCASA(version: i.version, manifestVersion: manifestCasaVersion, installation: i.name, policy: policy,
-                           manifestRead: manifestRead, createOnFirstUse: created ? i.home : nil))
+            (
+                i,
+                ChosenCASA(
+                    version: i.version, manifestVersion: manifestCasaVersion, installation: i.name, policy: policy,
+                    manifestRead: manifestRead, createOnFirstUse: created ? i.home : nil)
+            )
         }
         func allowed(_ i: CASAInstallation) -> Bool {
             guard let manifest else { return true }
@@ -161,7 +168,8 @@ public enum CASASelection {
                 return choice(found)
             }
             if policy != .any {
-                let candidates = installations.filter(allowed).compactMap { i in CASAVersion(i.version).map { (i, $0) } }
+                let candidates = installations.filter(allowed).compactMap { i in CASAVersion(i.version).map { (i, $0) }
+                }
                 let notOlder = candidates.filter { $0.1 >= manifest }.min { $0.1 < $1.1 }
                 if let found = notOlder ?? candidates.max(by: { $0.1 < $1.1 }) { return choice(found.0) }
             }
@@ -174,7 +182,9 @@ public enum CASASelection {
         }
         if let defaultName {
             if let found = installations.first(where: { $0.name == defaultName }) { return choice(found) }
-            throw notConfigured("The configured default CASA \"\(defaultName)\" is not among the configured installations.", installations, step: step)
+            throw notConfigured(
+                "The configured default CASA \"\(defaultName)\" is not among the configured installations.",
+                installations, step: step)
         }
         if installations.count == 1 { return choice(installations[0]) }
         throw notConfigured(
@@ -195,11 +205,15 @@ public enum CASASelection {
             return nil
         case .name(let name):
             if let found = installations.first(where: { $0.name == name }) { return found }
-            throw notConfigured("The request asks for CASA \"\(name)\", which is not a configured installation.", installations, step: step)
+            throw notConfigured(
+                "The request asks for CASA \"\(name)\", which is not a configured installation.", installations,
+                step: step)
         case .home(let home):
             let wanted = normalisedPath(home)
             if let found = installations.first(where: { normalisedPath($0.home) == wanted }) { return found }
-            throw notConfigured("The request asks for casaHome \"\(home)\", which is not a configured CASA installation.", installations, step: step)
+            throw notConfigured(
+                "The request asks for casaHome \"\(home)\", which is not a configured CASA installation.",
+                installations, step: step)
         }
     }
 
@@ -223,14 +237,21 @@ public enum CASASelection {
         return result
     }
 
-    private static func notConfigured(_ message: String, _ installations: [CASAInstallation], step: StepName) -> RestoreError {
-        RestoreError(.casaNotConfigured, message, hint: configuredList(installations) ?? "Configure a CASA installation in the agent configuration.", step: step)
+    private static func notConfigured(
+        _ message: String, _ installations: [CASAInstallation], step: StepName
+    ) -> RestoreError {
+        RestoreError(
+            .casaNotConfigured, message,
+            hint: configuredList(installations) ?? "Configure a CASA installation in the agent configuration.",
+            step: step)
     }
 
     private static func refused(
-        _ message: String, installations: [CASAInstallation], manifest: CASAVersion, policy: CASAVersionPolicy, step: StepName
+        _ message: String, installations: [CASAInstallation], manifest: CASAVersion, policy: CASAVersionPolicy,
+        step: StepName
     ) -> RestoreError {
-        let hint = "Install CASA \(manifest) (`dropbox-agent casa install --version \(manifest)` when PyPI has it for this Python, or a pipeline installation in casa.installations), "
+        let hint =
+            "Install CASA \(manifest) (`dropbox-agent casa install --version \(manifest)` when PyPI has it for this Python, or a pipeline installation in casa.installations), "
             + "set casa.installOnDemand, or relax casa.versionPolicy (exact, sameMinor, newerAllowed, any)."
             + (configuredList(installations).map { " " + $0 } ?? "")
         return RestoreError(.casaVersionRefused, message, hint: hint, step: step)
@@ -238,6 +259,7 @@ public enum CASASelection {
 
     private static func configuredList(_ installations: [CASAInstallation]) -> String? {
         guard !installations.isEmpty else { return nil }
-        return "Configured CASA installations: " + installations.map { "\($0.name) (\($0.home), CASA \($0.version))" }.joined(separator: "; ") + "."
+        return "Configured CASA installations: "
+            + installations.map { "\($0.name) (\($0.home), CASA \($0.version))" }.joined(separator: "; ") + "."
     }
 }

@@ -50,16 +50,19 @@ public enum CASASuccessCheck {
         var problems: [RestoreError] = []
         let stdoutLog = result.stdoutLog
         let casaLogs = RunnerSupport.casaLogs(in: working)
-        let logsHint = casaLogs.isEmpty
+        let logsHint =
+            casaLogs.isEmpty
             ? "CASA's output is in \(stdoutLog)."
             : "CASA's output is in \(stdoutLog); its log is \(casaLogs.last ?? "")."
 
         if result.timedOut {
-            problems.append(RestoreError(
-                .casaTimedOut,
-                "CASA did not finish within its time limit (\(format(result.duration))) and was stopped.",
-                hint: "A restore of this size may need a longer CASA timeout in the agent configuration. \(logsHint)",
-                step: .casa, isTransient: true))
+            problems.append(
+                RestoreError(
+                    .casaTimedOut,
+                    "CASA did not finish within its time limit (\(format(result.duration))) and was stopped.",
+                    hint:
+                        "A restore of this size may need a longer CASA timeout in the agent configuration. \(logsHint)",
+                    step: .casa, isTransient: true))
         }
 
         let findings = CASALogScanner.scan(casaLogs + [stdoutLog])
@@ -67,50 +70,58 @@ public enum CASASuccessCheck {
         if let first = markers.first {
             let more = markers.count > 1 ? " (and \(markers.count - 1) more)" : ""
             // The pipeline's marker is empty; restore_mous.py writes its reason into it. Quote whichever exists.
-            let reason = firstLine(of: first).map { " Reason: \($0)" }
+            let reason =
+                firstLine(of: first).map { " Reason: \($0)" }
                 ?? findings.decisive.first.map { " First SEVERE line: \"\($0.line)\"" } ?? ""
             let place = findings.decisive.first.map { "See \($0.file), line \($0.lineNumber). " } ?? ""
-            problems.append(RestoreError(
-                .casaErrorExit, "The pipeline stopped with an error: it left \(first)\(more).\(reason)",
-                hint: place + logsHint, step: .casa))
+            problems.append(
+                RestoreError(
+                    .casaErrorExit, "The pipeline stopped with an error: it left \(first)\(more).\(reason)",
+                    hint: place + logsHint, step: .casa))
         }
 
         if let first = findings.decisive.first {
             let more = findings.decisiveCount > 1 ? " (\(findings.decisiveCount) SEVERE lines in all)" : ""
-            problems.append(RestoreError(
-                .casaSevere, "CASA logged a SEVERE error: \"\(first.line)\"\(more).",
-                hint: "See \(first.file), line \(first.lineNumber).", step: .casa))
+            problems.append(
+                RestoreError(
+                    .casaSevere, "CASA logged a SEVERE error: \"\(first.line)\"\(more).",
+                    hint: "See \(first.file), line \(first.lineNumber).", step: .casa))
         }
 
         if !result.exitStatus.isSuccess {
-            problems.append(RestoreError(
-                .casaFailed, "CASA ended with \(result.exitStatus).",
-                hint: "See \(stdoutLog) for its output.", step: .casa))
+            problems.append(
+                RestoreError(
+                    .casaFailed, "CASA ended with \(result.exitStatus).",
+                    hint: "See \(stdoutLog) for its output.", step: .casa))
         }
 
         var verified: [String] = []
         for name in expectedAsdmNames {
             let ms = CASAInstallation.join(working, name + ".ms")
             guard let columns = MeasurementSetColumns.columns(ofTableAt: ms) else {
-                problems.append(RestoreError(
-                    .msMissing, "The measurement set \(ms) was not written (no \(name).ms/table.dat).",
-                    hint: logsHint, step: .casa))
+                problems.append(
+                    RestoreError(
+                        .msMissing, "The measurement set \(ms) was not written (no \(name).ms/table.dat).",
+                        hint: logsHint, step: .casa))
                 continue
             }
             guard columns.contains("CORRECTED_DATA") else {
-                problems.append(RestoreError(
-                    .msNotCalibrated,
-                    "The measurement set \(ms) has no CORRECTED_DATA column: calibration was not applied.",
-                    hint: logsHint, step: .casa))
+                problems.append(
+                    RestoreError(
+                        .msNotCalibrated,
+                        "The measurement set \(ms) has no CORRECTED_DATA column: calibration was not applied.",
+                        hint: logsHint, step: .casa))
                 continue
             }
             var isDirectory: ObjCBool = false
             let flagVersions = ms + ".flagversions"
             guard FileManager.default.fileExists(atPath: flagVersions, isDirectory: &isDirectory), isDirectory.boolValue
             else {
-                problems.append(RestoreError(
-                    .flagVersionsMissing, "The flag versions \(flagVersions) are missing: the flags were not restored.",
-                    hint: logsHint, step: .casa))
+                problems.append(
+                    RestoreError(
+                        .flagVersionsMissing,
+                        "The flag versions \(flagVersions) are missing: the flags were not restored.",
+                        hint: logsHint, step: .casa))
                 continue
             }
             verified.append(ms)

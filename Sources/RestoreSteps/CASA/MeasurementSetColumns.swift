@@ -37,10 +37,13 @@ public enum MeasurementSetColumns {
             guard start >= 4 else { continue }
             for bigEndian in [true, false] {
                 let classLength = readUInt32(bytes, at: start - 4, bigEndian: bigEndian)
-                guard let classLength, classLength >= UInt32(hit + marker.count - start), classLength <= 128 else { continue }
+                guard let classLength, classLength >= UInt32(hit + marker.count - start), classLength <= 128 else {
+                    continue
+                }
                 let afterClass = start + Int(classLength)
                 guard let nameLength = readUInt32(bytes, at: afterClass + 4, bigEndian: bigEndian),
-                      nameLength > 0, nameLength <= 256, afterClass + 8 + Int(nameLength) <= bytes.count else { continue }
+                    nameLength > 0, nameLength <= 256, afterClass + 8 + Int(nameLength) <= bytes.count
+                else { continue }
                 let nameBytes = bytes[(afterClass + 8)..<(afterClass + 8 + Int(nameLength))]
                 guard nameBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { continue }
                 names.insert(String(decoding: nameBytes, as: UTF8.self))

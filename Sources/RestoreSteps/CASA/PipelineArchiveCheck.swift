@@ -31,7 +31,8 @@ enum PipelineArchiveCheck {
                 throw RestoreError(
                     RestoreError.Code(rawValue: error.code.rawValue),
                     "\(name) is refused before the pipeline CASA unpacks it: \(error.message)",
-                    hint: error.hint ?? "The calibration products may be damaged or hostile; nothing was unpacked.", step: .casa)
+                    hint: error.hint ?? "The calibration products may be damaged or hostile; nothing was unpacked.",
+                    step: .casa)
             }
             if summary.symlinks > 0 {
                 throw RestoreError(

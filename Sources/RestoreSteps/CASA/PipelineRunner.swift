@@ -39,7 +39,8 @@ public struct PipelineRunner: CASACommandRunner {
     public func run(_ invocation: CASAInvocation, reporter: any StepReporter) async throws -> CASARunResult {
         let command = try command(for: invocation)
         return try await RunnerSupport.launch(
-            executable: command.executable, arguments: command.arguments, environment: command.environment, installation: installation,
+            executable: command.executable, arguments: command.arguments, environment: command.environment,
+            installation: installation,
             invocation: invocation, gracePeriod: gracePeriod, reporter: reporter, logger: logger)
     }
 

@@ -86,8 +86,9 @@ public struct ProcessGroup: Sendable, Hashable {
     /// parentheses, so parse after the last `)`).
     static func stat(_ pid: Int32) -> (state: Character, pgrp: Int32)? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat"),
-              let text = String(data: data, encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
+            let text = String(data: data, encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count >= 3, let state = fields[0].first, let pgrp = Int32(fields[2]) else { return nil }
         return (state, pgrp)

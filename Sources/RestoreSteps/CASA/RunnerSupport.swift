@@ -14,8 +14,9 @@ enum RunnerSupport {
         do {
             try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         } catch {
-            throw RestoreError(.casaFailed, "Cannot create CASA's private HOME \(home): \(error)",
-                               hint: "Check that the logs directory is writable.", step: .casa)
+            throw RestoreError(
+                .casaFailed, "Cannot create CASA's private HOME \(home): \(error)",
+                hint: "Check that the logs directory is writable.", step: .casa)
         }
         var env: [String: String] = ["PATH": installation.path, "LANG": "C.UTF-8", "HOME": home]
         env.merge(installation.extraEnvironment) { _, new in new }
@@ -27,11 +28,13 @@ enum RunnerSupport {
     /// `program` as an absolute path: kept if it holds a `/` (made absolute), else looked up on `path`.
     static func resolveExecutable(_ program: String, path: String) throws(RestoreError) -> String {
         if program.contains("/") {
-            let absolute = program.hasPrefix("/")
+            let absolute =
+                program.hasPrefix("/")
                 ? program : CASAInstallation.join(FileManager.default.currentDirectoryPath, program)
             guard FileManager.default.isExecutableFile(atPath: absolute) else {
-                throw RestoreError(.casaUnavailable, "\(absolute) is not an executable file.",
-                                   hint: "Fix the CASA installation or its entry in the agent configuration.", step: .casa)
+                throw RestoreError(
+                    .casaUnavailable, "\(absolute) is not an executable file.",
+                    hint: "Fix the CASA installation or its entry in the agent configuration.", step: .casa)
             }
             return absolute
         }
@@ -39,18 +42,21 @@ enum RunnerSupport {
             let candidate = CASAInstallation.join(String(dir), program)
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw RestoreError(.casaUnavailable, "\(program) was not found on PATH \(path).",
-                           hint: "Install it (e.g. apt-get install xvfb for xvfb-run) or configure its absolute path.",
-                           step: .casa)
+        throw RestoreError(
+            .casaUnavailable, "\(program) was not found on PATH \(path).",
+            hint: "Install it (e.g. apt-get install xvfb for xvfb-run) or configure its absolute path.",
+            step: .casa)
     }
 
     /// Throws `casaUnavailable` unless `path` exists (as a directory when `directory` is set).
     static func require(_ path: String, directory: Bool = false, what: String) throws(RestoreError) {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue == directory
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
+            isDirectory.boolValue == directory
         else {
-            throw RestoreError(.casaUnavailable, "\(what) \(path) does not exist.",
-                               hint: "Fix the CASA installation or its entry in the agent configuration.", step: .casa)
+            throw RestoreError(
+                .casaUnavailable, "\(what) \(path) does not exist.",
+                hint: "Fix the CASA installation or its entry in the agent configuration.", step: .casa)
         }
     }
 
@@ -64,8 +70,9 @@ enum RunnerSupport {
         do {
             try FileManager.default.createDirectory(atPath: invocation.logsDirectory, withIntermediateDirectories: true)
         } catch {
-            throw RestoreError(.casaFailed, "Cannot create the logs directory \(invocation.logsDirectory): \(error)",
-                               step: .casa)
+            throw RestoreError(
+                .casaFailed, "Cannot create the logs directory \(invocation.logsDirectory): \(error)",
+                step: .casa)
         }
     }
 
@@ -86,7 +93,8 @@ enum RunnerSupport {
         let fm = FileManager.default
         let working = invocation.workingDirectory
         let products = invocation.productsDirectory
-        let stale = casaLogs(in: working) + CASASuccessCheck.errorExitMarkers(in: working)
+        let stale =
+            casaLogs(in: working) + CASASuccessCheck.errorExitMarkers(in: working)
             + CASASuccessCheck.errorExitMarkers(in: products)
         var archive: String?
         do {
@@ -95,7 +103,8 @@ enum RunnerSupport {
                 var n = 1
                 while fm.fileExists(atPath: dir) {
                     n += 1
-                    dir = CASAInstallation.join(working, "previous-attempt-" + UTCTime(Date()).compactDescription + "-\(n)")
+                    dir = CASAInstallation.join(
+                        working, "previous-attempt-" + UTCTime(Date()).compactDescription + "-\(n)")
                 }
                 try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 for file in stale {
@@ -112,8 +121,9 @@ enum RunnerSupport {
                 }
             }
         } catch {
-            throw RestoreError(.casaFailed, "Cannot clear the previous CASA attempt in \(working): \(error)",
-                               hint: "Check the permissions of the working directory.", step: .casa)
+            throw RestoreError(
+                .casaFailed, "Cannot clear the previous CASA attempt in \(working): \(error)",
+                hint: "Check the permissions of the working directory.", step: .casa)
         }
         return archive
     }
@@ -132,7 +142,9 @@ enum RunnerSupport {
         var logger = logger
         logger[metadataKey: "casa.installation"] = .string(installation.name)
         if let archive = try clearPreviousAttempt(invocation) {
-            logger.notice("moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)])
+            logger.notice(
+                "moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)]
+            )
         }
         return try await run(process, invocation: invocation, reporter: reporter, logger: logger)
     }

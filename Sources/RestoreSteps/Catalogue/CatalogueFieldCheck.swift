@@ -21,7 +21,10 @@ enum CatalogueFieldCheck {
         func check(_ value: Any, _ keys: Set<String>, _ path: String) {
             guard let object = value as? [String: Any] else { return }
             for key in object.keys.sorted() where !keys.contains(key) {
-                problems.append(.init(path: "\(path).\(key)", message: "unknown field (allowed: \(keys.sorted().joined(separator: ", ")))"))
+                problems.append(
+                    .init(
+                        path: "\(path).\(key)",
+                        message: "unknown field (allowed: \(keys.sorted().joined(separator: ", ")))"))
             }
         }
         check(json, fileKeys, "$")
@@ -31,13 +34,21 @@ enum CatalogueFieldCheck {
             check(mous, mousKeys, path)
             guard let object = mous as? [String: Any] else { continue }
             if let sb = object["schedBlock"] { check(sb, schedBlockKeys, "\(path).schedBlock") }
-            for (j, sb) in (object["otherSchedBlocks"] as? [Any] ?? []).enumerated() { check(sb, schedBlockKeys, "\(path).otherSchedBlocks[\(j)]") }
-            for (j, session) in (object["sessions"] as? [Any] ?? []).enumerated() { check(session, sessionKeys, "\(path).sessions[\(j)]") }
+            for (j, sb) in (object["otherSchedBlocks"] as? [Any] ?? []).enumerated() {
+                check(sb, schedBlockKeys, "\(path).otherSchedBlocks[\(j)]")
+            }
+            for (j, session) in (object["sessions"] as? [Any] ?? []).enumerated() {
+                check(session, sessionKeys, "\(path).sessions[\(j)]")
+            }
             for (j, eb) in (object["execBlocks"] as? [Any] ?? []).enumerated() {
                 check(eb, execBlockKeys, "\(path).execBlocks[\(j)]")
-                if let asdm = (eb as? [String: Any])?["asdm"] { check(asdm, fileObjectKeys, "\(path).execBlocks[\(j)].asdm") }
+                if let asdm = (eb as? [String: Any])?["asdm"] {
+                    check(asdm, fileObjectKeys, "\(path).execBlocks[\(j)].asdm")
+                }
             }
-            for (j, product) in (object["products"] as? [Any] ?? []).enumerated() { check(product, productKeys, "\(path).products[\(j)]") }
+            for (j, product) in (object["products"] as? [Any] ?? []).enumerated() {
+                check(product, productKeys, "\(path).products[\(j)]")
+            }
         }
         return problems
     }

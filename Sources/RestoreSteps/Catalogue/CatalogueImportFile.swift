@@ -39,10 +39,12 @@ public struct CatalogueImportFile: Codable, Sendable, Hashable {
         /// superseded SBs); optional. Which one a restore uses is decided by ``SchedBlockSelection``.
         public var otherSchedBlocks: [SchedBlock]?
 
-        public init(mous: String, project: String, obsProject: String, projectStatus: String, obsUnitSetPartId: String,
-                    sous: String, gous: String, title: String, releaseDate: String?, schedBlock: SchedBlock,
-                    sessions: [Session]?, execBlocks: [ExecBlock], products: [Product], ousStatusXml: String?,
-                    otherSchedBlocks: [SchedBlock]? = nil) {
+        public init(
+            mous: String, project: String, obsProject: String, projectStatus: String, obsUnitSetPartId: String,
+            sous: String, gous: String, title: String, releaseDate: String?, schedBlock: SchedBlock,
+            sessions: [Session]?, execBlocks: [ExecBlock], products: [Product], ousStatusXml: String?,
+            otherSchedBlocks: [SchedBlock]? = nil
+        ) {
             self.mous = mous
             self.project = project
             self.obsProject = obsProject
@@ -172,7 +174,9 @@ extension CatalogueImportFile {
         do {
             json = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         } catch {
-            throw CatalogueImportError(problems: [.init(path: "$", message: "not valid JSON: \(error.localizedDescription)")])
+            throw CatalogueImportError(problems: [
+                .init(path: "$", message: "not valid JSON: \(error.localizedDescription)")
+            ])
         }
         var problems = CatalogueFieldCheck.unknownFields(in: json)
         let file: CatalogueImportFile

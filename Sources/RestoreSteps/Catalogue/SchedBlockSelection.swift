@@ -13,7 +13,9 @@ internal import Foundation
 ///    naming every SB with its state.
 public enum SchedBlockSelection {
     /// States meaning the SB was withdrawn (lower-cased).
-    public static let withdrawnStates: Set<String> = ["canceled", "cancelled", "deleted", "rejected", "donotobserve", "superseded"]
+    public static let withdrawnStates: Set<String> = [
+        "canceled", "cancelled", "deleted", "rejected", "donotobserve", "superseded",
+    ]
 
     /// Whether `state` is a withdrawn state.
     public static func isWithdrawn(_ state: String?) -> Bool {
@@ -28,13 +30,18 @@ public enum SchedBlockSelection {
     /// The chosen SB of `mous` and the others (sorted by uid).
     ///
     /// - Throws: ``RestoreError`` `inconsistentMetadata` when no SB, or several, may be chosen.
-    public static func choose(_ schedBlocks: [MousRecord.SchedBlock], mous: String) throws(RestoreError)
+    public static func choose(
+        _ schedBlocks: [MousRecord.SchedBlock], mous: String
+    ) throws(RestoreError)
         -> (chosen: MousRecord.SchedBlock, others: [MousRecord.SchedBlock])
     {
         let sorted = schedBlocks.sorted { $0.uid.rawValue < $1.uid.rawValue }
         if let reason = ambiguity(sorted.map { ($0.uid.rawValue, $0.state) }) {
-            throw RestoreError(.inconsistentMetadata, "MOUS \(mous): \(reason)",
-                               hint: "Correct SCHED_BLOCK_STATUS.DOMAIN_ENTITY_STATE in the catalogue (re-import the MOUS with each SB's state), so exactly one SB is not withdrawn.")
+            throw RestoreError(
+                .inconsistentMetadata, "MOUS \(mous): \(reason)",
+                hint:
+                    "Correct SCHED_BLOCK_STATUS.DOMAIN_ENTITY_STATE in the catalogue (re-import the MOUS with each SB's state), so exactly one SB is not withdrawn."
+            )
         }
         guard let chosen = sorted.count == 1 ? sorted.first : sorted.first(where: { !isWithdrawn($0.state) }) else {
             throw RestoreError(.inconsistentMetadata, "MOUS \(mous) has no scheduling block")

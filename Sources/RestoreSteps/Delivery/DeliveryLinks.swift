@@ -35,7 +35,9 @@ public struct DeliveryLinks: Sendable, Equatable {
 
     /// The URL of a file of the delivery (`relative` is its path inside it).
     public func url(of relative: String) -> String {
-        url + relative.split(separator: "/", omittingEmptySubsequences: false).map { Self.escaped(String($0)) }.joined(separator: "/")
+        url
+            + relative.split(separator: "/", omittingEmptySubsequences: false).map { Self.escaped(String($0)) }.joined(
+                separator: "/")
     }
 
     /// The `urls.txt` content: one URL per line.
@@ -51,7 +53,8 @@ public struct DeliveryLinks: Sendable, Equatable {
 
     /// Single-quoted for a POSIX shell when it holds anything but safe characters.
     static func quoted(_ word: String) -> String {
-        let safe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,")
+        let safe = CharacterSet(
+            charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,")
         if !word.isEmpty, word.unicodeScalars.allSatisfy({ safe.contains($0) }) { return word }
         return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }

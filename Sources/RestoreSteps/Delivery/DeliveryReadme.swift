@@ -34,7 +34,8 @@ public struct DeliveryReadme: Sendable {
     public var files: [File]
 
     public init(
-        mous: String, project: String, execBlocks: [String], requestName: String, requestId: String?, agentVersion: String,
+        mous: String, project: String, execBlocks: [String], requestName: String, requestId: String?,
+        agentVersion: String,
         restoredWith: String?, tablesMadeWith: String?, warning: String?, products: [(name: String, what: String)],
         plots: [String] = [], links: DeliveryLinks, expiresAt: String?, files: [File]
     ) {
@@ -100,7 +101,9 @@ public struct DeliveryReadme: Sendable {
         ]
         let total = files.reduce(Int64(0)) { $0 + $1.size }
         for file in files { lines.append("  \(file.sha256)  \(String(file.size).leftPadded(12))  \(file.path)") }
-        lines.append("  total: \(files.count) files, \(Self.size(total)) (\(total) bytes), README.txt, urls.txt and MANIFEST.json not counted")
+        lines.append(
+            "  total: \(files.count) files, \(Self.size(total)) (\(total) bytes), README.txt, urls.txt and MANIFEST.json not counted"
+        )
         return lines.joined(separator: "\n") + "\n"
     }
 }

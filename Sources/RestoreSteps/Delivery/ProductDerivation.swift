@@ -36,12 +36,17 @@ enum ProductDerivation {
     }
 
     /// The modular installation that derives: the restore's own when modular, else the first modular one.
-    static func installation(_ context: RestoreContext, _ metadata: RestoreMetadata) throws(RestoreError) -> CASAInstallation {
+    static func installation(
+        _ context: RestoreContext, _ metadata: RestoreMetadata
+    ) throws(RestoreError) -> CASAInstallation {
         let modular = context.services.casaInstallations.filter { $0.kind == .modular }
-        if let chosen = metadata.casa?.installation, let own = modular.first(where: { $0.name == chosen }) { return own }
+        if let chosen = metadata.casa?.installation, let own = modular.first(where: { $0.name == chosen }) {
+            return own
+        }
         guard let first = modular.first(where: { $0.name == "modular" }) ?? modular.first else {
             throw RestoreError(
-                .casaUnavailable, "derived products and quick-look plots need a modular CASA installation, and none is configured",
+                .casaUnavailable,
+                "derived products and quick-look plots need a modular CASA installation, and none is configured",
                 hint: "Create it with `dropbox-agent casa install`.", step: .deliver)
         }
         return first
@@ -52,20 +57,25 @@ enum ProductDerivation {
         if FileManager.default.fileExists(atPath: products + "/cont.dat") { return products + "/cont.dat" }
         guard let e = FileManager.default.enumerator(atPath: products) else { return nil }
         while let item = e.nextObject() as? String {
-            if (item as NSString).lastPathComponent == "cont.dat", !item.contains(".ms/") { return products + "/" + item }
+            if (item as NSString).lastPathComponent == "cont.dat", !item.contains(".ms/") {
+                return products + "/" + item
+            }
         }
         return nil
     }
 
     /// Runs the derivation unless a complete earlier run (same spec) left its report; returns the report.
     static func run(
-        context: RestoreContext, metadata: RestoreMetadata, measurementSets: [String], content: [RestoreRequest.DeliveryContent],
+        context: RestoreContext, metadata: RestoreMetadata, measurementSets: [String],
+        content: [RestoreRequest.DeliveryContent],
         average: RestoreRequest.DeliveryAverage?, contdat: String?, directory: String, reporter: any StepReporter
     ) async throws -> DerivationReport {
         let spec = Spec(
-            ebs: measurementSets.map { .init(ms: $0) }, content: content.filter { $0 != .calibrated }.map(\.rawValue), average: average,
+            ebs: measurementSets.map { .init(ms: $0) }, content: content.filter { $0 != .calibrated }.map(\.rawValue),
+            average: average,
             contdat: contdat, outputDirectory: directory + "/products", plotDirectory: directory + "/plots")
-        let specPath = directory + "/spec.json", reportPath = directory + "/report.json"
+        let specPath = directory + "/spec.json"
+        let reportPath = directory + "/report.json"
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let specData = try encoder.encode(spec)
@@ -81,26 +91,33 @@ enum ProductDerivation {
         try FileSystemSteps.writeAtomically(specData, to: specPath)
         let installation = try installation(context, metadata)
         guard let programDir = installation.programDir else {
-            throw RestoreError(.casaUnavailable, "the CASA programs directory (casa.programDirectory) is not known", step: .deliver)
+            throw RestoreError(
+                .casaUnavailable, "the CASA programs directory (casa.programDirectory) is not known", step: .deliver)
         }
         let home = context.workArea.logs + "/home"
         try FileSystemSteps.createDirectory(home)
         var environment: [String: String] = ["PATH": installation.path, "LANG": "C.UTF-8", "HOME": home]
         environment.merge(installation.extraEnvironment) { _, new in new }
         environment.merge([
-            "CASASITECONFIG": CASAInstallation.join(installation.home, "casasiteconfig.py"), "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
+            "CASASITECONFIG": CASAInstallation.join(installation.home, "casasiteconfig.py"), "MPLBACKEND": "Agg",
+            "PYTHONUNBUFFERED": "1",
         ]) { _, new in new }
         let process = CASAProcess(
             executable: CASAInstallation.join(installation.home, "bin/python3"),
             arguments: [CASAInstallation.join(programDir, program), specPath, reportPath], environment: environment,
             workingDirectory: directory, stdoutLog: context.workArea.logs + "/derive-stdout.log",
             timeout: context.services.casaTimeout, gracePeriod: context.services.casaKillGrace)
-        context.logger.info("deriving products", metadata: ["content": "\(spec.content)", "installation": "\(installation.name)"])
+        context.logger.info(
+            "deriving products", metadata: ["content": "\(spec.content)", "installation": "\(installation.name)"])
         let outcome = try await process.run(reporter: reporter, logger: context.logger)
         try Task.checkCancellation()
-        let report = FileManager.default.contents(atPath: reportPath).flatMap { try? JSONDecoder().decode(DerivationReport.self, from: $0) }
+        let report = FileManager.default.contents(atPath: reportPath).flatMap {
+            try? JSONDecoder().decode(DerivationReport.self, from: $0)
+        }
         guard outcome.exitStatus.isSuccess, let report, report.error == nil else {
-            let why = report?.error ?? (outcome.timedOut ? "it ran longer than casa.timeoutSeconds" : "it ended \(outcome.exitStatus)")
+            let why =
+                report?.error
+                ?? (outcome.timedOut ? "it ran longer than casa.timeoutSeconds" : "it ended \(outcome.exitStatus)")
             throw RestoreError(
                 .derivationFailed, "the derived products could not be made: \(why)",
                 hint: "See \(context.workArea.logs)/derive-stdout.log.", step: .deliver)

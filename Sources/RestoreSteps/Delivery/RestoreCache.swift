@@ -34,12 +34,19 @@ public struct RestoreCache: Sendable {
     /// Nil when the CASA choice is not recorded yet.
     public static func key(_ metadata: RestoreMetadata) -> String? {
         guard let casa = metadata.casa else { return nil }
-        func file(_ f: ArchiveFile) -> String { "\(f.ngasFileId) \(f.size) \(f.checksumVariant.map { "\($0)" } ?? "-"):\(f.checksum ?? "-")" }
-        var lines = ["dropbox-agent/restore-key/v1", "mous \(metadata.mous.rawValue)", "casa \(casa.installation) \(casa.version)"]
-        for eb in metadata.plan.execBlocks.sorted(by: { $0.uid.rawValue < $1.uid.rawValue }) {
-            lines.append("eb \(eb.uid.rawValue) \(eb.asdmDiskName.rawValue) session \(eb.sessionNumber) \(file(eb.asdm))")
+        func file(_ f: ArchiveFile) -> String {
+            "\(f.ngasFileId) \(f.size) \(f.checksumVariant.map { "\($0)" } ?? "-"):\(f.checksum ?? "-")"
         }
-        for p in metadata.plan.products.map(\.file).sorted(by: { $0.ngasFileId < $1.ngasFileId }) where !p.ngasFileId.hasSuffix("auxproducts.tgz") {
+        var lines = [
+            "dropbox-agent/restore-key/v1", "mous \(metadata.mous.rawValue)",
+            "casa \(casa.installation) \(casa.version)",
+        ]
+        for eb in metadata.plan.execBlocks.sorted(by: { $0.uid.rawValue < $1.uid.rawValue }) {
+            lines.append(
+                "eb \(eb.uid.rawValue) \(eb.asdmDiskName.rawValue) session \(eb.sessionNumber) \(file(eb.asdm))")
+        }
+        for p in metadata.plan.products.map(\.file).sorted(by: { $0.ngasFileId < $1.ngasFileId })
+        where !p.ngasFileId.hasSuffix("auxproducts.tgz") {
             lines.append("product \(file(p))")
         }
         var hash = SHA256()
@@ -54,7 +61,9 @@ public struct RestoreCache: Sendable {
         guard key.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }), key.count == 64,
             let data = FileManager.default.contents(atPath: directory(key) + "/entry.json"),
             let entry = try? JSONDecoder().decode(Entry.self, from: data),
-            entry.measurementSets.allSatisfy({ FileManager.default.fileExists(atPath: directory(key) + "/products/" + $0) })
+            entry.measurementSets.allSatisfy({
+                FileManager.default.fileExists(atPath: directory(key) + "/products/" + $0)
+            })
         else { return nil }
         return entry
     }
@@ -66,7 +75,8 @@ public struct RestoreCache: Sendable {
 
     /// Links the entry's measurement sets (and flag versions) into `products`, its CASA logs into `logs`, its plots
     /// into `plots`, and records `jobDirectory` as a user. Blocking.
-    public func materialize(_ entry: Entry, products: String, logs: String, plots: String, jobDirectory: String) throws {
+    public func materialize(_ entry: Entry, products: String, logs: String, plots: String, jobDirectory: String) throws
+    {
         let dir = directory(entry.key)
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/users", withIntermediateDirectories: true)
@@ -80,7 +90,8 @@ public struct RestoreCache: Sendable {
         }
         for (sub, target) in [("logs", logs), ("plots", plots)] where fm.fileExists(atPath: dir + "/" + sub) {
             try fm.createDirectory(atPath: target, withIntermediateDirectories: true)
-            for item in try fm.contentsOfDirectory(atPath: dir + "/" + sub) where !fm.fileExists(atPath: target + "/" + item) {
+            for item in try fm.contentsOfDirectory(atPath: dir + "/" + sub)
+            where !fm.fileExists(atPath: target + "/" + item) {
                 try Self.linkTree(dir + "/" + sub + "/" + item, to: target + "/" + item)
             }
         }
@@ -92,7 +103,8 @@ public struct RestoreCache: Sendable {
     /// Stores a restore's measurement sets (hard links), CASA logs and plots under `key`, then evicts least recently
     /// used entries beyond the bound. Blocking. Does nothing when the entry exists or the bound is 0.
     public func store(
-        key: String, mous: String, sourceRequest: String, measurementSets: [String], products: String, logs: [String], plots: String?
+        key: String, mous: String, sourceRequest: String, measurementSets: [String], products: String, logs: [String],
+        plots: String?
     ) throws {
         guard maxBytes > 0, lookup(key) == nil else { return }
         let fm = FileManager.default

@@ -18,7 +18,10 @@ public struct AlmaUid: Sendable, Hashable, Codable, Comparable, CustomStringConv
 
     /// Accepts either the `uid://A002/X1/X2` form or the sanitized `uid___A002_X1_X2` form.
     public init?(lenient string: String) {
-        if let uid = AlmaUid(string) { self = uid; return }
+        if let uid = AlmaUid(string) {
+            self = uid
+            return
+        }
         guard let disk = AsdmDiskName(string) else { return nil }
         self = disk.uid
     }
@@ -36,7 +39,8 @@ public struct AlmaUid: Sendable, Hashable, Codable, Comparable, CustomStringConv
         let container = try decoder.singleValueContainer()
         let string = try container.decode(String.self)
         guard let uid = AlmaUid(string) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ALMA uid (uid://A001/X1/X2): \(string)")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "not an ALMA uid (uid://A001/X1/X2): \(string)")
         }
         self = uid
     }
@@ -58,7 +62,8 @@ public struct AlmaUid: Sendable, Hashable, Codable, Comparable, CustomStringConv
 
     /// Validates archive id and the two `X<hex>` parts.
     static func validated(_ components: [String]) -> (String, String, String)? {
-        guard components.count == 3, isArchiveId(components[0]), isHexPart(components[1]), isHexPart(components[2]) else { return nil }
+        guard components.count == 3, isArchiveId(components[0]), isHexPart(components[1]), isHexPart(components[2])
+        else { return nil }
         return (components[0], components[1], components[2])
     }
 
@@ -66,16 +71,22 @@ public struct AlmaUid: Sendable, Hashable, Codable, Comparable, CustomStringConv
     private static func isArchiveId(_ s: String) -> Bool {
         let scalars = Array(s.unicodeScalars)
         guard scalars.count >= 2, scalars.count <= 16, isASCIILetter(scalars[0]) else { return false }
-        return scalars.dropFirst().allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) || ("A"..."F").contains($0) }
+        return scalars.dropFirst().allSatisfy {
+            ("0"..."9").contains($0) || ("a"..."f").contains($0) || ("A"..."F").contains($0)
+        }
     }
 
     private static func isHexPart(_ s: String) -> Bool {
         let scalars = Array(s.unicodeScalars)
         guard scalars.count >= 2, scalars.count <= 17, scalars[0] == "X" else { return false }
-        return scalars.dropFirst().allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) || ("A"..."F").contains($0) }
+        return scalars.dropFirst().allSatisfy {
+            ("0"..."9").contains($0) || ("a"..."f").contains($0) || ("A"..."F").contains($0)
+        }
     }
 
-    private static func isASCIILetter(_ c: Unicode.Scalar) -> Bool { ("a"..."z").contains(c) || ("A"..."Z").contains(c) }
+    private static func isASCIILetter(_ c: Unicode.Scalar) -> Bool {
+        ("a"..."z").contains(c) || ("A"..."Z").contains(c)
+    }
 }
 
 /// The directory (and MS base) name of an execution block's ASDM: `uid___A002_Xc7111c_X3979`.
@@ -92,8 +103,10 @@ public struct AsdmDiskName: Sendable, Hashable, Codable, Comparable, CustomStrin
     /// Parses a disk name (`uid___A002_X1_X2`); nil unless it is exactly a sanitized valid uid.
     public init?(_ string: String) {
         guard string.utf8.count <= AlmaUid.maximumLength, string.hasPrefix("uid___") else { return nil }
-        let components = string.dropFirst("uid___".count).split(separator: "_", omittingEmptySubsequences: false).map(String.init)
-        guard let parts = AlmaUid.validated(components), let uid = AlmaUid("uid://\(parts.0)/\(parts.1)/\(parts.2)") else { return nil }
+        let components = string.dropFirst("uid___".count).split(separator: "_", omittingEmptySubsequences: false).map(
+            String.init)
+        guard let parts = AlmaUid.validated(components), let uid = AlmaUid("uid://\(parts.0)/\(parts.1)/\(parts.2)")
+        else { return nil }
         self.uid = uid
     }
 
@@ -108,7 +121,8 @@ public struct AsdmDiskName: Sendable, Hashable, Codable, Comparable, CustomStrin
         let container = try decoder.singleValueContainer()
         let string = try container.decode(String.self)
         guard let name = AsdmDiskName(string) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ASDM disk name (uid___A002_X1_X2): \(string)")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "not an ASDM disk name (uid___A002_X1_X2): \(string)")
         }
         self = name
     }

@@ -110,7 +110,9 @@ public struct MousRecord: Sendable, Codable, Hashable {
         /// The archive-store file holding the whole ASDM as one gzip'd tar; nil when the source has none.
         public var asdm: ArchiveFile?
 
-        public init(uid: AlmaUid, qa0: QA0Status, sessionId: String?, startTime: UTCTime?, endTime: UTCTime?, asdm: ArchiveFile?) {
+        public init(
+            uid: AlmaUid, qa0: QA0Status, sessionId: String?, startTime: UTCTime?, endTime: UTCTime?, asdm: ArchiveFile?
+        ) {
             self.uid = uid
             self.qa0 = qa0
             self.sessionId = sessionId
@@ -159,9 +161,11 @@ public struct ArchiveFile: Sendable, Codable, Hashable {
     /// neither hidden nor an option (``PlainFileName/isOrdinary(_:)``, which is also what every archive store
     /// checks before a transfer), restricted to NGAS's own characters `[A-Za-z0-9._+-]`.
     public static func isSafeFileId(_ id: String) -> Bool {
-        PlainFileName.isOrdinary(id) && id.unicodeScalars.allSatisfy { c in
-            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-" || c == "+"
-        }
+        PlainFileName.isOrdinary(id)
+            && id.unicodeScalars.allSatisfy { c in
+                ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || c == "." || c == "_"
+                    || c == "-" || c == "+"
+            }
     }
 }
 
@@ -196,11 +200,18 @@ public enum QA0Status: String, Sendable, Codable, Hashable, CaseIterable {
     /// shiftlog's `SE_QA0FLAG LIKE 'Pass%'` queries do. `SemiPass` is tested before `Pass`.
     public init?(lenient text: String) {
         let lower = text.trimmingCharacters(in: .whitespaces).lowercased()
-        if lower.hasPrefix("semipass") { self = .semiPass }
-        else if lower.hasPrefix("pass") { self = .pass }
-        else if lower.hasPrefix("fail") { self = .fail }
-        else if lower.hasPrefix("unset") { self = .unset }
-        else if lower.hasPrefix("pending") { self = .pending }
-        else { return nil }
+        if lower.hasPrefix("semipass") {
+            self = .semiPass
+        } else if lower.hasPrefix("pass") {
+            self = .pass
+        } else if lower.hasPrefix("fail") {
+            self = .fail
+        } else if lower.hasPrefix("unset") {
+            self = .unset
+        } else if lower.hasPrefix("pending") {
+            self = .pending
+        } else {
+            return nil
+        }
     }
 }

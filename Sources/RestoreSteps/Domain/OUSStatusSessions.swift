@@ -32,23 +32,28 @@ struct OUSStatusSessions {
         var notes: [String] = []
         var sessions: [Session] = []
         for (index, node) in nodes.enumerated() {
-            let id = node.attribute("entityPartId") ?? node.attribute("partId") ?? node.attribute("id") ?? "session #\(index + 1)"
+            let id =
+                node.attribute("entityPartId") ?? node.attribute("partId") ?? node.attribute("id")
+                ?? "session #\(index + 1)"
             var execBlocks: [AlmaUid] = []
             for ref in node.descendants("ExecBlockRef") {
-                let raw = ref.attribute("ExecBlockId") ?? ref.attribute("execBlockId") ?? ref.attribute("entityId")
+                let raw =
+                    ref.attribute("ExecBlockId") ?? ref.attribute("execBlockId") ?? ref.attribute("entityId")
                     ?? ref.element("ExecBlockId")?.trimmedText ?? ref.trimmedText
                 if let uid = AlmaUid(lenient: raw.trimmingCharacters(in: .whitespacesAndNewlines)) {
                     if !execBlocks.contains(uid) { execBlocks.append(uid) }
                 } else {
-                    notes.append("OUSStatus session \(id): ExecBlockRef at line \(ref.line) has no readable uid (\"\(raw)\")")
+                    notes.append(
+                        "OUSStatus session \(id): ExecBlockRef at line \(ref.line) has no readable uid (\"\(raw)\")")
                 }
             }
-            sessions.append(Session(
-                id: id,
-                startTime: time(node, "StartTime", id: id, notes: &notes),
-                endTime: time(node, "EndTime", id: id, notes: &notes),
-                execBlocks: execBlocks
-            ))
+            sessions.append(
+                Session(
+                    id: id,
+                    startTime: time(node, "StartTime", id: id, notes: &notes),
+                    endTime: time(node, "EndTime", id: id, notes: &notes),
+                    execBlocks: execBlocks
+                ))
         }
         return OUSStatusSessions(sessions: sessions, notes: notes)
     }
@@ -66,7 +71,9 @@ struct OUSStatusSessions {
 
     private static func time(_ node: XMLNode, _ name: String, id: String, notes: inout [String]) -> UTCTime? {
         let lowerFirst = name.prefix(1).lowercased() + name.dropFirst()
-        guard let raw = node.element(name)?.trimmedText ?? node.attribute(name) ?? node.attribute(lowerFirst), !raw.isEmpty else {
+        guard let raw = node.element(name)?.trimmedText ?? node.attribute(name) ?? node.attribute(lowerFirst),
+            !raw.isEmpty
+        else {
             return nil
         }
         guard let time = UTCTime(parsing: raw) else {

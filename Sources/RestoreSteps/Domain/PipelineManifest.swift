@@ -19,7 +19,10 @@ public struct PipelineManifest: Sendable, Hashable {
         /// something a newer pipeline may act on per EB at restore time.
         public var unknownElements: [String]
 
-        public init(name: String, finalFlags: String?, applyCmds: String?, renormAtRestore: Bool = false, unknownElements: [String] = []) {
+        public init(
+            name: String, finalFlags: String?, applyCmds: String?, renormAtRestore: Bool = false,
+            unknownElements: [String] = []
+        ) {
             self.name = name
             self.finalFlags = finalFlags
             self.applyCmds = applyCmds
@@ -59,8 +62,11 @@ public struct PipelineManifest: Sendable, Hashable {
     /// Elements of the `ous` or of a `session` whose name contains `selfcal` (selfcal resources).
     public var selfcalElements: [String]
 
-    public init(ousName: String, casaVersion: String?, pipelineVersion: String?, procedureName: String?, sessions: [Session], auxProductsFile: String?,
-                selfcalElements: [String] = []) {
+    public init(
+        ousName: String, casaVersion: String?, pipelineVersion: String?, procedureName: String?, sessions: [Session],
+        auxProductsFile: String?,
+        selfcalElements: [String] = []
+    ) {
         self.ousName = ousName
         self.casaVersion = casaVersion
         self.pipelineVersion = pipelineVersion
@@ -83,15 +89,21 @@ public struct PipelineManifest: Sendable, Hashable {
         let asdms = sessions.flatMap(\.asdms)
         let renorm = asdms.filter(\.renormAtRestore).map(\.name)
         if !renorm.isEmpty {
-            result.append((.manifestRenormAtRestore,
-                           "<hifa_renorm> for \(renorm.joined(separator: ", ")) (ALMA IF renormalisation run at restore time, pipeline 2022–2023)"))
+            result.append(
+                (
+                    .manifestRenormAtRestore,
+                    "<hifa_renorm> for \(renorm.joined(separator: ", ")) (ALMA IF renormalisation run at restore time, pipeline 2022–2023)"
+                ))
         }
         if !selfcalElements.isEmpty {
             result.append((.manifestSelfcal, "selfcal resources (<\(selfcalElements.joined(separator: ">, <"))>)"))
         }
         for asdm in asdms where !asdm.unknownElements.isEmpty {
-            result.append((.manifestUnknownRestoreAction,
-                           "<\(asdm.unknownElements.joined(separator: ">, <"))> in <asdm name=\"\(asdm.name)\">, an element the modular restore does not know"))
+            result.append(
+                (
+                    .manifestUnknownRestoreAction,
+                    "<\(asdm.unknownElements.joined(separator: ">, <"))> in <asdm name=\"\(asdm.name)\">, an element the modular restore does not know"
+                ))
         }
         return result
     }
@@ -100,12 +112,14 @@ public struct PipelineManifest: Sendable, Hashable {
     ///
     /// - Parameter name: how to call the document in error messages (its file name).
     /// - Throws: ``RestoreError`` `manifestUnreadable`.
-    public static func parse(_ xml: String, name: String = "pipeline manifest") throws(RestoreError) -> PipelineManifest {
+    public static func parse(_ xml: String, name: String = "pipeline manifest") throws(RestoreError) -> PipelineManifest
+    {
         let tree: XMLTree
         do {
             tree = try XMLTree.parse(string: xml, name: name)
         } catch {
-            throw RestoreError(.manifestUnreadable, error.message, hint: "The calibration products may be damaged; fetch them again.")
+            throw RestoreError(
+                .manifestUnreadable, error.message, hint: "The calibration products may be damaged; fetch them again.")
         }
         return try read(tree, name: name)
     }
@@ -118,14 +132,18 @@ public struct PipelineManifest: Sendable, Hashable {
         do {
             tree = try XMLTree.parse(file: path)
         } catch {
-            throw RestoreError(.manifestUnreadable, error.message, hint: "The calibration products may be damaged; fetch them again.")
+            throw RestoreError(
+                .manifestUnreadable, error.message, hint: "The calibration products may be damaged; fetch them again.")
         }
         return try read(tree, name: path.split(separator: "/").last.map(String.init) ?? path)
     }
 
     private static func read(_ tree: XMLTree, name: String) throws(RestoreError) -> PipelineManifest {
         guard let root = tree.root, root.localName == "piperesults" else {
-            throw RestoreError(.manifestUnreadable, "\(name) is not a pipeline manifest (root element is <\(tree.root?.localName ?? "")>, expected <piperesults>)")
+            throw RestoreError(
+                .manifestUnreadable,
+                "\(name) is not a pipeline manifest (root element is <\(tree.root?.localName ?? "")>, expected <piperesults>)"
+            )
         }
         guard let ous = root.element("ous") else {
             throw RestoreError(.manifestUnreadable, "\(name) has no <ous> element")
@@ -139,13 +157,17 @@ public struct PipelineManifest: Sendable, Hashable {
                 name: nameAttribute(session) ?? "",
                 caltables: nameAttribute(session.element("caltables")),
                 asdms: session.elements("asdm").map { asdm in
-                    Asdm(name: nameAttribute(asdm) ?? "", finalFlags: nameAttribute(asdm.element("finalflags")), applyCmds: nameAttribute(asdm.element("applycmds")),
-                         renormAtRestore: asdm.element("hifa_renorm") != nil,
-                         unknownElements: asdm.elements.map(\.localName).filter { !knownAsdmChildren.contains($0) })
+                    Asdm(
+                        name: nameAttribute(asdm) ?? "", finalFlags: nameAttribute(asdm.element("finalflags")),
+                        applyCmds: nameAttribute(asdm.element("applycmds")),
+                        renormAtRestore: asdm.element("hifa_renorm") != nil,
+                        unknownElements: asdm.elements.map(\.localName).filter { !knownAsdmChildren.contains($0) })
                 }
             )
         }
-        let selfcal = (ous.elements + ous.elements("session").flatMap(\.elements)).map(\.localName).filter { $0.lowercased().contains("selfcal") }
+        let selfcal = (ous.elements + ous.elements("session").flatMap(\.elements)).map(\.localName).filter {
+            $0.lowercased().contains("selfcal")
+        }
         return PipelineManifest(
             ousName: nameAttribute(ous) ?? "",
             casaVersion: nameAttribute(ous.element("casaversion")),

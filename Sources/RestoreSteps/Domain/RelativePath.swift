@@ -18,20 +18,24 @@ public struct RelativePath: Sendable, Codable, Hashable, CustomStringConvertible
         let stamp = UTCTime(time).description  // 2018-01-22T00:53:28.968Z or …:28Z
         var compact = stamp.dropLast().replacingOccurrences(of: "-", with: "_").replacingOccurrences(of: ":", with: "_")
         if !compact.contains(".") { compact += ".000" }
-        rawValue = "\(RelativePath.sanitize(project))_\(compact)/SOUS_\(sous.sanitized)/GOUS_\(gous.sanitized)/MOUS_\(mous.sanitized)"
+        rawValue =
+            "\(RelativePath.sanitize(project))_\(compact)/SOUS_\(sous.sanitized)/GOUS_\(gous.sanitized)/MOUS_\(mous.sanitized)"
     }
 
     /// Accepts an existing path if it is safe (relative, safe components); nil otherwise.
     public init?(_ string: String) {
         let components = string.split(separator: "/", omittingEmptySubsequences: false)
         guard !string.isEmpty, string.utf8.count <= 1024,
-              components.allSatisfy({ RelativePath.isSafeComponent(String($0)) }) else { return nil }
+            components.allSatisfy({ RelativePath.isSafeComponent(String($0)) })
+        else { return nil }
         rawValue = string
     }
 
     /// The path for the MOUS of `plan`.
     public init(plan: RestorePlan, time: Date) {
-        self.init(project: plan.record.project, sous: plan.record.sous, gous: plan.record.gous, mous: plan.record.mous, time: time)
+        self.init(
+            project: plan.record.project, sous: plan.record.sous, gous: plan.record.gous, mous: plan.record.mous,
+            time: time)
     }
 
     public var description: String { rawValue }
@@ -52,20 +56,24 @@ public struct RelativePath: Sendable, Codable, Hashable, CustomStringConvertible
 
     /// Replaces every character outside `[A-Za-z0-9._-]` by `_` and leading dots/dashes by `_`.
     static func sanitize(_ text: String) -> String {
-        var result = String(text.unicodeScalars.map { c -> Character in
-            isSafe(c) ? Character(c) : "_"
-        })
+        var result = String(
+            text.unicodeScalars.map { c -> Character in
+                isSafe(c) ? Character(c) : "_"
+            })
         if result.isEmpty { result = "project" }
         if result.hasPrefix(".") || result.hasPrefix("-") { result = "_" + result.dropFirst() }
         return result
     }
 
     static func isSafeComponent(_ component: String) -> Bool {
-        guard let first = component.unicodeScalars.first, first != ".", first != "-", component.utf8.count <= 255 else { return false }
+        guard let first = component.unicodeScalars.first, first != ".", first != "-", component.utf8.count <= 255 else {
+            return false
+        }
         return component.unicodeScalars.allSatisfy(isSafe)
     }
 
     private static func isSafe(_ c: Unicode.Scalar) -> Bool {
-        ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || c == "." || c == "_" || c == "-"
+        ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || c == "." || c == "_"
+            || c == "-"
     }
 }

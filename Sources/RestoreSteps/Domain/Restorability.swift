@@ -25,15 +25,22 @@ public enum Restorability {
     ///   - now: the current time (for the release date).
     ///   - allowProprietary: restore even if the data are still proprietary (an operator's decision).
     /// - Throws: ``RestoreError`` with one of the codes above.
-    public static func plan(for request: RestoreRequest, record: MousRecord?, now: Date, allowProprietary: Bool) throws(RestoreError) -> RestorePlan {
+    public static func plan(
+        for request: RestoreRequest, record: MousRecord?, now: Date, allowProprietary: Bool
+    ) throws(RestoreError) -> RestorePlan {
         guard let mous = AlmaUid(request.mous) else {
-            throw RestoreError(.invalidUid, "\"\(request.mous)\" is not an ALMA MOUS uid",
-                               hint: "Give the MOUS status uid in the form uid://A001/X1284/X265f.")
+            throw RestoreError(
+                .invalidUid, "\"\(request.mous)\" is not an ALMA MOUS uid",
+                hint: "Give the MOUS status uid in the form uid://A001/X1284/X265f.")
         }
         guard let record, record.mous == mous else {
-            throw RestoreError(.unknownMous, "the site's catalogue has no MOUS \(mous) (it holds only MOUSes imported with `dropbox-agent catalog import`)",
-                               hint: "To restore it from its ALMA download package, add \"source\": {\"package\": \"<folder of its *_auxiliary.tar and *.asdm.sdm.tar files>\"}; "
-                                   + "from the ALMA archive, \"source\": {\"archive\": \"alma\"} (sources.almaArchive.url must be configured); or import it into the catalogue.")
+            throw RestoreError(
+                .unknownMous,
+                "the site's catalogue has no MOUS \(mous) (it holds only MOUSes imported with `dropbox-agent catalog import`)",
+                hint:
+                    "To restore it from its ALMA download package, add \"source\": {\"package\": \"<folder of its *_auxiliary.tar and *.asdm.sdm.tar files>\"}; "
+                    + "from the ALMA archive, \"source\": {\"archive\": \"alma\"} (sources.almaArchive.url must be configured); or import it into the catalogue."
+            )
         }
         try checkEventForm(request, record: record)
         try checkFileIds(record)
@@ -42,29 +49,42 @@ public enum Restorability {
         let passEBs = record.execBlocks.filter { $0.qa0 == .pass }
         guard !passEBs.isEmpty else {
             let seen = record.execBlocks.map { "\($0.uid) \($0.qa0.rawValue)" }.joined(separator: ", ")
-            throw RestoreError(.noPassExecBlock, "MOUS \(mous) has no execution block with QA0 status Pass"
-                               + (seen.isEmpty ? " (it has no execution blocks at all)" : " (\(seen))"),
-                               hint: "Only QA0-Pass execution blocks are restored; this MOUS has nothing to restore.")
+            throw RestoreError(
+                .noPassExecBlock,
+                "MOUS \(mous) has no execution block with QA0 status Pass"
+                    + (seen.isEmpty ? " (it has no execution blocks at all)" : " (\(seen))"),
+                hint: "Only QA0-Pass execution blocks are restored; this MOUS has nothing to restore.")
         }
         let withoutAsdm = passEBs.filter { $0.asdm == nil }.map(\.uid.rawValue)
         guard withoutAsdm.isEmpty else {
-            throw RestoreError(.missingAsdmFile, "QA0-Pass execution block(s) \(withoutAsdm.joined(separator: ", ")) of MOUS \(mous) have no ASDM file in the catalogue",
-                               hint: "Add the asdm {ngasFileId, size} of each Pass EB to the catalogue import file.")
+            throw RestoreError(
+                .missingAsdmFile,
+                "QA0-Pass execution block(s) \(withoutAsdm.joined(separator: ", ")) of MOUS \(mous) have no ASDM file in the catalogue",
+                hint: "Add the asdm {ngasFileId, size} of each Pass EB to the catalogue import file.")
         }
 
         let sessions = try SessionMapping.compute(for: record)
         var planned: [RestorePlan.ExecBlock] = []
         for eb in passEBs {
             guard let number = sessions.sessionNumber(of: eb.uid) else {
-                let where_ = sessions.source == .ousStatusXml ? "in no Session of the OUSStatus XML" : "in no session (AQUA_EXECBLOCK.SESSIONID is empty)"
-                throw RestoreError(.inconsistentMetadata, "QA0-Pass EB \(eb.uid) of MOUS \(mous) is \(where_); the pipeline would silently put it in session_1",
-                                   hint: "Give the EB its sessionId (or an ExecBlockRef in ousStatusXml) in the catalogue and import it again.")
+                let where_ =
+                    sessions.source == .ousStatusXml
+                    ? "in no Session of the OUSStatus XML" : "in no session (AQUA_EXECBLOCK.SESSIONID is empty)"
+                throw RestoreError(
+                    .inconsistentMetadata,
+                    "QA0-Pass EB \(eb.uid) of MOUS \(mous) is \(where_); the pipeline would silently put it in session_1",
+                    hint:
+                        "Give the EB its sessionId (or an ExecBlockRef in ousStatusXml) in the catalogue and import it again."
+                )
             }
-            planned.append(RestorePlan.ExecBlock(uid: eb.uid, sessionNumber: number, asdm: eb.asdm!, startTime: eb.startTime, endTime: eb.endTime))
+            planned.append(
+                RestorePlan.ExecBlock(
+                    uid: eb.uid, sessionNumber: number, asdm: eb.asdm!, startTime: eb.startTime, endTime: eb.endTime))
         }
         planned.sort { a, b in
             if a.startTime != b.startTime {
-                return (a.startTime ?? UTCTime(millisecondsSince1970: .max)) < (b.startTime ?? UTCTime(millisecondsSince1970: .max))
+                return (a.startTime ?? UTCTime(millisecondsSince1970: .max))
+                    < (b.startTime ?? UTCTime(millisecondsSince1970: .max))
             }
             return a.uid < b.uid
         }
@@ -74,8 +94,9 @@ public enum Restorability {
         // rule only refuses a known future date. Sites that want unknown = proprietary should store 3000-01-01,
         // the date ALMA itself uses to halt a release.
         if let release = record.releaseDate, release.date > now, !allowProprietary {
-            throw RestoreError(.proprietary, "MOUS \(mous) of project \(record.project) is proprietary until \(release)",
-                               hint: "Wait for the release date, or have an operator allow proprietary restores for this request.")
+            throw RestoreError(
+                .proprietary, "MOUS \(mous) of project \(record.project) is proprietary until \(release)",
+                hint: "Wait for the release date, or have an operator allow proprietary restores for this request.")
         }
 
         // Deviation from "calibration + script": a `*pipeline_manifest.xml` is fetched whatever its class, because
@@ -86,7 +107,8 @@ public enum Restorability {
                 guard !isSkippedProduct(id) else { return false }
                 // Continuum subtraction needs the pipeline's cont.dat, which travels in the auxiliary products.
                 let auxiliary = request.content.contains(.contsub) && id.hasSuffix("auxproducts.tgz")
-                return product.fileClass == .calibration || product.fileClass == .script || id.hasSuffix("pipeline_manifest.xml") || auxiliary
+                return product.fileClass == .calibration || product.fileClass == .script
+                    || id.hasSuffix("pipeline_manifest.xml") || auxiliary
             }
             .sorted { $0.file.ngasFileId < $1.file.ngasFileId }
         return RestorePlan(record: record, sessions: sessions, execBlocks: planned, products: products)
@@ -106,8 +128,10 @@ public enum Restorability {
 
     static func checkEventForm(_ request: RestoreRequest, record: MousRecord) throws(RestoreError) {
         if let code = request.projectCode?.trimmingCharacters(in: .whitespaces), !code.isEmpty, code != record.project {
-            throw RestoreError(.projectMismatch, "the request says project \(code), but MOUS \(record.mous) belongs to project \(record.project)",
-                               hint: "Check projectCodeOrDataType and ousStatusId in the event.")
+            throw RestoreError(
+                .projectMismatch,
+                "the request says project \(code), but MOUS \(record.mous) belongs to project \(record.project)",
+                hint: "Check projectCodeOrDataType and ousStatusId in the event.")
         }
         guard let fileSetIds = request.fileSetIds else { return }
         let known = Set(record.execBlocks.map(\.uid))
@@ -121,8 +145,10 @@ public enum Restorability {
         }
         if !unknown.isEmpty {
             let list = record.execBlocks.map(\.uid.rawValue).joined(separator: ", ")
-            throw RestoreError(.fileSetMismatch, "fileSetIds \(unknown.joined(separator: ", ")) are not execution blocks of MOUS \(record.mous) (it has: \(list.isEmpty ? "none" : list))",
-                               hint: "Check fileSetIds and ousStatusId in the event.")
+            throw RestoreError(
+                .fileSetMismatch,
+                "fileSetIds \(unknown.joined(separator: ", ")) are not execution blocks of MOUS \(record.mous) (it has: \(list.isEmpty ? "none" : list))",
+                hint: "Check fileSetIds and ousStatusId in the event.")
         }
     }
 
@@ -131,28 +157,40 @@ public enum Restorability {
     private static func checkFileIds(_ record: MousRecord) throws(RestoreError) {
         let ids = record.products.map(\.file.ngasFileId) + record.execBlocks.compactMap(\.asdm?.ngasFileId)
         if let bad = ids.first(where: { !ArchiveFile.isSafeFileId($0) }) {
-            throw RestoreError(.inconsistentMetadata, "MOUS \(record.mous) has an unsafe archive file id \"\(bad)\"",
-                               hint: "File ids must be plain file names (A-Z a-z 0-9 . _ - +); fix the metadata source.")
+            throw RestoreError(
+                .inconsistentMetadata, "MOUS \(record.mous) has an unsafe archive file id \"\(bad)\"",
+                hint: "File ids must be plain file names (A-Z a-z 0-9 . _ - +); fix the metadata source.")
         }
     }
 
     private static func checkProducts(_ record: MousRecord) throws(RestoreError) {
         let mous = record.mous
         guard record.products.contains(where: { $0.fileClass == .calibration }) else {
-            throw RestoreError(.noCalibrationProducts, "MOUS \(mous) has no calibration products in the archive",
-                               hint: "Only MOUSes processed since about October 2017 have calibration products stored separately; older ones need re-ingestion.")
+            throw RestoreError(
+                .noCalibrationProducts, "MOUS \(mous) has no calibration products in the archive",
+                hint:
+                    "Only MOUSes processed since about October 2017 have calibration products stored separately; older ones need re-ingestion."
+            )
         }
         guard record.products.contains(where: { $0.fileClass == .science }) else {
-            throw RestoreError(.noScienceProducts, "MOUS \(mous) has no science products: its calibration is not official until the images are archived",
-                               hint: "Wait until the MOUS's images are archived (QA2 complete), then try again.")
+            throw RestoreError(
+                .noScienceProducts,
+                "MOUS \(mous) has no science products: its calibration is not official until the images are archived",
+                hint: "Wait until the MOUS's images are archived (QA2 complete), then try again.")
         }
-        if let script = record.products.first(where: { $0.fileClass == .script && isManualCalibrationScript($0.file.ngasFileId) }) {
-            throw RestoreError(.manuallyCalibrated, "MOUS \(mous) was calibrated manually (\(script.file.ngasFileId)); the pipeline cannot restore it",
-                               hint: "Use the delivered scriptForPI.py to recreate the calibrated data instead.")
+        if let script = record.products.first(where: {
+            $0.fileClass == .script && isManualCalibrationScript($0.file.ngasFileId)
+        }) {
+            throw RestoreError(
+                .manuallyCalibrated,
+                "MOUS \(mous) was calibrated manually (\(script.file.ngasFileId)); the pipeline cannot restore it",
+                hint: "Use the delivered scriptForPI.py to recreate the calibrated data instead.")
         }
         guard record.products.contains(where: { $0.file.ngasFileId.hasSuffix("pipeline_manifest.xml") }) else {
-            throw RestoreError(.noManifest, "MOUS \(mous) has no *pipeline_manifest.xml among its products; hifa_restoredata cannot restore without it",
-                               hint: "Check that the calibration products were ingested completely.")
+            throw RestoreError(
+                .noManifest,
+                "MOUS \(mous) has no *pipeline_manifest.xml among its products; hifa_restoredata cannot restore without it",
+                hint: "Check that the calibration products were ingested completely.")
         }
     }
 }

@@ -75,7 +75,9 @@ public struct RestoreMetadata: Codable, Sendable, Hashable {
     public var plan: RestorePlan
 
     /// The metadata of `plan` for `request`.
-    public init(request: RestoreRequest, plan: RestorePlan, relativePath: RelativePath, agentVersion: String, createdAt: Date) {
+    public init(
+        request: RestoreRequest, plan: RestorePlan, relativePath: RelativePath, agentVersion: String, createdAt: Date
+    ) {
         let record = plan.record
         let planned = Dictionary(plan.execBlocks.map { ($0.uid, $0) }, uniquingKeysWith: { a, _ in a })
         self.schema = Self.schemaId
@@ -87,12 +89,15 @@ public struct RestoreMetadata: Codable, Sendable, Hashable {
         self.releaseDate = record.releaseDate
         self.sessionSource = plan.sessions.source
         self.sessionNotes = plan.sessions.notes
-        self.sessions = plan.sessions.sessions.map { Session(number: $0.number, name: $0.name, id: $0.id, execBlocks: $0.execBlocks) }
+        self.sessions = plan.sessions.sessions.map {
+            Session(number: $0.number, name: $0.name, id: $0.id, execBlocks: $0.execBlocks)
+        }
         self.execBlocks = record.execBlocks.map { eb in
             let number = plan.sessions.sessionNumber(of: eb.uid)
-            return ExecBlock(uid: eb.uid, asdmDiskName: eb.asdmDiskName, qa0: eb.qa0, restored: planned[eb.uid] != nil,
-                             sessionNumber: number, sessionName: number.map { "session_\($0)" },
-                             startTime: eb.startTime, endTime: eb.endTime, asdm: planned[eb.uid]?.asdm)
+            return ExecBlock(
+                uid: eb.uid, asdmDiskName: eb.asdmDiskName, qa0: eb.qa0, restored: planned[eb.uid] != nil,
+                sessionNumber: number, sessionName: number.map { "session_\($0)" },
+                startTime: eb.startTime, endTime: eb.endTime, asdm: planned[eb.uid]?.asdm)
         }
         self.products = plan.products
         self.totalBytes = plan.totalBytes
@@ -113,7 +118,8 @@ public struct RestoreMetadata: Codable, Sendable, Hashable {
     public static func decode(_ data: Data) throws -> RestoreMetadata {
         let metadata = try JSONDecoder().decode(RestoreMetadata.self, from: data)
         guard metadata.schema == schemaId else {
-            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "metadata schema is \(metadata.schema), expected \(schemaId)"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: [], debugDescription: "metadata schema is \(metadata.schema), expected \(schemaId)"))
         }
         return metadata
     }

@@ -41,7 +41,10 @@ public struct RestorePlan: Sendable, Codable, Hashable {
     /// (nil: everything comes from the catalogue's archive store).
     public var package: PackageStaging?
 
-    public init(record: MousRecord, sessions: SessionAssignment, execBlocks: [ExecBlock], products: [MousRecord.ProductFile], package: PackageStaging? = nil) {
+    public init(
+        record: MousRecord, sessions: SessionAssignment, execBlocks: [ExecBlock], products: [MousRecord.ProductFile],
+        package: PackageStaging? = nil
+    ) {
         self.record = record
         self.sessions = sessions
         self.execBlocks = execBlocks
@@ -73,23 +76,33 @@ public struct RestorePlan: Sendable, Codable, Hashable {
         var lines = ["MOUS \(record.mous) of project \(record.project), SB \(record.schedBlock.name)"]
         if let package {
             lines.append("source: download package \(package.location)")
-            lines.append("  MOUS directory \(package.memberDirectory); ProjectStructure from \(package.structureSource)")
-            if let casa = package.casaVersion { lines.append("  tables made with CASA \(casa), pipeline \(package.pipelineVersion ?? "unknown")") }
+            lines.append(
+                "  MOUS directory \(package.memberDirectory); ProjectStructure from \(package.structureSource)")
+            if let casa = package.casaVersion {
+                lines.append("  tables made with CASA \(casa), pipeline \(package.pipelineVersion ?? "unknown")")
+            }
             for note in package.notes { lines.append("  note: \(note)") }
         }
         lines.append("sessions (\(sessions.source.rawValue)):")
-        for (keyword, value) in sessionIntents { lines.append("  \(keyword) = \(value.isEmpty ? "(no restorable EB)" : value)") }
+        for (keyword, value) in sessionIntents {
+            lines.append("  \(keyword) = \(value.isEmpty ? "(no restorable EB)" : value)")
+        }
         for note in sessions.notes { lines.append("  note: \(note)") }
         lines.append("restore \(execBlocks.count) QA0-Pass EB(s), \(asdmBytes) bytes of ASDMs:")
         for eb in execBlocks {
-            let from = package?.asdms[eb.asdmDiskName.rawValue].map { " from \($0.kind.rawValue) \($0.url ?? $0.path)" } ?? ""
-            lines.append("  \(eb.uid) -> rawdata/\(eb.asdmDiskName) (\(eb.sessionName), \(eb.asdm.ngasFileId), \(eb.asdm.size) bytes)\(from)")
+            let from =
+                package?.asdms[eb.asdmDiskName.rawValue].map { " from \($0.kind.rawValue) \($0.url ?? $0.path)" } ?? ""
+            lines.append(
+                "  \(eb.uid) -> rawdata/\(eb.asdmDiskName) (\(eb.sessionName), \(eb.asdm.ngasFileId), \(eb.asdm.size) bytes)\(from)"
+            )
         }
         lines.append("\(package == nil ? "fetch" : "stage") \(products.count) product(s), \(productBytes) bytes:")
-        let sources = Dictionary((package?.products ?? []).map { ($0.name, $0.source) }, uniquingKeysWith: { a, _ in a })
+        let sources = Dictionary(
+            (package?.products ?? []).map { ($0.name, $0.source) }, uniquingKeysWith: { a, _ in a })
         for product in products {
             let from = sources[product.file.ngasFileId].map { " from \($0)" } ?? ""
-            lines.append("  \(product.fileClass.rawValue) \(product.file.ngasFileId) (\(product.file.size) bytes)\(from)")
+            lines.append(
+                "  \(product.fileClass.rawValue) \(product.file.ngasFileId) (\(product.file.size) bytes)\(from)")
         }
         lines.append("total \(totalBytes) bytes")
         return lines

@@ -79,14 +79,17 @@ public enum SessionMapping {
             do {
                 parsed = try OUSStatusSessions.read(xml)
             } catch {
-                throw RestoreError(.inconsistentMetadata, "the OUSStatus XML of \(record.mous) cannot be read: \(error.message)",
-                                   hint: "Fix or remove ousStatusXml in the catalogue import file and import it again.")
+                throw RestoreError(
+                    .inconsistentMetadata, "the OUSStatus XML of \(record.mous) cannot be read: \(error.message)",
+                    hint: "Fix or remove ousStatusXml in the catalogue import file and import it again.")
             }
             if parsed.sessions.contains(where: { !$0.execBlocks.isEmpty }) {
                 source = .ousStatusXml
                 notes += parsed.notes
                 candidates = parsed.sessions.enumerated().map { index, session in
-                    Candidate(id: session.id, position: index, startTime: session.startTime, endTime: session.endTime, execBlocks: session.execBlocks)
+                    Candidate(
+                        id: session.id, position: index, startTime: session.startTime, endTime: session.endTime,
+                        execBlocks: session.execBlocks)
                 }
             } else {
                 notes.append("the OUSStatus XML lists no ExecBlockRef; sessions taken from AQUA_SESSION rows")
@@ -97,14 +100,20 @@ public enum SessionMapping {
             var byId: [String: Int] = [:]
             for (index, session) in record.sessions.enumerated() where byId[session.id] == nil {
                 byId[session.id] = candidates.count
-                candidates.append(Candidate(id: session.id, position: index, startTime: session.startTime, endTime: session.endTime, execBlocks: []))
+                candidates.append(
+                    Candidate(
+                        id: session.id, position: index, startTime: session.startTime, endTime: session.endTime,
+                        execBlocks: []))
             }
             for eb in record.execBlocks {
                 guard let id = eb.sessionId else { continue }
                 if byId[id] == nil {
                     notes.append("session \(id) of EB \(eb.uid) has no AQUA_SESSION row; ordered by its EBs' times")
                     byId[id] = candidates.count
-                    candidates.append(Candidate(id: id, position: record.sessions.count + candidates.count, startTime: nil, endTime: nil, execBlocks: []))
+                    candidates.append(
+                        Candidate(
+                            id: id, position: record.sessions.count + candidates.count, startTime: nil, endTime: nil,
+                            execBlocks: []))
                 }
                 candidates[byId[id]!].execBlocks.append(eb.uid)
             }
@@ -117,7 +126,9 @@ public enum SessionMapping {
         let ordered = candidates.sorted(by: Candidate.precedes)
         if ordered.contains(where: { $0.sortTime == nil }) {
             let undated = ordered.filter { $0.sortTime == nil }.map(\.id)
-            notes.append("no time at all for session(s) \(undated.joined(separator: ", ")): numbered after the dated sessions, by id")
+            notes.append(
+                "no time at all for session(s) \(undated.joined(separator: ", ")): numbered after the dated sessions, by id"
+            )
         }
 
         var seen: [AlmaUid: Int] = [:]
@@ -125,20 +136,26 @@ public enum SessionMapping {
         for (offset, candidate) in ordered.enumerated() {
             let number = offset + 1
             let members = candidate.execBlocks.sorted { a, b in
-                let ta = ebs[a]?.startTime, tb = ebs[b]?.startTime
-                if ta != tb { return (ta ?? UTCTime(millisecondsSince1970: .max)) < (tb ?? UTCTime(millisecondsSince1970: .max)) }
+                let ta = ebs[a]?.startTime
+                let tb = ebs[b]?.startTime
+                if ta != tb {
+                    return (ta ?? UTCTime(millisecondsSince1970: .max)) < (tb ?? UTCTime(millisecondsSince1970: .max))
+                }
                 return a < b
             }
             var kept: [AlmaUid] = []
             for eb in members {
                 if let earlier = seen[eb] {
-                    notes.append("EB \(eb) is in sessions \(earlier) and \(number); it counts in SESSION_\(earlier) (the pipeline takes the lower)")
+                    notes.append(
+                        "EB \(eb) is in sessions \(earlier) and \(number); it counts in SESSION_\(earlier) (the pipeline takes the lower)"
+                    )
                 } else {
                     seen[eb] = number
                     kept.append(eb)
                 }
             }
-            sessions.append(NumberedSession(number: number, id: candidate.id, sortTime: candidate.sortTime, execBlocks: kept))
+            sessions.append(
+                NumberedSession(number: number, id: candidate.id, sortTime: candidate.sortTime, execBlocks: kept))
         }
         return SessionAssignment(source: source, sessions: sessions, notes: notes)
     }
@@ -162,10 +179,12 @@ public enum SessionMapping {
                 notes.append("session \(id) has no end time; ordered by its latest EB end time \(latest)")
             } else if let startTime {
                 sortTime = startTime
-                notes.append("session \(id) has no end time and no EB end times; ordered by its start time \(startTime)")
+                notes.append(
+                    "session \(id) has no end time and no EB end times; ordered by its start time \(startTime)")
             } else if let earliest = members.compactMap(\.startTime).min() {
                 sortTime = earliest
-                notes.append("session \(id) has no end or start time; ordered by its earliest EB start time \(earliest)")
+                notes.append(
+                    "session \(id) has no end or start time; ordered by its earliest EB start time \(earliest)")
             }
         }
 

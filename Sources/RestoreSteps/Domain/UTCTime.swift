@@ -84,8 +84,8 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
             return true
         }
         guard let year = number(4), expect([45]), let month = number(2), expect([45]), let day = number(2),
-              expect([84, 116, 32]), let hour = number(2), expect([58]), let minute = number(2), expect([58]),
-              let second = number(2)
+            expect([84, 116, 32]), let hour = number(2), expect([58]), let minute = number(2), expect([58]),
+            let second = number(2)
         else { return nil }
         var millisecond = 0
         if index < scalars.count, scalars[index] == 46 {  // "."
@@ -113,8 +113,9 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
                 return nil
             }
         }
-        guard index == scalars.count, (1...12).contains(month), day >= 1, day <= UTCTime.daysIn(month: month, year: year),
-              hour < 24, minute < 60, second < 60
+        guard index == scalars.count, (1...12).contains(month), day >= 1,
+            day <= UTCTime.daysIn(month: month, year: year),
+            hour < 24, minute < 60, second < 60
         else { return nil }
         let days = UTCTime.daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
@@ -125,7 +126,8 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
         guard let time = UTCTime(parsing: text) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a UTC time (2024-03-01T10:00:00Z): \(text)")
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "not a UTC time (2024-03-01T10:00:00Z): \(text)")
         }
         self = time
     }

@@ -46,7 +46,10 @@ public struct BatchJobSpec: Sendable, Hashable {
     /// Time limit in seconds (used when the settings give none).
     public var timeLimitSeconds: Int
 
-    public init(name: String, script: String, arguments: [String], workingDirectory: String, output: String, timeLimitSeconds: Int) {
+    public init(
+        name: String, script: String, arguments: [String], workingDirectory: String, output: String,
+        timeLimitSeconds: Int
+    ) {
         self.name = name
         self.script = script
         self.arguments = arguments
@@ -73,8 +76,11 @@ public struct SchedulerError: Error, Sendable, Hashable, CustomStringConvertible
 
     /// `sbatch failed (exit status 1): <the scheduler's lines, joined with "; ">` (the whole argv is in ``command``).
     public var description: String {
-        let lines = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        return "\(command.first ?? "?") failed" + (exitStatus.map { " (exit status \($0))" } ?? "") + ": " + lines.joined(separator: "; ")
+        let lines = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            !$0.isEmpty
+        }
+        return "\(command.first ?? "?") failed" + (exitStatus.map { " (exit status \($0))" } ?? "") + ": "
+            + lines.joined(separator: "; ")
     }
 }
 
@@ -119,7 +125,10 @@ public struct BatchJobState: Sendable, Hashable {
     public var timeLimit: String?
     public var runTime: String?
 
-    public init(state: String, phase: BatchJobPhase, reason: String? = nil, exitCode: String? = nil, timeLimit: String? = nil, runTime: String? = nil) {
+    public init(
+        state: String, phase: BatchJobPhase, reason: String? = nil, exitCode: String? = nil, timeLimit: String? = nil,
+        runTime: String? = nil
+    ) {
         self.state = state
         self.phase = phase
         self.reason = reason

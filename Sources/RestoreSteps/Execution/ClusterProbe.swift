@@ -27,7 +27,8 @@ public enum ClusterProbe {
             return Outcome(ok: false, detail: "cannot create \(scratch) on this host: \(error.localizedDescription)")
         }
         defer { try? fm.removeItem(atPath: scratch) }
-        let exitRecord = scratch + "/exit.json", log = scratch + "/probe.log"
+        let exitRecord = scratch + "/exit.json"
+        let log = scratch + "/probe.log"
         let spec = BatchJobSpec(
             name: "dropbox-check-\(ProcessInfo.processInfo.processIdentifier)", script: jobScript,
             arguments: [exitRecord, log, "/bin/ls", "-ld", "--"] + directories,
@@ -43,12 +44,22 @@ public enum ClusterProbe {
         var last: BatchJobState?
         while clock.now < deadline {
             if let record = JobExitRecord.read(exitRecord) {
-                let seen = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map { String($0) }
+                let seen = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map {
+                    String($0)
+                }
                 let node = record.host ?? "?"
                 guard record.status == 0 else {
-                    return Outcome(ok: false, detail: "job \(id) on \(node) does not see everything: \(seen.filter { $0.contains("cannot access") }.joined(separator: "; "))")
+                    return Outcome(
+                        ok: false,
+                        detail:
+                            "job \(id) on \(node) does not see everything: \(seen.filter { $0.contains("cannot access") }.joined(separator: "; "))"
+                    )
                 }
-                return Outcome(ok: true, detail: "job \(id) ran on \(node), saw \(directories.count) directories and wrote into \(scratch) (shared with this host)")
+                return Outcome(
+                    ok: true,
+                    detail:
+                        "job \(id) ran on \(node), saw \(directories.count) directories and wrote into \(scratch) (shared with this host)"
+                )
             }
             if let state = try? await scheduler.state(of: id) {
                 last = state
@@ -60,8 +71,14 @@ public enum ClusterProbe {
         }
         _ = try? await scheduler.cancel(id)
         if let last, last.phase.isTerminal {
-            return Outcome(ok: false, detail: "job \(id) ended (\(last.summary)) but its exit record never appeared in \(scratch): the node does not share this filesystem with this host")
+            return Outcome(
+                ok: false,
+                detail:
+                    "job \(id) ended (\(last.summary)) but its exit record never appeared in \(scratch): the node does not share this filesystem with this host"
+            )
         }
-        return Outcome(ok: false, detail: "job \(id) did not finish within \(timeout)\(last.map { ": \($0.summary)" } ?? "") (cancelled)")
+        return Outcome(
+            ok: false,
+            detail: "job \(id) did not finish within \(timeout)\(last.map { ": \($0.summary)" } ?? "") (cancelled)")
     }
 }

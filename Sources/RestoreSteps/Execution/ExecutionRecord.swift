@@ -54,7 +54,8 @@ public struct ExecutionRecord: Codable, Sendable, Hashable {
 
     /// What the status file shows: the backend, every job id, the newest job's state.
     public var status: ExecutionStatus {
-        ExecutionStatus(backend: backend, jobIds: submissions.compactMap(\.jobId), state: submissions.last?.state ?? "submitting")
+        ExecutionStatus(
+            backend: backend, jobIds: submissions.compactMap(\.jobId), state: submissions.last?.state ?? "submitting")
     }
 }
 

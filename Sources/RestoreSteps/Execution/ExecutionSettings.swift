@@ -52,7 +52,10 @@ public struct ExecutionSettings: Sendable, Hashable {
     /// The batch job script (`<casa.programDirectory>/run_job.sh`); nil when the program directory is unknown.
     public var jobScript: String?
 
-    public init(backend: ExecutionBackendKind = .local, slurm: SlurmSettings = SlurmSettings(), maxSubmissions: Int = 3, jobScript: String? = nil) {
+    public init(
+        backend: ExecutionBackendKind = .local, slurm: SlurmSettings = SlurmSettings(), maxSubmissions: Int = 3,
+        jobScript: String? = nil
+    ) {
         self.backend = backend
         self.slurm = slurm
         self.maxSubmissions = max(1, maxSubmissions)

@@ -33,7 +33,10 @@ public struct LocalScheduler: BatchScheduler {
     public func submit(_ job: BatchJobSpec) async throws(SchedulerError) -> String {
         let argv = ["/usr/bin/setsid", "--fork", job.script] + job.arguments
         // The job's own stdout/stderr: its output file (run_job.sh writes CASA's output to the log itself).
-        guard FileManager.default.createFile(atPath: job.output, contents: nil) || FileManager.default.fileExists(atPath: job.output) else {
+        guard
+            FileManager.default.createFile(atPath: job.output, contents: nil)
+                || FileManager.default.fileExists(atPath: job.output)
+        else {
             throw SchedulerError(command: argv, message: "cannot create \(job.output)")
         }
         do {
@@ -52,7 +55,9 @@ public struct LocalScheduler: BatchScheduler {
                 throw error
             }
             try? output.close()
-            if case .failed(let why) = result { throw SchedulerError(command: argv, message: "setsid ended with \(why)") }
+            if case .failed(let why) = result {
+                throw SchedulerError(command: argv, message: "setsid ended with \(why)")
+            }
         } catch let error as SchedulerError {
             throw error
         } catch {
@@ -109,7 +114,8 @@ public struct LocalScheduler: BatchScheduler {
     /// `(pid, start)` of an id of this host; nil for another host's id or a malformed one.
     static func parse(_ id: String) -> (Int32, UInt64)? {
         let parts = id.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 3, String(parts[0]) == hostName, let pid = Int32(parts[1]), let start = UInt64(parts[2]) else { return nil }
+        guard parts.count == 3, String(parts[0]) == hostName, let pid = Int32(parts[1]), let start = UInt64(parts[2])
+        else { return nil }
         return (pid, start)
     }
 
@@ -117,9 +123,12 @@ public struct LocalScheduler: BatchScheduler {
     static func find(marker: String) -> [String] {
         var found: [(Int32, String)] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+            else { continue }
             let argv = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard argv.contains(where: { $0.hasSuffix(marker) }), let stat = stat(pid), stat.state != "Z" else { continue }
+            guard argv.contains(where: { $0.hasSuffix(marker) }), let stat = stat(pid), stat.state != "Z" else {
+                continue
+            }
             // The job is the session leader; its children (env, CASA) do not carry the marker anyway.
             found.append((pid, "\(hostName):\(pid):\(stat.start)"))
         }
@@ -129,7 +138,8 @@ public struct LocalScheduler: BatchScheduler {
     /// State (field 3) and start time (field 22) from `/proc/<pid>/stat`, parsed after the last `)`.
     static func stat(_ pid: Int32) -> (state: Character, start: UInt64)? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat"),
-              let text = String(data: data, encoding: .utf8), let close = text.lastIndex(of: ")") else { return nil }
+            let text = String(data: data, encoding: .utf8), let close = text.lastIndex(of: ")")
+        else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // After ")": field 3 is index 0, so field 22 is index 19.
         guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }

@@ -64,20 +64,26 @@ public struct ScheduledRunner: CASARunner {
         logger[metadataKey: "execution.backend"] = .string(scheduler.backendName)
 
         if let last = record.submissions.last, !last.concluded {
-            logger.notice("re-attaching to the batch job submitted before the agent restarted", metadata: [
-                "job.name": .string(last.name), "execution.jobId": .string(last.jobId ?? "unknown"),
-            ])
+            logger.notice(
+                "re-attaching to the batch job submitted before the agent restarted",
+                metadata: [
+                    "job.name": .string(last.name), "execution.jobId": .string(last.jobId ?? "unknown"),
+                ])
             if last.jobId == nil {
-                try await recoverOrSubmit(&record, command: command, invocation: invocation, reporter: reporter, logger: logger)
+                try await recoverOrSubmit(
+                    &record, command: command, invocation: invocation, reporter: reporter, logger: logger)
             }
         } else {
-            try await submitNew(&record, command: command, invocation: invocation, stdoutLog: stdoutLog, reporter: reporter, logger: logger)
+            try await submitNew(
+                &record, command: command, invocation: invocation, stdoutLog: stdoutLog, reporter: reporter,
+                logger: logger)
         }
 
         while true {
             let index = record.submissions.count - 1
             let ending = try await follow(
-                &record, index: index, stdoutLog: stdoutLog, logs: logs, timeout: invocation.timeout, reporter: reporter, logger: logger)
+                &record, index: index, stdoutLog: stdoutLog, logs: logs, timeout: invocation.timeout,
+                reporter: reporter, logger: logger)
             let submission = record.submissions[index]
             record.submissions[index].concluded = true
             try record.save(logs: logs)
@@ -87,32 +93,46 @@ public struct ScheduledRunner: CASARunner {
             case .exited(let exit, let state):
                 let status = exit?.exitStatus ?? Self.exitStatus(schedulerExitCode: state?.exitCode)
                 let seconds = exit.flatMap { e in e.started.flatMap { s in e.ended.map { $0 - s } } } ?? 0
-                logger.info("batch job ended", metadata: [
-                    "execution.jobId": .string(id), "execution.state": .string(state?.summary ?? "unknown"),
-                    "casa.exitStatus": "\(status)", "casa.duration.seconds": .stringConvertible(seconds),
-                    "job.host": .string(exit?.host ?? "unknown"),
-                ])
+                logger.info(
+                    "batch job ended",
+                    metadata: [
+                        "execution.jobId": .string(id), "execution.state": .string(state?.summary ?? "unknown"),
+                        "casa.exitStatus": "\(status)", "casa.duration.seconds": .stringConvertible(seconds),
+                        "job.host": .string(exit?.host ?? "unknown"),
+                    ])
                 return CASARunResult(
                     exitStatus: status, timedOut: false, duration: .milliseconds(Int64(seconds * 1000)), argv: jobArgv,
-                    environment: command.environment, stdoutLog: stdoutLog, casaLogs: RunnerSupport.casaLogs(in: invocation.workingDirectory))
+                    environment: command.environment, stdoutLog: stdoutLog,
+                    casaLogs: RunnerSupport.casaLogs(in: invocation.workingDirectory))
             case .timedOut(let exit):
                 let seconds = Date().timeIntervalSince1970 - (submission.submittedAt ?? Date().timeIntervalSince1970)
-                logger.warning("CASA ran past its time limit; the job was stopped", metadata: [
-                    "execution.jobId": .string(id), "casa.timeout.seconds": .stringConvertible(invocation.timeout.components.seconds),
-                ])
+                logger.warning(
+                    "CASA ran past its time limit; the job was stopped",
+                    metadata: [
+                        "execution.jobId": .string(id),
+                        "casa.timeout.seconds": .stringConvertible(invocation.timeout.components.seconds),
+                    ])
                 return CASARunResult(
-                    exitStatus: exit?.exitStatus ?? .signalled(SIGKILL), timedOut: true, duration: .milliseconds(Int64(seconds * 1000)),
+                    exitStatus: exit?.exitStatus ?? .signalled(SIGKILL), timedOut: true,
+                    duration: .milliseconds(Int64(seconds * 1000)),
                     argv: jobArgv, environment: command.environment, stdoutLog: stdoutLog,
                     casaLogs: RunnerSupport.casaLogs(in: invocation.workingDirectory))
             case .stopped(let cause, let state):
-                let message = "\(scheduler.backendName) job \(id) (\(submission.name)) was stopped by the scheduler: \(state.summary)"
-                logger.error("batch job stopped by the scheduler", metadata: [
-                    "execution.jobId": .string(id), "execution.state": .string(state.state), "execution.reason": .string(state.reason ?? "none"),
-                ])
-                if cause.isRetryable && record.submissions.count < maxSubmissions {
-                    logger.warning("submitting the job again", metadata: [
-                        "submission": .stringConvertible(record.submissions.count + 1), "max": .stringConvertible(maxSubmissions),
+                let message =
+                    "\(scheduler.backendName) job \(id) (\(submission.name)) was stopped by the scheduler: \(state.summary)"
+                logger.error(
+                    "batch job stopped by the scheduler",
+                    metadata: [
+                        "execution.jobId": .string(id), "execution.state": .string(state.state),
+                        "execution.reason": .string(state.reason ?? "none"),
                     ])
+                if cause.isRetryable && record.submissions.count < maxSubmissions {
+                    logger.warning(
+                        "submitting the job again",
+                        metadata: [
+                            "submission": .stringConvertible(record.submissions.count + 1),
+                            "max": .stringConvertible(maxSubmissions),
+                        ])
                     // The stopped job's processes may still be dying (a node set down, a preemption's grace): give
                     // them up to 30 s — until the exit record appears — before a new CASA writes into the same
                     // working directory.
@@ -121,22 +141,31 @@ public struct ScheduledRunner: CASARunner {
                     while JobExitRecord.read(submission.exitRecord) == nil && clock.now < deadline {
                         try await Task.sleep(for: .milliseconds(500))
                     }
-                    try await submitNew(&record, command: command, invocation: invocation, stdoutLog: stdoutLog, reporter: reporter, logger: logger)
+                    try await submitNew(
+                        &record, command: command, invocation: invocation, stdoutLog: stdoutLog, reporter: reporter,
+                        logger: logger)
                     continue
                 }
-                throw Self.error(cause: cause, message: message, submissions: record.submissions.count, max: maxSubmissions)
+                throw Self.error(
+                    cause: cause, message: message, submissions: record.submissions.count, max: maxSubmissions)
             case .lost:
                 if record.submissions.count < maxSubmissions {
-                    logger.warning("the job vanished without an exit record; submitting it again", metadata: [
-                        "execution.jobId": .string(id), "submission": .stringConvertible(record.submissions.count + 1),
-                    ])
-                    try await submitNew(&record, command: command, invocation: invocation, stdoutLog: stdoutLog, reporter: reporter, logger: logger)
+                    logger.warning(
+                        "the job vanished without an exit record; submitting it again",
+                        metadata: [
+                            "execution.jobId": .string(id),
+                            "submission": .stringConvertible(record.submissions.count + 1),
+                        ])
+                    try await submitNew(
+                        &record, command: command, invocation: invocation, stdoutLog: stdoutLog, reporter: reporter,
+                        logger: logger)
                     continue
                 }
                 throw RestoreError(
                     .jobLost,
                     "\(scheduler.backendName) job \(id) (\(submission.name)) is no longer known to the scheduler and left no exit record in \(submission.exitRecord)",
-                    hint: "The controller forgot the job (MinJobAge) before it could write its record, or the node lost the working area; check the node's log. Drop the request again to retry.",
+                    hint:
+                        "The controller forgot the job (MinJobAge) before it could write its record, or the node lost the working area; check the node's log. Drop the request again to retry.",
                     step: .casa)
             }
         }
@@ -152,21 +181,27 @@ public struct ScheduledRunner: CASARunner {
     ) async throws {
         await scheduler.prepareNewSubmission(workingDirectory: invocation.workingDirectory)
         if let archive = try RunnerSupport.clearPreviousAttempt(invocation) {
-            logger.notice("moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)])
+            logger.notice(
+                "moved the previous attempt's CASA logs and markers aside", metadata: ["casa.archive": .string(archive)]
+            )
         }
         let number = (record.submissions.last?.number ?? 0) + 1
         let name = SlurmText.jobName(restoreId: restoreId, submission: number)
         let exitRecord = CASAInstallation.join(invocation.logsDirectory, "\(name).exit.json")
         try? FileManager.default.removeItem(atPath: exitRecord)
-        let header = "# dropbox-agent: \(scheduler.backendName) job \(name)\n"
+        let header =
+            "# dropbox-agent: \(scheduler.backendName) job \(name)\n"
             + "# dropbox-agent: argv: \(([command.executable] + command.arguments).joined(separator: " "))\n"
             + "# dropbox-agent: cwd: \(invocation.workingDirectory)\n"
         guard FileManager.default.createFile(atPath: stdoutLog, contents: Data(header.utf8)) else {
-            throw RestoreError(.casaFailed, "Cannot create the CASA output log \(stdoutLog).",
-                               hint: "Check that the logs directory exists and is writable.", step: .casa)
+            throw RestoreError(
+                .casaFailed, "Cannot create the CASA output log \(stdoutLog).",
+                hint: "Check that the logs directory exists and is writable.", step: .casa)
         }
-        record.submissions.append(.init(
-            number: number, name: name, jobId: nil, exitRecord: exitRecord, state: "submitting", submittedAt: Date().timeIntervalSince1970))
+        record.submissions.append(
+            .init(
+                number: number, name: name, jobId: nil, exitRecord: exitRecord, state: "submitting",
+                submittedAt: Date().timeIntervalSince1970))
         try record.save(logs: invocation.logsDirectory)
         reporter.reportExecution(record.status)
         try await recoverOrSubmit(&record, command: command, invocation: invocation, reporter: reporter, logger: logger)
@@ -179,7 +214,8 @@ public struct ScheduledRunner: CASARunner {
         logger: Logger
     ) async throws {
         do {
-            try await submitOrFind(&record, command: command, invocation: invocation, reporter: reporter, logger: logger)
+            try await submitOrFind(
+                &record, command: command, invocation: invocation, reporter: reporter, logger: logger)
         } catch is CancellationError {
             let index = record.submissions.count - 1
             await cancelJob(record.submissions[index], ownership: reporter, logger: logger)
@@ -200,7 +236,9 @@ public struct ScheduledRunner: CASARunner {
         let index = record.submissions.count - 1
         let submission = record.submissions[index]
         if let found = try? await scheduler.jobs(named: submission.name).last {
-            logger.notice("found the job submitted before the agent restarted", metadata: ["job.name": .string(submission.name), "execution.jobId": .string(found)])
+            logger.notice(
+                "found the job submitted before the agent restarted",
+                metadata: ["job.name": .string(submission.name), "execution.jobId": .string(found)])
             try remember(found, in: &record, index: index, logs: invocation.logsDirectory, reporter: reporter)
             return
         }
@@ -209,7 +247,10 @@ public struct ScheduledRunner: CASARunner {
         }
         let spec = BatchJobSpec(
             name: submission.name, script: jobScript,
-            arguments: [submission.exitRecord, CASAInstallation.join(invocation.logsDirectory, "casa-stdout.log"), "/usr/bin/env", "-i"]
+            arguments: [
+                submission.exitRecord, CASAInstallation.join(invocation.logsDirectory, "casa-stdout.log"),
+                "/usr/bin/env", "-i",
+            ]
                 + command.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 + [command.executable] + command.arguments,
             workingDirectory: invocation.workingDirectory,
@@ -220,16 +261,22 @@ public struct ScheduledRunner: CASARunner {
             try Task.checkCancellation()
             do {
                 let id = try await scheduler.submit(spec)
-                logger.notice("batch job submitted", metadata: [
-                    "job.name": .string(spec.name), "execution.jobId": .string(id), "submission": .stringConvertible(submission.number),
-                ])
+                logger.notice(
+                    "batch job submitted",
+                    metadata: [
+                        "job.name": .string(spec.name), "execution.jobId": .string(id),
+                        "submission": .stringConvertible(submission.number),
+                    ])
                 try remember(id, in: &record, index: index, logs: invocation.logsDirectory, reporter: reporter)
                 return
             } catch {
                 failures.append("\(error)")
-                logger.warning("submitting the batch job failed", metadata: ["error": .string("\(error)"), "try": .stringConvertible(attempt)])
+                logger.warning(
+                    "submitting the batch job failed",
+                    metadata: ["error": .string("\(error)"), "try": .stringConvertible(attempt)])
                 if let found = try? await scheduler.jobs(named: spec.name).last {
-                    logger.notice("the failed submission did submit the job", metadata: ["execution.jobId": .string(found)])
+                    logger.notice(
+                        "the failed submission did submit the job", metadata: ["execution.jobId": .string(found)])
                     try remember(found, in: &record, index: index, logs: invocation.logsDirectory, reporter: reporter)
                     return
                 }
@@ -243,11 +290,14 @@ public struct ScheduledRunner: CASARunner {
         throw RestoreError(
             .jobSubmitFailed,
             "\(scheduler.backendName): the job could not be submitted (3 tries): \(failures.last ?? "")",
-            hint: "Check execution.slurm (partition, account, resources, extraArguments) against `sinfo`, and that the agent's host can reach the controller (`dropbox-agent check --cluster`).",
+            hint:
+                "Check execution.slurm (partition, account, resources, extraArguments) against `sinfo`, and that the agent's host can reach the controller (`dropbox-agent check --cluster`).",
             step: .casa)
     }
 
-    private func remember(_ id: String, in record: inout ExecutionRecord, index: Int, logs: String, reporter: any StepReporter) throws {
+    private func remember(
+        _ id: String, in record: inout ExecutionRecord, index: Int, logs: String, reporter: any StepReporter
+    ) throws {
         record.submissions[index].jobId = id
         record.submissions[index].state = "PENDING"
         try record.save(logs: logs)
@@ -280,7 +330,8 @@ public struct ScheduledRunner: CASARunner {
             if let latest = progress.poll() { reporter.report(latest) }
             let exit = JobExitRecord.read(submission.exitRecord)
             if !scheduler.enforcesTimeLimit, exit == nil, let submitted = submission.submittedAt,
-               Date().timeIntervalSince1970 - submitted > Double(timeout.components.seconds) {
+                Date().timeIntervalSince1970 - submitted > Double(timeout.components.seconds)
+            {
                 await stopJob(record.submissions[index], logger: logger)
                 record.submissions[index].state = "TIMEOUT"
                 try? record.save(logs: logs)
@@ -299,9 +350,11 @@ public struct ScheduledRunner: CASARunner {
                     controllerTroubleSince = since
                     logger.warning("cannot read the batch job's state", metadata: ["error": .string(error.description)])
                     if clock.now - since > .seconds(600) {
-                        throw RestoreError(.jobLost, "\(scheduler.backendName) does not answer for 10 minutes: \(error.description)",
-                                           hint: "Check the controller (`scontrol ping`); the job may still run: drop the request again once it answers.",
-                                           step: .casa, isTransient: true)
+                        throw RestoreError(
+                            .jobLost, "\(scheduler.backendName) does not answer for 10 minutes: \(error.description)",
+                            hint:
+                                "Check the controller (`scontrol ping`); the job may still run: drop the request again once it answers.",
+                            step: .casa, isTransient: true)
                     }
                 }
             } else {
@@ -311,7 +364,11 @@ public struct ScheduledRunner: CASARunner {
                 record.submissions[index].state = state.state
                 try? record.save(logs: logs)
                 reporter.reportExecution(record.status)
-                logger.info("batch job state", metadata: ["execution.jobId": .string(submission.jobId ?? "?"), "execution.state": .string(state.summary)])
+                logger.info(
+                    "batch job state",
+                    metadata: [
+                        "execution.jobId": .string(submission.jobId ?? "?"), "execution.state": .string(state.summary),
+                    ])
             }
             switch state?.phase {
             case .stopped(let cause)?:
@@ -352,9 +409,12 @@ public struct ScheduledRunner: CASARunner {
 
     /// `scancel`, then waits (up to a minute) for the scheduler to report the job ended — outside the cancelled
     /// task, so the commands are not cut short themselves.
-    private func cancelJob(_ submission: ExecutionRecord.Submission, ownership: any StepReporter, logger: Logger) async {
+    private func cancelJob(_ submission: ExecutionRecord.Submission, ownership: any StepReporter, logger: Logger) async
+    {
         guard (try? ownership.confirmOwnership()) != nil else {
-            logger.warning("not cancelling the batch job: another agent owns the request now", metadata: ["execution.jobId": .string(submission.jobId ?? "?")])
+            logger.warning(
+                "not cancelling the batch job: another agent owns the request now",
+                metadata: ["execution.jobId": .string(submission.jobId ?? "?")])
             return
         }
         await stopJob(submission, logger: logger)
@@ -373,7 +433,9 @@ public struct ScheduledRunner: CASARunner {
                     try await scheduler.cancel(id)
                     logger.notice("batch job cancelled", metadata: ["execution.jobId": .string(id)])
                 } catch {
-                    logger.error("cannot cancel the batch job", metadata: ["execution.jobId": .string(id), "error": .string("\(error)")])
+                    logger.error(
+                        "cannot cancel the batch job",
+                        metadata: ["execution.jobId": .string(id), "error": .string("\(error)")])
                 }
                 let clock = ContinuousClock()
                 let deadline = clock.now + .seconds(60)
@@ -392,15 +454,26 @@ public struct ScheduledRunner: CASARunner {
     static func error(cause: BatchStopCause, message: String, submissions: Int, max: Int) -> RestoreError {
         switch cause {
         case .timeLimit:
-            RestoreError(.jobTimeLimit, message, hint: "Raise execution.slurm.timeLimit (or casa.timeoutSeconds), or ask for more cores (cpusPerTask).", step: .casa)
+            RestoreError(
+                .jobTimeLimit, message,
+                hint: "Raise execution.slurm.timeLimit (or casa.timeoutSeconds), or ask for more cores (cpusPerTask).",
+                step: .casa)
         case .outOfMemory:
             RestoreError(.jobOutOfMemory, message, hint: "Raise execution.slurm.memory.", step: .casa)
         case .nodeFailure:
-            RestoreError(.jobNodeFailure, message + " (submitted \(submissions) of agent.maxAttempts = \(max) times)", hint: "Check the cluster's nodes (`sinfo -R`).", step: .casa)
+            RestoreError(
+                .jobNodeFailure, message + " (submitted \(submissions) of agent.maxAttempts = \(max) times)",
+                hint: "Check the cluster's nodes (`sinfo -R`).", step: .casa)
         case .preempted:
-            RestoreError(.jobPreempted, message + " (submitted \(submissions) of agent.maxAttempts = \(max) times)", hint: "Use a partition or QOS without preemption (execution.slurm.partition, extraArguments).", step: .casa)
+            RestoreError(
+                .jobPreempted, message + " (submitted \(submissions) of agent.maxAttempts = \(max) times)",
+                hint: "Use a partition or QOS without preemption (execution.slurm.partition, extraArguments).",
+                step: .casa)
         case .cancelled:
-            RestoreError(.jobCancelled, message, hint: "Someone cancelled the job with the scheduler (scancel); drop the request again to restore it.", step: .casa)
+            RestoreError(
+                .jobCancelled, message,
+                hint: "Someone cancelled the job with the scheduler (scancel); drop the request again to restore it.",
+                step: .casa)
         case .other:
             RestoreError(.jobFailed, message, hint: "See the scheduler's logs for the job.", step: .casa)
         }
@@ -427,7 +500,9 @@ struct ProgressFollower {
     mutating func poll() -> StepProgress? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
-        guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else { return nil }
+        guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else {
+            return nil
+        }
         offset += UInt64(data.count)
         var latest: StepProgress?
         let text = partial + String(decoding: data, as: UTF8.self)

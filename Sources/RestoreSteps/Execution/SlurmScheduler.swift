@@ -18,7 +18,8 @@ public struct SlurmScheduler: BatchScheduler {
 
     /// - Parameter environment: the agent's environment (only `PATH` and `SLURM_CONF` are passed on); nil: this
     ///   process's.
-    public init(settings: SlurmSettings, commandTimeout: Duration = .seconds(60), environment: [String: String]? = nil) {
+    public init(settings: SlurmSettings, commandTimeout: Duration = .seconds(60), environment: [String: String]? = nil)
+    {
         self.settings = settings
         self.commandTimeout = commandTimeout
         let environment = environment ?? ProcessInfo.processInfo.environment
@@ -34,7 +35,8 @@ public struct SlurmScheduler: BatchScheduler {
             throw SchedulerError(command: argv, message: result.errorText, exitStatus: result.status)
         }
         guard let id = SlurmText.parsableJobId(result.output) else {
-            throw SchedulerError(command: argv, message: "no job id in sbatch's answer \"\(result.output.prefix(200))\"", exitStatus: 0)
+            throw SchedulerError(
+                command: argv, message: "no job id in sbatch's answer \"\(result.output.prefix(200))\"", exitStatus: 0)
         }
         return id
     }
@@ -42,7 +44,9 @@ public struct SlurmScheduler: BatchScheduler {
     public func jobs(named name: String) async throws(SchedulerError) -> [String] {
         let argv = ["squeue", "--noheader", "--states=all", "--name=\(name)", "--format=%i"]
         let result = try await run(argv)
-        guard result.status == 0 else { throw SchedulerError(command: argv, message: result.errorText, exitStatus: result.status) }
+        guard result.status == 0 else {
+            throw SchedulerError(command: argv, message: result.errorText, exitStatus: result.status)
+        }
         return result.output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
             .sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }
@@ -56,15 +60,21 @@ public struct SlurmScheduler: BatchScheduler {
             throw SchedulerError(command: argv, message: result.errorText, exitStatus: result.status)
         }
         // The controller forgot the job (MinJobAge): accounting, where it exists, still knows it.
-        let sacct = ["sacct", "--noheader", "--parsable2", "--allocations", "--jobs=\(id)", "--format=JobID,State,ExitCode"]
+        let sacct = [
+            "sacct", "--noheader", "--parsable2", "--allocations", "--jobs=\(id)", "--format=JobID,State,ExitCode",
+        ]
         guard let answer = try? await run(sacct), answer.status == 0 else { return nil }
-        return answer.output.split(whereSeparator: \.isNewline).lazy.compactMap { SlurmText.state(sacctLine: String($0)) }.first
+        return answer.output.split(whereSeparator: \.isNewline).lazy.compactMap {
+            SlurmText.state(sacctLine: String($0))
+        }.first
     }
 
     public func cancel(_ id: String) async throws(SchedulerError) {
         let argv = ["scancel", id]
         let result = try await run(argv)
-        guard result.status == 0 else { throw SchedulerError(command: argv, message: result.errorText, exitStatus: result.status) }
+        guard result.status == 0 else {
+            throw SchedulerError(command: argv, message: result.errorText, exitStatus: result.status)
+        }
     }
 
     struct CommandResult {
@@ -80,7 +90,9 @@ public struct SlurmScheduler: BatchScheduler {
     /// Runs `argv` (its program looked up on `PATH`) with the deadline.
     func run(_ argv: [String]) async throws(SchedulerError) -> CommandResult {
         guard let program = Self.lookUp(argv[0], path: environment["PATH"] ?? "") else {
-            throw SchedulerError(command: argv, message: "\(argv[0]) not found on PATH \(environment["PATH"] ?? "") (is slurm-client installed?)")
+            throw SchedulerError(
+                command: argv,
+                message: "\(argv[0]) not found on PATH \(environment["PATH"] ?? "") (is slurm-client installed?)")
         }
         var keyed: [Environment.Key: String] = [:]
         for (key, value) in environment { if let k = Environment.Key(rawValue: key) { keyed[k] = value } }
@@ -93,10 +105,11 @@ public struct SlurmScheduler: BatchScheduler {
                     let r = try await Subprocess.run(
                         .path(FilePath(program)), arguments: Arguments(arguments), environment: .custom(env),
                         input: .none, output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
-                    let status: Int32 = switch r.terminationStatus {
-                    case .exited(let code): code
-                    case .signaled(let signal): 128 + signal
-                    }
+                    let status: Int32 =
+                        switch r.terminationStatus {
+                        case .exited(let code): code
+                        case .signaled(let signal): 128 + signal
+                        }
                     return CommandResult(status: status, output: r.standardOutput, error: r.standardError)
                 }
                 group.addTask {

@@ -67,14 +67,18 @@ public enum SlurmText {
     /// The state in a `sacct -n -P -X -o JobID,State,ExitCode` line (`12|CANCELLED by 0|0:15`).
     public static func state(sacctLine line: String) -> BatchJobState? {
         let parts = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 3, let name = parts[1].split(separator: " ").first.map(String.init), !name.isEmpty else { return nil }
-        return BatchJobState(state: name, phase: phase(name), reason: parts[1] == name ? nil : parts[1], exitCode: parts[2])
+        guard parts.count >= 3, let name = parts[1].split(separator: " ").first.map(String.init), !name.isEmpty else {
+            return nil
+        }
+        return BatchJobState(
+            state: name, phase: phase(name), reason: parts[1] == name ? nil : parts[1], exitCode: parts[2])
     }
 
     /// Slurm's job states (`man squeue`, JOB STATE CODES) as phases.
     public static func phase(_ state: String) -> BatchJobPhase {
         switch state.split(separator: " ").first.map(String.init) ?? state {
-        case "PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED", "RESV_DEL_HOLD":
+        case "PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED",
+            "RESV_DEL_HOLD":
             .pending
         case "RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "STOPPED":
             .running

@@ -37,8 +37,12 @@ public struct CalibrationPPR: Sendable, Hashable {
         let summary = try PPRSummary.summarise(tree, name: name)
         let root = tree.root!  // summarise checked it is a SciPipeRequest
         let structure = root.element("ProjectStructure").map { $0.element("AlmaStructure") ?? $0 }
-        let identifier = root.element(path: ["ProcessingRequests", "ProcessingRequest", "DataSet", "SchedBlockSet", "SchedBlockIdentifier"])
-        func uid(_ node: XMLNode?) -> AlmaUid? { node?.attribute("entityId").flatMap { AlmaUid(lenient: $0.trimmingWhitespace) } }
+        let identifier = root.element(path: [
+            "ProcessingRequests", "ProcessingRequest", "DataSet", "SchedBlockSet", "SchedBlockIdentifier",
+        ])
+        func uid(_ node: XMLNode?) -> AlmaUid? {
+            node?.attribute("entityId").flatMap { AlmaUid(lenient: $0.trimmingWhitespace) }
+        }
         func text(_ node: XMLNode?) -> String? {
             guard let value = node?.text.trimmingWhitespace, !value.isEmpty else { return nil }
             return value
@@ -47,7 +51,9 @@ public struct CalibrationPPR: Sendable, Hashable {
         return CalibrationPPR(
             proposalCode: text(root.element(path: ["ProjectSummary", "ProposalCode"])),
             obsProject: uid(obsUnitSetRef),
-            obsUnitSetPartId: obsUnitSetRef?.attribute("partId").map(\.trimmingWhitespace).flatMap { $0.isEmpty ? nil : $0 },
+            obsUnitSetPartId: obsUnitSetRef?.attribute("partId").map(\.trimmingWhitespace).flatMap {
+                $0.isEmpty ? nil : $0
+            },
             title: text(structure?.element("ObsUnitSetTitle")),
             projectStatus: uid(structure?.element("ProjectStatusRef")),
             ousStatus: uid(structure?.element("OUSStatusRef")),

@@ -65,8 +65,11 @@ public struct PackageStaging: Sendable, Codable, Hashable {
     /// only a pipeline CASA installation may then be chosen.
     public var modularRefusal: RestoreError?
 
-    public init(location: String, memberDirectory: String, structureSource: String, casaVersion: String?, pipelineVersion: String?,
-                products: [StagedProduct], asdms: [String: AsdmSource], notes: [String], modularRefusal: RestoreError? = nil) {
+    public init(
+        location: String, memberDirectory: String, structureSource: String, casaVersion: String?,
+        pipelineVersion: String?,
+        products: [StagedProduct], asdms: [String: AsdmSource], notes: [String], modularRefusal: RestoreError? = nil
+    ) {
         self.location = location
         self.memberDirectory = memberDirectory
         self.structureSource = structureSource
@@ -111,9 +114,11 @@ public struct PackageContents: Sendable {
     /// What reading the package noticed (an unreadable pprequest.xml, a directory preferred to a tar, …).
     public var notes: [String] = []
 
-    public init(location: String, tree: MemberTree, calibrationFiles: [String: String], scriptFiles: [String: String],
-                asdms: [String: AsdmSource], manifest: Named<PipelineManifest>?, calibrationPPR: Named<CalibrationPPR>?,
-                projectHint: String? = nil, releaseDate: UTCTime? = nil) {
+    public init(
+        location: String, tree: MemberTree, calibrationFiles: [String: String], scriptFiles: [String: String],
+        asdms: [String: AsdmSource], manifest: Named<PipelineManifest>?, calibrationPPR: Named<CalibrationPPR>?,
+        projectHint: String? = nil, releaseDate: UTCTime? = nil
+    ) {
         self.location = location
         self.tree = tree
         self.calibrationFiles = calibrationFiles

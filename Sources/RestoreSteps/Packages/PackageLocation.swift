@@ -50,12 +50,14 @@ public enum PackageLocation {
         guard resolvedRoots.contains(where: { isBeneath(real, $0) }) else {
             let shown = real == location ? location : "\(location) (which resolves to \(real))"
             throw RestoreError(
-                .packageNotAllowed, "the download package \(shown) is outside the configured package roots (\(roots.joined(separator: ", ")))",
+                .packageNotAllowed,
+                "the download package \(shown) is outside the configured package roots (\(roots.joined(separator: ", ")))",
                 hint: "Put the package under one of sources.packageRoots, or ask an operator to add its directory.")
         }
         guard FileSystemSteps.isDirectory(real) else {
-            throw RestoreError(.packageNotFound, "the download package \(location) is not a directory",
-                               hint: "Name the directory holding the package's tar files (or its untarred tree).")
+            throw RestoreError(
+                .packageNotFound, "the download package \(location) is not a directory",
+                hint: "Name the directory holding the package's tar files (or its untarred tree).")
         }
         return real
     }
@@ -71,10 +73,12 @@ public enum PackageLocation {
         guard !directory.contains("/../"), !directory.contains("/./") else {
             throw RestoreError(.packageNotAllowed, "source.package must not contain '.' or '..' components")
         }
-        guard prefixes.contains(where: { directory.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") || directory == $0 }) else {
+        guard prefixes.contains(where: { directory.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") || directory == $0 })
+        else {
             throw RestoreError(
                 .packageNotAllowed,
-                prefixes.isEmpty ? "source.package is a URL (\(location)), but no package URLs are allowed (sources.packageURLs is empty)"
+                prefixes.isEmpty
+                    ? "source.package is a URL (\(location)), but no package URLs are allowed (sources.packageURLs is empty)"
                     : "the package URL \(location) is not under an allowed prefix (\(prefixes.joined(separator: ", ")))",
                 hint: "An operator must list the URL prefixes requests may name in sources.packageURLs.")
         }

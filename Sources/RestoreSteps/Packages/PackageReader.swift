@@ -17,15 +17,19 @@ public enum PackageReader {
     ///     untarred; kept between attempts (a resumed step 1 reuses it).
     ///   - remoteAsdms: for a package on a server, the raw tars found there (nil: look for local tars).
     /// - Throws: ``RestoreError``.
-    public static func read(root: String, location: String, mous: AlmaUid, scratch: String, limits: ArchiveLimits,
-                            remoteAsdms: [String: AsdmSource]? = nil, projectHint: String? = nil) throws(RestoreError) -> PackageContents {
+    public static func read(
+        root: String, location: String, mous: AlmaUid, scratch: String, limits: ArchiveLimits,
+        remoteAsdms: [String: AsdmSource]? = nil, projectHint: String? = nil
+    ) throws(RestoreError) -> PackageContents {
         let entries = listing(root)
         let tars = entries.filter { !$0.isDirectory && isTar($0.name) }
         var notes: [String] = []
 
         var trees = memberTrees(in: root, depth: 4)
         var tree = trees.first { $0.mous == mous && hasProducts($0) }
-        let auxiliaryTars = tars.filter { $0.name.hasSuffix("_auxiliary.tar") || $0.name.hasSuffix("_auxiliary.tar.gz") }
+        let auxiliaryTars = tars.filter {
+            $0.name.hasSuffix("_auxiliary.tar") || $0.name.hasSuffix("_auxiliary.tar.gz")
+        }
         if tree == nil {
             let own = auxiliaryTars.filter { $0.name.contains(mous.sanitized) }
             let chosen = own.count == 1 ? own.first : (auxiliaryTars.count == 1 ? auxiliaryTars.first : nil)
@@ -33,23 +37,30 @@ public enum PackageReader {
                 tree = try unpackAuxiliary(root + "/" + chosen.name, mous: mous, scratch: scratch, limits: limits)
                 trees += tree.map { [$0] } ?? []
             } else if auxiliaryTars.count > 1 {
-                throw RestoreError(.packageInconsistent, "the download package \(location) holds several auxiliary tars (\(auxiliaryTars.map(\.name).joined(separator: ", "))) and none is named for MOUS \(mous)")
+                throw RestoreError(
+                    .packageInconsistent,
+                    "the download package \(location) holds several auxiliary tars (\(auxiliaryTars.map(\.name).joined(separator: ", "))) and none is named for MOUS \(mous)"
+                )
             }
         }
         guard let tree else {
             let others = Set(trees.map(\.mous.rawValue)).sorted()
             throw RestoreError(
                 .packageWrongMous,
-                others.isEmpty ? "the download package \(location) has no *_auxiliary.tar and no untarred member.\(mous.sanitized) folder"
+                others.isEmpty
+                    ? "the download package \(location) has no *_auxiliary.tar and no untarred member.\(mous.sanitized) folder"
                     : "the download package \(location) holds MOUS \(others.joined(separator: ", ")), not \(mous)",
-                hint: "A package is the folder holding the archive's tar files for the MOUS (or the tree they unpack to).")
+                hint:
+                    "A package is the folder holding the archive's tar files for the MOUS (or the tree they unpack to)."
+            )
         }
         let allowedRoots = [root, LocalPaths.real(scratch) ?? scratch]
         var calibration = regularFiles(in: tree.calibration, confinedTo: allowedRoots)
         let script = regularFiles(in: tree.script, confinedTo: allowedRoots)
         // The manifest belongs in calibration/; scriptForPI also looks for it in script/ (and copies it over).
         if PipelineManifest.select(from: Array(calibration.keys)) == nil, !calibration.isEmpty,
-           let name = PipelineManifest.select(from: Array(script.keys)) {
+            let name = PipelineManifest.select(from: Array(script.keys))
+        {
             calibration[name] = script[name]
             notes.append("the manifest \(name) was found in script/, not calibration/")
         }
@@ -71,27 +82,39 @@ public enum PackageReader {
             for tar in tars where !auxiliaryTars.contains(tar) && !isProductTar(tar.name) {
                 let path = root + "/" + tar.name
                 guard let disk = asdmInTar(path) else { continue }
-                asdms[disk] = AsdmSource(kind: .tar, path: path, size: tar.size, incomplete: tarIncompleteness(path, size: tar.size))
+                asdms[disk] = AsdmSource(
+                    kind: .tar, path: path, size: tar.size, incomplete: tarIncompleteness(path, size: tar.size))
             }
         }
         for directory in listing(tree.raw) where directory.isDirectory {
-            let name = directory.name.hasSuffix(".asdm.sdm") ? String(directory.name.dropLast(".asdm.sdm".count)) : directory.name
+            let name =
+                directory.name.hasSuffix(".asdm.sdm")
+                ? String(directory.name.dropLast(".asdm.sdm".count)) : directory.name
             let path = tree.raw + "/" + directory.name
-            guard AsdmDiskName(name) != nil, let real = LocalPaths.real(path), allowedRoots.contains(where: { PackageLocation.isBeneath(real, $0) }) else { continue }
-            if asdms[name] != nil { notes.append("\(name): the untarred \(directory.name) is used rather than its tar") }
+            guard AsdmDiskName(name) != nil, let real = LocalPaths.real(path),
+                allowedRoots.contains(where: { PackageLocation.isBeneath(real, $0) })
+            else { continue }
+            if asdms[name] != nil {
+                notes.append("\(name): the untarred \(directory.name) is used rather than its tar")
+            }
             asdms[name] = AsdmSource(kind: .directory, path: real, size: FileSystemSteps.treeSize(real))
         }
-        let hint = projectHint ?? auxiliaryTars.first.flatMap { name in
-            name.name.range(of: "_uid___").map { String(name.name[..<$0.lowerBound]) }
-        }
-        var contents = PackageContents(location: location, tree: tree, calibrationFiles: calibration, scriptFiles: script, asdms: asdms,
-                                       manifest: manifest, calibrationPPR: ppr, projectHint: hint)
+        let hint =
+            projectHint
+            ?? auxiliaryTars.first.flatMap { name in
+                name.name.range(of: "_uid___").map { String(name.name[..<$0.lowerBound]) }
+            }
+        var contents = PackageContents(
+            location: location, tree: tree, calibrationFiles: calibration, scriptFiles: script, asdms: asdms,
+            manifest: manifest, calibrationPPR: ppr, projectHint: hint)
         contents.notes = notes
         return contents
     }
 
     /// Unpacks the auxiliary tar into `scratch` (once: a resumed step 1 finds it there) and returns the tree.
-    static func unpackAuxiliary(_ tar: String, mous: AlmaUid, scratch: String, limits: ArchiveLimits) throws(RestoreError) -> MemberTree? {
+    static func unpackAuxiliary(
+        _ tar: String, mous: AlmaUid, scratch: String, limits: ArchiveLimits
+    ) throws(RestoreError) -> MemberTree? {
         if let existing = memberTrees(in: scratch, depth: 4).first(where: { $0.mous == mous && hasProducts($0) }) {
             return existing
         }
@@ -103,9 +126,10 @@ public enum PackageReader {
         let bounded = tar.hasSuffix(".tar") ? limits.expecting(size) : limits.expectingCompressed(size)
         do { _ = try SafeArchive.extract(tar, into: scratch, limits: bounded) } catch {
             FileSystemSteps.remove(scratch)
-            throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue),
-                               "cannot unpack \((tar as NSString).lastPathComponent) of the download package: \(error.message)",
-                               hint: error.hint ?? "Download the auxiliary tar again.")
+            throw RestoreError(
+                RestoreError.Code(rawValue: error.code.rawValue),
+                "cannot unpack \((tar as NSString).lastPathComponent) of the download package: \(error.message)",
+                hint: error.hint ?? "Download the auxiliary tar again.")
         }
         return memberTrees(in: scratch, depth: 4).first { $0.mous == mous }
     }
@@ -143,8 +167,11 @@ public enum PackageReader {
         guard size >= 1024, size % 512 == 0 else { return "\(size) bytes is not a whole number of 512-byte tar blocks" }
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
-        guard (try? handle.seek(toOffset: UInt64(size - 1024))) != nil, let tail = try? handle.read(upToCount: 1024), tail.count == 1024 else { return nil }
-        return tail.allSatisfy({ $0 == 0 }) ? nil : "it does not end with the two zero blocks that close every tar archive"
+        guard (try? handle.seek(toOffset: UInt64(size - 1024))) != nil, let tail = try? handle.read(upToCount: 1024),
+            tail.count == 1024
+        else { return nil }
+        return tail.allSatisfy({ $0 == 0 })
+            ? nil : "it does not end with the two zero blocks that close every tar archive"
     }
 
     static func hasProducts(_ tree: MemberTree) -> Bool {
@@ -183,7 +210,9 @@ public enum PackageReader {
     static func regularFiles(in directory: String, confinedTo roots: [String]) -> [String: String] {
         var files: [String: String] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where !name.hasPrefix(".") {
-            guard let real = LocalPaths.real(directory + "/" + name), roots.contains(where: { PackageLocation.isBeneath(real, $0) }) else { continue }
+            guard let real = LocalPaths.real(directory + "/" + name),
+                roots.contains(where: { PackageLocation.isBeneath(real, $0) })
+            else { continue }
             var info = stat()
             guard stat(real, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
             files[name] = real

@@ -5,15 +5,20 @@ internal import Logging
 /// Step 1 for requests whose data come from a download package: finds and reads the package, plans the restore.
 enum PackageSource {
     /// The plan for `request` from the package at `location` (nil: look for the MOUS's package in the roots).
-    static func plan(_ request: RestoreRequest, location: String?, context: RestoreContext, reporter: any StepReporter) async throws(RestoreError) -> RestorePlan {
+    static func plan(
+        _ request: RestoreRequest, location: String?, context: RestoreContext, reporter: any StepReporter
+    ) async throws(RestoreError) -> RestorePlan {
         let settings = context.services.sources
-        guard let mous = AlmaUid(request.mous) else { throw RestoreError(.invalidUid, "\"\(request.mous)\" is not an ALMA MOUS uid") }
+        guard let mous = AlmaUid(request.mous) else {
+            throw RestoreError(.invalidUid, "\"\(request.mous)\" is not an ALMA MOUS uid")
+        }
         let scratch = context.workArea.root + "/package"
         let limits = context.services.archiveLimits
         if let location, RestoreSource.isURL(location) {
             return try await RemotePackage.plan(request, directoryURL: location, context: context, reporter: reporter)
         }
-        reporter.report(StepProgress(message: "reading the download package \(location ?? "of \(mous) in the package roots")"))
+        reporter.report(
+            StepProgress(message: "reading the download package \(location ?? "of \(mous) in the package roots")"))
         let contents = try await BlockingWork.run { (_) throws(RestoreError) -> PackageContents in
             let root: String
             if let location {
@@ -21,7 +26,8 @@ enum PackageSource {
             } else {
                 root = try find(mous, in: settings.packageRoots)
             }
-            return try PackageReader.read(root: root, location: location ?? root, mous: mous, scratch: scratch, limits: limits)
+            return try PackageReader.read(
+                root: root, location: location ?? root, mous: mous, scratch: scratch, limits: limits)
         }
         return try PackagePlanner.plan(for: request, contents: contents)
     }
@@ -30,20 +36,27 @@ enum PackageSource {
     /// or its untarred `member.uid___<MOUS>` tree, at most four levels down.
     static func find(_ mous: AlmaUid, in roots: [String]) throws(RestoreError) -> String {
         guard !roots.isEmpty else {
-            throw RestoreError(.sourceNotConfigured, "sources.default is package, but no sources.packageRoots are configured",
-                               hint: "Configure sources.packageRoots, or name the package in the request's source.package.")
+            throw RestoreError(
+                .sourceNotConfigured, "sources.default is package, but no sources.packageRoots are configured",
+                hint: "Configure sources.packageRoots, or name the package in the request's source.package.")
         }
         for root in roots {
             guard let real = PackageLocation.realPath(root) else { continue }
             if let found = search(mous, in: real, depth: 4) { return found }
         }
-        throw RestoreError(.packageNotFound, "no download package of MOUS \(mous) in the package roots (\(roots.joined(separator: ", ")))",
-                           hint: "Put the MOUS's download (its *_auxiliary.tar and *.asdm.sdm.tar files) in a folder under a package root.")
+        throw RestoreError(
+            .packageNotFound,
+            "no download package of MOUS \(mous) in the package roots (\(roots.joined(separator: ", ")))",
+            hint:
+                "Put the MOUS's download (its *_auxiliary.tar and *.asdm.sdm.tar files) in a folder under a package root."
+        )
     }
 
     private static func search(_ mous: AlmaUid, in directory: String, depth: Int) -> String? {
         let entries = PackageReader.listing(directory)
-        if entries.contains(where: { !$0.isDirectory && $0.name.contains(mous.sanitized + "_auxiliary.tar") }) { return directory }
+        if entries.contains(where: { !$0.isDirectory && $0.name.contains(mous.sanitized + "_auxiliary.tar") }) {
+            return directory
+        }
         if let tree = PackageReader.memberTrees(in: directory, depth: min(depth, 4)).first(where: { $0.mous == mous }) {
             // The package directory is the one above <project>/science_goal…/group…/member… when the tree has it.
             var path = tree.path

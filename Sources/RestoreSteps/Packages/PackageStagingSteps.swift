@@ -7,26 +7,38 @@ enum PackageStagingSteps {
     /// Puts each EB's ASDM at `rawdata/<AsdmDiskName>`: an untarred package directory is linked (the package
     /// is read-only input, as scriptForPI links `rawdata/<uid>` to `../../raw/<uid>.asdm.sdm`, and an ASDM can
     /// be hundreds of GB); a local tar is unpacked; a tar on a server is fetched through the cache, then unpacked.
-    static func stageAsdms(_ ebs: [RestorePlan.ExecBlock], package: PackageStaging, rawdata: String, context: RestoreContext, reporter: any StepReporter) async throws(RestoreError) {
+    static func stageAsdms(
+        _ ebs: [RestorePlan.ExecBlock], package: PackageStaging, rawdata: String, context: RestoreContext,
+        reporter: any StepReporter
+    ) async throws(RestoreError) {
         let limits = context.services.archiveLimits
         var remote: [(RestorePlan.ExecBlock, AsdmSource)] = []
         for (index, eb) in ebs.enumerated() {
             try checkCancellation()
             let name = eb.asdmDiskName.rawValue
             guard let source = package.asdms[name] else {
-                throw RestoreError(.missingAsdmFile, "the plan has no raw data source for \(name)", hint: "Remove the working area and drop the request again.")
+                throw RestoreError(
+                    .missingAsdmFile, "the plan has no raw data source for \(name)",
+                    hint: "Remove the working area and drop the request again.")
             }
-            reporter.report(StepProgress(fraction: Double(index) / Double(max(1, ebs.count)), message: "raw data of \(eb.uid) from the package"))
+            reporter.report(
+                StepProgress(
+                    fraction: Double(index) / Double(max(1, ebs.count)),
+                    message: "raw data of \(eb.uid) from the package"))
             switch source.kind {
             case .directory:
                 try await BlockingWork.run { (_) throws(RestoreError) in
                     guard FileSystemSteps.isDirectory(source.path) else {
-                        throw RestoreError(.missingAsdmFile, "the package's ASDM directory \(source.path) has gone", hint: "Keep the package in place until the restore has finished.")
+                        throw RestoreError(
+                            .missingAsdmFile, "the package's ASDM directory \(source.path) has gone",
+                            hint: "Keep the package in place until the restore has finished.")
                     }
                     let link = rawdata + "/" + name
                     FileSystemSteps.remove(link)
                     guard symlink(source.path, link) == 0 else {
-                        throw RestoreError(.workingAreaUnwritable, "cannot link \(link) to \(source.path): \(String(cString: strerror(errno)))")
+                        throw RestoreError(
+                            .workingAreaUnwritable,
+                            "cannot link \(link) to \(source.path): \(String(cString: strerror(errno)))")
                     }
                 }
             case .tar:
@@ -41,8 +53,11 @@ enum PackageStagingSteps {
         }
         guard !remote.isEmpty else { return }
         let downloads = context.workArea.downloads
-        try await RemotePackage.fetch(remote.map { _, source in (RemotePackage.archiveFile(for: source), downloads + "/" + source.path, source.url ?? "") },
-                                      context: context, reporter: reporter, label: "raw data (\(remote.count) ASDM tars)")
+        try await RemotePackage.fetch(
+            remote.map { _, source in
+                (RemotePackage.archiveFile(for: source), downloads + "/" + source.path, source.url ?? "")
+            },
+            context: context, reporter: reporter, label: "raw data (\(remote.count) ASDM tars)")
         for (eb, source) in remote {
             try checkCancellation()
             let path = downloads + "/" + source.path
@@ -58,8 +73,10 @@ enum PackageStagingSteps {
     /// (temporary name, then rename: a present file is complete, so a resumed step skips it). Each file is copied
     /// in chunks (``ChunkedCopy``) that check the cancellation flag, so cancelling stops inside a large file too;
     /// the partial temporary is removed.
-    static func stageProducts(_ package: PackageStaging, into products: String, reporter: any StepReporter,
-                              chunkBytes: Int = ChunkedCopy.defaultChunkBytes) async throws(RestoreError) {
+    static func stageProducts(
+        _ package: PackageStaging, into products: String, reporter: any StepReporter,
+        chunkBytes: Int = ChunkedCopy.defaultChunkBytes
+    ) async throws(RestoreError) {
         let total = package.products.reduce(Int64(0)) { $0 + $1.size }
         let count = package.products.count
         var done: Int64 = 0
@@ -72,21 +89,30 @@ enum PackageStagingSteps {
                     let temporary = products + "/.staging-" + product.name
                     FileSystemSteps.remove(temporary)
                     do throws(DeliveryError) {
-                        try ChunkedCopy.copy(product.source, to: temporary, cancelled: flag, chunkBytes: chunkBytes) { copied, _ in
-                            reporter.report(StepProgress(bytesDone: before + copied, bytesTotal: total,
-                                                         message: "calibration products from the package (\(count) files)"))
+                        try ChunkedCopy.copy(product.source, to: temporary, cancelled: flag, chunkBytes: chunkBytes) {
+                            copied, _ in
+                            reporter.report(
+                                StepProgress(
+                                    bytesDone: before + copied, bytesTotal: total,
+                                    message: "calibration products from the package (\(count) files)"))
                         }
                     } catch {
                         FileSystemSteps.remove(temporary)
-                        if error.code == .cancelled { throw RestoreError(.cancelled, "cancelled while copying \(product.source)") }
-                        throw RestoreError(.manifestFileMissing, "cannot copy \(product.source) from the package: \(error.message)",
-                                           hint: "Keep the package in place and readable until the restore has finished.")
+                        if error.code == .cancelled {
+                            throw RestoreError(.cancelled, "cancelled while copying \(product.source)")
+                        }
+                        throw RestoreError(
+                            .manifestFileMissing, "cannot copy \(product.source) from the package: \(error.message)",
+                            hint: "Keep the package in place and readable until the restore has finished.")
                     }
                     try FileSystemSteps.move(temporary, to: destination)
                 }
             }
             done += product.size
-            reporter.report(StepProgress(bytesDone: done, bytesTotal: total, message: "calibration products from the package (\(count) files)"))
+            reporter.report(
+                StepProgress(
+                    bytesDone: done, bytesTotal: total,
+                    message: "calibration products from the package (\(count) files)"))
         }
     }
 

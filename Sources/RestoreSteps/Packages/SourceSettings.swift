@@ -20,8 +20,10 @@ public struct SourceSettings: Sendable, Hashable {
     /// A file holding a bearer token for proprietary data (read when a request needs it, so it can be rotated).
     public var almaArchiveTokenFile: String?
 
-    public init(defaultSource: Default = .catalogue, packageRoots: [String] = [], packageURLs: [String] = [],
-                almaArchiveURL: String? = nil, almaArchiveTokenFile: String? = nil) {
+    public init(
+        defaultSource: Default = .catalogue, packageRoots: [String] = [], packageURLs: [String] = [],
+        almaArchiveURL: String? = nil, almaArchiveTokenFile: String? = nil
+    ) {
         self.defaultSource = defaultSource
         self.packageRoots = packageRoots
         self.packageURLs = packageURLs

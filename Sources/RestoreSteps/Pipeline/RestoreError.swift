@@ -4,7 +4,9 @@
 /// causes can be added without breaking clients. The `code` string is part of the status-file contract.
 public struct RestoreError: Error, Sendable, Codable, Hashable, CustomStringConvertible {
     /// A stable, lowerCamelCase identifier of the cause (`manifestMissingSession`, `checksumMismatch`, …).
-    public struct Code: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public struct Code: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible,
+        ExpressibleByStringLiteral
+    {
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
         public init(stringLiteral value: String) { self.rawValue = value }
@@ -23,7 +25,8 @@ public struct RestoreError: Error, Sendable, Codable, Hashable, CustomStringConv
     /// request or the data that will fail the same way every time.
     public var isTransient: Bool
 
-    public init(_ code: Code, _ message: String, hint: String? = nil, step: StepName? = nil, isTransient: Bool = false) {
+    public init(_ code: Code, _ message: String, hint: String? = nil, step: StepName? = nil, isTransient: Bool = false)
+    {
         self.code = code
         self.message = message
         self.hint = hint

@@ -70,7 +70,10 @@ public struct RestorePipeline<Context: Sendable>: Sendable {
                 return .failed(error)
             } catch {
                 if Task.isCancelled { return .cancelled(at: step.name) }
-                return .failed(RestoreError(.internalError, "\(error)", hint: "This is a bug or an unexpected system error; the log has details.", step: step.name))
+                return .failed(
+                    RestoreError(
+                        .internalError, "\(error)",
+                        hint: "This is a bug or an unexpected system error; the log has details.", step: step.name))
             }
         }
         return .succeeded

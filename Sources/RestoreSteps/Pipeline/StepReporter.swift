@@ -11,13 +11,18 @@ public struct StepProgress: Sendable, Codable, Hashable {
     /// A short human line ("importasdm uid___A002_X1_X1", "2 of 5 files").
     public var message: String?
 
-    public init(bytesDone: Int64? = nil, bytesTotal: Int64? = nil, fraction: Double? = nil, etaSeconds: Double? = nil, message: String? = nil) {
+    public init(
+        bytesDone: Int64? = nil, bytesTotal: Int64? = nil, fraction: Double? = nil, etaSeconds: Double? = nil,
+        message: String? = nil
+    ) {
         self.bytesDone = bytesDone
         self.bytesTotal = bytesTotal
-        self.fraction = fraction ?? bytesTotal.flatMap { total in
-            guard total > 0, let done = bytesDone else { return nil }
-            return min(1, Double(done) / Double(total))
-        }
+        self.fraction =
+            fraction
+            ?? bytesTotal.flatMap { total in
+                guard total > 0, let done = bytesDone else { return nil }
+                return min(1, Double(done) / Double(total))
+            }
         self.etaSeconds = etaSeconds
         self.message = message
     }

@@ -24,8 +24,10 @@ enum ArchiveFetch {
     /// Delivery's ``Transfers`` (bounded parallelism, one aggregate progress) through the cache when there is one.
     /// - Returns: bytes that crossed the network (0 when everything came from the cache).
     /// - Parameter store: where to fetch from (default: the site's archive store).
-    static func fetch(_ items: [Item], context: RestoreContext, reporter: any StepReporter, label: String,
-                      store: (any ArchiveStore)? = nil) async throws -> Int64 {
+    static func fetch(
+        _ items: [Item], context: RestoreContext, reporter: any StepReporter, label: String,
+        store: (any ArchiveStore)? = nil
+    ) async throws -> Int64 {
         let services = context.services
         let source = store ?? services.store
         let unsized = Set(items.filter { !$0.sizeKnown }.map(\.destination))
@@ -50,10 +52,13 @@ enum ArchiveFetch {
             }
         }
         for result in results {
-            context.logger.info("file retrieved", metadata: [
-                "file.id": "\(result.fileId)", "size.bytes": .stringConvertible(result.size), "transferred.bytes": .stringConvertible(result.bytesTransferred),
-                "from.cache": .stringConvertible(result.fromCache),
-            ])
+            context.logger.info(
+                "file retrieved",
+                metadata: [
+                    "file.id": "\(result.fileId)", "size.bytes": .stringConvertible(result.size),
+                    "transferred.bytes": .stringConvertible(result.bytesTransferred),
+                    "from.cache": .stringConvertible(result.fromCache),
+                ])
         }
         return results.reduce(0) { $0 + $1.bytesTransferred }
     }

@@ -16,18 +16,21 @@ public struct CASAStep: PipelineStep {
         let area = context.workArea
         let working = area.working(metadata.relativePath)
         let rawdata = area.rawdata(metadata.relativePath)
-        let (installation, choice) = try await Self.installation(metadata: metadata, rawdata: rawdata, context: context, reporter: reporter)
+        let (installation, choice) = try await Self.installation(
+            metadata: metadata, rawdata: rawdata, context: context, reporter: reporter)
         let manifestVersion = choice.manifestVersion
         // A CASA left running by an agent that was killed is re-attached to (its job is in the execution
         // checkpoint); anything else working in the directory is stopped before a new job starts.
-        let runner = try Self.runner(installation: installation, executionBlocks: metadata.plan.execBlocks.count, context: context)
+        let runner = try Self.runner(
+            installation: installation, executionBlocks: metadata.plan.execBlocks.count, context: context)
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
         // The CASA side unpacks caltables and flag versions with the same limits as the agent (archive.limits,
         // bounded per tarball by its catalogued size), written afresh for every run.
         let limitsFile = area.logs + "/" + CASAArchiveLimits.fileName
         let casaLimits = CASAArchiveLimits(
             limits: context.services.archiveLimits, products: metadata.plan.products,
-            asdmBytes: Dictionary(metadata.plan.execBlocks.map { ($0.asdmDiskName.rawValue, $0.asdm.size) }, uniquingKeysWith: max))
+            asdmBytes: Dictionary(
+                metadata.plan.execBlocks.map { ($0.asdmDiskName.rawValue, $0.asdm.size) }, uniquingKeysWith: max))
         let limitsDocument: Data
         do {
             limitsDocument = try casaLimits.encoded()
@@ -40,32 +43,48 @@ public struct CASAStep: PipelineStep {
             // The pipeline unpacks caltables and flag versions itself, unconfined: the agent's extractor checks them first.
             let products = area.products(metadata.relativePath)
             let checked = try await BlockingWork.run { (_) throws(RestoreError) -> [String] in
-                try PipelineArchiveCheck.check(products: products, limits: casaLimits, scratch: working + "/.archive-check")
+                try PipelineArchiveCheck.check(
+                    products: products, limits: casaLimits, scratch: working + "/.archive-check")
             }
-            context.logger.info("calibration tarballs checked before the pipeline unpacks them", metadata: ["tarballs": "\(checked)"])
+            context.logger.info(
+                "calibration tarballs checked before the pipeline unpacks them", metadata: ["tarballs": "\(checked)"])
         }
         let invocation = CASAInvocation(
             ppr: PPRStep.path(context, metadata), root: area.root, relativePath: metadata.relativePath.rawValue,
-            logsDirectory: area.logs, timeout: context.services.casaTimeout, asdmNames: asdmNames, archiveLimitsFile: limitsFile)
-        context.logger.info("starting CASA", metadata: ["installation": "\(installation.name)", "kind": "\(installation.kind.rawValue)", "version": "\(installation.version)", "manifest.casaversion": "\(manifestVersion ?? "-")"])
+            logsDirectory: area.logs, timeout: context.services.casaTimeout, asdmNames: asdmNames,
+            archiveLimitsFile: limitsFile)
+        context.logger.info(
+            "starting CASA",
+            metadata: [
+                "installation": "\(installation.name)", "kind": "\(installation.kind.rawValue)",
+                "version": "\(installation.version)", "manifest.casaversion": "\(manifestVersion ?? "-")",
+            ])
         let result = try await runner.run(invocation, reporter: reporter)
         try Task.checkCancellation()
         let seconds = Double(result.duration.components.seconds) + Double(result.duration.components.attoseconds) / 1e18
-        let record = CASARunRecord(installation: installation.name, version: installation.version, durationSeconds: seconds, result: result)
-        if let data = try? JSONEncoder().encode(record) { try? FileSystemSteps.writeAtomically(data, to: area.logs + "/casa-run.json") }
+        let record = CASARunRecord(
+            installation: installation.name, version: installation.version, durationSeconds: seconds, result: result)
+        if let data = try? JSONEncoder().encode(record) {
+            try? FileSystemSteps.writeAtomically(data, to: area.logs + "/casa-run.json")
+        }
         let verdict = CASASuccessCheck.evaluate(
-            result: result, working: working, products: area.products(metadata.relativePath), expectedAsdmNames: asdmNames)
-        context.logger.info("CASA finished", metadata: [
-            "exit": "\(result.exitStatus)", "seconds": "\(result.duration)", "success": "\(verdict.isSuccess)",
-            "harmless.severe": .stringConvertible(verdict.harmlessSevereCount),
-        ])
+            result: result, working: working, products: area.products(metadata.relativePath),
+            expectedAsdmNames: asdmNames)
+        context.logger.info(
+            "CASA finished",
+            metadata: [
+                "exit": "\(result.exitStatus)", "seconds": "\(result.duration)", "success": "\(verdict.isSuccess)",
+                "harmless.severe": .stringConvertible(verdict.harmlessSevereCount),
+            ])
         try verdict.check()
         reporter.report(StepProgress(fraction: 1, message: "\(asdmNames.count) measurement sets restored"))
     }
 
     /// The runner for `installation` on the configured backend: the local runner itself, or a ``ScheduledRunner``
     /// around it (the same command, as a batch job; the modular restore runs `cpusPerTask` EBs at once there).
-    static func runner(installation: CASAInstallation, executionBlocks: Int, context: RestoreContext) throws(RestoreError) -> any CASARunner {
+    static func runner(
+        installation: CASAInstallation, executionBlocks: Int, context: RestoreContext
+    ) throws(RestoreError) -> any CASARunner {
         let execution = context.services.execution
         let grace = context.services.casaKillGrace
         // On Slurm the job asks for one core per execution block unless execution.slurm.cpusPerTask says otherwise
@@ -73,26 +92,33 @@ public struct CASAStep: PipelineStep {
         var slurm = execution.slurm
         slurm.cpusPerTask = slurm.cpusPerTask ?? max(1, executionBlocks)
         let parallel = execution.backend == .slurm ? (slurm.cpusPerTask ?? 1) : context.services.casaParallelExecBlocks
-        let local: any CASACommandRunner = switch installation.kind {
-        case .pipeline: PipelineRunner(installation: installation, gracePeriod: grace, logger: context.logger)
-        case .modular: ModularRunner(
-            installation: installation, programDir: installation.programDir, gracePeriod: grace,
-            parallelExecBlocks: parallel, logger: context.logger)
-        }
+        let local: any CASACommandRunner =
+            switch installation.kind {
+            case .pipeline: PipelineRunner(installation: installation, gracePeriod: grace, logger: context.logger)
+            case .modular:
+                ModularRunner(
+                    installation: installation, programDir: installation.programDir, gracePeriod: grace,
+                    parallelExecBlocks: parallel, logger: context.logger)
+            }
         guard let script = execution.jobScript else {
-            throw RestoreError(.casaUnavailable, "the job script run_job.sh is not known (casa.programDirectory)",
-                               hint: "Set casa.programDirectory to the directory holding restore_mous.py and run_job.sh.", step: .casa)
+            throw RestoreError(
+                .casaUnavailable, "the job script run_job.sh is not known (casa.programDirectory)",
+                hint: "Set casa.programDirectory to the directory holding restore_mous.py and run_job.sh.", step: .casa)
         }
         switch execution.backend {
         case .local:
             // On this host, detached from the agent: CASA survives an agent restart and is re-attached to.
             return ScheduledRunner(
-                scheduler: LocalScheduler(grace: grace, logger: context.logger), local: local, restoreId: context.restoreId,
-                jobScript: script, maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(250), logger: context.logger)
+                scheduler: LocalScheduler(grace: grace, logger: context.logger), local: local,
+                restoreId: context.restoreId,
+                jobScript: script, maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(250),
+                logger: context.logger)
         case .slurm:
             return ScheduledRunner(
-                scheduler: SlurmScheduler(settings: slurm), local: local, restoreId: context.restoreId, jobScript: script,
-                maxSubmissions: execution.maxSubmissions, pollInterval: .milliseconds(Int(execution.slurm.pollSeconds * 1000)),
+                scheduler: SlurmScheduler(settings: slurm), local: local, restoreId: context.restoreId,
+                jobScript: script,
+                maxSubmissions: execution.maxSubmissions,
+                pollInterval: .milliseconds(Int(execution.slurm.pollSeconds * 1000)),
                 logger: context.logger)
         }
     }
@@ -106,30 +132,45 @@ public struct CASAStep: PipelineStep {
             let manifest = stagedManifest(rawdata: rawdata)
             return try context.chooseCASA(
                 manifestVersion: manifest?.document.casaVersion, manifestRead: true, step: .casa,
-                modularRefusal: manifest.flatMap { CASASelection.modularRefusal(for: $0.document, manifestName: $0.name) })
+                modularRefusal: manifest.flatMap {
+                    CASASelection.modularRefusal(for: $0.document, manifestName: $0.name)
+                })
         }
-        if let found = context.services.casaInstallations.first(where: { $0.name == choice.installation }), choice.createOnFirstUse == nil {
+        if let found = context.services.casaInstallations.first(where: { $0.name == choice.installation }),
+            choice.createOnFirstUse == nil
+        {
             return (found, choice)
         }
         guard let home = choice.createOnFirstUse, let onDemand = context.services.casaOnDemand,
-              let version = CASAVersion(choice.version) else {
+            let version = CASAVersion(choice.version)
+        else {
             throw RestoreError(
-                .casaNotConfigured, "CASA installation \"\(choice.installation)\" chosen for this restore is no longer configured.",
-                hint: "Restore the installation in the configuration, or remove the working area and drop the request again.", step: .casa)
+                .casaNotConfigured,
+                "CASA installation \"\(choice.installation)\" chosen for this restore is no longer configured.",
+                hint:
+                    "Restore the installation in the configuration, or remove the working area and drop the request again.",
+                step: .casa)
         }
         let installation = onDemand.installation(version: version)
         if !CASAEnvironment.isComplete(venv: home) {
             guard let programDir = installation.programDir else {
-                throw RestoreError(.casaUnavailable, "cannot create CASA \(version): casa.programDirectory (casaenv.py) is not known", step: .casa)
+                throw RestoreError(
+                    .casaUnavailable, "cannot create CASA \(version): casa.programDirectory (casaenv.py) is not known",
+                    step: .casa)
             }
-            reporter.report(StepProgress(message: "creating the CASA \(version) environment in \(home) (first use: about 2 GB from PyPI)"))
-            context.logger.notice("creating a CASA environment on first use", metadata: ["version": "\(version)", "venv": "\(home)"])
+            reporter.report(
+                StepProgress(
+                    message: "creating the CASA \(version) environment in \(home) (first use: about 2 GB from PyPI)"))
+            context.logger.notice(
+                "creating a CASA environment on first use", metadata: ["version": "\(version)", "venv": "\(home)"])
             do {
-                try await CASAEnvironment.install(venv: home, programDir: programDir, version: version.description, logger: context.logger)
+                try await CASAEnvironment.install(
+                    venv: home, programDir: programDir, version: version.description, logger: context.logger)
             } catch let error as RestoreError {
                 throw RestoreError(
                     .casaUnavailable, "CASA \(version) (casa.installOnDemand) could not be created: \(error.message)",
-                    hint: "See casa/README.md for the versions PyPI has for this Python; or install CASA \(version) as a pipeline installation, or turn casa.installOnDemand off to use an installed CASA under casa.versionPolicy.",
+                    hint:
+                        "See casa/README.md for the versions PyPI has for this Python; or install CASA \(version) as a pipeline installation, or turn casa.installOnDemand off to use an installed CASA under casa.versionPolicy.",
                     step: .casa)
             }
         }
@@ -137,8 +178,12 @@ public struct CASAStep: PipelineStep {
     }
 
     private static func stagedManifest(rawdata: String) -> (name: String, document: PipelineManifest)? {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: rawdata)) ?? []).filter { $0.hasSuffix("pipeline_manifest.xml") }
-        guard let chosen = PipelineManifest.select(from: names), let document = try? PipelineManifest.parse(file: rawdata + "/" + chosen) else { return nil }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: rawdata)) ?? []).filter {
+            $0.hasSuffix("pipeline_manifest.xml")
+        }
+        guard let chosen = PipelineManifest.select(from: names),
+            let document = try? PipelineManifest.parse(file: rawdata + "/" + chosen)
+        else { return nil }
         return (chosen, document)
     }
 }

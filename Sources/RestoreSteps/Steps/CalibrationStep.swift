@@ -26,14 +26,17 @@ public struct CalibrationStep: PipelineStep {
         }
         let (chosen, _) = try CalibrationProducts.check(context: context, metadata: metadata, step: .calibration)
         // Exactly one manifest in rawdata/: remove any other the step left earlier.
-        for old in ((try? FileManager.default.contentsOfDirectory(atPath: rawdata)) ?? []) where old.hasSuffix("pipeline_manifest.xml") && old != chosen {
+        for old in ((try? FileManager.default.contentsOfDirectory(atPath: rawdata)) ?? [])
+        where old.hasSuffix("pipeline_manifest.xml") && old != chosen {
             FileSystemSteps.remove(rawdata + "/" + old)
         }
         guard let data = FileManager.default.contents(atPath: products + "/" + chosen) else {
             throw RestoreError(.manifestMissing, "cannot read \(products)/\(chosen)")
         }
         try FileSystemSteps.writeAtomically(data, to: rawdata + "/" + chosen)
-        reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.products.count) products staged; manifest \(chosen) checked"))
+        reporter.report(
+            StepProgress(
+                fraction: 1, message: "\(metadata.plan.products.count) products staged; manifest \(chosen) checked"))
     }
 }
 
@@ -42,7 +45,9 @@ enum CalibrationProducts {
     /// Fetches the products into `products/` (already present ones are kept) and checks them
     /// (``check(context:metadata:step:)``). Step 1 calls this for the catalogue source, before step 2's first raw
     /// byte — a metadata problem then costs kilobytes, not the gigabytes of the ASDMs.
-    static func fetchAndCheck(context: RestoreContext, metadata: RestoreMetadata, reporter: any StepReporter) async throws {
+    static func fetchAndCheck(
+        context: RestoreContext, metadata: RestoreMetadata, reporter: any StepReporter
+    ) async throws {
         try await fetch(context: context, metadata: metadata, reporter: reporter)
         let (chosen, _) = try check(context: context, metadata: metadata, step: .prepare)
         context.logger.info("calibration products checked before the raw data", metadata: ["manifest": "\(chosen)"])
@@ -52,8 +57,11 @@ enum CalibrationProducts {
     static func fetch(context: RestoreContext, metadata: RestoreMetadata, reporter: any StepReporter) async throws {
         let products = context.workArea.products(metadata.relativePath)
         try FileSystemSteps.createDirectory(products)
-        let items = metadata.plan.products.map { ArchiveFetch.Item(file: $0.file, destination: products + "/" + $0.file.ngasFileId) }
-        _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "calibration products (\(items.count) files)")
+        let items = metadata.plan.products.map {
+            ArchiveFetch.Item(file: $0.file, destination: products + "/" + $0.file.ngasFileId)
+        }
+        _ = try await ArchiveFetch.fetch(
+            items, context: context, reporter: reporter, label: "calibration products (\(items.count) files)")
         let limits = context.services.archiveLimits
         for item in items where item.file.ngasFileId.hasSuffix("auxproducts.tgz") {
             try Task.checkCancellation()
@@ -70,27 +78,40 @@ enum CalibrationProducts {
     /// (``checkCASA(manifest:manifestName:metadata:context:step:)``: the version policy, and a refusal when it asks for
     /// what the modular restore cannot reproduce and no pipeline CASA is configured).
     @discardableResult
-    static func check(context: RestoreContext, metadata: RestoreMetadata, step: StepName) throws(RestoreError) -> (name: String, manifest: PipelineManifest) {
+    static func check(
+        context: RestoreContext, metadata: RestoreMetadata, step: StepName
+    ) throws(RestoreError) -> (name: String, manifest: PipelineManifest) {
         let products = context.workArea.products(metadata.relativePath)
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: products)) ?? []).filter { $0.hasSuffix("pipeline_manifest.xml") }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: products)) ?? []).filter {
+            $0.hasSuffix("pipeline_manifest.xml")
+        }
         guard let chosen = PipelineManifest.select(from: names) else {
             throw RestoreError(
-                .manifestMissing, "no *pipeline_manifest.xml among the \(metadata.plan.products.count) calibration products of \(metadata.plan.mous)",
+                .manifestMissing,
+                "no *pipeline_manifest.xml among the \(metadata.plan.products.count) calibration products of \(metadata.plan.mous)",
                 hint: "The pipeline cannot restore without its manifest; check ASA_PRODUCT_FILES for this MOUS.")
         }
         if names.count > 1 {
-            context.logger.notice("several manifests; using the calibration one", metadata: ["manifests": "\(names.sorted())", "chosen": "\(chosen)"])
+            context.logger.notice(
+                "several manifests; using the calibration one",
+                metadata: ["manifests": "\(names.sorted())", "chosen": "\(chosen)"])
         }
         let manifest = try PipelineManifest.parse(file: products + "/" + chosen)
         try checkCASA(manifest: manifest, manifestName: chosen, metadata: metadata, context: context, step: step)
-        try ManifestCrossCheck.check(manifest: manifest, manifestName: chosen, plan: metadata.plan, stagedFiles: URL(fileURLWithPath: products))
+        try ManifestCrossCheck.check(
+            manifest: manifest, manifestName: chosen, plan: metadata.plan, stagedFiles: URL(fileURLWithPath: products))
         return (chosen, manifest)
     }
 
     /// The catalogue source learns the manifest's `casaversion` only here: the CASA choice of step 1 is made again
     /// with it and checked against `casa.versionPolicy` (before the PPR and CASA), and `metadata.json` records it.
-    static func checkCASA(manifest: PipelineManifest, manifestName: String, metadata: RestoreMetadata, context: RestoreContext, step: StepName) throws(RestoreError) {
-        if let recorded = metadata.casa, recorded.manifestRead, recorded.manifestVersion == manifest.casaVersion { return }
+    static func checkCASA(
+        manifest: PipelineManifest, manifestName: String, metadata: RestoreMetadata, context: RestoreContext,
+        step: StepName
+    ) throws(RestoreError) {
+        if let recorded = metadata.casa, recorded.manifestRead, recorded.manifestVersion == manifest.casaVersion {
+            return
+        }
         let (installation, choice): (CASAInstallation, ChosenCASA)
         do {
             (installation, choice) = try context.chooseCASA(
@@ -104,25 +125,35 @@ enum CalibrationProducts {
         var updated = metadata
         updated.casa = choice
         let encoded: Data
-        do { encoded = try updated.encoded() } catch { throw RestoreError(.internalError, "cannot encode metadata.json: \(error)") }
+        do { encoded = try updated.encoded() } catch {
+            throw RestoreError(.internalError, "cannot encode metadata.json: \(error)")
+        }
         try FileSystemSteps.writeAtomically(encoded, to: context.workArea.metadataFile)
-        context.logger.info("CASA chosen with the manifest", metadata: [
-            "installation": "\(installation.name)", "version": "\(installation.version)",
-            "manifest.casaversion": "\(choice.manifestVersion ?? "-")", "policy": "\(choice.policy.rawValue)",
-        ])
-        if let warning = choice.warning { context.logger.notice("CASA versions differ", metadata: ["warning": "\(warning)"]) }
+        context.logger.info(
+            "CASA chosen with the manifest",
+            metadata: [
+                "installation": "\(installation.name)", "version": "\(installation.version)",
+                "manifest.casaversion": "\(choice.manifestVersion ?? "-")", "policy": "\(choice.policy.rawValue)",
+            ])
+        if let warning = choice.warning {
+            context.logger.notice("CASA versions differ", metadata: ["warning": "\(warning)"])
+        }
     }
 
     /// Unpacks the auxiliary products (flux.csv, antennapos.csv, cont.dat, flag templates) next to the others,
     /// never overwriting a product of the same name.
     /// Blocking: runs inside ``BlockingWork/run(_:)``.
-    private static func expandAuxiliary(_ tgz: String, into products: String, limits: ArchiveLimits) throws(RestoreError) {
+    private static func expandAuxiliary(
+        _ tgz: String, into products: String, limits: ArchiveLimits
+    ) throws(RestoreError) {
         let staging = products + "/.aux-" + (tgz as NSString).lastPathComponent
         FileSystemSteps.remove(staging)
         try FileSystemSteps.createDirectory(staging)
         defer { FileSystemSteps.remove(staging) }
         do { _ = try SafeArchive.extract(tgz, into: staging, limits: limits) } catch {
-            throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "cannot unpack \((tgz as NSString).lastPathComponent): \(error.message)", hint: error.hint)
+            throw RestoreError(
+                RestoreError.Code(rawValue: error.code.rawValue),
+                "cannot unpack \((tgz as NSString).lastPathComponent): \(error.message)", hint: error.hint)
         }
         let e = FileManager.default.enumerator(atPath: staging)
         while let item = e?.nextObject() as? String {

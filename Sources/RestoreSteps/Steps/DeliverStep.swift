@@ -34,7 +34,9 @@ public struct DeliverStep: PipelineStep {
 
     /// The delivery record of a finished step 6, if any.
     public static func record(_ context: RestoreContext) -> DeliveryRecord? {
-        FileManager.default.contents(atPath: recordPath(context)).flatMap { try? JSONDecoder().decode(DeliveryRecord.self, from: $0) }
+        FileManager.default.contents(atPath: recordPath(context)).flatMap {
+            try? JSONDecoder().decode(DeliveryRecord.self, from: $0)
+        }
     }
 
     /// Gives the delivery to the download area's group.
@@ -52,7 +54,8 @@ public struct DeliverStep: PipelineStep {
     static func deliveryName(_ context: RestoreContext) throws(RestoreError) -> String {
         let path = context.workArea.logs + "/delivery-name"
         if let data = FileManager.default.contents(atPath: path),
-            case let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), DeliveryName.isValid(name)
+            case let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines),
+            DeliveryName.isValid(name)
         {
             return name
         }
@@ -77,25 +80,41 @@ public struct DeliverStep: PipelineStep {
     }
 
     /// What each delivered item is, for the README.
-    static func describe(_ msNames: [String], calibrated: Bool, derived: [DerivationReport.Product], average: RestoreRequest.DeliveryAverage?)
+    static func describe(
+        _ msNames: [String], calibrated: Bool, derived: [DerivationReport.Product],
+        average: RestoreRequest.DeliveryAverage?
+    )
         -> [(name: String, what: String)]
     {
         var out: [(name: String, what: String)] = []
         if calibrated {
             for ms in msNames {
-                out.append((ms, "the calibrated measurement set: DATA (raw) and CORRECTED_DATA (calibrated), every spectral window and field"))
+                out.append(
+                    (
+                        ms,
+                        "the calibrated measurement set: DATA (raw) and CORRECTED_DATA (calibrated), every spectral window and field"
+                    ))
                 out.append((ms + ".flagversions", "its flag versions (flagmanager)"))
             }
         }
-        let averaged = average.map { a in
-            " Averaged: " + [a.time.map { "time \($0)" }, a.channels.map { "\($0) channels" }].compactMap { $0 }.joined(separator: ", ") + "."
-        } ?? ""
+        let averaged =
+            average.map { a in
+                " Averaged: "
+                    + [a.time.map { "time \($0)" }, a.channels.map { "\($0) channels" }].compactMap { $0 }.joined(
+                        separator: ", ") + "."
+            } ?? ""
         for p in derived {
             let what: String
             switch p.kind {
-            case "science": what = "science spectral windows \(p.spws.map(String.init).joined(separator: ",")), all fields; calibrated data in DATA (scriptForPI's split)"
-            case "targets": what = "science targets (\(p.fields.joined(separator: ", "))), science spectral windows; calibrated data in DATA"
-            default: what = "science targets (\(p.fields.joined(separator: ", "))) with the continuum subtracted (uvcontsub on the pipeline's cont.dat line-free ranges, fit order 1); DATA"
+            case "science":
+                what =
+                    "science spectral windows \(p.spws.map(String.init).joined(separator: ",")), all fields; calibrated data in DATA (scriptForPI's split)"
+            case "targets":
+                what =
+                    "science targets (\(p.fields.joined(separator: ", "))), science spectral windows; calibrated data in DATA"
+            default:
+                what =
+                    "science targets (\(p.fields.joined(separator: ", "))) with the continuum subtracted (uvcontsub on the pipeline's cont.dat line-free ranges, fit order 1); DATA"
             }
             out.append((p.name, what + " — \(p.rows) rows, checked against the restored MS." + averaged))
         }
@@ -115,40 +134,55 @@ public struct DeliverStep: PipelineStep {
                 let inProducts = products + "/" + name
                 if !FileSystemSteps.exists(inProducts) {
                     guard FileSystemSteps.exists(working + "/" + name) else {
-                        throw RestoreError(.msMissing, "\(name) is missing from working/ and products/", hint: "CASA's log in \(context.workArea.logs) says why.")
+                        throw RestoreError(
+                            .msMissing, "\(name) is missing from working/ and products/",
+                            hint: "CASA's log in \(context.workArea.logs) says why.")
                     }
                     try FileSystemSteps.move(working + "/" + name, to: inProducts)
                 }
                 items.append(inProducts)
             }
-            guard let columns = MeasurementSetColumns.columns(ofTableAt: products + "/" + ms), columns.contains("CORRECTED_DATA") else {
-                throw RestoreError(.msNotCalibrated, "\(ms) has no CORRECTED_DATA column: it was not calibrated", hint: "See CASA's log in \(working).")
+            guard let columns = MeasurementSetColumns.columns(ofTableAt: products + "/" + ms),
+                columns.contains("CORRECTED_DATA")
+            else {
+                throw RestoreError(
+                    .msNotCalibrated, "\(ms) has no CORRECTED_DATA column: it was not calibrated",
+                    hint: "See CASA's log in \(working).")
             }
             msNames.append(ms)
         }
         let ppr = PPRStep.path(context, metadata)
         if FileSystemSteps.exists(ppr) { items.append(ppr) }
-        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: working)) ?? []).filter { $0.hasPrefix("casa-") && $0.hasSuffix(".log") }.sorted()
+        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: working)) ?? []).filter {
+            $0.hasPrefix("casa-") && $0.hasSuffix(".log")
+        }.sorted()
         items += logs.map { working + "/" + $0 }
-        if FileSystemSteps.exists(context.workArea.logs + "/casa-stdout.log") { items.append(context.workArea.logs + "/casa-stdout.log") }
+        if FileSystemSteps.exists(context.workArea.logs + "/casa-stdout.log") {
+            items.append(context.workArea.logs + "/casa-stdout.log")
+        }
         items.append(context.workArea.metadataFile)
         let content = context.request.content
         if context.request.deliveryAverage != nil && content == [.calibrated] {
-            throw RestoreError(.init(rawValue: "invalidRequest"), "averaging applies to derived products, and none was asked for", step: .deliver)
+            throw RestoreError(
+                .init(rawValue: "invalidRequest"), "averaging applies to derived products, and none was asked for",
+                step: .deliver)
         }
         // Derived products and quick-look plots, by real CASA tasks, each product checked against the restored MS.
         reporter.report(StepProgress(fraction: 0, message: "deriving products and quick-look plots"))
         let derivedDirectory = context.workArea.root + "/derived"
         // A reused restore brings the plots of its measurement sets: nothing for CASA to do unless products are asked for.
         let reusedPlots = context.workArea.root + "/reused/plots"
-        let cachedPlots = ((try? FileManager.default.contentsOfDirectory(atPath: reusedPlots)) ?? []).filter { $0.hasSuffix(".png") }.sorted()
+        let cachedPlots = ((try? FileManager.default.contentsOfDirectory(atPath: reusedPlots)) ?? []).filter {
+            $0.hasSuffix(".png")
+        }.sorted()
         let report: DerivationReport
         if content == [.calibrated], !cachedPlots.isEmpty {
             report = DerivationReport(products: [], plots: cachedPlots, casa: nil, error: nil)
         } else {
             do {
                 report = try await ProductDerivation.run(
-                    context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 }, content: content,
+                    context: context, metadata: metadata, measurementSets: msNames.map { products + "/" + $0 },
+                    content: content,
                     average: context.request.deliveryAverage, contdat: ProductDerivation.contDat(products: products),
                     directory: derivedDirectory, reporter: ScaledReporter(base: reporter, start: 0, end: 0.8))
             } catch let error as RestoreError where content == [.calibrated] && error.code != .cancelled {
@@ -172,23 +206,41 @@ public struct DeliverStep: PipelineStep {
         let services = context.services
         let name = try Self.deliveryName(context)
         let area = services.downloadDirectory
-        let format: PublishFormat = context.request.deliveryFormat == .tar ? .tar : (context.request.deliveryFormat == .tgz ? .tgz : .directory)
-        let archiveBase = metadata.mous.rawValue.replacingOccurrences(of: "://", with: "___").replacingOccurrences(of: "/", with: "_")
+        let format: PublishFormat =
+            context.request.deliveryFormat == .tar ? .tar : (context.request.deliveryFormat == .tgz ? .tgz : .directory)
+        let archiveBase = metadata.mous.rawValue.replacingOccurrences(of: "://", with: "___").replacingOccurrences(
+            of: "/", with: "_")
         let singleFile = format == .directory ? nil : archiveBase + (format == .tgz ? ".tgz" : ".tar")
-        let links = DeliveryLinks(baseURL: services.downloadBaseURL, name: name, path: area + "/" + name, singleFile: singleFile, folder: archiveBase)
+        let links = DeliveryLinks(
+            baseURL: services.downloadBaseURL, name: name, path: area + "/" + name, singleFile: singleFile,
+            folder: archiveBase)
         let deliveredAt = Date()
         let expiresAt = services.deliveryRetention.map { Self.timestamp(deliveredAt.addingTimeInterval($0)) }
-        let sessions = Dictionary(metadata.sessions.flatMap { s in s.execBlocks.map { ($0, s.name) } }, uniquingKeysWith: { a, _ in a })
+        let sessions = Dictionary(
+            metadata.sessions.flatMap { s in s.execBlocks.map { ($0, s.name) } }, uniquingKeysWith: { a, _ in a })
         let readme = DeliveryReadme(
             mous: metadata.mous.rawValue, project: metadata.project,
-            execBlocks: metadata.plan.execBlocks.map { eb in eb.uid.rawValue + (sessions[eb.uid].map { " (\($0))" } ?? "") },
+            execBlocks: metadata.plan.execBlocks.map { eb in
+                eb.uid.rawValue + (sessions[eb.uid].map { " (\($0))" } ?? "")
+            },
             requestName: context.requestName, requestId: context.request.requestId, agentVersion: metadata.agentVersion,
-            restoredWith: metadata.casa?.version, tablesMadeWith: metadata.casa?.manifestVersion, warning: metadata.casa?.warning,
+            restoredWith: metadata.casa?.version, tablesMadeWith: metadata.casa?.manifestVersion,
+            warning: metadata.casa?.warning,
             products: format == .directory
-                ? Self.describe(msNames, calibrated: content.contains(.calibrated), derived: report.products, average: context.request.deliveryAverage)
-                : [(singleFile!, "a \(format == .tgz ? "gzip-compressed " : "")tar of: "
-                    + Self.describe(msNames, calibrated: content.contains(.calibrated), derived: report.products, average: context.request.deliveryAverage).map(\.name).joined(separator: ", ")
-                    + ", the PPR and the CASA logs")],
+                ? Self.describe(
+                    msNames, calibrated: content.contains(.calibrated), derived: report.products,
+                    average: context.request.deliveryAverage)
+                : [
+                    (
+                        singleFile!,
+                        "a \(format == .tgz ? "gzip-compressed " : "")tar of: "
+                            + Self.describe(
+                                msNames, calibrated: content.contains(.calibrated), derived: report.products,
+                                average: context.request.deliveryAverage
+                            ).map(\.name).joined(separator: ", ")
+                            + ", the PPR and the CASA logs"
+                    )
+                ],
             plots: plots, links: links, expiresAt: expiresAt, files: [])
 
         reporter.report(StepProgress(fraction: 0.8, message: "publishing \(items.count) items"))
@@ -210,28 +262,41 @@ public struct DeliverStep: PipelineStep {
                     publishItems, to: area, name: name, format: format, modes: modes, stagingTag: restoreId,
                     generated: { files in
                         var text = readme
-                        text.files = files.map { DeliveryReadme.File(path: $0.relativePath, size: $0.size, sha256: $0.sha256) }
+                        text.files = files.map {
+                            DeliveryReadme.File(path: $0.relativePath, size: $0.size, sha256: $0.sha256)
+                        }
                         var out = [GeneratedFile(name: Self.readmeName, data: Array(text.text.utf8))]
                         if singleFile == nil, links.downloadCommand != nil {
                             let paths = files.map(\.relativePath) + [Self.readmeName, Publisher.manifestName]
-                            out.append(GeneratedFile(name: DeliveryLinks.urlListName, data: Array(links.urlList(paths).utf8)))
+                            out.append(
+                                GeneratedFile(name: DeliveryLinks.urlListName, data: Array(links.urlList(paths).utf8)))
                         }
                         return out
                     }, archiveName: archiveBase, outside: plotItems)
             } catch {
-                throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "delivery to \(area) failed: \(error.message)", hint: error.hint ?? "Check free space and permissions of the download area.", isTransient: error.code != .cancelled)
+                throw RestoreError(
+                    RestoreError.Code(rawValue: error.code.rawValue), "delivery to \(area) failed: \(error.message)",
+                    hint: error.hint ?? "Check free space and permissions of the download area.",
+                    isTransient: error.code != .cancelled)
             }
             if let group { Self.changeGroup(of: published.path, to: group) }
             return published
         }
         let url = links.url
         let record = DeliveryRecord(
-            deliveryPath: published.path, url: url, measurementSets: msNames, sizeBytes: published.totalBytes, files: published.files.count,
-            name: name, deliveredAt: Self.timestamp(deliveredAt), expiresAt: expiresAt, downloadCommand: links.downloadCommand,
-            products: singleFile.map { [$0] } ?? (report.products.map(\.name) + (content.contains(.calibrated) ? msNames : [])),
+            deliveryPath: published.path, url: url, measurementSets: msNames, sizeBytes: published.totalBytes,
+            files: published.files.count,
+            name: name, deliveredAt: Self.timestamp(deliveredAt), expiresAt: expiresAt,
+            downloadCommand: links.downloadCommand,
+            products: singleFile.map { [$0] }
+                ?? (report.products.map(\.name) + (content.contains(.calibrated) ? msNames : [])),
             plots: plots)
         try FileSystemSteps.writeAtomically(try JSONEncoder().encode(record), to: Self.recordPath(context))
-        context.logger.info("delivered", metadata: ["path": "\(published.path)", "size.bytes": .stringConvertible(published.totalBytes), "url": "\(url)"])
+        context.logger.info(
+            "delivered",
+            metadata: [
+                "path": "\(published.path)", "size.bytes": .stringConvertible(published.totalBytes), "url": "\(url)",
+            ])
         reporter.report(StepProgress(fraction: 1, message: "delivered to \(published.path)"))
     }
 

@@ -22,7 +22,9 @@ public enum DiskSpaceCheck {
         throw RestoreError(
             .insufficientDiskSpace,
             "the restore needs about \(needed) bytes (\(format(needed))) = \(factor) × \(rawBytes) bytes of raw data, but the filesystem of \(path) has \(available) bytes (\(format(available))) available",
-            hint: "Free space under \(path), or move agent.restoreDirectory to a larger filesystem; agent.diskSpaceFactor sets the factor (0 disables the check).")
+            hint:
+                "Free space under \(path), or move agent.restoreDirectory to a larger filesystem; agent.diskSpaceFactor sets the factor (0 disables the check)."
+        )
     }
 
     /// Bytes available to an unprivileged process on the filesystem of `path` (statvfs `f_bavail × f_frsize`).
@@ -34,8 +36,12 @@ public enum DiskSpaceCheck {
 
     static func format(_ bytes: Int64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-        var value = Double(bytes), unit = 0
-        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
         return unit == 0 ? "\(bytes) B" : String(format: "%.1f", value) + " " + units[unit]
     }
 }

@@ -6,7 +6,9 @@ internal import Foundation
 enum FileSystemSteps {
     static func createDirectory(_ path: String) throws(RestoreError) {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw RestoreError(.workingAreaUnwritable, "cannot create \(path): \(error.localizedDescription)", hint: "Check free space and permissions of agent.restoreDirectory.")
+            throw RestoreError(
+                .workingAreaUnwritable, "cannot create \(path): \(error.localizedDescription)",
+                hint: "Check free space and permissions of agent.restoreDirectory.")
         }
     }
 
@@ -14,7 +16,9 @@ enum FileSystemSteps {
     /// half-written file behind.
     static func writeAtomically(_ data: Data, to path: String) throws(RestoreError) {
         do { try AtomicFile.write(data, to: path) } catch {
-            throw RestoreError(.workingAreaUnwritable, "cannot write \(path): \(error)", hint: "Check free space and permissions of agent.restoreDirectory.")
+            throw RestoreError(
+                .workingAreaUnwritable, "cannot write \(path): \(error)",
+                hint: "Check free space and permissions of agent.restoreDirectory.")
         }
     }
 
@@ -30,7 +34,8 @@ enum FileSystemSteps {
     /// Moves (renames) `source` to `destination`, replacing nothing.
     static func move(_ source: String, to destination: String) throws(RestoreError) {
         guard rename(source, destination) == 0 else {
-            throw RestoreError(.workingAreaUnwritable, "cannot move \(source) to \(destination): \(String(cString: strerror(errno)))")
+            throw RestoreError(
+                .workingAreaUnwritable, "cannot move \(source) to \(destination): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -41,7 +46,9 @@ enum FileSystemSteps {
         }
         var total: Int64 = 0
         while let item = e.nextObject() as? String {
-            if let attrs = try? FileManager.default.attributesOfItem(atPath: path + "/" + item), attrs[.type] as? FileAttributeType == .typeRegular {
+            if let attrs = try? FileManager.default.attributesOfItem(atPath: path + "/" + item),
+                attrs[.type] as? FileAttributeType == .typeRegular
+            {
                 total += (attrs[.size] as? Int64) ?? 0
             }
         }

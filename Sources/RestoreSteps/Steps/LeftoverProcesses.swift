@@ -11,7 +11,9 @@ enum LeftoverProcesses {
         var found: [Int32] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry), pid != me else { continue }
-            guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd") else { continue }
+            guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd") else {
+                continue
+            }
             if cwd == target || cwd.hasPrefix(target + "/") { found.append(pid) }
         }
         return found
@@ -22,7 +24,9 @@ enum LeftoverProcesses {
     static func stop(workingIn directory: String, grace: Duration, logger: Logger) async {
         let pids = find(workingIn: directory)
         guard !pids.isEmpty else { return }
-        logger.warning("stopping processes left in the working directory by an earlier run", metadata: ["pids": "\(pids)", "directory": "\(directory)"])
+        logger.warning(
+            "stopping processes left in the working directory by an earlier run",
+            metadata: ["pids": "\(pids)", "directory": "\(directory)"])
         let groups = Set(pids.map { getpgid($0) }.filter { $0 > 1 && $0 != getpgrp() })
         for group in groups { await ProcessGroup(id: group).terminate(grace: grace) }
         for pid in find(workingIn: directory) { kill(pid, SIGKILL) }

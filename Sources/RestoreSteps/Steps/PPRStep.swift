@@ -15,7 +15,8 @@ public struct PPRStep: PipelineStep {
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
         let metadata = try context.metadata()
         let path = Self.path(context, metadata)
-        _ = try PPRWriter.write(plan: metadata.plan, relativePath: metadata.relativePath, to: URL(fileURLWithPath: path))
+        _ = try PPRWriter.write(
+            plan: metadata.plan, relativePath: metadata.relativePath, to: URL(fileURLWithPath: path))
         context.logger.info("PPR written", metadata: ["ppr": "\(path)"])
         reporter.report(StepProgress(fraction: 1, message: "PPR written: \((path as NSString).lastPathComponent)"))
     }

@@ -20,15 +20,19 @@ public struct RawdataStep: PipelineStep {
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
         let metadata = try context.metadata()
         let rawdata = context.workArea.rawdata(metadata.relativePath)
-        let missing = metadata.plan.execBlocks.filter { !FileSystemSteps.isDirectory(rawdata + "/" + $0.asdmDiskName.rawValue) }
+        let missing = metadata.plan.execBlocks.filter {
+            !FileSystemSteps.isDirectory(rawdata + "/" + $0.asdmDiskName.rawValue)
+        }
         if missing.isEmpty {
             reporter.report(StepProgress(fraction: 1, message: "all \(metadata.plan.execBlocks.count) ASDMs present"))
             return
         }
-        try DiskSpaceCheck.check(rawBytes: missing.reduce(0) { $0 + $1.asdm.size }, factor: context.services.diskSpaceFactor,
-                                 path: context.workArea.root)
+        try DiskSpaceCheck.check(
+            rawBytes: missing.reduce(0) { $0 + $1.asdm.size }, factor: context.services.diskSpaceFactor,
+            path: context.workArea.root)
         if let package = metadata.plan.package {
-            try await PackageStagingSteps.stageAsdms(missing, package: package, rawdata: rawdata, context: context, reporter: reporter)
+            try await PackageStagingSteps.stageAsdms(
+                missing, package: package, rawdata: rawdata, context: context, reporter: reporter)
             reporter.report(StepProgress(fraction: 1, message: "\(metadata.plan.execBlocks.count) ASDMs in rawdata/"))
             return
         }
@@ -38,7 +42,8 @@ public struct RawdataStep: PipelineStep {
         }
         let downloads = context.workArea.downloads
         let items = missing.map { ArchiveFetch.Item(file: $0.asdm, destination: downloads + "/" + $0.asdm.ngasFileId) }
-        _ = try await ArchiveFetch.fetch(items, context: context, reporter: reporter, label: "raw data (\(missing.count) ASDMs)")
+        _ = try await ArchiveFetch.fetch(
+            items, context: context, reporter: reporter, label: "raw data (\(missing.count) ASDMs)")
         let limits = context.services.archiveLimits
         for eb in missing {
             try Task.checkCancellation()
@@ -58,19 +63,29 @@ public struct RawdataStep: PipelineStep {
     /// archive's `name.asdm.sdm/`, or inside a download package's member tree (`…/member.uid___…/raw/name.asdm.sdm/`).
     /// Blocking: call it inside ``BlockingWork/run(_:)``, whose flag stops the extraction between blocks (the
     /// hidden staging directory is removed, so a resumed step starts the ASDM again).
-    static func unpack(_ tarball: String, as name: String, into rawdata: String, limits: ArchiveLimits) throws(RestoreError) {
+    static func unpack(
+        _ tarball: String, as name: String, into rawdata: String, limits: ArchiveLimits
+    ) throws(RestoreError) {
         let staging = rawdata + "/.unpack-" + name
         FileSystemSteps.remove(staging)
         try FileSystemSteps.createDirectory(staging)
         defer { FileSystemSteps.remove(staging) }
         do { _ = try SafeArchive.extract(tarball, into: staging, limits: limits) } catch {
-            throw RestoreError(RestoreError.Code(rawValue: error.code.rawValue), "cannot unpack the ASDM \(name) from \((tarball as NSString).lastPathComponent): \(error.message)", hint: error.hint)
+            throw RestoreError(
+                RestoreError.Code(rawValue: error.code.rawValue),
+                "cannot unpack the ASDM \(name) from \((tarball as NSString).lastPathComponent): \(error.message)",
+                hint: error.hint)
         }
         guard let found = locateAsdm(name, in: staging) else {
-            let top = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).filter { !$0.hasPrefix(".") }
+            let top = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).filter {
+                !$0.hasPrefix(".")
+            }
             throw RestoreError(
-                .asdmLayout, "the ASDM archive for \(name) holds \(top.prefix(5).joined(separator: ", ")) but no directory \(name) or \(name).asdm.sdm",
-                hint: "An ASDM tarball must unpack to \(name)/, \(name).asdm.sdm/, or the archive's member tree with raw/\(name).asdm.sdm/.")
+                .asdmLayout,
+                "the ASDM archive for \(name) holds \(top.prefix(5).joined(separator: ", ")) but no directory \(name) or \(name).asdm.sdm",
+                hint:
+                    "An ASDM tarball must unpack to \(name)/, \(name).asdm.sdm/, or the archive's member tree with raw/\(name).asdm.sdm/."
+            )
         }
         try FileSystemSteps.move(found, to: rawdata + "/" + name)
     }
@@ -95,8 +110,13 @@ public struct RawdataStep: PipelineStep {
 
     /// Runs the configured exporter once per EB, without a shell: `{eb}` and `{dir}` are whole-argument
     /// substitutions, so nothing from the catalogue can inject options or commands.
-    private func export(_ ebs: [RestorePlan.ExecBlock], command: [String], rawdata: String, context: RestoreContext, reporter: any StepReporter) async throws {
-        guard let program = command.first else { throw RestoreError(.rawdataCommandInvalid, "archive.rawdataCommand is empty") }
+    private func export(
+        _ ebs: [RestorePlan.ExecBlock], command: [String], rawdata: String, context: RestoreContext,
+        reporter: any StepReporter
+    ) async throws {
+        guard let program = command.first else {
+            throw RestoreError(.rawdataCommandInvalid, "archive.rawdataCommand is empty")
+        }
         for (index, eb) in ebs.enumerated() {
             let argv = command.dropFirst().map { $0 == "{eb}" ? eb.uid.rawValue : ($0 == "{dir}" ? rawdata : $0) }
             reporter.report(StepProgress(fraction: Double(index) / Double(ebs.count), message: "exporting \(eb.uid)"))
@@ -106,11 +126,13 @@ public struct RawdataStep: PipelineStep {
                 workingDirectory: FilePath(rawdata), output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
             guard result.terminationStatus.isSuccess else {
                 throw RestoreError(
-                    .rawdataExportFailed, "\(program) for \(eb.uid) ended with \(result.terminationStatus): \(result.standardError.suffix(400))",
+                    .rawdataExportFailed,
+                    "\(program) for \(eb.uid) ended with \(result.terminationStatus): \(result.standardError.suffix(400))",
                     hint: "Run the exporter by hand with the same arguments to see what it needs.")
             }
             guard FileSystemSteps.isDirectory(rawdata + "/" + eb.asdmDiskName.rawValue) else {
-                throw RestoreError(.rawdataExportFailed, "\(program) for \(eb.uid) did not create rawdata/\(eb.asdmDiskName.rawValue)")
+                throw RestoreError(
+                    .rawdataExportFailed, "\(program) for \(eb.uid) did not create rawdata/\(eb.asdmDiskName.rawValue)")
             }
         }
     }

@@ -107,7 +107,10 @@ public struct RestoreContext: Sendable {
     public var services: RestoreServices
     public var logger: Logger
 
-    public init(request: RestoreRequest, requestName: String, restoreId: String, root: String, services: RestoreServices, logger: Logger) {
+    public init(
+        request: RestoreRequest, requestName: String, restoreId: String, root: String, services: RestoreServices,
+        logger: Logger
+    ) {
         self.request = request
         self.requestName = requestName
         self.restoreId = restoreId
@@ -123,17 +126,22 @@ public struct RestoreContext: Sendable {
 
     /// Chooses the CASA installation for this restore and checks it against `casa.versionPolicy`
     /// (``CASASelection/choose(requested:manifestCasaVersion:manifestRead:installations:defaultName:policy:onDemand:step:)``).
-    public func chooseCASA(manifestVersion: String?, manifestRead: Bool, step: StepName, modularRefusal: RestoreError? = nil) throws(RestoreError) -> (CASAInstallation, ChosenCASA) {
+    public func chooseCASA(
+        manifestVersion: String?, manifestRead: Bool, step: StepName, modularRefusal: RestoreError? = nil
+    ) throws(RestoreError) -> (CASAInstallation, ChosenCASA) {
         try CASASelection.choose(
             requested: request.casa, manifestCasaVersion: manifestVersion, manifestRead: manifestRead,
-            installations: services.casaInstallations, defaultName: services.defaultCASA, policy: services.casaVersionPolicy,
+            installations: services.casaInstallations, defaultName: services.defaultCASA,
+            policy: services.casaVersionPolicy,
             onDemand: services.casaOnDemand, step: step, modularRefusal: modularRefusal)
     }
 
     /// `metadata.json`, written by step 1; every later step reads it (so steps resume after a restart).
     public func metadata() throws(RestoreError) -> RestoreMetadata {
         guard let data = FileManager.default.contents(atPath: workArea.metadataFile) else {
-            throw RestoreError(.workingAreaDamaged, "\(workArea.metadataFile) is missing; step 1 must run again", hint: "Remove the working area and drop the request again.")
+            throw RestoreError(
+                .workingAreaDamaged, "\(workArea.metadataFile) is missing; step 1 must run again",
+                hint: "Remove the working area and drop the request again.")
         }
         do { return try RestoreMetadata.decode(data) } catch {
             throw RestoreError(.workingAreaDamaged, "\(workArea.metadataFile) cannot be read: \(error)")

@@ -11,8 +11,10 @@ public enum PPRInvariants {
     public static func verify(_ xml: String, plan: RestorePlan, relativePath: RelativePath) throws(RestoreError) {
         let violations = self.violations(xml, plan: plan, relativePath: relativePath)
         guard violations.isEmpty else {
-            throw RestoreError(.pprInvariant, "the written PPR breaks \(violations.count) rule(s): " + violations.joined(separator: "; "),
-                               hint: "This is a bug in the agent's PPR writer; the restore was stopped before CASA.")
+            throw RestoreError(
+                .pprInvariant,
+                "the written PPR breaks \(violations.count) rule(s): " + violations.joined(separator: "; "),
+                hint: "This is a bug in the agent's PPR writer; the restore was stopped before CASA.")
         }
     }
 
@@ -51,13 +53,16 @@ public enum PPRInvariants {
         if let proposal, proposal.text != plan.record.project {
             v.append("ProposalCode \"\(proposal.text)\" is not the project \(plan.record.project)")
         }
-        if let proposal, looksCastable(proposal.text) { v.append("rule 8: ProposalCode \"\(proposal.text)\" would be cast to a number") }
+        if let proposal, looksCastable(proposal.text) {
+            v.append("rule 8: ProposalCode \"\(proposal.text)\" would be cast to a number")
+        }
         let structure = root.element("ProjectStructure").map { $0.element("AlmaStructure") ?? $0 }
         if structure == nil { v.append("rule 4: missing ProjectStructure") }
         _ = required(structure, ["ObsUnitSetTitle"], "ObsUnitSetTitle")
         _ = required(structure, ["ObsUnitSetType"], "ObsUnitSetType")
         let refs: [(String, [String])] = [
-            ("ObsUnitSetRef", ["entityId", "partId", "entityTypeName"]), ("ProjectStatusRef", ["entityId", "entityTypeName"]),
+            ("ObsUnitSetRef", ["entityId", "partId", "entityTypeName"]),
+            ("ProjectStatusRef", ["entityId", "entityTypeName"]),
             ("OUSStatusRef", ["entityId", "entityTypeName"]),
         ]
         for (name, attributes) in refs {
@@ -74,17 +79,23 @@ public enum PPRInvariants {
         let requestsContainers = root.elements("ProcessingRequests")
         let requests = requestsContainers.flatMap { $0.elements("ProcessingRequest") }
         if requestsContainers.count != 1 || requests.count != 1 {
-            v.append("rule 1: \(requests.count) ProcessingRequest elements (in \(requestsContainers.count) ProcessingRequests), need exactly one")
+            v.append(
+                "rule 1: \(requests.count) ProcessingRequest elements (in \(requestsContainers.count) ProcessingRequests), need exactly one"
+            )
         }
         let request = requests.first
         let dataSets = request?.elements("DataSet") ?? []
         let sets = dataSets.flatMap { $0.elements("SchedBlockSet") }
         let identifiers = sets.flatMap { $0.elements("SchedBlockIdentifier") }
         if dataSets.count != 1 || sets.count != 1 {
-            v.append("rule 1: \(sets.count) SchedBlockSet elements, need exactly one (the pipeline stops: \"No valid processing requests\")")
+            v.append(
+                "rule 1: \(sets.count) SchedBlockSet elements, need exactly one (the pipeline stops: \"No valid processing requests\")"
+            )
         }
         if identifiers.count != 1 {
-            v.append("rule 1: \(identifiers.count) SchedBlockIdentifier elements, need exactly one (the pipeline stops: \"No valid scheduling block sets\")")
+            v.append(
+                "rule 1: \(identifiers.count) SchedBlockIdentifier elements, need exactly one (the pipeline stops: \"No valid scheduling block sets\")"
+            )
         }
         _ = required(request, ["ProcessingIntents"], "ProcessingIntents")
         let procedure = required(request, ["ProcessingProcedure"], "ProcessingProcedure")
@@ -98,18 +109,27 @@ public enum PPRInvariants {
             } else if text != relativePath.rawValue {
                 v.append("rule 2: RelativePath \"\(text)\" is not the planned \(relativePath)")
             }
-            if looksCastable(text) { v.append("rule 8: RelativePath \"\(text)\" would be cast to a number/boolean/literal") }
+            if looksCastable(text) {
+                v.append("rule 8: RelativePath \"\(text)\" would be cast to a number/boolean/literal")
+            }
         }
 
         // Rule 3 + 9: commands and parameters.
         let commands = procedure?.elements("ProcessingCommand") ?? []
         if commands.isEmpty { v.append("rule 3: no ProcessingCommand (the pipeline stops: \"Empty commands list\")") }
-        let allowedParameters: Set<String> = ["vis", "session", "products_dir", "copytoraw", "rawdata_dir", "lazy", "bdfflags", "ocorr_mode", "asis", "dbservice"]
+        let allowedParameters: Set<String> = [
+            "vis", "session", "products_dir", "copytoraw", "rawdata_dir", "lazy", "bdfflags", "ocorr_mode", "asis",
+            "dbservice",
+        ]
         for (i, command) in commands.enumerated() {
             let name = command.element("Command")?.text ?? ""
-            if name != PPRWriter.command { v.append("rule 9: ProcessingCommand \(i + 1) runs \"\(name)\", expected \(PPRWriter.command)") }
+            if name != PPRWriter.command {
+                v.append("rule 9: ProcessingCommand \(i + 1) runs \"\(name)\", expected \(PPRWriter.command)")
+            }
             guard let parameters = command.element("ParameterSet") else {
-                v.append("rule 3: ProcessingCommand \(i + 1) has no ParameterSet (the pipeline drops it and every later command)")
+                v.append(
+                    "rule 3: ProcessingCommand \(i + 1) has no ParameterSet (the pipeline drops it and every later command)"
+                )
                 continue
             }
             for parameter in parameters.elements("Parameter") {
@@ -133,21 +153,27 @@ public enum PPRInvariants {
                 v.append("rule 6: intent keyword \"\(keyword)\" is not SESSION_<n> in upper case with n >= 1")
                 continue
             }
-            if sessionValues[n] != nil { v.append("rule 6: SESSION_\(n) appears twice (the later overwrites the earlier)") }
+            if sessionValues[n] != nil {
+                v.append("rule 6: SESSION_\(n) appears twice (the later overwrites the earlier)")
+            }
             sessionNumbers.append(n)
             let value = intent.element("Value")?.text ?? ""
             sessionValues[n] = value
             if !value.isEmpty {
                 let parts = value.components(separatedBy: " | ")
                 for part in parts where AlmaUid(lenient: part) == nil {
-                    v.append("rule 6: SESSION_\(n) value \"\(value)\" is not EB uids joined by \" | \" (bad part \"\(part)\")")
+                    v.append(
+                        "rule 6: SESSION_\(n) value \"\(value)\" is not EB uids joined by \" | \" (bad part \"\(part)\")"
+                    )
                 }
                 if looksCastable(value) { v.append("rule 8: SESSION_\(n) value \"\(value)\" would be cast") }
             }
         }
         let expectedNumbers = Array(1...max(plan.sessions.sessions.count, 1))
         if sessionNumbers.sorted() != (plan.sessions.sessions.isEmpty ? [] : expectedNumbers) {
-            v.append("rule 6: SESSION intents are \(sessionNumbers.map { "SESSION_\($0)" }), expected SESSION_1…SESSION_\(plan.sessions.sessions.count) without gaps")
+            v.append(
+                "rule 6: SESSION intents are \(sessionNumbers.map { "SESSION_\($0)" }), expected SESSION_1…SESSION_\(plan.sessions.sessions.count) without gaps"
+            )
         }
 
         // Rules 3, 7: AsdmIdentifiers.
@@ -156,7 +182,9 @@ public enum PPRInvariants {
         var seenDiskNames: [String] = []
         for (i, asdm) in asdms.enumerated() {
             guard let id = asdm.element(path: ["AsdmRef", "ExecBlockId"])?.text, !id.isEmpty else {
-                v.append("rule 3: AsdmIdentifier \(i + 1) has no AsdmRef/ExecBlockId (the pipeline drops it and every later one)")
+                v.append(
+                    "rule 3: AsdmIdentifier \(i + 1) has no AsdmRef/ExecBlockId (the pipeline drops it and every later one)"
+                )
                 continue
             }
             let disk = asdm.element("AsdmDiskName")?.text ?? ""
@@ -165,7 +193,9 @@ public enum PPRInvariants {
                 continue
             }
             if disk != AsdmDiskName(uid).rawValue {
-                v.append("rule 7: AsdmDiskName \"\(disk)\" of \(uid) must be exactly \(AsdmDiskName(uid).rawValue) (no suffix, no whitespace)")
+                v.append(
+                    "rule 7: AsdmDiskName \"\(disk)\" of \(uid) must be exactly \(AsdmDiskName(uid).rawValue) (no suffix, no whitespace)"
+                )
             }
             if looksCastable(disk) { v.append("rule 8: AsdmDiskName \"\(disk)\" would be cast") }
             seenDiskNames.append(disk)
@@ -178,17 +208,22 @@ public enum PPRInvariants {
         // Rule 6, end to end: the pipeline's own matching gives every planned EB its planned session, and
         // no session lists an EB that is not restored.
         if let summary = try? PPRSummary.summarise(tree, name: "PPR") {
-            let planned = Dictionary(plan.execBlocks.map { ($0.asdmDiskName.rawValue, $0.sessionName) }, uniquingKeysWith: { a, _ in a })
+            let planned = Dictionary(
+                plan.execBlocks.map { ($0.asdmDiskName.rawValue, $0.sessionName) }, uniquingKeysWith: { a, _ in a })
             for asdm in summary.asdms {
                 if let expected = planned[asdm.asdmDiskName], expected != asdm.session {
-                    v.append("rule 6: the pipeline would put \(asdm.asdmDiskName) in \(asdm.session), the plan says \(expected)")
+                    v.append(
+                        "rule 6: the pipeline would put \(asdm.asdmDiskName) in \(asdm.session), the plan says \(expected)"
+                    )
                 }
             }
             let restored = Set(plannedDiskNames)
             for (n, value) in sessionValues.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
                 for part in value.components(separatedBy: " | ") {
                     let name = PPRSummary.sanitizeUid(part)
-                    if !restored.contains(name) { v.append("rule 6: SESSION_\(n) lists \(part), which is not an AsdmIdentifier of the PPR") }
+                    if !restored.contains(name) {
+                        v.append("rule 6: SESSION_\(n) lists \(part), which is not an AsdmIdentifier of the PPR")
+                    }
                 }
             }
         }
@@ -199,13 +234,17 @@ public enum PPRInvariants {
     /// allowed); comments, CDATA and processing instructions are refused everywhere.
     private static func checkLeaves(_ node: XMLNode, path: String, into v: inout [String]) {
         let children = node.children
-        for child in children where child.kind == .comment || child.kind == .cdata || child.kind == .processingInstruction || child.kind == .entityReference {
+        for child in children
+        where child.kind == .comment || child.kind == .cdata || child.kind == .processingInstruction
+            || child.kind == .entityReference
+        {
             v.append("rule 5: \(path) contains a \(child.kind) node")
         }
         let elements = children.filter { $0.kind == .element }
         if elements.isEmpty {
             let texts = children.filter { $0.kind == .text }
-            let emptyAllowed = ["Value", "ParameterSet"].contains(node.localName) || node.attribute("entityId") != nil
+            let emptyAllowed =
+                ["Value", "ParameterSet"].contains(node.localName) || node.attribute("entityId") != nil
                 || node.localName == "SciPipeRequestEntity"
             if texts.isEmpty {
                 if !emptyAllowed { v.append("rule 5: \(path) is empty (the pipeline cannot read an empty leaf)") }
@@ -229,7 +268,11 @@ public enum PPRInvariants {
     static func looksCastable(_ text: String) -> Bool {
         let trimmed = text.trimmingWhitespace
         // Python's int()/float() also accept digit-group underscores ("1_000").
-        if Double(trimmed) != nil || Int(trimmed) != nil || Double(trimmed.replacingOccurrences(of: "_", with: "")) != nil { return true }
+        if Double(trimmed) != nil || Int(trimmed) != nil
+            || Double(trimmed.replacingOccurrences(of: "_", with: "")) != nil
+        {
+            return true
+        }
         if ["true", "false"].contains(trimmed.lowercased()) { return true }
         if let first = trimmed.first, "[({".contains(first) { return true }
         return false

@@ -85,8 +85,9 @@ public struct PPRSummary: Sendable, Hashable {
             let diskName = asdm.element("AsdmDiskName")?.text ?? ""
             let key = sanitizeForMS(diskName)
             let index = sessionLists.firstIndex { $0.contains(key) }
-            return Asdm(execBlockId: asdm.element(path: ["AsdmRef", "ExecBlockId"])?.text ?? "", asdmDiskName: diskName,
-                        session: "session_\((index ?? 0) + 1)")
+            return Asdm(
+                execBlockId: asdm.element(path: ["AsdmRef", "ExecBlockId"])?.text ?? "", asdmDiskName: diskName,
+                session: "session_\((index ?? 0) + 1)")
         }
 
         return PPRSummary(
@@ -94,7 +95,9 @@ public struct PPRSummary: Sendable, Hashable {
             ousStatusEntityId: structure?.element("OUSStatusRef")?.attribute("entityId"),
             relativePath: identifier?.element("RelativePath")?.text,
             procedureTitle: request?.element(path: ["ProcessingProcedure", "ProcedureTitle"])?.text,
-            commands: (request?.element("ProcessingProcedure")?.elements("ProcessingCommand") ?? []).map { $0.element("Command")?.text ?? "" },
+            commands: (request?.element("ProcessingProcedure")?.elements("ProcessingCommand") ?? []).map {
+                $0.element("Command")?.text ?? ""
+            },
             intents: intents,
             sessionCount: sessionLists.count,
             asdms: asdms
@@ -110,7 +113,9 @@ public struct PPRSummary: Sendable, Hashable {
     /// `_targets_line.ms`, `_imaging(_line).ms`, `_cont.ms`, repeatedly. (The 2018 code compared exactly; our
     /// disk names never carry a suffix, so both agree on them.)
     static func sanitizeForMS(_ name: String) -> String {
-        let suffixes = ["_targets_line.ms", "_imaging_line.ms", "_targets.ms", "_target.ms", "_imaging.ms", "_cont.ms", ".ms"]
+        let suffixes = [
+            "_targets_line.ms", "_imaging_line.ms", "_targets.ms", "_target.ms", "_imaging.ms", "_cont.ms", ".ms",
+        ]
         var result = name
         var changed = true
         while changed {

@@ -30,7 +30,10 @@ public enum PPRWriter {
         /// `ProjectSummary/Version` (the agent's version).
         public var version: String
 
-        public init(processingSite: String = "Undefined", operatorName: String = "dropbox-agent", mode: String = "SCIENCE", version: String = "Undefined") {
+        public init(
+            processingSite: String = "Undefined", operatorName: String = "dropbox-agent", mode: String = "SCIENCE",
+            version: String = "Undefined"
+        ) {
             self.processingSite = processingSite
             self.operatorName = operatorName
             self.mode = mode
@@ -48,11 +51,15 @@ public enum PPRWriter {
     /// Renders the PPR text (not yet checked; ``write(plan:relativePath:to:creationTime:settings:)`` checks).
     ///
     /// - Throws: ``RestoreError`` `pprInvariant` if libxml2's writer fails (a bug).
-    public static func render(plan: RestorePlan, relativePath: RelativePath, creationTime: Date = Date(), settings: Settings = Settings()) throws(RestoreError) -> String {
+    public static func render(
+        plan: RestorePlan, relativePath: RelativePath, creationTime: Date = Date(), settings: Settings = Settings()
+    ) throws(RestoreError) -> String {
         do {
-            return try renderUnchecked(plan: plan, relativePath: relativePath, creationTime: creationTime, settings: settings)
+            return try renderUnchecked(
+                plan: plan, relativePath: relativePath, creationTime: creationTime, settings: settings)
         } catch {
-            throw RestoreError(.pprInvariant, "writing the PPR failed: \(error.message)", hint: "This is a bug in the agent.")
+            throw RestoreError(
+                .pprInvariant, "writing the PPR failed: \(error.message)", hint: "This is a bug in the agent.")
         }
     }
 
@@ -62,13 +69,18 @@ public enum PPRWriter {
     /// - Throws: ``RestoreError`` `pprInvariant` when the read-back check fails (nothing is written), or
     ///   `pprWriteFailed` when the file cannot be written.
     @discardableResult
-    public static func write(plan: RestorePlan, relativePath: RelativePath, to path: URL, creationTime: Date = Date(), settings: Settings = Settings()) throws(RestoreError) -> String {
+    public static func write(
+        plan: RestorePlan, relativePath: RelativePath, to path: URL, creationTime: Date = Date(),
+        settings: Settings = Settings()
+    ) throws(RestoreError) -> String {
         let text = try render(plan: plan, relativePath: relativePath, creationTime: creationTime, settings: settings)
         try PPRInvariants.verify(text, plan: plan, relativePath: relativePath)
         do {
             try Data(text.utf8).write(to: path, options: .atomic)
         } catch {
-            throw RestoreError(.pprWriteFailed, "cannot write the PPR to \(path.path): \(error.localizedDescription)", isTransient: false)
+            throw RestoreError(
+                .pprWriteFailed, "cannot write the PPR to \(path.path): \(error.localizedDescription)",
+                isTransient: false)
         }
         return text
     }
@@ -78,13 +90,17 @@ public enum PPRWriter {
 
     private static let rootNamespace = "Alma/pipelinescience/SciPipeRequest"
 
-    private static func renderUnchecked(plan: RestorePlan, relativePath: RelativePath, creationTime: Date, settings: Settings) throws(XMLWriteError) -> String {
+    private static func renderUnchecked(
+        plan: RestorePlan, relativePath: RelativePath, creationTime: Date, settings: Settings
+    ) throws(XMLWriteError) -> String {
         let r = plan.record
         let w = try XMLWriter()
         func leaf(_ name: String, _ value: String) throws(XMLWriteError) {
             try w.leaf(name, value.trimmingWhitespace, attributes: [("xmlns", "")])
         }
-        func ref(_ name: String, prefix: String, namespace: String, _ attributes: [(String, String)]) throws(XMLWriteError) {
+        func ref(
+            _ name: String, prefix: String, namespace: String, _ attributes: [(String, String)]
+        ) throws(XMLWriteError) {
             try w.start(name, prefix: prefix, namespaceURI: namespace)
             for (key, value) in attributes { try w.attribute(key, value) }
             try w.end()
@@ -114,14 +130,17 @@ public enum PPRWriter {
 
         try w.start("ProjectStructure")
         try w.start("AlmaStructure")
-        try ref("ObsUnitSetRef", prefix: "ns1", namespace: "Alma/ObsPrep/ObsProject",
-                [("entityId", r.obsProject.rawValue), ("partId", r.obsUnitSetPartId), ("entityTypeName", "ObsProject")])
+        try ref(
+            "ObsUnitSetRef", prefix: "ns1", namespace: "Alma/ObsPrep/ObsProject",
+            [("entityId", r.obsProject.rawValue), ("partId", r.obsUnitSetPartId), ("entityTypeName", "ObsProject")])
         try leaf("ObsUnitSetTitle", r.title)
         try leaf("ObsUnitSetType", "Member")
-        try ref("ProjectStatusRef", prefix: "ns2", namespace: "Alma/Scheduling/ProjectStatus",
-                [("entityId", r.projectStatus.rawValue), ("entityTypeName", "ProjectStatus")])
-        try ref("OUSStatusRef", prefix: "ns3", namespace: "Alma/Scheduling/OUSStatus",
-                [("entityId", r.mous.rawValue), ("entityTypeName", "OUSStatus")])
+        try ref(
+            "ProjectStatusRef", prefix: "ns2", namespace: "Alma/Scheduling/ProjectStatus",
+            [("entityId", r.projectStatus.rawValue), ("entityTypeName", "ProjectStatus")])
+        try ref(
+            "OUSStatusRef", prefix: "ns3", namespace: "Alma/Scheduling/OUSStatus",
+            [("entityId", r.mous.rawValue), ("entityTypeName", "OUSStatus")])
         try w.end()
         try w.end()
 
@@ -129,7 +148,9 @@ public enum PPRWriter {
         try w.start("ProcessingRequest")
 
         try w.start("ProcessingIntents")
-        for (keyword, value) in [("INTERFEROMETRY_STANDARD_OBSERVING_MODE", "Undefined")] + plan.sessionIntents.map({ ($0.keyword, $0.value) }) {
+        for (keyword, value) in [("INTERFEROMETRY_STANDARD_OBSERVING_MODE", "Undefined")]
+            + plan.sessionIntents.map({ ($0.keyword, $0.value) })
+        {
             try w.start("Intents")
             try leaf("Keyword", keyword)
             try leaf("Value", value)
@@ -156,10 +177,12 @@ public enum PPRWriter {
         try w.start("SchedBlockSet")
         try w.start("SchedBlockIdentifier")
         try leaf("RelativePath", relativePath.rawValue)
-        try ref("SchedBlockRef", prefix: "ns4", namespace: "Alma/ObsPrep/SchedBlock",
-                [("entityId", r.schedBlock.uid.rawValue), ("entityTypeName", "SchedBlock"), ("documentVersion", "1")])
-        try ref("SBStatusRef", prefix: "ns5", namespace: "Alma/Scheduling/SBStatus",
-                [("entityId", r.schedBlock.statusUid.rawValue), ("entityTypeName", "SBStatus")])
+        try ref(
+            "SchedBlockRef", prefix: "ns4", namespace: "Alma/ObsPrep/SchedBlock",
+            [("entityId", r.schedBlock.uid.rawValue), ("entityTypeName", "SchedBlock"), ("documentVersion", "1")])
+        try ref(
+            "SBStatusRef", prefix: "ns5", namespace: "Alma/Scheduling/SBStatus",
+            [("entityId", r.schedBlock.statusUid.rawValue), ("entityTypeName", "SBStatus")])
         try leaf("SBTitle", r.schedBlock.name)
         for eb in plan.execBlocks {
             try w.start("AsdmIdentifier")

@@ -20,8 +20,12 @@ final class XMLTree {
     private init(doc: xmlDocPtr) { self.doc = doc }
     deinit { xmlFreeDoc(doc) }
 
-    private static let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue)
-    private static let initialised: Bool = { xmlInitParser(); return true }()
+    private static let options = Int32(
+        XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue)
+    private static let initialised: Bool = {
+        xmlInitParser()
+        return true
+    }()
 
     /// Parses a document held in memory. `name` only labels error messages.
     /// The corresponding C function is `xmlCtxtReadMemory`.
@@ -53,7 +57,8 @@ final class XMLTree {
         return try finish(doc, ctxt: ctxt, name: path)
     }
 
-    private static func finish(_ doc: xmlDocPtr?, ctxt: xmlParserCtxtPtr, name: String) throws(XMLReadError) -> XMLTree {
+    private static func finish(_ doc: xmlDocPtr?, ctxt: xmlParserCtxtPtr, name: String) throws(XMLReadError) -> XMLTree
+    {
         guard let doc, ctxt.pointee.wellFormed != 0 else {
             if let doc { xmlFreeDoc(doc) }
             throw XMLReadError(message: "\(name): not well-formed XML: \(lastError(ctxt))")
@@ -71,7 +76,8 @@ final class XMLTree {
 
     private static func lastError(_ ctxt: xmlParserCtxtPtr) -> String {
         guard let error = xmlCtxtGetLastError(UnsafeMutableRawPointer(ctxt)) else { return "unknown error" }
-        let message = error.pointee.message.map { String(cString: $0) }?
+        let message =
+            error.pointee.message.map { String(cString: $0) }?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown error"
         return "line \(error.pointee.line): \(message)"
     }
@@ -168,7 +174,9 @@ struct XMLNode {
         var attribute = node.pointee.properties
         while let current = attribute {
             if let attributeName = current.pointee.name, String(cString: attributeName) == name {
-                guard let value = xmlNodeGetContent(UnsafeMutablePointer<xmlNode>(OpaquePointer(current))) else { return "" }
+                guard let value = xmlNodeGetContent(UnsafeMutablePointer<xmlNode>(OpaquePointer(current))) else {
+                    return ""
+                }
                 defer { cxml_free(value) }
                 return String(cString: value)
             }

@@ -109,7 +109,9 @@ final class TestService: @unchecked Sendable {  // immutable after init; stop() 
     enum SMTPMode { case startTLS, implicitTLS, plain }
 
     /// Starts `smtp_server.py` (aiosmtpd) requiring `user`/`password`.
-    static func smtpServer(runDirectory: String, user: String?, password: String?, mode: SMTPMode = .startTLS) throws
+    static func smtpServer(
+        runDirectory: String, user: String?, password: String?, mode: SMTPMode = .startTLS
+    ) throws
         -> TestService
     {
         try require("/usr/bin/python3", install: "apt-get install python3 python3-aiosmtpd")

@@ -24,7 +24,9 @@ struct AlmaArchiveClientTests {
         // Decoding the query gives back the ADQL.
         let components = URLComponents(string: client.lookupURL(mous))
         #expect(components?.queryItems?.first { $0.name == "QUERY" }?.value == AlmaArchiveClient.lookupADQL(mous))
-        #expect(client.dataLinkURL(mous) == "https://archive.example.org/alma/datalink/sync?ID=uid%3A%2F%2FA001%2FX12a3%2FXe9")
+        #expect(
+            client.dataLinkURL(mous)
+                == "https://archive.example.org/alma/datalink/sync?ID=uid%3A%2F%2FA001%2FX12a3%2FXe9")
         #expect(client.requestHeaders == ["Authorization": "Bearer tok-123"])
         #expect(AlmaArchiveClient(baseURL: "http://b", token: "  ").requestHeaders.isEmpty)
         #expect(AlmaArchiveClient(baseURL: "http://b").token == nil)
@@ -55,7 +57,9 @@ struct AlmaArchiveClientTests {
             return try AlmaArchiveClient.record(from: table, mous: mous)?.releaseDate
         }
         let expected = UTCTime(parsing: "2024-09-01T00:00:00Z")
-        for text in ["2024-09-01T00:00:00.000", "2024-09-01T00:00:00", "2024-09-01T00:00:00Z", "2024-09-01T00:00:00.000Z"] {
+        for text in [
+            "2024-09-01T00:00:00.000", "2024-09-01T00:00:00", "2024-09-01T00:00:00Z", "2024-09-01T00:00:00.000Z",
+        ] {
             #expect(try release(text) == expected, "\(text)")
         }
         #expect(try release(nil) == nil)
@@ -136,16 +140,21 @@ struct AlmaArchiveClientTests {
 
         let missing = try #require(throws: RestoreError.self) {
             try AlmaArchiveClient.restoreFiles([
-                row("P_uid___A001_X1_X2_001_of_001.tar", "#this"), row("P_uid___A002_X1_X3.asdm.sdm.tar", "#progenitor"),
+                row("P_uid___A001_X1_X2_001_of_001.tar", "#this"),
+                row("P_uid___A002_X1_X3.asdm.sdm.tar", "#progenitor"),
             ])
         }
         #expect(missing.code == .archiveNoAuxiliary)
         let two = try #require(throws: RestoreError.self) {
-            try AlmaArchiveClient.restoreFiles([row("a_auxiliary.tar", "#auxiliary"), row("b_auxiliary.tar", "#auxiliary")])
+            try AlmaArchiveClient.restoreFiles([
+                row("a_auxiliary.tar", "#auxiliary"), row("b_auxiliary.tar", "#auxiliary"),
+            ])
         }
         #expect(two.code == .archiveNoAuxiliary)
 
-        for unsafe in ["..%2F..%2Fetc%2Fx_auxiliary.tar", ".x_auxiliary.tar", "-rf_auxiliary.tar", "a%0Ab_auxiliary.tar"] {
+        for unsafe in [
+            "..%2F..%2Fetc%2Fx_auxiliary.tar", ".x_auxiliary.tar", "-rf_auxiliary.tar", "a%0Ab_auxiliary.tar",
+        ] {
             let error = try #require(throws: RestoreError.self) {
                 try AlmaArchiveClient.restoreFiles([row(unsafe, "#auxiliary")])
             }
@@ -156,7 +165,8 @@ struct AlmaArchiveClientTests {
 
         let closed = try #require(throws: RestoreError.self) {
             try AlmaArchiveClient.restoreFiles([
-                row("P_auxiliary.tar", "#auxiliary"), row("P_uid___A002_X1_X3.asdm.sdm.tar", "#progenitor", readable: false),
+                row("P_auxiliary.tar", "#auxiliary"),
+                row("P_uid___A002_X1_X3.asdm.sdm.tar", "#progenitor", readable: false),
             ])
         }
         #expect(closed.code == .archiveAccessDenied)

@@ -83,7 +83,8 @@ struct VOTableTests {
         let overflow = try VOTable.parse(Data(prefixed.utf8), name: "prefixed")
         #expect(overflow.isOverflow)
         #expect(overflow.rows[0]["X"] == "7")
-        let tooMany = "<VOTABLE><RESOURCE><TABLE><FIELD name=\"a\"/><DATA><TABLEDATA><TR><TD>1</TD><TD>2</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>"
+        let tooMany =
+            "<VOTABLE><RESOURCE><TABLE><FIELD name=\"a\"/><DATA><TABLEDATA><TR><TD>1</TD><TD>2</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>"
         #expect(throws: RestoreError.self) { try VOTable.parse(Data(tooMany.utf8), name: "x") }
         for bad in ["<html><body>Service down</body></html>", "not xml", "<VOTABLE/>"] {
             let error = try #require(throws: RestoreError.self) { try VOTable.parse(Data(bad.utf8), name: "bad") }

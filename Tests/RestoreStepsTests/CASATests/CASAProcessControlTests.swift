@@ -4,7 +4,9 @@ import DropboxTestKit
 
 @testable import RestoreSteps
 
-@Suite("CASA process control: timeout and cancellation stop the whole group", .serialized, .timeLimit(.minutes(2)), .tags(.integration), .selected(.integration))
+@Suite(
+    "CASA process control: timeout and cancellation stop the whole group", .serialized, .timeLimit(.minutes(2)),
+    .tags(.integration), .selected(.integration))
 struct CASAProcessControlTests {
     let dir: String
 
@@ -14,7 +16,8 @@ struct CASAProcessControlTests {
 
     func runner(home: String, useXvfb: Bool, grace: Duration = .seconds(2)) -> PipelineRunner {
         PipelineRunner(
-            installation: CASAInstallation(name: "fake", kind: .pipeline, home: home, version: "6.5.4-9", useXvfb: useXvfb),
+            installation: CASAInstallation(
+                name: "fake", kind: .pipeline, home: home, version: "6.5.4-9", useXvfb: useXvfb),
             gracePeriod: grace, logger: CASAFixtures.logger)
     }
 
@@ -23,15 +26,20 @@ struct CASAProcessControlTests {
         let home = try CASAFixtures.makeFakeHome(in: dir, version: "6.5.4-9", behaviour: behaviour)
         let tree = try CASAFixtures.makeTree(in: dir)
         let started = ContinuousClock.now
-        let result = try await runner(home: home, useXvfb: false).run(tree.invocation(timeout: .seconds(3)), reporter: SilentReporter())
+        let result = try await runner(home: home, useXvfb: false).run(
+            tree.invocation(timeout: .seconds(3)), reporter: SilentReporter())
         let elapsed = ContinuousClock.now - started
 
         #expect(result.timedOut)
         #expect(elapsed < .seconds(15), "timeout 3 s + grace 2 s, took \(elapsed)")
-        if case .exited = result.exitStatus { Issue.record("a stopped CASA must not look like a normal exit: \(result.exitStatus)") }
-        let grandchild = try #require(CASAFixtures.readInt(tree.logs + "/grandchild.pid"), "the fake never started its grandchild")
+        if case .exited = result.exitStatus {
+            Issue.record("a stopped CASA must not look like a normal exit: \(result.exitStatus)")
+        }
+        let grandchild = try #require(
+            CASAFixtures.readInt(tree.logs + "/grandchild.pid"), "the fake never started its grandchild")
         #expect(!ProcessGroup.isAlive(grandchild), "grandchild \(grandchild) survived the timeout")
-        #expect(!FileManager.default.fileExists(atPath: "/proc/\(grandchild)/stat") || !ProcessGroup.isAlive(grandchild))
+        #expect(
+            !FileManager.default.fileExists(atPath: "/proc/\(grandchild)/stat") || !ProcessGroup.isAlive(grandchild))
 
         let verdict = CASASuccessCheck.evaluate(
             result: result, working: tree.working, products: tree.products, expectedAsdmNames: tree.asdmNames)

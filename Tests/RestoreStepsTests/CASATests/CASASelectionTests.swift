@@ -16,8 +16,10 @@ struct CASASelectionTests {
         try fm.createDirectory(atPath: dir + "/opt/casa-5.1.1-5", withIntermediateDirectories: true)
         try fm.createSymbolicLink(atPath: dir + "/casa-current", withDestinationPath: dir + "/opt/casa-6.5.4-9")
         installations = [
-            CASAInstallation(name: "pipeline-6.5.4", kind: .pipeline, home: dir + "/opt/casa-6.5.4-9", version: "6.5.4-9"),
-            CASAInstallation(name: "pipeline-5.1.1", kind: .pipeline, home: dir + "/opt/casa-5.1.1-5", version: "5.1.1-5"),
+            CASAInstallation(
+                name: "pipeline-6.5.4", kind: .pipeline, home: dir + "/opt/casa-6.5.4-9", version: "6.5.4-9"),
+            CASAInstallation(
+                name: "pipeline-5.1.1", kind: .pipeline, home: dir + "/opt/casa-5.1.1-5", version: "5.1.1-5"),
             CASAInstallation(name: "modular", kind: .modular, home: dir + "/venv", version: "6.7.0.31"),
         ]
     }
@@ -30,8 +32,10 @@ struct CASASelectionTests {
     }
 
     @Test func requestByCasaHomeMatchesAfterNormalising() throws {
-        for home in [dir + "/opt/casa-6.5.4-9", dir + "/opt/casa-6.5.4-9/", dir + "/opt/./casa-5.1.1-5/../casa-6.5.4-9",
-                     dir + "/casa-current"] {
+        for home in [
+            dir + "/opt/casa-6.5.4-9", dir + "/opt/casa-6.5.4-9/", dir + "/opt/./casa-5.1.1-5/../casa-6.5.4-9",
+            dir + "/casa-current",
+        ] {
             let chosen = try CASASelection.select(
                 requested: .home(home), manifestCasaVersion: nil, installations: installations, defaultName: "modular")
             #expect(chosen.name == "pipeline-6.5.4", "casaHome \(home)")
@@ -70,7 +74,8 @@ struct CASASelectionTests {
 
     @Test func nothingToChooseIsRejected() {
         #expect(throws: RestoreError.self) {
-            _ = try CASASelection.select(requested: nil, manifestCasaVersion: "6.2.1.7", installations: installations, defaultName: nil)
+            _ = try CASASelection.select(
+                requested: nil, manifestCasaVersion: "6.2.1.7", installations: installations, defaultName: nil)
         }
         #expect(throws: RestoreError.self) {
             _ = try CASASelection.select(requested: nil, manifestCasaVersion: nil, installations: [], defaultName: nil)
@@ -89,7 +94,8 @@ struct CASASelectionTests {
         #expect(decoded.useXvfb)
         #expect(decoded.isCASA5)
         let modular = try JSONDecoder().decode(
-            CASAInstallation.self, from: Data(#"{"name": "m", "kind": "modular", "home": "/v", "version": "6.7"}"#.utf8))
+            CASAInstallation.self, from: Data(#"{"name": "m", "kind": "modular", "home": "/v", "version": "6.7"}"#.utf8)
+        )
         #expect(!modular.useXvfb)
     }
 }

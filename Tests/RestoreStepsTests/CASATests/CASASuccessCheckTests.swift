@@ -4,7 +4,8 @@ import DropboxTestKit
 
 @testable import RestoreSteps
 
-@Suite("CASA success checks: logs, measurement sets, progress", .serialized, .tags(.integration), .selected(.integration))
+@Suite(
+    "CASA success checks: logs, measurement sets, progress", .serialized, .tags(.integration), .selected(.integration))
 struct CASASuccessCheckTests {
     static let realMS = CASAFixtures.fakeCasa + "/real-ms"
     static let venvPython = "/tmp/casa-venv-probe/bin/python3"
@@ -12,8 +13,9 @@ struct CASASuccessCheckTests {
     // MARK: CORRECTED_DATA detection
 
     @Test func committedRealTableDatFiles() throws {
-        let calibrated = try #require(MeasurementSetColumns.columns(
-            inTableDat: [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.realMS + "/calibrated.table.dat")))))
+        let calibrated = try #require(
+            MeasurementSetColumns.columns(
+                inTableDat: [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.realMS + "/calibrated.table.dat")))))
         #expect(calibrated.contains("CORRECTED_DATA"))
         #expect(calibrated.isSuperset(of: ["DATA", "FLAG", "UVW", "TIME", "ANTENNA1", "MODEL_DATA", "WEIGHT"]))
         #expect(calibrated.count == 24, "\(calibrated.sorted())")
@@ -32,7 +34,8 @@ struct CASASuccessCheckTests {
             let n = UInt32(s.utf8.count)
             return [UInt8(n & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 24)] + Array(s.utf8)
         }
-        let table: [UInt8] = [0xBE, 0xBE, 0xBE, 0xBE] + le("TableDesc")
+        let table: [UInt8] =
+            [0xBE, 0xBE, 0xBE, 0xBE] + le("TableDesc")
             + le("ArrayColumnDesc<Complex ") + [1, 0, 0, 0] + le("CORRECTED_DATA")
             + le("ScalarColumnDesc<Int     ") + [1, 0, 0, 0] + le("ANTENNA1")
         #expect(MeasurementSetColumns.columns(inTableDat: table) == ["CORRECTED_DATA", "ANTENNA1"])
@@ -41,7 +44,9 @@ struct CASASuccessCheckTests {
         #expect(MeasurementSetColumns.columns(ofTableAt: "/nonexistent/x.ms") == nil)
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: venvPython), "needs the CASA venv /tmp/casa-venv-probe"))
+    @Test(
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: venvPython), "needs the CASA venv /tmp/casa-venv-probe"))
     func freshRealMeasurementSetsFromCasatools() async throws {
         let dir = try CASAFixtures.temporaryDirectory("realms")
         try FileManager.default.createDirectory(atPath: dir + "/home", withIntermediateDirectories: true)
@@ -57,7 +62,8 @@ struct CASASuccessCheckTests {
         try process.run()
         process.waitUntilExit()
         try #require(process.terminationStatus == 0, "make_ms.py failed")
-        #expect(MeasurementSetColumns.columns(ofTableAt: dir + "/out/calibrated.ms")?.contains("CORRECTED_DATA") == true)
+        #expect(
+            MeasurementSetColumns.columns(ofTableAt: dir + "/out/calibrated.ms")?.contains("CORRECTED_DATA") == true)
         let uncalibrated = try #require(MeasurementSetColumns.columns(ofTableAt: dir + "/out/uncalibrated.ms"))
         #expect(!uncalibrated.contains("CORRECTED_DATA"))
         #expect(uncalibrated.contains("DATA"))
@@ -75,7 +81,8 @@ struct CASASuccessCheckTests {
         let dir = try CASAFixtures.temporaryDirectory("severe")
         let harmless = try String(contentsOfFile: Self.realMS + "/tai-utc-severe.log", encoding: .utf8)
         let log = dir + "/casa-20240101-000000.log"
-        let text = harmless
+        let text =
+            harmless
             + "2024-01-01 00:00:05\tINFO\thifa_restoredata::casa\tTask hifa_restoredata complete\n"
             + "2024-01-01 00:00:06\tSEVERE\thifa_restoredata::casa\tException Reported: Error in hifa_restoredata: Traceback\n"
             + "2024-01-01 00:00:06\tSEVERE\thifa_restoredata::casa+\tKeyError: 'session_2'\n"
@@ -90,7 +97,8 @@ struct CASASuccessCheckTests {
 
         // Console form with spaces, and a line that only mentions SEVERE in its text.
         let console = dir + "/casa-stdout.log"
-        try ("2024-01-01 00:00:01 INFO casa the word SEVERE in a message is not a SEVERE line\n"
+        try
+            ("2024-01-01 00:00:01 INFO casa the word SEVERE in a message is not a SEVERE line\n"
             + "2024-01-01 00:00:02 SEVERE flagmanager::::casa Version name 'Pipeline_Final' does not exist\n")
             .write(toFile: console, atomically: true, encoding: .utf8)
         let consoleFindings = CASALogScanner.scan([console])

@@ -54,14 +54,18 @@ enum CASAFixtures {
         var products: String { mous + "/products" }
 
         func invocation(timeout: Duration = .seconds(60)) -> CASAInvocation {
-            CASAInvocation(ppr: ppr, root: root, relativePath: relativePath, logsDirectory: logs,
-                           timeout: timeout, asdmNames: asdmNames)
+            CASAInvocation(
+                ppr: ppr, root: root, relativePath: relativePath, logsDirectory: logs,
+                timeout: timeout, asdmNames: asdmNames)
         }
     }
 
-    static func makeTree(in dir: String, asdmNames: [String] = ["uid___A002_X1_X1", "uid___A002_X1_X2"],
-                         sessions: [[String]]? = nil, pprOverride: String? = nil) throws -> Tree {
-        let relative = "2023.1.00042.S_2024_01_01T00_00_00.000/SOUS_uid___A001_X3f01_X1a3/GOUS_uid___A001_X3f01_X1a4/MOUS_uid___A001_X3f01_X1a5"
+    static func makeTree(
+        in dir: String, asdmNames: [String] = ["uid___A002_X1_X1", "uid___A002_X1_X2"],
+        sessions: [[String]]? = nil, pprOverride: String? = nil
+    ) throws -> Tree {
+        let relative =
+            "2023.1.00042.S_2024_01_01T00_00_00.000/SOUS_uid___A001_X3f01_X1a3/GOUS_uid___A001_X3f01_X1a4/MOUS_uid___A001_X3f01_X1a5"
         let root = dir + "/root"
         let mous = root + "/" + relative
         let fm = FileManager.default
@@ -86,7 +90,8 @@ enum CASAFixtures {
         }.joined()
         let asdms = asdmNames.map { name in
             let uid = "uid://" + name.dropFirst("uid___".count).replacingOccurrences(of: "_", with: "/")
-            return "<AsdmIdentifier><AsdmRef><ExecBlockId>\(uid)</ExecBlockId></AsdmRef><AsdmDiskName>\(name)</AsdmDiskName></AsdmIdentifier>"
+            return
+                "<AsdmIdentifier><AsdmRef><ExecBlockId>\(uid)</ExecBlockId></AsdmRef><AsdmDiskName>\(name)</AsdmDiskName></AsdmIdentifier>"
         }.joined()
         return """
             <?xml version="1.0" encoding="UTF-8"?>
@@ -111,7 +116,9 @@ enum CASAFixtures {
     static func livingGroupMembers(_ pgid: Int32) -> [Int32] { ProcessGroup(id: pgid).livingMembers }
 
     static func readInt(_ path: String) -> Int32? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
+            Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
     }
 
     /// Polls `condition` every 50 ms until it holds or `limit` passes (the shared kit's ``eventually``).

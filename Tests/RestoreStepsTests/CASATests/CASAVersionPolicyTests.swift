@@ -19,7 +19,8 @@ struct CASAVersionTests {
     }
 
     @Test func ordersByNumericComponents() throws {
-        let ordered = ["5.1.1-5", "6.2.1.7", "6.5", "6.5.4.9", "6.5.6.22", "6.6.5.31", "6.7.0.31", "6.10.0.1"].compactMap(CASAVersion.init)
+        let ordered = ["5.1.1-5", "6.2.1.7", "6.5", "6.5.4.9", "6.5.6.22", "6.6.5.31", "6.7.0.31", "6.10.0.1"]
+            .compactMap(CASAVersion.init)
         #expect(ordered.count == 8)
         #expect(ordered == ordered.sorted())
         #expect(try #require(CASAVersion("6.10.0.1")) > #require(CASAVersion("6.9.9.9")))  // not string order
@@ -35,8 +36,11 @@ struct CASAVersionTests {
         ("5.1.1-5", "6.5.4.9", false, false, false, true),
         ("6.6.5.31", "6.7.0.31", false, false, false, true),
     ])
-    func policies(_ installed: String, _ manifest: String, _ exact: Bool, _ sameMinor: Bool, _ newer: Bool, _ any: Bool) throws {
-        let i = try #require(CASAVersion(installed)), m = try #require(CASAVersion(manifest))
+    func policies(
+        _ installed: String, _ manifest: String, _ exact: Bool, _ sameMinor: Bool, _ newer: Bool, _ any: Bool
+    ) throws {
+        let i = try #require(CASAVersion(installed))
+        let m = try #require(CASAVersion(manifest))
         #expect(CASAVersionPolicy.exact.allows(installed: i, manifest: m) == exact)
         #expect(CASAVersionPolicy.sameMinor.allows(installed: i, manifest: m) == sameMinor)
         #expect(CASAVersionPolicy.newerAllowed.allows(installed: i, manifest: m) == newer)
@@ -49,12 +53,15 @@ struct CASAVersionTests {
 @Suite("CASA selection under casa.versionPolicy", .tags(.unit))
 struct CASAPolicySelectionTests {
     let modular = CASAInstallation(name: "modular", kind: .modular, home: "/v/casa-venv", version: "6.7.0.31")
-    let older = CASAInstallation(name: "modular-6.6.5.31", kind: .modular, home: "/v/casa-venvs/6.6.5.31", version: "6.6.5.31")
-    let pipeline = CASAInstallation(name: "pipeline-6.5.4", kind: .pipeline, home: "/opt/casa-6.5.4-9", version: "6.5.4-9")
+    let older = CASAInstallation(
+        name: "modular-6.6.5.31", kind: .modular, home: "/v/casa-venvs/6.6.5.31", version: "6.6.5.31")
+    let pipeline = CASAInstallation(
+        name: "pipeline-6.5.4", kind: .pipeline, home: "/opt/casa-6.5.4-9", version: "6.5.4-9")
 
     @Test func newerAllowedRunsTheLaterCASAWithAWarning() throws {
         let (chosen, choice) = try CASASelection.choose(
-            requested: nil, manifestCasaVersion: "6.5.4.9", installations: [modular], defaultName: "modular", policy: .newerAllowed)
+            requested: nil, manifestCasaVersion: "6.5.4.9", installations: [modular], defaultName: "modular",
+            policy: .newerAllowed)
         #expect(chosen.name == "modular")
         #expect(choice.version == "6.7.0.31" && choice.manifestVersion == "6.5.4.9" && choice.installation == "modular")
         let warning = try #require(choice.warning)
@@ -64,7 +71,8 @@ struct CASAPolicySelectionTests {
     @Test func exactRefusesWithAPreciseError() {
         let error = #expect(throws: RestoreError.self) {
             _ = try CASASelection.choose(
-                requested: nil, manifestCasaVersion: "6.5.4.9", installations: [modular], defaultName: "modular", policy: .exact,
+                requested: nil, manifestCasaVersion: "6.5.4.9", installations: [modular], defaultName: "modular",
+                policy: .exact,
                 step: .calibration)
         }
         #expect(error?.code == .casaVersionRefused)
@@ -77,7 +85,8 @@ struct CASAPolicySelectionTests {
 
     @Test func theMatchingVersionWinsOverTheDefaultAndSaysNothing() throws {
         let (chosen, choice) = try CASASelection.choose(
-            requested: nil, manifestCasaVersion: "6.5.4.9", installations: [modular, pipeline], defaultName: "modular", policy: .exact)
+            requested: nil, manifestCasaVersion: "6.5.4.9", installations: [modular, pipeline], defaultName: "modular",
+            policy: .exact)
         #expect(chosen.name == "pipeline-6.5.4")
         #expect(choice.warning == nil && !choice.versionsDiffer)
     }
@@ -85,47 +94,61 @@ struct CASAPolicySelectionTests {
     @Test func withoutTheDefaultAllowedTheClosestAllowedVersionIsTaken() throws {
         // sameMinor: 6.6.x wanted; the default (6.7) is not allowed, the 6.6.5.31 venv is.
         let (chosen, _) = try CASASelection.choose(
-            requested: nil, manifestCasaVersion: "6.6.1.2", installations: [modular, older, pipeline], defaultName: "modular",
+            requested: nil, manifestCasaVersion: "6.6.1.2", installations: [modular, older, pipeline],
+            defaultName: "modular",
             policy: .sameMinor)
         #expect(chosen.name == "modular-6.6.5.31")
         // newerAllowed: the oldest not older than the manifest.
         let (newer, _) = try CASASelection.choose(
-            requested: nil, manifestCasaVersion: "6.6.0.20", installations: [pipeline, modular, older], defaultName: "pipeline-6.5.4")
+            requested: nil, manifestCasaVersion: "6.6.0.20", installations: [pipeline, modular, older],
+            defaultName: "pipeline-6.5.4")
         #expect(newer.name == "modular-6.6.5.31")
     }
 
     @Test func aRequestedInstallationMustSatisfyThePolicyOnceTheManifestIsKnown() throws {
         let error = #expect(throws: RestoreError.self) {
             _ = try CASASelection.choose(
-                requested: .name("pipeline-6.5.4"), manifestCasaVersion: "6.7.0.31", installations: [modular, pipeline],
+                requested: .name("pipeline-6.5.4"), manifestCasaVersion: "6.7.0.31",
+                installations: [modular, pipeline],
                 defaultName: "modular", policy: .newerAllowed, step: .prepare)
         }
         #expect(error?.code == .casaVersionRefused && error?.step == .prepare)
-        #expect(error?.message.contains("pipeline-6.5.4") == true && error?.message.contains("6.7.0.31 or later") == true)
+        #expect(
+            error?.message.contains("pipeline-6.5.4") == true && error?.message.contains("6.7.0.31 or later") == true)
         // Before the manifest is read, only existence is checked.
         let (early, choice) = try CASASelection.choose(
-            requested: .name("pipeline-6.5.4"), manifestCasaVersion: nil, manifestRead: false, installations: [modular, pipeline],
+            requested: .name("pipeline-6.5.4"), manifestCasaVersion: nil, manifestRead: false,
+            installations: [modular, pipeline],
             defaultName: "modular", policy: .exact)
-        #expect(early.name == "pipeline-6.5.4" && choice.manifestVersion == nil && !choice.manifestRead && choice.warning == nil)
+        #expect(
+            early.name == "pipeline-6.5.4" && choice.manifestVersion == nil && !choice.manifestRead
+                && choice.warning == nil)
     }
 
     @Test func installOnDemandCreatesTheManifestsVersion() throws {
         let onDemand = CASASelection.OnDemand(directory: "/data/casa-venvs", programDir: "/repo/casa")
         let (chosen, choice) = try CASASelection.choose(
-            requested: nil, manifestCasaVersion: "6.6.5.31", installations: [modular], defaultName: "modular", policy: .exact,
+            requested: nil, manifestCasaVersion: "6.6.5.31", installations: [modular], defaultName: "modular",
+            policy: .exact,
             onDemand: onDemand)
-        #expect(chosen.name == "modular-6.6.5.31" && chosen.home == "/data/casa-venvs/6.6.5.31" && chosen.kind == .modular)
+        #expect(
+            chosen.name == "modular-6.6.5.31" && chosen.home == "/data/casa-venvs/6.6.5.31" && chosen.kind == .modular)
         #expect(choice.createOnFirstUse == "/data/casa-venvs/6.6.5.31" && choice.warning == nil)
     }
 
     @Test func choiceIsRecordedInMetadata() throws {
         var metadata = RestoreMetadata(
-            request: RestoreRequest(mous: SeedMous.mous), plan: try SeedMous.plan(), relativePath: try #require(RelativePath("x")),
+            request: RestoreRequest(mous: SeedMous.mous), plan: try SeedMous.plan(),
+            relativePath: try #require(RelativePath("x")),
             agentVersion: "t", createdAt: SeedMous.now)
-        metadata.casa = ChosenCASA(version: "6.7.0.31", manifestVersion: "6.5.4.9", installation: "modular", policy: .newerAllowed, manifestRead: true)
+        metadata.casa = ChosenCASA(
+            version: "6.7.0.31", manifestVersion: "6.5.4.9", installation: "modular", policy: .newerAllowed,
+            manifestRead: true)
         let json = try #require(try JSONSerialization.jsonObject(with: try metadata.encoded()) as? [String: Any])
         let casa = try #require(json["casa"] as? [String: Any])
-        #expect(casa["version"] as? String == "6.7.0.31" && casa["manifestVersion"] as? String == "6.5.4.9" && casa["installation"] as? String == "modular")
+        #expect(
+            casa["version"] as? String == "6.7.0.31" && casa["manifestVersion"] as? String == "6.5.4.9"
+                && casa["installation"] as? String == "modular")
         #expect(try RestoreMetadata.decode(try metadata.encoded()).casa == metadata.casa)
     }
 }
@@ -141,7 +164,9 @@ struct SeedCatalogue: MetadataSource {
 final class RecordingStore: ArchiveStore, Sendable {
     let requested = Mutex<[String]>([])
     var description: String { "recording test store" }
-    func retrieve(_ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler) async throws -> RetrievedFile {
+    func retrieve(
+        _ file: ExpectedFile, to destination: String, progress: @escaping ProgressHandler
+    ) async throws -> RetrievedFile {
         requested.withLock { $0.append(file.fileId) }
         throw DeliveryError(.fileNotFound, "test store serves nothing")
     }
@@ -165,16 +190,24 @@ struct CASAChoiceStepTests {
     func context(request: RestoreRequest, policy: CASAVersionPolicy) -> RestoreContext {
         let services = RestoreServices(
             catalogue: SeedCatalogue(), store: store, cache: nil,
-            casaInstallations: [CASAInstallation(name: "modular", kind: .modular, home: root + "/venv", version: "6.7.0.31")],
-            defaultCASA: "modular", casaVersionPolicy: policy, downloadDirectory: root + "/downloads", agentVersion: "test")
-        return RestoreContext(request: request, requestName: "r", restoreId: "job", root: root + "/restore", services: services, logger: Logger(label: "test"))
+            casaInstallations: [
+                CASAInstallation(name: "modular", kind: .modular, home: root + "/venv", version: "6.7.0.31")
+            ],
+            defaultCASA: "modular", casaVersionPolicy: policy, downloadDirectory: root + "/downloads",
+            agentVersion: "test")
+        return RestoreContext(
+            request: request, requestName: "r", restoreId: "job", root: root + "/restore", services: services,
+            logger: Logger(label: "test"))
     }
 
     @Test func anUnknownInstallationIsRefusedInStepOneBeforeAnyFetch() async throws {
         let request = RestoreRequest(mous: SeedMous.mous, casa: .name("casa-6.5.4"))
         let outcome = await RestorePipeline(steps: RestoreContext.steps).run(
             context(request: request, policy: .newerAllowed), completed: [], observer: Silent(), reporter: Silent())
-        guard case .failed(let error) = outcome else { Issue.record("expected a failure, got \(outcome)"); return }
+        guard case .failed(let error) = outcome else {
+            Issue.record("expected a failure, got \(outcome)")
+            return
+        }
         #expect(error.code == .casaNotConfigured && error.step == .prepare)
         #expect(error.message.contains("casa-6.5.4"))
         #expect(store.requested.withLock { $0 }.isEmpty, "files were requested: \(store.requested.withLock { $0 })")
@@ -184,7 +217,9 @@ struct CASAChoiceStepTests {
     /// Step 1 of a catalogue restore records the choice made without the manifest, then fetches the small
     /// products to read it (this store serves nothing, so step 1 stops there — having asked for no raw file).
     func prepareUntilTheProductsAreFetched(_ ctx: RestoreContext) async throws {
-        let error = await #expect(throws: RestoreError.self) { try await PrepareStep().run(in: ctx, reporter: Silent()) }
+        let error = await #expect(throws: RestoreError.self) {
+            try await PrepareStep().run(in: ctx, reporter: Silent())
+        }
         #expect(error?.code.rawValue == "fileNotFound")
         let requested = store.requested.withLock { $0 }
         #expect(!requested.isEmpty && !requested.contains { $0.contains(".asdm") }, "\(requested)")
@@ -194,23 +229,33 @@ struct CASAChoiceStepTests {
         let ctx = context(request: RestoreRequest(mous: SeedMous.mous), policy: .exact)
         try await prepareUntilTheProductsAreFetched(ctx)
         let casa = try #require(try ctx.metadata().casa)
-        #expect(casa.installation == "modular" && casa.version == "6.7.0.31" && casa.manifestVersion == nil && !casa.manifestRead)
+        #expect(
+            casa.installation == "modular" && casa.version == "6.7.0.31" && casa.manifestVersion == nil
+                && !casa.manifestRead)
     }
 
     @Test(arguments: [CASAVersionPolicy.newerAllowed, .exact])
     func theManifestIsCheckedWhereItIsRead(_ policy: CASAVersionPolicy) async throws {
         let ctx = context(request: RestoreRequest(mous: SeedMous.mous), policy: policy)
         try await prepareUntilTheProductsAreFetched(ctx)
-        let manifest = PipelineManifest(ousName: SeedMous.oussid, casaVersion: "6.5.4.9", pipelineVersion: "2023.1.0.124", procedureName: "hifa_calimage", sessions: [], auxProductsFile: nil)
+        let manifest = PipelineManifest(
+            ousName: SeedMous.oussid, casaVersion: "6.5.4.9", pipelineVersion: "2023.1.0.124",
+            procedureName: "hifa_calimage", sessions: [], auxProductsFile: nil)
         switch policy {
         case .exact:
             let error = #expect(throws: RestoreError.self) {
-                try CalibrationProducts.checkCASA(manifest: manifest, manifestName: "m.pipeline_manifest.xml", metadata: try ctx.metadata(), context: ctx, step: .calibration)
+                try CalibrationProducts.checkCASA(
+                    manifest: manifest, manifestName: "m.pipeline_manifest.xml", metadata: try ctx.metadata(),
+                    context: ctx, step: .calibration)
             }
             #expect(error?.code == .casaVersionRefused && error?.step == .calibration)
-            #expect(error?.message.contains("CASA 6.5.4.9") == true && error?.message.contains("m.pipeline_manifest.xml") == true)
+            #expect(
+                error?.message.contains("CASA 6.5.4.9") == true
+                    && error?.message.contains("m.pipeline_manifest.xml") == true)
         default:
-            try CalibrationProducts.checkCASA(manifest: manifest, manifestName: "m.pipeline_manifest.xml", metadata: try ctx.metadata(), context: ctx, step: .calibration)
+            try CalibrationProducts.checkCASA(
+                manifest: manifest, manifestName: "m.pipeline_manifest.xml", metadata: try ctx.metadata(), context: ctx,
+                step: .calibration)
             let casa = try #require(try ctx.metadata().casa)
             #expect(casa.manifestVersion == "6.5.4.9" && casa.manifestRead && casa.version == "6.7.0.31")
             #expect(casa.warning?.contains("6.5.4.9") == true)
@@ -221,11 +266,17 @@ struct CASAChoiceStepTests {
         let ctx = context(request: RestoreRequest(mous: SeedMous.mous), policy: .exact)
         // A plan from a package carries the manifest's casaversion (PackagePlanner); step 1 keeps an existing plan.
         var plan = try SeedMous.plan()
-        plan.package = PackageStaging(location: "/p", memberDirectory: "m", structureSource: "defaults", casaVersion: "6.5.4.9", pipelineVersion: nil, products: [], asdms: [:], notes: [])
-        let metadata = RestoreMetadata(request: ctx.request, plan: plan, relativePath: try #require(RelativePath("x")), agentVersion: "t", createdAt: SeedMous.now)
+        plan.package = PackageStaging(
+            location: "/p", memberDirectory: "m", structureSource: "defaults", casaVersion: "6.5.4.9",
+            pipelineVersion: nil, products: [], asdms: [:], notes: [])
+        let metadata = RestoreMetadata(
+            request: ctx.request, plan: plan, relativePath: try #require(RelativePath("x")), agentVersion: "t",
+            createdAt: SeedMous.now)
         try FileManager.default.createDirectory(atPath: root + "/restore", withIntermediateDirectories: true)
         try metadata.encoded().write(to: URL(fileURLWithPath: root + "/restore/metadata.json"))
-        let error = await #expect(throws: RestoreError.self) { try await PrepareStep().run(in: ctx, reporter: Silent()) }
+        let error = await #expect(throws: RestoreError.self) {
+            try await PrepareStep().run(in: ctx, reporter: Silent())
+        }
         #expect(error?.code == .casaVersionRefused && error?.step == .prepare)
         #expect(store.requested.withLock { $0 }.isEmpty)
     }

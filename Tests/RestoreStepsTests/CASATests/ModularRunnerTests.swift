@@ -8,7 +8,9 @@ import DropboxTestKit
 import Glibc
 #endif
 
-@Suite("Modular runner and CASA environment", .serialized, .timeLimit(.minutes(2)), .tags(.integration), .selected(.integration))
+@Suite(
+    "Modular runner and CASA environment", .serialized, .timeLimit(.minutes(2)), .tags(.integration),
+    .selected(.integration))
 struct ModularRunnerTests {
     let dir: String
 
@@ -43,12 +45,19 @@ struct ModularRunnerTests {
             name: "modular", kind: .modular, home: venv, version: "6.7.0.31",
             programDir: CASAFixtures.fakeCasa + "/modular", extraEnvironment: ["SITE_EXTRA": "x", "DISPLAY": ":5"])
         let reporter = RecordingReporter()
-        let result = try await ModularRunner(installation: casa, gracePeriod: .seconds(2), parallelExecBlocks: 3, logger: CASAFixtures.logger)
-            .run(tree.invocation(), reporter: reporter)
+        let result = try await ModularRunner(
+            installation: casa, gracePeriod: .seconds(2), parallelExecBlocks: 3, logger: CASAFixtures.logger
+        )
+        .run(tree.invocation(), reporter: reporter)
         let output = (try? String(contentsOfFile: result.stdoutLog, encoding: .utf8)) ?? ""
         #expect(result.exitStatus == .exited(0), "fake restore_mous.py output:\n\(output)")
-        #expect(result.argv == [venv + "/bin/python3", CASAFixtures.fakeCasa + "/modular/restore_mous.py", "--parallel", "3", tree.ppr])
-        #expect(ModularRunner(installation: casa, parallelExecBlocks: 0, logger: CASAFixtures.logger).parallelExecBlocks == 1)
+        #expect(
+            result.argv == [
+                venv + "/bin/python3", CASAFixtures.fakeCasa + "/modular/restore_mous.py", "--parallel", "3", tree.ppr,
+            ])
+        #expect(
+            ModularRunner(installation: casa, parallelExecBlocks: 0, logger: CASAFixtures.logger).parallelExecBlocks
+                == 1)
         #expect(ModularRunner.defaultParallelExecBlocks >= 1)
         #expect(result.environment["CASASITECONFIG"] == venv + "/casasiteconfig.py")
         #expect(result.environment["DISPLAY"] == nil)

@@ -8,17 +8,24 @@ import DropboxTestKit
 /// A pipeline CASA unpacks caltables and flag versions itself: every hostile archive of the shared table
 /// (tests/data/malicious-archives.json, also run against SafeArchive and casa_steps.safe_extract) staged as a
 /// product must be refused before it runs, with nothing written outside the working area.
-@Suite("Pipeline CASA: calibration tarballs checked first", .serialized, .timeLimit(.minutes(3)), .tags(.integration), .selected(.integration))
+@Suite(
+    "Pipeline CASA: calibration tarballs checked first", .serialized, .timeLimit(.minutes(3)), .tags(.integration),
+    .selected(.integration))
 struct PipelineArchiveCheckTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
     static let cases: [(name: String, limits: [String: Int64])] = {
         guard let data = FileManager.default.contents(atPath: repository + "/tests/data/malicious-archives.json"),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let list = root["cases"] as? [[String: Any]]
+            let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let list = root["cases"] as? [[String: Any]]
         else { return [] }
-        return list.map { ($0["name"] as? String ?? "?", ($0["limits"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.int64Value }) }
+        return list.map {
+            (
+                $0["name"] as? String ?? "?",
+                ($0["limits"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.int64Value }
+            )
+        }
     }()
 
     static func run(_ argv: [String]) throws -> Int32 {
@@ -33,7 +40,10 @@ struct PipelineArchiveCheckTests {
 
     /// Every path under `root` but `excluded`.
     static func listing(_ root: String, excluding excluded: String) -> Set<String> {
-        Set(((FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []).filter { !($0 == excluded || $0.hasPrefix(excluded + "/")) })
+        Set(
+            ((FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []).filter {
+                !($0 == excluded || $0.hasPrefix(excluded + "/"))
+            })
     }
 
     @Test func theTableIsThere() {
@@ -43,10 +53,12 @@ struct PipelineArchiveCheckTests {
     @Test(arguments: cases.map(\.name))
     func everyHostileArchiveIsRefusedBeforeCASA(name: String) throws {
         let dir = try CASAFixtures.temporaryDirectory("pipeline-archive-\(name)")
-        let products = dir + "/mous/products", working = dir + "/mous/working"
+        let products = dir + "/mous/products"
+        let working = dir + "/mous/working"
         try FileManager.default.createDirectory(atPath: products, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: working, withIntermediateDirectories: true)
-        try #require(try Self.run(["/usr/bin/python3", Self.repository + "/scripts/make-malicious-archives.py", dir, name]) == 0)
+        try #require(
+            try Self.run(["/usr/bin/python3", Self.repository + "/scripts/make-malicious-archives.py", dir, name]) == 0)
         let tarball = "uid___A001_X1_X1.session_1.caltables.tgz"
         try FileManager.default.moveItem(atPath: dir + "/\(name).tgz", toPath: products + "/" + tarball)
         let limits = Self.cases.first { $0.name == name }!.limits
@@ -54,10 +66,14 @@ struct PipelineArchiveCheckTests {
         if let v = limits["maxEntries"] { configured.maxEntries = Int(v) }
         if let v = limits["maxTotalBytes"] { configured.maxTotalBytes = v }
         if let v = limits["maxEntryBytes"] { configured.maxEntryBytes = v }
-        let product = MousRecord.ProductFile(fileClass: .calibration, file: ArchiveFile(ngasFileId: tarball, size: 0, checksum: nil, checksumVariant: nil))
+        let product = MousRecord.ProductFile(
+            fileClass: .calibration,
+            file: ArchiveFile(ngasFileId: tarball, size: 0, checksum: nil, checksumVariant: nil))
         let before = Self.listing(dir, excluding: "mous/working/.archive-check")
         let error = try #require(throws: RestoreError.self) {
-            try PipelineArchiveCheck.check(products: products, limits: CASAArchiveLimits(limits: configured, products: [product]), scratch: working + "/.archive-check")
+            try PipelineArchiveCheck.check(
+                products: products, limits: CASAArchiveLimits(limits: configured, products: [product]),
+                scratch: working + "/.archive-check")
         }
         #expect(error.message.contains(tarball), "\(error)")
         #expect(error.step == .casa)
@@ -68,16 +84,26 @@ struct PipelineArchiveCheckTests {
 
     @Test func genuineTarballsPassAndLeaveNothingBehind() throws {
         let dir = try CASAFixtures.temporaryDirectory("pipeline-archive-ok")
-        let products = dir + "/products", working = dir + "/working"
+        let products = dir + "/products"
+        let working = dir + "/working"
         try FileManager.default.createDirectory(atPath: products + "/x.ms.bcal.tbl", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: working, withIntermediateDirectories: true)
         try Data("table".utf8).write(to: URL(fileURLWithPath: products + "/x.ms.bcal.tbl/table.f0"))
         let tarball = "uid___A001_X1_X1.session_1.caltables.tgz"
-        try #require(try Self.run(["/usr/bin/tar", "-czf", products + "/" + tarball, "-C", products, "x.ms.bcal.tbl"]) == 0)
-        let products0 = [MousRecord.ProductFile(fileClass: .calibration, file: ArchiveFile(ngasFileId: tarball, size: 200, checksum: nil, checksumVariant: nil)),
-                         MousRecord.ProductFile(fileClass: .calibration, file: ArchiveFile(ngasFileId: "absent.ms.flagversions.tgz", size: 200, checksum: nil, checksumVariant: nil))]
+        try #require(
+            try Self.run(["/usr/bin/tar", "-czf", products + "/" + tarball, "-C", products, "x.ms.bcal.tbl"]) == 0)
+        let products0 = [
+            MousRecord.ProductFile(
+                fileClass: .calibration,
+                file: ArchiveFile(ngasFileId: tarball, size: 200, checksum: nil, checksumVariant: nil)),
+            MousRecord.ProductFile(
+                fileClass: .calibration,
+                file: ArchiveFile(
+                    ngasFileId: "absent.ms.flagversions.tgz", size: 200, checksum: nil, checksumVariant: nil)),
+        ]
         let checked = try PipelineArchiveCheck.check(
-            products: products, limits: CASAArchiveLimits(limits: ArchiveLimits(), products: products0), scratch: working + "/.archive-check")
+            products: products, limits: CASAArchiveLimits(limits: ArchiveLimits(), products: products0),
+            scratch: working + "/.archive-check")
         #expect(checked == [tarball])
         #expect(try FileManager.default.contentsOfDirectory(atPath: working).isEmpty)
     }

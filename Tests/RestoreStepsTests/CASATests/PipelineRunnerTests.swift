@@ -5,14 +5,17 @@ import DropboxTestKit
 
 @testable import RestoreSteps
 
-@Suite("Pipeline runner against the fake CASA", .serialized, .timeLimit(.minutes(2)), .tags(.integration), .selected(.integration))
+@Suite(
+    "Pipeline runner against the fake CASA", .serialized, .timeLimit(.minutes(2)), .tags(.integration),
+    .selected(.integration))
 struct PipelineRunnerTests {
     let dir: String
 
     init() throws {
         dir = try CASAFixtures.temporaryDirectory("pipeline")
-        #expect(FileManager.default.isExecutableFile(atPath: "/usr/bin/xvfb-run"),
-                "xvfb-run is missing: apt-get install xvfb xauth")
+        #expect(
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/xvfb-run"),
+            "xvfb-run is missing: apt-get install xvfb xauth")
     }
 
     func installation(home: String, version: String, useXvfb: Bool) -> CASAInstallation {
@@ -33,14 +36,20 @@ struct PipelineRunnerTests {
 
         #expect(result.exitStatus == .exited(0), "fake CASA output:\n\(output)")
         #expect(!result.timedOut)
-        #expect(result.argv == ["/usr/bin/xvfb-run", "-a", home + "/bin/casa", "--nogui", "--nologger", "-c",
-                                home + "/pipeline/pipeline/runpipeline.py", tree.ppr])
+        #expect(
+            result.argv == [
+                "/usr/bin/xvfb-run", "-a", home + "/bin/casa", "--nogui", "--nologger", "-c",
+                home + "/pipeline/pipeline/runpipeline.py", tree.ppr,
+            ])
         #expect(result.environment["SCIPIPE_ROOTDIR"] == tree.root)
         #expect(result.environment["SCIPIPE_LOGDIR"] == tree.logs)
         #expect(result.environment["SCIPIPE_SCRIPTDIR"] == home + "/pipeline/pipeline/recipes")
         #expect(result.environment["HOME"] == tree.logs + "/home")
         #expect(result.environment["DISPLAY"] == nil)
-        #expect(Set(result.environment.keys) == ["PATH", "LANG", "HOME", "SCIPIPE_ROOTDIR", "SCIPIPE_LOGDIR", "SCIPIPE_SCRIPTDIR"])
+        #expect(
+            Set(result.environment.keys) == [
+                "PATH", "LANG", "HOME", "SCIPIPE_ROOTDIR", "SCIPIPE_LOGDIR", "SCIPIPE_SCRIPTDIR",
+            ])
         #expect(result.stdoutLog == tree.logs + "/casa-stdout.log")
         #expect(result.casaLogs.count == 1)
 
@@ -64,15 +73,19 @@ struct PipelineRunnerTests {
         ).run(tree.invocation(), reporter: SilentReporter())
         let output = (try? String(contentsOfFile: result.stdoutLog, encoding: .utf8)) ?? ""
         #expect(result.exitStatus == .exited(0), "fake CASA output:\n\(output)")
-        #expect(result.argv == [home + "/bin/casa", "--nogui", "--nologger", "--pipeline", "-c",
-                                home + "/pipeline/pipeline/runpipeline.py", tree.ppr])
+        #expect(
+            result.argv == [
+                home + "/bin/casa", "--nogui", "--nologger", "--pipeline", "-c",
+                home + "/pipeline/pipeline/runpipeline.py", tree.ppr,
+            ])
 
         // The argv and the environment are logged, as given to the process.
         let start = try #require(records.all.first { $0.message == "starting CASA" })
         #expect(start.metadata["casa.argv"] == .array(result.argv.map { .string($0) }))
         #expect(start.metadata["casa.env"] == .dictionary(result.environment.mapValues { .string($0) }))
         #expect(start.metadata["casa.installation"] == "fake-5.1.1-5")
-        #expect(records.all.contains { $0.message == "CASA ended" && $0.metadata["casa.exitStatus"] == "exit status 0" })
+        #expect(
+            records.all.contains { $0.message == "CASA ended" && $0.metadata["casa.exitStatus"] == "exit status 0" })
         #expect(output.hasPrefix("# dropbox-agent: argv: " + result.argv.joined(separator: " ")))
         let verdict = CASASuccessCheck.evaluate(
             result: result, working: tree.working, products: tree.products, expectedAsdmNames: tree.asdmNames)
@@ -99,7 +112,9 @@ struct PipelineRunnerTests {
         let tree2 = try CASAFixtures.makeTree(in: dir2, sessions: [])
         let xml = try String(contentsOfFile: tree2.ppr, encoding: .utf8).replacingOccurrences(
             of: "<ProcessingIntents></ProcessingIntents>",
-            with: "<ProcessingIntents><Intents><Keyword>SESSION_2</Keyword><Value>uid___A002_X1_X1</Value></Intents></ProcessingIntents>")
+            with:
+                "<ProcessingIntents><Intents><Keyword>SESSION_2</Keyword><Value>uid___A002_X1_X1</Value></Intents></ProcessingIntents>"
+        )
         try xml.write(toFile: tree2.ppr, atomically: true, encoding: .utf8)
         let bad = try await runner(installation(home: home, version: "6.5.4-9", useXvfb: false))
             .run(tree2.invocation(), reporter: SilentReporter())
@@ -192,7 +207,9 @@ struct PipelineRunnerTests {
             result: first, working: tree.working, products: tree.products, expectedAsdmNames: tree.asdmNames)
         #expect(failed.error?.code == .casaErrorExit)
         #expect(failed.error?.message.contains("Reason: hifa_restoredata failed") == true)
-        #expect(failed.error?.hint?.contains(first.casaLogs.first ?? "?") == true, "hint names the log with the SEVERE line")
+        #expect(
+            failed.error?.hint?.contains(first.casaLogs.first ?? "?") == true, "hint names the log with the SEVERE line"
+        )
 
         // Nothing of the failed attempt may stick to the next one.
         try CASAFixtures.setBehaviour("succeed", home: home)
@@ -200,7 +217,9 @@ struct PipelineRunnerTests {
         let verdict = CASASuccessCheck.evaluate(
             result: second, working: tree.working, products: tree.products, expectedAsdmNames: tree.asdmNames)
         #expect(verdict.isSuccess, "\(verdict.problems)")
-        let archived = try FileManager.default.contentsOfDirectory(atPath: tree.working).filter { $0.hasPrefix("previous-attempt-") }
+        let archived = try FileManager.default.contentsOfDirectory(atPath: tree.working).filter {
+            $0.hasPrefix("previous-attempt-")
+        }
         #expect(archived.count == 1)
         let moved = try FileManager.default.contentsOfDirectory(atPath: tree.working + "/" + (archived.first ?? ""))
         #expect(moved.contains("errorexit-20240101T000000.txt"))

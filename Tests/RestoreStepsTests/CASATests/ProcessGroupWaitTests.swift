@@ -18,8 +18,10 @@ struct ProcessGroupWaitTests {
         try process.run()
         var pgid: Int32?
         for _ in 0..<250 {
-            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-               let stat = ProcessGroup.stat(pid), stat.pgrp == pid {
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                let stat = ProcessGroup.stat(pid), stat.pgrp == pid
+            {
                 pgid = pid
                 break
             }

@@ -25,12 +25,20 @@ import DropboxTestKit
         #expect(properties(mous) == CatalogueFieldCheck.mousKeys)
         #expect(properties(defs["schedBlock"]) == CatalogueFieldCheck.schedBlockKeys)
         #expect((mousProperties?["schedBlock"] as? [String: Any])?["$ref"] as? String == "#/$defs/schedBlock")
-        #expect(((mousProperties?["otherSchedBlocks"] as? [String: Any])?["items"] as? [String: Any])?["$ref"] as? String == "#/$defs/schedBlock")
-        #expect(properties((mousProperties?["sessions"] as? [String: Any])?["items"]) == CatalogueFieldCheck.sessionKeys)
-        #expect(properties((mousProperties?["execBlocks"] as? [String: Any])?["items"]) == CatalogueFieldCheck.execBlockKeys)
-        #expect(properties((mousProperties?["products"] as? [String: Any])?["items"]) == CatalogueFieldCheck.productKeys)
+        #expect(
+            ((mousProperties?["otherSchedBlocks"] as? [String: Any])?["items"] as? [String: Any])?["$ref"] as? String
+                == "#/$defs/schedBlock")
+        #expect(
+            properties((mousProperties?["sessions"] as? [String: Any])?["items"]) == CatalogueFieldCheck.sessionKeys)
+        #expect(
+            properties((mousProperties?["execBlocks"] as? [String: Any])?["items"]) == CatalogueFieldCheck.execBlockKeys
+        )
+        #expect(
+            properties((mousProperties?["products"] as? [String: Any])?["items"]) == CatalogueFieldCheck.productKeys)
         #expect(properties(defs["file"]) == CatalogueFieldCheck.fileObjectKeys)
-        let qa0 = (((mousProperties?["execBlocks"] as? [String: Any])?["items"] as? [String: Any])?["properties"] as? [String: Any])?["qa0"] as? [String: Any]
+        let qa0 =
+            (((mousProperties?["execBlocks"] as? [String: Any])?["items"] as? [String: Any])?["properties"]
+            as? [String: Any])?["qa0"] as? [String: Any]
         #expect(qa0?["enum"] as? [String] == QA0Status.allCases.map(\.rawValue))
     }
 }

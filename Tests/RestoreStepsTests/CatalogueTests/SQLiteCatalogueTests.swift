@@ -26,7 +26,7 @@ import DropboxTestKit
         let catalogue = try catalogue()
         try catalogue.import(SeedMous.file())
         var entry = SeedMous.mousEntry()
-        entry.execBlocks.removeLast()           // X2dfe goes away
+        entry.execBlocks.removeLast()  // X2dfe goes away
         entry.execBlocks[2].qa0 = "Fail"
         entry.products = entry.products.filter { !$0.ngasFileId.contains("session_3") }
         entry.releaseDate = nil
@@ -43,7 +43,9 @@ import DropboxTestKit
         other.mous = "uid://A001/X1284/X2700"
         other.schedBlock = .init(uid: "uid://A001/X1284/X2701", name: "Other", statusUid: "uid://A001/X1284/X2702")
         other.sessions = [.init(id: "other#S1", startTime: nil, endTime: nil)]
-        other.execBlocks = [SeedMous.eb(SeedMous.eb4, session: nil, start: "2017-12-06T03:00:00Z", end: "2017-12-06T04:10:00Z")]
+        other.execBlocks = [
+            SeedMous.eb(SeedMous.eb4, session: nil, start: "2017-12-06T03:00:00Z", end: "2017-12-06T04:10:00Z")
+        ]
         other.execBlocks[0].sessionId = "other#S1"
         try catalogue.import(SeedMous.file([other]))
         #expect(try catalogue.mouses() == [SeedMous.mous, "uid://A001/X1284/X2700"])
@@ -73,29 +75,39 @@ import DropboxTestKit
         try catalogue.import(SeedMous.file())
         // Read the tables back with a second, independent connection and the seed's queries.
         let db = try SQLiteDatabaseProbe(path: path)
-        let ebs = try db.strings("""
+        let ebs = try db.strings(
+            """
             SELECT se.SE_EB_UID FROM SCHED_BLOCK_STATUS sbs JOIN SHIFTLOG_ENTRIES se ON se.SE_SB_ID = sbs.DOMAIN_ENTITY_ID
             WHERE sbs.PARENT_OBS_UNIT_SET_STATUS_ID = 'uid://A001/X1284/X265f' AND (se.SE_QA0FLAG LIKE 'Pass%' OR se.SE_QA0FLAG LIKE 'SemiPass%')
             ORDER BY se.SE_STARTTIME
             """)
         #expect(ebs == [SeedMous.eb1, SeedMous.eb2, SeedMous.eb3, SeedMous.eb4])
-        let science = try db.strings("SELECT COUNT(*) FROM ASA_PRODUCT_FILES WHERE ASA_OUS_ID = 'uid://A001/X1284/X265f' AND FILE_CLASS = 'science'")
+        let science = try db.strings(
+            "SELECT COUNT(*) FROM ASA_PRODUCT_FILES WHERE ASA_OUS_ID = 'uid://A001/X1284/X265f' AND FILE_CLASS = 'science'"
+        )
         #expect(science == ["1"])
-        let manual = try db.strings("SELECT COUNT(*) FROM ASA_PRODUCT_FILES WHERE ASA_OUS_ID = 'uid://A001/X1284/X265f' AND FILE_CLASS = 'script' AND NGAS_FILE_ID LIKE '%scriptFor%Cal%'")
+        let manual = try db.strings(
+            "SELECT COUNT(*) FROM ASA_PRODUCT_FILES WHERE ASA_OUS_ID = 'uid://A001/X1284/X265f' AND FILE_CLASS = 'script' AND NGAS_FILE_ID LIKE '%scriptFor%Cal%'"
+        )
         #expect(manual == ["0"])
-        let release = try db.strings("SELECT RELEASE_DATE FROM ASA_DELIVERY_STATUS WHERE DELIVERY_NAME = '2017.1.00886.L_uid___A001_X1284_X265f'")
+        let release = try db.strings(
+            "SELECT RELEASE_DATE FROM ASA_DELIVERY_STATUS WHERE DELIVERY_NAME = '2017.1.00886.L_uid___A001_X1284_X265f'"
+        )
         #expect(release == ["2019-06-01T00:00:00.000Z"])
-        let sessions = try db.strings("""
+        let sessions = try db.strings(
+            """
             SELECT DISTINCT s.SESSIONID FROM AQUA_EXECBLOCK e JOIN AQUA_SESSION s ON s.SESSIONID = e.SESSIONID
             JOIN ASA_SCIENCE a ON a.ASDM_UID = e.EXECBLOCKUID WHERE a.MEMBER_OUSS_ID = 'uid://A001/X1284/X265f' ORDER BY s.ENDTIME ASC
             """)
         #expect(sessions == ["\(SeedMous.mous)#S1", "\(SeedMous.mous)#S2", "\(SeedMous.mous)#S3"])
-        let gous = try db.strings("""
+        let gous = try db.strings(
+            """
             SELECT g.STATUS_ENTITY_ID FROM OBS_UNIT_SET_STATUS m JOIN OBS_UNIT_SET_STATUS s ON s.STATUS_ENTITY_ID = m.PARENT_OBS_UNIT_SET_STATUS_ID
             JOIN OBS_UNIT_SET_STATUS g ON g.STATUS_ENTITY_ID = s.PARENT_OBS_UNIT_SET_STATUS_ID WHERE m.STATUS_ENTITY_ID = 'uid://A001/X1284/X265f'
             """)
         #expect(gous == ["uid://A001/X1284/X265e"])
-        let asdm = try db.strings("SELECT NGAS_FILE_ID FROM ASDM_ARCHIVE_FILES WHERE ASDM_UID = 'uid://A002/Xc7111c/X3979'")
+        let asdm = try db.strings(
+            "SELECT NGAS_FILE_ID FROM ASDM_ARCHIVE_FILES WHERE ASDM_UID = 'uid://A002/Xc7111c/X3979'")
         #expect(asdm == ["uid___A002_Xc7111c_X3979.asdm.sdm.tar.gz"])
     }
 
@@ -122,7 +134,9 @@ import DropboxTestKit
         } catch let error as CatalogueImportError {
             #expect(error.problems.map(\.path) == ["$.schema", "$.mouses"])
         }
-        #expect(throws: CatalogueError.self) { try catalogue.import(contentsOf: dir.appendingPathComponent("absent.json")) }
+        #expect(throws: CatalogueError.self) {
+            try catalogue.import(contentsOf: dir.appendingPathComponent("absent.json"))
+        }
     }
 }
 
@@ -136,12 +150,18 @@ import DropboxTestKit
         #expect(try catalogue.mouses() == [])
         #expect(try catalogue.mous(SeedMous.mous) == nil)
         let probe = try SQLiteDatabaseProbe(path: path)
-        for table in ["AQUA_EXECBLOCK", "SHIFTLOG_ENTRIES", "AQUA_SESSION", "ASA_PRODUCT_FILES", "ASA_SCIENCE", "ASDM_ARCHIVE_FILES",
-                      "SCHED_BLOCK_STATUS", "BMMV_SCHEDBLOCK", "ASA_DELIVERY_STATUS", "AQUA_OUS"] {
+        for table in [
+            "AQUA_EXECBLOCK", "SHIFTLOG_ENTRIES", "AQUA_SESSION", "ASA_PRODUCT_FILES", "ASA_SCIENCE",
+            "ASDM_ARCHIVE_FILES",
+            "SCHED_BLOCK_STATUS", "BMMV_SCHEDBLOCK", "ASA_DELIVERY_STATUS", "AQUA_OUS",
+        ] {
             #expect(try probe.strings("SELECT COUNT(*) FROM \(table)") == ["0"], "\(table)")
         }
         // The project, SOUS and GOUS may be shared with other MOUSes, so they stay.
-        #expect(try probe.strings("SELECT STATUS_ENTITY_ID FROM OBS_UNIT_SET_STATUS ORDER BY 1") == ["uid://A001/X1284/X265d", "uid://A001/X1284/X265e"])
+        #expect(
+            try probe.strings("SELECT STATUS_ENTITY_ID FROM OBS_UNIT_SET_STATUS ORDER BY 1") == [
+                "uid://A001/X1284/X265d", "uid://A001/X1284/X265e",
+            ])
         #expect(try probe.strings("SELECT CODE FROM ASA_PROJECT") == [SeedMous.project])
         // And the MOUS can come back.
         try catalogue.import(SeedMous.file())

@@ -11,8 +11,10 @@ import DropboxTestKit
         #expect(ArchiveFile.isSafeFileId(id))
     }
 
-    @Test(arguments: ["", ".", "..", ".hidden", "-option", "a/b", "a\\b", "a b", "a..b", "a\nb", "ü.tar",
-                      String(repeating: "a", count: 256)])
+    @Test(arguments: [
+        "", ".", "..", ".hidden", "-option", "a/b", "a\\b", "a b", "a..b", "a\nb", "ü.tar",
+        String(repeating: "a", count: 256),
+    ])
     func unsafeIdsAreRefused(id: String) {
         #expect(!ArchiveFile.isSafeFileId(id))
     }

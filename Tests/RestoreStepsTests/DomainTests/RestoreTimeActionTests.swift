@@ -28,7 +28,7 @@ import DropboxTestKit
     }
 
     let installations = [
-        CASAInstallation(name: "modular", kind: .modular, home: "/venv", version: "6.7.0.31"),
+        CASAInstallation(name: "modular", kind: .modular, home: "/venv", version: "6.7.0.31")
     ]
     let withPipeline = [
         CASAInstallation(name: "modular", kind: .modular, home: "/venv", version: "6.7.0.31"),
@@ -37,19 +37,30 @@ import DropboxTestKit
 
     @Test func pl2024ManifestHasNoRestoreTimeAction() throws {
         // PL2024+: renormalisation is an ordinary caltable in the apply list, nothing in the manifest.
-        let m = try PipelineManifest.parse(Self.manifest(asdmExtra: "<finalms name=\"x.ms\"/><image name=\"i.fits\" imtype=\"cube\"/>",
-                                                         ousExtra: "<aux_products_file name=\"a.auxproducts.tgz\"/>"))
+        let m = try PipelineManifest.parse(
+            Self.manifest(
+                asdmExtra: "<finalms name=\"x.ms\"/><image name=\"i.fits\" imtype=\"cube\"/>",
+                ousExtra: "<aux_products_file name=\"a.auxproducts.tgz\"/>"))
         #expect(m.restoreTimeActions.isEmpty)
         #expect(CASASelection.modularRefusal(for: m, manifestName: "m.xml") == nil)
-        _ = try CASASelection.choose(requested: nil, manifestCasaVersion: m.casaVersion, installations: installations, defaultName: nil, modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.xml"))
+        _ = try CASASelection.choose(
+            requested: nil, manifestCasaVersion: m.casaVersion, installations: installations, defaultName: nil,
+            modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.xml"))
     }
 
     @Test func hifaRenormIsRefusedWithoutAPipelineCASA() throws {
-        let m = try PipelineManifest.parse(Self.manifest(asdmExtra: "<hifa_renorm apply=\"True\" threshold=\"None\" spw=\"17,19\" excludechan=\"{}\" correctATM=\"False\"/>"))
+        let m = try PipelineManifest.parse(
+            Self.manifest(
+                asdmExtra:
+                    "<hifa_renorm apply=\"True\" threshold=\"None\" spw=\"17,19\" excludechan=\"{}\" correctATM=\"False\"/>"
+            ))
         #expect(m.sessions[0].asdms[0].renormAtRestore)
         #expect(m.restoreTimeActions.map(\.code) == [.manifestRenormAtRestore])
         do {
-            _ = try CASASelection.choose(requested: nil, manifestCasaVersion: m.casaVersion, installations: installations, defaultName: "modular", modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.pipeline_manifest.xml"))
+            _ = try CASASelection.choose(
+                requested: nil, manifestCasaVersion: m.casaVersion, installations: installations,
+                defaultName: "modular",
+                modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.pipeline_manifest.xml"))
             Issue.record("accepted a hifa_renorm manifest")
         } catch {
             #expect(error.code == .manifestRenormAtRestore)
@@ -62,24 +73,35 @@ import DropboxTestKit
 
     @Test func aPipelineCASARunsInstead() throws {
         let m = try PipelineManifest.parse(Self.manifest(asdmExtra: "<hifa_renorm apply=\"True\"/>"))
-        _ = try CASASelection.choose(requested: nil, manifestCasaVersion: m.casaVersion, installations: withPipeline, defaultName: "modular", modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.xml"))
+        _ = try CASASelection.choose(
+            requested: nil, manifestCasaVersion: m.casaVersion, installations: withPipeline, defaultName: "modular",
+            modularRefusal: CASASelection.modularRefusal(for: m, manifestName: "m.xml"))
         let refusal = CASASelection.modularRefusal(for: m, manifestName: "m.xml")
-        let chosen = try CASASelection.select(requested: nil, manifestCasaVersion: m.casaVersion, installations: withPipeline, defaultName: "modular", modularRefusal: refusal)
+        let chosen = try CASASelection.select(
+            requested: nil, manifestCasaVersion: m.casaVersion, installations: withPipeline, defaultName: "modular",
+            modularRefusal: refusal)
         #expect(chosen.kind == .pipeline)
         // A request naming the modular installation is refused, with the reason.
         do {
-            _ = try CASASelection.select(requested: .name("modular"), manifestCasaVersion: nil, installations: withPipeline, defaultName: nil, modularRefusal: refusal)
+            _ = try CASASelection.select(
+                requested: .name("modular"), manifestCasaVersion: nil, installations: withPipeline, defaultName: nil,
+                modularRefusal: refusal)
             Issue.record("ran the modular restore")
         } catch {
             #expect(error.code == .manifestRenormAtRestore)
-            #expect(error.message.contains("the request asks for the modular installation \"modular\""), "\(error.message)")
+            #expect(
+                error.message.contains("the request asks for the modular installation \"modular\""), "\(error.message)")
         }
         // Without a refusal the default stays modular.
-        #expect(try CASASelection.select(requested: nil, manifestCasaVersion: nil, installations: withPipeline, defaultName: "modular").kind == .modular)
+        #expect(
+            try CASASelection.select(
+                requested: nil, manifestCasaVersion: nil, installations: withPipeline, defaultName: "modular"
+            ).kind == .modular)
     }
 
     @Test func selfcalAndUnknownAsdmChildrenAreRefused() throws {
-        let m = try PipelineManifest.parse(Self.manifest(asdmExtra: "<hifa_newthing x=\"1\"/>", ousExtra: "<selfcal_resources name=\"s.tgz\"/>"))
+        let m = try PipelineManifest.parse(
+            Self.manifest(asdmExtra: "<hifa_newthing x=\"1\"/>", ousExtra: "<selfcal_resources name=\"s.tgz\"/>"))
         #expect(m.selfcalElements == ["selfcal_resources"])
         #expect(m.sessions[0].asdms[0].unknownElements == ["hifa_newthing"])
         #expect(m.restoreTimeActions.map(\.code) == [.manifestSelfcal, .manifestUnknownRestoreAction])

@@ -22,11 +22,17 @@ enum SeedMous {
         .init(id: "\(mous)#S\(n)", startTime: start, endTime: end)
     }
 
-    static func eb(_ uid: String, qa0: String = "Pass", session: Int?, start: String, end: String, asdm: Bool = true) -> CatalogueImportFile.ExecBlock {
+    static func eb(
+        _ uid: String, qa0: String = "Pass", session: Int?, start: String, end: String, asdm: Bool = true
+    ) -> CatalogueImportFile.ExecBlock {
         let disk = uid.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "/", with: "_")
-        return .init(uid: uid, qa0: qa0, sessionId: session.map { "\(mous)#S\($0)" }, startTime: start, endTime: end,
-                     asdm: asdm ? .init(ngasFileId: "\(disk).asdm.sdm.tar.gz", size: 1_000_000 + Int64(disk.utf8.reduce(0) { $0 + Int($1) }),
-                                        checksum: "3735928559", checksumVariant: "crc32") : nil)
+        return .init(
+            uid: uid, qa0: qa0, sessionId: session.map { "\(mous)#S\($0)" }, startTime: start, endTime: end,
+            asdm: asdm
+                ? .init(
+                    ngasFileId: "\(disk).asdm.sdm.tar.gz",
+                    size: 1_000_000 + Int64(disk.utf8.reduce(0) { $0 + Int($1) }),
+                    checksum: "3735928559", checksumVariant: "crc32") : nil)
     }
 
     static func product(_ fileClass: String, _ id: String, size: Int64 = 4096) -> CatalogueImportFile.Product {
@@ -45,7 +51,9 @@ enum SeedMous {
             product("calibration", "\(oussid).product_ingestor.xml", size: 300),
             product("calibration", "\(oussid).product_rename.txt", size: 200),
         ]
-        for n in sessions { list.append(product("calibration", "\(oussid).session_\(n).caltables.tgz", size: 5_000_000 + Int64(n))) }
+        for n in sessions {
+            list.append(product("calibration", "\(oussid).session_\(n).caltables.tgz", size: 5_000_000 + Int64(n)))
+        }
         for eb in ebs {
             let disk = eb.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "/", with: "_")
             list.append(product("calibration", "\(disk).ms.flagversions.tgz", size: 300_000))
@@ -58,10 +66,12 @@ enum SeedMous {
     static func mousEntry() -> CatalogueImportFile.Mous {
         .init(
             mous: mous, project: project,
-            obsProject: "uid://A001/X1284/X2649", projectStatus: "uid://A001/X1284/X264a", obsUnitSetPartId: "X1583216498",
+            obsProject: "uid://A001/X1284/X2649", projectStatus: "uid://A001/X1284/X264a",
+            obsUnitSetPartId: "X1583216498",
             sous: "uid://A001/X1284/X265d", gous: "uid://A001/X1284/X265e",
             title: "Orion first fringes & friends", releaseDate: "2019-06-01T00:00:00Z",
-            schedBlock: .init(uid: "uid://A001/X1284/X2660", name: "Orion_a_06_TM1", statusUid: "uid://A001/X1284/X2661"),
+            schedBlock: .init(
+                uid: "uid://A001/X1284/X2660", name: "Orion_a_06_TM1", statusUid: "uid://A001/X1284/X2661"),
             sessions: [
                 session(1, start: "2017-12-03T05:00:00Z", end: "2017-12-03T07:20:00Z"),
                 session(2, start: "2017-12-05T04:00:00Z", end: "2017-12-05T05:10:00Z"),
@@ -89,7 +99,8 @@ enum SeedMous {
     static let now = UTCTime(parsing: "2026-01-01T00:00:00Z")!.date
 
     static func plan(_ entry: CatalogueImportFile.Mous = mousEntry()) throws -> RestorePlan {
-        try Restorability.plan(for: RestoreRequest(mous: mous), record: try record(entry), now: now, allowProprietary: false)
+        try Restorability.plan(
+            for: RestoreRequest(mous: mous), record: try record(entry), now: now, allowProprietary: false)
     }
 
     /// A fresh temporary directory (the shared kit's).

@@ -20,14 +20,18 @@ struct LocalSchedulerTests {
 
     func spec(_ name: String, _ program: [String]) -> BatchJobSpec {
         BatchJobSpec(
-            name: name, script: Self.jobScript, arguments: ["\(dir)/\(name).exit.json", "\(dir)/\(name).log"] + program,
+            name: name, script: Self.jobScript,
+            arguments: ["\(dir)/\(name).exit.json", "\(dir)/\(name).log"] + program,
             workingDirectory: dir, output: "\(dir)/\(name).out", timeLimitSeconds: 60)
     }
 
     func until(_ what: String, _ condition: () async -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while !(await condition()) {
-            guard ContinuousClock.now < deadline else { Issue.record("timed out waiting for \(what)"); return }
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out waiting for \(what)")
+                return
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
@@ -37,7 +41,12 @@ struct LocalSchedulerTests {
         // The job runs until the test lets it go (a file appears), so "running" is observed without a race.
         let release = "\(dir)/dropbox-t-1.go"
         let id = try await scheduler.submit(
-            spec("dropbox-t-1", ["/bin/sh", "-c", "echo PROGRESS 1 2 half; while [ ! -e \"$1\" ]; do sleep 0.05; done; exit 3", "sh", release]))
+            spec(
+                "dropbox-t-1",
+                [
+                    "/bin/sh", "-c", "echo PROGRESS 1 2 half; while [ ! -e \"$1\" ]; do sleep 0.05; done; exit 3", "sh",
+                    release,
+                ]))
         let parts = id.split(separator: ":")
         #expect(parts.count == 3 && String(parts[0]) == LocalScheduler.hostName)
         #expect(try await scheduler.jobs(named: "dropbox-t-1") == [id])
@@ -54,12 +63,18 @@ struct LocalSchedulerTests {
     func cancel() async throws {
         let id = try await scheduler.submit(spec("dropbox-t-2", ["/bin/sh", "-c", "sleep 300 & sleep 300; wait"]))
         let pid = Int32(id.split(separator: ":")[1])!
-        try await until("the children of \(id): \(ProcessGroup(id: pid).livingMembers)") { ProcessGroup(id: pid).livingMembers.count >= 3 }
+        try await until("the children of \(id): \(ProcessGroup(id: pid).livingMembers)") {
+            ProcessGroup(id: pid).livingMembers.count >= 3
+        }
         try await scheduler.cancel(id)
         #expect(ProcessGroup(id: pid).livingMembers.isEmpty)
         #expect(try await scheduler.state(of: id)?.phase == .ended)
         let start = id.split(separator: ":")[2]
-        #expect(try await scheduler.state(of: "\(LocalScheduler.hostName):\(getpid()):1\(start)")?.phase == .ended, "same pid, other start time")
-        #expect(try await scheduler.state(of: "other-host:\(getpid()):\(start)") == nil, "another host's job is not ours to judge")
+        #expect(
+            try await scheduler.state(of: "\(LocalScheduler.hostName):\(getpid()):1\(start)")?.phase == .ended,
+            "same pid, other start time")
+        #expect(
+            try await scheduler.state(of: "other-host:\(getpid()):\(start)") == nil,
+            "another host's job is not ours to judge")
     }
 }

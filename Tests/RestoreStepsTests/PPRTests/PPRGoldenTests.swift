@@ -7,14 +7,17 @@ import DropboxTestKit
 /// normalising `CreationTime`. To regenerate after an intended change: `DROPBOX_UPDATE_GOLDEN=1 swift test
 /// --filter PPRGoldenTests`, then inspect the diff by eye against brief §3 before committing.
 @Suite(.tags(.unit)) struct PPRGoldenTests {
-    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Golden")
+    static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Golden")
     static let restoreTime = UTCTime(parsing: "2026-01-02T03:04:05.678Z")!.date
 
     static func relativePath(_ plan: RestorePlan) -> RelativePath { RelativePath(plan: plan, time: restoreTime) }
 
     static func normalised(_ text: String) -> String {
-        text.replacingOccurrences(of: #"<CreationTime xmlns="">[^<]*</CreationTime>"#, with: #"<CreationTime xmlns="">NORMALISED</CreationTime>"#,
-                                  options: .regularExpression)
+        text.replacingOccurrences(
+            of: #"<CreationTime xmlns="">[^<]*</CreationTime>"#,
+            with: #"<CreationTime xmlns="">NORMALISED</CreationTime>"#,
+            options: .regularExpression)
     }
 
     func compare(_ name: String, _ entry: CatalogueImportFile.Mous) throws {

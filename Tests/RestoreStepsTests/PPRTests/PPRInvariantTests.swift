@@ -11,7 +11,9 @@ import DropboxTestKit
     }
 
     /// Applies `corrupt` to a good PPR and expects the read-back check to fail with a violation containing `fragment`.
-    func expectCaught(_ fragment: String, _ corrupt: (String) -> String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectCaught(
+        _ fragment: String, _ corrupt: (String) -> String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let (text, plan, path) = try written()
         let bad = corrupt(text)
         #expect(bad != text, "the corruption changed nothing", sourceLocation: sourceLocation)
@@ -46,8 +48,12 @@ import DropboxTestKit
     }
 
     @Test func whitespaceInAsdmDiskName() throws {
-        try expectCaught("rule 5: SciPipeRequest/ProcessingRequests/ProcessingRequest/DataSet/SchedBlockSet/SchedBlockIdentifier/AsdmIdentifier/AsdmDiskName has whitespace") {
-            $0.replacingOccurrences(of: ">uid___A002_Xc7111c_X3979</AsdmDiskName>", with: ">\n    uid___A002_Xc7111c_X3979\n</AsdmDiskName>")
+        try expectCaught(
+            "rule 5: SciPipeRequest/ProcessingRequests/ProcessingRequest/DataSet/SchedBlockSet/SchedBlockIdentifier/AsdmIdentifier/AsdmDiskName has whitespace"
+        ) {
+            $0.replacingOccurrences(
+                of: ">uid___A002_Xc7111c_X3979</AsdmDiskName>", with: ">\n    uid___A002_Xc7111c_X3979\n</AsdmDiskName>"
+            )
         }
     }
 
@@ -56,27 +62,38 @@ import DropboxTestKit
             $0.replacingOccurrences(of: ">SESSION_2<", with: ">SESSION_4<")
         }
         try expectCaught("the pipeline would put uid___A002_Xc7111c_X86a7 in session_1, the plan says session_2") {
-            $0.replacingOccurrences(of: ">SESSION_1<", with: ">SESSION_0<").replacingOccurrences(of: ">SESSION_0<", with: ">PROCESS<")
+            $0.replacingOccurrences(of: ">SESSION_1<", with: ">SESSION_0<").replacingOccurrences(
+                of: ">SESSION_0<", with: ">PROCESS<")
         }
     }
 
     @Test func lowerCaseOrDuplicateSessionKeyword() throws {
-        try expectCaught("is not SESSION_<n> in upper case") { $0.replacingOccurrences(of: ">SESSION_3<", with: ">session_3<") }
+        try expectCaught("is not SESSION_<n> in upper case") {
+            $0.replacingOccurrences(of: ">SESSION_3<", with: ">session_3<")
+        }
         try expectCaught("SESSION_2 appears twice") { $0.replacingOccurrences(of: ">SESSION_3<", with: ">SESSION_2<") }
     }
 
     @Test func pipeWithoutSpaces() throws {
-        try expectCaught("rule 6") { $0.replacingOccurrences(of: "uid___A002_Xc7111c_X3979 | uid___A002_Xc7111c_X409e", with: "uid___A002_Xc7111c_X3979|uid___A002_Xc7111c_X409e") }
+        try expectCaught("rule 6") {
+            $0.replacingOccurrences(
+                of: "uid___A002_Xc7111c_X3979 | uid___A002_Xc7111c_X409e",
+                with: "uid___A002_Xc7111c_X3979|uid___A002_Xc7111c_X409e")
+        }
     }
 
     @Test func asdmSuffixOrWrongDiskName() throws {
         try expectCaught("rule 7: AsdmDiskName \"uid___A002_Xc7111c_X3979.asdm.sdm\"") {
-            $0.replacingOccurrences(of: ">uid___A002_Xc7111c_X3979</AsdmDiskName>", with: ">uid___A002_Xc7111c_X3979.asdm.sdm</AsdmDiskName>")
+            $0.replacingOccurrences(
+                of: ">uid___A002_Xc7111c_X3979</AsdmDiskName>",
+                with: ">uid___A002_Xc7111c_X3979.asdm.sdm</AsdmDiskName>")
         }
     }
 
     @Test func absoluteRelativePath() throws {
-        try expectCaught("rule 2: RelativePath \"/data/") { $0.replacingOccurrences(of: "<RelativePath xmlns=\"\">", with: "<RelativePath xmlns=\"\">/data/") }
+        try expectCaught("rule 2: RelativePath \"/data/") {
+            $0.replacingOccurrences(of: "<RelativePath xmlns=\"\">", with: "<RelativePath xmlns=\"\">/data/")
+        }
     }
 
     @Test func missingExecBlockId() throws {
@@ -90,7 +107,9 @@ import DropboxTestKit
     }
 
     @Test func commentInsideALeaf() throws {
-        try expectCaught("contains a comment node") { $0.replacingOccurrences(of: ">SESSION_1<", with: ">SESSION_1<!-- x --><") }
+        try expectCaught("contains a comment node") {
+            $0.replacingOccurrences(of: ">SESSION_1<", with: ">SESSION_1<!-- x --><")
+        }
     }
 
     @Test func commandWithoutParameterSetAndEmptyMousRef() throws {
@@ -105,7 +124,9 @@ import DropboxTestKit
     }
 
     @Test func numericLookingValue() throws {
-        try expectCaught("rule 8") { $0.replacingOccurrences(of: ">uid___A002_Xc72427_X2dfe</Value>", with: ">12345</Value>") }
+        try expectCaught("rule 8") {
+            $0.replacingOccurrences(of: ">uid___A002_Xc72427_X2dfe</Value>", with: ">12345</Value>")
+        }
     }
 
     @Test func writeChecksThenWritesAtomically() throws {
@@ -138,7 +159,10 @@ import DropboxTestKit
         #expect(summary.procedureTitle == "hifa_restore")
         #expect(summary.commands == ["hifa_restoredata"])
         #expect(summary.sessionCount == 3)
-        #expect(summary.asdms.map(\.asdmDiskName) == ["uid___A002_Xc7111c_X3979", "uid___A002_Xc7111c_X409e", "uid___A002_Xc72427_X2dfe"])
+        #expect(
+            summary.asdms.map(\.asdmDiskName) == [
+                "uid___A002_Xc7111c_X3979", "uid___A002_Xc7111c_X409e", "uid___A002_Xc72427_X2dfe",
+            ])
         #expect(summary.asdms.map(\.session) == ["session_1", "session_1", "session_3"])
         #expect(summary.asdms.map(\.execBlockId) == [SeedMous.eb1, SeedMous.eb2, SeedMous.eb4])
     }

@@ -5,7 +5,8 @@ import DropboxTestKit
 
 @Suite(.tags(.unit)) struct XMLTreeTests {
     @Test func readsByLocalNameAcrossNamespaces() throws {
-        let tree = try XMLTree.parse(string: "<a:r xmlns:a=\"A\" xmlns:b=\"B\"><b:x k=\"v &amp; w\">t &lt; u</b:x><x>2</x></a:r>")
+        let tree = try XMLTree.parse(
+            string: "<a:r xmlns:a=\"A\" xmlns:b=\"B\"><b:x k=\"v &amp; w\">t &lt; u</b:x><x>2</x></a:r>")
         let root = try #require(tree.root)
         #expect(root.localName == "r")
         #expect(root.namespaceURI == "A")
@@ -33,7 +34,10 @@ import DropboxTestKit
         try writer.leaf("empty", "")
         try writer.end()
         let text = try writer.finish()
-        #expect(text == "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<r>\n    <v xmlns=\"\">a &lt; b &amp; &quot;c&quot;</v>\n    <empty/>\n</r>\n")
+        #expect(
+            text
+                == "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<r>\n    <v xmlns=\"\">a &lt; b &amp; &quot;c&quot;</v>\n    <empty/>\n</r>\n"
+        )
         #expect(try XMLTree.parse(string: text).root?.element("v")?.text == "a < b & \"c\"")
     }
 }

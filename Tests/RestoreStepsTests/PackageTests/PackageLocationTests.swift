@@ -7,9 +7,11 @@ import DropboxTestKit
 @Suite(.tags(.unit)) struct PackageLocationTests {
     @Test(arguments: [
         ("relative/pkg", "absolute"), ("pkg", "absolute"), ("", "1–4096"),
-        ("/data/pkgs/../etc", "'..'"), ("/data/./pkgs", "'..'"), ("/data/pkg\u{1}", "control"), ("/data/pkg\n", "control"),
+        ("/data/pkgs/../etc", "'..'"), ("/data/./pkgs", "'..'"), ("/data/pkg\u{1}", "control"),
+        ("/data/pkg\n", "control"),
         ("/data/pkg\u{7F}", "control"), ("https://user:secret@archive.example/pkgs/", "credentials"),
-        ("https://user@archive.example/pkgs/", "credentials"), ("https:///nohost", "not a valid"), ("ftp://archive.example/pkg", "absolute"),
+        ("https://user@archive.example/pkgs/", "credentials"), ("https:///nohost", "not a valid"),
+        ("ftp://archive.example/pkg", "absolute"),
     ])
     func refusedAsWritten(location: String, reason: String) throws {
         let problem = try #require(PackageLocation.problem(location), "\(location) accepted")
@@ -25,8 +27,11 @@ import DropboxTestKit
 
     func tree() throws -> (root: String, outside: String) {
         let base = try SeedMous.temporaryDirectory().path
-        let root = base + "/root", outside = base + "/root2"
-        for dir in [root + "/pkg/sub", outside + "/pkg"] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let root = base + "/root"
+        let outside = base + "/root2"
+        for dir in [root + "/pkg/sub", outside + "/pkg"] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
         return (PackageLocation.realPath(root)!, PackageLocation.realPath(outside)!)
     }
 
@@ -40,7 +45,8 @@ import DropboxTestKit
     @Test func confinesToTheRoots() throws {
         let (root, outside) = try tree()
         #expect(try PackageLocation.confine(root + "/pkg", roots: [root]) == root + "/pkg")
-        #expect(try PackageLocation.confine(root + "/pkg/sub", roots: ["/nonexistent-root", root]) == root + "/pkg/sub")
+        #expect(
+            try PackageLocation.confine(root + "/pkg/sub", roots: ["/nonexistent-root", root]) == root + "/pkg/sub")
         #expect(try PackageLocation.confine(root, roots: [root]) == root, "the root itself is allowed")
         // root2 starts with root's text but is not beneath it.
         #expect(failure(outside + "/pkg", roots: [root])?.code == .packageNotAllowed)
@@ -71,11 +77,20 @@ import DropboxTestKit
 
     @Test func urlPrefixes() throws {
         let prefixes = ["https://archive.example/pkgs"]
-        #expect(try PackageLocation.confine(url: "https://archive.example/pkgs/a", prefixes: prefixes) == "https://archive.example/pkgs/a/")
-        #expect(try PackageLocation.confine(url: "https://archive.example/pkgs/a/", prefixes: ["https://archive.example/pkgs/"]) == "https://archive.example/pkgs/a/")
-        for refused in ["https://archive.example/pkgsevil/a", "https://archive.example/other/a", "http://archive.example/pkgs/a",
-                        "https://archive.example/pkgs/../secret", "https://u:p@archive.example/pkgs/a"] {
-            #expect(throws: RestoreError.self, "\(refused)") { try PackageLocation.confine(url: refused, prefixes: prefixes) }
+        #expect(
+            try PackageLocation.confine(url: "https://archive.example/pkgs/a", prefixes: prefixes)
+                == "https://archive.example/pkgs/a/")
+        #expect(
+            try PackageLocation.confine(
+                url: "https://archive.example/pkgs/a/", prefixes: ["https://archive.example/pkgs/"])
+                == "https://archive.example/pkgs/a/")
+        for refused in [
+            "https://archive.example/pkgsevil/a", "https://archive.example/other/a", "http://archive.example/pkgs/a",
+            "https://archive.example/pkgs/../secret", "https://u:p@archive.example/pkgs/a",
+        ] {
+            #expect(throws: RestoreError.self, "\(refused)") {
+                try PackageLocation.confine(url: refused, prefixes: prefixes)
+            }
         }
         do {
             _ = try PackageLocation.confine(url: "https://archive.example/pkgs/a", prefixes: [])

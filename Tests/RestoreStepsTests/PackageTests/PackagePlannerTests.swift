@@ -5,7 +5,8 @@ import DropboxTestKit
 
 /// PackagePlanner.plan on hand-built PackageContents (no file system).
 @Suite(.tags(.unit)) struct PackagePlannerTests {
-    static let member = "/pkgs/p/2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f"
+    static let member =
+        "/pkgs/p/2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f"
     static let ous = "uid___A001_X1284_X265f"
     static func disk(_ eb: String) -> String { AlmaUid(eb)!.sanitized }
 
@@ -16,11 +17,13 @@ import DropboxTestKit
             body += "<session name=\"\(name)\"><caltables name=\"\(ous).\(name).caltables.tgz\"/>"
             for eb in ebs {
                 let ms = disk(eb) + ".ms"
-                body += "<asdm name=\"\(ms)\"><finalflags name=\"\(ms).flagversions.tgz\"/><applycmds name=\"\(ms).calapply.txt\"/></asdm>"
+                body +=
+                    "<asdm name=\"\(ms)\"><finalflags name=\"\(ms).flagversions.tgz\"/><applycmds name=\"\(ms).calapply.txt\"/></asdm>"
             }
             body += "</session>"
         }
-        return try PipelineManifest.parse("""
+        return try PipelineManifest.parse(
+            """
             <?xml version="1.0" ?><piperesults name="\(ous)"><ous name="\(ous)"><pipeline_version name="2023.1.0.124"/>
             <casaversion name="6.5.4-9"/><procedure_name name="hifa_calimage"/>\(body)
             <aux_products_file name="\(ous).hifa_calimage.auxproducts.tgz"/></ous></piperesults>
@@ -28,7 +31,9 @@ import DropboxTestKit
     }
 
     /// Package files for the manifest's products, named `rename(name)`.
-    static func calibrationFiles(_ m: PipelineManifest, rename: (String) -> String = { "member." + $0 }) -> [String: String] {
+    static func calibrationFiles(
+        _ m: PipelineManifest, rename: (String) -> String = { "member." + $0 }
+    ) -> [String: String] {
         var names = ["member.\(ous).hifa_calimage.pipeline_manifest.xml"]
         for s in m.sessions {
             names += [s.caltables].compactMap { $0 }.map(rename)
@@ -37,25 +42,39 @@ import DropboxTestKit
         return Dictionary(uniqueKeysWithValues: names.map { ($0, member + "/calibration/" + $0) })
     }
 
-    static func contents(_ sessions: [(String, [String])] = [("session_1", [SeedMous.eb1, SeedMous.eb2]), ("session_3", [SeedMous.eb4])],
-                         ppr: CalibrationPPR? = nil) throws -> PackageContents {
+    static func contents(
+        _ sessions: [(String, [String])] = [
+            ("session_1", [SeedMous.eb1, SeedMous.eb2]), ("session_3", [SeedMous.eb4]),
+        ],
+        ppr: CalibrationPPR? = nil
+    ) throws -> PackageContents {
         let m = try manifest(sessions)
         let ebs = sessions.flatMap(\.1)
-        let asdms = Dictionary(uniqueKeysWithValues: ebs.map { (disk($0), AsdmSource(kind: .directory, path: member + "/raw/\(disk($0)).asdm.sdm", size: 10)) })
+        let asdms = Dictionary(
+            uniqueKeysWithValues: ebs.map {
+                (disk($0), AsdmSource(kind: .directory, path: member + "/raw/\(disk($0)).asdm.sdm", size: 10))
+            })
         return PackageContents(
-            location: "/pkgs/p", tree: MemberTree(path: member)!, calibrationFiles: calibrationFiles(m), scriptFiles: ["member.\(ous).scriptForPI.py": member + "/script/x"],
+            location: "/pkgs/p", tree: MemberTree(path: member)!, calibrationFiles: calibrationFiles(m),
+            scriptFiles: ["member.\(ous).scriptForPI.py": member + "/script/x"],
             asdms: asdms, manifest: .init(name: "member.\(ous).hifa_calimage.pipeline_manifest.xml", document: m),
             calibrationPPR: ppr.map { .init(name: "PPR_\(ous).pprequest.xml", document: $0) })
     }
 
     static func ppr(_ ebs: [String], ous: String = SeedMous.mous) -> CalibrationPPR {
-        CalibrationPPR(proposalCode: "2017.1.00886.L", obsProject: AlmaUid("uid://A001/X1284/X2649"), obsUnitSetPartId: "X1583216498",
-                       title: "Orion", projectStatus: AlmaUid("uid://A001/X1284/X264a"), ousStatus: AlmaUid(ous),
-                       schedBlock: AlmaUid("uid://A001/X1284/X2660"), schedBlockStatus: AlmaUid("uid://A001/X1284/X2661"), schedBlockTitle: "Orion_a_06_TM1",
-                       asdms: ebs.map { PPRSummary.Asdm(execBlockId: $0, asdmDiskName: disk($0), session: "session_1") }, sessionCount: 1)
+        CalibrationPPR(
+            proposalCode: "2017.1.00886.L", obsProject: AlmaUid("uid://A001/X1284/X2649"),
+            obsUnitSetPartId: "X1583216498",
+            title: "Orion", projectStatus: AlmaUid("uid://A001/X1284/X264a"), ousStatus: AlmaUid(ous),
+            schedBlock: AlmaUid("uid://A001/X1284/X2660"), schedBlockStatus: AlmaUid("uid://A001/X1284/X2661"),
+            schedBlockTitle: "Orion_a_06_TM1",
+            asdms: ebs.map { PPRSummary.Asdm(execBlockId: $0, asdmDiskName: disk($0), session: "session_1") },
+            sessionCount: 1)
     }
 
-    func failure(_ contents: PackageContents, request: RestoreRequest = RestoreRequest(mous: SeedMous.mous)) -> RestoreError? {
+    func failure(
+        _ contents: PackageContents, request: RestoreRequest = RestoreRequest(mous: SeedMous.mous)
+    ) -> RestoreError? {
         do {
             _ = try PackagePlanner.plan(for: request, contents: contents)
             return nil
@@ -68,7 +87,9 @@ import DropboxTestKit
         #expect(plan.sessions.sessions.map(\.execBlocks.count) == [2, 0, 1])
         #expect(plan.sessions.notes.first?.contains("SESSION_2") == true, "\(plan.sessions.notes)")
         #expect(plan.execBlocks.map(\.sessionNumber) == [1, 1, 3])
-        #expect(plan.execBlocks.map(\.uid.rawValue) == [SeedMous.eb1, SeedMous.eb2, SeedMous.eb4], "manifest order without a PPR")
+        #expect(
+            plan.execBlocks.map(\.uid.rawValue) == [SeedMous.eb1, SeedMous.eb2, SeedMous.eb4],
+            "manifest order without a PPR")
     }
 
     @Test func ebOrderComesFromTheCalibrationPPR() throws {
@@ -86,7 +107,9 @@ import DropboxTestKit
         let contents = try Self.contents(ppr: Self.ppr([SeedMous.eb4, SeedMous.eb3]))
         let plan = try PackagePlanner.plan(for: RestoreRequest(mous: SeedMous.mous), contents: contents)
         #expect(plan.execBlocks.map(\.uid.rawValue) == [SeedMous.eb1, SeedMous.eb2, SeedMous.eb4])
-        #expect(plan.package?.notes.contains { $0.contains("the manifest's are restored") && $0.contains(SeedMous.eb3) } == true)
+        #expect(
+            plan.package?.notes.contains { $0.contains("the manifest's are restored") && $0.contains(SeedMous.eb3) }
+                == true)
     }
 
     @Test func placeholdersWithoutAPPR() throws {
@@ -95,10 +118,16 @@ import DropboxTestKit
         #expect(PackagePlanner.unknownUid.rawValue == placeholder)
         #expect(plan.record.obsProject.rawValue == placeholder)
         #expect(plan.record.projectStatus.rawValue == placeholder)
-        #expect(plan.record.schedBlock.uid.rawValue == placeholder && plan.record.schedBlock.statusUid.rawValue == placeholder)
-        #expect(plan.record.title == "Undefined" && plan.record.schedBlock.name == "Undefined" && plan.record.obsUnitSetPartId == "Undefined")
+        #expect(
+            plan.record.schedBlock.uid.rawValue == placeholder
+                && plan.record.schedBlock.statusUid.rawValue == placeholder)
+        #expect(
+            plan.record.title == "Undefined" && plan.record.schedBlock.name == "Undefined"
+                && plan.record.obsUnitSetPartId == "Undefined")
         #expect(plan.record.project == "2017.1.00886.L")
-        #expect(plan.record.sous.rawValue == "uid://A001/X1284/X265d" && plan.record.gous.rawValue == "uid://A001/X1284/X265e")
+        #expect(
+            plan.record.sous.rawValue == "uid://A001/X1284/X265d"
+                && plan.record.gous.rawValue == "uid://A001/X1284/X265e")
         #expect(plan.package?.structureSource == "defaults")
         #expect(plan.package?.notes.contains { $0.contains("no pprequest.xml") } == true)
     }
@@ -107,17 +136,26 @@ import DropboxTestKit
         var contents = try Self.contents()
         // Session 3's caltables in the compact form.
         contents.calibrationFiles.removeValue(forKey: "member.\(Self.ous).session_3.caltables.tgz")
-        contents.calibrationFiles["member.\(Self.ous).s3.caltables.tgz"] = Self.member + "/calibration/member.\(Self.ous).s3.caltables.tgz"
+        contents.calibrationFiles["member.\(Self.ous).s3.caltables.tgz"] =
+            Self.member + "/calibration/member.\(Self.ous).s3.caltables.tgz"
         let plan = try PackagePlanner.plan(for: RestoreRequest(mous: SeedMous.mous), contents: contents)
         let products = try #require(plan.package?.products)
         let byName = Dictionary(uniqueKeysWithValues: products.map { ($0.name, $0.source) })
-        #expect(byName["\(Self.ous).session_1.caltables.tgz"] == Self.member + "/calibration/member.\(Self.ous).session_1.caltables.tgz")
-        #expect(byName["\(Self.ous).session_3.caltables.tgz"] == Self.member + "/calibration/member.\(Self.ous).s3.caltables.tgz")
-        #expect(byName["\(Self.ous).hifa_calimage.pipeline_manifest.xml"] != nil, "the manifest is staged without member.")
+        #expect(
+            byName["\(Self.ous).session_1.caltables.tgz"] == Self.member
+                + "/calibration/member.\(Self.ous).session_1.caltables.tgz")
+        #expect(
+            byName["\(Self.ous).session_3.caltables.tgz"] == Self.member
+                + "/calibration/member.\(Self.ous).s3.caltables.tgz")
+        #expect(
+            byName["\(Self.ous).hifa_calimage.pipeline_manifest.xml"] != nil, "the manifest is staged without member.")
         #expect(products.allSatisfy { !$0.name.hasPrefix("member.") })
-        #expect(products.count == 1 + 2 + 3 * 2, "manifest + 2 caltables + 3 × (flags, applycmds); the aux tgz is optional and absent")
+        #expect(
+            products.count == 1 + 2 + 3 * 2,
+            "manifest + 2 caltables + 3 × (flags, applycmds); the aux tgz is optional and absent")
         #expect(plan.products.map(\.file.ngasFileId).sorted() == products.map(\.name).sorted())
-        #expect(plan.package?.notes.contains { $0.contains("auxproducts.tgz") && $0.contains("does not need it") } == true)
+        #expect(
+            plan.package?.notes.contains { $0.contains("auxproducts.tgz") && $0.contains("does not need it") } == true)
     }
 
     @Test func refusals() throws {
@@ -142,19 +180,28 @@ import DropboxTestKit
         #expect(missing.message.contains(SeedMous.eb2))
 
         var truncated = try Self.contents()
-        truncated.asdms[Self.disk(SeedMous.eb4)] = AsdmSource(kind: .tar, path: "/pkgs/p/x.asdm.sdm.tar", size: 1000, incomplete: "1000 bytes is not a whole number of 512-byte tar blocks")
+        truncated.asdms[Self.disk(SeedMous.eb4)] = AsdmSource(
+            kind: .tar, path: "/pkgs/p/x.asdm.sdm.tar", size: 1000,
+            incomplete: "1000 bytes is not a whole number of 512-byte tar blocks")
         let short = try #require(failure(truncated))
         #expect(short.code == .packageFileTruncated)
         #expect(short.message.contains("x.asdm.sdm.tar") && short.message.contains("512-byte"))
 
-        #expect(failure(try Self.contents(), request: RestoreRequest(mous: "uid://A001/X1284/X2700"))?.code == .packageWrongMous)
+        #expect(
+            failure(try Self.contents(), request: RestoreRequest(mous: "uid://A001/X1284/X2700"))?.code
+                == .packageWrongMous)
         // A calibration PPR for another OUS is not used (noted), and the restore goes on with the defaults.
-        let foreign = try PackagePlanner.plan(for: RestoreRequest(mous: SeedMous.mous), contents: try Self.contents(ppr: Self.ppr([SeedMous.eb1], ous: "uid://A001/X1284/X2700")))
+        let foreign = try PackagePlanner.plan(
+            for: RestoreRequest(mous: SeedMous.mous),
+            contents: try Self.contents(ppr: Self.ppr([SeedMous.eb1], ous: "uid://A001/X1284/X2700")))
         #expect(foreign.package?.structureSource == "defaults")
-        #expect(foreign.package?.notes.contains { $0.contains("uid://A001/X1284/X2700") && $0.contains("not used") } == true)
+        #expect(
+            foreign.package?.notes.contains { $0.contains("uid://A001/X1284/X2700") && $0.contains("not used") } == true
+        )
         #expect(foreign.record.obsProject == PackagePlanner.unknownUid)
 
-        let badSession = try #require(failure(try Self.contents([("session_1", [SeedMous.eb1]), ("sessionB", [SeedMous.eb2])])))
+        let badSession = try #require(
+            failure(try Self.contents([("session_1", [SeedMous.eb1]), ("sessionB", [SeedMous.eb2])])))
         #expect(badSession.code == .packageInconsistent)
         #expect(badSession.message.contains("\"sessionB\""))
 

@@ -7,11 +7,13 @@ import DropboxTestKit
 /// PackageReader.read and RawdataStep.unpack/locateAsdm on small trees and tars built in a temp directory.
 @Suite(.tags(.unit)) struct PackageReaderTests {
     static let ous = "uid___A001_X1284_X265f"
-    static let treePath = "2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f"
+    static let treePath =
+        "2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f"
     static let disk1 = "uid___A002_Xc7111c_X3979", disk2 = "uid___A002_Xc7111c_X409e"
 
     static func write(_ path: String, _ text: String = "x") throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     }
 
@@ -25,8 +27,11 @@ import DropboxTestKit
     /// An untarred package: calibration (manifest), script, EB1 untarred; EB2 as a member-tree raw tar.
     static func package() throws -> (root: String, base: String) {
         let base = try SeedMous.temporaryDirectory().path
-        let root = base + "/pkg", member = root + "/" + treePath
-        try write(member + "/calibration/member.\(ous).hifa_calimage.pipeline_manifest.xml", """
+        let root = base + "/pkg"
+        let member = root + "/" + treePath
+        try write(
+            member + "/calibration/member.\(ous).hifa_calimage.pipeline_manifest.xml",
+            """
             <?xml version="1.0" ?><piperesults name="\(ous)"><ous name="\(ous)"><casaversion name="6.5.4-9"/>
             <session name="session_1"><caltables name="\(ous).session_1.caltables.tgz"/><asdm name="\(disk1).ms"><finalflags name="\(disk1).ms.flagversions.tgz"/><applycmds name="\(disk1).ms.calapply.txt"/></asdm><asdm name="\(disk2).ms"><finalflags name="\(disk2).ms.flagversions.tgz"/><applycmds name="\(disk2).ms.calapply.txt"/></asdm></session>
             </ous></piperesults>
@@ -39,14 +44,17 @@ import DropboxTestKit
         try write(member + "/script/member.\(ous).scriptForPI.py")
         try write(member + "/raw/\(disk1).asdm.sdm/ASDM.xml", "<ASDM/>")
         try write(base + "/secret.txt", "outside")
-        try FileManager.default.createSymbolicLink(atPath: member + "/calibration/member.\(ous).stolen.tgz", withDestinationPath: base + "/secret.txt")
-        try asdmTar("2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f/raw/\(disk2).asdm.sdm",
-                    top: "2017.1.00886.L", tar: root + "/2017.1.00886.L_\(disk2).asdm.sdm.tar")
+        try FileManager.default.createSymbolicLink(
+            atPath: member + "/calibration/member.\(ous).stolen.tgz", withDestinationPath: base + "/secret.txt")
+        try asdmTar(
+            "2017.1.00886.L/science_goal.uid___A001_X1284_X265d/group.uid___A001_X1284_X265e/member.uid___A001_X1284_X265f/raw/\(disk2).asdm.sdm",
+            top: "2017.1.00886.L", tar: root + "/2017.1.00886.L_\(disk2).asdm.sdm.tar")
         return (PackageLocation.realPath(root)!, PackageLocation.realPath(base)!)
     }
 
     static func read(_ root: String, scratch: String) throws -> PackageContents {
-        try PackageReader.read(root: root, location: root, mous: AlmaUid(SeedMous.mous)!, scratch: scratch, limits: ArchiveLimits())
+        try PackageReader.read(
+            root: root, location: root, mous: AlmaUid(SeedMous.mous)!, scratch: scratch, limits: ArchiveLimits())
     }
 
     @Test func readsAnUntarredPackageWithARawTar() throws {
@@ -57,7 +65,10 @@ import DropboxTestKit
         #expect(contents.manifest?.document.sessions.first?.asdms.count == 2)
         #expect(contents.scriptFiles.keys.sorted() == ["member.\(Self.ous).scriptForPI.py"])
         // The symlink to a file outside the package is not a calibration file.
-        #expect(contents.calibrationFiles.keys.sorted() == ["member.\(Self.ous).hifa_calimage.pipeline_manifest.xml", "member.\(Self.ous).session_1.caltables.tgz"]
+        #expect(
+            contents.calibrationFiles.keys.sorted() == [
+                "member.\(Self.ous).hifa_calimage.pipeline_manifest.xml", "member.\(Self.ous).session_1.caltables.tgz",
+            ]
                 + [Self.disk1, Self.disk2].flatMap { ["\($0).ms.calapply.txt", "\($0).ms.flagversions.tgz"] })
         #expect(!contents.calibrationFiles.values.contains { $0.hasSuffix("secret.txt") })
         #expect(contents.asdms[Self.disk1]?.kind == .directory)
@@ -80,10 +91,14 @@ import DropboxTestKit
         let contents = try Self.read(root, scratch: base + "/scratch")
         let reason = try #require(contents.asdms[Self.disk2]?.incomplete)
         #expect(reason.contains("two zero blocks"))
-        #expect(throws: RestoreError.self) { try PackagePlanner.plan(for: RestoreRequest(mous: SeedMous.mous), contents: contents) }
+        #expect(throws: RestoreError.self) {
+            try PackagePlanner.plan(for: RestoreRequest(mous: SeedMous.mous), contents: contents)
+        }
         try whole.prefix(1500).write(to: URL(fileURLWithPath: tarPath))
         #expect(PackageReader.tarIncompleteness(tarPath, size: 1500)?.contains("512-byte") == true)
-        #expect(PackageReader.tarIncompleteness(base + "/x.tar.gz", size: 1500) == nil, "compressed tars are checked when unpacked")
+        #expect(
+            PackageReader.tarIncompleteness(base + "/x.tar.gz", size: 1500) == nil,
+            "compressed tars are checked when unpacked")
     }
 
     @Test func asdmInTarReadsEveryLayout() throws {
@@ -102,8 +117,10 @@ import DropboxTestKit
         let (untarred, base) = try Self.package()
         let root = base + "/tars"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try FileManager.default.removeItem(atPath: untarred + "/" + Self.treePath + "/calibration/member.\(Self.ous).stolen.tgz")
-        try SafeArchive.createTar(of: untarred + "/2017.1.00886.L", at: root + "/2017.1.00886.L_\(Self.ous)_auxiliary.tar", gzip: false)
+        try FileManager.default.removeItem(
+            atPath: untarred + "/" + Self.treePath + "/calibration/member.\(Self.ous).stolen.tgz")
+        try SafeArchive.createTar(
+            of: untarred + "/2017.1.00886.L", at: root + "/2017.1.00886.L_\(Self.ous)_auxiliary.tar", gzip: false)
         let contents = try Self.read(root, scratch: base + "/scratch")
         #expect(contents.tree.path.hasPrefix(base + "/scratch/"))
         #expect(contents.manifest != nil)
@@ -114,7 +131,9 @@ import DropboxTestKit
     @Test func aPackageForAnotherMousIsRefused() throws {
         let (root, base) = try Self.package()
         do {
-            _ = try PackageReader.read(root: root, location: root, mous: AlmaUid("uid://A001/X1284/X2700")!, scratch: base + "/s", limits: ArchiveLimits())
+            _ = try PackageReader.read(
+                root: root, location: root, mous: AlmaUid("uid://A001/X1284/X2700")!, scratch: base + "/s",
+                limits: ArchiveLimits())
             Issue.record("another MOUS's package accepted")
         } catch {
             #expect(error.code == .packageWrongMous)
@@ -130,7 +149,10 @@ import DropboxTestKit
     @Test(arguments: [
         (Self.disk, Self.disk),
         ("\(Self.disk).asdm.sdm", "\(Self.disk).asdm.sdm"),
-        ("2017.1.00886.L/science_goal.uid___A001_X1_X2/group.uid___A001_X1_X3/member.uid___A001_X1_X4/raw/\(Self.disk).asdm.sdm", "2017.1.00886.L"),
+        (
+            "2017.1.00886.L/science_goal.uid___A001_X1_X2/group.uid___A001_X1_X3/member.uid___A001_X1_X4/raw/\(Self.disk).asdm.sdm",
+            "2017.1.00886.L"
+        ),
     ])
     func unpacksEachAcceptedLayout(relative: String, top: String) throws {
         let dir = try SeedMous.temporaryDirectory().path
@@ -139,7 +161,8 @@ import DropboxTestKit
         try FileManager.default.createDirectory(atPath: rawdata, withIntermediateDirectories: true)
         try RawdataStep.unpack(dir + "/eb.tar", as: Self.disk, into: rawdata, limits: ArchiveLimits())
         #expect(try String(contentsOfFile: rawdata + "/\(Self.disk)/ASDM.xml", encoding: .utf8) == "<ASDM/>")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: rawdata) == [Self.disk], "no staging directory left")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: rawdata) == [Self.disk], "no staging directory left")
     }
 
     @Test func refusesATarWithoutTheASDM() throws {
@@ -160,7 +183,8 @@ import DropboxTestKit
 
     @Test func locateAsdmNeedsExactlyOne() throws {
         let dir = try SeedMous.temporaryDirectory().path
-        try FileManager.default.createDirectory(atPath: dir + "/a/raw/\(Self.disk).asdm.sdm", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: dir + "/a/raw/\(Self.disk).asdm.sdm", withIntermediateDirectories: true)
         #expect(RawdataStep.locateAsdm(Self.disk, in: dir) == dir + "/a/raw/\(Self.disk).asdm.sdm")
         try FileManager.default.createDirectory(atPath: dir + "/b/raw/\(Self.disk)", withIntermediateDirectories: true)
         #expect(RawdataStep.locateAsdm(Self.disk, in: dir) == nil, "two candidates")

@@ -26,7 +26,8 @@ struct PackageStagingCancelTests {
     }
 
     @Test func cancellingDuringALargeProductStopsInsideIt() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("staging-cancel-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("staging-cancel-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: dir + "/package", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/products", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -45,10 +46,13 @@ struct PackageStagingCancelTests {
         try handle.close()
         let bigSize = Int64(blocks << 20)
         let staging = PackageStaging(
-            location: dir + "/package", memberDirectory: dir + "/package", structureSource: "defaults", casaVersion: nil,
+            location: dir + "/package", memberDirectory: dir + "/package", structureSource: "defaults",
+            casaVersion: nil,
             pipelineVersion: nil,
-            products: [StagedProduct(name: "small.txt", source: dir + "/package/small.txt", size: Int64(smallData.count)),
-                       StagedProduct(name: "big.caltables.tgz", source: big, size: bigSize)],
+            products: [
+                StagedProduct(name: "small.txt", source: dir + "/package/small.txt", size: Int64(smallData.count)),
+                StagedProduct(name: "big.caltables.tgz", source: big, size: bigSize),
+            ],
             asdms: [:], notes: [])
         let reporter = HoldingReporter(small: Int64(smallData.count))
         let task = Task {

@@ -30,7 +30,8 @@ private final class Recorder: PipelineObserver, StepReporter, Sendable {
 }
 
 private func pipeline(_ behaviours: [StepName: @Sendable () async throws -> Void] = [:]) -> RestorePipeline<Recorder> {
-    RestorePipeline(steps: StepName.allCases.map { name in ScriptedStep(name: name, behaviour: behaviours[name] ?? {}) })
+    RestorePipeline(
+        steps: StepName.allCases.map { name in ScriptedStep(name: name, behaviour: behaviours[name] ?? {}) })
 }
 
 @Suite(.tags(.integration), .selected(.integration)) struct RestorePipelineTests {
@@ -38,7 +39,9 @@ private func pipeline(_ behaviours: [StepName: @Sendable () async throws -> Void
         let r = Recorder()
         let outcome = await pipeline().run(r, observer: r, reporter: r)
         #expect(outcome == .succeeded)
-        let expected = StepName.allCases.flatMap { ["start \($0.rawValue)", "run \($0.rawValue)", "progress 0.5", "done \($0.rawValue)"] }
+        let expected = StepName.allCases.flatMap {
+            ["start \($0.rawValue)", "run \($0.rawValue)", "progress 0.5", "done \($0.rawValue)"]
+        }
         #expect(r.log == expected)
         #expect(StepName.allCases.map(\.number) == [1, 2, 3, 4, 5, 6])
         #expect(StepName(number: 5) == .casa && StepName(number: 7) == nil)
@@ -53,8 +56,12 @@ private func pipeline(_ behaviours: [StepName: @Sendable () async throws -> Void
 
     @Test func aFailingStepStopsThePipelineAndIsNamed() async {
         let r = Recorder()
-        let outcome = await pipeline([.calibration: { throw RestoreError("manifestMissingSession", "no session_2") }]).run(r, observer: r, reporter: r)
-        guard case .failed(let error) = outcome else { Issue.record("\(outcome)"); return }
+        let outcome = await pipeline([.calibration: { throw RestoreError("manifestMissingSession", "no session_2") }])
+            .run(r, observer: r, reporter: r)
+        guard case .failed(let error) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(error.code == "manifestMissingSession")
         #expect(error.step == .calibration)
         #expect(!r.log.contains("run ppr"))
@@ -65,13 +72,18 @@ private func pipeline(_ behaviours: [StepName: @Sendable () async throws -> Void
         struct Boom: Error {}
         let r = Recorder()
         let outcome = await pipeline([.ppr: { throw Boom() }]).run(r, observer: r, reporter: r)
-        guard case .failed(let error) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .failed(let error) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(error.code == .internalError && error.step == .ppr)
     }
 
     @Test func cancellationDuringAStepEndsAsCancelled() async {
         let r = Recorder()
-        let task = Task { await pipeline([.casa: { try await Task.sleep(for: .seconds(30)) }]).run(r, observer: r, reporter: r) }
+        let task = Task {
+            await pipeline([.casa: { try await Task.sleep(for: .seconds(30)) }]).run(r, observer: r, reporter: r)
+        }
         while !r.log.contains("run casa") { try? await Task.sleep(for: .milliseconds(5)) }
         task.cancel()
         let outcome = await task.value
