@@ -163,17 +163,22 @@ def _max_expanded(limits, compressed):
 
 def safe_extract(tgz, dest, members_filter=None, limits=None):
     """Extract a tarball into dest, all or nothing: every member is checked before anything is written, also the
-    ones the filter skips. Refused (StepError): absolute paths, '..', links of any kind, anything that is not a
-    regular file or a directory (devices, FIFOs), set-user-ID or set-group-ID files, a member whose directory in
-    dest is (or goes through) a symbolic link, and the limits (`limits` overrides DEFAULT_LIMITS: entries, total
-    and per-file size, expansion ratio against the compressed size; checked on each header before reading on).
-    Files are written with their mode minus set-id bits, never following a link, not chowned."""
+    ones the filter skips. Refused (StepError): absolute paths, '..', symbolic links, anything that is not a
+    regular file, a directory or an allowed hard link (devices, FIFOs), set-user-ID or set-group-ID files, a
+    member whose directory in dest is (or goes through) a symbolic link, and the limits (`limits` overrides
+    DEFAULT_LIMITS: entries, total and per-file size, expansion ratio against the compressed size; checked on each
+    header before reading on). A hard link is allowed only to a regular file an earlier member extracted (no set-id
+    bits, no data of its own) and counts against the size limits as a copy: the agent's SafeArchive applies the
+    same rule (tests/data/malicious-archives.json tests both). It is made with link(2), or written as a copy when
+    the filter skipped its file. Files are written with their mode minus set-id bits, never following a link, not
+    chowned."""
     lim = dict(DEFAULT_LIMITS, **check_limits(limits, "limits for %s" % os.path.basename(tgz)))
     dest = os.path.abspath(dest)
     real_dest = os.path.realpath(dest)
     label = os.path.basename(tgz)
     max_expanded = min(_max_expanded(lim, os.path.getsize(tgz)), lim["maxTotalBytes"])
     selected = []
+    regular = {}  # normalised member path -> the regular file member there now (hard links: their file's member)
     with tarfile.open(tgz, "r:*") as tf:
         count = total = 0
         for m in tf:
@@ -186,16 +191,23 @@ def safe_extract(tgz, dest, members_filter=None, limits=None):
             target = os.path.abspath(os.path.join(dest, *parts))
             if not (target == dest or target.startswith(dest + os.sep)):
                 raise StepError("unsafe path in %s: %s" % (label, m.name))
-            if m.issym() or m.islnk():
+            if m.issym():
                 raise StepError("link in %s: %s" % (label, m.name))
-            if not (m.isreg() or m.isdir()):
+            source = _hard_link_source(m, regular, label) if m.islnk() else None
+            if not (m.isreg() or m.isdir() or source):
                 raise StepError("not a regular file or directory in %s: %s" % (label, m.name))
-            if m.isreg() and m.mode & 0o6000:
+            if not m.isdir() and m.mode & 0o6000:
                 raise StepError("set-user-ID or set-group-ID file in %s: %s" % (label, m.name))
             if m.size > lim["maxEntryBytes"]:
                 raise StepError("%s: %s is %d bytes, above the %d-byte limit"
                                 % (label, m.name, m.size, lim["maxEntryBytes"]))
-            total += max(0, m.size)
+            key = "/".join(parts)
+            if m.isdir():
+                regular.pop(key, None)  # a directory replaces a file of that name
+            else:
+                regular[key] = source or m
+            # A hard link costs no space here, but counts as a copy of its file (it may be written as one).
+            total += max(0, m.size) + (source.size if source else 0)
             if total > lim["maxTotalBytes"]:
                 raise StepError("%s expands to more than %d bytes" % (label, lim["maxTotalBytes"]))
             if total > max_expanded:
@@ -207,9 +219,10 @@ def safe_extract(tgz, dest, members_filter=None, limits=None):
                 raise StepError("%s: %s would be written through a symbolic link" % (label, m.name))
             if members_filter and not members_filter(m.name):
                 continue
-            selected.append((m, target))
+            selected.append((m, target, source))
         names = []
-        for m, target in selected:
+        written = {}  # id of a regular file member -> where this extraction wrote it (for hard links to it)
+        for m, target, source in selected:
             if m.isdir():
                 os.makedirs(target, mode=0o755, exist_ok=True)
                 names.append(m.name)
@@ -217,24 +230,52 @@ def safe_extract(tgz, dest, members_filter=None, limits=None):
             os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
             if os.path.islink(target) or os.path.isdir(target):
                 raise StepError("%s: %s already exists as a link or directory" % (label, m.name))
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            written = 0
-            with os.fdopen(fd, "wb") as out, tf.extractfile(m) as data:
-                while True:
-                    block = data.read(1 << 20)
-                    if not block:
-                        break
-                    written += len(block)
-                    if written > m.size:
-                        raise StepError("%s: %s is longer than its header says" % (label, m.name))
-                    out.write(block)
-                os.fchmod(out.fileno(), m.mode & 0o777)
-            os.utime(target, (m.mtime, m.mtime), follow_symlinks=False)
+            if os.path.lexists(target):
+                os.unlink(target)  # never write into an earlier file's inode (a hard link may share it)
+            file_member = source or m
+            if source and os.path.isfile(written.get(id(source), "")):
+                os.link(written[id(source)], target, follow_symlinks=False)
+            else:
+                _write_member(tf, file_member, target, label)
+                written.setdefault(id(file_member), target)
             names.append(m.name)
-        for m, target in selected:
+        for m, target, _ in selected:
             if m.isdir():
                 os.chmod(target, (m.mode & 0o777) | 0o700)
     return names
+
+
+def _hard_link_source(m, regular, label):
+    """The regular file member a hard link member `m` may link to (see safe_extract), else StepError."""
+    link_parts = [p for p in m.linkname.split("/") if p not in ("", ".")]
+    if not m.linkname or m.linkname.startswith("/") or ".." in link_parts or not link_parts or "\0" in m.linkname:
+        raise StepError("unsafe hard link in %s: %s -> %s" % (label, m.name, m.linkname))
+    source = regular.get("/".join(link_parts))
+    if source is None:
+        raise StepError("hard link in %s: %s -> %s, which is not a regular file an earlier member extracted"
+                        % (label, m.name, m.linkname))
+    if source.mode & 0o6000:
+        raise StepError("hard link in %s: %s -> %s, a set-user-ID or set-group-ID file" % (label, m.name, m.linkname))
+    if m.size:
+        raise StepError("hard link in %s: %s -> %s carrying %d bytes of data" % (label, m.name, m.linkname, m.size))
+    return source
+
+
+def _write_member(tf, m, target, label):
+    """Writes regular file member m's data to target (a new file, never following a link), then mode and time."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    written = 0
+    with os.fdopen(fd, "wb") as out, tf.extractfile(m) as data:
+        while True:
+            block = data.read(1 << 20)
+            if not block:
+                break
+            written += len(block)
+            if written > m.size:
+                raise StepError("%s: %s is longer than its header says" % (label, m.name))
+            out.write(block)
+        os.fchmod(out.fileno(), m.mode & 0o777)
+    os.utime(target, (m.mtime, m.mtime), follow_symlinks=False)
 
 
 def step_importasdm(a):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Builds the hostile tar archives described in tests/data/malicious-archives.json.
+"""Builds the hostile tar archives described in tests/data/malicious-archives.json (its "cases", refused, and its
+"accepted", which every extractor must extract).
 
     make-malicious-archives.py [TABLE] OUTDIR [CASE...]
 
@@ -70,7 +71,8 @@ def main(argv):
     outdir, wanted = argv[0], set(argv[1:])
     os.makedirs(outdir, exist_ok=True)
     with open(table) as f:
-        cases = json.load(f)["cases"]
+        doc = json.load(f)
+    cases = doc["cases"] + doc.get("accepted", [])
     for case in cases:
         if not wanted or case["name"] in wanted:
             write_case(case, os.path.join(outdir, case["name"] + ".tgz"))

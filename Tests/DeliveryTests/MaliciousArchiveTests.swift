@@ -14,6 +14,8 @@ enum MaliciousTable {
         var name: String
         var why: String
         var limits: [String: Int64]
+        /// Accepted cases: path → content of what must be extracted.
+        var expect: [String: String] = [:]
         var testDescription: String { name }
 
         var archiveLimits: ArchiveLimits {
@@ -26,17 +28,23 @@ enum MaliciousTable {
         }
     }
 
-    static let cases: [Case] = {
+    /// The hostile archives, which every extractor refuses.
+    static let cases: [Case] = load("cases")
+    /// The archives every extractor must accept (the hard link rule's allowed side).
+    static let accepted: [Case] = load("accepted")
+
+    static func load(_ key: String) -> [Case] {
         guard let data = FileManager.default.contents(atPath: table),
             let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-            let list = root["cases"] as? [[String: Any]]
+            let list = root[key] as? [[String: Any]]
         else { return [] }
         return list.map { item in
             Case(
                 name: item["name"] as? String ?? "?", why: item["why"] as? String ?? "",
-                limits: (item["limits"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.int64Value })
+                limits: (item["limits"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.int64Value },
+                expect: item["expect"] as? [String: String] ?? [:])
         }
-    }()
+    }
 
     /// Builds `<name>.tgz` for one case in `directory`.
     static func build(_ name: String, in directory: String) throws {
@@ -106,6 +114,61 @@ struct MaliciousArchiveTests {
             try SafeArchive.extract(dir.path + "/\(item.name).tgz", into: target2, limits: item.archiveLimits)
         }
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: target2)) ?? ["?"]).isEmpty)
+    }
+
+    @Test(
+        "the accepted archives extract: hard links share their file and count against the limits as copies",
+        arguments: MaliciousTable.accepted, [BeneathResolver.Mode.kernel, .refuseLinkChains])
+    func accepted(_ item: MaliciousTable.Case, mode: BeneathResolver.Mode) throws {
+        if mode == .kernel && !BeneathResolver.kernelHasOpenat2 { return }
+        let dir = try TemporaryDirectory("accepted-\(item.name)")
+        defer { dir.remove() }
+        try MaliciousTable.build(item.name, in: dir.path)
+        let archive = dir.path + "/\(item.name).tgz"
+        let target = try dir.sub("target")
+        _ = try ArchiveExtraction(archivePath: archive, staging: target, limits: item.archiveLimits, resolution: mode)
+            .run()
+        #expect(!item.expect.isEmpty)
+        var inodes = Set<UInt>()
+        for (path, content) in item.expect {
+            #expect(try String(contentsOfFile: target + "/" + path, encoding: .utf8) == content, "\(path)")
+            var st = stat()
+            #expect(lstat(target + "/" + path, &st) == 0)
+            inodes.insert(UInt(st.st_ino))
+        }
+        #expect(inodes.count == 1, "hard links share their file")
+        // The case's total limit is exactly the size of the copies: one byte less is refused.
+        var tighter = item.archiveLimits
+        tighter.maxTotalBytes -= 1
+        let target2 = try dir.sub("target2")
+        let error = try #require(throws: DeliveryError.self) {
+            try SafeArchive.extract(archive, into: target2, limits: tighter)
+        }
+        #expect(error.code == .archiveLimitExceeded, "\(error)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: target2)) ?? ["?"]).isEmpty)
+    }
+
+    @Test(
+        "hard links are refused with the reason of the one rule",
+        arguments: [
+            ("hardlink-to-directory", "'d', which is not a regular file"),
+            ("hardlink-before-its-file", "'f.txt', which no earlier entry of the archive extracted"),
+            ("hardlink-to-nothing", "'absent.txt', which no earlier entry of the archive extracted"),
+            ("hardlink-to-replaced-file", "'f', which is not a regular file"),
+            ("hardlink-to-symlink", "'d/l', which is not a regular file"),
+            ("hardlink-setuid", "set-user-ID or set-group-ID entries are not allowed"),
+            ("hardlink-counted-as-copy", "expands to more than 10000 bytes"),
+        ])
+    func hardLinkReasons(_ name: String, reason: String) throws {
+        let dir = try TemporaryDirectory("hardlink-\(name)")
+        defer { dir.remove() }
+        try MaliciousTable.build(name, in: dir.path)
+        let item = try #require(MaliciousTable.cases.first { $0.name == name })
+        let target = try dir.sub("target")
+        let error = try #require(throws: DeliveryError.self) {
+            try SafeArchive.extract(dir.path + "/\(name).tgz", into: target, limits: item.archiveLimits)
+        }
+        #expect("\(error)".contains(reason), "\(error)")
     }
 
     @Test("the symlink chain is refused at the link that leaves, with the reason")

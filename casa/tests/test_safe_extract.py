@@ -17,7 +17,9 @@ TABLE = os.path.join(REPO, "tests", "data", "malicious-archives.json")
 MAKE = os.path.join(REPO, "scripts", "make-malicious-archives.py")
 
 with open(TABLE) as f:
-    CASES = json.load(f)["cases"]
+    _DOC = json.load(f)
+CASES = _DOC["cases"]
+ACCEPTED = _DOC["accepted"]
 
 
 def snapshot(root, excluded):
@@ -49,6 +51,54 @@ def test_hostile_archive_refused(tmp_path, case):
     assert os.listdir(target) == []
     assert not os.path.exists("/tmp/dropbox-malicious-absolute.txt")
     assert not os.path.exists("/tmp/dropbox-malicious-through-link.txt")
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=[c["name"] for c in ACCEPTED])
+def test_accepted_archive_extracts(tmp_path, case):
+    # The same archives the agent's SafeArchive must accept (MaliciousArchiveTests.accepted): hard links to a file
+    # extracted earlier are made, share its data, and count against the limits as copies (the case's limits are
+    # exactly the copies' total: one byte less is refused).
+    subprocess.run([sys.executable, MAKE, str(tmp_path), case["name"]], check=True)
+    target = tmp_path / "target"
+    target.mkdir()
+    tgz = str(tmp_path / (case["name"] + ".tgz"))
+    casa_steps.safe_extract(tgz, str(target), limits=case.get("limits"))
+    for path, content in case["expect"].items():
+        assert (target / path).read_text() == content
+    inodes = {(target / path).stat().st_ino for path in case["expect"]}
+    assert len(inodes) == 1, "hard links share their file"
+    tighter = {k: v - 1 for k, v in case["limits"].items() if k == "maxTotalBytes"}
+    other = tmp_path / "tighter"
+    other.mkdir()
+    with pytest.raises(casa_steps.StepError, match="expands to more than"):
+        casa_steps.safe_extract(tgz, str(other), limits=dict(case["limits"], **tighter))
+    assert os.listdir(str(other)) == []
+
+
+def test_hard_link_whose_file_the_filter_skips_is_written_as_a_copy(tmp_path):
+    subprocess.run([sys.executable, MAKE, str(tmp_path), "hardlinks-inside"], check=True)
+    dest = tmp_path / "working"
+    dest.mkdir()
+    names = casa_steps.safe_extract(str(tmp_path / "hardlinks-inside.tgz"), str(dest),
+                                    members_filter=lambda n: n.startswith("ms/sub"))
+    assert names == ["ms/sub", "ms/sub/again"]
+    assert (dest / "ms" / "sub" / "again").read_text() == "data"
+    assert sorted(os.listdir(str(dest / "ms"))) == ["sub"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("hardlink-to-directory", r"h -> d, which is not a regular file an earlier member extracted"),
+    ("hardlink-before-its-file", r"h -> f\.txt, which is not a regular file an earlier member extracted"),
+    ("hardlink-to-replaced-file", r"h -> f, which is not a regular file an earlier member extracted"),
+    ("hardlink-setuid", r"set-user-ID or set-group-ID file in hardlink-setuid\.tgz: h"),
+    ("hardlink-counted-as-copy", r"expands to more than 10000 bytes"),
+    ("hardlink-dotdot", r"unsafe hard link in hardlink-dotdot\.tgz: h -> \.\./outside\.txt"),
+])
+def test_hard_links_are_refused_with_the_reason(tmp_path, case, message):
+    subprocess.run([sys.executable, MAKE, str(tmp_path), case], check=True)
+    limits = next(c for c in CASES if c["name"] == case).get("limits")
+    with pytest.raises(casa_steps.StepError, match=message):
+        casa_steps.safe_extract(str(tmp_path / (case + ".tgz")), str(tmp_path), limits=limits)
 
 
 def test_writing_through_an_existing_link_in_dest_is_refused(tmp_path):

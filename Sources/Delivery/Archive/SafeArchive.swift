@@ -9,7 +9,10 @@ public enum SafeArchive {
     /// leaves the directory — resolved for real beneath it (``BeneathResolver``: `openat2` with
     /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, so chains of links that each look inside are caught; without
     /// `openat2`, links that traverse links are refused) —, hard links whose target is outside or reached through a
-    /// symlink, writing through a symlink, device/FIFO/socket entries, set-user-ID and set-group-ID files.
+    /// symlink, writing through a symlink, device/FIFO/socket entries, set-user-ID and set-group-ID files. A hard
+    /// link is allowed only to a regular file an earlier entry extracted inside the directory (no set-id bits, no
+    /// data of its own), and counts against the size limits as a copy would: the same rule as the CASA side's
+    /// `casa_steps.safe_extract`, tested from both sides with `tests/data/malicious-archives.json`.
     /// ``ArchiveLimits`` violations fail with `archiveLimitExceeded`, unreadable data with `archiveCorrupt`.
     /// Everything is first extracted into a hidden staging directory inside `directory` and moved into place
     /// only when the whole archive succeeded, so a failure leaves no partial output. Existing top-level
@@ -163,15 +166,11 @@ struct ArchiveExtraction {
             {
                 throw unsafe(name, why)
             }
+            var linkedBytes: Int64 = 0
             if let hardlink = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
-                guard let target = ArchivePath.components(hardlink) else {
-                    throw unsafe(name, "hard link to '\(hardlink)' outside the target")
-                }
-                // link(2) follows symlinks in the target's directories: none may be traversed.
-                if case .refused(let why) = resolver.check(target, followLast: false, allowLinks: false) {
-                    throw unsafe(name, "hard link to '\(hardlink)': \(why)")
-                }
-                archive_entry_copy_hardlink(entry, staging + "/" + target.joined(separator: "/"))
+                let linked = try checkHardLink(name, to: hardlink, size: size, resolver: resolver)
+                archive_entry_copy_hardlink(entry, staging + "/" + linked.path)
+                linkedBytes = linked.size
                 summary.files += 1
             } else {
                 switch type {
@@ -193,7 +192,9 @@ struct ArchiveExtraction {
                     "entry '\(name)' of '\(archivePath)' is \(size) bytes, above the \(limits.maxEntryBytes)-byte limit"
                 )
             }
-            declaredTotal += max(0, size)
+            // A hard link costs no space, but counts as a copy of its file: the rule is the same as for the
+            // CASA side's extractor, which may write a copy.
+            declaredTotal += max(0, size) + linkedBytes
             if declaredTotal > limits.maxTotalBytes {
                 throw DeliveryError(
                     .archiveLimitExceeded, "'\(archivePath)' expands to more than \(limits.maxTotalBytes) bytes",
@@ -226,6 +227,38 @@ struct ArchiveExtraction {
             throw DeliveryError(.fileSystem, "cannot complete extraction of '\(archivePath)': \(message(writer))")
         }
         return summary
+    }
+
+    /// The one rule for hard links (the CASA side's `casa_steps.safe_extract` applies the same): the link names
+    /// a regular file an earlier entry of this archive extracted inside the target, reached without traversing
+    /// any symbolic link, without set-id bits, and carries no data of its own. Returns the linked file's path
+    /// below the staging directory and its size, which counts against the size limits as a copy would.
+    /// The staging directory is fresh, so anything found there came from this archive.
+    private func checkHardLink(
+        _ name: String, to hardlink: String, size: Int64, resolver: borrowing BeneathResolver
+    ) throws(DeliveryError) -> (path: String, size: Int64) {
+        guard let target = ArchivePath.components(hardlink) else {
+            throw unsafe(name, "hard link to '\(hardlink)' outside the target")
+        }
+        // link(2) follows symlinks in the target's directories: none may be traversed.
+        switch resolver.check(target, followLast: false, allowLinks: false) {
+        case .refused(let why): throw unsafe(name, "hard link to '\(hardlink)': \(why)")
+        case .missing:
+            throw unsafe(name, "hard link to '\(hardlink)', which no earlier entry of the archive extracted")
+        case .beneath: break
+        }
+        let path = target.joined(separator: "/")
+        var st = stat()
+        guard lstat(staging + "/" + path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw unsafe(name, "hard link to '\(hardlink)', which is not a regular file")
+        }
+        if st.st_mode & (S_ISUID | S_ISGID) != 0 {
+            throw unsafe(name, "hard link to '\(hardlink)', a set-user-ID or set-group-ID file")
+        }
+        if size > 0 {
+            throw unsafe(name, "hard link to '\(hardlink)' carrying \(size) bytes of data")
+        }
+        return (path, Int64(st.st_size))
     }
 
     private func copyData(

@@ -82,6 +82,36 @@ struct PipelineArchiveCheckTests {
         #expect(!FileManager.default.fileExists(atPath: "/tmp/dropbox-malicious-absolute.txt"))
     }
 
+    /// The table's accepted archives (hard links to a file extracted earlier) pass the check, as
+    /// `casa_steps.safe_extract` accepts them: one rule on both sides.
+    @Test func acceptedArchivesOfTheTablePass() throws {
+        let data = try #require(
+            FileManager.default.contents(atPath: Self.repository + "/tests/data/malicious-archives.json"))
+        let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let accepted = try #require(root["accepted"] as? [[String: Any]])
+        #expect(!accepted.isEmpty)
+        for name in accepted.compactMap({ $0["name"] as? String }) {
+            let dir = try CASAFixtures.temporaryDirectory("pipeline-archive-accepted-\(name)")
+            let products = dir + "/products"
+            let working = dir + "/working"
+            try FileManager.default.createDirectory(atPath: products, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: working, withIntermediateDirectories: true)
+            try #require(
+                try Self.run(["/usr/bin/python3", Self.repository + "/scripts/make-malicious-archives.py", dir, name])
+                    == 0)
+            let tarball = "uid___A001_X1_X1.session_1.caltables.tgz"
+            try FileManager.default.moveItem(atPath: dir + "/\(name).tgz", toPath: products + "/" + tarball)
+            let product = MousRecord.ProductFile(
+                fileClass: .calibration,
+                file: ArchiveFile(ngasFileId: tarball, size: 0, checksum: nil, checksumVariant: nil))
+            let checked = try PipelineArchiveCheck.check(
+                products: products, limits: CASAArchiveLimits(limits: ArchiveLimits(), products: [product]),
+                scratch: working + "/.archive-check")
+            #expect(checked == [tarball], "\(name)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: working).isEmpty)
+        }
+    }
+
     @Test func genuineTarballsPassAndLeaveNothingBehind() throws {
         let dir = try CASAFixtures.temporaryDirectory("pipeline-archive-ok")
         let products = dir + "/products"
