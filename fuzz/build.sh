@@ -48,6 +48,9 @@ CFLAGS="-Xcc -fmodule-map-file=$ROOT/Sources/CLibXML2/module.modulemap -I/usr/in
  -Xcc -fmodule-map-file=$ROOT/Sources/CArchive/module.modulemap
  -Xcc -fmodule-map-file=$ROOT/Sources/CCurl/module.modulemap
  -Xcc -fmodule-map-file=$ROOT/Sources/CSQLite/module.modulemap
+ -Xcc -fmodule-map-file=$ROOT/Sources/CDeflate/module.modulemap
+ -Xcc -fmodule-map-file=$ROOT/Sources/CCrypto/module.modulemap
+ -Xcc -fmodule-map-file=$ROOT/Sources/CFileIO/module.modulemap
  -Xcc -fmodule-map-file=$BUILD/checkouts/swift-system/Sources/CSystem/include/module.modulemap
  -Xcc -I -Xcc $BUILD/checkouts/swift-system/Sources/CSystem/include
  -Xcc -fmodule-map-file=$BUILD/checkouts/swift-subprocess/Sources/_SubprocessCShims/include/module.modulemap
@@ -64,7 +67,7 @@ for t in $targets; do
         -module-name "Fuzz_$t" -I "$DEBUG/Modules" $CFLAGS \
         -module-cache-path "$DEBUG/ModuleCache" \
         "fuzz/targets/$t.swift" $objects \
-        -lsqlite3 -lxml2 -lcurl -larchive \
+        -lsqlite3 -lxml2 -lcurl -larchive -ldeflate -lcrypto \
         -o "$BUILD/bin/fuzz-$t.new"
     mv -f "$BUILD/bin/fuzz-$t.new" "$BUILD/bin/fuzz-$t"
 done

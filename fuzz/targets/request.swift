@@ -10,7 +10,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = parsed.request
     } catch {
         // A rejection must say why, with at least one problem and a stable code.
-        if error.problems.isEmpty || error.code.isEmpty { fatalError("rejection without a reason: \(error)") }
+        if error.problems.isEmpty || error.code.rawValue.isEmpty { fatalError("rejection without a reason: \(error)") }
         _ = error.message
     }
     return 0

@@ -8,6 +8,8 @@ internal import Foundation
 /// removed again: an archive that would escape, carries devices, FIFOs or set-id files, or exceeds the limits is
 /// refused with nothing written outside the working area and before CASA runs. Symbolic links are refused as
 /// well, as the modular side (`casa_steps.safe_extract`) refuses them: the pipeline's extractor is not confined.
+/// Hard links pass only under the one rule both extractors apply (``SafeArchive/extract(_:into:limits:cancelled:)``):
+/// to a regular file an earlier entry extracted, no set-id bits, counted against the limits as copies.
 enum PipelineArchiveCheck {
     /// Checks each `*.tgz` / `*.tar.gz` / `*.tar` of `limits.archives` found in `products`, in `scratch`
     /// (created and removed here). Blocking: run it inside ``BlockingWork/run(_:)``.
