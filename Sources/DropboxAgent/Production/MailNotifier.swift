@@ -34,7 +34,7 @@ struct MailNotifier: Notifier {
         queue = try MailQueue(
             directory: c.dataDirectory + "/mailqueue", mailer: mailer, outbox: outbox,
             initialDelay: c.notifications.retryInitialSeconds, horizon: c.notifications.retryHorizonSeconds,
-            logger: logger)
+            records: StatusRecords(configuration: c), logger: logger)
     }
 
     /// The two messages of an outcome: the requester's (``AstronomerMail``: no server paths, no operators' hints) and the
