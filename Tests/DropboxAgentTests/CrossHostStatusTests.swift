@@ -17,7 +17,7 @@ import DropboxTestKit
             var stale = StatusDocument(request: "r", state: .queued)
             stale.transition(to: .queued, message: "complete and valid; waiting for a free slot")
             stale.sequence = 1
-            try? records.write(stale, name: "r")
+            _ = try? records.write(stale, name: "r")
         }
         JobRunner.$concludedHook.withValue(hook) { h.start() }
         try h.drop("r.json", AgentHarness.validRequest)

@@ -93,23 +93,18 @@ struct MailNotifier: Notifier {
 
     func sendQueued() async { await queue.sendDue() }
 
-    static func smtpConfiguration(_ s: SMTPSettings, from: String) throws -> SMTPConfiguration {
-        var password = s.password
+    /// `notifications.smtp` with its sender, `from`, and the password read from `passwordFile` now (an unreadable
+    /// file is a configuration error at start, not a failed mail later).
+    static func smtpConfiguration(_ s: SMTPConfiguration, from: String) throws -> SMTPConfiguration {
+        var config = s
+        config.from = from
         if let file = s.passwordFile {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ConfigurationError(path: "$.notifications.smtp.passwordFile", message: "cannot read \(file)")
             }
-            password = text.trimmingCharacters(in: .newlines)
+            config.password = text.trimmingCharacters(in: .newlines)
+            config.passwordFile = nil
         }
-        guard let security = SMTPConfiguration.Security(rawValue: s.security ?? "startTLS") else {
-            throw ConfigurationError(
-                path: "$.notifications.smtp.security", message: "must be startTLS, implicitTLS or none")
-        }
-        var config = SMTPConfiguration(
-            url: s.url, security: security, username: s.username, password: password, from: from, caFile: s.caFile,
-            verifyPeer: s.verifyPeer ?? true)
-        if let t = s.timeoutSeconds { config.timeoutSeconds = Int(t.rounded(.up)) }
-        if let m = s.maxAttempts { config.maxAttempts = m }
         return config
     }
 
