@@ -188,6 +188,30 @@ def test_kill_between_link_status_and_finish_never_leaves_queued(tmp_path, spool
     b.kill_if_running()
 
 
+def test_kill_between_the_final_status_and_finish_concludes_once(tmp_path, spool, agents):
+    # bench/chaos N = 100 (cache off) found it: a kill after the terminal status was written and before the job
+    # folder moved to finished/ made the takeover write `running` over it and the terminal state a second time.
+    a = Agent(tmp_path, spool, "a", env={"DROPBOX_AGENT_CRASH_AT": "final-status-before-finish"})
+    agents.append(a)
+    a.start()
+    drop(spool, "once", json.dumps({"mous": MOUS, "requestId": "once"}).encode())
+    assert a.wait_exit() == -signal.SIGKILL
+    first = read_status(spool, "once")
+    assert first["state"] in TERMINAL, first
+    assert job_dirs(spool, "jobs", "once") and not job_dirs(spool, "finished", "once")
+
+    b = Agent(tmp_path, spool, "b")
+    agents.append(b)
+    b.start()
+    wait_until(lambda: job_dirs(spool, "jobs", "once") == [] and job_dirs(spool, "finished", "once"), 30,
+               what="the job to be concluded by the takeover")
+    doc = read_status(spool, "once")
+    states = [h["state"] for h in doc["history"]]
+    assert sum(1 for s in states if s in TERMINAL) == 1, states
+    assert states[-1] == first["state"] and doc["history"] == first["history"], "no status written again"
+    assert b.stop() == 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Leases with fencing
 

@@ -98,6 +98,7 @@ extension JobRunner {
             doc.progress = nil
             doc.requestFile = finished + "/request.json"
         }
+        CrashPoint.hit("final-status-before-finish")
         try? store.writeIndexEntry(
             .init(
                 jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970,
@@ -132,6 +133,42 @@ extension JobRunner {
                 metadata: ["replaced.state": "\(onDisk.state.rawValue)"])
             try? publisher.update { _ in }
         }
+    }
+
+    /// Completes a conclusion an earlier attempt wrote but did not finish (killed after the terminal status, before
+    /// the move to `finished/`): the index entry, the move, the journal line and the clean-up, and no status
+    /// write — the request keeps the one terminal state it has. Its mail was handed to the queue before the status.
+    func completeConclusion(
+        _ concluded: StatusDocument, request: RestoreRequest, checkpoint: JobCheckpoint, sha: String
+    )
+        async throws
+    {
+        try claimConclusion()
+        let finished = store.finishedDirectory + "/" + jobId
+        let state = concluded.state
+        try? store.writeIndexEntry(
+            .init(
+                jobId: jobId, name: name, state: state, finishedAt: Date().timeIntervalSince1970,
+                statusPath: statusPath), sha256: sha)
+        _ = try store.finish(jobId: jobId, name: name, state: state, statusPath: statusPath)
+        record(
+            concluded, step: concluded.step?.name, attempt: attempt,
+            message: "concluded after a restart (the status was already \(state.rawValue))", jobDirectory: finished)
+        logger.notice(
+            "conclusion completed after a restart; the status is left as it was",
+            metadata: ["state": "\(state.rawValue)"])
+        let job = ExecutionJob(
+            jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
+            attempt: attempt, logger: logger, waitForSlot: {})
+        await agent.executor.cleanUp(job, succeeded: state == .succeeded)
+        if let area = concluded.workingArea, !FileManager.default.fileExists(atPath: area) {
+            try records.modifyConcluded(name: name, ifRequestFile: finished + "/request.json") { doc in
+                doc.workingArea = nil
+                doc.logs = nil
+            }
+        }
+        await updateLinkedRequests(finishedDirectory: finished, final: concluded)
+        if let hook = Self.concludedHook { await hook(statusPath) }
     }
 
     /// A transient failure (archive 5xx or unreachable, delivery area unavailable) is retried later with backoff

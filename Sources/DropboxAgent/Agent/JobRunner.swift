@@ -104,6 +104,13 @@ struct JobRunner: Sendable {
             logger.warning("lease not ours; leaving the job to its owner")
             return
         }
+        // Killed after writing the terminal status and before the move to finished/: complete that, write nothing.
+        if resume, let concluded = existingStatus, concluded.state.isTerminal,
+            concluded.requestFile == store.finishedDirectory + "/" + jobId + "/request.json"
+        {
+            try await completeConclusion(concluded, request: request, checkpoint: checkpoint, sha: sha)
+            return
+        }
         CrashPoint.hit("before-duplicate-check")
         // Also on resume: a kill between the claim and this check must not run an identical request again. The
         // check is idempotent (the index already naming this job lets it run).
