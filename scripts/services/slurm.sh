@@ -141,7 +141,10 @@ CredType=cred/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+# Memory is a consumable resource, so that a job's --mem is its limit (enforced below); a job that asks for none
+# gets its share of the node per core (DefMemPerCPU), so jobs still share the node by cores.
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=$((mem / cpus))
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 MpiDefault=none
@@ -155,14 +158,23 @@ SlurmdLogFile=$run/log/slurmd.log
 JobCompType=jobcomp/filetxt
 JobCompLoc=$run/jobcomp.txt
 AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-MinJobAge=600
+# Memory limits enforced without cgroups (none in this container): slurmstepd samples the job's processes every
+# second and kills a job whose memory exceeds its --mem (the job ends OUT_OF_MEMORY).
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
+# Preemption: a job in partition "urgent" (PriorityTier 2) cancels the jobs of "debug" (tier 1) it needs the
+# cores of; they end PREEMPTED (the agent submits its jobs again, up to agent.maxAttempts).
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
+MinJobAge=${SLURM_MIN_JOB_AGE:-600}
 KillWait=5
 OverTimeLimit=0
 InactiveLimit=0
 SlurmdTimeout=60
 NodeName=ci-node NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2
 CONF
     export SLURM_CONF="$run/slurm.conf"
     runuser -u munge -- /usr/sbin/munged --socket="$mdir/munge.socket" --key-file="$mdir/key/munge.key" \
