@@ -18,6 +18,12 @@
 # free, so several clusters (one per test run) can coexist on one machine. Accounting (slurmdbd, sacct) is not
 # set up: the agent tracks jobs with squeue/scontrol and the job's own exit record (it uses sacct only where it
 # exists). Exit status: 0 ok, 1 failed to start, 2 usage, 3 cannot install.
+#
+# The configuration also makes the failure modes the agent handles reproducible (README, "Execution backends"):
+# memory is consumable and enforced without cgroups (OverMemoryKill: a job over its --mem is killed and ends
+# FAILED, slurmstepd's reason in its output file); partition "urgent" preempts (cancels) jobs of the default
+# partition "debug" (they end PREEMPTED); MinJobAge is $SLURM_MIN_JOB_AGE (default 600 s; the tests lower it with
+# `scontrol reconfigure` to make the controller forget a job).
 set -eu
 
 PACKAGES="slurmctld slurmd slurm-client munge"
