@@ -131,7 +131,8 @@ struct JobRunner: Sendable {
         // again would write `running` over a terminal status, and a status never goes back from a terminal state:
         // only what follows the status is done here.
         if resume, let concluded = existingStatus, concluded.state.isTerminal,
-            concluded.requestFile == store.finishedDirectory + "/" + jobId + "/request.json",
+            // (by suffix: another host may mount the spool elsewhere)
+            concluded.requestFile?.hasSuffix("/finished/" + jobId + "/request.json") == true,
             store.lease(jobId: jobId, attempt: attempt - 1)?.concludes != nil
         {
             try claimConclusion()
