@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -107,19 +108,22 @@ def part2(fixture_dir, rounds, slurm_config):
                          {"execution": {"backend": "slurm", "slurm": {"cpusPerTask": 2, "pollSeconds": 0.5}}}))
     elif slurm_config:
         variants.append(("slurm", json.loads(pathlib.Path(slurm_config).read_text())))
-    results = {}
-    for label, extra in variants:
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-restore4-agent-"))
-        try:
-            store = tmp / "store"
-            shutil.copytree(pathlib.Path(fixture_dir) / "store", store)
-            cfg = {"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never"}}
-            for k, v in extra.items():
-                cfg.setdefault(k, {}).update(v)
-            agent = Agent(tmp, None, extra=cfg).start()
-            rows = []
-            for i in range(rounds):
+    # A fresh agent (and data directory) for every request: a second request for the same MOUS in one agent would be
+    # served from its restore cache without running CASA. Rounds alternate the variants, so all see the same load.
+    results = {label: [] for label, _ in variants}
+    for i in range(rounds):
+        for label, extra in variants:
+            tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-restore4-agent-"))
+            agent = None
+            try:
+                store = tmp / "store"
+                shutil.copytree(pathlib.Path(fixture_dir) / "store", store)
+                cfg = {"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never"}}
+                for k, v in extra.items():
+                    cfg.setdefault(k, {}).update(v)
+                agent = Agent(tmp, None, extra=cfg).start()
                 name = "r%d" % i
+                load = os.getloadavg()[0]
                 agent.drop(name, {"mous": MOUS_C, "requestId": "%s-%d" % (label, i)})
                 s = agent.wait_terminal(name, timeout=1800)
                 if s["state"] != "succeeded":
@@ -127,12 +131,15 @@ def part2(fixture_dir, rounds, slurm_config):
                 run = json.loads((pathlib.Path(s["workingArea"]) / "logs/casa-run.json").read_text())
                 casa = float(run["durationSeconds"])
                 request = iso(s["finishedAt"]) - iso(s["startedAt"])
-                rows.append((request, casa))
-                print("%-28s round %d: request %7.2f s   CASA %7.2f s   overhead %5.2f s" % (label, i + 1, request, casa, request - casa), flush=True)
-            agent.stop()
-            results[label] = rows
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                results[label].append((request, casa))
+                print("%-28s round %d: request %7.2f s   CASA %7.2f s   overhead %5.2f s  (load avg %.2f before)"
+                      % (label, i + 1, request, casa, request - casa, load), flush=True)
+                agent.stop()
+            finally:
+                if agent is not None:
+                    if agent.proc is not None and agent.proc.poll() is None:
+                        agent.stop(signal.SIGKILL)  # a failed round leaves no agent behind (by PID)
+                shutil.rmtree(tmp, ignore_errors=True)
     print("\nthrough the agent, MOUS C, median of %d rounds:" % rounds)
     base = statistics.median(r[0] for r in results[variants[0][0]])
     for label, rows in results.items():
