@@ -24,7 +24,9 @@ STATUS_SCHEMA = json.loads((ROOT / "schemas/status.schema.json").read_text())
 def slurm(tmp_path_factory):
     require_prerequisites()
     run = tmp_path_factory.mktemp("slurm")
-    r = subprocess.run(["sh", str(SERVICES / "slurm.sh"), "start", str(run), "2"], capture_output=True, text=True, timeout=600)
+    # With accounting (slurmdbd and a private MariaDB): sacct knows the jobs the controller has forgotten.
+    r = subprocess.run(["sh", str(SERVICES / "slurm.sh"), "start", str(run), "2"], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "SLURM_ACCOUNTING": "1"})
     if r.returncode == 3 and not os.environ.get("CI"):
         pytest.skip(f"Slurm cannot be installed here: {r.stderr.strip()[-300:]}")
     assert r.returncode == 0, f"slurm.sh start failed ({r.returncode}): {r.stdout}{r.stderr}"
@@ -33,6 +35,8 @@ def slurm(tmp_path_factory):
     subprocess.run(["sh", str(SERVICES / "slurm.sh"), "stop", str(run)], capture_output=True, timeout=120)
     status = subprocess.run(["sh", str(SERVICES / "slurm.sh"), "status", str(run)], capture_output=True, text=True)
     assert status.returncode == 1 and "slurmctld not running" in status.stdout, status.stdout
+    for daemon in ("slurmdbd", "mysqld"):
+        assert not (run / f"{daemon}.pid").exists(), f"{daemon} stopped by slurm.sh stop"
 
 
 def scontrol_job(conf, job_id):
@@ -299,9 +303,10 @@ def test_a_preempted_job_is_submitted_again_up_to_agent_max_attempts(tmp_path, s
     assert agent.stop() == 0
 
 
-def test_a_job_the_controller_forgot_while_the_agent_was_down_is_concluded_from_its_exit_record(tmp_path, slurm, on_slurm):
-    # No accounting here (sacct: "Slurm accounting storage is disabled"): once the controller has purged a job
-    # (MinJobAge after it ended, lowered for this test), only the job's own exit record tells how it ended.
+@pytest.mark.parametrize("tracking", ["sacct", "exit record"])
+def test_a_job_the_controller_forgot_while_the_agent_was_down_is_concluded_from_accounting_or_its_exit_record(tmp_path, slurm, on_slurm, tracking):
+    # Once the controller has purged a job (MinJobAge after it ended, lowered for this test), accounting (sacct,
+    # slurmdbd) still knows it; without accounting (slurmdbd stopped here) only the job's own exit record does.
     env = {**os.environ, "SLURM_CONF": slurm["conf"]}
     conf = pathlib.Path(slurm["conf"])
     original = conf.read_text()
@@ -319,14 +324,26 @@ def test_a_job_the_controller_forgot_while_the_agent_was_down_is_concluded_from_
     finally:
         conf.write_text(original)
         subprocess.run(["scontrol", "reconfigure"], check=True, env=env)
-    sacct = subprocess.run(["sacct", "-j", job_id], capture_output=True, text=True, env=env)
-    assert sacct.returncode != 0 and "accounting storage is disabled" in sacct.stderr, sacct
-    agent.start()
-    status = agent.wait_terminal("forgotten", timeout=300)
+    dbd = slurm["run"] / "slurmdbd.pid"
+    sacct = lambda: subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State"], capture_output=True, text=True, env=env, timeout=60)
+    wait_until(lambda: sacct().stdout.strip() == f"{job_id}|COMPLETED", 60, "accounting to record the job's end")
+    if tracking == "exit record":
+        pid = int(dbd.read_text())
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not pathlib.Path(f"/proc/{pid}").exists() or " Z " in pathlib.Path(f"/proc/{pid}/stat").read_text(), 30, "slurmdbd stopped")
+        assert sacct().returncode != 0
+    try:
+        agent.start()
+        status = agent.wait_terminal("forgotten", timeout=300)
+    finally:
+        if tracking == "exit record":
+            subprocess.run(["slurmdbd"], check=True, env=env)
+            wait_until(lambda: sacct().returncode == 0, 60, "slurmdbd back")
     assert status["state"] == "succeeded", json.dumps(status.get("error"))
     assert status["execution"] == {"backend": "slurm", "jobIds": [job_id], "state": "COMPLETED"}, status["execution"]
     log = agent.logs[-1].read_text()
-    assert '"message":"the scheduler no longer knows the batch job; its exit record decides"' in log, log[-3000:]
+    decided_by_record = '"message":"the scheduler no longer knows the batch job; its exit record decides"' in log
+    assert decided_by_record == (tracking == "exit record"), log[-3000:]
     assert '"message":"batch job submitted"' not in log and '"message":"submitting the job again"' not in log
     delivered = pathlib.Path(status["result"]["deliveryPath"])
     assert (delivered / "casa-stdout.log").read_text().count("preflight ok") == 1, "CASA ran once"
