@@ -98,30 +98,9 @@ extension JobRunner {
             doc.progress = nil
             doc.requestFile = finished + "/request.json"
         }
-        CrashPoint.hit("final-status-before-finish")
-        try? store.writeIndexEntry(
-            .init(
-                jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970,
-                statusPath: statusPath), sha256: sha)
-        _ = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
-        record(
-            publisher.document, step: error?.step?.rawValue, attempt: job.attempt,
-            message: error?.message ?? finalState.rawValue, jobDirectory: finished)
-        agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
-        agent.metrics.detail.finished(
-            jobId: jobId, state: finalState, code: error?.code.rawValue,
-            durationSeconds: checkpoint.startedAt.flatMap(Timestamp.date).map { Date().timeIntervalSince($0) })
-        await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
-        if let area = publisher.document.workingArea, !FileManager.default.fileExists(atPath: area) {
-            // Read-modify-write of the record (not the publisher's copy), under the lock the mail queue takes too: the
-            // queue may already have written the notifications' outcome.
-            try records.modifyConcluded(name: name, ifRequestFile: finished + "/request.json") { doc in
-                doc.workingArea = nil
-                doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
-            }
-        }
-        await updateLinkedRequests(finishedDirectory: finished, final: publisher.document, facts: result.facts)
-        if let hook = Self.concludedHook { await hook(statusPath) }
+        try await completeConclusion(
+            publisher.document, step: error?.step?.rawValue, job: job, sha: sha, startedAt: checkpoint.startedAt,
+            facts: result.facts)
         // Across hosts nothing orders a `queued` that another host wrote in the instant before our claim against our
         // statuses (the spool-entry lock is per kernel): if such a stale one replaced our final record, write ours
         // again. Stale means an older sequence; a new request of the same name continues from ours (higher).
@@ -135,39 +114,38 @@ extension JobRunner {
         }
     }
 
-    /// Completes a conclusion an earlier attempt wrote but did not finish (killed after the terminal status, before
-    /// the move to `finished/`): the index entry, the move, the journal line and the clean-up, and no status
-    /// write — the request keeps the one terminal state it has. Its mail was handed to the queue before the status.
+    /// What follows the terminal status (written by this attempt, or by an earlier one that died right after
+    /// writing it): the idempotency index, the move to `finished/`, the journal row, metrics, clean-up of the
+    /// working area and the linked requests.
     func completeConclusion(
-        _ concluded: StatusDocument, request: RestoreRequest, checkpoint: JobCheckpoint, sha: String
-    )
-        async throws
-    {
-        try claimConclusion()
+        _ final: StatusDocument, step: String?, job: ExecutionJob, sha: String, startedAt: String?,
+        facts: [String: String]
+    ) async throws {
+        let finalState = final.state
         let finished = store.finishedDirectory + "/" + jobId
-        let state = concluded.state
+        CrashPoint.hit("conclude-after-status")
         try? store.writeIndexEntry(
             .init(
-                jobId: jobId, name: name, state: state, finishedAt: Date().timeIntervalSince1970,
+                jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970,
                 statusPath: statusPath), sha256: sha)
-        _ = try store.finish(jobId: jobId, name: name, state: state, statusPath: statusPath)
+        _ = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
         record(
-            concluded, step: concluded.step?.name, attempt: attempt,
-            message: "concluded after a restart (the status was already \(state.rawValue))", jobDirectory: finished)
-        logger.notice(
-            "conclusion completed after a restart; the status is left as it was",
-            metadata: ["state": "\(state.rawValue)"])
-        let job = ExecutionJob(
-            jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
-            attempt: attempt, logger: logger, waitForSlot: {})
-        await agent.executor.cleanUp(job, succeeded: state == .succeeded)
-        if let area = concluded.workingArea, !FileManager.default.fileExists(atPath: area) {
+            final, step: step, attempt: job.attempt, message: final.error?.message ?? finalState.rawValue,
+            jobDirectory: finished)
+        agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
+        agent.metrics.detail.finished(
+            jobId: jobId, state: finalState, code: final.error?.code,
+            durationSeconds: startedAt.flatMap(Timestamp.date).map { Date().timeIntervalSince($0) })
+        await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
+        if let area = final.workingArea, !FileManager.default.fileExists(atPath: area) {
+            // Read-modify-write of the record (not the publisher's copy), under the lock the mail queue takes too: the
+            // queue may already have written the notifications' outcome.
             try records.modifyConcluded(name: name, ifRequestFile: finished + "/request.json") { doc in
                 doc.workingArea = nil
-                doc.logs = nil
+                doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
             }
         }
-        await updateLinkedRequests(finishedDirectory: finished, final: concluded)
+        await updateLinkedRequests(finishedDirectory: finished, final: final, facts: facts)
         if let hook = Self.concludedHook { await hook(statusPath) }
     }
 

@@ -104,13 +104,6 @@ struct JobRunner: Sendable {
             logger.warning("lease not ours; leaving the job to its owner")
             return
         }
-        // Killed after writing the terminal status and before the move to finished/: complete that, write nothing.
-        if resume, let concluded = existingStatus, concluded.state.isTerminal,
-            concluded.requestFile == store.finishedDirectory + "/" + jobId + "/request.json"
-        {
-            try await completeConclusion(concluded, request: request, checkpoint: checkpoint, sha: sha)
-            return
-        }
         CrashPoint.hit("before-duplicate-check")
         // Also on resume: a kill between the claim and this check must not run an identical request again. The
         // check is idempotent (the index already naming this job lets it run).
@@ -147,6 +140,24 @@ struct JobRunner: Sendable {
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
             attempt: lease.countedAttempts, logger: logger, waitForSlot: { await agent.acquireSlot(name: name) })
 
+        // The previous attempt had won the conclusion and written the terminal status, then died before the move
+        // to finished/ (a host killed whole, a crash): its outcome stands and its mail is queued. Running the job
+        // again would write `running` over a terminal status, and a status never goes back from a terminal state:
+        // only what follows the status is done here.
+        if resume, let concluded = existingStatus, concluded.state.isTerminal,
+            // (by suffix: another host may mount the spool elsewhere)
+            concluded.requestFile?.hasSuffix("/finished/" + jobId + "/request.json") == true,
+            store.lease(jobId: jobId, attempt: attempt - 1)?.concludes != nil
+        {
+            try claimConclusion()
+            logger.notice(
+                "the previous attempt had concluded the request; completing its conclusion",
+                metadata: ["state": "\(concluded.state.rawValue)"])
+            try await completeConclusion(
+                concluded, step: concluded.error == nil ? nil : concluded.step?.name, job: job, sha: sha,
+                startedAt: checkpoint.startedAt, facts: [:])
+            return
+        }
         if lease.countedAttempts > settings.maxAttempts {
             try await conclude(
                 .failed(
