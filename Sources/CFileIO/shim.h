@@ -20,3 +20,6 @@ static inline int cfileio_malloc_trim(void) { return malloc_trim(0); }
 
 /* At most `count` malloc arenas (M_ARENA_MAX); 1 on success. */
 static inline int cfileio_malloc_arena_max(int count) { return mallopt(M_ARENA_MAX, count); }
+
+/* Allocations of at least `bytes` are mmapped (M_MMAP_THRESHOLD, fixed: no dynamic raise); 1 on success. */
+static inline int cfileio_malloc_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }

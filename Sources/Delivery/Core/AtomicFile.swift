@@ -194,6 +194,9 @@ public final class DirectorySyncGroup {
     /// Whether a replacement is waiting for the group's commit.
     public var isEmpty: Bool { directories.isEmpty }
 
+    /// The directories the next ``commit()`` syncs, in the order their first replacement happened.
+    public var pendingDirectories: [String] { directories }
+
     func add(directoryOf path: String) {
         let directory = (path as NSString).deletingLastPathComponent
         if !directories.contains(directory) { directories.append(directory) }

@@ -10,6 +10,14 @@ public enum HeapTrim {
         _ = cfileio_malloc_arena_max(Int32(count))
     }
 
+    /// Serves allocations of `bytes` and more with their own mappings, returned to the kernel when freed
+    /// (`mallopt(M_MMAP_THRESHOLD)`; a fixed threshold also stops glibc from raising it, and the trim threshold
+    /// with it, after the first large free: large transient buffers — a dashboard page, a listing of the spool —
+    /// then stayed in the heap as free memory). Call once, early.
+    public static func mapAllocations(atLeast bytes: Int) {
+        _ = cfileio_malloc_mmap_threshold(Int32(bytes))
+    }
+
     /// Returns the free pages of every arena to the kernel (`malloc_trim(0)`); a few milliseconds on a small heap.
     /// Returns whether anything was released.
     @discardableResult

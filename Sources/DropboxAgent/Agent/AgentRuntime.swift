@@ -24,6 +24,7 @@ struct AgentRuntime: Sendable {
         // Two malloc arenas instead of up to one per thread (16 on 2 cores): the agent's threads mostly wait, and
         // each arena kept its own free memory after a burst.
         HeapTrim.limitArenas(to: 2)
+        HeapTrim.mapAllocations(atLeast: 128 * 1024)
         let c = configuration
         dataLock = try DataDirectoryLock(dataDirectory: c.dataDirectory)
         let store = JobStore(
@@ -160,6 +161,9 @@ struct AgentRuntime: Sendable {
                                 logger.warning(
                                     "cannot write the dashboard", metadata: ["path": "\(file)", "error": "\(error)"])
                             }
+                            // A refresh reads every status file of the spool and renders them all: what it freed
+                            // goes back to the kernel (else the agent's memory settled at the largest refresh).
+                            HeapTrim.releaseFreeMemory()
                         }
                         try await Task.sleep(for: .milliseconds(250))
                     }

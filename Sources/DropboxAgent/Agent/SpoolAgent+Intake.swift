@@ -26,10 +26,16 @@ extension SpoolAgent {
         do { try group.commit() } catch {
             logger.warning("cannot sync the spool directory", metadata: ["error": "\(error)"])
         }
-        if pumpAfterBatch {
-            pumpAfterBatch = false
-            pump()
-        }
+        // A logged state is a durable one (README, "Durability of a status"): the batch's `queued` lines come now.
+        let queued = queuedInBatch
+        queuedInBatch = []
+        for (name, sha) in queued { logQueued(name: name, sha256: sha) }
+        if !queued.isEmpty { pump() }
+    }
+
+    private func logQueued(name: String, sha256: String) {
+        logger.info(
+            "request state changed", metadata: ["request.name": "\(name)", "state": "queued", "sha256": "\(sha256)"])
     }
 
     /// Looks at one spool entry named by the watcher (an event or a rescan).
@@ -304,11 +310,14 @@ extension SpoolAgent {
         } catch {
             logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
         }
-        logger.info(
-            "request state changed", metadata: ["request.name": "\(name)", "state": "queued", "sha256": "\(sha)"])
         DashboardTrigger.poke()
-        // Claims wait for the batch's commit: a claimed request's `queued` is then already durable.
-        if intakeGroup != nil { pumpAfterBatch = true } else { pump() }
+        // In a batch, the log line and the claims wait for its commit: a logged or claimed `queued` is durable.
+        if intakeGroup != nil {
+            queuedInBatch.append((name, sha))
+        } else {
+            logQueued(name: name, sha256: sha)
+            pump()
+        }
     }
 
     /// Runs `body` holding an exclusive `flock(2)` on the spool entry, if the entry is still in the spool.

@@ -105,8 +105,8 @@ actor SpoolAgent {
     var slotWaiters: [(name: String, continuation: CheckedContinuation<Void, Never>)] = []
     /// While a watcher batch is handled (``handle(entries:)``): the directory `fsync` its status writes share.
     var intakeGroup: DirectorySyncGroup?
-    /// A request was queued during the batch: claims start once the batch's statuses are committed.
-    var pumpAfterBatch = false
+    /// Requests queued during the batch (name, digest): logged, and claims started, once its statuses are committed.
+    var queuedInBatch: [(name: String, sha256: String)] = []
 
     init(
         settings: Settings, store: JobStore, journal: Journal, executor: any RestoreExecutor, notifier: any Notifier,
