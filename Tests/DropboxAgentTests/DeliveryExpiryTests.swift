@@ -15,6 +15,10 @@ struct DeliveryExpiryTests {
         return root
     }
 
+    private func records(_ root: String) -> StatusRecords {
+        StatusRecords(workDirectory: root + "/work", spoolDirectory: root, mode: 0o644)
+    }
+
     private func statusDocument(jobId: String, root: String) -> StatusDocument {
         var doc = StatusDocument(request: "r1", state: .succeeded)
         doc.requestFile = root + "/work/finished/" + jobId + "/request.json"
@@ -29,8 +33,8 @@ struct DeliveryExpiryTests {
         let root = try makeArea()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let expiry = DeliveryExpiry(
-            directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644,
-            logger: Logger(label: "t"))
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads",
+            records: records(root), logger: Logger(label: "t"))
         let old = DeliveryName.random()
         let live = DeliveryName.random()
         for name in [old, live] {
@@ -38,7 +42,8 @@ struct DeliveryExpiryTests {
                 atPath: root + "/downloads/" + name + "/a.ms", withIntermediateDirectories: true)
         }
         let statusPath = root + "/r1.status.json"
-        try AtomicFile.write(try statusDocument(jobId: "job-old", root: root).encoded(), to: statusPath)
+        try FileManager.default.createDirectory(atPath: records(root).directory, withIntermediateDirectories: true)
+        try records(root).write(statusDocument(jobId: "job-old", root: root), name: "r1")
         try expiry.register(
             .init(
                 jobId: "job-old", name: old, path: root + "/downloads/" + old, expiresAt: 1000, statusPath: statusPath))
@@ -65,8 +70,8 @@ struct DeliveryExpiryTests {
         let root = try makeArea()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let expiry = DeliveryExpiry(
-            directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644,
-            logger: Logger(label: "t"))
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads",
+            records: records(root), logger: Logger(label: "t"))
         try FileManager.default.createDirectory(atPath: root + "/precious", withIntermediateDirectories: true)
         try expiry.register(
             .init(

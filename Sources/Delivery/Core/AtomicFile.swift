@@ -69,9 +69,12 @@ public enum AtomicFile {
     /// done before a slow fsync can be stale by the time the file is replaced).
     ///
     /// - Returns: false (and nothing replaced) when `precondition` returned false.
+    ///
+    /// - Parameter group: as in ``write(_:to:mode:group:)``: the directory `fsync` is left to the group's commit.
     @discardableResult
     public static func write(
-        _ data: Data, to path: String, mode: mode_t = 0o644, if precondition: () -> Bool
+        _ data: Data, to path: String, mode: mode_t = 0o644, group: DirectorySyncGroup? = nil,
+        if precondition: () -> Bool
     ) throws -> Bool {
         let temp = try writeTemporary(data, near: path, mode: mode)
         guard precondition() else {
@@ -83,7 +86,7 @@ public enum AtomicFile {
             unlink(temp)
             throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: e)
         }
-        try syncDirectory(of: path)
+        if let group { group.add(directoryOf: path) } else { try syncDirectory(of: path) }
         return true
     }
 

@@ -37,9 +37,7 @@ extension SpoolAgent {
                     continue
                 }
                 metrics.add(\.claims)
-                start(
-                    jobId: jobId, name: next.name, resume: false, attempt: 1, owner: next.owner, sha256: next.sha256,
-                    mous: next.mous)
+                start(jobId: jobId, name: next.name, request: next.request, attempt: 1, owner: next.owner)
             } catch {
                 logger.error("claim failed", metadata: ["request.name": "\(next.name)", "error": "\(error)"])
             }
@@ -68,9 +66,7 @@ extension SpoolAgent {
                 }
                 metrics.add(\.claims)
                 logger.info("started without waiting for a slot", metadata: ["request.name": "\(next.name)"])
-                start(
-                    jobId: jobId, name: next.name, resume: false, attempt: 1, owner: next.owner, fast: true,
-                    sha256: next.sha256, mous: next.mous)
+                start(jobId: jobId, name: next.name, request: next.request, attempt: 1, owner: next.owner, fast: true)
             } catch {
                 logger.error("claim failed", metadata: ["request.name": "\(next.name)", "error": "\(error)"])
             }
@@ -118,17 +114,19 @@ extension SpoolAgent {
             || running.values.filter { $0.owner == owner }.count < settings.maxConcurrentPerDropper
     }
 
+    /// Runs a claimed job: a fresh claim with the request parsed at intake, or (`request` nil) a job resumed after a
+    /// restart or taken over, whose runner reads the claimed copy.
     func start(
-        jobId: String, name: String, resume: Bool, attempt: Int, owner: uid_t? = nil, fast: Bool = false,
-        sha256: String? = nil, mous: String? = nil
+        jobId: String, name: String, request: AcceptedRequest?, attempt: Int, owner: uid_t? = nil, fast: Bool = false
     ) {
         let control = JobControl()
         running[name] = RunningJob(
-            jobId: jobId, control: control, attempt: attempt, owner: owner, fast: fast, sha256: sha256, mous: mous)
-        recheckFastLane(sha256: sha256)
+            jobId: jobId, control: control, attempt: attempt, owner: owner, fast: fast, sha256: request?.sha256,
+            mous: request?.parsed.request.mous)
+        recheckFastLane(sha256: request?.sha256)
         renewer.hold(.init(jobId: jobId, name: name, attempt: attempt, control: control))
         let runner = JobRunner(
-            jobId: jobId, name: name, resume: resume, attempt: attempt, agent: self, control: control,
+            jobId: jobId, name: name, intake: request, attempt: attempt, agent: self, control: control,
             logger: logger.with(["request.name": "\(name)", "job.id": "\(jobId)"]))
         let task = Task { [weak self] in
             await runner.run()

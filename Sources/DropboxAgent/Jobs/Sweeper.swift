@@ -10,7 +10,7 @@ import Logging
 ///   request is still in the spool) and are removed; with it they get an expired lease so that any agent takes
 ///   them over;
 /// - orphan temporary files of ``AtomicFile`` (`.NAME.<pid>.<n>.tmp`) older than ``orphanAge`` whose process is
-///   not alive on this host, in the spool, work, index, jobs, data and download directories, every job folder
+///   not alive on this host, in the spool, work, index, jobs, status records, data and download directories, every job folder
 ///   (active or finished) and ``otherDirectories``.
 struct Sweeper: Sendable {
     let store: JobStore
@@ -86,8 +86,8 @@ struct Sweeper: Sendable {
 
         // Orphan temporary files.
         var directories = [
-            store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory, dataDirectory,
-            downloadDirectory,
+            store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory,
+            store.statusRecords().directory, dataDirectory, downloadDirectory,
         ]
         directories += active.map { store.jobDirectory($0) } + otherDirectories
         // A job folder moves to finished/ with whatever a killed agent left in it (a lease write's temporary:
