@@ -42,6 +42,6 @@ def contents(ms, field_names=()):
     return {
         "columns": columns, "rows": rows,
         "spws": {s: {"channels": int(nchan[s]), "rows": int(np.sum(spw_rows == s))} for s in spws},
-        "fields": {names[f]: int(np.sum(field == f)) for f in sorted(set(int(x) for x in np.unique(field)))},
+        "fields": {str(names[f]): int(np.sum(field == f)) for f in sorted(set(int(x) for x in np.unique(field)))},
         "rowsForFields": int(np.sum(np.isin(field, wanted))) if field_names else None,
     }

@@ -74,6 +74,9 @@ extension JobRunner {
                 try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
             }
         }
+        if doc.state == .succeeded {
+            agent.executor.linkedToDelivery(jobId: jobId, statusPath: statusPath, result: doc.result, logger: logger)
+        }
         if doc.state.isTerminal {
             // The re-submission has ended with its original: its own recipients are told (once: the queue keys by job).
             try await mailLinked(
@@ -102,6 +105,12 @@ extension JobRunner {
             doc.transition(to: final.state, step: nil, message: "the linked request \(name) ended")
             doc.advanceSequence()
             try? AtomicFile.write(try doc.encoded(), to: path, mode: settings.statusFileMode)
+            if !wasTerminal, final.state == .succeeded, let requestFile = doc.requestFile {
+                // Its delivery is the original's: it expires with it.
+                let linkedJob = ((requestFile as NSString).deletingLastPathComponent as NSString).lastPathComponent
+                agent.executor.linkedToDelivery(
+                    jobId: linkedJob, statusPath: path, result: final.result, logger: logger)
+            }
             // The linked request's own recipients, from its own request file (kept in finished/<its job>/).
             guard !wasTerminal, let requestFile = doc.requestFile,
                 let bytes = FileManager.default.contents(atPath: requestFile),

@@ -210,6 +210,25 @@ struct ProductionExecutor: RestoreExecutor {
         return (outcome, result)
     }
 
+    /// Registers a linked request's status file for the expiry of the delivery it shares (its own record, so the
+    /// sweep marks its status file as well as the original's; the directory is removed once).
+    func linkedToDelivery(jobId: String, statusPath: String, result: StatusDocument.Result?, logger: Logger) {
+        guard let expiry, let result, result.expiredAt == nil, !result.deliveryPath.isEmpty,
+            let expires = result.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) })
+        else { return }
+        let path = result.deliveryPath
+        do {
+            try expiry.register(
+                .init(
+                    jobId: jobId, name: (path as NSString).lastPathComponent, path: path,
+                    expiresAt: expires.timeIntervalSince1970, statusPath: statusPath))
+        } catch {
+            logger.error(
+                "cannot register the linked request for the delivery's expiry; its status will not say it expired",
+                metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
     /// Whether the restore cache holds a restore of `mous` (checked for requests waiting for a slot).
     func mayReuse(mous: String) -> Bool {
         guard let restoreCache else { return false }
@@ -260,11 +279,13 @@ struct ProductionExecutor: RestoreExecutor {
             .map { working + "/" + $0 }) + [context.workArea.logs + "/casa-stdout.log"]
         let plots = context.workArea.root + "/derived/plots"
         let name = job.name
+        let jobDirectory = job.jobDirectory
         do {
             try await BlockingWork.run { (_) throws in
                 try cache.store(
                     key: key, mous: metadata.mous.rawValue, sourceRequest: name, measurementSets: measurementSets,
-                    products: products, logs: logs, plots: plots)
+                    products: products, logs: logs, plots: plots, jobDirectory: jobDirectory,
+                    staged: { CrashPoint.hit("restore-cache-staged") })
             }
         } catch {
             job.logger.warning("cannot keep the restore for reuse", metadata: ["error": "\(error)"])
