@@ -60,6 +60,38 @@ struct DeliveryExpiryTests {
         #expect(expiry.sweep(now: 2000).isEmpty)
     }
 
+    @Test("a delivery shared by a linked request: removed once, counted once, both status files say it expired")
+    func linkedRequestExpiresWithItsOriginal() throws {
+        let root = try makeArea()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let expiry = DeliveryExpiry(
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644,
+            logger: Logger(label: "t"))
+        let name = DeliveryName.random()
+        try FileManager.default.createDirectory(
+            atPath: root + "/downloads/" + name + "/a.ms", withIntermediateDirectories: true)
+        // Job ids chosen so that either record may come first in a sweep: both orders are covered across the runs
+        // of both tests (the linked one sorts first here).
+        for (jobId, status) in [("job-b-original", "/orig.status.json"), ("job-a-linked", "/linked.status.json")] {
+            var doc = statusDocument(jobId: jobId, root: root)
+            doc.result?.deliveryPath = root + "/downloads/" + name
+            try AtomicFile.write(try doc.encoded(), to: root + status)
+            try expiry.register(
+                .init(
+                    jobId: jobId, name: name, path: root + "/downloads/" + name, expiresAt: 1000,
+                    statusPath: root + status))
+        }
+        let removed = expiry.sweep(now: 2000)
+        #expect(removed.count == 1, "one directory removed, one count for the metric")
+        #expect(!FileManager.default.fileExists(atPath: root + "/downloads/" + name))
+        #expect(expiry.entries().isEmpty)
+        for status in ["/orig.status.json", "/linked.status.json"] {
+            let doc = try #require(StatusPublisher.existing(at: root + status))
+            #expect(doc.state == .succeeded && doc.result?.expiredAt != nil, "\(status)")
+            #expect(doc.result?.measurementSets == ["a.ms"], "\(status) still says what was delivered")
+        }
+    }
+
     @Test("a record naming anything but a delivery of this area is dropped, nothing removed")
     func refusesForeignPaths() throws {
         let root = try makeArea()
