@@ -282,27 +282,40 @@ def plots(eb_ms, info, directory):
     t.open(eb_ms)
     column = "CORRECTED_DATA" if "CORRECTED_DATA" in t.colnames() else "DATA"
     per_field = {}
+    # The science spectral windows only, one data description at a time: a column's cells have one shape per
+    # spectral window (a channel-average spw has one channel, a science spw many), so they cannot be read together.
+    ddis = [info["ddi"][s] for s in info["scienceSpws"]]
     try:
         for f, name in enumerate(info["fieldNames"]):
-            sel = t.query("FIELD_ID == %d && ANTENNA1 != ANTENNA2" % f)
-            n = sel.nrows()
-            if n == 0:
+            parts = []
+            for ddi in ddis:
+                sel = t.query("FIELD_ID == %d && DATA_DESC_ID == %d && ANTENNA1 != ANTENNA2" % (f, ddi))
+                n = sel.nrows()
+                if n == 0:
+                    sel.close()
+                    continue
+                step = max(1, n // max(1, 20000 // len(ddis)))
+                data = sel.getcol(column, 0, -1, step)
+                flags = sel.getcol("FLAG", 0, -1, step)
+                uvw = sel.getcol("UVW", 0, -1, step)
+                times = sel.getcol("TIME", 0, -1, step)
                 sel.close()
+                vis = np.ma.masked_array(data, mask=flags).mean(axis=(0, 1))
+                keep = ~np.ma.getmaskarray(vis)
+                parts.append((np.hypot(uvw[0], uvw[1])[keep], np.ma.getdata(vis)[keep], times[keep]))
+            if not parts:
                 continue
-            step = max(1, n // 20000)
-            data = sel.getcol(column, 0, -1, step)
-            flags = sel.getcol("FLAG", 0, -1, step)
-            uvw = sel.getcol("UVW", 0, -1, step)
-            times = sel.getcol("TIME", 0, -1, step)
-            sel.close()
-            masked = np.ma.masked_array(data, mask=flags)
-            vis = masked.mean(axis=(0, 1))
-            keep = ~np.ma.getmaskarray(vis)
-            per_field[name] = {"uvdist": np.hypot(uvw[0], uvw[1])[keep], "amp": np.abs(vis)[keep].filled(0) if hasattr(np.abs(vis)[keep], "filled") else np.abs(vis)[keep],
-                               "phase": np.degrees(np.angle(vis[keep].filled(0) if hasattr(vis[keep], "filled") else vis[keep])),
-                               "time": (times[keep] - times.min()) / 60.0, "field": f}
+            uvdist = np.concatenate([p[0] for p in parts])
+            vis = np.concatenate([p[1] for p in parts])
+            times = np.concatenate([p[2] for p in parts])
+            per_field[name] = {"uvdist": uvdist, "amp": np.abs(vis), "phase": np.degrees(np.angle(vis)),
+                               "time": times, "field": f}
     finally:
         t.close()
+    # Minutes since the first integration plotted, the same origin for every field.
+    start = min((d["time"].min() for d in per_field.values() if len(d["time"])), default=0.0)
+    for d in per_field.values():
+        d["time"] = (d["time"] - start) / 60.0
     written = []
     if per_field:
         fig, axes = plt.subplots(len(per_field), 1, figsize=(7, 2.6 * len(per_field)), squeeze=False)

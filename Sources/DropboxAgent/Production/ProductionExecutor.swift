@@ -250,6 +250,8 @@ struct ProductionExecutor: RestoreExecutor {
                 try cache.materialize(
                     entry, products: products, logs: working, plots: reusedDirectory + "/plots",
                     jobDirectory: jobDirectory)
+                // Made by materialize only when the entry has plots (a restore whose plots failed has none).
+                try FileManager.default.createDirectory(atPath: reusedDirectory, withIntermediateDirectories: true)
                 try AtomicFile.write(try encodeJSON(entry), to: reusedDirectory + "/reused.json")
             }
         } catch {
