@@ -55,7 +55,8 @@ def test_linked_and_reused_requests_get_an_expiry_and_then_say_their_delivery_ex
         agent.drop("linked", request)
         original = agent.wait_terminal("original")
         assert original["state"] == "succeeded", agent.log_tail()
-        linked = agent.wait("linked", lambda s: s["state"] == "succeeded", 60, "the linked request to end with it")
+        linked = wait_for(lambda: (lambda s: s if s and s["state"] == "succeeded" else None)(agent.status("linked")), 60,
+                          "the linked request to end with its original")
         assert linked["linkedTo"]["request"] == "original"
         # Another request id: not linked, the restore is reused (no CASA), a delivery of its own.
         agent.drop("reused", {"mous": MOUS_A, "requestId": "life-2"})
@@ -74,7 +75,8 @@ def test_linked_and_reused_requests_get_an_expiry_and_then_say_their_delivery_ex
 
         expired = {}
         for name, before in (("original", original), ("linked", linked), ("reused", reused)):
-            expired[name] = agent.wait(name, lambda s: bool(s["result"].get("expiredAt")), 300, "the delivery to expire")
+            expired[name] = wait_for(lambda: (lambda s: s if s and s["result"].get("expiredAt") else None)(agent.status(name)),
+                                     300, f"{name}: the delivery to expire")
             doc = expired[name]
             jsonschema.validate(doc, STATUS_SCHEMA)
             assert doc["state"] == "succeeded"
@@ -137,8 +139,9 @@ def test_a_restore_cache_staging_left_by_kill_9_is_swept_at_start_and_periodical
         agent.start()
         # Swept at start: the killed agent's staging; the live one stays.
         wait_for(lambda: not left[0].exists(), 60, "the killed agent's staging swept at start")
-        swept = [e for e in log_entries(agent, "leftovers swept") if left[0].name in str(e.get("restore.cache.stagings"))]
-        assert swept, agent.log_tail()
+        # (The sweep logs once it is over: polled, not read at once.)
+        wait_for(lambda: [e for e in log_entries(agent, "leftovers swept") if left[0].name in str(e.get("restore.cache.stagings"))],
+                 30, "the sweep's log line naming it")
         assert live.exists()
         # The job resumes and keeps its restore after all: a complete entry, no staging of its own left.
         status = agent.wait_terminal("kept")

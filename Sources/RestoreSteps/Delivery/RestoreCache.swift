@@ -173,9 +173,10 @@ public struct RestoreCache: Sendable {
                 key: key, mous: mous, sourceRequest: sourceRequest, measurementSets: measurementSets,
                 bytes: Self.size(staging + "/products"), storedAt: now, lastUsed: now)
             try Self.writeEntry(entry, in: staging)
-            unlink(staging + "/owner.json")
             staged?()
             guard rename(staging, directory(key)) == 0 else { throw CocoaError(.fileWriteFileExists) }
+            // Only a staging directory has an owner (one left here by a kill is harmless: entries are not swept).
+            unlink(directory(key) + "/owner.json")
         } catch {
             try? fm.removeItem(atPath: staging)
             throw error
