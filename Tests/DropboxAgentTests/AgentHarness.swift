@@ -130,7 +130,7 @@ final class AgentHarness: Sendable {
     /// Polls the status file until `predicate` holds or the deadline passes.
     @discardableResult
     func waitForStatus(
-        _ name: String, timeout: Double = 20, _ predicate: (StatusDocument) -> Bool
+        _ name: String, timeout: Double = 60, _ predicate: (StatusDocument) -> Bool
     ) async throws -> StatusDocument {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -144,7 +144,7 @@ final class AgentHarness: Sendable {
         throw CancellationError()
     }
 
-    func waitForState(_ name: String, _ state: RequestState, timeout: Double = 20) async throws -> StatusDocument {
+    func waitForState(_ name: String, _ state: RequestState, timeout: Double = 60) async throws -> StatusDocument {
         try await waitForStatus(name, timeout: timeout) { $0.state == state }
     }
 

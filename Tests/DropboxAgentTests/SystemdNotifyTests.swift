@@ -69,9 +69,12 @@ final class NotifyListener: Sendable {
 
 extension SpoolAgent {
     /// Test only: blocks the agent's executor, as a hung syscall or a deadlock in the agent would. Defined here, in
-    /// the tests, so production code carries no hook; the agent cannot tell it from a real hang.
-    func blockForTesting(seconds: Double) {
+    /// the tests, so production code carries no hook; the agent cannot tell it from a real hang. Returns when the
+    /// block began (the hop onto the actor can take a while on a loaded machine).
+    func blockForTesting(seconds: Double) -> Double {
+        let began = Date().timeIntervalSince1970
         usleep(useconds_t(seconds * 1_000_000))
+        return began
     }
 }
 
@@ -98,13 +101,12 @@ struct SystemdNotifyTests {
         // The work loop hangs (the agent's actor is blocked for 3 s): the pings stop, then resume. Asserted as a
         // gap in the pings that covers most of the hang (a loop that kept pinging would leave gaps of ~0.2 s),
         // not as a fixed time window, so a slow machine cannot make it fail.
-        let hung = Date().timeIntervalSince1970
         let agent = harness.runtime.agent
-        await Task.detached { await agent.blockForTesting(seconds: 3) }.value
+        let hung = await Task.detached { await agent.blockForTesting(seconds: 3) }.value
         _ = try await listener.waitFor("WATCHDOG=1", after: hung + 3, timeout: 10)  // resumed after the hang
         let pings = listener.lines("WATCHDOG=1", from: ready)
         let gaps = zip(pings.dropFirst(), pings).map { $0 - $1 }
-        let spanning = zip(pings.dropFirst(), pings).filter { $1 <= hung + 0.5 && $0 >= hung + 2.5 }
+        let spanning = zip(pings.dropFirst(), pings).filter { $1 <= hung + 0.3 && $0 >= hung + 2.7 }
         #expect(!spanning.isEmpty, "no gap in the watchdog pings spans the 3 s hang: gaps \(gaps)")
 
         try await harness.shutdown()
