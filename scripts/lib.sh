@@ -67,3 +67,58 @@ build_agent() {
   (cd "$REPO" && swift build "$@" >&2)
   AGENT="$REPO/.build/debug/dropbox-agent"
 }
+
+# nginx for tests and benches (scripts/services/nginx-*.sh): the start-up and stop they share.
+#   nginx_prepare RUNDIR PORT         # checks for nginx; sets NGINX_RUN (absolute, with tmp/) and NGINX_PORT (PORT, or
+#                                     # a free loopback port for 0)
+#   nginx_start LEVEL CONNECTIONS MAIN HTTP
+#                                     # writes NGINX_RUN/nginx.conf — MAIN in the main context, HTTP in `http { }`
+#                                     # after the shared logs and temp paths — starts nginx, writes NGINX_RUN/port,
+#                                     # waits until it accepts connections (10 s) and prints "PORT <n>"
+#   nginx_stop RUNDIR                 # stops the nginx whose PID is in RUNDIR/nginx.pid (a zombie counts as stopped)
+nginx_prepare() {
+  command -v nginx >/dev/null 2>&1 || { echo "nginx not found: apt-get install --no-install-recommends nginx-light" >&2; exit 3; }
+  mkdir -p "$1/tmp"
+  NGINX_RUN=$(cd "$1" && pwd)
+  NGINX_PORT=$2
+  if [ "$NGINX_PORT" = 0 ]; then
+    NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  fi
+}
+
+nginx_start() {
+  local run=$NGINX_RUN i=0
+  cat > "$run/nginx.conf" <<CONF
+$3
+pid $run/nginx.pid;
+error_log $run/error.log $1;
+events { worker_connections $2; }
+http {
+    access_log $run/access.log;
+    client_body_temp_path $run/tmp/body; proxy_temp_path $run/tmp/proxy; fastcgi_temp_path $run/tmp/fastcgi;
+    uwsgi_temp_path $run/tmp/uwsgi; scgi_temp_path $run/tmp/scgi;
+    default_type application/octet-stream;
+$4
+}
+CONF
+  rm -f "$run/nginx.pid"
+  nginx -p "$run" -c "$run/nginx.conf" -e "$run/error.log" </dev/null >"$run/nginx.out" 2>&1
+  echo "$NGINX_PORT" > "$run/port"
+  while ! python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$NGINX_PORT" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 200 ] || { echo "nginx did not start; see $run/error.log" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "PORT $NGINX_PORT"
+}
+
+nginx_stop() {
+  local run=$1 pid i=0
+  [ -f "$run/nginx.pid" ] || return 0
+  pid=$(cat "$run/nginx.pid")
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do
+    if [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ]; then break; fi
+    i=$((i + 1)); sleep 0.05
+  done
+  rm -f "$run/nginx.pid"
+}

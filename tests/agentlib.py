@@ -119,20 +119,23 @@ class Agent:
 
     def __init__(self, base: pathlib.Path, spool: pathlib.Path, label: str = "agent", *, settle: float = 0,
                  rescan: float = 30, max_concurrent: int = 2, lease: float = 30, extra: dict | None = None,
-                 binary: pathlib.Path | None = None, env: dict | None = None):
+                 binary: pathlib.Path | None = None, env: dict | None = None, config: dict | None = None):
+        """`config`, when given, is the whole configuration (the data directory is added); otherwise it is made from
+        the spool and the keyword settings, with `extra`'s sections merged in."""
         self.label = label
         self.env = env or {}
         self.spool = spool
         self.data = base / f"data-{label}"
         self.data.mkdir(parents=True, exist_ok=True)
         self.config_path = base / f"config-{label}.json"
-        config = {
-            "dataDirectory": str(self.data),
-            "spool": {"directory": str(spool), "settleSeconds": settle, "rescanIntervalSeconds": rescan},
-            "agent": {"maxConcurrentRestores": max_concurrent, "leaseSeconds": lease},
-        }
-        for section, values in (extra or {}).items():
-            config.setdefault(section, {}).update(values)
+        if config is None:
+            config = {
+                "spool": {"directory": str(spool), "settleSeconds": settle, "rescanIntervalSeconds": rescan},
+                "agent": {"maxConcurrentRestores": max_concurrent, "leaseSeconds": lease},
+            }
+            for section, values in (extra or {}).items():
+                config.setdefault(section, {}).update(values)
+        config = {"dataDirectory": str(self.data), **config}
         self.config_path.write_text(json.dumps(config, indent=2))
         self.log_path = base / f"{label}.stderr.log"
         self.binary = binary or agent_binary()
@@ -144,16 +147,27 @@ class Agent:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, wait_ready: bool = True, timeout: float = 30) -> "Agent":
-        self._log = open(self.log_path, "ab")
+    @property
+    def command(self) -> list[str]:
+        return [str(self.binary), "run", "--config", str(self.config_path)]
+
+    def start(self, wait_ready: bool = True, timeout: float = 30,
+              launch: Callable[[list[str]], list[str]] | None = None,
+              output: pathlib.Path | None = None) -> "Agent":
+        """Starts the agent and (by default) waits until it logs 'agent started'. `launch` turns the agent's argv
+        into the argv to run (e.g. a namespace host's init, which must send the agent's stderr to `log_path`);
+        `output` then takes what that process writes itself (default: the agent's log)."""
+        self._log = open(output or self.log_path, "ab")
+        argv = launch(self.command) if launch else self.command
         self.process = subprocess.Popen(
-            [str(self.binary), "run", "--config", str(self.config_path)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, start_new_session=True,
+            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, start_new_session=True,
             env={**os.environ, **self.env})
         if wait_ready:
             wait_until(lambda: self.log_has("agent started") or self.process.poll() is not None, timeout,
                        what=f"{self.label} to log 'agent started'")
-            assert self.process.poll() is None, f"{self.label} exited with {self.process.returncode}:\n{self.log_text()}"
+            output_text = output.read_text(errors="replace") if output else ""
+            assert self.process.poll() is None, \
+                f"{self.label} exited with {self.process.returncode}:\n{output_text}{self.log_text()}"
         return self
 
     def wait_exit(self, timeout: float = 30) -> int:

@@ -10,7 +10,6 @@ live in private mount namespaces and vanish with them; sshd runs in its own netw
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import shlex
@@ -18,7 +17,7 @@ import shutil
 import signal
 import subprocess
 
-from agentlib import agent_binary, wait_until
+from agentlib import Agent, wait_until
 
 UNSHARE_HOST = ["unshare", "--uts", "--pid", "--net", "--mount", "--propagation", "private", "--fork", "--mount-proc",
                 "--kill-child"]
@@ -53,7 +52,8 @@ def comm(pid: int) -> str:
 
 
 class NamespaceHost:
-    """One host: its own hostname, PID, network and mount namespaces, and one `dropbox-agent run`.
+    """One host: its own hostname, PID, network and mount namespaces, and one `dropbox-agent run`, started by
+    agentlib's ``Agent`` with the namespace's init as its launcher.
 
     `mount_command` mounts the shared spool at `mountpoint` inside the host (a bind mount, or sshfs).
     """
@@ -63,30 +63,31 @@ class NamespaceHost:
         self.name = name
         self.base = base / name
         self.base.mkdir(parents=True, exist_ok=True)
-        self.data = self.base / "data"
-        self.data.mkdir(exist_ok=True)
         self.mountpoint = mountpoint
-        self.config_path = self.base / "config.json"
-        self.config_path.write_text(json.dumps({"dataDirectory": str(self.data), **config}, indent=2))
-        self.log_path = self.base / "agent.stderr.log"
+        spool = pathlib.Path(config.get("spool", {}).get("directory", mountpoint))
+        self.agent = Agent(self.base, spool, "agent", config=config, env=env)
+        self.data = self.agent.data
+        self.config_path = self.agent.config_path
+        self.log_path = self.agent.log_path
         self.mount_command = mount_command
         self.unmount_command = unmount_command
-        self.env = env or {}
-        self.process: subprocess.Popen | None = None
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        """The host's `unshare` process (its child is the namespace's init)."""
+        return self.agent.process
 
     def start(self, timeout: float = 60) -> "NamespaceHost":
-        agent = shlex.join([str(agent_binary()), "run", "--config", str(self.config_path)])
         unmount = shlex.join(self.unmount_command) if self.unmount_command else "true"
-        # The init shell: set the host up, run the agent, wait for it (reaping it), then unmount.
-        script = (f"set -e; hostname {shlex.quote(self.name)}; ip link set lo up; {shlex.join(self.mount_command)}; "
-                  f"set +e; {agent} 2>>{shlex.quote(str(self.log_path))} & wait $!; rc=$?; {unmount}; exit $rc")
-        self.setup_log = open(self.base / "init.log", "ab")
-        self.process = subprocess.Popen([*UNSHARE_HOST, "sh", "-c", script], stdin=subprocess.DEVNULL,
-                                        stdout=self.setup_log, stderr=self.setup_log, start_new_session=True,
-                                        env={**os.environ, **self.env})
-        wait_until(lambda: self.log_has("agent started") or self.process.poll() is not None, timeout,
-                   what=f"host {self.name}'s agent to start")
-        assert self.process.poll() is None, f"host {self.name} ended: {(self.base / 'init.log').read_text()}\n{self.log_text()}"
+
+        def init(argv: list[str]) -> list[str]:
+            # The init shell: set the host up, run the agent, wait for it (reaping it), then unmount.
+            script = (f"set -e; hostname {shlex.quote(self.name)}; ip link set lo up; {shlex.join(self.mount_command)}; "
+                      f"set +e; {shlex.join(argv)} 2>>{shlex.quote(str(self.log_path))} & wait $!; rc=$?; {unmount}; "
+                      "exit $rc")
+            return [*UNSHARE_HOST, "sh", "-c", script]
+
+        self.agent.start(timeout=timeout, launch=init, output=self.base / "init.log")
         return self
 
     @property
@@ -104,22 +105,13 @@ class NamespaceHost:
         return next((p for p in children(init) if comm(p) == "dropbox-agent"), None)
 
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self.agent.log_text()
 
     def log_lines(self) -> list[dict]:
-        out = []
-        for raw in self.log_text().splitlines():
-            try:
-                out.append(json.loads(raw))
-            except json.JSONDecodeError:
-                pass
-        return out
+        return self.agent.log_lines()
 
     def log_has(self, message: str) -> bool:
-        return any(line.get("message") == message for line in self.log_lines())
+        return self.agent.log_has(message)
 
     def freeze(self) -> None:
         """SIGSTOP of the agent (by PID): the host hangs, holding what it holds."""
@@ -141,7 +133,7 @@ class NamespaceHost:
         self.process.wait(timeout=30)
         if agent:
             wait_until(lambda: not pathlib.Path(f"/proc/{agent}").exists(), 30, what=f"host {self.name}'s agent to die with it")
-        self.setup_log.close()
+        self.agent.wait_exit()
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM to the agent (a clean stop), then the host ends by itself; returns the agent's exit status."""
@@ -150,11 +142,7 @@ class NamespaceHost:
             pid = self.agent_pid
             if pid:
                 os.kill(pid, signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=timeout)
-        finally:
-            self.setup_log.close()
-        return code
+        return self.agent.wait_exit(timeout=timeout)
 
     def kill_if_running(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -10,12 +10,14 @@ import DropboxTestKit
 @Suite(.serialized, .tags(.endToEnd), .selected(.endToEnd)) struct CrossHostStatusTests {
     @Test func aStaleQueuedLandingAfterTheFinalStatusIsReplaced() async throws {
         let h = try AgentHarness { _, _, _ in }
-        let hook: @Sendable (String) async -> Void = { path in
-            // What the other host computed from the status it read before the claim: `queued`, an old sequence.
+        let records = StatusRecords(configuration: h.runtime.configuration)
+        let hook: @Sendable (String) async -> Void = { _ in
+            // What the other host computed from the record it read before the claim: `queued`, an old sequence,
+            // published as every agent publishes (the record, then the status file).
             var stale = StatusDocument(request: "r", state: .queued)
             stale.transition(to: .queued, message: "complete and valid; waiting for a free slot")
             stale.sequence = 1
-            try? AtomicFile.write(try! stale.encoded(), to: path)
+            _ = try? records.write(stale, name: "r")
         }
         JobRunner.$concludedHook.withValue(hook) { h.start() }
         try h.drop("r.json", AgentHarness.validRequest)

@@ -15,6 +15,10 @@ struct DeliveryExpiryTests {
         return root
     }
 
+    private func records(_ root: String) -> StatusRecords {
+        StatusRecords(workDirectory: root + "/work", spoolDirectory: root, mode: 0o644)
+    }
+
     private func statusDocument(jobId: String, root: String) -> StatusDocument {
         var doc = StatusDocument(request: "r1", state: .succeeded)
         doc.requestFile = root + "/work/finished/" + jobId + "/request.json"
@@ -29,8 +33,8 @@ struct DeliveryExpiryTests {
         let root = try makeArea()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let expiry = DeliveryExpiry(
-            directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644,
-            logger: Logger(label: "t"))
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads",
+            records: records(root), logger: Logger(label: "t"))
         let old = DeliveryName.random()
         let live = DeliveryName.random()
         for name in [old, live] {
@@ -38,7 +42,8 @@ struct DeliveryExpiryTests {
                 atPath: root + "/downloads/" + name + "/a.ms", withIntermediateDirectories: true)
         }
         let statusPath = root + "/r1.status.json"
-        try AtomicFile.write(try statusDocument(jobId: "job-old", root: root).encoded(), to: statusPath)
+        try FileManager.default.createDirectory(atPath: records(root).directory, withIntermediateDirectories: true)
+        try records(root).write(statusDocument(jobId: "job-old", root: root), name: "r1")
         try expiry.register(
             .init(
                 jobId: "job-old", name: old, path: root + "/downloads/" + old, expiresAt: 1000, statusPath: statusPath))
@@ -60,35 +65,38 @@ struct DeliveryExpiryTests {
         #expect(expiry.sweep(now: 2000).isEmpty)
     }
 
-    @Test("a delivery shared by a linked request: removed once, counted once, both status files say it expired")
+    @Test("a delivery shared by a linked request: removed once, counted once, both statuses say it expired")
     func linkedRequestExpiresWithItsOriginal() throws {
         let root = try makeArea()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let expiry = DeliveryExpiry(
-            directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644,
-            logger: Logger(label: "t"))
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads",
+            records: records(root), logger: Logger(label: "t"))
         let name = DeliveryName.random()
         try FileManager.default.createDirectory(
             atPath: root + "/downloads/" + name + "/a.ms", withIntermediateDirectories: true)
-        // Job ids chosen so that either record may come first in a sweep: both orders are covered across the runs
-        // of both tests (the linked one sorts first here).
-        for (jobId, status) in [("job-b-original", "/orig.status.json"), ("job-a-linked", "/linked.status.json")] {
+        try FileManager.default.createDirectory(atPath: records(root).directory, withIntermediateDirectories: true)
+        // Job ids chosen so that the linked request's record comes first in the sweep: it removes the directory,
+        // the original's finds it gone and still marks its status.
+        for (jobId, request) in [("job-b-original", "orig"), ("job-a-linked", "linked")] {
             var doc = statusDocument(jobId: jobId, root: root)
+            doc.request = request
             doc.result?.deliveryPath = root + "/downloads/" + name
-            try AtomicFile.write(try doc.encoded(), to: root + status)
+            try records(root).write(doc, name: request)
             try expiry.register(
                 .init(
                     jobId: jobId, name: name, path: root + "/downloads/" + name, expiresAt: 1000,
-                    statusPath: root + status))
+                    statusPath: root + "/" + request + ".status.json"))
         }
         let removed = expiry.sweep(now: 2000)
         #expect(removed.count == 1, "one directory removed, one count for the metric")
         #expect(!FileManager.default.fileExists(atPath: root + "/downloads/" + name))
         #expect(expiry.entries().isEmpty)
-        for status in ["/orig.status.json", "/linked.status.json"] {
-            let doc = try #require(StatusPublisher.existing(at: root + status))
-            #expect(doc.state == .succeeded && doc.result?.expiredAt != nil, "\(status)")
-            #expect(doc.result?.measurementSets == ["a.ms"], "\(status) still says what was delivered")
+        for request in ["orig", "linked"] {
+            let doc = try #require(StatusPublisher.existing(at: root + "/" + request + ".status.json"))
+            #expect(doc.state == .succeeded && doc.result?.expiredAt != nil, "\(request)")
+            #expect(doc.result?.measurementSets == ["a.ms"], "\(request) still says what was delivered")
+            #expect(records(root).read(request)?.result?.expiredAt != nil, "\(request): the record too")
         }
     }
 
@@ -97,8 +105,8 @@ struct DeliveryExpiryTests {
         let root = try makeArea()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let expiry = DeliveryExpiry(
-            directory: root + "/deliveries", downloadDirectory: root + "/downloads", statusFileMode: 0o644,
-            logger: Logger(label: "t"))
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads",
+            records: records(root), logger: Logger(label: "t"))
         try FileManager.default.createDirectory(atPath: root + "/precious", withIntermediateDirectories: true)
         try expiry.register(
             .init(

@@ -123,7 +123,7 @@ import DropboxTestKit
             let dir = try store.finish(jobId: jobId, name: name, state: state, statusPath: statusPath)
             var doc = StatusDocument(request: name, state: state)
             doc.requestFile = dir + "/request.json"
-            try AtomicFile.write(try doc.encoded(), to: statusPath)
+            try store.statusRecords().write(doc, name: name)
             let final = JobStore.FinalRecord(name: name, state: state, finishedAt: old, statusPath: statusPath)
             try AtomicFile.write(try encodeJSON(final), to: dir + "/final.json")
             ids[state] = jobId

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # An NGAS-shaped archive store served by nginx, for tests and benchmarks.
 #
 #   nginx-store.sh start STOREDIR PORT RUNDIR [AUTOINDEX [USERFILE]]
@@ -16,23 +16,14 @@
 # USERFILE (an nginx auth_basic_user_file, e.g. "user:{SSHA}..."; world-readable) makes every request need HTTP
 # Basic authentication, as an NGAS server with authorisation enabled does: without or with a wrong login 401,
 # WWW-Authenticate: Basic, and an NgamsStatus FAILURE body.
-set -eu
+# Callers may run it with sh: the shared nginx start-up is in scripts/lib.sh (bash).
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "$(dirname "$0")/../lib.sh"
 
 usage() { echo "usage: $0 start STOREDIR PORT RUNDIR [off|html|json [USERFILE]] | stop RUNDIR" >&2; exit 2; }
 
 status_xml() { # $1 message [$2 status, default FAILURE]
     printf '<?xml version="1.0" encoding="UTF-8"?>\n<NgamsStatus>\n  <Status HostId="nginx-store" Message="%s" State="ONLINE" Status="%s" SubState="IDLE" Version="nginx-store"/>\n</NgamsStatus>\n' "$1" "${2:-FAILURE}"
-}
-
-wait_port() { # $1 port: probe until something accepts connections (5 s)
-    i=0
-    while [ $i -lt 100 ]; do
-        if python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$1" 2>/dev/null; then
-            return 0
-        fi
-        i=$((i + 1)); sleep 0.05
-    done
-    return 1
 }
 
 [ $# -ge 1 ] || usage
@@ -50,27 +41,15 @@ start)
     html|json) autoindex="autoindex on; autoindex_format $5;" ;;
     *) usage ;;
     esac
-    command -v nginx >/dev/null 2>&1 || { echo "nginx not found: apt-get install --no-install-recommends nginx-light" >&2; exit 3; }
-    mkdir -p "$run/static" "$run/tmp"; run=$(cd "$run" && pwd)
-    if [ "$port" = 0 ]; then
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    fi
+    nginx_prepare "$4" "$port"
+    run=$NGINX_RUN; port=$NGINX_PORT
+    mkdir -p "$run/static"
     status_xml 'NGAMS_ER_UNAVAIL_FILE:4019:ERROR: File appears not to be available.' > "$run/static/404.xml"
     status_xml 'NGAMS_ER_RETRIEVE_CMD:4018:ERROR: Incorrect parameter: file_id' > "$run/static/400.xml"
     status_xml 'You are not authorized to access the requested resource' > "$run/static/401.xml"
     status_xml 'Successfully handled command STATUS' SUCCESS > "$run/static/status.xml"
-    cat > "$run/nginx.conf" <<CONF
-worker_processes 2;
-pid $run/nginx.pid;
-error_log $run/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log $run/access.log;
-    client_body_temp_path $run/tmp/body; proxy_temp_path $run/tmp/proxy; fastcgi_temp_path $run/tmp/fastcgi;
-    uwsgi_temp_path $run/tmp/uwsgi; scgi_temp_path $run/tmp/scgi;
-    sendfile on; tcp_nopush on;
-    default_type application/octet-stream;
-    map \$arg_file_id \$ngas_valid_id { default 0; "~^[A-Za-z0-9_][A-Za-z0-9._+:-]*\$" 1; }
+    nginx_start warn 256 "worker_processes 2;" "    sendfile on; tcp_nopush on;
+    map \$arg_file_id \$ngas_valid_id { default 0; \"~^[A-Za-z0-9_][A-Za-z0-9._+:-]*\$\" 1; }
     server {
         listen 127.0.0.1:$port;
         server_name localhost;
@@ -80,41 +59,24 @@ http {
         error_page 400 /_ngas/400.xml;
         error_page 401 /_ngas/401.xml;
         location = /STATUS {
-            if (\$arg_file_id != "") { return 400; }
+            if (\$arg_file_id != \"\") { return 400; }
             default_type text/xml;
             alias $run/static/status.xml;
         }
         location = /RETRIEVE {
             if (\$ngas_valid_id = 0) { return 400; }
-            add_header Content-Disposition 'attachment; filename="\$arg_file_id"' always;
+            add_header Content-Disposition 'attachment; filename=\"\$arg_file_id\"' always;
             try_files /\$arg_file_id =404;
         }
         location /_ngas/ { internal; auth_basic off; alias $run/static/; default_type text/xml; }
         location /files/ { alias $store/; $autoindex }
         location / { return 404; }
-    }
-}
-CONF
-    rm -f "$run/nginx.pid"
-    nginx -p "$run" -c "$run/nginx.conf" -e "$run/error.log" </dev/null >"$run/nginx.out" 2>&1
-    echo "$port" > "$run/port"
-    if ! wait_port "$port"; then echo "nginx did not start; see $run/error.log" >&2; exit 1; fi
-    echo "PORT $port"
+    }"
     echo "PID $(cat "$run/nginx.pid")"
     ;;
 stop)
     [ $# -eq 2 ] || usage
-    run=$2
-    [ -f "$run/nginx.pid" ] || exit 0
-    pid=$(cat "$run/nginx.pid")
-    kill -TERM "$pid" 2>/dev/null || exit 0
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
-        # a zombie counts as stopped
-        if [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ]; then break; fi
-        i=$((i + 1)); sleep 0.05
-    done
-    rm -f "$run/nginx.pid"
+    nginx_stop "$2"
     ;;
 *) usage ;;
 esac

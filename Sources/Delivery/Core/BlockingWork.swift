@@ -82,38 +82,18 @@ public enum BlockingWork {
 /// A serial executor on one dedicated thread, for actors whose isolated sections make short blocking calls
 /// (`flock`, SQLite with `synchronous=FULL`, fsync of small files): they then hold that thread, never one of
 /// the cooperative pool's. Long work still belongs in ``BlockingWork``.
-public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []  // guarded by `condition`
+public final class DedicatedThreadExecutor: SerialExecutor, Sendable {
+    private let queue = ExecutorJobQueue()
 
     /// Starts the thread.
     /// - Parameter name: the thread's name (shown by `top -H`, `gdb`).
     public init(name: String) {
-        let thread = Thread { [self] in loop() }
-        thread.name = name
-        thread.start()
+        queue.serve(name: name) { [self] job in job.runSynchronously(on: asUnownedSerialExecutor()) }
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        condition.lock()
-        jobs.append(job)
-        condition.signal()
-        condition.unlock()
-    }
+    public func enqueue(_ job: consuming ExecutorJob) { queue.append(UnownedJob(job)) }
 
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
-
-    private func loop() -> Never {
-        while true {
-            condition.lock()
-            while jobs.isEmpty { condition.wait() }
-            let batch = jobs
-            jobs.removeAll(keepingCapacity: true)
-            condition.unlock()
-            for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
-        }
-    }
 }
 
 /// A task executor of a few dedicated threads: tasks (and the nonisolated async functions they call) that prefer it
@@ -123,19 +103,18 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
 ///
 /// A closure passed to `withTaskExecutorPreference` starts where its caller runs; the switch happens at its first
 /// call of a nonisolated `async` function. Put the work in such a function and call it from the closure.
-public final class ThreadPoolTaskExecutor: TaskExecutor, @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []  // guarded by `condition`
+public final class ThreadPoolTaskExecutor: TaskExecutor, Sendable {
+    private let queue = ExecutorJobQueue()
 
     /// Starts `threads` threads named `name`.
     public init(name: String, threads: Int = 2) {
         for index in 0..<max(1, threads) {
-            let thread = Thread { [self] in
-                pthread_setspecific(Self.ownerKey, Unmanaged.passUnretained(self).toOpaque())
-                loop()
-            }
-            thread.name = threads > 1 ? "\(name)-\(index)" : name
-            thread.start()
+            queue.serve(
+                name: threads > 1 ? "\(name)-\(index)" : name,
+                setUp: { [self] in
+                    pthread_setspecific(Self.ownerKey, Unmanaged.passUnretained(self).toOpaque())
+                },
+                run: { [self] job in job.runSynchronously(on: asUnownedTaskExecutor()) })
         }
     }
 
@@ -150,23 +129,50 @@ public final class ThreadPoolTaskExecutor: TaskExecutor, @unchecked Sendable {
         return key
     }()
 
-    public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
+    public func enqueue(_ job: consuming ExecutorJob) { queue.append(UnownedJob(job)) }
+
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
+}
+
+/// The one run path of both executors: jobs in the order they were enqueued, served by threads that each wait for the
+/// next job and run it.
+private final class ExecutorJobQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []  // guarded by `condition`
+    private var head = 0  // guarded by `condition`: jobs before it have been taken
+
+    func append(_ job: UnownedJob) {
         condition.lock()
         jobs.append(job)
         condition.signal()
         condition.unlock()
     }
 
-    public func asUnownedTaskExecutor() -> UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
-
-    private func loop() -> Never {
-        while true {
-            condition.lock()
-            while jobs.isEmpty { condition.wait() }
-            let job = jobs.removeFirst()
-            condition.unlock()
-            job.runSynchronously(on: asUnownedTaskExecutor())
+    /// Starts a thread named `name` that runs `setUp` once, then every job it takes with `run`, for ever. The closures
+    /// hold their executor strongly: an executor lives as long as its threads (tasks refer to it unowned).
+    func serve(name: String, setUp: @escaping @Sendable () -> Void = {}, run: @escaping @Sendable (UnownedJob) -> Void)
+    {
+        let thread = Thread { [self] in
+            setUp()
+            while true { run(next()) }
         }
+        thread.name = name
+        thread.start()
+    }
+
+    private func next() -> UnownedJob {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == jobs.count { condition.wait() }
+        let job = jobs[head]
+        head += 1
+        if head == jobs.count {
+            jobs.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024, head * 2 >= jobs.count {
+            jobs.removeFirst(head)  // a queue that never empties: drop the taken jobs now and then
+            head = 0
+        }
+        return job
     }
 }

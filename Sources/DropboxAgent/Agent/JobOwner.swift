@@ -1,12 +1,14 @@
 /// What a ``JobRunner`` may use of the agent that owns it: the shared services, each safe from any thread, and
 /// none of the owner's scheduling state (queue, slots, pending files). The runner reports through them — the job
-/// store (checkpoint, lease, status), the journal, the metrics, the notifier — and asks the executor to run the
+/// store (checkpoint, lease), the status records, the journal, the metrics, the notifier — and asks the executor to run the
 /// steps; it never reaches into ``SpoolAgent`` itself.
 protocol JobOwner: Sendable {
     /// The spool's settings (directories, modes, attempts).
     var settings: SpoolAgent.Settings { get }
     /// Claimed jobs: checkpoints, leases, the finished area, the idempotency index.
     var store: JobStore { get }
+    /// The requests' status records (the state) and status files (the output written from them).
+    var records: StatusRecords { get }
     /// The audit trail of states, steps and attempts.
     var journal: Journal { get }
     /// Runs the six steps (production: real CASA; tests: test-only steps).

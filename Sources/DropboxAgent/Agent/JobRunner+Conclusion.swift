@@ -112,11 +112,9 @@ extension JobRunner {
             durationSeconds: checkpoint.startedAt.flatMap(Timestamp.date).map { Date().timeIntervalSince($0) })
         await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
         if let area = publisher.document.workingArea, !FileManager.default.fileExists(atPath: area) {
-            // Read-modify-write of the file (not the publisher's copy), under the lock the mail queue takes too: the
+            // Read-modify-write of the record (not the publisher's copy), under the lock the mail queue takes too: the
             // queue may already have written the notifications' outcome.
-            try ConcludedStatus.modify(
-                at: statusPath, ifRequestFile: finished + "/request.json", mode: settings.statusFileMode
-            ) { doc in
+            try records.modifyConcluded(name: name, ifRequestFile: finished + "/request.json") { doc in
                 doc.workingArea = nil
                 doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
             }
@@ -124,9 +122,9 @@ extension JobRunner {
         await updateLinkedRequests(finishedDirectory: finished, final: publisher.document, facts: result.facts)
         if let hook = Self.concludedHook { await hook(statusPath) }
         // Across hosts nothing orders a `queued` that another host wrote in the instant before our claim against our
-        // statuses (the spool-entry lock is per kernel): if such a stale one replaced our final status, write ours
+        // statuses (the spool-entry lock is per kernel): if such a stale one replaced our final record, write ours
         // again. Stale means an older sequence; a new request of the same name continues from ours (higher).
-        if let onDisk = StatusPublisher.existing(at: statusPath), !onDisk.state.isTerminal,
+        if let onDisk = records.read(name), !onDisk.state.isTerminal,
             (onDisk.sequence ?? 0) < (publisher.document.sequence ?? 0)
         {
             logger.warning(

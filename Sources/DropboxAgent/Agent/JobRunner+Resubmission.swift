@@ -18,7 +18,7 @@ extension JobRunner {
     ///
     /// The original may end at any moment: its final status is written before its job directory moves to
     /// `finished/` and before it updates the requests linked to it. So after writing this request's status the
-    /// original's status is read again; if it has ended, this request ends the same way here (if the original's
+    /// original's record is read again; if it has ended, this request ends the same way here (if the original's
     /// update came first, this write would otherwise leave the linked request `running` forever).
     func linkIfDuplicate(sha: String, request: RestoreRequest, checkpoint: JobCheckpoint) async throws -> Bool {
         let mine = JobStore.IndexEntry(
@@ -45,8 +45,8 @@ extension JobRunner {
         // the job in jobs/, and whoever resumes it links it again (idempotent) and finishes it. The other order
         // left `queued` forever.
         let finished = store.finishedDirectory + "/" + jobId
-        let original = StatusPublisher.existing(at: existing.statusPath)
-        var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .queued)
+        let original = records.read(existing.name)
+        var doc = records.read(name) ?? StatusDocument(request: name, state: .queued)
         doc.linkedTo = .init(request: existing.name, statusFile: existing.statusPath)
         doc.requestFile = finished + "/request.json"
         doc.sha256 = sha
@@ -61,17 +61,16 @@ extension JobRunner {
         if let hook = Self.linkRaceHook { await hook() }
         try claimConclusion()
         doc.advanceSequence()
-        try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
-        if !doc.state.isTerminal, let ended = StatusPublisher.existing(at: existing.statusPath), ended.state.isTerminal
-        {
-            let current = StatusPublisher.existing(at: statusPath) ?? doc
+        try records.write(doc, name: name)
+        if !doc.state.isTerminal, let ended = records.read(existing.name), ended.state.isTerminal {
+            let current = records.read(name) ?? doc
             if !current.state.isTerminal {
                 doc = current
                 doc.result = ended.result
                 doc.error = ended.error
                 doc.transition(to: ended.state, step: nil, message: "the linked request \(existing.name) ended")
                 doc.advanceSequence()
-                try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+                try records.write(doc, name: name)
             }
         }
         if doc.state == .succeeded {
@@ -98,24 +97,26 @@ extension JobRunner {
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: links)) ?? [] {
             guard let data = FileManager.default.contents(atPath: links + "/" + entry) else { continue }
             let path = String(decoding: data, as: UTF8.self)
-            guard var doc = StatusPublisher.existing(at: path) else { continue }
+            let linkedName = StatusRecords.name(ofOutput: path)
+            guard var doc = records.read(linkedName) else { continue }
             let wasTerminal = doc.state.isTerminal
             doc.result = final.result
             doc.error = final.error
             doc.transition(to: final.state, step: nil, message: "the linked request \(name) ended")
             doc.advanceSequence()
-            try? AtomicFile.write(try doc.encoded(), to: path, mode: settings.statusFileMode)
+            _ = try? records.write(doc, name: linkedName)
             if !wasTerminal, final.state == .succeeded, let requestFile = doc.requestFile {
                 // Its delivery is the original's: it expires with it.
                 let linkedJob = ((requestFile as NSString).deletingLastPathComponent as NSString).lastPathComponent
                 agent.executor.linkedToDelivery(
                     jobId: linkedJob, statusPath: path, result: final.result, logger: logger)
             }
-            // The linked request's own recipients, from its own request file (kept in finished/<its job>/).
+            // The linked request's own recipients, from its own request file (kept in finished/<its job>/), parsed
+            // like every claimed copy.
             guard !wasTerminal, let requestFile = doc.requestFile,
-                let bytes = FileManager.default.contents(atPath: requestFile),
-                let parsed = try? RequestParser.parse([UInt8](bytes))
+                case .accepted(let accepted)? = try? AcceptedRequest.load(claimedCopy: requestFile)
             else { continue }
+            let parsed = accepted.parsed
             let jobDirectory = (requestFile as NSString).deletingLastPathComponent
             var linkedFacts = facts
             linkedFacts["mous"] = parsed.request.mous
@@ -135,8 +136,8 @@ extension JobRunner {
         let notes = await agent.notifier.enqueue(
             doc, request: request, facts: facts, id: jobId, statusPath: statusPath, jobDirectory: jobDirectory)
         guard !notes.isEmpty else { return }
-        try ConcludedStatus.modify(
-            at: statusPath, ifRequestFile: jobDirectory + "/request.json", mode: settings.statusFileMode
+        try records.modifyConcluded(
+            name: StatusRecords.name(ofOutput: statusPath), ifRequestFile: jobDirectory + "/request.json"
         ) { current in
             if current.notifications == nil { current.notifications = notes }
         }

@@ -7,8 +7,9 @@ import RestoreSteps
 struct JobRunner: Sendable {
     let jobId: String
     let name: String
-    /// True after a restart or takeover: steps recorded as completed are not run again.
-    let resume: Bool
+    /// The request as parsed at intake, handed over by the claim; nil for a job resumed after a restart or taken
+    /// over, which reads the claimed copy (``AcceptedRequest/load(claimedCopy:)``).
+    let intake: AcceptedRequest?
     /// The attempt this runner holds: the fencing token checked before each step, before publishing, before
     /// mailing and before concluding.
     let attempt: Int
@@ -17,6 +18,9 @@ struct JobRunner: Sendable {
     let logger: Logger
 
     var store: JobStore { agent.store }
+    var records: StatusRecords { agent.records }
+    /// True after a restart or takeover: steps recorded as completed are not run again.
+    var resume: Bool { intake == nil }
     var settings: SpoolAgent.Settings { agent.settings }
     var statusPath: String { settings.spoolDirectory + "/" + SpoolNames.statusFile(for: name) }
     var directory: String { store.jobDirectory(jobId) }
@@ -65,20 +69,29 @@ struct JobRunner: Sendable {
     }
 
     private func runChecked(resume: Bool) async throws {
-        guard let data = FileManager.default.contents(atPath: directory + "/request.json") else {
-            throw SystemCallError(call: "read", path: directory + "/request.json", errno: errno)
+        // The request parsed at intake. A resumed or taken-over job, and a claim whose file was rewritten after
+        // intake, parse the claimed copy in the job store instead, with the same function.
+        let claimedCopy = directory + "/request.json"
+        let accepted: AcceptedRequest
+        if let intake, intake.isUnchanged(at: claimedCopy) {
+            accepted = intake
+        } else {
+            switch try AcceptedRequest.load(claimedCopy: claimedCopy) {
+            case .accepted(let loaded):
+                accepted = loaded
+            case .rejected(let error):
+                // Changed between validation and claim: reject what we hold now.
+                try rejectClaimed(code: error.code, message: error.message)
+                return
+            }
         }
-        let bytes = [UInt8](data)
-        let sha = RequestDigest.hex(bytes)
-        let parsed: ParsedRequest
-        do { parsed = try RequestParser.parse(bytes) } catch {
-            // Changed between validation and claim: reject what we hold now.
-            try rejectClaimed(code: error.code, message: error.message)
-            return
-        }
+        let parsed = accepted.parsed
+        let sha = accepted.sha256
         var request = parsed.request
         if !parsed.choseDeliveryFormat { request.deliveryFormat = settings.defaultDeliveryFormat }
-        let existingStatus = StatusPublisher.existing(at: statusPath)
+        // What was published for the request so far (intake's `waiting`/`queued`, or an earlier attempt's): its
+        // record in the job store, never the status file.
+        let existingStatus = records.read(name)
         let now = Timestamp.now()
         var checkpoint =
             store.readCheckpoint(jobId: jobId)
@@ -114,7 +127,8 @@ struct JobRunner: Sendable {
         let attempt = self.attempt
         let control = self.control
         let publisher = StatusPublisher(
-            path: statusPath, document: document, mode: settings.statusFileMode, logger: logger,
+            path: statusPath, recordPath: records.recordPath(name), document: document, mode: settings.statusFileMode,
+            logger: logger,
             fence: {
                 if store.holdsLease(jobId: jobId, attempt: attempt) { return true }
                 control.stop(.leaseLost, interruptNow: true)
@@ -220,14 +234,14 @@ struct JobRunner: Sendable {
     private func rejectClaimed(code: RestoreError.Code, message: String) throws {
         let kept = store.rejectedDirectory + "/" + name + ".\(jobId).json"
         _ = rename(directory + "/request.json", kept)
-        var doc = StatusPublisher.existing(at: statusPath) ?? StatusDocument(request: name, state: .rejected)
+        var doc = records.read(name) ?? StatusDocument(request: name, state: .rejected)
         doc.error = .init(
             code: code.rawValue, message: message,
             hint: "The file changed after it was validated; drop it again when complete.")
         doc.requestFile = kept
         doc.transition(to: .rejected, message: message)
         doc.advanceSequence()
-        try AtomicFile.write(try doc.encoded(), to: statusPath, mode: settings.statusFileMode)
+        try records.write(doc, name: name)
         _ = try? store.finish(jobId: jobId, name: name, state: .rejected, statusPath: statusPath)
         agent.metrics.detail.finished(jobId: jobId, state: .rejected, code: code.rawValue, durationSeconds: nil)
         logger.error("request rejected", metadata: ["error.code": "\(code)", "error.message": "\(message)"])

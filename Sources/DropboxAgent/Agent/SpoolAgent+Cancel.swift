@@ -24,12 +24,12 @@ extension SpoolAgent {
                 // Status first, then the move (a kill in between leaves a job that is resumed, not a stale status).
                 let finished = store.finishedDirectory + "/" + jobId
                 var doc =
-                    StatusPublisher.existing(at: statusPath(name)) ?? StatusDocument(request: name, state: .cancelled)
+                    records.read(name) ?? StatusDocument(request: name, state: .cancelled)
                 doc.requestFile = finished + "/request.json"
                 doc.agent = .init(host: AgentIdentity.current.host, pid: AgentIdentity.current.pid)
                 doc.transition(to: .cancelled, message: "cancelled before it started")
                 doc.advanceSequence()
-                try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+                try records.write(doc, name: name)
                 _ = try store.finish(jobId: jobId, name: name, state: .cancelled, statusPath: statusPath(name))
                 try? journal.record(doc, jobId: jobId, attempt: 0, jobDirectory: finished, statusPath: statusPath(name))
                 logger.warning("request state changed", metadata: ["request.name": "\(name)", "state": "cancelled"])
@@ -39,7 +39,7 @@ extension SpoolAgent {
             }
             return
         }
-        if let status = StatusPublisher.existing(at: statusPath(name)) {
+        if let status = records.read(name) {
             if !status.state.isTerminal, let agent = status.agent,
                 agent.host != AgentIdentity.current.host || agent.pid != AgentIdentity.current.pid
             {

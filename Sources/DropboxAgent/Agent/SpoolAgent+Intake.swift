@@ -89,16 +89,15 @@ extension SpoolAgent {
         let committed = faccessat(spoolFD, SpoolNames.commitMarker(for: name), F_OK, AT_SYMLINK_NOFOLLOW) == 0
         let stable = committed || now - file.stableSince >= settings.settleSeconds
         do {
-            let parsed = try RequestParser.parse(contents.bytes)
+            // The one parse of the request: the claimed job carries it (``AcceptedRequest``).
+            let accepted = try AcceptedRequest.parse(contents.bytes, identity: contents.identity)
             if stable {
                 pending[name] = nil
-                if let refusal = Self.casaRefusal(parsed.request, settings: settings) {
+                if let refusal = Self.casaRefusal(accepted.parsed.request, settings: settings) {
                     reject(name: name, code: refusal.code, message: refusal.message, hint: refusal.hint)
                     return
                 }
-                accept(
-                    name: name, parsed: parsed, bytes: contents.bytes, firstSeen: file.firstSeen,
-                    owner: contents.identity.owner)
+                accept(name: name, accepted: accepted, firstSeen: file.firstSeen, owner: contents.identity.owner)
             } else {
                 pending[name] = file
                 noteWaiting(
@@ -171,7 +170,8 @@ extension SpoolAgent {
         examine(name: name)
     }
 
-    /// Writes `waiting` once, without overwriting a status another agent may already have moved on.
+    /// Writes `waiting` once, without overwriting a status another agent may already have moved on (the request's
+    /// record in the job store says; the status file is only written).
     private func noteWaiting(name: String, file: PendingFile, why: String) {
         var doc = StatusDocument(request: name, state: .waiting)
         doc.submittedAt = Timestamp.string(Date(timeIntervalSince1970: file.firstSeen))
@@ -180,17 +180,17 @@ extension SpoolAgent {
         doc.progress = .init(message: why)
         do {
             try whileInSpool(name + ".json") {
-                let existing = StatusPublisher.existing(at: statusPath(name))
+                let existing = records.read(name)
                 if existing?.state == .waiting { return }
                 doc.sequence = existing?.sequence  // a new request of the same name continues the file's count
                 if existing?.state.isTerminal == true {
                     // An earlier request of the same name finished; this is a new one (still in the spool, so
                     // nobody has claimed it: the lock makes sure of that).
                     doc.advanceSequence()
-                    try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+                    try records.write(doc, name: name)
                 } else {
                     doc.advanceSequence()
-                    try AtomicFile.create(try doc.encoded(), at: statusPath(name), mode: settings.statusFileMode)
+                    try records.create(doc, name: name)
                 }
             }
         } catch {
@@ -207,7 +207,7 @@ extension SpoolAgent {
             _ = rename(settings.spoolDirectory + "/" + SpoolNames.commitMarker(for: name), kept + ".ok")
             metrics.add(\.rejected)
             metrics.detail.finished(jobId: nil, state: .rejected, code: code.rawValue, durationSeconds: nil)
-            let previous = StatusPublisher.existing(at: statusPath(name))
+            let previous = records.read(name)
             var doc =
                 previous.flatMap { $0.state.isTerminal ? nil : $0 } ?? StatusDocument(request: name, state: .rejected)
             doc.sequence = previous?.sequence
@@ -216,7 +216,7 @@ extension SpoolAgent {
             doc.requestFile = kept
             doc.transition(to: .rejected, message: message)
             doc.advanceSequence()
-            try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+            try records.write(doc, name: name)
             let jobId = "rejected:\(name):\(doc.updatedAt)"
             try? journal.record(doc, jobId: jobId, attempt: 0, statusPath: statusPath(name), message: message)
             logger.error(
@@ -230,23 +230,23 @@ extension SpoolAgent {
         }
     }
 
-    private func accept(name: String, parsed: ParsedRequest, bytes: [UInt8], firstSeen: Double, owner: uid_t) {
-        let sha = RequestDigest.hex(bytes)
+    private func accept(name: String, accepted: AcceptedRequest, firstSeen: Double, owner: uid_t) {
+        let parsed = accepted.parsed
+        let sha = accepted.sha256
         if !parsed.ignoredFields.isEmpty {
             logger.notice(
                 "ignored fields of a workflow event",
                 metadata: ["request.name": "\(name)", "fields": "\(parsed.ignoredFields.joined(separator: ", "))"])
         }
         if queue.contains(where: { $0.name == name }) { return }
-        queue.append(
-            QueuedRequest(name: name, firstSeen: firstSeen, sha256: sha, owner: owner, mous: parsed.request.mous))
+        queue.append(QueuedRequest(name: name, firstSeen: firstSeen, request: accepted, owner: owner))
         queue.sort { $0.firstSeen < $1.firstSeen }
         do {
             // Under the entry's lock and only while the file is still in the spool: a claim (which takes the same
             // lock around its rename) can never be followed by this `queued`, so another agent's `running` or
-            // terminal status is never overwritten. One read of the status decides, and keeps `waiting`'s history.
+            // terminal status is never overwritten. One read of the request's record decides, and keeps `waiting`'s history.
             try whileInSpool(name + ".json") {
-                let existing = StatusPublisher.existing(at: statusPath(name))
+                let existing = records.read(name)
                 if let existing, ![.waiting, .queued].contains(existing.state), !existing.state.isTerminal {
                     return  // another agent has it
                 }
@@ -264,7 +264,7 @@ extension SpoolAgent {
                 }
                 doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
                 doc.advanceSequence()
-                try AtomicFile.write(try doc.encoded(), to: statusPath(name), mode: settings.statusFileMode)
+                try records.write(doc, name: name)
             }
         } catch {
             logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])

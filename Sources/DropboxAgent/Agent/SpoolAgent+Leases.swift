@@ -39,7 +39,7 @@ extension SpoolAgent {
                         "attempt": .stringConvertible(newLease.attempt),
                         "previous.owner": "\(lease.owner.host):\(lease.owner.pid)",
                     ])
-                start(jobId: jobId, name: name, resume: true, attempt: newLease.attempt)
+                start(jobId: jobId, name: name, request: nil, attempt: newLease.attempt)
             } catch {
                 logger.error("cannot take over a job", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
             }

@@ -33,7 +33,7 @@ extension SpoolAgent {
                     continue
                 }
                 metrics.add(\.claims)
-                start(jobId: jobId, name: next.name, resume: false, attempt: 1, owner: next.owner)
+                start(jobId: jobId, name: next.name, request: next.request, attempt: 1, owner: next.owner)
             } catch {
                 logger.error("claim failed", metadata: ["request.name": "\(next.name)", "error": "\(error)"])
             }
@@ -63,7 +63,7 @@ extension SpoolAgent {
                 }
                 metrics.add(\.claims)
                 logger.info("started without waiting for a slot", metadata: ["request.name": "\(next.name)"])
-                start(jobId: jobId, name: next.name, resume: false, attempt: 1, owner: next.owner, fast: true)
+                start(jobId: jobId, name: next.name, request: next.request, attempt: 1, owner: next.owner, fast: true)
             } catch {
                 logger.error("claim failed", metadata: ["request.name": "\(next.name)", "error": "\(error)"])
             }
@@ -87,12 +87,16 @@ extension SpoolAgent {
             || running.values.filter { $0.owner == owner }.count < settings.maxConcurrentPerDropper
     }
 
-    func start(jobId: String, name: String, resume: Bool, attempt: Int, owner: uid_t? = nil, fast: Bool = false) {
+    /// Runs a claimed job: a fresh claim with the request parsed at intake, or (`request` nil) a job resumed after a
+    /// restart or taken over, whose runner reads the claimed copy.
+    func start(
+        jobId: String, name: String, request: AcceptedRequest?, attempt: Int, owner: uid_t? = nil, fast: Bool = false
+    ) {
         let control = JobControl()
         running[name] = RunningJob(jobId: jobId, control: control, attempt: attempt, owner: owner, fast: fast)
         renewer.hold(.init(jobId: jobId, name: name, attempt: attempt, control: control))
         let runner = JobRunner(
-            jobId: jobId, name: name, resume: resume, attempt: attempt, agent: self, control: control,
+            jobId: jobId, name: name, intake: request, attempt: attempt, agent: self, control: control,
             logger: logger.with(["request.name": "\(name)", "job.id": "\(jobId)"]))
         let task = Task { [weak self] in
             await runner.run()

@@ -57,11 +57,14 @@ actor SpoolAgent {
     struct QueuedRequest {
         var name: String
         var firstSeen: Double
-        var sha256: String
+        /// The request as parsed at intake; the claim hands it to the job.
+        var request: AcceptedRequest
         /// The uid that dropped it (the file's owner): per-dropper concurrency is bounded on it.
         var owner: uid_t
+
+        var sha256: String { request.sha256 }
         /// The MOUS it asks for (a restore kept for reuse may serve it without a slot).
-        var mous: String? = nil
+        var mous: String? { request.parsed.request.mous }
     }
 
     struct RunningJob {
@@ -81,6 +84,8 @@ actor SpoolAgent {
 
     let settings: Settings
     let store: JobStore
+    /// The requests' status documents (the state) and status files (the output written from it).
+    let records: StatusRecords
     let journal: Journal
     let executor: any RestoreExecutor
     let notifier: any Notifier
@@ -104,6 +109,7 @@ actor SpoolAgent {
     ) throws {
         self.settings = settings
         self.store = store
+        self.records = store.statusRecords(mode: settings.statusFileMode)
         self.journal = journal
         self.executor = executor
         self.notifier = notifier

@@ -49,23 +49,25 @@ extension AgentConfiguration {
         }
     }
 
+    /// `value` (nil: not set) is one of the values of the choice at `path` (``enumSettings``).
+    static func checkChoice(_ value: String?, _ path: String) throws {
+        guard let value, let allowed = enumSettings.first(where: { $0.path == path })?.values else { return }
+        guard allowed.contains(value) else {
+            let close = allowed.first { $0.lowercased() == value.lowercased() }
+            throw ConfigurationError(
+                path: path.replacingOccurrences(of: "[]", with: ""),
+                message: "must be one of \(allowed.joined(separator: ", ")), not \"\(value)\""
+                    + (close.map { " (did you mean \"\($0)\"?)" } ?? ""))
+        }
+    }
+
     /// Every string setting that is a choice holds one of its values (`"onsuccess"` must not silently mean `never`).
     func checkChoices() throws {
-        func check(_ value: String?, _ path: String) throws {
-            guard let value, let allowed = Self.enumSettings.first(where: { $0.path == path })?.values else { return }
-            guard allowed.contains(value) else {
-                let close = allowed.first { $0.lowercased() == value.lowercased() }
-                throw ConfigurationError(
-                    path: path.replacingOccurrences(of: "[]", with: ""),
-                    message: "must be one of \(allowed.joined(separator: ", ")), not \"\(value)\""
-                        + (close.map { " (did you mean \"\($0)\"?)" } ?? ""))
-            }
-        }
+        func check(_ value: String?, _ path: String) throws { try Self.checkChoice(value, path) }
         try check(delivery.cleanWorkingArea, "$.delivery.cleanWorkingArea")
         try check(archive.rawdataSource, "$.archive.rawdataSource")
         try check(logging.level, "$.logging.level")
         try check(logging.format, "$.logging.format")
-        try check(notifications.smtp?.security, "$.notifications.smtp.security")
         for state in notifications.notifyOn { try check(state, "$.notifications.notifyOn[]") }
         if archive.rawdataSource == "command" && (archive.rawdataCommand ?? []).isEmpty {
             throw ConfigurationError(

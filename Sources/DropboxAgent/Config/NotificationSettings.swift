@@ -1,9 +1,11 @@
+import Delivery
 import Foundation
 
 /// `notifications`: email on success and failure.
 struct NotificationSettings: Codable, Sendable {
-    /// SMTP server; without it, messages are written as `.eml` files to the outbox.
-    var smtp: SMTPSettings?
+    /// SMTP server; without it, messages are written as `.eml` files to the outbox. The mailer's own model, read
+    /// from the configuration's keys (``SMTPConfiguration/init(settings:)``); its sender is `from`.
+    var smtp: SMTPConfiguration?
     /// Where `.eml` files go when there is no SMTP server (default `<data>/outbox`).
     var outboxDirectory: String?
     /// Sender address.
@@ -26,7 +28,9 @@ struct NotificationSettings: Codable, Sendable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = NotificationSettings()
-        smtp = try c.decodeIfPresent(SMTPSettings.self, forKey: .smtp)
+        if c.contains(.smtp), try !c.decodeNil(forKey: .smtp) {
+            smtp = try SMTPConfiguration(settings: c.superDecoder(forKey: .smtp))
+        }
         outboxDirectory = try c.decodeIfPresent(String.self, forKey: .outboxDirectory)
         from = try c.decodeIfPresent(String.self, forKey: .from)
         operators = try c.value(.operators, default: d.operators)
@@ -36,20 +40,27 @@ struct NotificationSettings: Codable, Sendable {
     }
 }
 
-/// `notifications.smtp`.
-struct SMTPSettings: Codable, Sendable {
-    /// `smtp://host:587` (with `security: startTLS`) or `smtps://host:465` (implicit TLS).
-    var url: String
-    /// `startTLS` (default), `implicitTLS` or `none` (only for a local relay).
-    var security: String?
-    var username: String?
-    /// A file holding the password (preferred over `password`, which sits in the config in clear).
-    var passwordFile: String?
-    var password: String?
-    /// CA bundle to verify the server with (default: the system's).
-    var caFile: String?
-    /// Verify the server's certificate (default true).
-    var verifyPeer: Bool?
-    var timeoutSeconds: Double?
-    var maxAttempts: Int?
+extension SMTPConfiguration {
+    /// `notifications.smtp`: `url`, `security` (`startTLS`, the default, `implicitTLS` or `none`), `username`,
+    /// `password` or `passwordFile`, `caFile`, `verifyPeer`, `timeoutSeconds`, `maxAttempts`. The sender is set from
+    /// `notifications.from` when the mailer is made (``MailNotifier/smtpConfiguration(_:from:)``); unknown keys are
+    /// reported by ``AgentConfiguration/checkNestedKeys(_:)``.
+    init(settings decoder: any Decoder) throws {
+        enum Key: String, CodingKey {
+            case url, security, username, passwordFile, password, caFile, verifyPeer, timeoutSeconds, maxAttempts
+        }
+        let c = try decoder.container(keyedBy: Key.self)
+        let security = try c.decodeIfPresent(String.self, forKey: .security)
+        try AgentConfiguration.checkChoice(security, "$.notifications.smtp.security")
+        self.init(
+            url: try c.decode(String.self, forKey: .url),
+            security: security.flatMap(Security.init(rawValue:)) ?? .startTLS,
+            username: try c.decodeIfPresent(String.self, forKey: .username),
+            password: try c.decodeIfPresent(String.self, forKey: .password),
+            passwordFile: try c.decodeIfPresent(String.self, forKey: .passwordFile), from: "",
+            caFile: try c.decodeIfPresent(String.self, forKey: .caFile),
+            verifyPeer: try c.decodeIfPresent(Bool.self, forKey: .verifyPeer) ?? true)
+        if let t = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) { timeoutSeconds = Int(t.rounded(.up)) }
+        if let m = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) { maxAttempts = m }
+    }
 }

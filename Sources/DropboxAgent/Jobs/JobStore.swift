@@ -12,6 +12,8 @@ import RestoreSteps
 /// <work>/finished/<jobId>/     terminal jobs, kept (retention)
 /// <work>/rejected/             rejected inputs, each with a .reason.txt
 /// <work>/index/<sha256>.json   idempotency index: which job ran this content
+/// <work>/status/<NAME>.json    each request name's status document, the state its status file is written from
+///                              (``StatusRecords``)
 /// ```
 /// Exactly-once rests on two atomic operations that work on local filesystems, NFS and sshfs alike, and on no
 /// lock: `rename(2)` of the request out of the spool (one racer wins, the others get ENOENT; on NFS a won rename
@@ -27,13 +29,20 @@ struct JobStore: Sendable {
     var finishedDirectory: String { workDirectory + "/finished" }
     var indexDirectory: String { workDirectory + "/index" }
 
+    /// The requests' status records, their status files written with `mode`.
+    func statusRecords(mode: mode_t = 0o644) -> StatusRecords {
+        StatusRecords(workDirectory: workDirectory, spoolDirectory: spoolDirectory, mode: mode)
+    }
+
     /// Creates the directories and checks that claims can be atomic (same filesystem as the spool).
     /// The work directory is created private (0700): droppers never list claimed or rejected requests (an existing
     /// directory keeps the administrator's mode).
     func prepare() throws {
         try PrivateDirectory.create(workDirectory, mode: 0o700)
-        for dir in [spoolDirectory, workDirectory, jobsDirectory, finishedDirectory, indexDirectory, rejectedDirectory]
-        {
+        for dir in [
+            spoolDirectory, workDirectory, jobsDirectory, finishedDirectory, indexDirectory, rejectedDirectory,
+            statusRecords().directory,
+        ] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
         var a = stat()
@@ -285,7 +294,7 @@ struct JobStore: Sendable {
     }
 
     /// Removes finished jobs that succeeded or were cancelled more than `retention` seconds ago, with their
-    /// status files (when the status file still describes that job). Failed and rejected requests are kept
+    /// status records and files (when the record still describes that job). Failed and rejected requests are kept
     /// forever: the contract never deletes them.
     /// - Returns: the removed job ids.
     func collectGarbage(retention: Double, now: Double = Date().timeIntervalSince1970) -> [String] {
@@ -296,13 +305,7 @@ struct JobStore: Sendable {
             guard let final = FileManager.default.readJSON(FinalRecord.self, at: dir + "/final.json"),
                 [.succeeded, .cancelled].contains(final.state), now - final.finishedAt > retention
             else { continue }
-            if let status = FileManager.default.contents(atPath: final.statusPath).flatMap({
-                try? StatusDocument.decode($0)
-            }),
-                status.requestFile?.hasPrefix(dir + "/") == true
-            {
-                unlink(final.statusPath)
-            }
+            statusRecords().remove(name: final.name, ifJobDirectory: dir)
             if (try? FileManager.default.removeItem(atPath: dir)) != nil { removed.append(jobId) }
         }
         return removed

@@ -14,7 +14,7 @@ import RestoreSteps
 ///   for reuse) whose writer is gone: its job has ended, or it was this host's and its process is dead
 ///   (``RestoreCache/sweepStaging(isAlive:orphanAge:now:)``); a live job's is never touched;
 /// - orphan temporary files of ``AtomicFile`` (`.NAME.<pid>.<n>.tmp`) older than ``orphanAge`` whose process is
-///   not alive on this host, in the spool, work, index, jobs, data and download directories, every job folder
+///   not alive on this host, in the spool, work, index, jobs, status records, data and download directories, every job folder
 ///   (active or finished) and ``otherDirectories``.
 struct Sweeper: Sendable {
     let store: JobStore
@@ -100,8 +100,8 @@ struct Sweeper: Sendable {
 
         // Orphan temporary files.
         var directories = [
-            store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory, dataDirectory,
-            downloadDirectory,
+            store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory,
+            store.statusRecords().directory, dataDirectory, downloadDirectory,
         ]
         directories += active.map { store.jobDirectory($0) } + otherDirectories
         // A job folder moves to finished/ with whatever a killed agent left in it (a lease write's temporary:

@@ -24,7 +24,8 @@ struct DeliveryExpiry: Sendable {
 
     let directory: String
     let downloadDirectory: String
-    let statusFileMode: mode_t
+    /// The requests' status records: an expired delivery is marked in its request's status.
+    let records: StatusRecords
     let logger: Logger
 
     func register(_ entry: Entry) throws {
@@ -80,13 +81,14 @@ struct DeliveryExpiry: Sendable {
         return removed
     }
 
-    /// Writes `result.expiredAt` into the status file if it still describes the job.
+    /// Writes `result.expiredAt` into the request's status (record and status file) if it still describes the job.
     private func markStatus(_ entry: Entry, expiredAt: String) {
-        guard let doc = StatusPublisher.existing(at: entry.statusPath), let requestFile = doc.requestFile,
+        let name = StatusRecords.name(ofOutput: entry.statusPath)
+        guard let doc = records.read(name), let requestFile = doc.requestFile,
             requestFile.contains("/" + entry.jobId + "/"), doc.result != nil
         else { return }
         do {
-            try ConcludedStatus.modify(at: entry.statusPath, ifRequestFile: requestFile, mode: statusFileMode) { doc in
+            try records.modifyConcluded(name: name, ifRequestFile: requestFile) { doc in
                 doc.result?.expiredAt = expiredAt
                 doc.warnings =
                     (doc.warnings ?? []) + [

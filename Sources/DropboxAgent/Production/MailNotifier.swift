@@ -34,7 +34,7 @@ struct MailNotifier: Notifier {
         queue = try MailQueue(
             directory: c.dataDirectory + "/mailqueue", mailer: mailer, outbox: outbox,
             initialDelay: c.notifications.retryInitialSeconds, horizon: c.notifications.retryHorizonSeconds,
-            logger: logger)
+            records: StatusRecords(configuration: c), logger: logger)
     }
 
     /// The two messages of an outcome: the requester's (``AstronomerMail``: no server paths, no operators' hints) and the
@@ -93,23 +93,18 @@ struct MailNotifier: Notifier {
 
     func sendQueued() async { await queue.sendDue() }
 
-    static func smtpConfiguration(_ s: SMTPSettings, from: String) throws -> SMTPConfiguration {
-        var password = s.password
+    /// `notifications.smtp` with its sender, `from`, and the password read from `passwordFile` now (an unreadable
+    /// file is a configuration error at start, not a failed mail later).
+    static func smtpConfiguration(_ s: SMTPConfiguration, from: String) throws -> SMTPConfiguration {
+        var config = s
+        config.from = from
         if let file = s.passwordFile {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ConfigurationError(path: "$.notifications.smtp.passwordFile", message: "cannot read \(file)")
             }
-            password = text.trimmingCharacters(in: .newlines)
+            config.password = text.trimmingCharacters(in: .newlines)
+            config.passwordFile = nil
         }
-        guard let security = SMTPConfiguration.Security(rawValue: s.security ?? "startTLS") else {
-            throw ConfigurationError(
-                path: "$.notifications.smtp.security", message: "must be startTLS, implicitTLS or none")
-        }
-        var config = SMTPConfiguration(
-            url: s.url, security: security, username: s.username, password: password, from: from, caFile: s.caFile,
-            verifyPeer: s.verifyPeer ?? true)
-        if let t = s.timeoutSeconds { config.timeoutSeconds = Int(t.rounded(.up)) }
-        if let m = s.maxAttempts { config.maxAttempts = m }
         return config
     }
 

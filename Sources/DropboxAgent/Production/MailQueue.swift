@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// Each recipient is `pending` (not tried yet), `retrying` (a transient failure; `nextAttemptAt` says when), `sent`
 /// or `failed` (a permanent 5xx, or still failing `notifications.retryHorizonSeconds` after the message was queued).
-/// After every attempt the request's status file (while it still describes that job) gets the new `notifications`.
+/// After every attempt the request's status (its record and status file, while they still describe that job) gets
+/// the new `notifications`.
 /// Sending is at least once: a crash between the server's acceptance and the queue update sends again (same
 /// Message-ID, so receivers can tell).
 final class MailQueue: Sendable {
@@ -46,12 +47,16 @@ final class MailQueue: Sendable {
     let initialDelay: Double
     let horizon: Double
     let logger: Logger
+    /// The requests' status records (nil: statuses are not updated).
+    let records: StatusRecords?
 
     init(
-        directory: String, mailer: any Mailer, outbox: String?, initialDelay: Double, horizon: Double, logger: Logger
+        directory: String, mailer: any Mailer, outbox: String?, initialDelay: Double, horizon: Double,
+        records: StatusRecords?, logger: Logger
     ) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.directory = directory
+        self.records = records
         self.mailer = mailer
         self.outbox = outbox
         self.initialDelay = initialDelay
@@ -175,16 +180,13 @@ final class MailQueue: Sendable {
     /// - Returns: false to try again later: the job is still concluding (its status does not point at its final
     ///   home yet) or the write failed.
     private func updateStatus(_ entry: Entry) -> Bool {
-        guard let doc = StatusPublisher.existing(at: entry.statusPath) else { return true }
+        let name = StatusRecords.name(ofOutput: entry.statusPath)
+        guard let records, let doc = records.read(name) else { return true }
         guard let requestFile = doc.requestFile, requestFile.hasPrefix(entry.jobDirectory + "/") else {
             return !(doc.requestFile?.contains("/jobs/" + entry.id + "/") ?? false)
         }
-        let mode =
-            (try? FileManager.default.attributesOfItem(atPath: entry.statusPath)[.posixPermissions] as? Int).map {
-                mode_t($0)
-            } ?? 0o644
         do {
-            try ConcludedStatus.modify(at: entry.statusPath, ifRequestFile: requestFile, mode: mode) { doc in
+            try records.modifyConcluded(name: name, ifRequestFile: requestFile) { doc in
                 doc.notifications = Self.merged(doc.notifications, with: entry)
             }
         } catch {
@@ -208,24 +210,6 @@ final class MailQueue: Sendable {
                 to: $0.to, state: $0.state, role: entry.role, error: $0.error, outboxFile: $0.outboxFile,
                 attempts: $0.attempts,
                 nextAttemptAt: $0.nextAttemptAt.map { Timestamp.string(Date(timeIntervalSince1970: $0)) })
-        }
-    }
-}
-
-/// Changes to the status file of a concluded request (the publisher is done with it): read-modify-write of the
-/// file under one lock per process, so the mail queue and the job's last touches never undo each other.
-enum ConcludedStatus {
-    private static let lock = Mutex(())
-
-    /// Applies `change` if the status at `path` still names `requestFile` (it describes that job).
-    static func modify(
-        at path: String, ifRequestFile requestFile: String, mode: mode_t, _ change: (inout StatusDocument) -> Void
-    ) throws {
-        try lock.withLock { _ in
-            guard var doc = StatusPublisher.existing(at: path), doc.requestFile == requestFile else { return }
-            change(&doc)
-            doc.updatedAt = Timestamp.now()
-            try AtomicFile.write(try doc.encoded(), to: path, mode: mode)
         }
     }
 }

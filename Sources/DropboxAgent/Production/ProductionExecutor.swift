@@ -33,7 +33,7 @@ struct ProductionExecutor: RestoreExecutor {
     static func deliveryExpiry(_ c: AgentConfiguration, logger: Logger) -> DeliveryExpiry {
         DeliveryExpiry(
             directory: c.dataDirectory + "/deliveries", downloadDirectory: c.delivery.directory!,
-            statusFileMode: mode_t(c.spool.statusFileMode, radix: 8) ?? 0o644, logger: logger)
+            records: StatusRecords(configuration: c), logger: logger)
     }
 
     /// Builds the site's services from the configuration (also used by `validate --plan` and `check`).
@@ -185,7 +185,9 @@ struct ProductionExecutor: RestoreExecutor {
                 "execblocks": metadata.plan.execBlocks.map(\.uid.rawValue).joined(separator: ", "),
             ]
         }
-        if case .succeeded = outcome, let record = DeliverStep.record(context) {
+        // Step 6 passes what it delivered; only a job whose step 6 had completed before a restart reads its record.
+        let delivered = completed.contains(.deliver) ? DeliverStep.record(context) : context.delivered.record
+        if case .succeeded = outcome, let record = delivered {
             result.result = .init(
                 deliveryPath: record.deliveryPath, url: record.url, measurementSets: record.measurementSets,
                 sizeBytes: record.sizeBytes,

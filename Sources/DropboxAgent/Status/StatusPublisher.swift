@@ -4,7 +4,9 @@ import Logging
 import RestoreSteps
 import Synchronization
 
-/// Keeps one request's status document and writes it next to the request atomically on every change.
+/// Keeps one request's status document and publishes it atomically on every change: into its record in the job
+/// store (``StatusRecords``, the state other agents and later decisions read), then into the status file next to
+/// the request (the output, never read back).
 ///
 /// State and step changes are written at once (temp + fsync + rename + directory fsync); progress reports
 /// are coalesced to at most one write every `progressInterval`, and the last one is never lost because
@@ -18,6 +20,8 @@ import Synchronization
 /// change). Reports come from the step's task and from blocking threads (extraction, publishing) at once.
 final class StatusPublisher: StepReporter, Sendable {
     let path: String
+    /// The request's record in the job store, written before the status file (nil: the status file alone).
+    let recordPath: String?
     private let mode: mode_t
     private let progressInterval: Double
     private let logger: Logger
@@ -41,15 +45,18 @@ final class StatusPublisher: StepReporter, Sendable {
 
     /// - Parameters:
     ///   - path: `<spool>/<NAME>.status.json`.
-    ///   - document: the starting document (read back from disk when resuming, so history continues).
+    ///   - recordPath: `<work>/status/<NAME>.json` (``StatusRecords/recordPath(_:)``), written first.
+    ///   - document: the starting document (from the record when resuming, so history continues).
     ///   - fence: checked before every write; false means another agent holds the job now.
     ///   - commit: makes the rename of every write conditional on the lease (see the property).
     init(
-        path: String, document: StatusDocument, mode: mode_t = 0o644, progressInterval: Double = 0.5, logger: Logger,
-        fence: (@Sendable () -> Bool)? = nil, commit: (@Sendable (_ rename: () throws -> Void) throws -> Bool)? = nil
+        path: String, recordPath: String? = nil, document: StatusDocument, mode: mode_t = 0o644,
+        progressInterval: Double = 0.5, logger: Logger, fence: (@Sendable () -> Bool)? = nil,
+        commit: (@Sendable (_ rename: () throws -> Void) throws -> Bool)? = nil
     ) {
         self.commit = commit
         self.path = path
+        self.recordPath = recordPath
         self.fence = fence
         self.mode = mode
         self.progressInterval = progressInterval
@@ -58,7 +65,8 @@ final class StatusPublisher: StepReporter, Sendable {
         self.written = Mutex(document.sequence ?? 0)
     }
 
-    /// The existing status document at `path`, if there is a readable one.
+    /// The status document in the file at `path`, if there is a readable one: for readers of the output (the
+    /// `status` and `cancel` commands, the dashboard, tests). The agent's own decisions read ``StatusRecords``.
     static func existing(at path: String) -> StatusDocument? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return try? StatusDocument.decode(data)
@@ -78,21 +86,27 @@ final class StatusPublisher: StepReporter, Sendable {
         try write(data, sequence: sequence)
     }
 
-    /// Writes `data` unless a document with a higher sequence is already on disk.
+    /// Writes `data` (the record, then the status file) unless a document with a higher sequence is already on
+    /// disk.
     private func write(_ data: Data, sequence: Int) throws {
         try written.withLock { onDisk in
             guard sequence > onDisk else { return }
-            if let commit {
-                guard try AtomicFile.write(data, to: path, mode: mode, commit: commit) else { throw LeaseLost() }
-            } else {
-                // The fence again right before the rename (after the fsync): an owner stalled during the write must
-                // not replace the status once another agent holds the job.
-                let fence = self.fence
-                guard try AtomicFile.write(data, to: path, mode: mode, if: { fence?() ?? true }) else {
-                    throw LeaseLost()
-                }
-            }
+            if let recordPath { try write(data, to: recordPath, mode: 0o600) }
+            try write(data, to: path, mode: mode)
             onDisk = sequence
+        }
+    }
+
+    private func write(_ data: Data, to path: String, mode: mode_t) throws {
+        if let commit {
+            guard try AtomicFile.write(data, to: path, mode: mode, commit: commit) else { throw LeaseLost() }
+        } else {
+            // The fence again right before the rename (after the fsync): an owner stalled during the write must
+            // not replace the status once another agent holds the job.
+            let fence = self.fence
+            guard try AtomicFile.write(data, to: path, mode: mode, if: { fence?() ?? true }) else {
+                throw LeaseLost()
+            }
         }
     }
 

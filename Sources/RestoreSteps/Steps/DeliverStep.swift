@@ -1,6 +1,7 @@
 internal import Logging
 internal import Delivery
 internal import Foundation
+internal import Synchronization
 
 /// What step 6 delivered (`logs/delivery.json`), for the status file and the notification.
 public struct DeliveryRecord: Codable, Sendable, Equatable {
@@ -22,6 +23,18 @@ public struct DeliveryRecord: Codable, Sendable, Equatable {
     public var plots: [String]?
 }
 
+/// Where step 6 leaves what it delivered for the one who runs the pipeline: the result is passed on in memory, not
+/// read back from `logs/delivery.json` (that file is the step's own checkpoint, read by the step when it runs again).
+public final class DeliveredRecord: Sendable {
+    private let value = Mutex<DeliveryRecord?>(nil)
+    public init() {}
+
+    /// What step 6 delivered in this run (nil: it did not run, or did not finish).
+    public var record: DeliveryRecord? { value.withLock { $0 } }
+
+    func set(_ record: DeliveryRecord) { value.withLock { $0 = record } }
+}
+
 /// Step 6: checks the measurement sets once more, moves them (with `.flagversions`) into `products/`, and
 /// publishes them to the download area — with the PPR, the CASA logs, a README for the astronomer, a URL list and a
 /// manifest of sizes and checksums — atomically, as a directory or one tar, under a random name (128 bits) that only
@@ -32,7 +45,8 @@ public struct DeliverStep: PipelineStep {
 
     public static func recordPath(_ context: RestoreContext) -> String { context.workArea.logs + "/delivery.json" }
 
-    /// The delivery record of a finished step 6, if any.
+    /// The delivery record of a step 6 finished in an earlier run (its checkpoint, `logs/delivery.json`), if any: read
+    /// by the step itself when it runs again, and by the agent only when a restart found step 6 already completed.
     public static func record(_ context: RestoreContext) -> DeliveryRecord? {
         FileManager.default.contents(atPath: recordPath(context)).flatMap {
             try? JSONDecoder().decode(DeliveryRecord.self, from: $0)
@@ -122,7 +136,10 @@ public struct DeliverStep: PipelineStep {
     }
 
     public func run(in context: RestoreContext, reporter: any StepReporter) async throws {
-        if let done = Self.record(context), FileSystemSteps.exists(done.deliveryPath) { return }
+        if let done = Self.record(context), FileSystemSteps.exists(done.deliveryPath) {
+            context.delivered.set(done)
+            return
+        }
         let metadata = try context.metadata()
         let working = context.workArea.working(metadata.relativePath)
         let products = context.workArea.products(metadata.relativePath)
@@ -289,6 +306,7 @@ public struct DeliverStep: PipelineStep {
                 ?? (report.products.map(\.name) + (content.contains(.calibrated) ? msNames : [])),
             plots: plots)
         try FileSystemSteps.writeAtomically(try JSONEncoder().encode(record), to: Self.recordPath(context))
+        context.delivered.set(record)
         context.logger.info(
             "delivered",
             metadata: [

@@ -106,6 +106,8 @@ public struct RestoreContext: Sendable {
     public var workArea: WorkArea
     public var services: RestoreServices
     public var logger: Logger
+    /// What step 6 delivered in this run, handed to whoever runs the pipeline (``DeliverStep`` sets it).
+    public let delivered = DeliveredRecord()
 
     public init(
         request: RestoreRequest, requestName: String, restoreId: String, root: String, services: RestoreServices,
