@@ -10,15 +10,18 @@ Part 2, through the agent (`local` backend, release build): the same MOUS as a r
 1 and 2; the request's wall time (claim to `succeeded`) against the CASA process's own duration (logs/casa-run.json):
 the difference is what the agent and its scheduling cost per request.
 
-Slurm: with the `slurm` backend (issue 12) in the binary, pass `--slurm-config FILE` (a JSON fragment with the
-`execution` section printed by `scripts/services/slurm.sh start`) and part 2 runs a third variant with it; without
-it the Slurm column says "not measured".
+Slurm: `--slurm` starts a private single-node cluster with `scripts/services/slurm.sh` (stopped by PID at the end)
+and part 2 runs a third variant on it: the `slurm` backend, two cores per job (`cpusPerTask` 2: the same per-EB
+parallelism as the second local variant), so the three columns differ only in where and how CASA is started.
+`--slurm-config FILE` (a JSON fragment with the `execution` section) uses an existing cluster instead
+(`SLURM_CONF` in the environment).
 """
 import argparse
 import json
 import os
 import pathlib
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,6 +87,15 @@ def iso(s):
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 
+def slurm_cluster(run_dir):
+    """Starts a single-node cluster with slurm.sh; returns its SLURM_CONF."""
+    r = subprocess.run(["sh", str(REPO / "scripts/services/slurm.sh"), "start", str(run_dir), str(os.cpu_count() or 2)],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        sys.exit("slurm.sh start failed (%d): %s%s" % (r.returncode, r.stdout, r.stderr))
+    return next(line.split("=", 1)[1] for line in r.stdout.splitlines() if line.startswith("SLURM_CONF="))
+
+
 def part2(fixture_dir, rounds, slurm_config):
     sys.path.insert(0, str(REPO / "tests"))
     os.environ["DROPBOX_FIXTURE_DIR"] = fixture_dir
@@ -91,21 +103,27 @@ def part2(fixture_dir, rounds, slurm_config):
 
     variants = [("local, 1 EB at a time", {"casa": {"parallelExecBlocks": 1}}),
                 ("local, per-EB parallel (2)", {"casa": {"parallelExecBlocks": 2}})]
-    if slurm_config:
+    if slurm_config == "start":
+        variants.append(("slurm, per-EB parallel (2)",
+                         {"execution": {"backend": "slurm", "slurm": {"cpusPerTask": 2, "pollSeconds": 0.5}}}))
+    elif slurm_config:
         variants.append(("slurm", json.loads(pathlib.Path(slurm_config).read_text())))
-    results = {}
-    for label, extra in variants:
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-restore4-agent-"))
-        try:
-            store = tmp / "store"
-            shutil.copytree(pathlib.Path(fixture_dir) / "store", store)
-            cfg = {"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never"}}
-            for k, v in extra.items():
-                cfg.setdefault(k, {}).update(v)
-            agent = Agent(tmp, None, extra=cfg).start()
-            rows = []
-            for i in range(rounds):
+    # A fresh agent (and data directory) for every request: a second request for the same MOUS in one agent would be
+    # served from its restore cache without running CASA. Rounds alternate the variants, so all see the same load.
+    results = {label: [] for label, _ in variants}
+    for i in range(rounds):
+        for label, extra in variants:
+            tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-restore4-agent-"))
+            agent = None
+            try:
+                store = tmp / "store"
+                shutil.copytree(pathlib.Path(fixture_dir) / "store", store)
+                cfg = {"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never"}}
+                for k, v in extra.items():
+                    cfg.setdefault(k, {}).update(v)
+                agent = Agent(tmp, None, extra=cfg).start()
                 name = "r%d" % i
+                load = os.getloadavg()[0]
                 agent.drop(name, {"mous": MOUS_C, "requestId": "%s-%d" % (label, i)})
                 s = agent.wait_terminal(name, timeout=1800)
                 if s["state"] != "succeeded":
@@ -113,12 +131,15 @@ def part2(fixture_dir, rounds, slurm_config):
                 run = json.loads((pathlib.Path(s["workingArea"]) / "logs/casa-run.json").read_text())
                 casa = float(run["durationSeconds"])
                 request = iso(s["finishedAt"]) - iso(s["startedAt"])
-                rows.append((request, casa))
-                print("%-28s round %d: request %7.2f s   CASA %7.2f s   overhead %5.2f s" % (label, i + 1, request, casa, request - casa), flush=True)
-            agent.stop()
-            results[label] = rows
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                results[label].append((request, casa))
+                print("%-28s round %d: request %7.2f s   CASA %7.2f s   overhead %5.2f s  (load avg %.2f before)"
+                      % (label, i + 1, request, casa, request - casa, load), flush=True)
+                agent.stop()
+            finally:
+                if agent is not None:
+                    if agent.proc is not None and agent.proc.poll() is None:
+                        agent.stop(signal.SIGKILL)  # a failed round leaves no agent behind (by PID)
+                shutil.rmtree(tmp, ignore_errors=True)
     print("\nthrough the agent, MOUS C, median of %d rounds:" % rounds)
     base = statistics.median(r[0] for r in results[variants[0][0]])
     for label, rows in results.items():
@@ -136,11 +157,24 @@ def main():
     ap.add_argument("--agent-rounds", type=int, default=2)
     ap.add_argument("--skip-agent", action="store_true", help="part 1 only")
     ap.add_argument("--slurm-config", help="JSON with the `execution` section for the slurm backend")
+    ap.add_argument("--slurm", action="store_true", help="start a single-node Slurm (slurm.sh) for a third variant")
+    ap.add_argument("--skip-part1", action="store_true", help="part 2 only")
     a = ap.parse_args()
     fixture_dir = os.environ["DROPBOX_FIXTURE_DIR"]
-    part1(fixture_dir, a.rounds, [1, 2, 4])
-    if not a.skip_agent:
+    if not a.skip_part1:
+        part1(fixture_dir, a.rounds, [1, 2, 4])
+    if a.skip_agent:
+        return
+    if not a.slurm:
         part2(fixture_dir, a.agent_rounds, a.slurm_config)
+        return
+    run_dir = pathlib.Path(tempfile.mkdtemp(prefix="bench-restore4-slurm-"))
+    try:
+        os.environ["SLURM_CONF"] = slurm_cluster(run_dir)
+        part2(fixture_dir, a.agent_rounds, "start")
+    finally:
+        subprocess.run(["sh", str(REPO / "scripts/services/slurm.sh"), "stop", str(run_dir)], capture_output=True, timeout=120)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

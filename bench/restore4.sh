@@ -2,7 +2,8 @@
 # The four-EB MOUS (fixture MOUS C) restored with real modular CASA: serial vs per-EB parallel (restore_mous.py
 # --parallel 1/2/4, same run, every MS checked against its reference), then through the agent (release build,
 # local backend, casa.parallelExecBlocks 1 and 2): request time vs CASA time = scheduler overhead per request.
-#   bench/restore4.sh [--rounds N] [--agent-rounds N] [--skip-agent] [--slurm-config FILE]
+# With --slurm, a third variant on a private single-node Slurm (scripts/services/slurm.sh, root): the slurm backend.
+#   bench/restore4.sh [--rounds N] [--agent-rounds N] [--skip-agent] [--skip-part1] [--slurm | --slurm-config FILE]
 source "$(dirname "$0")/../scripts/lib.sh"
 ensure_casa_env >/dev/null
 ensure_fixture

@@ -12,10 +12,12 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # The system packages the agent builds and tests with (Debian names).
 APT_PACKAGES=(libcurl4-openssl-dev libarchive-dev libsqlite3-dev libxml2-dev libdeflate-dev libssl-dev zlib1g-dev pkg-config nginx-light inotify-tools
   python3-aiosmtpd openssl rsync xvfb xauth procps python3-venv systemd dash dpkg-dev binutils prometheus chromium
-  util-linux iproute2 sshfs openssh-server openssh-client socat slurmctld slurmd slurm-client munge)
+  util-linux iproute2 sshfs openssh-server openssh-client socat slurmctld slurmd slurm-client munge slurmdbd mariadb-server
+  mariadb-client)
 # (util-linux's unshare and iproute2 make the namespace "hosts" of tests/test_multihost.py; sshfs, openssh-server
 # and socat share their spool over a real network filesystem; slurmctld, slurmd, slurm-client and munge make the
-# single-node Slurm of tests/test_slurm.py, started by scripts/services/slurm.sh.)
+# single-node Slurm of tests/test_slurm.py, started by scripts/services/slurm.sh; slurmdbd, mariadb-server and
+# mariadb-client its accounting, SLURM_ACCOUNTING=1, for sacct.)
 
 missing_apt_packages() {
   local missing=()

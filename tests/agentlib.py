@@ -561,3 +561,25 @@ def agents():
     yield running
     for a in running:
         a.stop(signal.SIGKILL)
+    # CASA runs detached from the agent (it survives an agent restart, by design): a test that ended with its agent
+    # killed during step 5 would leave it running, loading the machine for the tests after it (the sshfs multihost
+    # test once failed after this module that way). Killed by PID, only those working under the test's agents.
+    kill_casa_under([a.tmp for a in running if hasattr(a, "tmp")])
+
+
+def kill_casa_under(roots) -> list[int]:
+    """SIGKILL (by PID) of the CASA processes whose working directory lies under one of `roots`; returns them."""
+    roots = [str(pathlib.Path(r).resolve()) + "/" for r in roots]
+    killed = []
+    for pid, _ in casa_processes():
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd") + "/"
+        except OSError:
+            continue
+        if any(cwd.startswith(r) for r in roots):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+    return killed

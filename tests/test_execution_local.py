@@ -48,8 +48,9 @@ def test_agent_killed_during_local_casa_reattaches_to_the_same_process_and_casa_
         agent = RestoreAgent(tmp_path, nginx.url, extra={"casa": {"programDirectory": str(programs)}}).start()
         agents.append(agent)
         agent.drop("local", {"mous": MOUS_A})
-        status = agent.wait("local", lambda s: (s.get("execution") or {}).get("jobIds"), timeout=300,
-                            what="the CASA job recorded")
+        # The id is recorded (state PENDING) before the first poll sees the process: wait for that poll.
+        status = agent.wait("local", lambda s: (s.get("execution") or {}).get("jobIds")
+                            and s["execution"]["state"] == "RUNNING", timeout=300, what="the CASA job recorded, running")
         jsonschema.validate(status, STATUS_SCHEMA)
         execution = status["execution"]
         assert execution["backend"] == "local" and execution["state"] == "RUNNING", execution

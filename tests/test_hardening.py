@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from agentlib import TERMINAL, Agent, drop, journal_rows, read_status, wait_until
+from agentlib import TERMINAL, Agent, StatusWatcher, drop, journal_rows, read_status, wait_until
 
 MOUS = "uid://A001/X3f01/X1a5"
 
@@ -137,6 +137,43 @@ def test_takeover_by_an_agent_killed_right_after_winning_is_recovered(tmp_path, 
     assert doc["state"] == "failed" and doc["attempt"] == 3, doc
     wait_until(lambda: job_dirs(spool, "jobs", "req") == [], 10, what="the job to move to finished/")
     assert c.stop() == 0
+
+
+def test_an_agent_killed_after_writing_the_final_status_is_concluded_without_the_status_going_back(tmp_path, spool, agents):
+    """The attempt that won the conclusion wrote the terminal status and died before moving the job to finished/
+    (on sshfs, a host killed whole in that window made its survivor write `running` over the terminal status). The
+    next agent completes the conclusion only: the status never goes back, no step runs again, one terminal row."""
+    watcher = StatusWatcher(spool)
+    watcher.start()
+    try:
+        a = Agent(tmp_path, spool, "a", env={"DROPBOX_AGENT_CRASH_AT": "conclude-after-status"})
+        agents.append(a)
+        a.start()
+        drop(spool, "req", json.dumps({"mous": MOUS, "requestId": "t-final"}).encode())
+        assert a.wait_exit() == -signal.SIGKILL
+        concluded = read_status(spool, "req")
+        assert concluded["state"] == "failed" and concluded["agent"]["pid"] == a.pid, concluded
+        [job] = job_dirs(spool, "jobs", "req")
+        assert current_lease(job).get("concludes") == 1, "a had won the conclusion"
+
+        b = Agent(tmp_path, spool, "b")
+        agents.append(b)
+        b.start()
+        wait_until(lambda: job_dirs(spool, "jobs", "req") == [] and job_dirs(spool, "finished", "req"), 30,
+                   what="the job moved to finished/ by b")
+        reads = watcher.reads
+        wait_until(lambda: watcher.reads > reads + 5, 10, what="the status read again after the move")
+    finally:
+        watcher.stop()
+    assert watcher.regressions == [], watcher.regressions
+    after = read_status(spool, "req")
+    assert after["state"] == "failed" and after["agent"]["pid"] == a.pid and after["attempt"] == 1, after
+    assert "/finished/" in after["requestFile"], after
+    assert '"message":"the previous attempt had concluded the request; completing its conclusion"' in b.log_path.read_text()
+    sql = "SELECT t.state FROM transitions t JOIN requests r ON r.job_id = t.job_id WHERE r.name = 'req'"
+    assert [s for (s,) in journal_rows(b.data, sql)] == ["failed"], "b records the end once and runs no step"
+    assert [s for (s,) in journal_rows(a.data, sql) if s in TERMINAL] == [], "a died before its journal row"
+    assert b.stop() == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------

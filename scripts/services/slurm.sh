@@ -15,12 +15,24 @@
 # Everything lives in RUNDIR (munge key, socket and log in /tmp/dropbox-slurm-munge.*, linked as RUNDIR/munge, since
 # munged runs as the munge user and RUNDIR may be private): state, spool, logs, pid files, the job completion file
 # (jobcomp/filetxt: finished jobs with their state, which outlives the controller's MinJobAge). Ports are picked
-# free, so several clusters (one per test run) can coexist on one machine. Accounting (slurmdbd, sacct) is not
-# set up: the agent tracks jobs with squeue/scontrol and the job's own exit record (it uses sacct only where it
-# exists). Exit status: 0 ok, 1 failed to start, 2 usage, 3 cannot install.
+# free, so several clusters (one per test run) can coexist on one machine. With SLURM_ACCOUNTING=1 (start and
+# install) accounting comes too: slurmdbd with a private MariaDB (RUNDIR/mysql, its socket and a free loopback
+# port; about 6 s more to start), so that sacct knows jobs the controller has forgotten; start then also prints
+# "ACCOUNTING slurmdbd <pid> mariadbd <pid>", and stop stops both. Without it the agent tracks jobs with
+# squeue/scontrol and the job's own exit record. Exit status: 0 ok, 1 failed to start, 2 usage, 3 cannot install.
+#
+# The configuration also makes the failure modes the agent handles reproducible (README, "Execution backends"):
+# memory is consumable and enforced without cgroups (OverMemoryKill: a job over its --mem is killed and ends
+# FAILED, slurmstepd's reason in its output file); partition "urgent" preempts (cancels) jobs of the default
+# partition "debug" (they end PREEMPTED); MinJobAge is $SLURM_MIN_JOB_AGE (default 600 s; the tests lower it with
+# `scontrol reconfigure` to make the controller forget a job).
 set -eu
 
 PACKAGES="slurmctld slurmd slurm-client munge"
+# SLURM_ACCOUNTING=1: accounting too (slurmdbd with a private MariaDB in RUNDIR/mysql), so that sacct knows jobs the
+# controller has forgotten (MinJobAge).
+ACCOUNTING=${SLURM_ACCOUNTING:-0}
+[ "$ACCOUNTING" = 1 ] && PACKAGES="$PACKAGES slurmdbd mariadb-server mariadb-client"
 usage() { echo "usage: $0 start RUNDIR [CPUS] | stop RUNDIR | status RUNDIR | install" >&2; exit 2; }
 
 missing_packages() {
@@ -87,6 +99,8 @@ stop_all() {
     # slurmd first (it kills the jobs it runs), then the controller, then munge.
     stop_pid "$run/slurmd.pid"
     stop_pid "$run/slurmctld.pid"
+    stop_pid "$run/slurmdbd.pid"
+    stop_pid "$run/mysqld.pid"
     stop_pid "$run/munged.pid"
     # munge's own directory (outside RUNDIR) goes with the cluster.
     if [ -L "$run/munge" ]; then
@@ -94,6 +108,44 @@ stop_all() {
         case "$mdir" in /tmp/dropbox-slurm-munge.*) rm -rf "$mdir" ;; esac
         rm -f "$run/munge"
     fi
+}
+
+start_accounting() { # MariaDB (private datadir, socket, loopback port) and slurmdbd; uses $run, $mdir, $dbd_port
+    db_port=$(free_port)
+    if [ ! -d "$run/mysql/mysql" ]; then
+        mariadb-install-db --no-defaults --datadir="$run/mysql" --user=root --auth-root-authentication-method=socket \
+            --skip-test-db >"$run/log/mysql-install.log" 2>&1 || {
+            echo "mariadb-install-db failed; see $run/log/mysql-install.log" >&2; return 1; }
+    fi
+    mariadbd --no-defaults --datadir="$run/mysql" --user=root --socket="$run/mysql.sock" --port="$db_port" \
+        --bind-address=127.0.0.1 --pid-file="$run/mysqld.pid" --log-error="$run/log/mysqld.err" \
+        --skip-name-resolve </dev/null >/dev/null 2>&1 &
+    wait_until 300 test -S "$run/mysql.sock" || { echo "MariaDB did not start; see $run/log/mysqld.err" >&2; return 1; }
+    wait_until 100 test -s "$run/mysqld.pid" || return 1
+    mariadb --no-defaults -S "$run/mysql.sock" -u root -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' \
+        IDENTIFIED BY 'slurm'; GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" || return 1
+    cat > "$run/slurmdbd.conf" <<DBD
+AuthType=auth/munge
+AuthInfo=socket=$mdir/munge.socket
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=$dbd_port
+SlurmUser=root
+PidFile=$run/slurmdbd.pid
+LogFile=$run/log/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$db_port
+StorageUser=slurm
+StoragePass=slurm
+StorageLoc=slurm_acct_db
+DBD
+    chmod 600 "$run/slurmdbd.conf"
+    # slurmdbd reads slurmdbd.conf next to SLURM_CONF.
+    slurmdbd </dev/null >"$run/log/slurmdbd.out" 2>&1 || { echo "slurmdbd did not start; see $run/log/slurmdbd.log" >&2; return 1; }
+    wait_until 300 sh -c "SLURM_CONF='$run/slurm.conf' sacctmgr -n list cluster" || {
+        echo "slurmdbd does not answer; see $run/log/slurmdbd.log" >&2; return 1; }
+    SLURM_CONF="$run/slurm.conf" sacctmgr -i add cluster dropbox >/dev/null 2>&1 || true
 }
 
 [ $# -ge 1 ] || usage
@@ -127,6 +179,15 @@ start)
     fi
     ctl_port=$(free_port); d_port=$(free_port)
     mem=$(awk '/MemTotal/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
+    accounting_lines="AccountingStorageType=accounting_storage/none"
+    if [ "$ACCOUNTING" = 1 ]; then
+        dbd_port=$(free_port)
+        # AccountingStoragePass: the munge socket clients (sacct, sacctmgr, slurmctld) use towards slurmdbd.
+        accounting_lines="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=$dbd_port
+AccountingStoragePass=$mdir/munge.socket"
+    fi
     cat > "$run/slurm.conf" <<CONF
 # Written by scripts/services/slurm.sh: a single-node cluster on this machine.
 ClusterName=dropbox
@@ -141,7 +202,10 @@ CredType=cred/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+# Memory is a consumable resource, so that a job's --mem is its limit (enforced below); a job that asks for none
+# gets its share of the node per core (DefMemPerCPU), so jobs still share the node by cores.
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=$((mem / cpus))
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 MpiDefault=none
@@ -154,15 +218,24 @@ SlurmctldLogFile=$run/log/slurmctld.log
 SlurmdLogFile=$run/log/slurmd.log
 JobCompType=jobcomp/filetxt
 JobCompLoc=$run/jobcomp.txt
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-MinJobAge=600
+$accounting_lines
+# Memory limits enforced without cgroups (none in this container): slurmstepd samples the job's processes every
+# second and kills a job whose memory exceeds its --mem (the job ends OUT_OF_MEMORY).
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
+# Preemption: a job in partition "urgent" (PriorityTier 2) cancels the jobs of "debug" (tier 1) it needs the
+# cores of; they end PREEMPTED (the agent submits its jobs again, up to agent.maxAttempts).
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
+MinJobAge=${SLURM_MIN_JOB_AGE:-600}
 KillWait=5
 OverTimeLimit=0
 InactiveLimit=0
 SlurmdTimeout=60
 NodeName=ci-node NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2
 CONF
     export SLURM_CONF="$run/slurm.conf"
     runuser -u munge -- /usr/sbin/munged --socket="$mdir/munge.socket" --key-file="$mdir/key/munge.key" \
@@ -171,6 +244,9 @@ CONF
     wait_until 100 test -f "$mdir/munged.pid" || { echo "munged wrote no pid file" >&2; exit 1; }
     cp "$mdir/munged.pid" "$run/munged.pid"
     wait_until 100 test -S "$mdir/munge.socket" || { echo "munged socket missing" >&2; stop_all; exit 1; }
+    if [ "$ACCOUNTING" = 1 ]; then
+        start_accounting || { stop_all; exit 1; }
+    fi
     slurmctld -i -f "$run/slurm.conf" </dev/null >"$run/log/slurmctld.out" 2>&1 || {
         echo "slurmctld did not start; see $run/log/slurmctld.log" >&2; stop_all; exit 1; }
     wait_until 150 sh -c "SLURM_CONF='$run/slurm.conf' scontrol ping | grep -q UP" || {
@@ -185,6 +261,7 @@ CONF
     echo "SLURM_CONF=$run/slurm.conf"
     echo "PARTITION debug"
     echo "PIDS $(cat "$run/munged.pid") $(cat "$run/slurmctld.pid") $(cat "$run/slurmd.pid")"
+    [ "$ACCOUNTING" = 1 ] && echo "ACCOUNTING slurmdbd $(cat "$run/slurmdbd.pid") mariadbd $(cat "$run/mysqld.pid")"
     ;;
 stop)
     [ $# -eq 2 ] || usage

@@ -50,6 +50,16 @@ final class CurlHandle {
         _ = ccurl_setopt_pointer(raw, option, pointer)
     }
 
+    /// How the server is verified: against `caFile` (nil: the system's CAs), or not at all when `verifyPeer` is false
+    /// (a test server's self-signed certificate).
+    func setTLS(caFile: String?, verifyPeer: Bool) {
+        if let caFile { set(CURLOPT_CAINFO, caFile) }
+        if !verifyPeer {
+            set(CURLOPT_SSL_VERIFYPEER, 0)
+            set(CURLOPT_SSL_VERIFYHOST, 0)
+        }
+    }
+
     /// `curl_easy_perform`; blocks.
     func perform() -> CURLcode {
         errorBuffer[0] = 0

@@ -196,11 +196,7 @@ extension SMTPConfiguration {
         handle.set(CURLOPT_URL, url)
         handle.set(CURLOPT_PROTOCOLS_STR, "smtp,smtps")
         handle.set(CURLOPT_USE_SSL, Int((security == .none ? CURLUSESSL_NONE : CURLUSESSL_ALL).rawValue))
-        if let caFile { handle.set(CURLOPT_CAINFO, caFile) }
-        if !verifyPeer {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
+        handle.setTLS(caFile: caFile, verifyPeer: verifyPeer)
         if let username {
             handle.set(CURLOPT_USERNAME, username)
             handle.set(CURLOPT_PASSWORD, password ?? "")

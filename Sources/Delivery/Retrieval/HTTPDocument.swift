@@ -128,11 +128,7 @@ public struct HTTPDocument: Sendable, Hashable {
         handle.set(CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimitBytes)
         handle.set(CURLOPT_LOW_SPEED_TIME, max(1, options.lowSpeedTime.milliseconds / 1000))
         handle.set(CURLOPT_TIMEOUT_MS, max(1, options.documentTimeout.milliseconds))
-        if let caFile = options.caFile { handle.set(CURLOPT_CAINFO, caFile) }
-        if !options.verifyPeer {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
+        handle.setTLS(caFile: options.caFile, verifyPeer: options.verifyPeer)
         let opaque = Unmanaged.passUnretained(sink).toOpaque()
         handle.set(CURLOPT_HEADERDATA, pointer: opaque)
         handle.set(CURLOPT_WRITEDATA, pointer: opaque)

@@ -160,11 +160,7 @@ struct HTTPTransferAttempt {
         handle.set(CURLOPT_BUFFERSIZE, options.receiveBufferBytes)
         handle.set(CURLOPT_PROTOCOLS_STR, "http,https")
         handle.set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
-        if let caFile = options.caFile { handle.set(CURLOPT_CAINFO, caFile) }
-        if !options.verifyPeer {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
+        handle.setTLS(caFile: options.caFile, verifyPeer: options.verifyPeer)
         if context.resumeOffset > 0 { handle.set(CURLOPT_RANGE, "\(context.resumeOffset)-") }
         let opaque = Unmanaged.passUnretained(context).toOpaque()
         handle.set(CURLOPT_HEADERDATA, pointer: opaque)

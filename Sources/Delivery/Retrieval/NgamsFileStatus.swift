@@ -120,11 +120,7 @@ enum SmallHTTPGet {
         handle.set(CURLOPT_USERAGENT, options.userAgent)
         handle.set(CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeout.milliseconds)
         handle.set(CURLOPT_TIMEOUT_MS, max(options.lowSpeedTime.milliseconds, 10_000))
-        if let caFile = options.caFile { handle.set(CURLOPT_CAINFO, caFile) }
-        if !options.verifyPeer {
-            handle.set(CURLOPT_SSL_VERIFYPEER, 0)
-            handle.set(CURLOPT_SSL_VERIFYHOST, 0)
-        }
+        handle.setTLS(caFile: options.caFile, verifyPeer: options.verifyPeer)
         let opaque = Unmanaged.passUnretained(sink).toOpaque()
         handle.set(CURLOPT_WRITEDATA, pointer: opaque)
         handle.set(CURLOPT_XFERINFODATA, pointer: opaque)

@@ -98,29 +98,9 @@ extension JobRunner {
             doc.progress = nil
             doc.requestFile = finished + "/request.json"
         }
-        try? store.writeIndexEntry(
-            .init(
-                jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970,
-                statusPath: statusPath), sha256: sha)
-        _ = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
-        record(
-            publisher.document, step: error?.step?.rawValue, attempt: job.attempt,
-            message: error?.message ?? finalState.rawValue, jobDirectory: finished)
-        agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
-        agent.metrics.detail.finished(
-            jobId: jobId, state: finalState, code: error?.code.rawValue,
-            durationSeconds: checkpoint.startedAt.flatMap(Timestamp.date).map { Date().timeIntervalSince($0) })
-        await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
-        if let area = publisher.document.workingArea, !FileManager.default.fileExists(atPath: area) {
-            // Read-modify-write of the record (not the publisher's copy), under the lock the mail queue takes too: the
-            // queue may already have written the notifications' outcome.
-            try records.modifyConcluded(name: name, ifRequestFile: finished + "/request.json") { doc in
-                doc.workingArea = nil
-                doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
-            }
-        }
-        await updateLinkedRequests(finishedDirectory: finished, final: publisher.document, facts: result.facts)
-        if let hook = Self.concludedHook { await hook(statusPath) }
+        try await completeConclusion(
+            publisher.document, step: error?.step?.rawValue, job: job, sha: sha, startedAt: checkpoint.startedAt,
+            facts: result.facts)
         // Across hosts nothing orders a `queued` that another host wrote in the instant before our claim against our
         // statuses (the spool-entry lock is per kernel): if such a stale one replaced our final record, write ours
         // again. Stale means an older sequence; a new request of the same name continues from ours (higher).
@@ -132,6 +112,41 @@ extension JobRunner {
                 metadata: ["replaced.state": "\(onDisk.state.rawValue)"])
             try? publisher.update { _ in }
         }
+    }
+
+    /// What follows the terminal status (written by this attempt, or by an earlier one that died right after
+    /// writing it): the idempotency index, the move to `finished/`, the journal row, metrics, clean-up of the
+    /// working area and the linked requests.
+    func completeConclusion(
+        _ final: StatusDocument, step: String?, job: ExecutionJob, sha: String, startedAt: String?,
+        facts: [String: String]
+    ) async throws {
+        let finalState = final.state
+        let finished = store.finishedDirectory + "/" + jobId
+        CrashPoint.hit("conclude-after-status")
+        try? store.writeIndexEntry(
+            .init(
+                jobId: jobId, name: name, state: finalState, finishedAt: Date().timeIntervalSince1970,
+                statusPath: statusPath), sha256: sha)
+        _ = try store.finish(jobId: jobId, name: name, state: finalState, statusPath: statusPath)
+        record(
+            final, step: step, attempt: job.attempt, message: final.error?.message ?? finalState.rawValue,
+            jobDirectory: finished)
+        agent.metrics.add(finalState == .succeeded ? \.succeeded : finalState == .failed ? \.failed : \.cancelled)
+        agent.metrics.detail.finished(
+            jobId: jobId, state: finalState, code: final.error?.code,
+            durationSeconds: startedAt.flatMap(Timestamp.date).map { Date().timeIntervalSince($0) })
+        await agent.executor.cleanUp(job, succeeded: finalState == .succeeded)
+        if let area = final.workingArea, !FileManager.default.fileExists(atPath: area) {
+            // Read-modify-write of the record (not the publisher's copy), under the lock the mail queue takes too: the
+            // queue may already have written the notifications' outcome.
+            try records.modifyConcluded(name: name, ifRequestFile: finished + "/request.json") { doc in
+                doc.workingArea = nil
+                doc.logs = nil  // they lived in the working area; the delivery keeps the CASA logs
+            }
+        }
+        await updateLinkedRequests(finishedDirectory: finished, final: final, facts: facts)
+        if let hook = Self.concludedHook { await hook(statusPath) }
     }
 
     /// A transient failure (archive 5xx or unreachable, delivery area unavailable) is retried later with backoff

@@ -140,6 +140,24 @@ struct JobRunner: Sendable {
             jobId: jobId, name: name, request: request, restoreRoot: checkpoint.restoreRoot, jobDirectory: directory,
             attempt: lease.countedAttempts, logger: logger, waitForSlot: { await agent.acquireSlot(name: name) })
 
+        // The previous attempt had won the conclusion and written the terminal status, then died before the move
+        // to finished/ (a host killed whole, a crash): its outcome stands and its mail is queued. Running the job
+        // again would write `running` over a terminal status, and a status never goes back from a terminal state:
+        // only what follows the status is done here.
+        if resume, let concluded = existingStatus, concluded.state.isTerminal,
+            // (by suffix: another host may mount the spool elsewhere)
+            concluded.requestFile?.hasSuffix("/finished/" + jobId + "/request.json") == true,
+            store.lease(jobId: jobId, attempt: attempt - 1)?.concludes != nil
+        {
+            try claimConclusion()
+            logger.notice(
+                "the previous attempt had concluded the request; completing its conclusion",
+                metadata: ["state": "\(concluded.state.rawValue)"])
+            try await completeConclusion(
+                concluded, step: concluded.error == nil ? nil : concluded.step?.name, job: job, sha: sha,
+                startedAt: checkpoint.startedAt, facts: [:])
+            return
+        }
         if lease.countedAttempts > settings.maxAttempts {
             try await conclude(
                 .failed(

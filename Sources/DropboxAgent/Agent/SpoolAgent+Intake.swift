@@ -179,7 +179,7 @@ extension SpoolAgent {
         doc.transition(to: .waiting, message: why)
         doc.progress = .init(message: why)
         do {
-            try whileInSpool(name + ".json") {
+            try whileInSpool(name + ".json") { stillInSpool in
                 let existing = records.read(name)
                 if existing?.state == .waiting { return }
                 doc.sequence = existing?.sequence  // a new request of the same name continues the file's count
@@ -187,7 +187,7 @@ extension SpoolAgent {
                     // An earlier request of the same name finished; this is a new one (still in the spool, so
                     // nobody has claimed it: the lock makes sure of that).
                     doc.advanceSequence()
-                    try records.write(doc, name: name)
+                    try records.write(doc, name: name, if: stillInSpool)
                 } else {
                     doc.advanceSequence()
                     try records.create(doc, name: name)
@@ -245,7 +245,7 @@ extension SpoolAgent {
             // Under the entry's lock and only while the file is still in the spool: a claim (which takes the same
             // lock around its rename) can never be followed by this `queued`, so another agent's `running` or
             // terminal status is never overwritten. One read of the request's record decides, and keeps `waiting`'s history.
-            try whileInSpool(name + ".json") {
+            try whileInSpool(name + ".json") { stillInSpool in
                 let existing = records.read(name)
                 if let existing, ![.waiting, .queued].contains(existing.state), !existing.state.isTerminal {
                     return  // another agent has it
@@ -264,7 +264,10 @@ extension SpoolAgent {
                 }
                 doc.transition(to: .queued, message: "complete and valid; waiting for a free slot")
                 doc.advanceSequence()
-                try records.write(doc, name: name)
+                // The entry again right before each rename: across hosts the lock orders nothing, and a claim (and
+                // with a fast failure, the conclusion) by another host may have happened since the check above.
+                // That leaves only the renames' own instants; ``JobRunner`` repairs a status replaced in them.
+                try records.write(doc, name: name, if: stillInSpool)
             }
         } catch {
             logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
@@ -280,7 +283,8 @@ extension SpoolAgent {
     /// land after the claim of the same file by another agent *of this kernel*. Across hosts `flock` gives no
     /// such order (sshfs: locks are per mount; NFS: only with the lock daemon); nothing about exactly-once depends
     /// on it. Across hosts the claimer repairs a status another host overwrote around its claim (``JobRunner``).
-    private func whileInSpool(_ entry: String, _ body: () throws -> Void) throws {
+    /// `body` gets a check that the entry is still the one in the spool, for the instant before a status rename.
+    private func whileInSpool(_ entry: String, _ body: (_ stillInSpool: () -> Bool) throws -> Void) throws {
         let fd = openat(spoolFD, entry, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return }
         defer { close(fd) }
@@ -290,6 +294,11 @@ extension SpoolAgent {
         guard fstat(fd, &opened) == 0, fstatat(spoolFD, entry, &listed, AT_SYMLINK_NOFOLLOW) == 0,
             opened.st_ino == listed.st_ino, opened.st_dev == listed.st_dev
         else { return }
-        try body()
+        let spoolFD = self.spoolFD
+        try body {
+            var now = stat()
+            return fstatat(spoolFD, entry, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == opened.st_ino
+                && now.st_dev == opened.st_dev
+        }
     }
 }

@@ -19,94 +19,14 @@ public struct CatalogueImportFile: Codable, Sendable, Hashable {
         self.mouses = mouses
     }
 
-    /// One MOUS.
-    public struct Mous: Codable, Sendable, Hashable {
-        public var mous: String
-        public var project: String
-        public var obsProject: String
-        public var projectStatus: String
-        public var obsUnitSetPartId: String
-        public var sous: String
-        public var gous: String
-        public var title: String
-        public var releaseDate: String?
-        public var schedBlock: SchedBlock
-        public var sessions: [Session]?
-        public var execBlocks: [ExecBlock]
-        public var products: [Product]
-        public var ousStatusXml: String?
-        /// The MOUS's other scheduling blocks (`SCHED_BLOCK_STATUS` rows with the same parent: cancelled or
-        /// superseded SBs); optional. Which one a restore uses is decided by ``SchedBlockSelection``.
-        public var otherSchedBlocks: [SchedBlock]?
-
-        public init(
-            mous: String, project: String, obsProject: String, projectStatus: String, obsUnitSetPartId: String,
-            sous: String, gous: String, title: String, releaseDate: String?, schedBlock: SchedBlock,
-            sessions: [Session]?, execBlocks: [ExecBlock], products: [Product], ousStatusXml: String?,
-            otherSchedBlocks: [SchedBlock]? = nil
-        ) {
-            self.mous = mous
-            self.project = project
-            self.obsProject = obsProject
-            self.projectStatus = projectStatus
-            self.obsUnitSetPartId = obsUnitSetPartId
-            self.sous = sous
-            self.gous = gous
-            self.title = title
-            self.releaseDate = releaseDate
-            self.schedBlock = schedBlock
-            self.sessions = sessions
-            self.execBlocks = execBlocks
-            self.products = products
-            self.ousStatusXml = ousStatusXml
-            self.otherSchedBlocks = otherSchedBlocks
-        }
-    }
-
+    /// One MOUS: the record's field list (``MousFields``) with the fields as the JSON spells them.
+    public typealias Mous = MousFields<WrittenMousFields>
     /// The MOUS's scheduling block.
-    public struct SchedBlock: Codable, Sendable, Hashable {
-        public var uid: String
-        public var name: String
-        public var statusUid: String
-        /// ALMA's `SCHED_BLOCK_STATUS.DOMAIN_ENTITY_STATE` (`FullyObserved`, `Canceled`, …); optional.
-        public var state: String?
-        public init(uid: String, name: String, statusUid: String, state: String? = nil) {
-            self.uid = uid
-            self.name = name
-            self.statusUid = statusUid
-            self.state = state
-        }
-    }
-
+    public typealias SchedBlock = Mous.SchedBlock
     /// An `AQUA_SESSION` row.
-    public struct Session: Codable, Sendable, Hashable {
-        public var id: String
-        public var startTime: String?
-        public var endTime: String?
-        public init(id: String, startTime: String?, endTime: String?) {
-            self.id = id
-            self.startTime = startTime
-            self.endTime = endTime
-        }
-    }
-
+    public typealias Session = Mous.Session
     /// An `AQUA_EXECBLOCK` row with its ASDM file.
-    public struct ExecBlock: Codable, Sendable, Hashable {
-        public var uid: String
-        public var qa0: String
-        public var sessionId: String?
-        public var startTime: String?
-        public var endTime: String?
-        public var asdm: File?
-        public init(uid: String, qa0: String, sessionId: String?, startTime: String?, endTime: String?, asdm: File?) {
-            self.uid = uid
-            self.qa0 = qa0
-            self.sessionId = sessionId
-            self.startTime = startTime
-            self.endTime = endTime
-            self.asdm = asdm
-        }
-    }
+    public typealias ExecBlock = Mous.ExecBlock
 
     /// A file in the archive store.
     public struct File: Codable, Sendable, Hashable {
@@ -137,6 +57,17 @@ public struct CatalogueImportFile: Codable, Sendable, Hashable {
             self.checksumVariant = checksumVariant
         }
     }
+}
+
+/// The leaves of an import file's MOUS: strings as the JSON spells them (checked by ``CatalogueImportFile/validate()``,
+/// turned into a ``MousRecord`` by ``CatalogueImportFile/records()``); `sessions` may be left out.
+public enum WrittenMousFields: MousFieldTypes {
+    public typealias Uid = String
+    public typealias Time = String
+    public typealias QA0 = String
+    public typealias File = CatalogueImportFile.File
+    public typealias Product = CatalogueImportFile.Product
+    public typealias Sessions = [MousSession<String>]?
 }
 
 /// Why a catalogue import file was refused: every problem found, each with its JSON path.

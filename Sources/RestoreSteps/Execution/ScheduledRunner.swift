@@ -254,7 +254,7 @@ public struct ScheduledRunner: CASARunner {
                 + command.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 + [command.executable] + command.arguments,
             workingDirectory: invocation.workingDirectory,
-            output: CASAInstallation.join(invocation.logsDirectory, "\(submission.name).out"),
+            output: submission.output(logs: invocation.logsDirectory),
             timeLimitSeconds: Int(invocation.timeout.components.seconds))
         var failures: [String] = []
         for attempt in 1...3 {
@@ -379,6 +379,13 @@ public struct ScheduledRunner: CASARunner {
                 }
                 terminalSince = terminalSince ?? clock.now
             case .ended?:
+                // Killed for its memory where Slurm enforces it by sampling (no cgroups): FAILED, and slurmstepd's
+                // reason only in the job's output file.
+                if let state, exit == nil, let reason = Self.memoryKill(output: submission.output(logs: logs)) {
+                    var stopped = state
+                    stopped.reason = reason
+                    return .stopped(.outOfMemory, stopped)
+                }
                 // The record may lag behind the scheduler (written at the very end, or seen late over NFS).
                 if exit != nil || terminalSince.map({ clock.now - $0 > .seconds(30) }) == true {
                     if let latest = progress.poll() { reporter.report(latest) }
@@ -388,9 +395,20 @@ public struct ScheduledRunner: CASARunner {
             case .pending?, .running?:
                 unknownSince = nil
             case nil where known == false && controllerTroubleSince == nil:
-                // Forgotten by the controller (MinJobAge) and not in accounting: the exit record decides.
-                if exit != nil {
+                // Forgotten by the controller (MinJobAge) and not in accounting: the exit record decides, and
+                // names the state the scheduler would have shown (its run script exited 0 or not).
+                if let exit {
                     if let latest = progress.poll() { reporter.report(latest) }
+                    let ended = exit.status == 0 ? "COMPLETED" : "FAILED"
+                    if record.submissions[index].state != ended {
+                        logger.notice(
+                            "the scheduler no longer knows the batch job; its exit record decides",
+                            metadata: [
+                                "execution.jobId": .string(submission.jobId ?? "?"), "execution.state": .string(ended),
+                                "casa.exitStatus": "\(exit.exitStatus)",
+                            ])
+                        record.submissions[index].state = ended
+                    }
                     return .exited(exit, nil)
                 }
                 let since = unknownSince ?? clock.now
@@ -479,6 +497,16 @@ public struct ScheduledRunner: CASARunner {
         }
     }
 
+    /// Slurm's memory-kill line in the job's output file (its last 64 KiB), if any.
+    static func memoryKill(output path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > 65536 ? size - 65536 : 0)
+        guard let data = try? handle.readToEnd() else { return nil }
+        return SlurmText.memoryKill(jobOutput: String(decoding: data, as: UTF8.self))
+    }
+
     /// Slurm's `ExitCode=<code>:<signal>` as an exit status (used only when the job left no exit record).
     static func exitStatus(schedulerExitCode: String?) -> CASAExitStatus {
         let parts = (schedulerExitCode ?? "").split(separator: ":").compactMap { Int32($0) }
@@ -532,4 +560,9 @@ extension RestoreError.Code {
     public static let jobFailed: Self = "jobFailed"
     /// The scheduler no longer knows the job and it left no exit record, or the scheduler does not answer.
     public static let jobLost: Self = "jobLost"
+}
+
+extension ExecutionRecord.Submission {
+    /// The job's output file (`sbatch --output`): the job script's own messages and the scheduler's.
+    func output(logs: String) -> String { CASAInstallation.join(logs, "\(name).out") }
 }

@@ -74,6 +74,16 @@ public enum SlurmText {
             state: name, phase: phase(name), reason: parts[1] == name ? nil : parts[1], exitCode: parts[2])
     }
 
+    /// Slurm's reason when it killed a job for exceeding its memory, from the job's output file: slurmstepd's line
+    /// (`… StepId=12.batch exceeded memory limit (324382720 > 104857600), being killed`). With
+    /// `JobAcctGatherParams=OverMemoryKill` (memory enforced without cgroups) the job then ends `FAILED` with
+    /// signal 9, not `OUT_OF_MEMORY` (which only the cgroup plugins set): this line is how it is told apart.
+    public static func memoryKill(jobOutput: String) -> String? {
+        jobOutput.split(whereSeparator: \.isNewline).first {
+            $0.hasPrefix("slurmstepd") && ($0.contains("exceeded memory limit") || $0.contains("oom-kill event"))
+        }.map { String($0).trimmingCharacters(in: .whitespaces) }
+    }
+
     /// Slurm's job states (`man squeue`, JOB STATE CODES) as phases.
     public static func phase(_ state: String) -> BatchJobPhase {
         switch state.split(separator: " ").first.map(String.init) ?? state {

@@ -22,7 +22,7 @@ public struct CASAStep: PipelineStep {
         // A CASA left running by an agent that was killed is re-attached to (its job is in the execution
         // checkpoint); anything else working in the directory is stopped before a new job starts.
         let runner = try Self.runner(
-            installation: installation, executionBlocks: metadata.plan.execBlocks.count, context: context)
+            installation: installation, asdmBytes: metadata.plan.execBlocks.map(\.asdm.size), context: context)
         let asdmNames = metadata.plan.execBlocks.map(\.asdmDiskName.rawValue)
         // The CASA side unpacks caltables and flag versions with the same limits as the agent (archive.limits,
         // bounded per tarball by its catalogued size), written afresh for every run.
@@ -83,14 +83,18 @@ public struct CASAStep: PipelineStep {
     /// The runner for `installation` on the configured backend: the local runner itself, or a ``ScheduledRunner``
     /// around it (the same command, as a batch job; the modular restore runs `cpusPerTask` EBs at once there).
     static func runner(
-        installation: CASAInstallation, executionBlocks: Int, context: RestoreContext
+        installation: CASAInstallation, asdmBytes: [Int64], context: RestoreContext
     ) throws(RestoreError) -> any CASARunner {
+        let executionBlocks = asdmBytes.count
         let execution = context.services.execution
         let grace = context.services.casaKillGrace
         // On Slurm the job asks for one core per execution block unless execution.slurm.cpusPerTask says otherwise
         // (the plan knows the EBs; restore_mous.py restores that many at once).
         var slurm = execution.slurm
         slurm.cpusPerTask = slurm.cpusPerTask ?? max(1, executionBlocks)
+        // And memory by the documented rule of ``SlurmResources/memory(asdmBytes:parallel:)`` unless
+        // execution.slurm.memory is set.
+        slurm.memory = slurm.memory ?? SlurmResources.memory(asdmBytes: asdmBytes, parallel: slurm.cpusPerTask ?? 1)
         let parallel = execution.backend == .slurm ? (slurm.cpusPerTask ?? 1) : context.services.casaParallelExecBlocks
         let local: any CASACommandRunner =
             switch installation.kind {

@@ -134,4 +134,35 @@ struct SlurmTextTests {
         let latest = follower.poll()
         #expect(latest?.message == "EB a: importasdm (0/2 EBs done)" && latest?.fraction == 2.0 / 9.0)
     }
+
+    @Test("slurmstepd's memory-kill line is the reason; other output is not")
+    func memoryKill() {
+        let output = """
+            run_job.sh: starting
+            slurmstepd-ci-node: error: StepId=2.batch exceeded memory limit (324382720 > 104857600), being killed
+            slurmstepd-ci-node: error: Exceeded job memory limit
+            slurmstepd-ci-node: error: *** JOB 2 ON ci-node CANCELLED AT 2026-12-05T11:16:53 ***
+            """
+        #expect(
+            SlurmText.memoryKill(jobOutput: output)
+                == "slurmstepd-ci-node: error: StepId=2.batch exceeded memory limit (324382720 > 104857600), being killed"
+        )
+        #expect(SlurmText.memoryKill(jobOutput: "PROGRESS 0.5 EB 1: exceeded memory limit in my data\nok") == nil)
+        #expect(
+            SlurmText.memoryKill(
+                jobOutput: "slurmstepd-ci-node: error: *** JOB 3 ON ci-node CANCELLED AT 2026 DUE TO PREEMPTION ***")
+                == nil)
+    }
+
+    @Test("memory from the plan: 512 MiB + parallel × (1 GiB + largest ASDM ÷ 10), parallel at most the EB count")
+    func memoryFromThePlan() {
+        let gib: Int64 = 1 << 30
+        #expect(SlurmResources.memory(asdmBytes: [1000, 2000], parallel: 2) == "\(512 + 2 * 1025)M")
+        #expect(
+            SlurmResources.memory(asdmBytes: [10 * gib, 20 * gib, 5 * gib, gib], parallel: 2)
+                == "\(512 + 2 * (1024 + 2048))M")
+        #expect(
+            SlurmResources.memory(asdmBytes: [10 * gib], parallel: 8) == "\(512 + 1024 + 1024)M", "one EB: one process")
+        #expect(SlurmResources.memory(asdmBytes: [], parallel: 0) == "\(512 + 1024)M")
+    }
 }
