@@ -3,7 +3,8 @@
 
 Runs the demo MOUS through the real agent (local archive store, warm cache after the first round) and compares,
 in the same run, the wall time of the whole request with the wall time of the CASA process alone (the runner's
-measured duration in logs/casa-run.json). Overhead = (request - CASA) / CASA; target <= 2 %.
+measured duration in logs/casa-run.json, plus the quick-look plots' CASA process of step 6, timed from the agent's log).
+Overhead = (request - CASA) / CASA; target <= 1 % (issue 15).
 
     bench/overhead.py [--rounds 3]
 
@@ -22,6 +23,25 @@ def iso(s):
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 
+def casa_spans(tmp, name):
+    """(start, end) of each CASA process of request `name`, from the agent's JSON log ('starting CASA' ->
+    'CASA ended'), oldest first."""
+    spans, start = [], None
+    for log in sorted(tmp.glob("agent-*.log")):
+        for line in log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            entry = json.loads(line)
+            if entry.get("request.name") != name:
+                continue
+            if entry.get("message") == "starting CASA":
+                start = iso(entry["time"])
+            elif entry.get("message") == "CASA ended" and start is not None:
+                spans.append((start, iso(entry["time"])))
+                start = None
+    return spans
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -29,9 +49,10 @@ def main():
     require_prerequisites()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="overhead-"))
     try:
+        # The restore cache is off: every round must run CASA (a kept restore would serve rounds 2.. without it).
         store = tmp / "store"
         shutil.copytree(FIXTURE / "store", store)
-        agent = RestoreAgent(tmp, None, extra={"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never"}}).start()
+        agent = RestoreAgent(tmp, None, extra={"archive": {"url": None, "localDirectory": str(store)}, "delivery": {"cleanWorkingArea": "never", "reuseMaxBytes": 0}}).start()
         rows = []
         for i in range(args.rounds):
             name = f"round{i}"
@@ -40,10 +61,16 @@ def main():
             s = agent.wait_terminal(name, timeout=900)
             assert s["state"] == "succeeded", s.get("error")
             run = json.loads((pathlib.Path(s["workingArea"]) / "logs/casa-run.json").read_text())
-            casa = float(run["durationSeconds"])
+            casa_restore = float(run["durationSeconds"])
+            # Step 6 runs CASA again for the quick-look plots (ProductDerivation): CASA work too, not the agent's.
+            deliver = min((iso(h["at"]) for h in s["history"] if (h.get("step") or {}).get("name") == "deliver"),
+                          default=float("inf"))
+            casa_derive = sum(b - a for a, b in casa_spans(tmp, name) if a >= deliver)
+            casa = casa_restore + casa_derive
             request = iso(s["finishedAt"]) - iso(s["startedAt"])
             pickup = iso(s["startedAt"]) - dropped
             rows.append((name, request, casa, pickup))
+            print(f"   CASA: restore {casa_restore:.2f} s + quick-look plots {casa_derive:.2f} s", flush=True)
             marks = [(h["step"]["name"], iso(h["at"])) for h in s["history"] if h["state"] == "running" and h.get("step")]
             marks.append(("end", iso(s["finishedAt"])))
             print("   steps: " + ", ".join(f"{a} {b2 - b1:.2f} s" for (a, b1), (_, b2) in zip(marks, marks[1:])), flush=True)
@@ -52,7 +79,7 @@ def main():
         req = statistics.median(r[1] for r in rows)
         casa = statistics.median(r[2] for r in rows)
         print(f"\nmedian over {len(rows)} rounds: request {req:.2f} s, CASA process {casa:.2f} s, "
-              f"ratio request/CASA {req / casa:.4f} -> agent overhead {100 * (req - casa) / casa:.2f} % (target <= 2 %)")
+              f"ratio request/CASA {req / casa:.4f} -> agent overhead {100 * (req - casa) / casa:.2f} % (target <= 1 %)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -12,3 +12,14 @@
 static inline int cfileio_sync_file_range(int fd, long long offset, long long nbytes, unsigned int flags) {
     return (int)syscall(SYS_sync_file_range, fd, offset, nbytes, flags);
 }
+
+#include <malloc.h>
+
+/* Gives the free pages of every malloc arena back to the kernel (madvise); returns 1 if memory was released. */
+static inline int cfileio_malloc_trim(void) { return malloc_trim(0); }
+
+/* At most `count` malloc arenas (M_ARENA_MAX); 1 on success. */
+static inline int cfileio_malloc_arena_max(int count) { return mallopt(M_ARENA_MAX, count); }
+
+/* Allocations of at least `bytes` are mmapped (M_MMAP_THRESHOLD, fixed: no dynamic raise); 1 on success. */
+static inline int cfileio_malloc_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }

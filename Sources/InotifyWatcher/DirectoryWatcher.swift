@@ -62,6 +62,14 @@ public final class DirectoryWatcher: AsyncSequence, Sendable {
         Iterator(watcher: self)
     }
 
+    /// The next event, waiting for one, followed by the events already waiting behind it (at most `limit` in all,
+    /// without waiting for more): the names one `read(2)` of the kernel queue or one rescan produced, for a consumer
+    /// that handles them as a group (e.g. one directory `fsync` for all their status files). `nil` after
+    /// ``stop()``. Use either this or the iterator, not both at once.
+    public func nextBatch(limit: Int = 256) async -> [WatchEvent]? {
+        await core.nextBatch(limit: limit)
+    }
+
     /// Asks for a full rescan soon, e.g. after the consumer changed its mind about a file it left waiting.
     public func requestRescan() {
         core.requestRescan()

@@ -100,6 +100,22 @@ final class WatcherCore: @unchecked Sendable {
         }
     }
 
+    /// The next event (waiting for one, as ``next()``) followed by the events already buffered behind it, at most
+    /// `limit` in all: what one `read(2)` (or one rescan) produced, for a consumer that commits them together.
+    /// `nil` once stopped.
+    func nextBatch(limit: Int) async -> [WatchEvent]? {
+        guard let first = await next() else { return nil }
+        guard limit > 1 else { return [first] }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[WatchEvent]?, Never>) in
+            queue.async {
+                var batch = [first]
+                while batch.count < limit, !self.stopped, let event = self.buffer.popFirst() { batch.append(event) }
+                self.updateBackPressure()
+                continuation.resume(returning: batch)
+            }
+        }
+    }
+
     func requestRescan() {
         queue.async { [weak self] in
             guard let self, !self.stopped else { return }

@@ -24,14 +24,20 @@ public import Foundation
 /// On any other file system (btrfs, NFS, …) the portable sequence is used; on tmpfs `fsync` costs nothing.
 public enum AtomicFile {
     /// Replaces `path` with `data` atomically: readers see the old content or the new, never a mix or nothing.
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+    ///
+    /// - Parameter group: when given, the directory `fsync` that makes the rename durable is left to the group
+    ///   (``DirectorySyncGroup/commit()``), shared with the other replacements of the batch; the caller must not
+    ///   act on the new content as durable before that commit.
+    public static func write(
+        _ data: Data, to path: String, mode: mode_t = 0o644, group: DirectorySyncGroup? = nil
+    ) throws {
         let temp = try writeTemporary(data, near: path, mode: mode)
         guard rename(temp, path) == 0 else {
             let e = errno
             unlink(temp)
             throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: e)
         }
-        try syncDirectory(of: path)
+        if let group { group.add(directoryOf: path) } else { try syncDirectory(of: path) }
     }
 
     /// ``write(_:to:mode:)`` whose visible step, the `rename`, happens only if `commit` agrees: `commit` is called
@@ -63,9 +69,12 @@ public enum AtomicFile {
     /// done before a slow fsync can be stale by the time the file is replaced).
     ///
     /// - Returns: false (and nothing replaced) when `precondition` returned false.
+    ///
+    /// - Parameter group: as in ``write(_:to:mode:group:)``: the directory `fsync` is left to the group's commit.
     @discardableResult
     public static func write(
-        _ data: Data, to path: String, mode: mode_t = 0o644, if precondition: () -> Bool
+        _ data: Data, to path: String, mode: mode_t = 0o644, group: DirectorySyncGroup? = nil,
+        if precondition: () -> Bool
     ) throws -> Bool {
         let temp = try writeTemporary(data, near: path, mode: mode)
         guard precondition() else {
@@ -77,7 +86,7 @@ public enum AtomicFile {
             unlink(temp)
             throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: e)
         }
-        try syncDirectory(of: path)
+        if let group { group.add(directoryOf: path) } else { try syncDirectory(of: path) }
         return true
     }
 
@@ -87,7 +96,9 @@ public enum AtomicFile {
     /// Exclusive across processes and hosts on local filesystems, NFS and SFTP (sshfs's hard links run `link(2)`
     /// on the server): the guarantee leases and the idempotency index rest on, no lock needed.
     @discardableResult
-    public static func create(_ data: Data, at path: String, mode: mode_t = 0o644) throws -> Bool {
+    public static func create(
+        _ data: Data, at path: String, mode: mode_t = 0o644, group: DirectorySyncGroup? = nil
+    ) throws -> Bool {
         let temp = try writeTemporary(data, near: path, mode: mode)
         defer { unlink(temp) }
         if link(temp, path) != 0 {
@@ -96,13 +107,13 @@ public enum AtomicFile {
             // temporary file has two links (the classic NFS-safe exclusive-create test).
             let links = (try? FileManager.default.attributesOfItem(atPath: temp))?[.referenceCount] as? Int
             if e == EEXIST, links == 2 {
-                try syncDirectory(of: path)
+                if let group { group.add(directoryOf: path) } else { try syncDirectory(of: path) }
                 return true
             }
             if e == EEXIST { return false }
             throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: e)
         }
-        try syncDirectory(of: path)
+        if let group { group.add(directoryOf: path) } else { try syncDirectory(of: path) }
         return true
     }
 
@@ -162,5 +173,42 @@ public enum AtomicFile {
         }
         ok = true
         return temp
+    }
+}
+
+/// Group commit of atomic file replacements: the directory `fsync`s of a batch of ``AtomicFile`` writes, done once
+/// per directory when the batch is committed instead of once per file.
+///
+/// On ext4 and XFS each directory `fsync` is a journal commit with a cache flush; a batch of N status renames in
+/// one directory thus costs one commit instead of N. Why a batch is as durable as N single writes once
+/// ``commit()`` has returned: each file's data was written back and waited for before its rename (see
+/// ``AtomicFile``), and the journal commits transactions in order, so the one `fsync` that forces the transaction
+/// holding the *last* rename commits every earlier rename (and inode) of the batch with it. Before ``commit()``
+/// returns, a power cut leaves each name at its previous version (never a torn file), so the caller acts on the
+/// new contents as durable only after the commit.
+///
+/// Not thread-safe: one batch belongs to one thread or actor at a time.
+public final class DirectorySyncGroup {
+    private var directories: [String] = []
+
+    /// An empty group.
+    public init() {}
+
+    /// Whether a replacement is waiting for the group's commit.
+    public var isEmpty: Bool { directories.isEmpty }
+
+    /// The directories the next ``commit()`` syncs, in the order their first replacement happened.
+    public var pendingDirectories: [String] { directories }
+
+    func add(directoryOf path: String) {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directories.contains(directory) { directories.append(directory) }
+    }
+
+    /// `fsync`s each directory of the batch once; afterwards every replacement of the batch is durable.
+    public func commit() throws {
+        let pending = directories
+        directories = []
+        for directory in pending { try AtomicFile.syncDirectory(directory) }
     }
 }

@@ -190,6 +190,7 @@ public enum Publisher {
             let total = files.reduce(Int64(0)) { $0 + $1.size }
             try cancelled?.check("publishing '\(name)'")
             try writeManifest(name: name, format: format, files: files, total: total, in: staging, mode: modes.file)
+            placement.finishWriteBack()
             for directory in placement.directories + [staging] { try? AtomicFile.syncDirectory(directory) }
             // The staging directory was private while it was assembled; it opens as it takes its final name.
             chmod(staging, modes.directory)

@@ -12,7 +12,11 @@ extension SpoolAgent {
     /// Starts queued requests while there are free slots, oldest first; fast-lane jobs waiting for a slot come first.
     /// Linked re-submissions and requests an earlier restore can serve start at once, outside the slots: they do not
     /// wait behind an unrelated running restore.
-    func pump() {
+    ///
+    /// - Parameter fullCheck: the fast lane looks at every queued request again (the periodic round: another
+    ///   agent's claims and conclusions are seen only there); otherwise only at those not looked at since a job
+    ///   with the same digest or MOUS started or ended here (one look per request, not one per request per event).
+    func pump(fullCheck: Bool = false) {
         while !draining, slotsInUse < settings.maxConcurrentRestores, !slotWaiters.isEmpty {
             let waiter = slotWaiters.removeFirst()
             guard running[waiter.name] != nil else {
@@ -22,7 +26,7 @@ extension SpoolAgent {
             running[waiter.name]?.fast = false
             waiter.continuation.resume()
         }
-        startFastLane()
+        startFastLane(fullCheck: fullCheck)
         while !draining, slotsInUse < settings.maxConcurrentRestores {
             // First come, first served — skipping droppers that already use their share of the slots.
             guard let index = queue.firstIndex(where: { ownerHasRoom($0.owner) }) else { return }
@@ -42,17 +46,16 @@ extension SpoolAgent {
 
     /// Claims and starts, outside the slots, queued requests that will not run CASA: identical to a live or recently
     /// succeeded request (they link to it), or for a MOUS whose restore is kept for reuse.
-    private func startFastLane() {
+    private func startFastLane(fullCheck: Bool) {
         guard !draining else { return }
         let now = Date().timeIntervalSince1970
-        let fast = queue.filter { q in
-            if let e = store.indexEntry(sha256: q.sha256), e.name != q.name {
-                let live = !e.state.isTerminal && FileManager.default.fileExists(atPath: store.jobDirectory(e.jobId))
-                let recent =
-                    e.state == .succeeded && (e.finishedAt.map { now - $0 <= settings.resubmitWindowSeconds } ?? false)
-                if live || recent { return true }
-            }
-            return q.mous.map { executor.mayReuse(mous: $0) } ?? false
+        // A request identical to a running one is looked at on every round until it links: that job writes its
+        // index entry shortly after it starts, on another thread.
+        let runningDigests = Set(running.values.compactMap(\.sha256))
+        var fast: [QueuedRequest] = []
+        for index in queue.indices where fullCheck || !queue[index].laneChecked {
+            queue[index].laneChecked = !runningDigests.contains(queue[index].sha256)
+            if fastLaneServes(queue[index], now: now) { fast.append(queue[index]) }
         }
         for next in fast {
             queue.removeAll { $0.name == next.name }
@@ -67,6 +70,30 @@ extension SpoolAgent {
             } catch {
                 logger.error("claim failed", metadata: ["request.name": "\(next.name)", "error": "\(error)"])
             }
+        }
+    }
+
+    /// Whether `q` will not run CASA: identical to a live or recently succeeded request (it links to it), or for a
+    /// MOUS whose restore is kept for reuse. Reads the idempotency index: a file lookup per call.
+    private func fastLaneServes(_ q: QueuedRequest, now: Double) -> Bool {
+        if let e = store.indexEntry(sha256: q.sha256), e.name != q.name {
+            let live = !e.state.isTerminal && FileManager.default.fileExists(atPath: store.jobDirectory(e.jobId))
+            let recent =
+                e.state == .succeeded && (e.finishedAt.map { now - $0 <= settings.resubmitWindowSeconds } ?? false)
+            if live || recent { return true }
+        }
+        return q.mous.map { executor.mayReuse(mous: $0) } ?? false
+    }
+
+    /// Queued requests with `sha256` (or `mous`) are looked at again by the fast lane: a job asking for the same
+    /// just started or ended (or left a restore kept for reuse).
+    private func recheckFastLane(sha256: String?, mous: String? = nil) {
+        guard sha256 != nil || mous != nil else { return }
+        for index in queue.indices
+        where queue[index].laneChecked
+            && ((sha256 != nil && queue[index].sha256 == sha256) || (mous != nil && queue[index].mous == mous))
+        {
+            queue[index].laneChecked = false
         }
     }
 
@@ -93,7 +120,10 @@ extension SpoolAgent {
         jobId: String, name: String, request: AcceptedRequest?, attempt: Int, owner: uid_t? = nil, fast: Bool = false
     ) {
         let control = JobControl()
-        running[name] = RunningJob(jobId: jobId, control: control, attempt: attempt, owner: owner, fast: fast)
+        running[name] = RunningJob(
+            jobId: jobId, control: control, attempt: attempt, owner: owner, fast: fast, sha256: request?.sha256,
+            mous: request?.parsed.request.mous)
+        recheckFastLane(sha256: request?.sha256)
         renewer.hold(.init(jobId: jobId, name: name, attempt: attempt, control: control))
         let runner = JobRunner(
             jobId: jobId, name: name, intake: request, attempt: attempt, agent: self, control: control,
@@ -106,7 +136,12 @@ extension SpoolAgent {
     }
 
     private func jobEnded(name: String) {
-        if let job = running[name] { renewer.release(jobId: job.jobId) }
+        if let job = running[name] {
+            renewer.release(jobId: job.jobId)
+            // One look at the restore cache per ended job (it lists the cache), not one per queued request.
+            let reusable = job.mous.map { executor.mayReuse(mous: $0) } ?? false
+            recheckFastLane(sha256: job.sha256, mous: reusable ? job.mous : nil)
+        }
         running[name] = nil
         for waiter in slotWaiters where waiter.name == name { waiter.continuation.resume() }
         slotWaiters.removeAll { $0.name == name }
@@ -114,6 +149,11 @@ extension SpoolAgent {
             // A file of the same name dropped while this one ran.
             if access(settings.spoolDirectory + "/" + name + ".json", F_OK) == 0 { examine(name: name) }
             pump()
+        }
+        if running.isEmpty && queue.isEmpty && pending.isEmpty {
+            // Idle again: what malloc kept of the burst's freed memory goes back to the kernel (a few ms, once per
+            // burst; without it RssAnon stayed at the burst's peak).
+            HeapTrim.releaseFreeMemory()
         }
         if running.isEmpty {
             let waiters = finishedWaiters

@@ -65,6 +65,8 @@ actor SpoolAgent {
         var sha256: String { request.sha256 }
         /// The MOUS it asks for (a restore kept for reuse may serve it without a slot).
         var mous: String? { request.parsed.request.mous }
+        /// Whether the fast lane has looked at it since anything that could change its answer (``pump(fullCheck:)``).
+        var laneChecked = false
     }
 
     struct RunningJob {
@@ -77,6 +79,10 @@ actor SpoolAgent {
         /// Started outside the slots (a linked re-submission or a likely reuse of an earlier restore): it takes a slot
         /// (``acquireSlot(name:)``) only if it turns out to need CASA.
         var fast: Bool = false
+        /// What the request asked for (nil for a job resumed from another run): a queued request with the same
+        /// digest or MOUS may start in the fast lane once this one has started or ended.
+        var sha256: String? = nil
+        var mous: String? = nil
     }
 
     /// How long a request with a second hard link may wait for it to go away (link-then-unlink publishers).
@@ -102,6 +108,10 @@ actor SpoolAgent {
     var finishedWaiters: [CheckedContinuation<Void, Never>] = []
     /// Fast-lane jobs waiting for a slot, oldest first.
     var slotWaiters: [(name: String, continuation: CheckedContinuation<Void, Never>)] = []
+    /// While a watcher batch is handled (``handle(entries:)``): the directory `fsync` its status writes share.
+    var intakeGroup: DirectorySyncGroup?
+    /// Requests queued during the batch (name, digest): logged, and claims started, once its statuses are committed.
+    var queuedInBatch: [(name: String, sha256: String)] = []
 
     init(
         settings: Settings, store: JobStore, journal: Journal, executor: any RestoreExecutor, notifier: any Notifier,

@@ -54,12 +54,19 @@ struct StatusRecords: Sendable {
     /// Publishes `document` for `name`: the record, then the status file. `precondition` (a fencing check) is asked
     /// right before each of the two renames; when it says no, nothing more is replaced.
     ///
+    /// - Parameter group: group commit (intake): the two directory `fsync`s are left to the group, shared with the
+    ///   other writes of the batch (``SpoolAgent/handle(entries:)``).
     /// - Returns: false when `precondition` stopped the write.
     @discardableResult
-    func write(_ document: StatusDocument, name: String, if precondition: () -> Bool = { true }) throws -> Bool {
+    func write(
+        _ document: StatusDocument, name: String, group: DirectorySyncGroup? = nil,
+        if precondition: () -> Bool = { true }
+    ) throws -> Bool {
         let data = try document.encoded()
-        guard try AtomicFile.write(data, to: recordPath(name), mode: 0o600, if: precondition) else { return false }
-        return try AtomicFile.write(data, to: outputPath(name), mode: mode, if: precondition)
+        guard try AtomicFile.write(data, to: recordPath(name), mode: 0o600, group: group, if: precondition) else {
+            return false
+        }
+        return try AtomicFile.write(data, to: outputPath(name), mode: mode, group: group, if: precondition)
     }
 
     /// Publishes `document` only if `name` has no record yet (exclusive across agents and hosts, like every
@@ -67,10 +74,10 @@ struct StatusRecords: Sendable {
     ///
     /// - Returns: false when a record existed (nothing written).
     @discardableResult
-    func create(_ document: StatusDocument, name: String) throws -> Bool {
+    func create(_ document: StatusDocument, name: String, group: DirectorySyncGroup? = nil) throws -> Bool {
         let data = try document.encoded()
-        guard try AtomicFile.create(data, at: recordPath(name), mode: 0o600) else { return false }
-        try AtomicFile.write(data, to: outputPath(name), mode: mode)
+        guard try AtomicFile.create(data, at: recordPath(name), mode: 0o600, group: group) else { return false }
+        try AtomicFile.write(data, to: outputPath(name), mode: mode, group: group)
         return true
     }
 
