@@ -111,15 +111,19 @@ def set_row_count(asdm, table, n):
     _write(path, new)
 
 
-def name_spws(asdm, band=3, prefix="X%d"):
-    """Give each spectral window an ALMA-style name and baseband: X<n>#ALMA_RB_03#BB_<i>#SW-01#FULL_RES."""
+def name_spws(asdm, band=3, prefix="X%d", kinds=None, basebands=None):
+    """Give each spectral window an ALMA-style name and baseband: X<n>#ALMA_RB_03#BB_<b>#SW-01#<kind>, the kind
+    FULL_RES (a science spw) or CH_AVG (the correlator's channel average of a baseband), by default FULL_RES and
+    baseband i+1 for spw i."""
     path = os.path.join(asdm, "SpectralWindow.xml")
     text = _read(path)
     rows = ROW_RE.findall(text)
     new_rows = []
     for i, r in enumerate(rows):
-        name = "%s#ALMA_RB_%02d#BB_%d#SW-01#FULL_RES" % (prefix % (100 + 16 * i), band, i + 1)
-        r = re.sub(r"<basebandName>\s*NOBB\s*</basebandName>", "<basebandName>BB_%d</basebandName>" % (i + 1), r)
+        kind = kinds[i] if kinds else "FULL_RES"
+        bb = basebands[i] if basebands else i + 1
+        name = "%s#ALMA_RB_%02d#BB_%d#SW-01#%s" % (prefix % (100 + 16 * i), band, bb, kind)
+        r = re.sub(r"<basebandName>\s*NOBB\s*</basebandName>", "<basebandName>BB_%d</basebandName>" % bb, r)
         if "<name>" not in r:
             r = r.rstrip() + " <name> %s </name> " % name
         new_rows.append(r)

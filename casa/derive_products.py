@@ -28,6 +28,8 @@ import shutil
 import sys
 import traceback
 
+from ms_contents import contents
+
 NON_SCIENCE = re.compile(r"(WVR|SQLD|CH_AVG|#CH_AVG)", re.I)
 CALIBRATOR_INTENTS = ("CALIBRATE_BANDPASS", "CALIBRATE_PHASE", "CALIBRATE_FLUX", "CALIBRATE_AMPLI", "CALIBRATE_POLARIZATION",
                       "CALIBRATE_DELAY", "OBSERVE_CHECK_SOURCE")
@@ -82,33 +84,6 @@ def target_states(ms):
     finally:
         t.close()
     return [i for i, m in enumerate(modes) if "OBSERVE_TARGET" in m]
-
-
-def contents(ms):
-    """Spectral windows (with their channel counts) and field names that have rows in the main table."""
-    import numpy as np
-    from casatools import table
-    t = table()
-    t.open(ms)
-    try:
-        columns = t.colnames()
-        rows = t.nrows()
-        ddis = sorted(set(int(x) for x in np.unique(t.getcol("DATA_DESC_ID")))) if rows else []
-        fields = sorted(set(int(x) for x in np.unique(t.getcol("FIELD_ID")))) if rows else []
-    finally:
-        t.close()
-    t.open(os.path.join(ms, "DATA_DESCRIPTION"))
-    spw_of = t.getcol("SPECTRAL_WINDOW_ID")
-    t.close()
-    t.open(os.path.join(ms, "SPECTRAL_WINDOW"))
-    nchan = t.getcol("NUM_CHAN")
-    t.close()
-    t.open(os.path.join(ms, "FIELD"))
-    names = list(t.getcol("NAME"))
-    t.close()
-    spws = sorted(set(int(spw_of[d]) for d in ddis))
-    return {"columns": columns, "rows": rows, "spws": spws, "nchan": {s: int(nchan[s]) for s in spws},
-            "fields": sorted(names[f] for f in fields)}
 
 
 def expected_rows(ms, ddis, fields=None, states=None):
@@ -205,7 +180,9 @@ def check(product, vis, info, fields, states, average):
     """The product against the restored MS, with casatools."""
     got = contents(product)
     name = os.path.basename(product)
-    columns, rows, chans, present_fields = got["columns"], got["rows"], got["nchan"], got["fields"]
+    columns, rows = got["columns"], got["rows"]
+    chans = {s: v["channels"] for s, v in got["spws"].items()}
+    present_fields = sorted(got["fields"])
     if "DATA" not in columns:
         fail("%s has no DATA column" % name)
     if "CORRECTED_DATA" in columns:
@@ -213,8 +190,8 @@ def check(product, vis, info, fields, states, average):
     expected_fields = sorted(info["fieldNames"][f] for f in (fields if fields is not None else range(len(info["fieldNames"]))))
     if present_fields != expected_fields:
         fail("%s holds fields %s, expected %s" % (name, present_fields, expected_fields))
-    if got["spws"] != info["scienceSpws"]:
-        fail("%s holds spectral windows %s, expected the science ones %s" % (name, got["spws"], info["scienceSpws"]))
+    if sorted(got["spws"]) != info["scienceSpws"]:
+        fail("%s holds spectral windows %s, expected the science ones %s" % (name, sorted(got["spws"]), info["scienceSpws"]))
     width = int((average or {}).get("channels") or 1)
     for s in info["scienceSpws"]:
         n = info["nchan"][s]
@@ -305,27 +282,40 @@ def plots(eb_ms, info, directory):
     t.open(eb_ms)
     column = "CORRECTED_DATA" if "CORRECTED_DATA" in t.colnames() else "DATA"
     per_field = {}
+    # The science spectral windows only, one data description at a time: a column's cells have one shape per
+    # spectral window (a channel-average spw has one channel, a science spw many), so they cannot be read together.
+    ddis = [info["ddi"][s] for s in info["scienceSpws"]]
     try:
         for f, name in enumerate(info["fieldNames"]):
-            sel = t.query("FIELD_ID == %d && ANTENNA1 != ANTENNA2" % f)
-            n = sel.nrows()
-            if n == 0:
+            parts = []
+            for ddi in ddis:
+                sel = t.query("FIELD_ID == %d && DATA_DESC_ID == %d && ANTENNA1 != ANTENNA2" % (f, ddi))
+                n = sel.nrows()
+                if n == 0:
+                    sel.close()
+                    continue
+                step = max(1, n // max(1, 20000 // len(ddis)))
+                data = sel.getcol(column, 0, -1, step)
+                flags = sel.getcol("FLAG", 0, -1, step)
+                uvw = sel.getcol("UVW", 0, -1, step)
+                times = sel.getcol("TIME", 0, -1, step)
                 sel.close()
+                vis = np.ma.masked_array(data, mask=flags).mean(axis=(0, 1))
+                keep = ~np.ma.getmaskarray(vis)
+                parts.append((np.hypot(uvw[0], uvw[1])[keep], np.ma.getdata(vis)[keep], times[keep]))
+            if not parts:
                 continue
-            step = max(1, n // 20000)
-            data = sel.getcol(column, 0, -1, step)
-            flags = sel.getcol("FLAG", 0, -1, step)
-            uvw = sel.getcol("UVW", 0, -1, step)
-            times = sel.getcol("TIME", 0, -1, step)
-            sel.close()
-            masked = np.ma.masked_array(data, mask=flags)
-            vis = masked.mean(axis=(0, 1))
-            keep = ~np.ma.getmaskarray(vis)
-            per_field[name] = {"uvdist": np.hypot(uvw[0], uvw[1])[keep], "amp": np.abs(vis)[keep].filled(0) if hasattr(np.abs(vis)[keep], "filled") else np.abs(vis)[keep],
-                               "phase": np.degrees(np.angle(vis[keep].filled(0) if hasattr(vis[keep], "filled") else vis[keep])),
-                               "time": (times[keep] - times.min()) / 60.0, "field": f}
+            uvdist = np.concatenate([p[0] for p in parts])
+            vis = np.concatenate([p[1] for p in parts])
+            times = np.concatenate([p[2] for p in parts])
+            per_field[name] = {"uvdist": uvdist, "amp": np.abs(vis), "phase": np.degrees(np.angle(vis)),
+                               "time": times, "field": f}
     finally:
         t.close()
+    # Minutes since the first integration plotted, the same origin for every field.
+    start = min((d["time"].min() for d in per_field.values() if len(d["time"])), default=0.0)
+    for d in per_field.values():
+        d["time"] = (d["time"] - start) / 60.0
     written = []
     if per_field:
         fig, axes = plt.subplots(len(per_field), 1, figsize=(7, 2.6 * len(per_field)), squeeze=False)

@@ -54,6 +54,17 @@ FIELDS = [
 # (field index, start s, stop s) relative to the EB reference time; 6.048 s integrations.
 SCANS = [(0, 0, 60), (1, 70, 100), (2, 110, 200), (1, 210, 240), (2, 250, 340), (1, 350, 380)]
 REFANT = "DA41"
+# Spectral windows, in MS order. The two science spws (16 channels, FULL_RES) and, as in every real ALMA EB, a
+# non-science one: the channel-average spw of baseband 1 (`#CH_AVG`, one channel holding the average of SPW0), which
+# the correlator writes beside each full-resolution spw and is observed in every scan with that scan's intents.
+# scriptForPI's split and the pipeline's science-spw selection leave it out; the calibration never touches it.
+SPWS = [
+    {"sim": "SPW0", "freq": "100GHz", "width": "15.625MHz", "nchan": 16, "kind": "FULL_RES", "baseband": 1},
+    {"sim": "SPW1", "freq": "102GHz", "width": "15.625MHz", "nchan": 16, "kind": "FULL_RES", "baseband": 2},
+    {"sim": "SPW2", "freq": "100.1171875GHz", "width": "250MHz", "nchan": 1, "kind": "CH_AVG", "baseband": 1,
+     "averageOf": 0},
+]
+SCIENCE_SPWS = [0, 1]
 
 # Execution blocks, in time order. The QA0 Fail EB sits in its own session between the two Pass EBs, so the
 # Pass EBs are in session_1 and session_3 and SESSION_2 must be emitted empty (see README).
@@ -152,9 +163,9 @@ def stage_synth(a):
                  z=[float(r[2]) for r in rows], dishdiameter=[12.0] * 6, mount=["ALT-AZ"] * 6,
                  antname=["DA4%d" % (i + 1) for i in range(6)], padname=[r[4] for r in rows],
                  coordsystem="local", referencelocation=me.observatory("ALMA"))
-    for i, f0 in enumerate(("100GHz", "102GHz")):
-        sm.setspwindow(spwname="SPW%d" % i, freq=f0, deltafreq="15.625MHz", freqresolution="15.625MHz",
-                       nchannels=16, stokes="XX YY")
+    for w in SPWS:
+        sm.setspwindow(spwname=w["sim"], freq=w["freq"], deltafreq=w["width"], freqresolution=w["width"],
+                       nchannels=w["nchan"], stokes="XX YY")
     sm.setfeed(mode="perfect X Y")
     for f in FIELDS:
         sm.setfield(sourcename=f["name"], sourcedirection=me.direction("J2000", f["ra"], f["dec"]))
@@ -163,7 +174,7 @@ def stage_synth(a):
     sm.settimes(integrationtime="6.048s", usehourangle=False, referencetime=me.epoch("UTC", a["ref"]))
     for fi, t0, t1 in SCANS:
         mode = ",".join("%s#ON_SOURCE" % i for i in FIELDS[fi]["intents"])
-        for spw in ("SPW0", "SPW1"):
+        for spw in (w["sim"] for w in SPWS):
             sm.observe(sourcename=FIELDS[fi]["name"], spwname=spw, starttime="%ds" % t0, stoptime="%ds" % t1,
                        state_obs_mode=mode, project=PROJECT, observer="demo")
 
@@ -173,24 +184,27 @@ def stage_synth(a):
     tb.open(ms + "/SPECTRAL_WINDOW")
     chan_freq = [tb.getcell("CHAN_FREQ", i) for i in range(tb.nrows())]
     tb.close()
+    # The science spws first (the same rows, in the same order, as before the channel-average spw existed, so
+    # their data and seeded noise do not depend on it); the channel-average spw is computed from them below.
     tb.open(ms, nomodify=False)
+    whole = tb
+    sci = "DATA_DESC_ID IN [%s]" % ",".join(str(i) for i in SCIENCE_SPWS)
+    tb = whole.query(sci)
     uvw, fid, ddid = tb.getcol("UVW"), tb.getcol("FIELD_ID"), tb.getcol("DATA_DESC_ID")
     shape = tb.getcol("DATA").shape
     model = np.zeros(shape, dtype=complex)
     for i, f in enumerate(FIELDS):
         off = qa.convert(qa.quantity(f["offset"]), "rad")["value"] if f["offset"] else 0.0
         l, m = off * np.sin(np.pi / 4), off * np.cos(np.pi / 4)
-        for s in range(len(chan_freq)):
+        for s in SCIENCE_SPWS:
             rows = (fid == i) & (ddid == s)
             lam = c_light / np.asarray(chan_freq[s])
             ph = 2 * np.pi * (uvw[0, rows][None, :] * l + uvw[1, rows][None, :] * m) / lam[:, None]
             model[:, :, rows] = f["flux"] * np.exp(-1j * ph)[None, :, :]
     tb.putcol("DATA", model)
-    tb.close()
 
     # Corrupt: smooth antenna gains and bandpasses plus seeded noise, written into DATA.
     rng = np.random.default_rng(a["seed"])
-    tb.open(ms, nomodify=False)
     t = tb.getcol("TIME")
     a1, a2, dd = tb.getcol("ANTENNA1"), tb.getcol("ANTENNA2"), tb.getcol("DATA_DESC_ID")
     d = tb.getcol("DATA")
@@ -207,8 +221,23 @@ def stage_synth(a):
     b1 = np.transpose(bp[a1, :, dd, :], (1, 2, 0))
     b2 = np.transpose(bp[a2, :, dd, :], (1, 2, 0))
     noise = 0.05 * (rng.standard_normal(d.shape) + 1j * rng.standard_normal(d.shape))
-    tb.putcol("DATA", d * (g1 * np.conj(g2))[:, None, :] * b1 * np.conj(b2) + noise)
-    tb.putcol("SCAN_NUMBER", (tb.getcol("SCAN_NUMBER") + 1) // 2)
+    corrupted = d * (g1 * np.conj(g2))[:, None, :] * b1 * np.conj(b2) + noise
+    tb.putcol("DATA", corrupted)
+    tb.close()
+    tb = whole
+    # Each non-science spw holds the channel average of its science spw's data (ALMA's CH_AVG spws).
+    key = lambda i: (round(float(t[i]), 3), int(a1[i]), int(a2[i]), int(dd[i]))  # noqa: E731
+    index = {key(i): i for i in range(len(t))}
+    for w_id, w in enumerate(SPWS):
+        if w_id in SCIENCE_SPWS:
+            continue
+        q = tb.query("DATA_DESC_ID == %d" % w_id)
+        qt, q1, q2 = q.getcol("TIME"), q.getcol("ANTENNA1"), q.getcol("ANTENNA2")
+        rows = [index[(round(float(qt[i]), 3), int(q1[i]), int(q2[i]), w["averageOf"])] for i in range(len(qt))]
+        q.putcol("DATA", corrupted[:, :, rows].mean(axis=1, keepdims=True))
+        q.close()
+    nspw = len(SPWS)
+    tb.putcol("SCAN_NUMBER", (tb.getcol("SCAN_NUMBER") + nspw - 1) // nspw)
     iv = tb.getcol("INTERVAL")
     tb.close()
     # exportasdm fix-ups: one POLARIZATION row; OBSERVATION.TIME_RANGE covering the data; time-ordered rows.
@@ -236,7 +265,7 @@ def stage_synth(a):
         if exported not in f.read():
             raise casa_steps.StepError("exportasdm did not produce %s" % exported)
     nscans = asdm_fixups.regroup_scans(asdm, {f["name"]: f["intents"] for f in FIELDS})
-    asdm_fixups.name_spws(asdm)
+    asdm_fixups.name_spws(asdm, kinds=[w["kind"] for w in SPWS], basebands=[w["baseband"] for w in SPWS])
     asdm_fixups.set_project(asdm, OBS_PROJECT)
     asdm_fixups.set_creation_time(asdm, a["created"])
     shutil.rmtree(ms)
@@ -251,16 +280,17 @@ def stage_solve(a):
     vis = a["vis"]
     t = {k: os.path.join(os.path.dirname(vis), v) for k, v in table_names(os.path.basename(vis)).items()}
     bp, ph = FIELDS[0]["name"], FIELDS[1]["name"]
-    casatasks.flagdata(vis=vis, mode="manual", spw="*:0;15", flagbackup=False)
+    science = ",".join(str(i) for i in SCIENCE_SPWS)
+    casatasks.flagdata(vis=vis, mode="manual", spw="%s:0;15" % science.replace(",", "~"), flagbackup=False)
     casatasks.flagdata(vis=vis, mode="manual", antenna=a["flag"]["antenna"], scan=a["flag"]["scan"],
                        flagbackup=False)
-    casatasks.bandpass(vis=vis, caltable=t["bcal"], field=bp, solint="inf", combine="scan", refant=REFANT,
+    casatasks.bandpass(vis=vis, caltable=t["bcal"], field=bp, spw=science, solint="inf", combine="scan", refant=REFANT,
                        solnorm=True, bandtype="B", minsnr=3.0)
-    casatasks.gaincal(vis=vis, caltable=t["gpint"], field="%s,%s" % (bp, ph), solint="int", calmode="p",
+    casatasks.gaincal(vis=vis, caltable=t["gpint"], field="%s,%s" % (bp, ph), spw=science, solint="int", calmode="p",
                       refant=REFANT, gaintype="G", gaintable=[t["bcal"]], minsnr=3.0)
-    casatasks.gaincal(vis=vis, caltable=t["gpinf"], field=ph, solint="inf", calmode="p", refant=REFANT,
+    casatasks.gaincal(vis=vis, caltable=t["gpinf"], field=ph, spw=science, solint="inf", calmode="p", refant=REFANT,
                       gaintype="G", gaintable=[t["bcal"]], minsnr=3.0)
-    casatasks.gaincal(vis=vis, caltable=t["gacal"], field=bp, solint="inf", calmode="a",
+    casatasks.gaincal(vis=vis, caltable=t["gacal"], field=bp, spw=science, solint="inf", calmode="a",
                       refant=REFANT, gaintype="T", gaintable=[t["bcal"], t["gpint"]], minsnr=3.0)
     for k, path in t.items():
         if not os.path.isdir(path):

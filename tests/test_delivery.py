@@ -220,6 +220,14 @@ def inspect(ms, *fields):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def science_spws(reference):
+    """The restored MS's science spectral windows (ALMA's FULL_RES ones), after checking that it also has a
+    non-science one (the fixture's channel-average spw), so that leaving it out is really exercised."""
+    science = {s for s, v in reference["spws"].items() if v["name"].endswith("#FULL_RES")}
+    assert science and set(reference["spws"]) - science, ("the fixture must have a non-science spw", reference["spws"])
+    return science
+
+
 def png_is_a_real_plot(path):
     """A PNG of a sensible size whose pixels are not all one colour (read with matplotlib in the CASA venv)."""
     data = pathlib.Path(path).read_bytes()
@@ -255,14 +263,17 @@ def test_targets_and_contsub_delivered_checked_with_casatools_with_plots(tmp_pat
         for eb in ebs:
             reference = inspect(FIXTURE / "reference" / (eb + ".ms"), "Demo_target")
             assert "CORRECTED_DATA" in reference["columns"] and set(reference["fields"]) == {"J1625-2527", "J1626-2951", "Demo_target"}
+            science = science_spws(reference)
+            target_rows = sum(reference["spws"][s]["fields"]["Demo_target"] for s in science)
             for product in (eb + ".ms.split.cal.source", eb + "_targets_line.ms"):
                 got = inspect(delivered / product)
                 # As scriptForPI leaves a split: the calibrated data in DATA, no CORRECTED_DATA.
                 assert "DATA" in got["columns"] and "CORRECTED_DATA" not in got["columns"], (product, got["columns"])
                 assert list(got["fields"]) == ["Demo_target"], (product, got["fields"])
-                assert got["spws"].keys() == reference["spws"].keys()
+                # The science spws only: the channel-average spw is left out.
+                assert set(got["spws"]) == science, (product, got["spws"].keys(), science)
                 assert all(got["spws"][s]["channels"] == reference["spws"][s]["channels"] for s in got["spws"])
-                assert got["rows"] == reference["rowsForFields"], (product, got["rows"], reference["rowsForFields"])
+                assert got["rows"] == target_rows, (product, got["rows"], target_rows)
             # The continuum is gone from the line data: the calibrators' 0.3 Jy target continuum leaves ~0 on average.
         plots = status["result"]["plots"]
         assert sorted(plots) == sorted([f"plots/{eb}.amp_uvdist.png" for eb in ebs] + [f"plots/{eb}.calibrators_amp_phase_time.png" for eb in ebs])
@@ -322,6 +333,12 @@ def test_the_same_inputs_again_reuse_the_restore_without_casa_and_only_derive(tm
         first = agent.wait_terminal("first")
         assert first["state"] == "succeeded", agent.log_tail()
         assert casa_runs(agent, "first") == ["restore", "derive_products.py"]
+        # `calibrated` is the full MS: every spectral window, the non-science one too, with CORRECTED_DATA.
+        for ms in first["result"]["measurementSets"]:
+            reference = inspect(FIXTURE / "reference" / ms)
+            calibrated = inspect(pathlib.Path(first["result"]["deliveryPath"]) / ms)
+            assert "CORRECTED_DATA" in calibrated["columns"]
+            assert calibrated["spws"] == reference["spws"] and science_spws(reference) < set(calibrated["spws"])
 
         # Another request id (so not a linked re-submission): the restored MSes are reused, CASA does not run at all.
         agent.drop("second", {"mous": MOUS_A, "requestId": "reuse-2"})
@@ -363,8 +380,10 @@ def test_the_same_inputs_again_reuse_the_restore_without_casa_and_only_derive(tm
             reference = inspect(FIXTURE / "reference" / (eb + ".ms"))
             got = inspect(out / (eb + ".ms.split.cal"))
             assert "CORRECTED_DATA" not in got["columns"] and set(got["fields"]) == set(reference["fields"])
-            assert {s: v["channels"] for s, v in got["spws"].items()} == {s: v["channels"] // 4 for s, v in reference["spws"].items()}
-            assert 0 < got["rows"] <= reference["rows"]
+            # Science spws only (the channel-average spw left out), all fields, 4 channels averaged into one.
+            science = science_spws(reference)
+            assert {s: v["channels"] for s, v in got["spws"].items()} == {s: reference["spws"][s]["channels"] // 4 for s in science}
+            assert 0 < got["rows"] <= sum(reference["spws"][s]["rows"] for s in science)
             assert not (out / (eb + ".ms")).exists()
         assert agent.stop() == 0
 

@@ -45,3 +45,13 @@ def test_agent_validate_agrees_with_the_examples(path):
         assert "$" in result.stdout, "every problem is printed with its JSON path"
     else:
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_validate_refuses_average_without_derived_content_with_a_clear_error():
+    """`average` applies to derived products only: refused by `validate` (as at intake), never later in step 6."""
+    assert AGENT.exists(), "build the agent first (swift build)"
+    path = ROOT / "examples/requests/invalid/average-without-derived-content.json"
+    result = subprocess.run([str(AGENT), "validate", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(l for l in result.stdout.splitlines() if "$.delivery.average" in l)
+    assert "science, targets and contsub" in line and "calibrated" in line, line

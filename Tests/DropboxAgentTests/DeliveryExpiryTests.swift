@@ -65,6 +65,41 @@ struct DeliveryExpiryTests {
         #expect(expiry.sweep(now: 2000).isEmpty)
     }
 
+    @Test("a delivery shared by a linked request: removed once, counted once, both statuses say it expired")
+    func linkedRequestExpiresWithItsOriginal() throws {
+        let root = try makeArea()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let expiry = DeliveryExpiry(
+            directory: root + "/deliveries", downloadDirectory: root + "/downloads",
+            records: records(root), logger: Logger(label: "t"))
+        let name = DeliveryName.random()
+        try FileManager.default.createDirectory(
+            atPath: root + "/downloads/" + name + "/a.ms", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: records(root).directory, withIntermediateDirectories: true)
+        // Job ids chosen so that the linked request's record comes first in the sweep: it removes the directory,
+        // the original's finds it gone and still marks its status.
+        for (jobId, request) in [("job-b-original", "orig"), ("job-a-linked", "linked")] {
+            var doc = statusDocument(jobId: jobId, root: root)
+            doc.request = request
+            doc.result?.deliveryPath = root + "/downloads/" + name
+            try records(root).write(doc, name: request)
+            try expiry.register(
+                .init(
+                    jobId: jobId, name: name, path: root + "/downloads/" + name, expiresAt: 1000,
+                    statusPath: root + "/" + request + ".status.json"))
+        }
+        let removed = expiry.sweep(now: 2000)
+        #expect(removed.count == 1, "one directory removed, one count for the metric")
+        #expect(!FileManager.default.fileExists(atPath: root + "/downloads/" + name))
+        #expect(expiry.entries().isEmpty)
+        for request in ["orig", "linked"] {
+            let doc = try #require(StatusPublisher.existing(at: root + "/" + request + ".status.json"))
+            #expect(doc.state == .succeeded && doc.result?.expiredAt != nil, "\(request)")
+            #expect(doc.result?.measurementSets == ["a.ms"], "\(request) still says what was delivered")
+            #expect(records(root).read(request)?.result?.expiredAt != nil, "\(request): the record too")
+        }
+    }
+
     @Test("a record naming anything but a delivery of this area is dropped, nothing removed")
     func refusesForeignPaths() throws {
         let root = try makeArea()

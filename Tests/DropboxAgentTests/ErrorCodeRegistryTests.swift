@@ -59,7 +59,7 @@ import DropboxTestKit
         #expect(declared.count >= 90, "the declarations were not found: \(declared.count)")
         let missing = declared.filter { !registry.contains($0.key) }.map { "\($0.key) (\($0.value))" }.sorted()
         #expect(missing == [], "declared but not in ErrorCodeRegistry (nor in README.md)")
-        let literal = /RestoreError\(\s*"|RestoreError\.Code\(rawValue:\s*"/
+        let literal = /RestoreError\(\s*"|RestoreError\.Code\(rawValue:\s*"|RestoreError\(\s*\.init\(rawValue:\s*"/
         let literals = try Self.sources().filter { $0.text.contains(literal) }.map(\.path)
         #expect(literals == [], "an error made from a literal code: name the code in the registry instead")
     }

@@ -132,6 +132,10 @@ import DropboxTestKit
         for (text, path) in [
             (#"{"mous":"uid://A001/X1284/X265f","delivery":{"average":{"channels":4}}}"#, "$.delivery.average"),
             (
+                #"{"mous":"uid://A001/X1284/X265f","delivery":{"content":"calibrated","average":{"time":"30s"}}}"#,
+                "$.delivery.average"
+            ),
+            (
                 #"{"mous":"uid://A001/X1284/X265f","delivery":{"content":["science"],"average":{"channels":1}}}"#,
                 "$.delivery.average.channels"
             ),

@@ -2,12 +2,14 @@
 import json
 import os
 import re
+import subprocess
+import sys
 import tarfile
 import zlib
 
 import pytest
 
-from conftest import load, ppr_sessions
+from conftest import CASA_DIR, casa_env, load, ppr_sessions
 from pprgen import sanitize
 
 
@@ -124,3 +126,46 @@ def test_manifests(fixture_dir):
     assert [len(d) for d in c["sessions"].values()] == [2, 2] and len(c["referenceOf"]) == 4
     for ms, ref in c["referenceOf"].items():
         assert os.path.isdir(os.path.join(fixture_dir, "reference", ref + ".ms")), ref
+
+
+INSPECT_SPWS = """
+import json, sys
+import numpy as np
+from casatools import msmetadata, table
+from ms_contents import contents
+ms = sys.argv[1]
+got = contents(ms)
+md = msmetadata()
+md.open(ms)
+intents = {i: sorted(int(s) for s in md.spwsforintent(i)) for i in md.intents()}
+md.close()
+t = table()
+t.open(ms)
+same = {}
+for ddi in (0, 2):
+    q = t.query("DATA_DESC_ID == %d" % ddi)
+    same[ddi] = bool(np.array_equal(q.getcol("CORRECTED_DATA"), q.getcol("DATA")))
+    q.close()
+t.close()
+print(json.dumps({"spws": {str(k): v for k, v in got["spws"].items()}, "intents": intents, "correctedIsData": same}))
+"""
+
+
+def test_each_reference_ms_has_a_non_science_spw_left_uncalibrated(fixture_dir, tmp_path):
+    """As in real ALMA data, each EB carries a spectral window that is not science: the channel-average spw of
+    baseband 1 (`#CH_AVG`, one channel, in every scan with that scan's intents, the average of spw 0). The
+    calibration applies to the science spws only, so there its CORRECTED_DATA is its DATA."""
+    _, fx = load(fixture_dir)
+    refs = [os.path.join(fixture_dir, eb["referenceMs"]) for eb in fx["execBlocks"] if "referenceMs" in eb]
+    assert refs
+    for ms in refs:
+        p = subprocess.run([sys.executable, "-c", INSPECT_SPWS, ms], capture_output=True, text=True, cwd=str(tmp_path),
+                           env=dict(casa_env(str(tmp_path / "home")), PYTHONPATH=CASA_DIR), timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        got = json.loads(p.stdout.strip().splitlines()[-1])
+        spws = got["spws"]
+        assert {s: v["name"].rsplit("#", 1)[-1] for s, v in spws.items()} == {"0": "FULL_RES", "1": "FULL_RES", "2": "CH_AVG"}
+        assert [spws[s]["channels"] for s in ("0", "1", "2")] == [16, 16, 1]
+        assert spws["2"]["fields"] == spws["0"]["fields"], "observed in every scan, like the science spws"
+        assert all(2 in v for v in got["intents"].values()), got["intents"]
+        assert got["correctedIsData"] == {"0": False, "2": True}, "only the science spws are calibrated"

@@ -106,7 +106,9 @@ struct AgentRuntime: Sendable {
                     let www = (file as NSString).deletingLastPathComponent
                     return [www, www + "/requests"]
                 } ?? []),
-            interval: c.agent.sweepIntervalSeconds)
+            interval: c.agent.sweepIntervalSeconds,
+            restoreCache: c.delivery.reuseMaxBytes > 0
+                ? RestoreCache(root: c.dataDirectory + "/restore-cache", maxBytes: c.delivery.reuseMaxBytes) : nil)
         await sweeper.sweepOffPool()
         // Leases are renewed from now on, on their own thread at fixed deadlines (LeaseRenewer).
         // A hung work loop (below) stops them after two thirds of the lease: its jobs are then taken over.

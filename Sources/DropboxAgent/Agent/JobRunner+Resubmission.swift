@@ -73,6 +73,9 @@ extension JobRunner {
                 try records.write(doc, name: name)
             }
         }
+        if doc.state == .succeeded {
+            agent.executor.linkedToDelivery(jobId: jobId, statusPath: statusPath, result: doc.result, logger: logger)
+        }
         if doc.state.isTerminal {
             // The re-submission has ended with its original: its own recipients are told (once: the queue keys by job).
             try await mailLinked(
@@ -102,6 +105,12 @@ extension JobRunner {
             doc.transition(to: final.state, step: nil, message: "the linked request \(name) ended")
             doc.advanceSequence()
             _ = try? records.write(doc, name: linkedName)
+            if !wasTerminal, final.state == .succeeded, let requestFile = doc.requestFile {
+                // Its delivery is the original's: it expires with it.
+                let linkedJob = ((requestFile as NSString).deletingLastPathComponent as NSString).lastPathComponent
+                agent.executor.linkedToDelivery(
+                    jobId: linkedJob, statusPath: path, result: final.result, logger: logger)
+            }
             // The linked request's own recipients, from its own request file (kept in finished/<its job>/), parsed
             // like every claimed copy.
             guard !wasTerminal, let requestFile = doc.requestFile,

@@ -48,11 +48,16 @@ protocol RestoreExecutor: Sendable {
 
     /// Whether a restore of `mous` is kept for reuse, so that a request for it may start without a slot.
     func mayReuse(mous: String) -> Bool
+
+    /// A request linked to an identical one that succeeded (`linkedTo`) shares its delivery: it expires with it, and
+    /// its own status file then says so too (`result.expiredAt`). Blocking file work; never fails the request.
+    func linkedToDelivery(jobId: String, statusPath: String, result: StatusDocument.Result?, logger: Logger)
 }
 
 extension RestoreExecutor {
     /// Whether a restore of `mous` is kept for reuse (the request may then start without a slot).
     func mayReuse(mous: String) -> Bool { false }
+    func linkedToDelivery(jobId: String, statusPath: String, result: StatusDocument.Result?, logger: Logger) {}
     func runningFacts(_ job: ExecutionJob) -> ExecutionResult? { nil }
     func cacheStatistics() async -> CacheStatistics? { nil }
 }

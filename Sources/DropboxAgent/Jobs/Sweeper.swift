@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RestoreSteps
 
 /// Removes what crashes leave behind, on start and periodically, and only what has no live owner:
 /// - `downloads/.<jobId>.publishing-*` staging directories (a `kill -9` during delivery) of jobs that are no
@@ -9,6 +10,9 @@ import Logging
 /// - job folders without a lease (`attempts/<n>.json`): without `request.json` they are claims interrupted before the rename (the
 ///   request is still in the spool) and are removed; with it they get an expired lease so that any agent takes
 ///   them over;
+/// - restore-cache staging directories (`<data>/restore-cache/.staging-*`, a `kill -9` while a restore was kept
+///   for reuse) whose writer is gone: its job has ended, or it was this host's and its process is dead
+///   (``RestoreCache/sweepStaging(isAlive:orphanAge:now:)``); a live job's is never touched;
 /// - orphan temporary files of ``AtomicFile`` (`.NAME.<pid>.<n>.tmp`) older than ``orphanAge`` whose process is
 ///   not alive on this host, in the spool, work, index, jobs, status records, data and download directories, every job folder
 ///   (active or finished) and ``otherDirectories``.
@@ -28,10 +32,13 @@ struct Sweeper: Sendable {
     var otherDirectories: [String] = []
     /// Seconds between two sweeps of a running agent (the first is at start): `agent.sweepIntervalSeconds`.
     var interval: Double = AgentSettings.defaultSweepIntervalSeconds
+    /// The restore cache whose staging directories are swept (`delivery.reuseMaxBytes` > 0), or nil.
+    var restoreCache: RestoreCache? = nil
 
     /// What one sweep removed or repaired (logged, and returned for tests).
     struct Report: Sendable, Equatable {
         var stagings: [String] = []
+        var restoreCacheStagings: [String] = []
         var workingAreas: [String] = []
         var jobFolders: [String] = []
         var leasesRestored: [String] = []
@@ -68,6 +75,13 @@ struct Sweeper: Sendable {
                 continue
             }
             if (try? fm.removeItem(atPath: downloadDirectory + "/" + entry)) != nil { report.stagings.append(entry) }
+        }
+
+        // Restore-cache staging directories whose writer is gone.
+        if let restoreCache {
+            report.restoreCacheStagings = restoreCache.sweepStaging(
+                isAlive: { AgentIdentity(host: $0.host, pid: $0.pid, bootId: $0.bootId).isAliveOnThisHost },
+                orphanAge: orphanAge, now: now)
         }
 
         // Working areas of concluded jobs, by the cleaning policy.
@@ -108,7 +122,8 @@ struct Sweeper: Sendable {
             logger.notice(
                 "leftovers swept",
                 metadata: [
-                    "stagings": "\(report.stagings)", "working.areas": "\(report.workingAreas)",
+                    "stagings": "\(report.stagings)", "restore.cache.stagings": "\(report.restoreCacheStagings)",
+                    "working.areas": "\(report.workingAreas)",
                     "job.folders": "\(report.jobFolders)",
                     "leases.restored": "\(report.leasesRestored)",
                     "temporary.files": .stringConvertible(report.temporaryFiles.count),

@@ -9,7 +9,9 @@ import RestoreSteps
 /// status file). A pass removes the expired ones, logs each (`delivery expired`), counts them
 /// (`dropbox_agent_deliveries_expired_total`), and marks the status file — while it still describes that job —
 /// with `result.expiredAt`; the rest of `result` keeps saying what was delivered. Failed and rejected requests have
-/// no delivery and are never registered.
+/// no delivery and are never registered. A request linked to an identical one (`linkedTo`) shares its delivery and
+/// has a record of its own for it, so its status file says `expiredAt` too; a reused restore's request has its own
+/// delivery and record like any other.
 struct DeliveryExpiry: Sendable {
     struct Entry: Codable, Sendable, Equatable {
         var jobId: String
@@ -40,7 +42,8 @@ struct DeliveryExpiry: Sendable {
     }
 
     /// Removes every delivery whose expiry has passed. Call off the cooperative pool (removing a tree blocks).
-    /// - Returns: the entries removed.
+    /// - Returns: the entries whose directory was removed (a linked request's record, whose delivery another
+    ///   record already removed, marks its status file but is not returned).
     @discardableResult
     func sweep(now: Double = Date().timeIntervalSince1970) -> [Entry] {
         var removed: [Entry] = []
@@ -54,7 +57,10 @@ struct DeliveryExpiry: Sendable {
                 unlink(directory + "/" + entry.jobId + ".json")
                 continue
             }
-            if FileManager.default.fileExists(atPath: expected) {
+            // A delivery shared by linked requests has one record per request: the first removes the directory,
+            // each marks its own status file; the metric counts the directory once.
+            let present = FileManager.default.fileExists(atPath: expected)
+            if present {
                 do { try FileManager.default.removeItem(atPath: expected) } catch {
                     logger.error(
                         "cannot remove an expired delivery", metadata: ["path": "\(expected)", "error": "\(error)"])
@@ -70,7 +76,7 @@ struct DeliveryExpiry: Sendable {
                     "path": "\(expected)", "job.id": "\(entry.jobId)", "status.file": "\(entry.statusPath)",
                     "expired.at": "\(expiredAt)",
                 ])
-            removed.append(entry)
+            if present { removed.append(entry) }
         }
         return removed
     }

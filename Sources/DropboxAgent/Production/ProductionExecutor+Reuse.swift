@@ -21,6 +21,8 @@ extension ProductionExecutor {
                 try cache.materialize(
                     entry, products: products, logs: working, plots: reusedDirectory + "/plots",
                     jobDirectory: jobDirectory)
+                // Made by materialize only when the entry has plots (a restore whose plots failed has none).
+                try FileManager.default.createDirectory(atPath: reusedDirectory, withIntermediateDirectories: true)
                 try AtomicFile.write(try encodeJSON(entry), to: reusedDirectory + "/reused.json")
             }
         } catch {
@@ -50,11 +52,13 @@ extension ProductionExecutor {
             .map { working + "/" + $0 }) + [context.workArea.logs + "/casa-stdout.log"]
         let plots = context.workArea.root + "/derived/plots"
         let name = job.name
+        let jobDirectory = job.jobDirectory
         do {
             try await BlockingWork.run { (_) throws in
                 try cache.store(
                     key: key, mous: metadata.mous.rawValue, sourceRequest: name, measurementSets: measurementSets,
-                    products: products, logs: logs, plots: plots)
+                    products: products, logs: logs, plots: plots, jobDirectory: jobDirectory,
+                    staged: { CrashPoint.hit("restore-cache-staged") })
             }
         } catch {
             job.logger.warning("cannot keep the restore for reuse", metadata: ["error": "\(error)"])

@@ -212,6 +212,25 @@ struct ProductionExecutor: RestoreExecutor {
         return (outcome, result)
     }
 
+    /// Registers a linked request's status file for the expiry of the delivery it shares (its own record, so the
+    /// sweep marks its status file as well as the original's; the directory is removed once).
+    func linkedToDelivery(jobId: String, statusPath: String, result: StatusDocument.Result?, logger: Logger) {
+        guard let expiry, let result, result.expiredAt == nil, !result.deliveryPath.isEmpty,
+            let expires = result.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) })
+        else { return }
+        let path = result.deliveryPath
+        do {
+            try expiry.register(
+                .init(
+                    jobId: jobId, name: (path as NSString).lastPathComponent, path: path,
+                    expiresAt: expires.timeIntervalSince1970, statusPath: statusPath))
+        } catch {
+            logger.error(
+                "cannot register the linked request for the delivery's expiry; its status will not say it expired",
+                metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
     /// Whether the restore cache holds a restore of `mous` (checked for requests waiting for a slot).
     func mayReuse(mous: String) -> Bool {
         guard let restoreCache else { return false }

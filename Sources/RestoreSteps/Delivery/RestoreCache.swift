@@ -10,7 +10,42 @@ internal import Foundation
 /// copied: CASA writes them whenever it opens a table, and a shared inode would change a published file. The cache
 /// is bounded (`delivery.reuseMaxBytes`): least recently used entries go first, never one a running job is using
 /// (`users/<jobId>` names its job directory, which exists while the job lives).
+///
+/// An entry is assembled in `<root>/.staging-<key>-<jobId>` (with `owner.json`: host, pid, boot and job
+/// directory of the process writing it) and renamed into place. A process killed meanwhile leaves the staging
+/// directory behind; ``sweepStaging(isAlive:orphanAge:now:)`` removes it once its writer is gone (see there).
 public struct RestoreCache: Sendable {
+    /// Who is assembling a staging directory.
+    public struct StagingOwner: Codable, Sendable, Equatable {
+        public var host: String
+        public var pid: Int32
+        /// `/proc/sys/kernel/random/boot_id`: a pid of an earlier boot is not a live process.
+        public var bootId: String?
+        /// The job whose restore is kept; it exists while the job lives.
+        public var jobDirectory: String
+
+        public init(host: String, pid: Int32, bootId: String?, jobDirectory: String) {
+            self.host = host
+            self.pid = pid
+            self.bootId = bootId
+            self.jobDirectory = jobDirectory
+        }
+
+        /// This process, for the job at `jobDirectory`.
+        public static func current(jobDirectory: String) -> StagingOwner {
+            var buffer = [UInt8](repeating: 0, count: 256)
+            gethostname(&buffer, buffer.count - 1)
+            let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            return StagingOwner(
+                host: String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self), pid: getpid(), bootId: boot,
+                jobDirectory: jobDirectory)
+        }
+    }
+
+    /// The prefix of staging directories under ``root``.
+    public static let stagingPrefix = ".staging-"
+
     public struct Entry: Codable, Sendable, Equatable {
         public var key: String
         public var mous: String
@@ -102,17 +137,27 @@ public struct RestoreCache: Sendable {
 
     /// Stores a restore's measurement sets (hard links), CASA logs and plots under `key`, then evicts least recently
     /// used entries beyond the bound. Blocking. Does nothing when the entry exists or the bound is 0.
+    /// - Parameters:
+    ///   - jobDirectory: the job keeping the restore (names its staging directory and is recorded as its owner's).
+    ///   - staged: tests only: runs when the staging directory holds everything, just before it is renamed.
     public func store(
         key: String, mous: String, sourceRequest: String, measurementSets: [String], products: String, logs: [String],
-        plots: String?
+        plots: String?, jobDirectory: String = "", staged: (@Sendable () -> Void)? = nil
     ) throws {
         guard maxBytes > 0, lookup(key) == nil else { return }
         let fm = FileManager.default
         try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let staging = root + "/.staging-" + key + "-\(getpid())"
+        let jobId = (jobDirectory as NSString).lastPathComponent
+        let staging =
+            root + "/" + Self.stagingPrefix + key + "-" + (PlainFileName.isValid(jobId) ? jobId : "pid\(getpid())")
+        // The same job's staging from a killed attempt: this process is now its only writer.
         try? fm.removeItem(atPath: staging)
-        try fm.createDirectory(atPath: staging + "/products", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
         do {
+            try AtomicFile.write(
+                try JSONEncoder().encode(StagingOwner.current(jobDirectory: jobDirectory)),
+                to: staging + "/owner.json")
+            try fm.createDirectory(atPath: staging + "/products", withIntermediateDirectories: true)
             for ms in measurementSets {
                 for name in [ms, ms + ".flagversions"] where fm.fileExists(atPath: products + "/" + name) {
                     try Self.linkTree(products + "/" + name, to: staging + "/products/" + name)
@@ -128,12 +173,48 @@ public struct RestoreCache: Sendable {
                 key: key, mous: mous, sourceRequest: sourceRequest, measurementSets: measurementSets,
                 bytes: Self.size(staging + "/products"), storedAt: now, lastUsed: now)
             try Self.writeEntry(entry, in: staging)
+            staged?()
             guard rename(staging, directory(key)) == 0 else { throw CocoaError(.fileWriteFileExists) }
+            // Only a staging directory has an owner (one left here by a kill is harmless: entries are not swept).
+            unlink(directory(key) + "/owner.json")
         } catch {
             try? fm.removeItem(atPath: staging)
             throw error
         }
         evict(keep: key)
+    }
+
+    /// Removes staging directories that nobody is writing any more (a process killed while it kept a restore):
+    /// - its job has ended (the job directory named in `owner.json` is gone: a store runs while its job lives), or
+    /// - its writer is not alive (`isAlive(owner)` false: on this host, a pid that is gone or of an earlier boot;
+    ///   the agent answers true for other hosts, whose processes it cannot see), or
+    /// - it has no readable `owner.json` (killed between creating the directory and writing it, or named by an
+    ///   earlier version) and has not changed for `orphanAge` seconds.
+    ///
+    /// A live writer's staging is never removed. Blocking.
+    /// - Returns: the names removed.
+    @discardableResult
+    public func sweepStaging(
+        isAlive: (StagingOwner) -> Bool, orphanAge: Double = 600, now: Double? = nil
+    ) -> [String] {
+        let now = now ?? Date().timeIntervalSince1970
+        let fm = FileManager.default
+        var removed: [String] = []
+        for name in (try? fm.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(Self.stagingPrefix) {
+            let path = root + "/" + name
+            let leftover: Bool
+            if let data = fm.contents(atPath: path + "/owner.json"),
+                let owner = try? JSONDecoder().decode(StagingOwner.self, from: data)
+            {
+                leftover =
+                    (!owner.jobDirectory.isEmpty && !fm.fileExists(atPath: owner.jobDirectory)) || !isAlive(owner)
+            } else {
+                var st = stat()
+                leftover = lstat(path, &st) == 0 && now - Double(st.st_mtim.tv_sec) > orphanAge
+            }
+            if leftover, (try? fm.removeItem(atPath: path)) != nil { removed.append(name) }
+        }
+        return removed
     }
 
     /// Removes least recently used entries until the cache fits its bound; never one in use, never `keep`.

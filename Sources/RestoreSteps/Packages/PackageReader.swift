@@ -160,8 +160,10 @@ public enum PackageReader {
     }
 
     /// Why an uncompressed tar cannot be complete: a tar is whole 512-byte blocks ending with two zero blocks
-    /// (POSIX ustar end-of-archive marker; GNU tar and the archive's packager write it). Compressed tars are
-    /// checked when unpacked (the gzip trailer). Nil when it looks whole.
+    /// (POSIX ustar end-of-archive marker; GNU tar and the archive's packager write it), and every member's data lies
+    /// inside the file. The member headers are walked (one 512-byte read per member, no data read): a download cut at
+    /// a block boundary inside zero data ends in zero blocks too, but a member then runs past the end of the file.
+    /// Compressed tars are checked when unpacked (the gzip trailer). Nil when it looks whole.
     static func tarIncompleteness(_ path: String, size: Int64) -> String? {
         guard path.hasSuffix(".tar") else { return nil }
         guard size >= 1024, size % 512 == 0 else { return "\(size) bytes is not a whole number of 512-byte tar blocks" }
@@ -170,8 +172,49 @@ public enum PackageReader {
         guard (try? handle.seek(toOffset: UInt64(size - 1024))) != nil, let tail = try? handle.read(upToCount: 1024),
             tail.count == 1024
         else { return nil }
-        return tail.allSatisfy({ $0 == 0 })
-            ? nil : "it does not end with the two zero blocks that close every tar archive"
+        guard tail.allSatisfy({ $0 == 0 }) else {
+            return "it does not end with the two zero blocks that close every tar archive"
+        }
+        var offset: Int64 = 0
+        while offset + 512 <= size {
+            guard (try? handle.seek(toOffset: UInt64(offset))) != nil, let header = try? handle.read(upToCount: 512),
+                header.count == 512
+            else { return nil }
+            if header.allSatisfy({ $0 == 0 }) { return nil }  // the end-of-archive marker: whole
+            guard let dataSize = tarMemberSize([UInt8](header)) else {
+                return "the tar header at byte \(offset) is damaged (its checksum does not match)"
+            }
+            let next = offset + 512 + (dataSize + 511) / 512 * 512
+            if next > size {
+                return "a member at byte \(offset) needs \(next) bytes, the file has \(size)"
+            }
+            offset = next
+        }
+        return "it ends after its last member without the end-of-archive blocks"
+    }
+
+    /// The data size in a tar header (octal, or GNU base-256 when the first byte has its high bit set); nil when the
+    /// header's checksum (bytes 148–155, the sum of all bytes with that field as spaces) does not match.
+    static func tarMemberSize(_ header: [UInt8]) -> Int64? {
+        guard header.count == 512 else { return nil }
+        func octal(_ range: Range<Int>) -> Int64? {
+            let digits = header[range].drop { $0 == 32 }.prefix { $0 != 0 && $0 != 32 }
+            guard !digits.isEmpty else { return 0 }
+            var value: Int64 = 0
+            for d in digits {
+                guard (48...55).contains(d) else { return nil }
+                value = value * 8 + Int64(d - 48)
+            }
+            return value
+        }
+        guard let stored = octal(148..<156) else { return nil }
+        var sum: Int64 = 0
+        for (i, b) in header.enumerated() { sum += (148..<156).contains(i) ? 32 : Int64(b) }
+        guard sum == stored else { return nil }
+        if header[124] & 0x80 != 0 {
+            return header[125..<136].reduce(Int64(0)) { $0 << 8 | Int64($1) }
+        }
+        return octal(124..<136)
     }
 
     static func hasProducts(_ tree: MemberTree) -> Bool {

@@ -146,11 +146,8 @@ public struct DeliverStep: PipelineStep {
         }
         items.append(context.workArea.metadataFile)
         let content = context.request.content
-        if context.request.deliveryAverage != nil && content == [.calibrated] {
-            throw RestoreError(
-                .init(rawValue: "invalidRequest"), "averaging applies to derived products, and none was asked for",
-                step: .deliver)
-        }
+        // `average` without derived content never gets here: the request parser refuses it at intake and in
+        // `validate` ($.delivery.average). Averaging applies to the derived products only.
         // Derived products and quick-look plots, by real CASA tasks, each product checked against the restored MS.
         reporter.report(StepProgress(fraction: 0, message: "deriving products and quick-look plots"))
         let derivedDirectory = context.workArea.root + "/derived"

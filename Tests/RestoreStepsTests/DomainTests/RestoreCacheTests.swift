@@ -67,4 +67,57 @@ struct RestoreCacheTests {
         // Keys are hex digests; anything else is never looked up.
         #expect(cache.lookup("../ra") == nil)
     }
+
+    @Test("staging left by a killed writer is swept; a live writer's never; the next keep of the job starts clean")
+    func stagingSweep() throws {
+        let root = NSTemporaryDirectory() + "/restore-cache-staging-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        let cache = RestoreCache(root: root + "/cache", maxBytes: 1_000_000)
+        let key = String(repeating: "d", count: 64)
+        let liveJob = root + "/jobs/job-live"
+        let deadJob = root + "/jobs/job-dead"
+        let endedJob = root + "/jobs/job-ended"
+        for job in [liveJob, deadJob] { try fm.createDirectory(atPath: job, withIntermediateDirectories: true) }
+        func stage(_ job: String, pid: Int32) throws -> String {
+            let dir = root + "/cache/.staging-\(key)-" + (job as NSString).lastPathComponent
+            try fm.createDirectory(atPath: dir + "/products/a.ms", withIntermediateDirectories: true)
+            var owner = RestoreCache.StagingOwner.current(jobDirectory: job)
+            owner.pid = pid
+            try JSONEncoder().encode(owner).write(to: URL(fileURLWithPath: dir + "/owner.json"))
+            return dir
+        }
+        let live = try stage(liveJob, pid: 101)
+        let dead = try stage(deadJob, pid: 202)
+        let ended = try stage(endedJob, pid: 101)
+        let unowned = root + "/cache/.staging-\(key)-pid77"
+        try fm.createDirectory(atPath: unowned, withIntermediateDirectories: true)
+        let alive: (RestoreCache.StagingOwner) -> Bool = { $0.pid == 101 }
+
+        // Within the orphan age, a staging without an owner record may be one being created: kept.
+        var removed = cache.sweepStaging(isAlive: alive, orphanAge: 600, now: Date().timeIntervalSince1970)
+        #expect(Set(removed) == Set([dead, ended].map { ($0 as NSString).lastPathComponent }))
+        #expect(fm.fileExists(atPath: live + "/products/a.ms") && fm.fileExists(atPath: unowned))
+        removed = cache.sweepStaging(isAlive: alive, orphanAge: 600, now: Date().timeIntervalSince1970 + 3600)
+        #expect(removed == [(unowned as NSString).lastPathComponent])
+        #expect(fm.fileExists(atPath: live + "/products/a.ms"), "a live writer's staging is never removed")
+
+        // The job whose writer died keeps its restore again: its own staging name, started clean, renamed into place;
+        // the entry carries no owner record.
+        try fm.createDirectory(atPath: deadJob, withIntermediateDirectories: true)
+        _ = try stage(deadJob, pid: 202)
+        let products = root + "/w/products"
+        try fm.createDirectory(atPath: products + "/a.ms", withIntermediateDirectories: true)
+        try Data(repeating: 1, count: 100).write(to: URL(fileURLWithPath: products + "/a.ms/table.f0"))
+        nonisolated(unsafe) var sawStaging = false
+        try cache.store(
+            key: key, mous: "uid://A001/X1/X1", sourceRequest: "r", measurementSets: ["a.ms"], products: products,
+            logs: [], plots: nil, jobDirectory: deadJob,
+            staged: { sawStaging = FileManager.default.fileExists(atPath: root + "/cache/.staging-\(key)-job-dead") })
+        #expect(sawStaging)
+        #expect(cache.lookup(key) != nil)
+        #expect(!fm.fileExists(atPath: root + "/cache/.staging-\(key)-job-dead"))
+        #expect(!fm.fileExists(atPath: root + "/cache/\(key)/owner.json"))
+        #expect(fm.fileExists(atPath: live), "still there: its writer lives")
+    }
 }

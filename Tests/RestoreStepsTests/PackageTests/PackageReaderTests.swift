@@ -94,6 +94,20 @@ import DropboxTestKit
         #expect(throws: RestoreError.self) {
             try PackagePlanner.plan(for: RestoreRequest(mous: SeedMous.mous), contents: contents)
         }
+        // Cut at a block boundary inside a member's zero data: it ends in zero blocks, but the member runs past the
+        // end of the file (the fixture's truncated package does this).
+        let zeros = base + "/zeros"
+        try FileManager.default.createDirectory(atPath: zeros + "/top", withIntermediateDirectories: true)
+        try Data(repeating: 0, count: 64 * 1024).write(to: URL(fileURLWithPath: zeros + "/top/binary"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: zeros + "/top/z-last"))
+        let zeroTar = base + "/zeros.tar"
+        try SafeArchive.createTar(of: zeros + "/top", at: zeroTar, gzip: false)
+        let zeroWhole = try Data(contentsOf: URL(fileURLWithPath: zeroTar))
+        #expect(PackageReader.tarIncompleteness(zeroTar, size: Int64(zeroWhole.count)) == nil)
+        let cut = zeroWhole.prefix(zeroWhole.count / 2 / 512 * 512)
+        #expect(cut.suffix(1024).allSatisfy { $0 == 0 }, "the cut lies in the zero data")
+        try cut.write(to: URL(fileURLWithPath: zeroTar))
+        #expect(PackageReader.tarIncompleteness(zeroTar, size: Int64(cut.count))?.contains("needs") == true)
         try whole.prefix(1500).write(to: URL(fileURLWithPath: tarPath))
         #expect(PackageReader.tarIncompleteness(tarPath, size: 1500)?.contains("512-byte") == true)
         #expect(
