@@ -373,14 +373,19 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     (data / "www" / "requests").mkdir(parents=True, exist_ok=True)
     page_tmp = data / "www" / "requests" / f".r.html.{dead}.12348.tmp"
     index_tmp = data / "www" / f".index.html.{dead}.12349.tmp"
-    # A job folder moves to finished/ with a killed agent's lease temporary in it (bench/chaos, N = 100).
+    # A job folder moves to finished/ with a killed agent's lease temporaries in it, in the folder itself and in
+    # attempts/ where leases are written (bench/chaos, N = 100); an active job's attempts/ is swept as well.
     finished_tmp = work / "finished" / done / f".lease.json.{dead}.12350.tmp"
+    (work / "finished" / done / "attempts").mkdir()
+    finished_attempt_tmp = work / "finished" / done / "attempts" / f".2.json.{dead}.12352.tmp"
+    active_attempt_tmp = orphan / "attempts" / f".1.json.{dead}.12353.tmp"
     # And the mail queue's (bench/chaos, N = 100 on the fixed branch).
     (data / "mailqueue").mkdir(exist_ok=True)
     mail_tmp = data / "mailqueue" / f".{done}.json.{dead}.12351.tmp"
-    for p in (old_tmp, fresh_tmp, live_tmp, page_tmp, index_tmp, finished_tmp, mail_tmp):
+    for p in (old_tmp, fresh_tmp, live_tmp, page_tmp, index_tmp, finished_tmp, finished_attempt_tmp, active_attempt_tmp,
+              mail_tmp):
         p.write_text("{")
-    for p in (old_tmp, live_tmp, page_tmp, index_tmp, finished_tmp, mail_tmp):
+    for p in (old_tmp, live_tmp, page_tmp, index_tmp, finished_tmp, finished_attempt_tmp, active_attempt_tmp, mail_tmp):
         backdate(p, 3600)
 
     b = Agent(tmp_path, spool, "a")  # same data directory: its downloads and restores
@@ -396,6 +401,8 @@ def test_leftovers_are_swept_on_start_and_live_ones_kept(tmp_path, spool, agents
     assert not old_tmp.exists() and fresh_tmp.exists() and live_tmp.exists()
     assert not page_tmp.exists() and not index_tmp.exists(), "the dashboard's orphan temporaries are swept"
     assert not finished_tmp.exists(), "a finished job folder's orphan temporary is swept"
+    assert not finished_attempt_tmp.exists(), "and the one in its attempts/"
+    assert not active_attempt_tmp.exists(), "an active job's attempts/ is swept too"
     assert not mail_tmp.exists(), "the mail queue's orphan temporary is swept"
     assert (work / "finished" / done / "final.json").exists(), "and nothing else of it"
     # The request whose claim was interrupted is still in the spool and runs; the lease-less job is taken over.

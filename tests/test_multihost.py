@@ -185,7 +185,14 @@ def check_exactly_once(r: dict) -> tuple[dict, dict]:
             if state == "running":
                 running_rows[name] = running_rows.get(name, 0) + 1
     twice = {k: v for k, v in terminal_rows.items() if v != 1}
-    assert sorted(terminal_rows) == names and not twice, f"concluded more than once: {list(twice.items())[:10]}"
+    assert not twice, f"concluded more than once: {list(twice.items())[:10]}"
+    # The journal is each host's own audit log, written after the move to finished/ (at most once: a survivor that
+    # completes a dead host's conclusion does not know whether that host's row was written). So a request the dead
+    # host concluded durably (its job folder in finished/) may lack the row the host was killed before writing; any
+    # other request must have exactly one.
+    unjournaled = sorted(set(names) - set(terminal_rows))
+    by_victim = {j.split(".")[0] for j in finished if f".{victim.name}." in j}
+    assert set(unjournaled) <= by_victim, f"concluded without a journal row: {[u for u in unjournaled if u not in by_victim][:10]}"
     # No duplicate mail, none lost: one message per request across the outboxes.
     got = mails(hosts + [victim])
     expected = {f"r-{i:04d}@example.org" for i in range(n)}

@@ -14,8 +14,8 @@ import RestoreSteps
 ///   for reuse) whose writer is gone: its job has ended, or it was this host's and its process is dead
 ///   (``RestoreCache/sweepStaging(isAlive:orphanAge:now:)``); a live job's is never touched;
 /// - orphan temporary files of ``AtomicFile`` (`.NAME.<pid>.<n>.tmp`) older than ``orphanAge`` whose process is
-///   not alive on this host, in the spool, work, index, jobs, status records, data and download directories, every job folder
-///   (active or finished) and ``otherDirectories``.
+///   not alive on this host, in the spool, work, index, jobs, status records, data and download directories, every job
+///   folder (active or finished) and its `attempts/`, and ``otherDirectories``.
 struct Sweeper: Sendable {
     let store: JobStore
     let restoreDirectory: String
@@ -103,11 +103,13 @@ struct Sweeper: Sendable {
             store.spoolDirectory, store.workDirectory, store.indexDirectory, store.jobsDirectory,
             store.statusRecords().directory, dataDirectory, downloadDirectory,
         ]
-        directories += active.map { store.jobDirectory($0) } + otherDirectories
-        // A job folder moves to finished/ with whatever a killed agent left in it (a lease write's temporary:
-        // found by bench/chaos at N = 100).
+        // A job folder moves to finished/ with whatever a killed agent left in it, and a lease is written in the
+        // folder's attempts/ (`attempts/.<n>.json.<pid>.<n>.tmp`: found by bench/chaos at N = 100, twice).
         let finished = store.finishedDirectory
-        directories += ((try? fm.contentsOfDirectory(atPath: finished)) ?? []).map { finished + "/" + $0 }
+        let jobFolders =
+            active.map { store.jobDirectory($0) }
+            + ((try? fm.contentsOfDirectory(atPath: finished)) ?? []).map { finished + "/" + $0 }
+        directories += jobFolders.flatMap { [$0, $0 + "/attempts"] } + otherDirectories
         for directory in directories {
             for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
                 guard let pid = Self.temporaryFileOwner(entry), pid != getpid(), !(kill(pid, 0) == 0 || errno == EPERM)
