@@ -79,7 +79,8 @@ public enum Publisher {
     /// (or moved, with `move`); across file systems they are copied and each copy is re-read and compared
     /// (SHA-256) with its source. A `MANIFEST.json` lists every file with size and SHA-256. Files become
     /// `modes.file` and directories `modes.directory` (default 0640 / 0750; hard-linked sources share the mode).
-    /// All files and directories are fsynced before the final rename.
+    /// All files and directories are fsynced before the final rename (files in `durable`: earlier, see
+    /// ``DurableFiles``).
     /// - Parameters:
     ///   - items: files or directories; their base names must be distinct.
     ///   - area: the existing download-area directory.
@@ -90,6 +91,8 @@ public enum Publisher {
     ///   - generated: called with the placed files (sorted by path); the files it returns are written beside them
     ///     (mode `modes.file`), hashed and listed in the manifest.
     ///   - outside: with `tar`/`tgz`, items placed beside the archive rather than in it (plots a mail links to).
+    ///   - durable: files flushed and hashed ahead (``FlushAhead``): a linked or moved file that provably did not
+    ///     change since is neither hashed nor fsynced again (the directory `fsync`s still make its name durable).
     ///   - archiveName: base name of the tar (`<archiveName>.tar`/`.tgz`; default `name`).
     ///   - stagingTag: names the hidden staging directory `.<stagingTag>.publishing-*` (default: `name`), so a
     ///     sweeper can tell whose staging it is when the publication's name is random.
@@ -105,7 +108,7 @@ public enum Publisher {
         _ items: [String], to area: String, name: String, format: PublishFormat, move: Bool = false,
         modes: PublishModes = PublishModes(), stagingTag: String? = nil,
         generated: (@Sendable ([PublishedFile]) -> [GeneratedFile])? = nil, archiveName: String? = nil,
-        outside: [String] = [],
+        outside: [String] = [], durable: DurableFiles = DurableFiles(),
         cancelled: CancellationFlag? = CancellationFlag.current
     ) throws(DeliveryError) -> PublishedResult {
         let invalidName =
@@ -134,7 +137,7 @@ public enum Publisher {
         let tag = stagingTag.flatMap { $0.isEmpty || $0.contains("/") ? nil : $0 } ?? name
         let staging = FileSystem.join(area, ".\(tag).publishing-\(UUID().uuidString.prefix(8))")
         try FileSystem.makeDirectory(staging, mode: 0o700)
-        var placement = Placement(areaDevice: deviceOf(area), modes: modes, cancelled: cancelled)
+        var placement = Placement(areaDevice: deviceOf(area), modes: modes, cancelled: cancelled, durable: durable)
         do throws(DeliveryError) {
             var files: [PublishedFile] = []
             switch format {
