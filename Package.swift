@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "RestoreSteps",
             dependencies: [
-                "CLibXML2", "SQLiteDatabase", "Delivery",
+                "CLibXML2", "CFileIO", "SQLiteDatabase", "Delivery",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -54,6 +54,18 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def verify_manifest(delivery):
+    """Every delivered file is listed in MANIFEST.json with its size and SHA-256, and nothing else is listed."""
+    import hashlib
+    manifest = json.loads((delivery / "MANIFEST.json").read_text())
+    listed = {f["relativePath"]: f for f in manifest["files"]}
+    found = {str(p.relative_to(delivery)) for p in delivery.rglob("*") if p.is_file() and p.name != "MANIFEST.json"}
+    assert found == set(listed), f"manifest and delivery differ: {sorted(found ^ set(listed))[:5]}"
+    for rel, f in listed.items():
+        data = (delivery / rel).read_bytes()
+        assert len(data) == f["size"] and hashlib.sha256(data).hexdigest() == f["sha256"], f"{rel}: manifest is wrong"
+
+
 def first(events, message, after=0.0):
     return min((t for t, m, _ in events if m == message and t >= after), default=None)
 
@@ -103,6 +115,7 @@ def main():
             s = agent.wait_terminal(name, timeout=900)
             assert s["state"] == "succeeded", s.get("error")
             agent_cpu = cpu_seconds(agent.proc.pid) - cpu_before
+            verify_manifest(pathlib.Path(s["result"]["deliveryPath"]))
             run = json.loads((pathlib.Path(s["workingArea"]) / "logs/casa-run.json").read_text())
             casa_restore = float(run["durationSeconds"])
             # Step 6 runs CASA again for the quick-look plots (ProductDerivation): CASA work too, not the agent's.

@@ -13,6 +13,13 @@ static inline int cfileio_sync_file_range(int fd, long long offset, long long nb
     return (int)syscall(SYS_sync_file_range, fd, offset, nbytes, flags);
 }
 
+/* pidfd_open(2) (Linux 5.3): a descriptor that polls readable when process `pid` has ended; -1/errno (ENOSYS on
+   older kernels). */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+static inline int cfileio_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0u); }
+
 #include <malloc.h>
 
 /* Gives the free pages of every malloc arena back to the kernel (madvise); returns 1 if memory was released. */

@@ -23,11 +23,15 @@ public protocol BatchScheduler: Sendable {
     var enforcesTimeLimit: Bool { get }
     /// Called before a new job is submitted for `workingDirectory` (not before a re-attach). Default: nothing.
     func prepareNewSubmission(workingDirectory: String) async
+    /// Waits between two looks at job `id`: up to `limit`, less when the scheduler can tell that the job ended
+    /// sooner (the local backend sees its process end). Default: sleeps `limit` (returns early when cancelled).
+    func waitForEnd(of id: String, upTo limit: Duration) async
 }
 
 extension BatchScheduler {
     public var enforcesTimeLimit: Bool { true }
     public func prepareNewSubmission(workingDirectory: String) async {}
+    public func waitForEnd(of id: String, upTo limit: Duration) async { try? await Task.sleep(for: limit) }
 }
 
 /// One batch job to submit: a program and its arguments (no shell), where it runs, its output file, resources.

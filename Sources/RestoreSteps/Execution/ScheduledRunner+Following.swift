@@ -114,10 +114,11 @@ extension ScheduledRunner {
             case nil:
                 break
             }
-            do {
-                try await Task.sleep(for: pollInterval)
-            } catch {
-                continue  // cancelled: handled at the top of the loop
+            // Cancelled: handled at the top of the loop.
+            if let id = record.submissions[index].jobId {
+                await scheduler.waitForEnd(of: id, upTo: pollInterval)
+            } else {
+                try? await Task.sleep(for: pollInterval)
             }
         }
     }
