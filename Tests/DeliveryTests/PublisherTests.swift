@@ -17,6 +17,15 @@ private func sha256(_ data: Data) -> String {
     return hash.hexDigest()
 }
 
+/// New random bytes written over `path` in place (same inode, as CASA updates a table file).
+private func overwriteInPlace(_ path: String, size: Int) {
+    let bytes = (0..<size).map { _ in UInt8.random(in: 0...255) }
+    let fd = open(path, O_WRONLY | O_TRUNC)
+    #expect(fd >= 0)
+    #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress, size) } == size)
+    close(fd)
+}
+
 private func mode(_ path: String) -> Int {
     ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int) ?? -1
 }
@@ -93,6 +102,38 @@ struct PublisherTests {
             try Publisher.publish([log], to: area, name: "2023.1.00042.S_uid___A001_X1_X2", format: .directory)
         }
         #expect(again.code == .publishFailed)
+    }
+
+    @Test("files flushed ahead: reused when provably unchanged, hashed and synced again when written since")
+    func flushAhead() throws {
+        let dir = try TemporaryDirectory("publish-flush")
+        defer { dir.remove() }
+        let (ms, log) = try makeItems(in: try dir.sub("src"))
+        let old = timeval(tv_sec: time(nil) - 30, tv_usec: 123_456)
+        let files = [ms + "/table.f0", ms + "/ANTENNA/table.f1", ms + "/table.lock"]
+        for file in files { #expect(utimes(file, [old, old]) == 0) }
+        // The log keeps its fresh modification time: too recent to tell a later write, so not reusable.
+        let durable = FlushAhead.flush([ms, log])
+        #expect(durable.count == 3)
+        // Written after the flush (new content, same size): its time moves, so the publisher hashes it again.
+        overwriteInPlace(ms + "/ANTENNA/table.f1", size: 1_000)
+        // Rewritten and its time set back to the recorded one (what DurableFiles assumes nobody does): the
+        // recorded digest is used, which shows the flush's digest is what the publisher takes for unchanged files.
+        let forgedBefore = try SHA256.ofFile(ms + "/table.f0")
+        overwriteInPlace(ms + "/table.f0", size: 700_000)
+        #expect(utimes(ms + "/table.f0", [old, old]) == 0)
+        let result = try Publisher.publish(
+            [ms, log], to: try dir.sub("area"), name: "flushed", format: .directory, durable: durable)
+        for file in result.files {
+            let data = try Data(contentsOf: URL(fileURLWithPath: result.path + "/" + file.relativePath))
+            if file.relativePath.hasSuffix("table.f0") {
+                #expect(file.sha256 == forgedBefore)
+                #expect(sha256(data) != forgedBefore)
+            } else {
+                #expect(sha256(data) == file.sha256, "\(file.relativePath)")
+            }
+        }
+        #expect(FlushAhead.flush([dir.path + "/missing"]).count == 0)
     }
 
     @Test("move mode renames items into the publication")

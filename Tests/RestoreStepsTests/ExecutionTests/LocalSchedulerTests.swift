@@ -77,4 +77,30 @@ struct LocalSchedulerTests {
             try await scheduler.state(of: "other-host:\(getpid()):\(start)") == nil,
             "another host's job is not ours to judge")
     }
+
+    @Test("waitForEnd returns when the job's process ends, not at the end of the limit; waits while it runs")
+    func waitForEnd() async throws {
+        let release = "\(dir)/dropbox-t-3.go"
+        let id = try await scheduler.submit(
+            spec(
+                "dropbox-t-3",
+                ["/bin/sh", "-c", "while [ ! -e \"$1\" ]; do sleep 0.05; done; exit 0", "sh", release]))
+        let clock = ContinuousClock()
+        // While the job runs, the wait lasts its limit (it says nothing about the job, only that it may look again).
+        var started = clock.now
+        await scheduler.waitForEnd(of: id, upTo: .milliseconds(300))
+        #expect(clock.now - started >= .milliseconds(250))
+        #expect(try await scheduler.state(of: id)?.phase == .running)
+        // Once it ends, a wait of up to a minute returns as soon as the process has gone (generous bound for a
+        // loaded machine, far below the limit).
+        #expect(FileManager.default.createFile(atPath: release, contents: nil))
+        started = clock.now
+        await scheduler.waitForEnd(of: id, upTo: .seconds(60))
+        #expect(clock.now - started < .seconds(30))
+        try await until("the job ended") { (try? await scheduler.state(of: id))?.phase == .ended }
+        // An id that is no live process of this host: the wait is the plain limit.
+        started = clock.now
+        await scheduler.waitForEnd(of: "other-host:1:1", upTo: .milliseconds(100))
+        #expect(clock.now - started >= .milliseconds(90))
+    }
 }
