@@ -58,6 +58,8 @@ public struct PublishedResult: Sendable, Codable, Hashable {
     public var files: [PublishedFile]
     /// Sum of the file sizes.
     public var totalBytes: Int64
+    /// How many files were neither hashed nor fsynced again because ``FlushAhead`` had (nil when read back).
+    public var filesFlushedAhead: Int?
 
     /// Creates a result (for a publication read back from its manifest).
     public init(path: String, files: [PublishedFile], totalBytes: Int64) {
@@ -201,7 +203,9 @@ public enum Publisher {
             try cancelled?.check("publishing '\(name)'")
             try FileSystem.rename(staging, final)
             try? AtomicFile.syncDirectory(area)
-            return PublishedResult(path: final, files: files, totalBytes: total)
+            var result = PublishedResult(path: final, files: files, totalBytes: total)
+            result.filesFlushedAhead = placement.reused
+            return result
         } catch {
             placement.undoMoves()
             FileSystem.removeTree(staging)

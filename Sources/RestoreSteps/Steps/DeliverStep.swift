@@ -285,6 +285,8 @@ public struct DeliverStep: PipelineStep {
             "delivered",
             metadata: [
                 "path": "\(published.path)", "size.bytes": .stringConvertible(published.totalBytes), "url": "\(url)",
+                "files": .stringConvertible(published.files.count),
+                "files.flushedAhead": .stringConvertible(published.filesFlushedAhead ?? 0),
             ])
         reporter.report(StepProgress(fraction: 1, message: "delivered to \(published.path)"))
     }
