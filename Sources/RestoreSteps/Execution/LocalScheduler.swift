@@ -139,22 +139,26 @@ public struct LocalScheduler: BatchScheduler {
 
     /// Waits until the job's process ends or `limit` passes, whichever is first: its end is seen at once (a
     /// `pidfd` polled in 50 ms slices, so that cancellation is noticed), not up to a poll interval later (that lag
-    /// was 0.13 s per restore on average with the 250 ms interval: bench/overhead.py). Falls back to sleeping
-    /// `limit` when the id is not a live process of this host or the kernel has no `pidfd_open` (before 5.3).
+    /// was 0.13 s per restore on average with the 250 ms interval: bench/overhead.py). Sleeps `limit` when the id is
+    /// not a live process of this host (ended already, another host's, a reused pid) or the kernel has no
+    /// `pidfd_open` (before 5.3).
     public func waitForEnd(of id: String, upTo limit: Duration) async {
         guard let (pid, start) = Self.parse(id), pid > 0 else {
             try? await Task.sleep(for: limit)
             return
         }
+        // A process already gone (or a pid reused since: the start time is checked after the pidfd exists) is
+        // waited for as before, the whole limit: the follower then looks again without spinning while an exit
+        // record that lags behind the process's end is not there yet.
         let fd = cfileio_pidfd_open(pid)
-        // The start time is checked after the pidfd exists: a pid reused since is not waited for.
         guard fd >= 0 else {
             try? await Task.sleep(for: limit)
             return
         }
-        guard let stat = Self.stat(pid), stat.start == start else {
+        guard let stat = Self.stat(pid), stat.start == start, stat.state != "Z", stat.state != "X" else {
             close(fd)
-            return  // ended (or gone) already
+            try? await Task.sleep(for: limit)
+            return
         }
         let milliseconds =
             Int(limit.components.seconds) * 1000 + Int(limit.components.attoseconds / 1_000_000_000_000_000)
