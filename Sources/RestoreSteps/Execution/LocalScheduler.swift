@@ -128,10 +128,14 @@ public struct LocalScheduler: BatchScheduler {
             guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
             else { continue }
             let argv = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard argv.contains(where: { $0.hasSuffix(marker) }), let stat = stat(pid), stat.state != "Z" else {
+            // The job is the session leader (`setsid`). Its children may carry the marker too for an instant — a
+            // shell forks before it execs, and `$(date)` in run_job.sh is a forked copy of it — so only the leader
+            // counts (a child's id, gone a moment later, made a re-attach check and the follower see a dead job).
+            guard argv.contains(where: { $0.hasSuffix(marker) }), let stat = stat(pid), stat.state != "Z",
+                stat.session == pid
+            else {
                 continue
             }
-            // The job is the session leader; its children (env, CASA) do not carry the marker anyway.
             found.append((pid, "\(hostName):\(pid):\(stat.start)"))
         }
         return found.sorted { $0.0 < $1.0 }.map(\.1)
@@ -174,15 +178,18 @@ public struct LocalScheduler: BatchScheduler {
         }
     }
 
-    /// State (field 3) and start time (field 22) from `/proc/<pid>/stat`, parsed after the last `)`.
-    static func stat(_ pid: Int32) -> (state: Character, start: UInt64)? {
+    /// State (field 3), session id (field 6) and start time (field 22) from `/proc/<pid>/stat`, parsed after the
+    /// last `)`.
+    static func stat(_ pid: Int32) -> (state: Character, start: UInt64, session: Int32)? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat"),
             let text = String(data: data, encoding: .utf8), let close = text.lastIndex(of: ")")
         else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // After ")": field 3 is index 0, so field 22 is index 19.
-        guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }
-        return (state, start)
+        guard fields.count > 19, let state = fields[0].first, let session = Int32(fields[3]),
+            let start = UInt64(fields[19])
+        else { return nil }
+        return (state, start, session)
     }
 }
 
