@@ -41,42 +41,53 @@ final class StagingWriter {
     }
 
     /// The descriptor of the directory `parts` below the root (the root itself when empty), created when missing.
+    /// Only the directories that entries are written into are kept open; the walk to a new one starts at its
+    /// deepest kept ancestor.
     /// - Throws: `unsafeArchiveEntry` when a component is a symbolic link; `fileSystem` otherwise.
-    func directory(_ parts: ArraySlice<String>, for name: String, create: Bool = true) throws(DeliveryError) -> Int32
-    {
+    func directory(_ parts: ArraySlice<String>, for name: String, create: Bool = true) throws(DeliveryError) -> Int32 {
         if parts.isEmpty { return rootFD }
-        if directories.count > Self.maxOpenDirectories {
+        let key = parts.joined(separator: "/")
+        if let fd = directories[key] { return fd }
+        if directories.count >= Self.maxOpenDirectories {
             for fd in directories.values { close(fd) }
             directories.removeAll(keepingCapacity: true)
         }
-        let key = parts.joined(separator: "/")
-        if let fd = directories[key] { return fd }
+        var start = parts.startIndex
         var fd = rootFD
-        var prefix = ""
-        for part in parts {
-            prefix = prefix.isEmpty ? part : prefix + "/" + part
-            if let cached = directories[prefix] {
+        var ancestor = key[...]
+        for index in stride(from: parts.endIndex - 1, to: parts.startIndex, by: -1) {
+            ancestor = ancestor[..<(ancestor.lastIndex(of: "/") ?? ancestor.startIndex)]
+            if let cached = directories[String(ancestor)] {
                 fd = cached
-                continue
+                start = index
+                break
             }
+        }
+        let base = fd
+        for index in start..<parts.endIndex {
+            let part = parts[index]
             var child = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if child < 0 && errno == ENOENT && create {
                 if mkdirat(fd, part, 0o777) != 0 && errno != EEXIST {
-                    throw failure("cannot create directory '\(prefix)' for", name, errno)
+                    let code = errno
+                    if fd != base { close(fd) }
+                    throw failure("cannot create directory '\(parts[...index].joined(separator: "/"))' for", name, code)
                 }
                 child = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
             if child < 0 {
                 let code = errno
                 var st = stat()
-                if fstatat(fd, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mode & S_IFMT == S_IFLNK {
-                    throw unsafe(name, "'\(prefix)' is a symbolic link: writing through links is not allowed")
-                }
-                throw failure("cannot open directory '\(prefix)' for", name, code)
+                let isLink = fstatat(fd, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mode & S_IFMT == S_IFLNK
+                if fd != base { close(fd) }
+                let path = parts[...index].joined(separator: "/")
+                if isLink { throw unsafe(name, "'\(path)' is a symbolic link: writing through links is not allowed") }
+                throw failure("cannot open directory '\(path)' for", name, code)
             }
-            directories[prefix] = child
+            if fd != base { close(fd) }
             fd = child
         }
+        directories[key] = fd
         return fd
     }
 
@@ -102,7 +113,9 @@ final class StagingWriter {
     }
 
     /// Creates the regular file `last` in `parent` for writing (replacing what is there) and returns its descriptor.
-    func createFile(_ parts: [String], in parent: Int32, perm: mode_t, for name: String) throws(DeliveryError)
+    func createFile(
+        _ parts: [String], in parent: Int32, perm: mode_t, for name: String
+    ) throws(DeliveryError)
         -> Int32
     {
         let last = parts[parts.count - 1]
@@ -117,7 +130,9 @@ final class StagingWriter {
     }
 
     /// Completes a file written through `fd`: extends it to `size` (a sparse tail), sets its times, closes it.
-    func finishFile(_ fd: Int32, end: Int64, size: Int64, times: (timespec, timespec), for name: String)
+    func finishFile(
+        _ fd: Int32, end: Int64, size: Int64, times: (timespec, timespec), for name: String
+    )
         throws(DeliveryError)
     {
         defer { close(fd) }
