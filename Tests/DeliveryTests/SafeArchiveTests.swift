@@ -14,6 +14,14 @@ private func makeTar(_ kind: String, at path: String) throws {
             info = tarfile.TarInfo(name); info.type = type; info.linkname = linkname
             if type == tarfile.DIRTYPE: info.mode = 0o755
             t.addfile(info)
+        if kind == "multimember":
+            import gzip
+            raw = io.BytesIO()
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+                for i in range(3): add_file(t, "m%d.bin" % i, bytes([i]) * 300_000)
+            data = raw.getvalue(); half = len(data) // 2
+            open(path, "wb").write(gzip.compress(data[:half]) + gzip.compress(data[half:]))
+            sys.exit(0)
         with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as t:
             if kind == "good":
                 add(t, "top", tarfile.DIRTYPE); add(t, "top/sub", tarfile.DIRTYPE)
@@ -149,6 +157,20 @@ struct SafeArchiveTests {
         #expect(try String(contentsOfFile: target + "/wide/w123/f.txt", encoding: .utf8) == "123\n")
         #expect(summary.files == 7 + 300 + 300 && summary.symlinks == 2)
         chmod(target + "/ro", 0o755)
+    }
+
+    @Test("a gzip file of several members (concatenated) extracts whole")
+    func multiMemberGzip() throws {
+        let dir = try TemporaryDirectory("archive-multimember")
+        defer { dir.remove() }
+        try makeTar("multimember", at: dir.path + "/m.tgz")
+        let target = try dir.sub("target")
+        let summary = try SafeArchive.extract(dir.path + "/m.tgz", into: target)
+        #expect(summary.files == 3 && summary.bytes == 900_000)
+        for i in 0..<3 {
+            let data = try Data(contentsOf: URL(fileURLWithPath: target + "/m\(i).bin"))
+            #expect(data == Data(repeating: UInt8(i), count: 300_000))
+        }
     }
 
     @Test("tar bombs hit the limits cleanly")
