@@ -9,7 +9,9 @@ public enum SafeArchive {
     /// leaves the directory — resolved for real beneath it (``BeneathResolver``: `openat2` with
     /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, so chains of links that each look inside are caught; without
     /// `openat2`, links that traverse links are refused) —, hard links whose target is outside or reached through a
-    /// symlink, writing through a symlink, device/FIFO/socket entries, set-user-ID and set-group-ID files. A hard
+    /// symlink, writing through a symlink (every entry is created relative to its parent directory's descriptor,
+    /// reached from the root one component at a time with `O_NOFOLLOW`: ``StagingWriter``), device/FIFO/socket
+    /// entries, set-user-ID and set-group-ID files. A hard
     /// link is allowed only to a regular file an earlier entry extracted inside the directory (no set-id bits, no
     /// data of its own), and counts against the size limits as a copy would: the same rule as the CASA side's
     /// `casa_steps.safe_extract`, tested from both sides with `tests/data/malicious-archives.json`.
