@@ -62,10 +62,21 @@ struct StatusRecords: Sendable {
         _ document: StatusDocument, name: String, group: DirectorySyncGroup? = nil,
         if precondition: () -> Bool = { true }
     ) throws -> Bool {
+        try write(document, name: name, group: group, amends: false, if: precondition)
+    }
+
+    /// - Parameter amends: the document changes a concluded request without concluding it again (for the
+    ///   dashboard's counters, ``DashboardFeed``).
+    private func write(
+        _ document: StatusDocument, name: String, group: DirectorySyncGroup?, amends: Bool,
+        if precondition: () -> Bool
+    ) throws -> Bool {
         let data = try document.encoded()
         guard try AtomicFile.write(data, to: recordPath(name), mode: 0o600, group: group, if: precondition) else {
             return false
         }
+        // The record is the state: what it now says is what the dashboard shows.
+        DashboardFeed.published(document, spool: spoolDirectory, amends: amends)
         return try AtomicFile.write(data, to: outputPath(name), mode: mode, group: group, if: precondition)
     }
 
@@ -77,6 +88,7 @@ struct StatusRecords: Sendable {
     func create(_ document: StatusDocument, name: String, group: DirectorySyncGroup? = nil) throws -> Bool {
         let data = try document.encoded()
         guard try AtomicFile.create(data, at: recordPath(name), mode: 0o600, group: group) else { return false }
+        DashboardFeed.published(document, spool: spoolDirectory)
         try AtomicFile.write(data, to: outputPath(name), mode: mode, group: group)
         return true
     }
@@ -87,6 +99,7 @@ struct StatusRecords: Sendable {
         guard read(name)?.requestFile?.hasPrefix(jobDirectory + "/") == true else { return }
         unlink(outputPath(name))
         unlink(recordPath(name))
+        DashboardFeed.removed(name, spool: spoolDirectory)
     }
 
     private static let concludedLock = Mutex(())
@@ -104,7 +117,7 @@ struct StatusRecords: Sendable {
             change(&doc)
             doc.updatedAt = Timestamp.now()
             doc.advanceSequence()
-            try write(doc, name: name)
+            _ = try write(doc, name: name, group: nil, amends: true, if: { true })
         }
     }
 }
