@@ -63,6 +63,17 @@ import DropboxTestKit
         #expect(index.perMinute.count == total)  // the one from two days ago was pruned
     }
 
+    @Test func aBurstOfLiveRequestsGivesItsMemoryBackWhenTheyFinish() {
+        var index = DashboardIndex()
+        for i in 0..<5000 { index.apply(doc("b\(i)", .queued, sequence: 1)) }
+        let burst = index.live.capacity
+        _ = index.takePendingPages()
+        for i in 0..<5000 { index.apply(doc("b\(i)", .failed, sequence: 2, finishedSecondsAgo: 1)) }
+        #expect(index.live.isEmpty && index.live.capacity < burst / 8)
+        #expect(index.finished.count == DashboardIndex.finishedKept)
+        #expect(index.lastDay(now: now).failedOrRejected == 5000)
+    }
+
     @Test func pendingPagesAreTakenOnceAndRemovalsForgetTheRequest() {
         var index = DashboardIndex()
         index.apply(doc("a", .queued, sequence: 1))

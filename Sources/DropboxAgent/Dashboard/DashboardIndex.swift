@@ -50,6 +50,13 @@ struct DashboardIndex {
             return
         }
         live[name] = nil
+        // A dictionary keeps the capacity a burst made it grow to (10 000 queued documents: megabytes): once most
+        // of it is empty, the live requests move to one of their size (amortised: at most once per halving).
+        if live.capacity > 64 && live.count < live.capacity / 8 {
+            var smaller = [String: StatusDocument](minimumCapacity: live.count)
+            for (key, value) in live { smaller[key] = value }
+            live = smaller
+        }
         let concludedBefore = previous.map { $0.state.isTerminal && $0.finishedAt == doc.finishedAt } ?? false
         if !amends && !concludedBefore { count(doc) }
         finished.removeAll { $0.request == name }
