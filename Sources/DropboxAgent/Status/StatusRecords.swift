@@ -72,12 +72,13 @@ struct StatusRecords: Sendable {
         if precondition: () -> Bool
     ) throws -> Bool {
         let data = try document.encoded()
-        guard try AtomicFile.write(data, to: recordPath(name), mode: 0o600, group: group, if: precondition) else {
-            return false
-        }
+        // Both files are written back together (one disk wait on the pickup path), the record renamed first.
+        let written = try AtomicFile.write(
+            [.init(data, at: recordPath(name), mode: 0o600), .init(data, at: outputPath(name), mode: mode)],
+            group: group, if: precondition)
         // The record is the state: what it now says is what the dashboard shows.
-        DashboardFeed.published(document, spool: spoolDirectory, amends: amends)
-        return try AtomicFile.write(data, to: outputPath(name), mode: mode, group: group, if: precondition)
+        if written { DashboardFeed.published(document, spool: spoolDirectory, amends: amends) }
+        return written
     }
 
     /// Publishes `document` only if `name` has no record yet (exclusive across agents and hosts, like every
@@ -87,10 +88,11 @@ struct StatusRecords: Sendable {
     @discardableResult
     func create(_ document: StatusDocument, name: String, group: DirectorySyncGroup? = nil) throws -> Bool {
         let data = try document.encoded()
-        guard try AtomicFile.create(data, at: recordPath(name), mode: 0o600, group: group) else { return false }
-        DashboardFeed.published(document, spool: spoolDirectory)
-        try AtomicFile.write(data, to: outputPath(name), mode: mode, group: group)
-        return true
+        let created = try AtomicFile.create(
+            .init(data, at: recordPath(name), mode: 0o600), then: .init(data, at: outputPath(name), mode: mode),
+            group: group)
+        if created { DashboardFeed.published(document, spool: spoolDirectory) }
+        return created
     }
 
     /// Removes the record and the status file of `name` if the record describes the job kept in `jobDirectory`
