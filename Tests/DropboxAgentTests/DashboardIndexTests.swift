@@ -101,6 +101,33 @@ import DropboxTestKit
         #expect(snapshot.write.map(\.request) == ["y"])
     }
 
+    @Test func aConcludedRequestChangedLaterIsNotCountedTwiceThroughTheRecords() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let spool = dir.path + "/spool"
+        let records = StatusRecords(workDirectory: dir.path + "/work", spoolDirectory: spool, mode: 0o644)
+        try FileManager.default.createDirectory(atPath: records.directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        let feed = DashboardFeed.register(spool: spool)
+        defer { feed.unregister() }
+        // More finished requests than rows kept, so the first one's row is gone when its mail state changes.
+        for i in 0...DashboardIndex.finishedKept {
+            var d = StatusDocument(request: "m\(i)", state: .queued)
+            d.requestFile = "/jobs/m\(i)/request.json"
+            d.sequence = 1
+            try records.write(d, name: "m\(i)")
+            d.transition(to: .failed)
+            d.sequence = 2
+            try records.write(d, name: "m\(i)")
+        }
+        try records.modifyConcluded(name: "m0", ifRequestFile: "/jobs/m0/request.json") {
+            $0.notifications = [.init(to: "pi@example.org", state: "sent")]
+        }
+        let snapshot = feed.snapshot(now: Date())
+        #expect(snapshot.index.lastDay(now: Date()).failedOrRejected == DashboardIndex.finishedKept + 1)
+        #expect(snapshot.write.first { $0.request == "m0" }?.notifications?.count == 1, "its page is rewritten")
+    }
+
     @Test func theWriterRendersFromTheFeedAndRewritesOnlyWhatChanged() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
