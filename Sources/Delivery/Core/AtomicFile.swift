@@ -1,5 +1,6 @@
 internal import CFileIO
-public import Foundation
+public import FoundationEssentials
+public import Glibc
 
 /// Durable, never-torn file replacement: temp file in the same directory, its data on disk, `rename`, `fsync` of
 /// the directory (fsync(2): syncing the file does not make its directory entry durable).
@@ -119,7 +120,7 @@ public enum AtomicFile {
 
     /// `fsync` of the directory containing `path`.
     public static func syncDirectory(of path: String) throws {
-        try syncDirectory((path as NSString).deletingLastPathComponent)
+        try syncDirectory(PathString.deletingLastComponent(path))
     }
 
     /// `fsync` of a directory, making renames and creations in it durable.
@@ -137,8 +138,8 @@ public enum AtomicFile {
     }
 
     private static func writeTemporary(_ data: Data, near path: String, mode: mode_t) throws -> String {
-        let directory = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+        let directory = PathString.deletingLastComponent(path)
+        let name = PathString.lastComponent(path)
         // Dot-prefixed so spool watchers (ours and others') ignore it.
         let temp =
             (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
@@ -201,7 +202,7 @@ public final class DirectorySyncGroup {
     public var pendingDirectories: [String] { directories }
 
     func add(directoryOf path: String) {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathString.deletingLastComponent(path)
         if !directories.contains(directory) { directories.append(directory) }
     }
 

@@ -1,7 +1,8 @@
 // `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
 internal import CArchive
 internal import Dispatch
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Synchronization
 
 /// Small POSIX helpers with ``DeliveryError`` errors; the module's only direct file-system layer.
@@ -57,11 +58,11 @@ enum FileSystem {
     }
 
     static func parent(_ path: String) -> String {
-        let p = (path as NSString).deletingLastPathComponent
+        let p = PathString.deletingLastComponent(path)
         return p.isEmpty ? "." : p
     }
 
-    static func baseName(_ path: String) -> String { (path as NSString).lastPathComponent }
+    static func baseName(_ path: String) -> String { PathString.lastComponent(path) }
 
     static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
 
