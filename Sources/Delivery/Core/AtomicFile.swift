@@ -106,8 +106,8 @@ public enum AtomicFile {
             let e = errno
             // NFS: a retransmitted LINK can report EEXIST although the first one created the link: then the
             // temporary file has two links (the classic NFS-safe exclusive-create test).
-            let links = (try? FileManager.default.attributesOfItem(atPath: temp))?[.referenceCount] as? Int
-            if e == EEXIST, links == 2 {
+            var st = stat()
+            if e == EEXIST, lstat(temp, &st) == 0, st.st_nlink == 2 {
                 if let group { group.add(directoryOf: path) } else { try syncDirectory(of: path) }
                 return true
             }
