@@ -39,7 +39,8 @@ extension StringProtocol {
         return found ? String(decoding: out, as: UTF8.self) : String(self)
     }
 
-    private func trimmingScalars(where drop: (Unicode.Scalar) -> Bool) -> String {
+    /// Without the leading and trailing Unicode scalars for which `drop` is true.
+    public func trimmingScalars(where drop: (Unicode.Scalar) -> Bool) -> String {
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !drop($0) }) else { return "" }
         let last = scalars.lastIndex(where: { !drop($0) })!

@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Process-wide "something changed" counter: status transitions bump it and the dashboard is rewritten at once
@@ -25,7 +26,7 @@ struct DashboardWriter {
         self.refreshSeconds = refreshSeconds
     }
 
-    var directory: String { (indexPath as NSString).deletingLastPathComponent }
+    var directory: String { PathString.deletingLastComponent(indexPath) }
 
     static func readDocuments(spool: String) -> [StatusDocument] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []
@@ -76,12 +77,10 @@ struct DashboardWriter {
             else { return nil }
             return (path, date)
         }.max { $0.1 < $1.1 }
-        guard let path = newest?.0, let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > 16384 ? size - 16384 : 0)
-        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-        return "\((path as NSString).lastPathComponent):\n"
+        guard let path = newest?.0, let reader = FileReader(path: path) else { return nil }
+        let size = reader.size
+        let text = String(decoding: reader.readToEnd(from: size > 16384 ? size - 16384 : 0) ?? [], as: UTF8.self)
+        return "\(PathString.lastComponent(path)):\n"
             + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(40).joined(separator: "\n")
     }
 }
