@@ -47,8 +47,9 @@ private final class ThreadStart {
 }
 
 /// A mutex with one condition variable (as `NSCondition`): `lock`, `wait` (releases the lock while waiting),
-/// `signal`/`broadcast`, `unlock`. Timed waits use the monotonic clock.
-public final class ConditionLock: @unchecked Sendable {  // unchecked: the pthread objects are used only by pthread calls.
+/// `signal`/`broadcast`, `unlock`. Timed waits use the monotonic clock. Unchecked `Sendable`: the pthread objects
+/// are used only through pthread calls.
+public final class ConditionLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
 

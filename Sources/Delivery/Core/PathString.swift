@@ -40,6 +40,7 @@ public enum PathString {
     }
 
     /// The path without the last component's extension: `"/a/b.tar.gz"` → `"/a/b.tar"`, `"/a/.profile"` unchanged.
+    /// Doubled slashes inside the path are kept (`NSString` collapsed them).
     public static func deletingExtension(_ path: String) -> String {
         let trimmed = trimmingTrailingSlashes(path)
         let last = lastComponent(trimmed)

@@ -4,7 +4,7 @@ internal import Glibc
 /// `String(format:)`, percent-encoding), written on the standard library so that no module needs Foundation's
 /// `NSString` layer or ICU.
 extension StringProtocol {
-    /// Without leading and trailing blanks: tab and the Unicode space separators (Foundation's
+    /// Without leading and trailing blanks: tab, the Unicode space separators and U+200B (Foundation's
     /// `CharacterSet.whitespaces`).
     public func trimmingWhitespace() -> String { trimmingScalars(where: TextEssentials.isBlank) }
 
@@ -50,15 +50,16 @@ extension StringProtocol {
 
 /// Number and byte formatting (`String(format:)` without Foundation) and percent-encoding.
 public enum TextEssentials {
-    /// Whether `scalar` is a tab or a Unicode space separator (Zs).
+    /// Whether `scalar` is a tab, a Unicode space separator (Zs) or U+200B ZERO WIDTH SPACE (which Foundation's
+    /// `CharacterSet.whitespaces` counts too).
     public static func isBlank(_ scalar: Unicode.Scalar) -> Bool {
-        scalar == "\t" || scalar.properties.generalCategory == .spaceSeparator
+        scalar == "\t" || scalar.value == 0x200B || scalar.properties.generalCategory == .spaceSeparator
     }
 
     /// Whether `scalar` is a blank, a line break (U+000A…U+000D, U+0085) or a line/paragraph separator.
     public static func isBlankOrNewline(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
-        case 0x09...0x0D, 0x85: return true
+        case 0x09...0x0D, 0x85, 0x200B: return true
         default:
             switch scalar.properties.generalCategory {
             case .spaceSeparator, .lineSeparator, .paragraphSeparator: return true
@@ -89,10 +90,10 @@ public enum TextEssentials {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The bytes RFC 3986 allows unescaped in a URL path (`CharacterSet.urlPathAllowed`): ASCII letters and digits
-    /// and `-._~!$&'()*+,;=:@/`.
+    /// The bytes Foundation's `CharacterSet.urlPathAllowed` leaves unescaped: ASCII letters and digits and
+    /// `-._~!$&'()*+,=@/` (not `:` or `;`).
     public static func isURLPathAllowed(_ byte: UInt8) -> Bool {
-        isASCIIAlphanumeric(byte) || Array("-._~!$&'()*+,;=:@/".utf8).contains(byte)
+        isASCIIAlphanumeric(byte) || Array("-._~!$&'()*+,=@/".utf8).contains(byte)
     }
 
     /// Whether `byte` is an ASCII letter or digit.

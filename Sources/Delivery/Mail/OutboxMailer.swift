@@ -17,7 +17,8 @@ public struct OutboxMailer: Mailer {
             message.messageId.unicodeScalars.map {
                 MailAddress.isAtext($0) || $0 == "." || $0 == "@" ? Character($0) : "_"
             })
-        let path = FileSystem.join(directory, "\(CivilTime(secondsSince1970: message.date.timeIntervalSince1970).iso8601Basic)-\(id).eml")
+        let path = FileSystem.join(
+            directory, "\(CivilTime(secondsSince1970: message.date.timeIntervalSince1970).iso8601Basic)-\(id).eml")
         let temporary = FileSystem.temporarySibling(of: path, tag: "tmp")
         let writer = try HashingFileWriter(path: temporary, variant: .crc32, resume: false)
         let bytes = Array(message.rendered().utf8)

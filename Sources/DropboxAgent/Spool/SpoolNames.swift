@@ -85,7 +85,8 @@ enum SpoolNames {
         var out = ""
         for scalar in s.unicodeScalars.prefix(160) {
             if scalar.value >= 0x10_FF00 && scalar.value <= 0x10_FFFF {
-                out += "\\x" + TextEssentials.hex(UInt8(scalar.value - 0x10_FF00))  // a byte of a name that is not UTF-8
+                // A byte of a name that is not UTF-8.
+                out += "\\x" + TextEssentials.hex(UInt8(scalar.value - 0x10_FF00))
             } else if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "/" {
                 out += "\\x" + TextEssentials.hex(UInt8(scalar.value))
             } else {

@@ -106,7 +106,9 @@ extension CatalogueImportFile {
         do {
             json = try JSONDecoder().decode(CatalogueFieldCheck.Tree.self, from: data)
         } catch {
-            throw CatalogueImportError(problems: [.init(path: "$", message: "not valid JSON: \(CatalogueFieldCheck.describe(error))")])
+            throw CatalogueImportError(problems: [
+                .init(path: "$", message: "not valid JSON: \(CatalogueFieldCheck.describe(error))")
+            ])
         }
         var problems = CatalogueFieldCheck.unknownFields(in: json)
         let file: CatalogueImportFile
