@@ -74,7 +74,13 @@ let package = Package(
             swiftSettings: strictSettings,
             // Release builds carry the Swift runtime and FoundationEssentials inside the binary (as
             // `--static-swift-stdlib` does for the .deb): no shared Swift libraries mapped at run time (issue 15).
-            linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(platforms: [.linux], configuration: .release))]
+            // The static FoundationEssentials needs its two helper archives, which only full Foundation's autolink
+            // entries would name.
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-static-stdlib", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims"],
+                    .when(platforms: [.linux], configuration: .release))
+            ]
         ),
 
         /// Benchmarks of the Delivery hot paths (fetch+verify, extraction, cache hits); run by bench/*.sh.

@@ -1,6 +1,7 @@
+internal import CArchive
 internal import CFileIO
 public import FoundationEssentials
-public import Glibc
+internal import Glibc
 
 /// Durable, never-torn file replacement: temp file in the same directory, its data on disk, `rename`, `fsync` of
 /// the directory (fsync(2): syncing the file does not make its directory entry durable).
