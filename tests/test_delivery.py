@@ -212,10 +212,12 @@ def test_a_failure_mail_tells_the_astronomer_what_to_do_and_nothing_internal(tmp
 
 
 def inspect(ms, *fields):
-    """What a measurement set holds, read with casatools in the CASA venv (tests/inspect_ms.py)."""
-    home = pathlib.Path(ms).parent.parent / ".inspect-home"
-    r = subprocess.run([str(CASA_VENV / "bin/python3"), str(ROOT / "tests/inspect_ms.py"), str(ms), *fields],
-                       capture_output=True, text=True, timeout=300, env=casa_env(home), cwd=str(home.parent))
+    """What a measurement set holds, read with casatools in the CASA venv (tests/inspect_ms.py). CASA's home and
+    working directory (where it writes its logs) are a temporary directory: never the fixture the MS may be in."""
+    with tempfile.TemporaryDirectory(prefix="inspect-ms-") as scratch:
+        home = pathlib.Path(scratch) / "home"
+        r = subprocess.run([str(CASA_VENV / "bin/python3"), str(ROOT / "tests/inspect_ms.py"), str(ms), *fields],
+                           capture_output=True, text=True, timeout=300, env=casa_env(home), cwd=scratch)
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 

@@ -37,4 +37,53 @@ struct DirectorySyncGroupTests {
         dir.remove()
         #expect(throws: (any Error).self) { try group.commit() }
     }
+
+    @Test func severalFilesAreReplacedInOrderAndAPreconditionStopsTheRest() throws {
+        let dir = try TemporaryDirectory("sync-several")
+        defer { dir.remove() }
+        let first = dir.path + "/first.json"
+        let second = dir.path + "/second.json"
+        try AtomicFile.write(Data("old".utf8), to: second)
+        #expect(try AtomicFile.write([.init(Data("1".utf8), at: first), .init(Data("2".utf8), at: second)]))
+        #expect(FileManager.default.contents(atPath: first) == Data("1".utf8))
+        #expect(FileManager.default.contents(atPath: second) == Data("2".utf8))
+
+        // Asked before each rename: a fence lost after the first replacement leaves the second file untouched.
+        var asked = 0
+        let replaced = try AtomicFile.write(
+            [.init(Data("1b".utf8), at: first, mode: 0o600), .init(Data("2b".utf8), at: second)],
+            if: {
+                asked += 1
+                return asked == 1
+            })
+        #expect(!replaced)
+        #expect(asked == 2)
+        #expect(FileManager.default.contents(atPath: first) == Data("1b".utf8))
+        #expect(FileManager.default.contents(atPath: second) == Data("2".utf8))
+        let mode = try FileManager.default.attributesOfItem(atPath: first)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }
+        #expect(left.isEmpty)
+    }
+
+    @Test func aCreationFollowedByAReplacementWritesNothingWhenTheFirstExists() throws {
+        let dir = try TemporaryDirectory("sync-create-then")
+        defer { dir.remove() }
+        let record = dir.path + "/record.json"
+        let output = dir.path + "/output.json"
+        let group = DirectorySyncGroup()
+        #expect(
+            try AtomicFile.create(
+                .init(Data("r".utf8), at: record), then: .init(Data("o".utf8), at: output), group: group))
+        #expect(FileManager.default.contents(atPath: record) == Data("r".utf8))
+        #expect(FileManager.default.contents(atPath: output) == Data("o".utf8))
+        #expect(group.pendingDirectories == [dir.path])
+        try group.commit()
+
+        #expect(try !AtomicFile.create(.init(Data("r2".utf8), at: record), then: .init(Data("o2".utf8), at: output)))
+        #expect(FileManager.default.contents(atPath: record) == Data("r".utf8))
+        #expect(FileManager.default.contents(atPath: output) == Data("o".utf8))
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }
+        #expect(left.isEmpty)
+    }
 }

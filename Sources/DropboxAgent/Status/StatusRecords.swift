@@ -64,10 +64,10 @@ struct StatusRecords: Sendable {
         if precondition: () -> Bool = { true }
     ) throws -> Bool {
         let data = try document.encoded()
-        guard try AtomicFile.write(data, to: recordPath(name), mode: 0o600, group: group, if: precondition) else {
-            return false
-        }
-        return try AtomicFile.write(data, to: outputPath(name), mode: mode, group: group, if: precondition)
+        // Both files are written back together (one disk wait on the pickup path), the record renamed first.
+        return try AtomicFile.write(
+            [.init(data, at: recordPath(name), mode: 0o600), .init(data, at: outputPath(name), mode: mode)],
+            group: group, if: precondition)
     }
 
     /// Publishes `document` only if `name` has no record yet (exclusive across agents and hosts, like every
@@ -77,9 +77,9 @@ struct StatusRecords: Sendable {
     @discardableResult
     func create(_ document: StatusDocument, name: String, group: DirectorySyncGroup? = nil) throws -> Bool {
         let data = try document.encoded()
-        guard try AtomicFile.create(data, at: recordPath(name), mode: 0o600, group: group) else { return false }
-        try AtomicFile.write(data, to: outputPath(name), mode: mode, group: group)
-        return true
+        return try AtomicFile.create(
+            .init(data, at: recordPath(name), mode: 0o600), then: .init(data, at: outputPath(name), mode: mode),
+            group: group)
     }
 
     /// Removes the record and the status file of `name` if the record describes the job kept in `jobDirectory`
