@@ -97,8 +97,8 @@ struct FoundationReplacementTests {
         let iso = ISO8601DateFormatter()
         var generator = SystemRandomNumberGenerator()
         let instants: [Double] =
-            [0, -1, 951_782_400, 4_107_542_399.999, 1_709_251_199.5]
-            + (0..<500).map { _ in Double.random(in: -2_000_000_000...4_000_000_000, using: &generator) }
+            [0, -1, 951_782_400, 4_107_542_399.999, 1_709_251_199.5, 100.9994, 100.9996, -0.0004, -0.0006]
+            + (0..<2000).map { _ in Double.random(in: -2_000_000_000...4_000_000_000, using: &generator) }
         for seconds in instants {
             let date = Date(timeIntervalSince1970: seconds)
             let civil = CivilTime(secondsSince1970: seconds)

@@ -1,7 +1,6 @@
-internal import CArchive
 internal import CFileIO
 public import FoundationEssentials
-internal import Glibc
+public import Glibc
 
 /// Durable, never-torn file replacement: temp file in the same directory, its data on disk, `rename`, `fsync` of
 /// the directory (fsync(2): syncing the file does not make its directory entry durable).
@@ -278,8 +277,7 @@ private final class PendingFile {
             // NFS: a retransmitted LINK can report EEXIST although the first one created the link: then the
             // temporary file has two links (the classic NFS-safe exclusive-create test). `lstat`, not
             // FileManager: FoundationEssentials reports the link count as `UInt`, not `Int`.
-            var st = stat()
-            if e == EEXIST, lstat(temp, &st) == 0, st.st_nlink == 2 { return true }
+            if e == EEXIST, FileSystem.linkCount(temp) == 2 { return true }
             if e == EEXIST { return false }
             throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: e)
         }

@@ -30,9 +30,10 @@ public struct CivilTime: Sendable, Hashable {
         weekday = w < 0 ? w + 7 : w
     }
 
-    /// The fields of `secondsSince1970` (a `Date`'s `timeIntervalSince1970`), truncated to the millisecond.
+    /// The fields of `secondsSince1970` (a `Date`'s `timeIntervalSince1970`) rounded to the nearest millisecond, as
+    /// Foundation's date formatters do (`…:22.9996` is written as second 23).
     public init(secondsSince1970: Double) {
-        self.init(millisecondsSince1970: Int64((secondsSince1970 * 1000).rounded(.down)))
+        self.init(millisecondsSince1970: Int64((secondsSince1970 * 1000).rounded()))
     }
 
     /// RFC 5322 `Date` header value in UTC: `Sat, 05 Dec 2026 14:03:09 +0000`.

@@ -25,6 +25,12 @@ enum FileSystem {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// The number of hard links to `path` (not following a symbolic link), nil when it cannot be read.
+    static func linkCount(_ path: String) -> Int? {
+        var st = stat()
+        return lstat(path, &st) == 0 ? Int(st.st_nlink) : nil
+    }
+
     static func size(_ path: String) -> Int64? {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil
