@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
-                "CCurl", "CArchive", "CLibXML2", "CDeflate", "CCrypto", "CFileIO",
+                "CCurl", "CArchive", "CLibXML2", "CDeflate", "CCrypto", "CFileIO", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

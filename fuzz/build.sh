@@ -49,6 +49,7 @@ CFLAGS="-Xcc -fmodule-map-file=$ROOT/Sources/CLibXML2/module.modulemap -I/usr/in
  -Xcc -fmodule-map-file=$ROOT/Sources/CCurl/module.modulemap
  -Xcc -fmodule-map-file=$ROOT/Sources/CSQLite/module.modulemap
  -Xcc -fmodule-map-file=$ROOT/Sources/CDeflate/module.modulemap
+ -Xcc -fmodule-map-file=$ROOT/Sources/CZlib/module.modulemap
  -Xcc -fmodule-map-file=$ROOT/Sources/CCrypto/module.modulemap
  -Xcc -fmodule-map-file=$ROOT/Sources/CFileIO/module.modulemap
  -Xcc -fmodule-map-file=$BUILD/checkouts/swift-system/Sources/CSystem/include/module.modulemap

@@ -18,6 +18,13 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
+/// CPU time (user + system) of the whole process so far.
+func processCPUSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
 func emit(_ object: [String: Any]) {
     let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))
@@ -57,9 +64,13 @@ case "fetch":
 case "extract":
     guard args.count == 4 else { fail("extract ARCHIVE INTO") }
     let start = clock.now
+    let cpuStart = processCPUSeconds()
     let summary = try SafeArchive.extract(args[2], into: args[3])
     let elapsed = seconds(clock.now - start)
-    emit(["seconds": elapsed, "entries": summary.entries, "bytes": summary.bytes])
+    emit([
+        "seconds": elapsed, "cpuSeconds": processCPUSeconds() - cpuStart, "entries": summary.entries,
+        "bytes": summary.bytes,
+    ])
 
 case "cache":
     guard args.count == 8 else { fail("cache BASEURL FILEID SIZE CHECKSUM CACHEDIR OUTDIR") }

@@ -27,6 +27,8 @@ struct EventBuffer {
         if head == events.count {
             events.removeAll(keepingCapacity: events.count <= 4096)
             head = 0
+            // Emptied: the set of waiting names gives back what a burst made it grow to.
+            if waitingNames.capacity > 4096 { waitingNames = [] }
         } else if head >= 4096 && head * 2 >= events.count {
             events.removeFirst(head)
             head = 0

@@ -368,8 +368,9 @@ final class WatcherCore: @unchecked Sendable {
         }
         let counting = watch != nil && (reason == .overflow || reason == .interval || reason == .requested)
         let now = ContinuousClock.now
+        // Not reserved for every name listed: most are not included (a spool holds a status file per request), and
+        // the set is kept until the next rescan.
         var current = Set<String>()
-        current.reserveCapacity(names.count)
         for name in names where configuration.include(name) {
             current.insert(name)
             if counting && !previousRescanNames.contains(name) && !eventNamesSinceRescan.contains(name)

@@ -118,6 +118,13 @@ public final class Database: @unchecked Sendable {  // unchecked: every use of `
     /// Sets `PRAGMA user_version`.
     public func setUserVersion(_ version: Int) throws { try execute("PRAGMA user_version=\(version)") }
 
+    /// Frees the memory the connection holds that it can do without (its page cache, up to `cache_size`, 2 MiB by
+    /// default): for a long-lived connection when it goes idle. The next statements read the pages they need again.
+    /// The corresponding C function is `sqlite3_db_release_memory`.
+    public func releaseMemory() {
+        locked { _ = sqlite3_db_release_memory(handle) }
+    }
+
     // MARK: - Internals
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {

@@ -14,6 +14,14 @@ private func makeTar(_ kind: String, at path: String) throws {
             info = tarfile.TarInfo(name); info.type = type; info.linkname = linkname
             if type == tarfile.DIRTYPE: info.mode = 0o755
             t.addfile(info)
+        if kind == "multimember":
+            import gzip
+            raw = io.BytesIO()
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+                for i in range(3): add_file(t, "m%d.bin" % i, bytes([i]) * 300_000)
+            data = raw.getvalue(); half = len(data) // 2
+            open(path, "wb").write(gzip.compress(data[:half]) + gzip.compress(data[half:]))
+            sys.exit(0)
         with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as t:
             if kind == "good":
                 add(t, "top", tarfile.DIRTYPE); add(t, "top/sub", tarfile.DIRTYPE)
@@ -33,6 +41,24 @@ private func makeTar(_ kind: String, at path: String) throws {
             elif kind == "many": [add_file(t, "f%03d" % i) for i in range(50)]
             elif kind == "big": add_file(t, "zeros.bin", bytes(5_000_000))
             elif kind == "random": add_file(t, "random.bin", __import__("os").urandom(1_000_000))
+            elif kind == "semantics":
+                def entry(name, type=tarfile.REGTYPE, mode=0o644, mtime=1_000_000_000, data=b"", linkname=""):
+                    info = tarfile.TarInfo(name); info.type = type; info.mode = mode; info.mtime = mtime
+                    info.linkname = linkname; info.size = len(data); t.addfile(info, io.BytesIO(data))
+                entry("ro", tarfile.DIRTYPE, 0o555, 1_100_000_000)
+                entry("ro/inside.txt", data=b"in a read-only directory\n", mode=0o755, mtime=1_200_000_000)
+                entry("implicit/parents/file.txt", data=b"no directory entries\n")
+                entry("dup.txt", data=b"first\n"); entry("dup.txt", data=b"second\n", mtime=1_300_000_000)
+                entry("was-file", data=b"replaced by a directory"); entry("was-file", tarfile.DIRTYPE, 0o750)
+                entry("was-file/child.txt", data=b"child\n")
+                entry("empty-dir", tarfile.DIRTYPE); entry("empty-dir", data=b"now a file\n")
+                entry("link", tarfile.SYMTYPE, linkname="dup.txt", mtime=1_400_000_000)
+                entry("link", tarfile.SYMTYPE, linkname="ro/inside.txt")
+                path = "deep"
+                for i in range(300):
+                    path += "/d%03d" % i
+                    entry(path + "/f.txt", data=b"%d\n" % i)
+                for i in range(300): entry("wide/w%03d/f.txt" % i, data=b"%d\n" % i)
         """#
     let log = path + ".log"
     let pid = try spawnProcess(["/usr/bin/python3", "-c", script, kind, path], outputFile: log)
@@ -90,6 +116,61 @@ struct SafeArchiveTests {
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/deep/er/escaped.txt"))
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/deep/escaped.txt"))
         #expect(!FileManager.default.fileExists(atPath: "/tmp/delivery-absolute-escape.txt"))
+    }
+
+    @Test("modes, times, duplicate and replacing entries, implicit parents and deep trees extract as tar does")
+    func extractionSemantics() throws {
+        let dir = try TemporaryDirectory("archive-semantics")
+        defer { dir.remove() }
+        try makeTar("semantics", at: dir.path + "/s.tgz")
+        let target = try dir.sub("target")
+        let summary = try SafeArchive.extract(dir.path + "/s.tgz", into: target)
+        #expect(
+            summary.topLevelNames == ["deep", "dup.txt", "empty-dir", "implicit", "link", "ro", "was-file", "wide"])
+        func stat(_ path: String) -> stat {
+            var st = Glibc.stat()
+            #expect(lstat(target + "/" + path, &st) == 0, "\(path)")
+            return st
+        }
+        let mask = umask(0)
+        umask(mask)
+        // A read-only directory gets its mode and time after its content was written into it.
+        #expect(stat("ro").st_mode & 0o7777 == 0o555 & ~mask)
+        #expect(stat("ro").st_mtim.tv_sec == 1_100_000_000)
+        #expect(stat("ro/inside.txt").st_mode & 0o7777 == 0o755 & ~mask)
+        #expect(stat("ro/inside.txt").st_mtim.tv_sec == 1_200_000_000)
+        #expect(
+            try String(contentsOfFile: target + "/implicit/parents/file.txt", encoding: .utf8)
+                == "no directory entries\n")
+        #expect(stat("implicit/parents").st_mode & S_IFMT == S_IFDIR)
+        // A later entry replaces an earlier one of the same name (a file, or an empty directory).
+        #expect(try String(contentsOfFile: target + "/dup.txt", encoding: .utf8) == "second\n")
+        #expect(stat("dup.txt").st_mtim.tv_sec == 1_300_000_000)
+        #expect(stat("was-file").st_mode & S_IFMT == S_IFDIR)
+        #expect(try String(contentsOfFile: target + "/was-file/child.txt", encoding: .utf8) == "child\n")
+        #expect(try String(contentsOfFile: target + "/empty-dir", encoding: .utf8) == "now a file\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: target + "/link") == "ro/inside.txt")
+        // 300 nested and 300 sibling directories (more than the writer keeps open at once).
+        var path = target + "/deep"
+        for i in 0..<300 { path += "/d" + String(String(i + 1000).dropFirst()) }
+        #expect(try String(contentsOfFile: path + "/f.txt", encoding: .utf8) == "299\n")
+        #expect(try String(contentsOfFile: target + "/wide/w123/f.txt", encoding: .utf8) == "123\n")
+        #expect(summary.files == 7 + 300 + 300 && summary.symlinks == 2)
+        chmod(target + "/ro", 0o755)
+    }
+
+    @Test("a gzip file of several members (concatenated) extracts whole")
+    func multiMemberGzip() throws {
+        let dir = try TemporaryDirectory("archive-multimember")
+        defer { dir.remove() }
+        try makeTar("multimember", at: dir.path + "/m.tgz")
+        let target = try dir.sub("target")
+        let summary = try SafeArchive.extract(dir.path + "/m.tgz", into: target)
+        #expect(summary.files == 3 && summary.bytes == 900_000)
+        for i in 0..<3 {
+            let data = try Data(contentsOf: URL(fileURLWithPath: target + "/m\(i).bin"))
+            #expect(data == Data(repeating: UInt8(i), count: 300_000))
+        }
     }
 
     @Test("tar bombs hit the limits cleanly")

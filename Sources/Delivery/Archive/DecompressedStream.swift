@@ -8,8 +8,10 @@ internal import Glibc
 /// libarchive does not check the gzip trailer itself; this lets extraction verify it in the same single pass:
 /// for a single-member gzip file the CRC-32 and length (mod 2³²) of the decompressed data must equal the
 /// 8-byte trailer. Multi-member gzip files (trailer length differs from the stream length) are not verified.
+/// gzip files are inflated by ``GzipInflater`` (1 MiB blocks), everything else by libarchive's filters.
 final class DecompressedStream {
-    private let raw: OpaquePointer
+    private let raw: OpaquePointer?
+    private let gzip: GzipInflater?
     let path: String
     private(set) var crc = Checksum(.crc32)
     private(set) var length: Int64 = 0
@@ -21,9 +23,15 @@ final class DecompressedStream {
     private var finished = false
 
     init(path: String) throws(DeliveryError) {
+        self.path = path
+        if let gzip = try GzipInflater(path: path) {
+            self.gzip = gzip
+            raw = nil
+            return
+        }
+        gzip = nil
         guard let raw = archive_read_new() else { throw DeliveryError(.archiveCorrupt, "archive_read_new failed") }
         self.raw = raw
-        self.path = path
         archive_read_support_filter_all(raw)
         archive_read_support_format_raw(raw)
         var entry: OpaquePointer?
@@ -35,25 +43,37 @@ final class DecompressedStream {
         }
     }
 
-    deinit { archive_read_free(raw) }
+    deinit { if let raw { archive_read_free(raw) } }
 
     /// Whether the file is gzip-compressed (the only filter whose trailer is checked).
-    var isGzip: Bool { archive_filter_code(raw, 0) == 1 /* ARCHIVE_FILTER_GZIP */ }
+    var isGzip: Bool { gzip != nil || archive_filter_code(raw, 0) == 1 /* ARCHIVE_FILTER_GZIP */ }
 
     /// The next decompressed block (empty at the end), or `nil` after recording a failure.
     func next(_ buffer: UnsafeMutablePointer<UnsafeRawPointer?>) -> Int {
         if finished { return 0 }
         var block: UnsafeRawPointer?
         var size = 0
-        var offset: la_int64_t = 0
-        let rc = archive_read_data_block(raw, &block, &size, &offset)
-        if rc == ARCHIVE_EOF {
-            finished = true
-            return 0
-        }
-        if rc < ARCHIVE_WARN {
-            failure = archive_error_string(raw).map { String(cString: $0) } ?? "decompression failed"
-            return -1
+        if let gzip {
+            guard let (start, count) = gzip.next() else {
+                failure = gzip.failure ?? "decompression failed"
+                return -1
+            }
+            if count == 0 {
+                finished = true
+                return 0
+            }
+            (block, size) = (start, count)
+        } else {
+            var offset: la_int64_t = 0
+            let rc = archive_read_data_block(raw, &block, &size, &offset)
+            if rc == ARCHIVE_EOF {
+                finished = true
+                return 0
+            }
+            if rc < ARCHIVE_WARN {
+                failure = archive_error_string(raw).map { String(cString: $0) } ?? "decompression failed"
+                return -1
+            }
         }
         if let block, size > 0 { crc.update(UnsafeRawBufferPointer(start: block, count: size)) }
         length += Int64(size)

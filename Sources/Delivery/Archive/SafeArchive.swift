@@ -10,7 +10,9 @@ public enum SafeArchive {
     /// leaves the directory — resolved for real beneath it (``BeneathResolver``: `openat2` with
     /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, so chains of links that each look inside are caught; without
     /// `openat2`, links that traverse links are refused) —, hard links whose target is outside or reached through a
-    /// symlink, writing through a symlink, device/FIFO/socket entries, set-user-ID and set-group-ID files. A hard
+    /// symlink, writing through a symlink (every entry is created relative to its parent directory's descriptor,
+    /// reached from the root one component at a time with `O_NOFOLLOW`: ``StagingWriter``), device/FIFO/socket
+    /// entries, set-user-ID and set-group-ID files. A hard
     /// link is allowed only to a regular file an earlier entry extracted inside the directory (no set-id bits, no
     /// data of its own), and counts against the size limits as a copy would: the same rule as the CASA side's
     /// `casa_steps.safe_extract`, tested from both sides with `tests/data/malicious-archives.json`.
@@ -114,14 +116,9 @@ struct ArchiveExtraction {
             limits.maxExpandedBytes(compressedBytes: compressedBytes), limits.maxTotalBytes + (64 << 20))
         stream.maxLength = maxExpanded
         let resolver = try BeneathResolver(root: staging, mode: resolution)
+        let disk = try StagingWriter(staging: staging, archivePath: archivePath)
         archive_read_support_format_tar(reader)
         archive_read_support_format_gnutar(reader)
-        guard let writer = archive_write_disk_new() else {
-            throw DeliveryError(.archiveCorrupt, "archive_write_disk_new failed")
-        }
-        defer { archive_write_free(writer) }
-        archive_write_disk_set_options(
-            writer, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT)
         let opened = withExtendedLifetime(stream) {
             archive_read_open(
                 reader, Unmanaged.passUnretained(stream).toOpaque(), nil,
@@ -162,15 +159,15 @@ struct ArchiveExtraction {
             if archive_entry_perm(entry) & (S_ISUID | S_ISGID) != 0 && type != S_IFDIR {
                 throw unsafe(name, "set-user-ID or set-group-ID entries are not allowed")
             }
-            // The entry's directory must really be beneath the target (symlinks followed by the kernel).
-            if case .refused(let why) = resolver.check(Array(components.dropLast()), followLast: true, allowLinks: true)
-            {
-                throw unsafe(name, why)
-            }
+            // The entry's directory, reached from the root without following any link (writing through a link,
+            // even one that points inside, is refused) and created when missing.
+            let parent = try disk.directory(components.dropLast(), for: name)
             var linkedBytes: Int64 = 0
+            var linkedPath: String?
+            var symlinkTarget = ""
             if let hardlink = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
                 let linked = try checkHardLink(name, to: hardlink, size: size, resolver: resolver)
-                archive_entry_copy_hardlink(entry, staging + "/" + linked.path)
+                linkedPath = linked.path
                 linkedBytes = linked.size
                 summary.files += 1
             } else {
@@ -178,8 +175,8 @@ struct ArchiveExtraction {
                 case S_IFREG: summary.files += 1
                 case S_IFDIR: summary.directories += 1
                 case S_IFLNK:
-                    let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
-                    if case .refused(let why) = resolver.checkSymlink(entry: components, target: target) {
+                    symlinkTarget = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+                    if case .refused(let why) = resolver.checkSymlink(entry: components, target: symlinkTarget) {
                         throw unsafe(name, why)
                     }
                     summary.symlinks += 1
@@ -208,24 +205,36 @@ struct ArchiveExtraction {
                         + "\(limits.maxExpansionRatio) times its size: refusing it as a decompression bomb",
                     hint: "raise archive.limits.maxExpansionRatio if this archive is genuine; nothing was extracted")
             }
-            archive_entry_copy_pathname(entry, staging + "/" + components.joined(separator: "/"))
-            let header = archive_write_header(writer, entry)
-            if header < ARCHIVE_WARN {
-                throw classify(name, message(writer))
-            }
-            if type == S_IFREG && size > 0 {
-                summary.bytes += try copyData(reader, writer, name: name, stream: stream)
-            }
-            if archive_write_finish_entry(writer) < ARCHIVE_WARN {
-                throw DeliveryError(.fileSystem, "cannot finish '\(name)': \(message(writer))")
+            let perm = mode_t(archive_entry_perm(entry)) & 0o777
+            let times = Self.times(entry)
+            if let linkedPath {
+                try disk.makeHardLink(components, in: parent, target: linkedPath, for: name)
+            } else if type == S_IFDIR {
+                try disk.makeDirectory(components, in: parent, perm: perm, times: times, for: name)
+            } else if type == S_IFLNK {
+                try disk.makeSymlink(components, in: parent, target: symlinkTarget, times: times, for: name)
+            } else {
+                let fd = try disk.createFile(components, in: parent, perm: perm, for: name)
+                var end: Int64 = 0
+                do throws(DeliveryError) {
+                    if size > 0 {
+                        let copied = try copyData(reader, to: fd, name: name, stream: stream)
+                        summary.bytes += copied.bytes
+                        end = copied.end
+                    }
+                } catch {
+                    close(fd)
+                    throw error
+                }
+                try disk.finishFile(fd, end: end, size: max(0, size), times: times, for: name)
             }
         }
         try stream.verifyTrailer()
-        if let (path, why) = resolver.verifyTree() {
+        try disk.finish()
+        // An earlier link may have been harmless when written and lead outside through a later one: check every
+        // link again now that all exist (no link was extracted: none can be in the fresh staging tree).
+        if summary.symlinks > 0, let (path, why) = resolver.verifyTree() {
             throw unsafe(path, why)
-        }
-        if archive_write_close(writer) < ARCHIVE_WARN {
-            throw DeliveryError(.fileSystem, "cannot complete extraction of '\(archivePath)': \(message(writer))")
         }
         return summary
     }
@@ -262,17 +271,20 @@ struct ArchiveExtraction {
         return (path, Int64(st.st_size))
     }
 
+    /// Writes the entry's data blocks to `fd` at their offsets (holes of sparse entries stay holes).
+    /// - Returns: the bytes written and the end of the last block.
     private func copyData(
-        _ reader: OpaquePointer, _ writer: OpaquePointer, name: String, stream: DecompressedStream
-    ) throws(DeliveryError) -> Int64 {
+        _ reader: OpaquePointer, to fd: Int32, name: String, stream: DecompressedStream
+    ) throws(DeliveryError) -> (bytes: Int64, end: Int64) {
         var written: Int64 = 0
+        var end: Int64 = 0
         var buffer: UnsafeRawPointer?
         var length = 0
         var offset: la_int64_t = 0
         while true {
             try cancelled?.check("extraction of '\(archivePath)'")
             let rc = archive_read_data_block(reader, &buffer, &length, &offset)
-            if rc == ARCHIVE_EOF { return written }
+            if rc == ARCHIVE_EOF { return (written, end) }
             if rc < ARCHIVE_WARN {
                 if stream.limitExceeded { throw ratioExceeded(stream) }
                 throw DeliveryError(.archiveCorrupt, "cannot read '\(name)' from '\(archivePath)': \(message(reader))")
@@ -281,10 +293,32 @@ struct ArchiveExtraction {
             if written > limits.maxEntryBytes {
                 throw DeliveryError(.archiveLimitExceeded, "entry '\(name)' exceeds \(limits.maxEntryBytes) bytes")
             }
-            if archive_write_data_block(writer, buffer, length, offset) < ARCHIVE_WARN {
-                throw DeliveryError(.fileSystem, "cannot write '\(name)': \(message(writer))")
+            var done = 0
+            while done < length, let buffer {
+                let n = pwrite(fd, buffer + done, length - done, off_t(offset) + off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw DeliveryError(
+                        .fileSystem, "cannot write '\(name)' of '\(archivePath)': \(String(cString: strerror(errno)))")
+                }
+                done += n
             }
+            end = max(end, Int64(offset) + Int64(length))
         }
+    }
+
+    /// The entry's access and modification times (`UTIME_OMIT` for those the archive does not carry).
+    private static func times(_ entry: OpaquePointer) -> (timespec, timespec) {
+        let omit = timespec(tv_sec: 0, tv_nsec: StagingWriter.timeOmit)
+        let atime =
+            archive_entry_atime_is_set(entry) != 0
+            ? timespec(tv_sec: time_t(archive_entry_atime(entry)), tv_nsec: Int(archive_entry_atime_nsec(entry)))
+            : omit
+        let mtime =
+            archive_entry_mtime_is_set(entry) != 0
+            ? timespec(tv_sec: time_t(archive_entry_mtime(entry)), tv_nsec: Int(archive_entry_mtime_nsec(entry)))
+            : omit
+        return (atime, mtime)
     }
 
     private func ratioExceeded(_ stream: DecompressedStream) -> DeliveryError {
@@ -301,14 +335,6 @@ struct ArchiveExtraction {
         DeliveryError(
             .unsafeArchiveEntry, "refusing entry '\(name)' of '\(archivePath)': \(reason)",
             hint: "the archive is damaged or hostile; nothing was extracted")
-    }
-
-    private func classify(_ name: String, _ text: String) -> DeliveryError {
-        let lower = text.lowercased()
-        if lower.contains("symlink") || lower.contains("..") || lower.contains("absolute") {
-            return unsafe(name, text)
-        }
-        return DeliveryError(.fileSystem, "cannot extract '\(name)': \(text)")
     }
 
     private func message(_ archive: OpaquePointer) -> String {

@@ -89,6 +89,10 @@ struct AgentRuntime: Sendable {
             ])
         let agent = self.agent
         let logger = self.logger
+        // Registered before recovery and intake: the dashboard sees every document published from now on.
+        let feed =
+            c.dashboard.enabled && c.dashboard.file != nil ? DashboardFeed.register(spool: c.spool.directory!) : nil
+        defer { feed?.unregister() }
         let metricsPath = c.metrics.textfile ?? c.dataDirectory + "/metrics.prom"
         let startTime = Date().timeIntervalSince1970
         let systemd = self.systemd
@@ -145,27 +149,24 @@ struct AgentRuntime: Sendable {
                     }
                 }
             }
-            if c.dashboard.enabled, let file = c.dashboard.file {
+            if c.dashboard.enabled, let file = c.dashboard.file, let feed {
                 let refresh = c.dashboard.refreshSeconds
-                let spool = c.spool.directory!
                 group.addTask(executorPreference: Bookkeeping.housekeeping) {
-                    // Rewritten every `refreshSeconds`, and within a second of a state change (at most once a second).
+                    // From what the agent publishes (DashboardFeed), within a second of a change (at most once a
+                    // second), every `refreshSeconds` while requests are live, else once a minute.
                     var writer = DashboardWriter(
-                        indexPath: file, spoolDirectory: spool, refreshSeconds: max(1, Int(refresh.rounded())))
-                    var seen = -1
-                    var last = 0.0
+                        indexPath: file, feed: feed, refreshSeconds: max(1, Int(refresh.rounded())))
+                    do { try writer.seed(records: StatusRecords(configuration: c)) } catch {
+                        logger.warning(
+                            "cannot write the dashboard", metadata: ["path": "\(file)", "error": "\(error)"])
+                    }
                     while !Task.isCancelled {
-                        let now = Date().timeIntervalSince1970
-                        let generation = DashboardTrigger.generation
-                        if (generation != seen && now - last >= 1) || now - last >= refresh {
-                            seen = generation
-                            last = now
+                        if writer.due(now: Date().timeIntervalSince1970) {
                             do { try writer.write() } catch {
                                 logger.warning(
                                     "cannot write the dashboard", metadata: ["path": "\(file)", "error": "\(error)"])
                             }
-                            // A refresh reads every status file of the spool and renders them all: what it freed
-                            // goes back to the kernel (else the agent's memory settled at the largest refresh).
+                            // What a refresh after a burst freed goes back to the kernel.
                             HeapTrim.releaseFreeMemory()
                         }
                         try await Task.sleep(for: .milliseconds(250))

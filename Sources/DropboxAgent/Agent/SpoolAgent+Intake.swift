@@ -311,7 +311,6 @@ extension SpoolAgent {
         } catch {
             logger.warning("cannot write the status file", metadata: ["request.name": "\(name)", "error": "\(error)"])
         }
-        DashboardTrigger.poke()
         // In a batch, the log line and the claims wait for its commit: a logged or claimed `queued` is durable.
         if intakeGroup != nil {
             queuedInBatch.append((name, sha))

@@ -8,8 +8,8 @@ import RestoreSteps
 ///
 /// The pages show request names, MOUSes and mail addresses: they are for operators only (README: nginx snippet).
 struct DashboardRenderer {
-    /// Every status document of the spool.
-    var documents: [StatusDocument]
+    /// What the agent published: live requests, the most recent finished ones, counts per minute.
+    var state: DashboardIndex
     var now: Date
     var refreshSeconds: Int
     var host: String
@@ -18,7 +18,7 @@ struct DashboardRenderer {
     /// Counts from this agent (the queue order is the agent's own).
     var queueOrder: [String] = []
 
-    static let finishedShown = 50
+    static let finishedShown = DashboardIndex.finishedKept
 
     /// The file name of a request's page (relative to the index).
     static func pageName(_ request: String) -> String { "requests/" + request + ".html" }
@@ -26,6 +26,7 @@ struct DashboardRenderer {
     // MARK: - Index
 
     func index() -> String {
+        let documents = state.live.values
         let running = documents.filter { $0.state == .running }.sorted { ($0.startedAt ?? "") < ($1.startedAt ?? "") }
         let queuedDocs = documents.filter { $0.state == .queued }
         let queued = queuedDocs.sorted { a, b in
@@ -34,13 +35,11 @@ struct DashboardRenderer {
             return ia != ib ? ia < ib : (a.submittedAt ?? "") < (b.submittedAt ?? "")
         }
         let waiting = documents.filter { $0.state == .waiting }
-        let finished = documents.filter { $0.state.isTerminal }.sorted {
-            ($0.finishedAt ?? $0.updatedAt) > ($1.finishedAt ?? $1.updatedAt)
-        }
-        let dayAgo = now.addingTimeInterval(-86400)
-        let lastDay = finished.filter { ($0.finishedAt.flatMap(Timestamp.date) ?? .distantPast) >= dayAgo }
-        let succeeded24 = lastDay.filter { $0.state == .succeeded }.count
-        let failed24 = lastDay.filter { $0.state == .failed || $0.state == .rejected }.count
+        let finished = state.finished
+        let lastDay = state.lastDay(now: now)
+        let succeeded24 = lastDay.succeeded
+        let failed24 = lastDay.failedOrRejected
+        let hourly = state.hourly(now: now)
 
         var agents: [String: Int] = ["\(host) (pid \(pid))": 0]
         for d in running { if let a = d.agent { agents["\(a.host) (pid \(a.pid))", default: 0] += 1 } }
@@ -81,12 +80,10 @@ struct DashboardRenderer {
             body += "</tbody></table>"
         }
         body += "</section>\n<section><h2>Last 24 hours</h2><div class=\"charts\">"
+        body += chart(id: "chart-succeeded", title: "succeeded per hour", buckets: hourly.succeeded, colour: "#2e7d32")
         body += chart(
-            id: "chart-succeeded", title: "succeeded per hour", finished: lastDay.filter { $0.state == .succeeded },
-            colour: "#2e7d32")
-        body += chart(
-            id: "chart-failed", title: "failed or rejected per hour",
-            finished: lastDay.filter { $0.state == .failed || $0.state == .rejected }, colour: "#c62828")
+            id: "chart-failed", title: "failed or rejected per hour", buckets: hourly.failedOrRejected,
+            colour: "#c62828")
         body += "</div></section>\n<section><h2>Finished (last \(Self.finishedShown))</h2>"
         if finished.isEmpty {
             body += "<p class=\"empty\">none yet</p>"
@@ -124,14 +121,8 @@ struct DashboardRenderer {
             """
     }
 
-    /// Hourly bars over the last 24 h as inline SVG (oldest left).
-    private func chart(id: String, title: String, finished: [StatusDocument], colour: String) -> String {
-        var buckets = Array(repeating: 0, count: 24)
-        for d in finished {
-            guard let at = d.finishedAt.flatMap(Timestamp.date) else { continue }
-            let hoursAgo = Int(now.timeIntervalSince(at) / 3600)
-            if (0..<24).contains(hoursAgo) { buckets[23 - hoursAgo] += 1 }
-        }
+    /// Hourly bars over the last 24 h as inline SVG (oldest left; `buckets[23]` is the last hour).
+    private func chart(id: String, title: String, buckets: [Int], colour: String) -> String {
         let top = max(1, buckets.max() ?? 1)
         var bars = ""
         for (i, n) in buckets.enumerated() {

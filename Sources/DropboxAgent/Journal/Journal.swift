@@ -20,6 +20,10 @@ final class Journal: Sendable {
         try migrate()
     }
 
+    /// Returns the connection's page cache (it grows to 2 MiB as the journal grows; the agent never reads the
+    /// journal back): when the agent is idle again after a burst.
+    func releaseMemory() { db.releaseMemory() }
+
     private func migrate() throws {
         if try db.userVersion() < 1 {
             try db.transaction {

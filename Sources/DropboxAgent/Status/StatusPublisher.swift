@@ -21,6 +21,8 @@ import Synchronization
 /// change). Reports come from the step's task and from blocking threads (extraction, publishing) at once.
 final class StatusPublisher: StepReporter, Sendable {
     let path: String
+    /// The spool directory `path` is in (the dashboard of that spool is fed every document written).
+    private let spoolDirectory: String
     /// The request's record in the job store, written before the status file (nil: the status file alone).
     let recordPath: String?
     private let mode: mode_t
@@ -57,6 +59,7 @@ final class StatusPublisher: StepReporter, Sendable {
     ) {
         self.commit = commit
         self.path = path
+        self.spoolDirectory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         self.recordPath = recordPath
         self.fence = fence
         self.mode = mode
@@ -78,21 +81,22 @@ final class StatusPublisher: StepReporter, Sendable {
     /// Changes the document and writes it.
     func update(_ change: (inout StatusDocument) -> Void) throws {
         if let fence, !fence() { throw LeaseLost() }
-        let (sequence, data) = try state.withLock { s -> (Int, Data) in
+        let (sequence, data, document) = try state.withLock { s -> (Int, Data, StatusDocument) in
             change(&s.document)
             s.document.updatedAt = Timestamp.now()
             s.document.advanceSequence()
-            return (s.document.sequence ?? 0, try s.document.encoded())
+            return (s.document.sequence ?? 0, try s.document.encoded(), s.document)
         }
-        try write(data, sequence: sequence)
+        try write(data, sequence: sequence, document: document)
     }
 
     /// Writes `data` (the record, then the status file) unless a document with a higher sequence is already on
     /// disk.
-    private func write(_ data: Data, sequence: Int) throws {
+    private func write(_ data: Data, sequence: Int, document: StatusDocument) throws {
         try written.withLock { onDisk in
             guard sequence > onDisk else { return }
             if let recordPath { try write(data, to: recordPath, mode: 0o600) }
+            DashboardFeed.published(document, spool: spoolDirectory)
             try write(data, to: path, mode: mode)
             onDisk = sequence
         }
@@ -137,7 +141,6 @@ final class StatusPublisher: StepReporter, Sendable {
             default: .info
             }
         logger.log(level: level, "request state changed", metadata: meta)
-        DashboardTrigger.poke()
     }
 
     /// The fencing check before publishing results.
@@ -155,7 +158,7 @@ final class StatusPublisher: StepReporter, Sendable {
 
     func report(_ progress: StepProgress) {
         let now = Date().timeIntervalSince1970
-        let encoded: (Int, Data)? = state.withLock { s in
+        let encoded: (Int, Data, StatusDocument)? = state.withLock { s in
             var eta = progress.etaSeconds
             if eta == nil, let fraction = progress.fraction, fraction > 0.01, fraction < 1 {
                 let elapsed = now - s.stepStartedAt
@@ -169,15 +172,15 @@ final class StatusPublisher: StepReporter, Sendable {
             s.lastProgressWrite = now
             s.document.updatedAt = Timestamp.now()
             s.document.advanceSequence()
-            return (try? s.document.encoded()).map { (s.document.sequence ?? 0, $0) }
+            return (try? s.document.encoded()).map { (s.document.sequence ?? 0, $0, s.document) }
         }
-        guard let (sequence, data) = encoded else { return }
+        guard let (sequence, data, document) = encoded else { return }
         // Reports come from the step's task on the cooperative pool, too: the fencing read and the write (fsync,
         // rename, directory fsync) go to the bookkeeping threads. Order is kept by the sequence (an older document
         // arriving later is skipped), and every state change after this writes the whole document at once.
         Task(executorPreference: Bookkeeping.executor) { [self] in
             guard fence?() ?? true else { return }
-            do { try write(data, sequence: sequence) } catch is LeaseLost {
+            do { try write(data, sequence: sequence, document: document) } catch is LeaseLost {
                 return  // another agent holds the job now: nothing more is written
             } catch {
                 logger.warning(

@@ -63,11 +63,23 @@ struct StatusRecords: Sendable {
         _ document: StatusDocument, name: String, group: DirectorySyncGroup? = nil,
         if precondition: () -> Bool = { true }
     ) throws -> Bool {
+        try write(document, name: name, group: group, amends: false, if: precondition)
+    }
+
+    /// - Parameter amends: the document changes a concluded request without concluding it again (for the
+    ///   dashboard's counters, ``DashboardFeed``).
+    private func write(
+        _ document: StatusDocument, name: String, group: DirectorySyncGroup?, amends: Bool,
+        if precondition: () -> Bool
+    ) throws -> Bool {
         let data = try document.encoded()
         // Both files are written back together (one disk wait on the pickup path), the record renamed first.
-        return try AtomicFile.write(
+        let written = try AtomicFile.write(
             [.init(data, at: recordPath(name), mode: 0o600), .init(data, at: outputPath(name), mode: mode)],
             group: group, if: precondition)
+        // The record is the state: what it now says is what the dashboard shows.
+        if written { DashboardFeed.published(document, spool: spoolDirectory, amends: amends) }
+        return written
     }
 
     /// Publishes `document` only if `name` has no record yet (exclusive across agents and hosts, like every
@@ -77,9 +89,11 @@ struct StatusRecords: Sendable {
     @discardableResult
     func create(_ document: StatusDocument, name: String, group: DirectorySyncGroup? = nil) throws -> Bool {
         let data = try document.encoded()
-        return try AtomicFile.create(
+        let created = try AtomicFile.create(
             .init(data, at: recordPath(name), mode: 0o600), then: .init(data, at: outputPath(name), mode: mode),
             group: group)
+        if created { DashboardFeed.published(document, spool: spoolDirectory) }
+        return created
     }
 
     /// Removes the record and the status file of `name` if the record describes the job kept in `jobDirectory`
@@ -88,6 +102,7 @@ struct StatusRecords: Sendable {
         guard read(name)?.requestFile?.hasPrefix(jobDirectory + "/") == true else { return }
         unlink(outputPath(name))
         unlink(recordPath(name))
+        DashboardFeed.removed(name, spool: spoolDirectory)
     }
 
     private static let concludedLock = Mutex(())
@@ -105,7 +120,7 @@ struct StatusRecords: Sendable {
             change(&doc)
             doc.updatedAt = Timestamp.now()
             doc.advanceSequence()
-            try write(doc, name: name)
+            _ = try write(doc, name: name, group: nil, amends: true, if: { true })
         }
     }
 }
