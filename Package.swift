@@ -71,7 +71,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            // Release builds carry the Swift runtime and FoundationEssentials inside the binary (as
+            // `--static-swift-stdlib` does for the .deb): no shared Swift libraries mapped at run time (issue 15).
+            // The static FoundationEssentials needs its two helper archives, which only full Foundation's autolink
+            // entries would name.
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-static-stdlib", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims"],
+                    .when(platforms: [.linux], configuration: .release))
+            ]
         ),
 
         /// Benchmarks of the Delivery hot paths (fetch+verify, extraction, cache hits); run by bench/*.sh.

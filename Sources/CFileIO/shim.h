@@ -1,4 +1,5 @@
 #pragma once
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,6 +24,11 @@ static inline int cfileio_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_op
 #include <malloc.h>
 
 /* Gives the free pages of every malloc arena back to the kernel (madvise); returns 1 if memory was released. */
+/* Names the calling thread (pthread_setname_np is a GNU extension, declared only under _GNU_SOURCE; Linux keeps at
+   most 15 bytes). */
+int pthread_setname_np(pthread_t thread, const char *name);
+static inline int cfileio_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+
 static inline int cfileio_malloc_trim(void) { return malloc_trim(0); }
 
 /* At most `count` malloc arenas (M_ARENA_MAX); 1 on success. */

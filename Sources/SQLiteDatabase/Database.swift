@@ -1,5 +1,6 @@
-internal import Foundation
 internal import CSQLite
+internal import FoundationEssentials
+internal import Glibc
 
 /// A connection to one SQLite database file.
 ///
@@ -9,7 +10,7 @@ internal import CSQLite
 /// so one `Database` may be shared between tasks; keep calls short (they block the calling thread).
 public final class Database: @unchecked Sendable {  // unchecked: every use of `handle` holds `lock`.
     private let handle: OpaquePointer
-    private let lock = NSRecursiveLock()
+    private let lock = RecursiveLock()
     /// The path the database was opened at.
     public let path: String
 
@@ -190,4 +191,26 @@ public final class Database: @unchecked Sendable {  // unchecked: every use of `
         default: return .null
         }
     }
+}
+
+/// A recursive pthread mutex: `transaction` calls `execute` while holding the lock.
+private final class RecursiveLock: @unchecked Sendable {  // unchecked: the mutex is only used through pthread calls.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// A value stored in or bound to SQLite, one case per storage class.
 public enum SQLiteValue: Sendable, Hashable {
@@ -33,7 +33,8 @@ public struct Row: Sendable {
 
     /// The value of the named column (case-insensitive), or `.null` when absent.
     public subscript(_ name: String) -> SQLiteValue {
-        if let i = columns.firstIndex(where: { $0.caseInsensitiveCompare(name) == .orderedSame }) { return values[i] }
+        let wanted = name.lowercased()
+        if let i = columns.firstIndex(where: { $0.lowercased() == wanted }) { return values[i] }
         return .null
     }
 

@@ -1,5 +1,6 @@
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 extension SafeArchive {
     /// The member names of the first `limit` entries of a tar archive (any compression libarchive reads),

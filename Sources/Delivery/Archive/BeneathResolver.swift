@@ -1,5 +1,6 @@
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Path resolution confined to one directory (the extraction staging directory), done by the kernel where it can.
 ///

@@ -1,5 +1,6 @@
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// The decompressed byte stream of an archive file (libarchive "raw" format over any filter), fed to the tar
 /// reader through `archive_read_open` callbacks while computing the CRC-32 of everything decompressed.

@@ -1,5 +1,6 @@
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Tar extraction and creation with libarchive, safe against hostile archives.
 public enum SafeArchive {

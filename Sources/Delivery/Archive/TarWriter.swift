@@ -1,5 +1,6 @@
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Streams files and directory trees into one pax tar (optionally gzip'd) with libarchive.
 final class TarWriter {

@@ -1,6 +1,7 @@
 // `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Counters of a ``FileCache`` since it was created.
 public struct CacheStatistics: Sendable, Hashable {

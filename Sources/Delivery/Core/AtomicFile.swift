@@ -1,5 +1,6 @@
 internal import CFileIO
-public import Foundation
+public import FoundationEssentials
+public import Glibc
 
 /// Durable, never-torn file replacement: temp file in the same directory, its data on disk, `rename`, `fsync` of
 /// the directory (fsync(2): syncing the file does not make its directory entry durable).
@@ -108,7 +109,7 @@ public enum AtomicFile {
 
     /// `fsync` of the directory containing `path`.
     public static func syncDirectory(of path: String) throws {
-        try syncDirectory((path as NSString).deletingLastPathComponent)
+        try syncDirectory(PathString.deletingLastComponent(path))
     }
 
     /// `fsync` of a directory, making renames and creations in it durable.
@@ -206,8 +207,8 @@ private final class PendingFile {
 
     init(_ data: Data, for path: String, mode: mode_t) throws {
         self.path = path
-        let directory = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+        let directory = PathString.deletingLastComponent(path)
+        let name = PathString.lastComponent(path)
         // Dot-prefixed so spool watchers (ours and others') ignore it.
         let temp =
             (directory.isEmpty ? "" : directory + "/") + ".\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
@@ -273,10 +274,10 @@ private final class PendingFile {
         defer { unlink(temp) }
         if Glibc.link(temp, path) != 0 {
             let e = errno
-            let links = (try? FileManager.default.attributesOfItem(atPath: temp))?[.referenceCount] as? Int
             // NFS: a retransmitted LINK can report EEXIST although the first one created the link: then the
-            // temporary file has two links (the classic NFS-safe exclusive-create test).
-            if e == EEXIST, links == 2 { return true }
+            // temporary file has two links (the classic NFS-safe exclusive-create test). `lstat`, not
+            // FileManager: FoundationEssentials reports the link count as `UInt`, not `Int`.
+            if e == EEXIST, FileSystem.linkCount(temp) == 2 { return true }
             if e == EEXIST { return false }
             throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: e)
         }
@@ -320,7 +321,7 @@ public final class DirectorySyncGroup {
     public var pendingDirectories: [String] { directories }
 
     func add(directoryOf path: String) {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathString.deletingLastComponent(path)
         if !directories.contains(directory) { directories.append(directory) }
     }
 

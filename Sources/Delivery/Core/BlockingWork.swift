@@ -1,4 +1,3 @@
-internal import Foundation
 internal import Synchronization
 
 #if canImport(Glibc)
@@ -59,7 +58,7 @@ public enum BlockingWork {
         let flag = CancellationFlag()
         let result: Result<T, E> = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, E>, Never>) in
-                let thread = Thread {
+                NativeThread.start(name: "blocking-work", stackSize: 4 << 20) {
                     pthread_setspecific(CancellationFlag.currentKey, Unmanaged.passUnretained(flag).toOpaque())
                     defer { pthread_setspecific(CancellationFlag.currentKey, nil) }
                     do throws(E) {
@@ -68,9 +67,6 @@ public enum BlockingWork {
                         continuation.resume(returning: .failure(error))
                     }
                 }
-                thread.name = "blocking-work"
-                thread.stackSize = 4 << 20
-                thread.start()
             }
         } onCancel: {
             flag.cancel()
@@ -137,7 +133,7 @@ public final class ThreadPoolTaskExecutor: TaskExecutor, Sendable {
 /// The one run path of both executors: jobs in the order they were enqueued, served by threads that each wait for the
 /// next job and run it.
 private final class ExecutorJobQueue: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = ConditionLock()
     private var jobs: [UnownedJob] = []  // guarded by `condition`
     private var head = 0  // guarded by `condition`: jobs before it have been taken
 
@@ -152,12 +148,10 @@ private final class ExecutorJobQueue: @unchecked Sendable {
     /// hold their executor strongly: an executor lives as long as its threads (tasks refer to it unowned).
     func serve(name: String, setUp: @escaping @Sendable () -> Void = {}, run: @escaping @Sendable (UnownedJob) -> Void)
     {
-        let thread = Thread { [self] in
+        NativeThread.start(name: name) { [self] in
             setUp()
             while true { run(next()) }
         }
-        thread.name = name
-        thread.start()
     }
 
     private func next() -> UnownedJob {

@@ -1,5 +1,6 @@
 internal import CDeflate
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// The checksum algorithms NGAS records for archived files (`ngas_files.checksum_plugin`).
 public enum ChecksumVariant: String, Sendable, Codable, CaseIterable {
@@ -72,7 +73,7 @@ public struct Checksum: Sendable {
     ///
     /// - Returns: the unsigned value, or `nil` if the string is not a checksum.
     public static func parse(_ text: String) -> UInt32? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingWhitespace()
         if trimmed.hasPrefix("0x") || trimmed.hasPrefix("0X") {
             return UInt32(trimmed.dropFirst(2), radix: 16)
         }

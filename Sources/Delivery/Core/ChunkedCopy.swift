@@ -1,7 +1,7 @@
 // `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first); the
 // copy_file_range shim is there too.
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
 
 #if canImport(Glibc)
 internal import Glibc

@@ -1,7 +1,8 @@
 // `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
 internal import CArchive
 internal import Dispatch
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Synchronization
 
 /// Small POSIX helpers with ``DeliveryError`` errors; the module's only direct file-system layer.
@@ -22,6 +23,12 @@ enum FileSystem {
     static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The number of hard links to `path` (not following a symbolic link), nil when it cannot be read.
+    static func linkCount(_ path: String) -> Int? {
+        var st = stat()
+        return lstat(path, &st) == 0 ? Int(st.st_nlink) : nil
     }
 
     static func size(_ path: String) -> Int64? {
@@ -57,11 +64,11 @@ enum FileSystem {
     }
 
     static func parent(_ path: String) -> String {
-        let p = (path as NSString).deletingLastPathComponent
+        let p = PathString.deletingLastComponent(path)
         return p.isEmpty ? "." : p
     }
 
-    static func baseName(_ path: String) -> String { (path as NSString).lastPathComponent }
+    static func baseName(_ path: String) -> String { PathString.lastComponent(path) }
 
     static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
 

@@ -1,5 +1,6 @@
 internal import CFileIO
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Writes a file sequentially while counting and checksumming what it writes, with write-behind.
 ///

@@ -1,6 +1,7 @@
 // `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Synchronization
 
 /// Which file systems let ``AtomicFile`` make a replacement durable with one journal commit.

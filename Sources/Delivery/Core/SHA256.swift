@@ -1,5 +1,6 @@
 internal import CCrypto
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// A streaming SHA-256, for publish manifests and request digests: libcrypto's EVP interface (OpenSSL 3, which
 /// uses the CPU's SHA extensions where it has them). libcrypto is loaded anyway (libcurl's TLS); `bench/hash.sh`

@@ -1,5 +1,6 @@
 internal import CCurl
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// One libcurl easy handle with typed option setters; used by exactly one thread at a time.
 final class CurlHandle {

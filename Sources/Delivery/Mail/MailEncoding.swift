@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// RFC 2047 encoded words, quoted-printable and header folding.
 enum MailEncoding {
@@ -52,7 +53,7 @@ enum MailEncoding {
                 } else if byte >= 33 && byte <= 126 && byte != 61 {
                     piece = String(UnicodeScalar(byte))
                 } else {
-                    piece = String(format: "=%02X", byte)
+                    piece = "=" + TextEssentials.hex(byte)
                 }
                 if column + piece.count > 75 {
                     encoded += "=\r\n"

@@ -1,4 +1,5 @@
-public import Foundation
+public import FoundationEssentials
+internal import Glibc
 
 /// A plain-text e-mail.
 public struct MailMessage: Sendable {
@@ -35,20 +36,16 @@ public struct MailMessage: Sendable {
     /// ASCII, folded), Message-ID, `Auto-Submitted: auto-generated` (RFC 3834), MIME-Version, `Content-Type: text/plain; charset=utf-8`, and a 7bit or
     /// quoted-printable body.
     public func rendered() -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
         let cleanSubject = String(
             subject.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
         let subjectValue =
             cleanSubject.unicodeScalars.allSatisfy({ $0.isASCII })
             ? cleanSubject : MailEncoding.encodedWord(cleanSubject)
-        let lines = body.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        let lines = body.replacingAll("\r\n", with: "\n").replacingAll("\r", with: "\n")
             .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let plain = body.unicodeScalars.allSatisfy { $0.isASCII } && lines.allSatisfy { $0.utf8.count <= 998 }
         var headers = [
-            "Date: " + formatter.string(from: date),
+            "Date: " + CivilTime(secondsSince1970: date.timeIntervalSince1970).rfc5322,
             MailEncoding.header("From", from.headerValue),
             MailEncoding.header("To", to.map(\.headerValue).joined(separator: ", ")),
             MailEncoding.header("Subject", subjectValue),

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// A ``Mailer`` that writes each message to `<directory>/<UTC timestamp>-<message id>.eml` (atomically:
 /// temporary file, fsync, rename), for sites without SMTP or for tests.
@@ -12,15 +13,12 @@ public struct OutboxMailer: Mailer {
     /// Writes the message; every recipient is reported as sent.
     public func send(_ message: MailMessage) async throws -> [MailReceipt] {
         try FileSystem.makeDirectories(directory)
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
         let id = String(
             message.messageId.unicodeScalars.map {
                 MailAddress.isAtext($0) || $0 == "." || $0 == "@" ? Character($0) : "_"
             })
-        let path = FileSystem.join(directory, "\(formatter.string(from: message.date))-\(id).eml")
+        let path = FileSystem.join(
+            directory, "\(CivilTime(secondsSince1970: message.date.timeIntervalSince1970).iso8601Basic)-\(id).eml")
         let temporary = FileSystem.temporarySibling(of: path, tag: "tmp")
         let writer = try HashingFileWriter(path: temporary, variant: .crc32, resume: false)
         let bytes = Array(message.rendered().utf8)

@@ -1,5 +1,6 @@
 internal import CCurl
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 extension SMTPMailer {
     /// Logs in to the server the way a send would — connect, EHLO, STARTTLS (or implicit TLS), AUTH — then sends

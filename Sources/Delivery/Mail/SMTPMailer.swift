@@ -1,5 +1,6 @@
 internal import CCurl
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// A ``Mailer`` speaking SMTP through libcurl: STARTTLS (required) or implicit TLS, AUTH, one transaction per
 /// recipient so that each recipient gets its own outcome.

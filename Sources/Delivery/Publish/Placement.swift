@@ -1,7 +1,8 @@
 // `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
 internal import CArchive
 internal import CFileIO
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Puts items into a staging tree: link/move within a file system, verified copy across.
 struct Placement {

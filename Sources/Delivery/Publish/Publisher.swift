@@ -1,6 +1,7 @@
 // `struct stat` is owned by the CArchive clang module (archive_entry.h includes <sys/stat.h> first).
 internal import CArchive
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// How ``Publisher`` lays out a publication.
 public enum PublishFormat: String, Sendable, Codable {
@@ -226,7 +227,7 @@ public enum Publisher {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let created = ISO8601DateFormatter().string(from: Date())
+        let created = CivilTime(secondsSince1970: Date().timeIntervalSince1970).iso8601Seconds
         let data: Data
         do {
             data = try encoder.encode(

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Copies a file while hashing it (``ChunkedCopy``, its bytes seen on their way), fsyncs, then re-reads the copy and
 /// compares hashes.

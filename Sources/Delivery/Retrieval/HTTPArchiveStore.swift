@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// An NGAS-compatible HTTP archive store: `GET <base>/RETRIEVE?file_id=<id>` through libcurl.
@@ -44,10 +45,9 @@ public struct HTTPArchiveStore: ArchiveStore {
 
     /// The RETRIEVE URL of a file id (percent-encoded).
     public func retrieveURL(for fileId: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(
-            CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
-        allowed.insert(charactersIn: "-._~")
-        let encoded = fileId.addingPercentEncoding(withAllowedCharacters: allowed) ?? fileId
+        let encoded = TextEssentials.percentEncoded(fileId) {
+            TextEssentials.isASCIIAlphanumeric($0) || Array("-._~".utf8).contains($0)
+        }
         return "\(baseURL)/RETRIEVE?file_id=\(encoded)"
     }
 

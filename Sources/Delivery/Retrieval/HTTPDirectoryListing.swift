@@ -1,5 +1,6 @@
 internal import CLibXML2
-public import Foundation
+public import FoundationEssentials
+internal import Glibc
 
 /// The files an HTTP server lists in a directory index: nginx or Apache `autoindex` HTML, or nginx
 /// `autoindex_format json`.
@@ -76,7 +77,7 @@ public struct HTTPDirectoryListing: Sendable, Hashable {
             guard !href.isEmpty, !href.hasPrefix("#"), !href.hasPrefix("?"), !href.contains("?") else { continue }
             var path = href
             if let hash = path.firstIndex(of: "#") { path = String(path[..<hash]) }
-            if href.hasPrefix("//") || href.range(of: "^[A-Za-z][A-Za-z0-9+.-]*:", options: .regularExpression) != nil {
+            if href.hasPrefix("//") || hasScheme(href) {
                 // Absolute: same origin only.
                 let resolved = href.hasPrefix("//") ? "\(scheme):\(path)" : path
                 guard let link = URLComponents(string: resolved), link.scheme?.lowercased() == scheme.lowercased(),
@@ -93,7 +94,7 @@ public struct HTTPDirectoryListing: Sendable, Hashable {
             let isDirectory = path.hasSuffix("/")
             if isDirectory { path.removeLast() }
             guard !path.isEmpty, !path.contains("/"), path != "..", path != "." else { continue }
-            guard let name = path.removingPercentEncoding else {
+            guard let name = TextEssentials.percentDecoded(path) else {
                 builder.reject(path)
                 continue
             }
@@ -108,20 +109,50 @@ public struct HTTPDirectoryListing: Sendable, Hashable {
     /// percent-encode them) and must be plain file names.
     /// - Throws: ``DeliveryError`` `listingUnreadable` when `json` is not such an array.
     public static func parse(json: Data) throws(DeliveryError) -> HTTPDirectoryListing {
-        guard let array = (try? JSONSerialization.jsonObject(with: json)) as? [Any] else {
+        guard let array = try? JSONDecoder().decode([JSONEntry].self, from: json) else {
             throw DeliveryError(.listingUnreadable, "directory listing is not a JSON array")
         }
         var builder = Builder()
-        for item in array {
-            guard let object = item as? [String: Any], let name = object["name"] as? String else {
+        for object in array {
+            guard let name = object.name else {
                 throw DeliveryError(.listingUnreadable, "directory listing entry without a name")
             }
-            let type = object["type"] as? String ?? "file"
+            let type = object.type ?? "file"
             guard type == "file" || type == "directory" else { continue }
-            let size = (object["size"] as? NSNumber).map { $0.int64Value }
+            let size = object.size
             builder.add(Entry(name: name, isDirectory: type == "directory", size: type == "file" ? size : nil))
         }
         return builder.listing
+    }
+
+    /// One element of nginx's JSON listing; anything that is not an object with a string `name` has no name.
+    private struct JSONEntry: Decodable {
+        var name: String?
+        var type: String?
+        var size: Int64?
+
+        private enum Key: String, CodingKey { case name, type, size }
+
+        init(from decoder: any Decoder) throws {
+            guard let object = try? decoder.container(keyedBy: Key.self) else { return }
+            name = try? object.decode(String.self, forKey: .name)
+            type = try? object.decode(String.self, forKey: .type)
+            size =
+                (try? object.decode(Int64.self, forKey: .size))
+                ?? (try? object.decode(Double.self, forKey: .size)).flatMap { Int64(exactly: $0.rounded(.towardZero)) }
+        }
+    }
+
+    /// Whether `href` starts with a URL scheme (RFC 3986: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`).
+    private static func hasScheme(_ href: String) -> Bool {
+        let bytes = Array(href.utf8)
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon > 0,
+            (bytes[0] | 0x20) >= UInt8(ascii: "a"), (bytes[0] | 0x20) <= UInt8(ascii: "z")
+        else { return false }
+        return bytes[1..<colon].allSatisfy {
+            TextEssentials.isASCIIAlphanumeric($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-")
+                || $0 == UInt8(ascii: ".")
+        }
     }
 
     /// Collects entries once each, validating names.
@@ -170,7 +201,7 @@ public struct HTTPDirectoryListing: Sendable, Hashable {
             if node.pointee.type == XML_ELEMENT_NODE, let rawName = node.pointee.name,
                 String(cString: rawName).lowercased() == "a", let value = xmlGetProp(node, "href")
             {
-                result.append(String(cString: value).trimmingCharacters(in: .whitespaces))
+                result.append(String(cString: value).trimmingWhitespace())
                 cxml_free(value)
             }
             var children: [xmlNodePtr] = []

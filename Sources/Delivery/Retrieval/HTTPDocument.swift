@@ -1,5 +1,6 @@
 internal import CCurl
-public import Foundation
+public import FoundationEssentials
+internal import Glibc
 
 /// One small HTTP document (a VOTable, a directory index) fetched into memory.
 ///

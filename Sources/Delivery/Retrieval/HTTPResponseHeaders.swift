@@ -1,5 +1,6 @@
 internal import CCurl
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// The status and headers of an HTTP response, as libcurl parsed them (``CurlHandle/header(_:)``,
 /// `CURLINFO_RESPONSE_CODE`): our own code only interprets the few values the transfers need.
@@ -39,7 +40,7 @@ struct HTTPResponseHeaders {
     var dispositionFileName: String? {
         guard let value = fields["content-disposition"] else { return nil }
         for part in value.split(separator: ";") {
-            let item = part.trimmingCharacters(in: .whitespaces)
+            let item = part.trimmingWhitespace()
             guard item.lowercased().hasPrefix("filename=") else { continue }
             var name = item.dropFirst("filename=".count)
             if name.hasPrefix("\""), name.hasSuffix("\""), name.count >= 2 { name = name.dropFirst().dropLast() }
@@ -55,15 +56,15 @@ enum NgamsStatus {
     static func failureMessage(in body: [UInt8]) -> String? {
         let text = String(decoding: body.prefix(65536), as: UTF8.self)
         guard text.contains("NgamsStatus"), text.contains("Status=\"FAILURE\"") else { return nil }
-        guard let start = text.range(of: "Message=\"") else { return "NGAS reported FAILURE" }
+        guard let start = text.firstRange(of: "Message=\"") else { return "NGAS reported FAILURE" }
         let rest = text[start.upperBound...]
         let message = rest.prefix { $0 != "\"" }
         return unescape(String(message))
     }
 
     static func unescape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
-            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
-            .replacingOccurrences(of: "&amp;", with: "&")
+        s.replacingAll("&quot;", with: "\"").replacingAll("&apos;", with: "'")
+            .replacingAll("&lt;", with: "<").replacingAll("&gt;", with: ">")
+            .replacingAll("&amp;", with: "&")
     }
 }

@@ -1,5 +1,6 @@
 internal import CCurl
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// What one HTTP attempt ended in; the retry policy lives in ``HTTPTransfer``.

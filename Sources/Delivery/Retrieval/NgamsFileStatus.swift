@@ -1,5 +1,6 @@
 internal import CCurl
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 extension HTTPArchiveStore {
     /// Asks the store what it knows about a file: `GET <base>/STATUS?file_id=<id>`, NGAS `FileStatus`.
@@ -11,7 +12,7 @@ extension HTTPArchiveStore {
     ///   failures or a document without `FileStatus`, `transferFailed` when the server cannot be reached.
     public func status(of fileId: String) async throws -> ExpectedFile {
         try FileIdentifier.validate(fileId)
-        let url = retrieveURL(for: fileId).replacingOccurrences(of: "/RETRIEVE?", with: "/STATUS?")
+        let url = retrieveURL(for: fileId).replacingAll("/RETRIEVE?", with: "/STATUS?")
         let options = self.options
         let lines = try HTTPRequestHeaders.lines(headers)
         let (status, body) = try await BlockingWork.run { (flag) throws(DeliveryError) in
@@ -74,7 +75,7 @@ extension HTTPArchiveStore {
         let said =
             answer.message.map { ": \($0)" }
             ?? (text.isEmpty || attributes != nil
-                ? "" : ": " + String(text.prefix(200)).trimmingCharacters(in: .whitespacesAndNewlines))
+                ? "" : ": " + String(text.prefix(200)).trimmingWhitespaceAndNewlines())
         switch code {
         case 401, 403:
             let why =
@@ -149,12 +150,12 @@ enum SmallHTTPGet {
 enum XMLAttributes {
     /// The attributes of the first `<name …>` element in `text`, entity-decoded.
     static func of(element name: String, in text: String) -> [String: String]? {
-        guard let start = text.range(of: "<\(name)") else { return nil }
+        guard let start = text.firstRange(of: "<\(name)") else { return nil }
         guard let end = text[start.upperBound...].firstIndex(of: ">") else { return nil }
         var tag = Substring(text[start.upperBound..<end])
         var result: [String: String] = [:]
         while let equals = tag.firstIndex(of: "=") {
-            let key = tag[..<equals].trimmingCharacters(in: .whitespacesAndNewlines)
+            let key = tag[..<equals].trimmingWhitespaceAndNewlines()
             var rest = tag[tag.index(after: equals)...].drop { $0 == " " }
             guard let quote = rest.first, quote == "\"" || quote == "'" else { break }
             rest = rest.dropFirst()

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// An archive store whose files are named by full `http`/`https` URLs, e.g. the ALMA archive's
 /// `…/dataPortal/<file name>` links from DataLink.

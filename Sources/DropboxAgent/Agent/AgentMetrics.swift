@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Counters the agent exposes (Prometheus text in `metrics.textfile`, default `<data>/metrics.prom`, and

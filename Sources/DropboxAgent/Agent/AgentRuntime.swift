@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import InotifyWatcher
 import Logging
 import RestoreSteps
@@ -107,7 +108,7 @@ struct AgentRuntime: Sendable {
             // The mail queue's writes are atomic too (bench/chaos N = 100 found a killed agent's there).
             otherDirectories: [c.dataDirectory + "/mailqueue"]
                 + (c.dashboard.file.map { file in
-                    let www = (file as NSString).deletingLastPathComponent
+                    let www = PathString.deletingLastComponent(file)
                     return [www, www + "/requests"]
                 } ?? []),
             interval: c.agent.sweepIntervalSeconds,

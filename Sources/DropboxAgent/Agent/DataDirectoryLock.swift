@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Exclusive use of a data directory by one agent process: `<data>/agent.lock`, `flock(2)`-locked for the life of
@@ -17,7 +19,7 @@ final class DataDirectoryLock: Sendable {
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
             let holder =
-                (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingWhitespaceAndNewlines()
                 ?? ""
             close(fd)
             guard e == EWOULDBLOCK else { throw SystemCallError(call: "flock", path: path, errno: e) }

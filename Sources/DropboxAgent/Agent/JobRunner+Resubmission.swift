@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import RestoreSteps
 
@@ -107,7 +108,7 @@ extension JobRunner {
             _ = try? records.write(doc, name: linkedName)
             if !wasTerminal, final.state == .succeeded, let requestFile = doc.requestFile {
                 // Its delivery is the original's: it expires with it.
-                let linkedJob = ((requestFile as NSString).deletingLastPathComponent as NSString).lastPathComponent
+                let linkedJob = PathString.lastComponent(PathString.deletingLastComponent(requestFile))
                 agent.executor.linkedToDelivery(
                     jobId: linkedJob, statusPath: path, result: final.result, logger: logger)
             }
@@ -117,11 +118,11 @@ extension JobRunner {
                 case .accepted(let accepted)? = try? AcceptedRequest.load(claimedCopy: requestFile)
             else { continue }
             let parsed = accepted.parsed
-            let jobDirectory = (requestFile as NSString).deletingLastPathComponent
+            let jobDirectory = PathString.deletingLastComponent(requestFile)
             var linkedFacts = facts
             linkedFacts["mous"] = parsed.request.mous
             try? await mailLinked(
-                doc, request: parsed.request, facts: linkedFacts, jobId: (jobDirectory as NSString).lastPathComponent,
+                doc, request: parsed.request, facts: linkedFacts, jobId: PathString.lastComponent(jobDirectory),
                 statusPath: path,
                 jobDirectory: jobDirectory)
         }

@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import Logging
 import Synchronization
 
@@ -25,7 +27,7 @@ final class LeaseRenewer: Sendable {
     private let store: JobStore
     private let logger: Logger
     private let held = Mutex<[String: Held]>([:])
-    private let condition = NSCondition()
+    private let condition = ConditionLock()
     private let state = Mutex<(started: Bool, stopped: Bool)>((false, false))
     /// Renewal passes made (for tests and the metrics).
     let passes = Atomic<Int>(0)
@@ -69,9 +71,7 @@ final class LeaseRenewer: Sendable {
             return !s.started && !s.stopped
         }
         guard first else { return }
-        let thread = Thread { [self] in loop() }
-        thread.name = "lease-renewer"
-        thread.start()
+        NativeThread.start(name: "lease-renewer") { [self] in loop() }
     }
 
     /// Stops the thread at once (it may be in the middle of one renewal pass, which it finishes).
@@ -138,7 +138,7 @@ final class LeaseRenewer: Sendable {
             while !isStopped {
                 let remaining = due - Self.monotonicNow()
                 if remaining <= 0 { break }
-                _ = condition.wait(until: Date(timeIntervalSinceNow: remaining))
+                condition.wait(seconds: remaining)
             }
             condition.unlock()
             if isStopped { return }

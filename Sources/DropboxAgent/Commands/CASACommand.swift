@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// `dropbox-agent casa install|check`: the embedded modular CASA environment.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `dropbox-agent cancel NAME`: the same as dropping `NAME.cancel` into the spool.
 struct CancelCommand: ParsableCommand {

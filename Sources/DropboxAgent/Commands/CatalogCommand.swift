@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// `dropbox-agent catalog import|show`: the embedded metadata catalogue.

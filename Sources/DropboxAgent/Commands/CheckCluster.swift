@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 extension CheckCommand {
@@ -50,8 +51,8 @@ extension CheckCommand {
         needed.append(programDir)
         needed += ProductionExecutor.casaInstallations(c).map(\.home).filter { fm.fileExists(atPath: $0) }
         for dir in needed {
-            var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            var isDir = false
+            guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir else {
                 r.fail("cluster", "\(dir) does not exist on this host")
                 return
             }

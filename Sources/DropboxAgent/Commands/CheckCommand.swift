@@ -1,6 +1,7 @@
 import ArgumentParser
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import InotifyWatcher
 import RestoreSteps
 
@@ -71,7 +72,7 @@ struct CheckCommand: AsyncParsableCommand {
                 try FileManager.default.removeItem(atPath: probe)
                 r.ok(label, "\(path) writable")
             } catch {
-                r.fail(label, "\(path) is not writable: \(error.localizedDescription)")
+                r.fail(label, "\(path) is not writable: \(ErrorText.describe(error))")
             }
         }
         var a = stat()
@@ -103,7 +104,7 @@ struct CheckCommand: AsyncParsableCommand {
     private func checkInotifyLimits(_ r: inout CheckReport) {
         func read(_ name: String) -> Int? {
             (try? String(contentsOfFile: "/proc/sys/fs/inotify/" + name, encoding: .utf8)).flatMap {
-                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                Int($0.trimmingWhitespaceAndNewlines())
             }
         }
         guard let instances = read("max_user_instances"), let watches = read("max_user_watches"),

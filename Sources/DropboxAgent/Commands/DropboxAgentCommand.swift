@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 
 /// `dropbox-agent`: the command line of the contract.
 @main
@@ -27,8 +29,8 @@ struct DropboxAgentCommand: AsyncParsableCommand {
         if let suggestion = CommandSuggestion.check(
             Array(CommandLine.arguments.dropFirst()), known: configuration.subcommands.map { $0._commandName })
         {
-            FileHandle.standardError.write(Data((suggestion + "\n").utf8))
-            Foundation.exit(2)
+            StandardStream.write(suggestion + "\n", to: 2)
+            Glibc.exit(2)
         }
         do {
             var command = try parseAsRoot()
@@ -39,8 +41,8 @@ struct DropboxAgentCommand: AsyncParsableCommand {
             }
         } catch {
             if exitCode(for: error) == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-                Foundation.exit(2)
+                StandardStream.write(fullMessage(for: error) + "\n", to: 2)
+                Glibc.exit(2)
             }
             exit(withError: error)
         }
@@ -72,8 +74,8 @@ struct SpoolOptions: ParsableArguments {
 
 /// Exit with a message on stderr and the given status.
 func fail(_ message: String, code: Int32 = 1) -> ExitCode {
-    FileHandle.standardError.write(Data(("dropbox-agent: " + message + "\n").utf8))
+    StandardStream.write("dropbox-agent: " + message + "\n", to: 2)
     return ExitCode(code)
 }
 
-func printErr(_ message: String) { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+func printErr(_ message: String) { StandardStream.write(message + "\n", to: 2) }

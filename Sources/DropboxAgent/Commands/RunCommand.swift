@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 
 /// `dropbox-agent run`: the daemon, in the foreground; stops cleanly on SIGTERM/SIGINT.

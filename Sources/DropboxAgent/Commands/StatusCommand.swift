@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 
 /// `dropbox-agent status [NAME]`: one request, or a table of all requests in the spool.
 struct StatusCommand: ParsableCommand {
@@ -39,7 +41,7 @@ struct StatusCommand: ParsableCommand {
                 throw fail("no request named \(name) in \(spool)")
             }
             if json {
-                FileHandle.standardOutput.write(data)
+                StandardStream.write([UInt8](data), to: 1)
                 return
             }
             guard let doc = try? StatusDocument.decode(data) else { throw fail("\(path) is not a status document") }
@@ -49,7 +51,7 @@ struct StatusCommand: ParsableCommand {
         let listing: [String]
         do { listing = try FileManager.default.contentsOfDirectory(atPath: spool) } catch {
             throw fail(
-                "cannot list the spool \(spool): \(error.localizedDescription) (name the request: dropbox-agent status NAME)"
+                "cannot list the spool \(spool): \(ErrorText.describe(error)) (name the request: dropbox-agent status NAME)"
             )
         }
         let entries = listing.filter { $0.hasSuffix(".status.json") && !$0.hasPrefix(".") }.sorted()
@@ -59,7 +61,7 @@ struct StatusCommand: ParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            FileHandle.standardOutput.write(try encoder.encode(docs))
+            StandardStream.write([UInt8](try encoder.encode(docs)), to: 1)
             print()
             return
         }
@@ -67,7 +69,7 @@ struct StatusCommand: ParsableCommand {
             Self.pad("NAME", 28) + Self.pad("STATE", 11) + Self.pad("STEP", 15) + Self.pad("PROGRESS", 10) + "UPDATED")
         for d in docs {
             let step = d.step.map { "\($0.number) \($0.name)" } ?? "-"
-            let progress = d.progress?.fraction.map { String(format: "%.0f%%", $0 * 100) } ?? "-"
+            let progress = d.progress?.fraction.map { TextEssentials.fixed($0 * 100, fractionDigits: 0) + "%" } ?? "-"
             print(
                 Self.pad(d.request, 28) + Self.pad(d.state.rawValue, 11) + Self.pad(step, 15) + Self.pad(progress, 10)
                     + d.updatedAt)
@@ -84,11 +86,11 @@ struct StatusCommand: ParsableCommand {
         if let mous = d.mous { lines.append("mous:      \(mous)") }
         if let step = d.step { lines.append("step:      \(step.number)/6 \(step.name)") }
         if let p = d.progress {
-            var text = p.fraction.map { String(format: "%.1f%%", $0 * 100) } ?? ""
+            var text = p.fraction.map { TextEssentials.fixed($0 * 100, fractionDigits: 1) + "%" } ?? ""
             if let done = p.bytesDone, let total = p.bytesTotal { text += " (\(done)/\(total) bytes)" }
             if let eta = p.etaSeconds { text += " eta \(Int(eta)) s" }
             if let m = p.message { text += " \(m)" }
-            lines.append("progress:  \(text.trimmingCharacters(in: .whitespaces))")
+            lines.append("progress:  \(text.trimmingWhitespace())")
         }
         if let e = d.error {
             lines.append("error:     [\(e.code)] \(e.message)")

@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 
 /// `dropbox-agent status --watch`: the dashboard in a terminal. On a TTY the screen is redrawn every interval with
 /// a progress bar per running request; otherwise (a pipe, a log file) a plain table is printed whenever it changes.
@@ -13,12 +15,12 @@ enum StatusWatch {
             let table = render(docs, now: Date(), colour: tty)
             if tty {
                 let header = "dropbox-agent status --watch · \(spool) · \(Timestamp.now()) · Ctrl-C to stop\n\n"
-                FileHandle.standardOutput.write(Data(("\u{1B}[H\u{1B}[2J" + header + table).utf8))
+                StandardStream.write("\u{1B}[H\u{1B}[2J" + header + table, to: 1)
             } else if table != previous {
-                FileHandle.standardOutput.write(Data(("-- \(Timestamp.now())\n" + table).utf8))
+                StandardStream.write("-- \(Timestamp.now())\n" + table, to: 1)
                 previous = table
             }
-            Thread.sleep(forTimeInterval: interval)
+            NativeThread.sleep(seconds: interval)
         }
     }
 
@@ -41,7 +43,7 @@ enum StatusWatch {
                 let filled = Int((f * 20).rounded())
                 progress =
                     "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "] "
-                    + String(format: "%3.0f%%", f * 100)
+                    + TextEssentials.fixed(f * 100, fractionDigits: 0, width: 3) + "%"
             }
             let tail =
                 d.state == .running

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `dropbox-agent submit FILE`: drops a request safely (temporary name, then rename) and prints its name.
 struct SubmitCommand: ParsableCommand {
@@ -23,7 +24,7 @@ struct SubmitCommand: ParsableCommand {
             for p in error.problems { printErr("\(file): \(p)") }
             throw ExitCode(1)
         }
-        var requestName = name ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        var requestName = name ?? PathString.deletingExtension(PathString.lastComponent(file))
         if requestName.isEmpty { requestName = "request" }
         guard SpoolNames.isValidName(requestName) else {
             throw fail(

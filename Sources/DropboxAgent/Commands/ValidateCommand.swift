@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// `dropbox-agent validate FILE`: checks a request without running it.

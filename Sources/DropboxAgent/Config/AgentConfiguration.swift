@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Delivery
 import RestoreSteps
 
@@ -70,7 +71,7 @@ struct AgentConfiguration: Codable, Sendable {
         if let dir = env["DROPBOX_AGENT_DATA"], !dir.isEmpty { return absolutePath(dir) }
         if getuid() == 0 { return "/var/lib/dropbox-agent" }
         if let xdg = env["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/dropbox-agent" }
-        return NSHomeDirectory() + "/.local/share/dropbox-agent"
+        return FileManager.default.homeDirectoryForCurrentUser.path + "/.local/share/dropbox-agent"
     }
 
     /// Loads `path`, or the defaults when `path` is nil; relative paths in the file are taken relative to it.
@@ -81,7 +82,7 @@ struct AgentConfiguration: Codable, Sendable {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ConfigurationError(
-                path: path, message: "cannot read the configuration file: \(error.localizedDescription)")
+                path: path, message: "cannot read the configuration file: \(ErrorText.describe(error))")
         }
         do {
             let json = try parseSyntax([UInt8](data))
@@ -108,7 +109,7 @@ struct AgentConfiguration: Codable, Sendable {
     /// Makes every path absolute: relative ones are taken relative to `base`; unset ones get their defaults
     /// under the data directory.
     func resolved(relativeTo base: String) -> AgentConfiguration {
-        func abs(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
+        func abs(_ p: String) -> String { p.hasPrefix("/") ? p : PathString.appending(base, p) }
         var c = self
         c.dataDirectory = abs(dataDirectory)
         let data = c.dataDirectory
@@ -163,5 +164,5 @@ struct AgentConfiguration: Codable, Sendable {
 }
 
 func absolutePath(_ path: String) -> String {
-    path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    path.hasPrefix("/") ? path : PathString.appending(FileManager.default.currentDirectoryPath, path)
 }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Delivery
 
 /// `archive`: where raw data and products come from.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// `casa`: the installations a request may choose from, and the embedded modular one.

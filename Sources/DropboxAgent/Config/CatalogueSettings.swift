@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `catalogue`: the metadata source.
 struct CatalogueSettings: Codable, Sendable {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A coding key for reading whatever keys an object has.
 struct AnyCodingKey: CodingKey {

@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import Logging
 import RestoreSteps
 
@@ -55,7 +57,7 @@ extension AgentConfiguration {
         guard allowed.contains(value) else {
             let close = allowed.first { $0.lowercased() == value.lowercased() }
             throw ConfigurationError(
-                path: path.replacingOccurrences(of: "[]", with: ""),
+                path: path.replacingAll("[]", with: ""),
                 message: "must be one of \(allowed.joined(separator: ", ")), not \"\(value)\""
                     + (close.map { " (did you mean \"\($0)\"?)" } ?? ""))
         }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// `execution`: where step 5 runs CASA — `local` (a child process group of the agent, the default) or `slurm`

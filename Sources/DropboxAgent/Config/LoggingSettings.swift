@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `logging`.
 struct LoggingSettings: Codable, Sendable {

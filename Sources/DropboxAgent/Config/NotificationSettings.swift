@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `notifications`: email on success and failure.
 struct NotificationSettings: Codable, Sendable {

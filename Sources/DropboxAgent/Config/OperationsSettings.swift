@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `metrics`: the Prometheus textfile.
 struct MetricsSettings: Codable, Sendable {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// How the spool is watched: `automatic` lets statfs decide (polling on NFS, CIFS, FUSE, overlayfs).
 enum SpoolWatchMode: String, Codable, Sendable { case automatic, inotify, polling }

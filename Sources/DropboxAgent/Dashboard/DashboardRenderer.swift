@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// Renders the operators' dashboard: static, self-contained HTML (inline CSS, inline SVG, no JavaScript), refreshed
@@ -114,7 +116,7 @@ struct DashboardRenderer {
         return """
             <tr class="running" data-request="\(e(d.request))" data-step="\(stepNumber)"><td>\(link(d))</td><td>\(e(d.mous ?? ""))</td>\
             <td>\(stepNumber)/6 \(e(d.step?.name ?? ""))</td>\
-            <td><div class="steps">\(segments)</div><progress class="overall" value="\(String(format: "%.3f", overall))" max="1"></progress> \
+            <td><div class="steps">\(segments)</div><progress class="overall" value="\(TextEssentials.fixed(overall, fractionDigits: 3))" max="1"></progress> \
             <span class="pct">\(progressText)</span></td><td class="eta">\(eta)</td><td>\(age(since: d.startedAt))</td></tr>
             """
     }
@@ -126,7 +128,7 @@ struct DashboardRenderer {
         for (i, n) in buckets.enumerated() {
             let h = Double(n) / Double(top) * 80
             bars +=
-                "<rect x=\"\(i * 10 + 1)\" y=\"\(String(format: "%.1f", 90 - h))\" width=\"8\" height=\"\(String(format: "%.1f", h))\" fill=\"\(colour)\"><title>\(24 - i) h ago: \(n)</title></rect>"
+                "<rect x=\"\(i * 10 + 1)\" y=\"\(TextEssentials.fixed(90 - h, fractionDigits: 1))\" width=\"8\" height=\"\(TextEssentials.fixed(h, fractionDigits: 1))\" fill=\"\(colour)\"><title>\(24 - i) h ago: \(n)</title></rect>"
         }
         return """
             <figure><svg id="\(id)" role="img" aria-label="\(e(title))" viewBox="0 0 240 100" width="480" height="200" data-total="\(buckets.reduce(0, +))">\

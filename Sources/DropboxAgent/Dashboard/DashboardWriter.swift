@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Writes `index.html` and `requests/<name>.html` under the dashboard directory, each replaced atomically (temp
 /// file, fsync, rename), from what the agent published (``DashboardFeed``), never from the status files.
@@ -23,7 +24,7 @@ struct DashboardWriter {
         self.refreshSeconds = refreshSeconds
     }
 
-    var directory: String { (indexPath as NSString).deletingLastPathComponent }
+    var directory: String { PathString.deletingLastComponent(indexPath) }
     private var pages: String { directory + "/requests" }
 
     /// Every status document of the spool, read from the status files: for readers of the output
@@ -124,12 +125,10 @@ struct DashboardWriter {
             else { return nil }
             return (path, date)
         }.max { $0.1 < $1.1 }
-        guard let path = newest?.0, let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > 16384 ? size - 16384 : 0)
-        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-        return "\((path as NSString).lastPathComponent):\n"
+        guard let path = newest?.0, let reader = FileReader(path: path) else { return nil }
+        let size = reader.size
+        let text = String(decoding: reader.readToEnd(from: size > 16384 ? size - 16384 : 0) ?? [], as: UTF8.self)
+        return "\(PathString.lastComponent(path)):\n"
             + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(40).joined(separator: "\n")
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// The durable checkpoint of one claimed request (`job.json` in its job directory): what any agent needs to

@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import InotifyWatcher
 import Synchronization
 import RestoreSteps
@@ -66,7 +67,7 @@ struct JobStore: Sendable {
     /// A unique job id for a claim by this process.
     func newJobId(for name: String) -> String {
         let me = AgentIdentity.current
-        let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
+        let stamp = Timestamp.now().replacingAll(":", with: "").replacingAll("-", with: "")
         return "\(name).\(stamp.prefix(15)).\(SpoolNames.quarantineName(me.host)).\(me.pid).\(Self.sequence.next())"
     }
 
@@ -183,7 +184,7 @@ struct JobStore: Sendable {
     ///
     /// - Returns: the kept path, or nil when the entry had already gone (someone else handled it).
     func quarantine(entry: String, reason: String, code: RestoreError.Code) throws -> String? {
-        let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "")
+        let stamp = Timestamp.now().replacingAll(":", with: "")
         let kept =
             rejectedDirectory + "/" + SpoolNames.quarantineName(entry) + "." + stamp + "."
             + String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -243,7 +244,7 @@ enum PrivateDirectory {
     /// directory is left as it is.
     static func create(_ path: String, mode: mode_t) throws {
         guard !FileManager.default.fileExists(atPath: path) else { return }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = PathString.deletingLastComponent(path)
         if !parent.isEmpty {
             try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         }

@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import Logging
 import RestoreSteps
 
@@ -69,7 +71,7 @@ struct Sweeper: Sendable {
 
         // Publication staging directories of concluded jobs.
         for entry in (try? fm.contentsOfDirectory(atPath: downloadDirectory)) ?? [] {
-            guard entry.hasPrefix("."), let range = entry.range(of: ".publishing-") else { continue }
+            guard entry.hasPrefix("."), let range = entry.firstRange(of: ".publishing-") else { continue }
             let jobId = String(entry[entry.index(after: entry.startIndex)..<range.lowerBound])
             guard !jobId.isEmpty, !active.contains(jobId), access(store.jobDirectory(jobId), F_OK) != 0 else {
                 continue
@@ -153,7 +155,7 @@ struct Sweeper: Sendable {
     /// Sweeps on a thread of its own (removing a working area can take long; it must not hold the cooperative pool).
     func sweepOffPool() async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread {
+            NativeThread.start(name: "sweeper") {
                 sweep()
                 done.resume()
             }

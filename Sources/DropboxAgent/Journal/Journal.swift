@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import SQLiteDatabase
 
 /// The agent's durable record of every request it touched: state, step and attempt transitions.
@@ -13,7 +15,7 @@ final class Journal: Sendable {
 
     init(path: String) throws {
         try FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            atPath: PathString.deletingLastComponent(path), withIntermediateDirectories: true)
         db = try Database(path: path)
         try migrate()
     }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Counts the processes working in a restore's working area: the CASA processes (and their children) the agent
 /// started. Read from `/proc/<pid>/cwd`, the same test the agent uses to stop a CASA left by a killed agent.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 import Synchronization
 
@@ -66,6 +67,6 @@ final class MetricsDetail: Sendable {
     }
 
     static func looksLikeCode(_ code: String) -> Bool {
-        code.count <= 40 && code.unicodeScalars.allSatisfy { CharacterSet.letters.contains($0) && $0.isASCII }
+        code.count <= 40 && code.unicodeScalars.allSatisfy { $0.isASCII && $0.properties.isAlphabetic }
     }
 }

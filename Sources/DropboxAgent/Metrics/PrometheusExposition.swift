@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 
 /// Builds Prometheus text exposition (format 0.0.4, what node-exporter's textfile collector reads).
 ///
@@ -39,7 +41,7 @@ struct PrometheusExposition {
     }
 
     private mutating func family(_ name: String, _ help: String, _ type: String) {
-        let escapedHelp = help.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+        let escapedHelp = help.replacingAll("\\", with: "\\\\").replacingAll("\n", with: "\\n")
         text += "# HELP \(name) \(escapedHelp)\n# TYPE \(name) \(type)\n"
     }
 
@@ -52,8 +54,8 @@ struct PrometheusExposition {
     }
 
     static func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
+        value.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"")
+            .replacingAll("\n", with: "\\n")
     }
 
     /// Integers without a fraction, others in Swift's shortest round-tripping form.

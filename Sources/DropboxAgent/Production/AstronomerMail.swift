@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// The message for the people who asked for the data: what they get, where, how to download it and until when —
@@ -22,12 +24,10 @@ enum AstronomerMail {
 
     /// `2026-12-19T08:21:25Z` as `2026-12-19 08:21 UTC`.
     static func readableTime(_ iso: String) -> String {
-        guard let date = ISO8601DateFormatter().date(from: iso) else { return iso }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
-        return f.string(from: date)
+        guard let time = UTCTime(parsing: iso) else { return iso }
+        let c = CivilTime(millisecondsSince1970: time.millisecondsSince1970)
+        return CivilTime.digits(c.year, 4) + "-" + CivilTime.digits(c.month, 2) + "-" + CivilTime.digits(c.day, 2) + " "
+            + CivilTime.digits(c.hour, 2) + ":" + CivilTime.digits(c.minute, 2) + " UTC"
     }
 
     static func body(_ s: StatusDocument, request: RestoreRequest, facts: [String: String]) -> String {

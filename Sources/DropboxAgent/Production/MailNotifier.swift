@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import RestoreSteps
 
@@ -102,7 +103,9 @@ struct MailNotifier: Notifier {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ConfigurationError(path: "$.notifications.smtp.passwordFile", message: "cannot read \(file)")
             }
-            config.password = text.trimmingCharacters(in: .newlines)
+            config.password = text.trimmingScalars(where: {
+                (0x0A...0x0D).contains($0.value) || [0x85, 0x2028, 0x2029].contains($0.value)
+            })
             config.passwordFile = nil
         }
         return config
@@ -182,7 +185,7 @@ struct MailNotifier: Notifier {
     /// The `.eml` file the outbox wrote for `messageId` (its name carries the id).
     static func outboxFile(in directory: String, messageId: String) -> String? {
         let key =
-            messageId.trimmingCharacters(in: CharacterSet(charactersIn: "<>")).split(separator: "@").first.map(
+            messageId.trimmingScalars(where: { $0 == "<" || $0 == ">" }).split(separator: "@").first.map(
                 String.init) ?? messageId
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { $0.hasSuffix(".eml") && $0.contains(key) }.sorted().last.map { directory + "/" + $0 }
@@ -224,7 +227,7 @@ struct MailNotifier: Notifier {
             lines.append("Location:    \(r.deliveryPath)")
             lines.append("Measurement sets: \(r.measurementSets.joined(separator: ", "))")
             lines.append(
-                "Size:        \(ByteCountFormatter.string(fromByteCount: r.sizeBytes, countStyle: .binary)) (\(r.sizeBytes) bytes)"
+                "Size:        \(ByteCountText.binary(r.sizeBytes)) (\(r.sizeBytes) bytes)"
             )
             if let e = r.expiresAt { lines.append("Expires:     \(e)") }
         }

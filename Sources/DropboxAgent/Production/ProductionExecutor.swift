@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import RestoreSteps
 
@@ -194,7 +195,7 @@ struct ProductionExecutor: RestoreExecutor {
                 expiresAt: record.expiresAt, downloadCommand: record.downloadCommand, products: record.products,
                 plots: record.plots)
             if let expiry, let name = record.name,
-                let expires = record.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) })
+                let expires = record.expiresAt.flatMap({ Timestamp.date($0) })
             {
                 do {
                     try expiry.register(
@@ -216,13 +217,13 @@ struct ProductionExecutor: RestoreExecutor {
     /// sweep marks its status file as well as the original's; the directory is removed once).
     func linkedToDelivery(jobId: String, statusPath: String, result: StatusDocument.Result?, logger: Logger) {
         guard let expiry, let result, result.expiredAt == nil, !result.deliveryPath.isEmpty,
-            let expires = result.expiresAt.flatMap({ ISO8601DateFormatter().date(from: $0) })
+            let expires = result.expiresAt.flatMap({ Timestamp.date($0) })
         else { return }
         let path = result.deliveryPath
         do {
             try expiry.register(
                 .init(
-                    jobId: jobId, name: (path as NSString).lastPathComponent, path: path,
+                    jobId: jobId, name: PathString.lastComponent(path), path: path,
                     expiresAt: expires.timeIntervalSince1970, statusPath: statusPath))
         } catch {
             logger.error(

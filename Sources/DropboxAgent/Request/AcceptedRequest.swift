@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A request as the agent holds it once validated: parsed, with the digest of its bytes, and the identity of the
 /// file it was read from.

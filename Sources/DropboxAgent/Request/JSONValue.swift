@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A parsed JSON value that keeps what validation needs: object key order and exact numbers as text.
 enum JSONValue: Sendable, Equatable {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 import Delivery
 
@@ -175,7 +176,7 @@ enum RequestParser {
         var projectCode: String?
         if let p = metadata["projectCodeOrDataType"] {
             if case .string(let s) = p,
-                s.range(of: #"^[0-9]{4}\.[0-9A-Z]\.[0-9]{5}\.[A-Z]+$"#, options: .regularExpression) != nil
+                s.wholeMatch(of: #/[0-9]{4}\.[0-9A-Z]\.[0-9]{5}\.[A-Z]+/#) != nil
             {
                 projectCode = s
             } else {
@@ -370,7 +371,7 @@ private struct Validator {
                 }
             }
         case .string(let s) where allowSingleString:
-            for part in s.split(separator: ",") { list.append((part.trimmingCharacters(in: .whitespaces), path)) }
+            for part in s.split(separator: ",") { list.append((part.trimmingWhitespace(), path)) }
         default:
             problem(
                 path,

@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 
 /// Why bytes are not one well-formed JSON document: what and where (byte offset, line, column).
 struct JSONSyntaxError: Error, Equatable, CustomStringConvertible {
@@ -78,7 +80,7 @@ struct StrictJSONParser {
     }
 
     private func printable(_ b: UInt8) -> String {
-        (0x20..<0x7F).contains(b) ? String(UnicodeScalar(b)) : String(format: "\\x%02X", b)
+        (0x20..<0x7F).contains(b) ? String(UnicodeScalar(b)) : "\\x" + TextEssentials.hex(b)
     }
 
     private mutating func literal(_ word: String) throws(JSONSyntaxError) {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// The identity and shape of a spool entry at one moment, from `fstat` of the opened file.

@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import InotifyWatcher
 
 /// What a name in the spool directory is, by the contract's naming rules.
@@ -83,9 +85,10 @@ enum SpoolNames {
         var out = ""
         for scalar in s.unicodeScalars.prefix(160) {
             if scalar.value >= 0x10_FF00 && scalar.value <= 0x10_FFFF {
-                out += String(format: "\\x%02X", scalar.value - 0x10_FF00)  // a byte of a name that is not UTF-8
+                // A byte of a name that is not UTF-8.
+                out += "\\x" + TextEssentials.hex(UInt8(scalar.value - 0x10_FF00))
             } else if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "/" {
-                out += String(format: "\\x%02X", scalar.value)
+                out += "\\x" + TextEssentials.hex(UInt8(scalar.value))
             } else {
                 out.unicodeScalars.append(scalar)
             }

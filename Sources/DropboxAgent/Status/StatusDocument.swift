@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// The request states of the contract.

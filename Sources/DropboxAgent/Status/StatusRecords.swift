@@ -1,5 +1,6 @@
 import Delivery
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Where a request's status lives: the record in the job store is the state, the status file in the spool is the
@@ -41,7 +42,7 @@ struct StatusRecords: Sendable {
 
     /// The request name a status file path belongs to (entries queued for mail or expiry name the status file).
     static func name(ofOutput path: String) -> String {
-        let file = (path as NSString).lastPathComponent
+        let file = PathString.lastComponent(path)
         return file.hasSuffix(".status.json") ? String(file.dropLast(".status.json".count)) : file
     }
 

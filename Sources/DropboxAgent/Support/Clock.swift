@@ -1,4 +1,6 @@
-import Foundation
+import Delivery
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// The status file's timestamps: RFC 3339, UTC, milliseconds always present (`2024-03-01T10:00:00.000Z`).
@@ -24,7 +26,7 @@ struct AgentIdentity: Codable, Sendable, Hashable {
         gethostname(&buffer, buffer.count - 1)
         let host = String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
         let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+            .trimmingWhitespaceAndNewlines()
         return AgentIdentity(host: host, pid: getpid(), bootId: boot)
     }()
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Test-only fault injection: `DROPBOX_AGENT_CRASH_AT=name[:n],…` makes the process `kill -9` itself the n-th

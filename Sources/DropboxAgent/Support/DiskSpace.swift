@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import RestoreSteps
 
 /// Full filesystems: telling them apart from other failures, and saying so.

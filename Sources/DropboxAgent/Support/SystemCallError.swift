@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A failed system call, with errno and the path it concerned.
 struct SystemCallError: Error, CustomStringConvertible, Equatable {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// User names for messages: `alice (uid 1001)`, or `uid 1001` when the uid has no passwd entry.
 enum UserNames {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Tells systemd how the agent is doing (`Type=notify`): `READY=1`, `STATUS=…`, `WATCHDOG=1`, `STOPPING=1`.
 ///

@@ -1,5 +1,6 @@
 public import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// What the ALMA archive's ObsCore table says about one MOUS.
 public struct AlmaArchiveRecord: Sendable, Hashable {
@@ -53,7 +54,7 @@ public struct AlmaArchiveClient: Sendable {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
-        let trimmed = token?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = token?.trimmingWhitespaceAndNewlines()
         self.token = trimmed?.isEmpty == false ? trimmed : nil
         self.options = options
     }
@@ -92,7 +93,7 @@ public struct AlmaArchiveClient: Sendable {
             {
                 result.unicodeScalars.append(scalar)
             } else {
-                result += String(format: "%%%02X", byte)
+                result += "%" + TextEssentials.hex(byte)
             }
         }
         return result
@@ -323,7 +324,7 @@ public struct AlmaArchiveClient: Sendable {
         func element(_ name: String) -> String? {
             guard let match = xml.firstMatch(of: try! Regex("<(?:[A-Za-z_][\\w.-]*:)?\(name)(?:\\s[^>]*)?>([^<]*)</"))
             else { return nil }
-            return (match.output[1].substring.map(String.init) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            return (match.output[1].substring.map(String.init) ?? "").trimmingWhitespaceAndNewlines()
         }
         guard let available = element("available") else { return nil }
         return Availability(

@@ -1,5 +1,6 @@
 public import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// One row of an IVOA DataLink answer (`ID, access_url, service_def, error_message, semantics, description,
 /// content_type, content_length, readable`), as the ALMA archive's `datalink/sync` gives them.
@@ -63,7 +64,7 @@ public struct DataLinkRow: Sendable, Hashable {
         guard let last = path.split(separator: "/", omittingEmptySubsequences: false).last, !last.isEmpty else {
             return nil
         }
-        return String(last).removingPercentEncoding
+        return TextEssentials.percentDecoded(String(last))
     }
 
     static func isSafeFileName(_ name: String) -> Bool { PlainFileName.isOrdinary(name) }

@@ -1,4 +1,5 @@
-public import Foundation
+public import FoundationEssentials
+internal import Glibc
 
 /// A table read from an IVOA VOTable document (TAP and DataLink answers), `TABLEDATA` serialization only.
 ///

@@ -1,5 +1,6 @@
 public import Delivery
-public import Foundation
+public import FoundationEssentials
+internal import Glibc
 
 /// The archive limits the CASA side unpacks with (`restore_mous.py --archive-limits FILE`, read by
 /// `casa_steps.load_archive_limits`): the configured `archive.limits` and, for each tarball among the

@@ -1,5 +1,7 @@
 public import Logging
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 internal import Subprocess
 internal import SystemPackage
 
@@ -126,7 +128,7 @@ public enum CASAEnvironment {
         guard let data = FileManager.default.contents(atPath: CASAInstallation.join(programDir, "requirements.txt"))
         else { return nil }
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingWhitespace()
             if trimmed.hasPrefix("casatools==") { return String(trimmed.dropFirst("casatools==".count)) }
         }
         return nil

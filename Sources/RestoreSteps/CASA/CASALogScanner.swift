@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// Finds SEVERE lines in CASA logs, reading the file in chunks (logs can be very large).
 ///
@@ -44,7 +46,7 @@ public enum CASALogScanner {
     static func parseSevere(_ line: Substring) -> (origin: String, isContinuation: Bool, message: String)? {
         guard line.contains("SEVERE") else { return nil }
         let tabFields = line.split(separator: "\t", maxSplits: 3, omittingEmptySubsequences: false)
-        if tabFields.count >= 3, tabFields[1].trimmingCharacters(in: .whitespaces) == "SEVERE",
+        if tabFields.count >= 3, tabFields[1].trimmingWhitespace() == "SEVERE",
             looksLikeTimestamp(tabFields[0])
         {
             let origin = tabFields[2]
@@ -73,8 +75,8 @@ public enum CASALogScanner {
     }
 
     private static func scan(_ file: String, into findings: inout Findings) {
-        guard let handle = FileHandle(forReadingAtPath: file) else { return }
-        defer { try? handle.close() }
+        guard let reader = FileReader(path: file) else { return }
+        var offset: UInt64 = 0
         var pending: [UInt8] = []
         var lineNumber = 0
         // Whether the last SEVERE head line, per origin, was harmless (continuations inherit it).
@@ -105,13 +107,8 @@ public enum CASALogScanner {
             }
         }
         while true {
-            let chunk: Data
-            do {
-                guard let read = try handle.read(upToCount: 1 << 20), !read.isEmpty else { break }
-                chunk = read
-            } catch {
-                break
-            }
+            guard let chunk = reader.read(at: offset, upTo: 1 << 20), !chunk.isEmpty else { break }
+            offset += UInt64(chunk.count)
             pending.append(contentsOf: chunk)
             var start = pending.startIndex
             while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// The CASA a restore runs with, and the one that made its tables: recorded in `metadata.json` by step 1 (and
 /// step 3, once the catalogue source's manifest is read), used by step 5, and said out loud in the status file,

@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// The judgement on a CASA run.
 public struct CASAVerdict: Sendable, Hashable {
@@ -113,9 +115,9 @@ public enum CASASuccessCheck {
                         hint: logsHint, step: .casa))
                 continue
             }
-            var isDirectory: ObjCBool = false
+            var isDirectory = false
             let flagVersions = ms + ".flagversions"
-            guard FileManager.default.fileExists(atPath: flagVersions, isDirectory: &isDirectory), isDirectory.boolValue
+            guard FileManager.default.fileExists(atPath: flagVersions, isDirectory: &isDirectory), isDirectory
             else {
                 problems.append(
                     RestoreError(
@@ -141,11 +143,9 @@ public enum CASASuccessCheck {
 
     /// The first non-empty line of a small file (at most 500 characters), if any.
     private static func firstLine(of path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        guard let data = try? handle.read(upToCount: 4096), !data.isEmpty else { return nil }
+        guard let data = FileReader(path: path)?.read(at: 0, upTo: 4096), !data.isEmpty else { return nil }
         let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty }
+            .map { $0.trimmingWhitespace() }.first { !$0.isEmpty }
         return line.map { String($0.prefix(500)) }
     }
 

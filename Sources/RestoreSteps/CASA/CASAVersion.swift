@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// A CASA version as ALMA writes it: `6.5.4.9` (manifests, PyPI wheels), `6.5.4-9` and `5.1.1-5` (monolithic
 /// tarballs), `6.7.0.31`.
@@ -13,7 +15,7 @@ public struct CASAVersion: Sendable, Hashable, Comparable, CustomStringConvertib
 
     /// Parses `text`; nil when it has no component or a component that is not a decimal number.
     public init?(_ text: String) {
-        let parts = text.trimmingCharacters(in: .whitespaces)
+        let parts = text.trimmingWhitespace()
             .split(whereSeparator: { !($0.isLetter || $0.isNumber) })
         guard !parts.isEmpty else { return nil }
         var numbers: [Int] = []

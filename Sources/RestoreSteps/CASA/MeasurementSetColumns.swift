@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Reads the column names of a casacore table from its `table.dat`, without casacore.
 ///

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 public import Logging
 
 /// Runs the repository's restore program in a modular CASA venv (INTERFACES §3):

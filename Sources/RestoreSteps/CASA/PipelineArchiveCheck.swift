@@ -1,5 +1,6 @@
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// A monolithic pipeline CASA (``PipelineRunner``) unpacks the caltables and flag-versions tarballs itself
 /// (`hifa_restoredata`, Python's `tarfile`), with none of the agent's rules. So before such a CASA starts, every

@@ -1,5 +1,5 @@
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
 internal import Synchronization
 
 #if canImport(Glibc)

@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// What both runners share: the clean child environment, executable lookup, preconditions and the result.
@@ -50,9 +52,9 @@ enum RunnerSupport {
 
     /// Throws `casaUnavailable` unless `path` exists (as a directory when `directory` is set).
     static func require(_ path: String, directory: Bool = false, what: String) throws(RestoreError) {
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
-            isDirectory.boolValue == directory
+            isDirectory == directory
         else {
             throw RestoreError(
                 .casaUnavailable, "\(what) \(path) does not exist.",
@@ -108,7 +110,7 @@ enum RunnerSupport {
                 }
                 try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 for file in stale {
-                    var target = CASAInstallation.join(dir, (file as NSString).lastPathComponent)
+                    var target = CASAInstallation.join(dir, PathString.lastComponent(file))
                     if fm.fileExists(atPath: target) { target += ".products" }
                     try fm.moveItem(atPath: file, toPath: target)
                 }

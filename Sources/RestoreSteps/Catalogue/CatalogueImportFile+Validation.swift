@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 extension CatalogueImportFile {
     /// The rules beyond types: valid uids, known enumerations, parseable times, safe file ids, unique keys,
@@ -15,9 +17,9 @@ extension CatalogueImportFile {
             }
         }
         func nonEmpty(_ value: String, _ path: String) {
-            if value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if value.trimmingWhitespaceAndNewlines().isEmpty {
                 problem(path, "must not be empty")
-            } else if value != value.trimmingCharacters(in: .whitespacesAndNewlines) {
+            } else if value != value.trimmingWhitespaceAndNewlines() {
                 problem(path, "must not start or end with whitespace")
             }
         }
@@ -150,7 +152,7 @@ extension CatalogueImportFile {
                 }
             }
 
-            if let xml = m.ousStatusXml, !xml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if let xml = m.ousStatusXml, !xml.trimmingWhitespaceAndNewlines().isEmpty {
                 do {
                     _ = try OUSStatusSessions.read(xml)
                 } catch {

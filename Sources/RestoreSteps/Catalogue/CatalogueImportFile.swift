@@ -1,4 +1,5 @@
-public import Foundation
+public import FoundationEssentials
+internal import Glibc
 
 /// The catalogue import file (`dropbox-agent catalog import FILE`, schema `dropbox-agent/catalog/v1`,
 /// INTERFACES.md §1; field by field in docs/catalog-format.md, JSON Schema in schemas/catalog.schema.json).
@@ -101,12 +102,12 @@ extension CatalogueImportFile {
     ///
     /// - Throws: ``CatalogueImportError`` listing every problem with its JSON path.
     public static func decode(_ data: Data) throws(CatalogueImportError) -> CatalogueImportFile {
-        let json: Any
+        let json: CatalogueFieldCheck.Tree
         do {
-            json = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            json = try JSONDecoder().decode(CatalogueFieldCheck.Tree.self, from: data)
         } catch {
             throw CatalogueImportError(problems: [
-                .init(path: "$", message: "not valid JSON: \(error.localizedDescription)")
+                .init(path: "$", message: "not valid JSON: \(CatalogueFieldCheck.describe(error))")
             ])
         }
         var problems = CatalogueFieldCheck.unknownFields(in: json)

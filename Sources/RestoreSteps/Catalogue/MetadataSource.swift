@@ -1,5 +1,6 @@
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Where the agent learns about a MOUS. The embedded default is ``SQLiteCatalogue``; a site can plug in its
 /// own database (an ALMA archive replica, a web service) by implementing this.

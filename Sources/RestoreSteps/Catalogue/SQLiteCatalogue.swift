@@ -1,4 +1,6 @@
-public import Foundation
+internal import Delivery
+public import FoundationEssentials
+internal import Glibc
 internal import SQLiteDatabase
 
 /// Why a catalogue operation failed: the file was valid but the database refused it (or could not be read).
@@ -74,7 +76,7 @@ public final class SQLiteCatalogue: MetadataSource {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw CatalogueError("cannot read \(url.path): \(error.localizedDescription)")
+            throw CatalogueError("cannot read \(url.path): \(ErrorText.describe(error))")
         }
         return try self.import(try CatalogueImportFile.decode(data))
     }
@@ -412,6 +414,6 @@ public final class SQLiteCatalogue: MetadataSource {
 
     /// `ASA_DELIVERY_STATUS.DELIVERY_NAME`: `<project>_<sanitized MOUS>`.
     static func deliveryName(project: String, mous: String) -> String {
-        "\(project)_\(mous.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "/", with: "_"))"
+        "\(project)_\(mous.replacingAll(":", with: "_").replacingAll("/", with: "_"))"
     }
 }

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Chooses a MOUS's scheduling block among its `SCHED_BLOCK_STATUS` rows by `DOMAIN_ENTITY_STATE`.
 ///
@@ -24,7 +25,7 @@ public enum SchedBlockSelection {
 
     /// Whether `state` is spelled like an ALMA state word (1–64 ASCII letters and digits, starting with a letter).
     public static func isValidState(_ state: String) -> Bool {
-        state.range(of: "^[A-Za-z][A-Za-z0-9]{0,63}$", options: .regularExpression) != nil
+        state.wholeMatch(of: #/[A-Za-z][A-Za-z0-9]{0,63}/#) != nil
     }
 
     /// The chosen SB of `mous` and the others (sorted by uid).

@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// Where a delivery is found and how to download all of it with one command. Pure: no file system.
 public struct DeliveryLinks: Sendable, Equatable {
@@ -46,17 +48,16 @@ public struct DeliveryLinks: Sendable, Equatable {
     }
 
     static func escaped(_ component: String) -> String {
-        var allowed = CharacterSet.urlPathAllowed
-        allowed.remove(charactersIn: "/;?#%")
-        return component.addingPercentEncoding(withAllowedCharacters: allowed) ?? component
+        TextEssentials.percentEncoded(component) {
+            TextEssentials.isURLPathAllowed($0) && !Array("/;?#%".utf8).contains($0)
+        }
     }
 
     /// Single-quoted for a POSIX shell when it holds anything but safe characters.
     static func quoted(_ word: String) -> String {
-        let safe = CharacterSet(
-            charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,")
+        let safe = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,".unicodeScalars)
         if !word.isEmpty, word.unicodeScalars.allSatisfy({ safe.contains($0) }) { return word }
-        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        return "'" + word.replacingAll("'", with: "'\\''") + "'"
     }
 }
 

@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// The `README.txt` of a delivery, for the astronomer who downloads it. Pure: built from facts, no file system.
 public struct DeliveryReadme: Sendable {
@@ -64,7 +66,7 @@ public struct DeliveryReadme: Sendable {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(bytes) bytes" : String(format: "%.1f %@", value, units[unit])
+        return unit == 0 ? "\(bytes) bytes" : TextEssentials.fixed(value, fractionDigits: 1) + " " + units[unit]
     }
 
     /// The text (UTF-8, LF line ends).

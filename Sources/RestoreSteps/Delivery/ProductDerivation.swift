@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// What `casa/derive_products.py` made and checked.
@@ -63,9 +65,9 @@ enum ProductDerivation {
     /// The pipeline's `cont.dat` among the staged products (the auxiliary products are expanded there in step 3).
     static func contDat(products: String) -> String? {
         if FileManager.default.fileExists(atPath: products + "/cont.dat") { return products + "/cont.dat" }
-        guard let e = FileManager.default.enumerator(atPath: products) else { return nil }
-        while let item = e.nextObject() as? String {
-            if (item as NSString).lastPathComponent == "cont.dat", !item.contains(".ms/") {
+        guard let items = try? FileManager.default.subpathsOfDirectory(atPath: products) else { return nil }
+        for item in items {
+            if PathString.lastComponent(item) == "cont.dat", !item.contains(".ms/") {
                 return products + "/" + item
             }
         }

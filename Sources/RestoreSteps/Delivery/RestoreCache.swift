@@ -1,5 +1,6 @@
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Restored measurement sets kept for reuse: a later request for the same MOUS with the same inputs (every raw and
 /// calibration file by checksum, the same CASA installation and version) gets hard links of them instead of a second
@@ -36,7 +37,7 @@ public struct RestoreCache: Sendable {
             var buffer = [UInt8](repeating: 0, count: 256)
             gethostname(&buffer, buffer.count - 1)
             let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+                .trimmingWhitespaceAndNewlines()
             return StagingOwner(
                 host: String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self), pid: getpid(), bootId: boot,
                 jobDirectory: jobDirectory)
@@ -115,7 +116,7 @@ public struct RestoreCache: Sendable {
         let dir = directory(entry.key)
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/users", withIntermediateDirectories: true)
-        let marker = dir + "/users/" + (jobDirectory as NSString).lastPathComponent
+        let marker = dir + "/users/" + PathString.lastComponent(jobDirectory)
         try Data(jobDirectory.utf8).write(to: URL(fileURLWithPath: marker))
         try fm.createDirectory(atPath: products, withIntermediateDirectories: true)
         for item in try fm.contentsOfDirectory(atPath: dir + "/products") {
@@ -147,7 +148,7 @@ public struct RestoreCache: Sendable {
         guard maxBytes > 0, lookup(key) == nil else { return }
         let fm = FileManager.default
         try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let jobId = (jobDirectory as NSString).lastPathComponent
+        let jobId = PathString.lastComponent(jobDirectory)
         let staging =
             root + "/" + Self.stagingPrefix + key + "-" + (PlainFileName.isValid(jobId) ? jobId : "pid\(getpid())")
         // The same job's staging from a killed attempt: this process is now its only writer.
@@ -165,7 +166,7 @@ public struct RestoreCache: Sendable {
             }
             try fm.createDirectory(atPath: staging + "/logs", withIntermediateDirectories: true)
             for log in logs where fm.fileExists(atPath: log) {
-                try Self.linkTree(log, to: staging + "/logs/" + (log as NSString).lastPathComponent)
+                try Self.linkTree(log, to: staging + "/logs/" + PathString.lastComponent(log))
             }
             if let plots, fm.fileExists(atPath: plots) { try Self.linkTree(plots, to: staging + "/plots") }
             let now = Date().timeIntervalSince1970
@@ -258,7 +259,7 @@ public struct RestoreCache: Sendable {
                 try linkTree(source + "/" + child, to: target + "/" + child)
             }
         case S_IFREG:
-            if (source as NSString).lastPathComponent == "table.lock" || link(source, target) != 0 {
+            if PathString.lastComponent(source) == "table.lock" || link(source, target) != 0 {
                 try FileManager.default.copyItem(atPath: source, toPath: target)
             }
         case S_IFLNK:
@@ -271,8 +272,7 @@ public struct RestoreCache: Sendable {
 
     static func size(_ path: String) -> Int64 {
         var total: Int64 = 0
-        let e = FileManager.default.enumerator(atPath: path)
-        while let item = e?.nextObject() as? String {
+        for item in (try? FileManager.default.subpathsOfDirectory(atPath: path)) ?? [] {
             var st = stat()
             if lstat(path + "/" + item, &st) == 0, st.st_mode & S_IFMT == S_IFREG { total += Int64(st.st_size) }
         }

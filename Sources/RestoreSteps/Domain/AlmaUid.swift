@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// An ALMA archive uid such as `uid://A002/Xc7111c/X3979`, validated.
 ///
@@ -29,7 +31,7 @@ public struct AlmaUid: Sendable, Hashable, Codable, Comparable, CustomStringConv
     /// The uid as a file-name-safe string: `uid___A002_Xc7111c_X3979` (the pipeline's `get_oussid` rule:
     /// `:` and `/` become `_`).
     public var sanitized: String {
-        rawValue.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "/", with: "_")
+        rawValue.replacingAll(":", with: "_").replacingAll("/", with: "_")
     }
 
     public var description: String { rawValue }

@@ -1,4 +1,5 @@
-public import Foundation
+public import FoundationEssentials
+internal import Glibc
 
 /// Checks, before CASA starts, that the pipeline manifest and the staged products can restore every planned
 /// EB in the session the PPR gives it — the failures real restores hit late (`KeyError: 'session_2'`,

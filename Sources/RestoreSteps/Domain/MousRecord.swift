@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Delivery
 
 /// The leaf types of a MOUS description: the checked domain types of a ``MousRecord`` (``CheckedMousFields``) or the

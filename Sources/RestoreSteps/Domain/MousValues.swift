@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Delivery
 
 /// A file in the archive store: NGAS file id, size and checksum.
@@ -61,7 +62,7 @@ public enum QA0Status: String, Sendable, Codable, Hashable, CaseIterable {
     /// Reads the values ALMA tables hold, leniently: case-insensitive, and `Pending…`/`Pass…` prefixes as the
     /// shiftlog's `SE_QA0FLAG LIKE 'Pass%'` queries do. `SemiPass` is tested before `Pass`.
     public init?(lenient text: String) {
-        let lower = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let lower = text.trimmingWhitespace().lowercased()
         if lower.hasPrefix("semipass") {
             self = .semiPass
         } else if lower.hasPrefix("pass") {

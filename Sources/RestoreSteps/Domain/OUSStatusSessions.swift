@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// The sessions an OUSStatus XML document lists, read leniently.
 ///
@@ -40,7 +42,7 @@ struct OUSStatusSessions {
                 let raw =
                     ref.attribute("ExecBlockId") ?? ref.attribute("execBlockId") ?? ref.attribute("entityId")
                     ?? ref.element("ExecBlockId")?.trimmedText ?? ref.trimmedText
-                if let uid = AlmaUid(lenient: raw.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                if let uid = AlmaUid(lenient: raw.trimmingWhitespaceAndNewlines()) {
                     if !execBlocks.contains(uid) { execBlocks.append(uid) }
                 } else {
                     notes.append(

@@ -1,4 +1,6 @@
-public import Foundation
+internal import Delivery
+public import FoundationEssentials
+internal import Glibc
 
 /// A pipeline manifest (`<oussid>.<recipe>.pipeline_manifest.xml`, root `piperesults`), the parts
 /// `hifa_restoredata` reads (brief §5.2): the first `ous`, its sessions with `caltables`, and per `asdm`

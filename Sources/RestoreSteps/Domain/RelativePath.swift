@@ -1,4 +1,6 @@
-public import Foundation
+internal import Delivery
+public import FoundationEssentials
+internal import Glibc
 
 /// The PPR's `RelativePath`: the MOUS directory relative to `SCIPIPE_ROOTDIR`, holding `rawdata/`,
 /// `working/` and `products/`.
@@ -16,7 +18,7 @@ public struct RelativePath: Sendable, Codable, Hashable, CustomStringConvertible
     /// Builds the path for a MOUS restored at `time`.
     public init(project: String, sous: AlmaUid, gous: AlmaUid, mous: AlmaUid, time: Date) {
         let stamp = UTCTime(time).description  // 2018-01-22T00:53:28.968Z or …:28Z
-        var compact = stamp.dropLast().replacingOccurrences(of: "-", with: "_").replacingOccurrences(of: ":", with: "_")
+        var compact = stamp.dropLast().replacingAll("-", with: "_").replacingAll(":", with: "_")
         if !compact.contains(".") { compact += ".000" }
         rawValue =
             "\(RelativePath.sanitize(project))_\(compact)/SOUS_\(sous.sanitized)/GOUS_\(gous.sanitized)/MOUS_\(mous.sanitized)"

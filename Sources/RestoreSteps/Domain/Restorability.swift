@@ -1,4 +1,6 @@
-public import Foundation
+internal import Delivery
+public import FoundationEssentials
+internal import Glibc
 
 /// The rules that decide, from the catalogue alone, whether a MOUS can be restored — and the plan if it can.
 ///
@@ -122,12 +124,12 @@ public enum Restorability {
     /// SQL `LIKE '%scriptFor%Cal%'`, case-insensitive: a manual-calibration script.
     public static func isManualCalibrationScript(_ fileId: String) -> Bool {
         let lower = fileId.lowercased()
-        guard let range = lower.range(of: "scriptfor") else { return false }
+        guard let range = lower.firstRange(of: "scriptfor") else { return false }
         return lower[range.upperBound...].contains("cal")
     }
 
     static func checkEventForm(_ request: RestoreRequest, record: MousRecord) throws(RestoreError) {
-        if let code = request.projectCode?.trimmingCharacters(in: .whitespaces), !code.isEmpty, code != record.project {
+        if let code = request.projectCode?.trimmingWhitespace(), !code.isEmpty, code != record.project {
             throw RestoreError(
                 .projectMismatch,
                 "the request says project \(code), but MOUS \(record.mous) belongs to project \(record.project)",
@@ -137,7 +139,7 @@ public enum Restorability {
         let known = Set(record.execBlocks.map(\.uid))
         var unknown: [String] = []
         for id in fileSetIds {
-            let trimmed = id.trimmingCharacters(in: .whitespaces)
+            let trimmed = id.trimmingWhitespace()
             guard let uid = AlmaUid(lenient: trimmed), known.contains(uid) else {
                 unknown.append(trimmed)
                 continue

@@ -1,4 +1,5 @@
-public import Foundation
+public import FoundationEssentials
+internal import Glibc
 
 /// `metadata.json`, written by step 1 (`prepare`) into the request's working area: everything later steps
 /// (and a person) need to know about the restore, so that every step can resume from files alone.

@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// One numbered session: `SESSION_<number>` in the PPR, `session_<number>` in the manifest.
 public struct NumberedSession: Sendable, Codable, Hashable {
@@ -74,7 +76,7 @@ public enum SessionMapping {
         var notes: [String] = []
         var source = SessionAssignment.Source.aquaSessions
 
-        if let xml = record.ousStatusXml, !xml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if let xml = record.ousStatusXml, !xml.trimmingWhitespaceAndNewlines().isEmpty {
             let parsed: OUSStatusSessions
             do {
                 parsed = try OUSStatusSessions.read(xml)

@@ -1,4 +1,6 @@
-public import Foundation
+internal import Delivery
+public import FoundationEssentials
+internal import Glibc
 
 /// A UTC instant with millisecond precision, written as RFC 3339 (`2024-03-01T10:00:00Z`,
 /// `2024-03-01T10:00:00.250Z`).
@@ -26,8 +28,8 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
     /// RFC 3339, UTC, milliseconds only when non-zero.
     public var description: String {
         let c = components
-        var text = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", c.year, c.month, c.day, c.hour, c.minute, c.second)
-        if c.millisecond != 0 { text += String(format: ".%03d", c.millisecond) }
+        var text = String(fixedWidthDescription.prefix(19))
+        if c.millisecond != 0 { text += "." + CivilTime.digits(c.millisecond, 3) }
         return text + "Z"
     }
 
@@ -66,7 +68,7 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
 
     /// Parses the spellings listed on the type; nil for anything else (including impossible dates).
     public init?(parsing text: String) {
-        let scalars = Array(text.trimmingCharacters(in: .whitespaces).utf8)
+        let scalars = Array(text.trimmingWhitespace().utf8)
         var index = 0
         func number(_ digits: Int) -> Int? {
             guard index + digits <= scalars.count else { return nil }
@@ -114,10 +116,10 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
             }
         }
         guard index == scalars.count, (1...12).contains(month), day >= 1,
-            day <= UTCTime.daysIn(month: month, year: year),
+            day <= CivilTime.daysIn(month: month, year: year),
             hour < 24, minute < 60, second < 60
         else { return nil }
-        let days = UTCTime.daysFromCivil(year: year, month: month, day: day)
+        let days = CivilTime.daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
         self.millisecondsSince1970 = seconds * 1000 + Int64(millisecond)
     }
@@ -137,44 +139,7 @@ public struct UTCTime: Sendable, Hashable, Comparable, Codable, CustomStringConv
         try container.encode(description)
     }
 
-    // MARK: - Calendar arithmetic (proleptic Gregorian, Howard Hinnant's algorithms)
+    // MARK: - Calendar arithmetic (Delivery's CivilTime)
 
-    private var components: (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int) {
-        let ms = millisecondsSince1970
-        let totalSeconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
-        let millisecond = Int(ms - totalSeconds * 1000)
-        let days = totalSeconds >= 0 ? totalSeconds / 86_400 : (totalSeconds - 86_399) / 86_400
-        let secondOfDay = Int(totalSeconds - days * 86_400)
-        let (y, m, d) = UTCTime.civil(fromDays: Int(days))
-        return (y, m, d, secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60, millisecond)
-    }
-
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func civil(fromDays days: Int) -> (Int, Int, Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-    }
-
-    static func daysIn(month: Int, year: Int) -> Int {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
+    private var components: CivilTime { CivilTime(millisecondsSince1970: millisecondsSince1970) }
 }

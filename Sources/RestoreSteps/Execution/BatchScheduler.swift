@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// A batch scheduler, as the restore needs it: submit a job under a name, find a job by that name, read a job's
 /// state, cancel it. ``SlurmScheduler`` implements it with Slurm's commands; another scheduler (HTCondor) can
@@ -80,7 +82,7 @@ public struct SchedulerError: Error, Sendable, Hashable, CustomStringConvertible
 
     /// `sbatch failed (exit status 1): <the scheduler's lines, joined with "; ">` (the whole argv is in ``command``).
     public var description: String {
-        let lines = message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+        let lines = message.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }.filter {
             !$0.isEmpty
         }
         return "\(command.first ?? "?") failed" + (exitStatus.map { " (exit status \($0))" } ?? "") + ": "

@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// `dropbox-agent check --cluster`: a tiny batch job that proves a compute node sees what the restores need — it
 /// lists the directories (`ls -ld`, so a missing one is named) and writes its exit record into the restore
@@ -24,7 +26,7 @@ public enum ClusterProbe {
         do {
             try fm.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         } catch {
-            return Outcome(ok: false, detail: "cannot create \(scratch) on this host: \(error.localizedDescription)")
+            return Outcome(ok: false, detail: "cannot create \(scratch) on this host: \(ErrorText.describe(error))")
         }
         defer { try? fm.removeItem(atPath: scratch) }
         let exitRecord = scratch + "/exit.json"

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// The execution checkpoint of step 5 (`<logs>/execution.json`, in the working area the cluster shares): every
 /// batch job submitted for this restore, written *before* `sbatch` runs (name and number) and again when its id is

@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// Reads the `PROGRESS` lines a job appends to its output log, from where the last read stopped (after a
 /// restart: from the start, so progress resumes at the job's latest line).
@@ -11,9 +13,7 @@ struct ProgressFollower {
 
     /// The newest progress in what was appended since the last call, if any.
     mutating func poll() -> StepProgress? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else {
+        guard let data = FileReader(path: path)?.readToEnd(from: offset), !data.isEmpty else {
             return nil
         }
         offset += UInt64(data.count)

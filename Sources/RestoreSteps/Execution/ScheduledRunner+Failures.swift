@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// How a batch job that did not succeed becomes a restore error: the scheduler's cause and reason, the hint an
 /// operator can act on, and the exit status when the job left no exit record.
@@ -33,11 +35,9 @@ extension ScheduledRunner {
 
     /// Slurm's memory-kill line in the job's output file (its last 64 KiB), if any.
     static func memoryKill(output path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > 65536 ? size - 65536 : 0)
-        guard let data = try? handle.readToEnd() else { return nil }
+        guard let reader = FileReader(path: path) else { return nil }
+        let size = reader.size
+        guard let data = reader.readToEnd(from: size > 65536 ? size - 65536 : 0) else { return nil }
         return SlurmText.memoryKill(jobOutput: String(decoding: data, as: UTF8.self))
     }
 

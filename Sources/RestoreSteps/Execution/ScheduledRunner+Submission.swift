@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// Submitting: a new job, or the one a crashed agent had already submitted (found by id or by name).

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 public import Logging
 
 /// Step 5 as a batch job: the same CASA command the local backend runs (``CASACommandRunner/command(for:)``),

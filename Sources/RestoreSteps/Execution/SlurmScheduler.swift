@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 internal import Subprocess
 internal import SystemPackage
 
@@ -47,7 +49,7 @@ public struct SlurmScheduler: BatchScheduler {
         guard result.status == 0 else {
             throw SchedulerError(command: argv, message: result.errorText, exitStatus: result.status)
         }
-        return result.output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        return result.output.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }
             .filter { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
             .sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }
     }
@@ -82,7 +84,7 @@ public struct SlurmScheduler: BatchScheduler {
         var output: String
         var error: String
         var errorText: String {
-            let text = error.trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = error.trimmingWhitespaceAndNewlines()
             return text.isEmpty ? "(no message)" : text
         }
     }

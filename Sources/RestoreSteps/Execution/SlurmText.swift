@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// What Slurm's commands print and are given, without running them: `sbatch`'s argv, `sbatch --parsable`'s answer,
 /// `scontrol show job -o` lines, Slurm's state names. Pure; ``SlurmScheduler`` runs the commands.
@@ -32,7 +34,7 @@ public enum SlurmText {
     /// The job id from `sbatch --parsable` (`12345` or `12345;cluster`); nil when the output is not one.
     public static func parsableJobId(_ output: String) -> String? {
         let line = output.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
-        let id = line.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let id = line.split(separator: ";").first.map { $0.trimmingWhitespace() } ?? ""
         return !id.isEmpty && id.allSatisfy(\.isNumber) ? id : nil
     }
 
@@ -81,7 +83,7 @@ public enum SlurmText {
     public static func memoryKill(jobOutput: String) -> String? {
         jobOutput.split(whereSeparator: \.isNewline).first {
             $0.hasPrefix("slurmstepd") && ($0.contains("exceeded memory limit") || $0.contains("oom-kill event"))
-        }.map { String($0).trimmingCharacters(in: .whitespaces) }
+        }.map { String($0).trimmingWhitespace() }
     }
 
     /// Slurm's job states (`man squeue`, JOB STATE CODES) as phases.

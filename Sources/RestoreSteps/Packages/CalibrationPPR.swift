@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// The calibration run's PPR shipped in a download package (`script/*pprequest.xml`): where a restore takes
 /// the ProjectStructure (ObsProject, ProjectStatus and OUSStatus refs, the scheduling block) and the
@@ -33,7 +35,7 @@ public struct CalibrationPPR: Sendable, Hashable {
         do { tree = try XMLTree.parse(file: path) } catch {
             throw RestoreError(.pprUnreadable, "the package's calibration PPR cannot be read: \(error.message)")
         }
-        let name = (path as NSString).lastPathComponent
+        let name = PathString.lastComponent(path)
         let summary = try PPRSummary.summarise(tree, name: name)
         let root = tree.root!  // summarise checked it is a SciPipeRequest
         let structure = root.element("ProjectStructure").map { $0.element("AlmaStructure") ?? $0 }

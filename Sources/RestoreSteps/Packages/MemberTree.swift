@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// One MOUS's directory in a download package, `<project>/science_goal.uid___…/group.uid___…/member.uid___…`,
 /// with the identities its path carries (ALMA QA2 Data Products; alma-restore.md §9).
@@ -39,6 +40,6 @@ public struct MemberTree: Sendable, Codable, Hashable {
 /// ALMA project codes, `2017.1.00886.L`.
 public enum ProjectCode {
     public static func isValid(_ s: String) -> Bool {
-        s.range(of: #"^[0-9]{4}\.[0-9A-Z]\.[0-9]{5}\.[A-Z]+$"#, options: .regularExpression) != nil
+        s.wholeMatch(of: #/[0-9]{4}\.[0-9A-Z]\.[0-9]{5}\.[A-Z]+/#) != nil
     }
 }

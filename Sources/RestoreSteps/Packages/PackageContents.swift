@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Where one execution block's ASDM is in a package.
 public struct AsdmSource: Sendable, Codable, Hashable {
@@ -132,6 +133,6 @@ public struct PackageContents: Sendable {
 
     /// Sizes of the files, for the plan (0 when a file cannot be stat'ed).
     func size(of path: String) -> Int64 {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? UInt).map { Int64($0) } ?? 0
     }
 }

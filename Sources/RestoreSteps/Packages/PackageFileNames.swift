@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Finds the package file that holds a product the manifest names.
 ///
@@ -48,7 +49,7 @@ public enum PackageFileNames {
         for kind in ["caltables.tgz", "auxcaltables.tgz"] {
             guard name.hasSuffix("." + kind) else { continue }
             let stem = name.dropLast(kind.count + 1)
-            guard let range = stem.range(of: "session_", options: .backwards) else { return nil }
+            guard let range = stem.ranges(of: "session_").last else { return nil }
             let number = stem[range.upperBound...]
             guard !number.isEmpty, number.allSatisfy(\.isASCIIDigit) else { return nil }
             return "s\(number).\(kind)"

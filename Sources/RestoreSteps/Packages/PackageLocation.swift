@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Checks on where a request says its download package is (`source.package`).
 public enum PackageLocation {

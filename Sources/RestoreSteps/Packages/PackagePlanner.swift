@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// Decides, from a download package alone, whether its MOUS can be restored, and the plan if it can.
 ///
@@ -172,7 +174,7 @@ public enum PackagePlanner {
             if let reason = source.incomplete {
                 throw RestoreError(
                     .packageFileTruncated,
-                    "\((source.path as NSString).lastPathComponent) (the raw data of \(disk)) is incomplete: \(reason); the download was interrupted or damaged",
+                    "\(PathString.lastComponent(source.path)) (the raw data of \(disk)) is incomplete: \(reason); the download was interrupted or damaged",
                     hint: "Download the file again from the archive; nothing was unpacked.")
             }
         }
@@ -299,7 +301,7 @@ public enum PackagePlanner {
                 uid: eb, qa0: .pass, sessionId: sessionOf[eb].map { "session_\($0)" }, startTime: nil, endTime: nil,
                 asdm: source.map {
                     ArchiveFile(
-                        ngasFileId: ($0.path as NSString).lastPathComponent, size: $0.size, checksum: nil,
+                        ngasFileId: PathString.lastComponent($0.path), size: $0.size, checksum: nil,
                         checksumVariant: nil)
                 })
         }

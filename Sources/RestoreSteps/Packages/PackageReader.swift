@@ -1,5 +1,6 @@
 public import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Reads a download package on the local file system into ``PackageContents``: finds the MOUS's tree
 /// (untarred, or by unpacking the auxiliary tar into a scratch directory of the working area), lists its
@@ -102,7 +103,7 @@ public enum PackageReader {
         let hint =
             projectHint
             ?? auxiliaryTars.first.flatMap { name in
-                name.name.range(of: "_uid___").map { String(name.name[..<$0.lowerBound]) }
+                name.name.firstRange(of: "_uid___").map { String(name.name[..<$0.lowerBound]) }
             }
         var contents = PackageContents(
             location: location, tree: tree, calibrationFiles: calibration, scriptFiles: script, asdms: asdms,
@@ -128,7 +129,7 @@ public enum PackageReader {
             FileSystemSteps.remove(scratch)
             throw RestoreError(
                 RestoreError.Code(rawValue: error.code.rawValue),
-                "cannot unpack \((tar as NSString).lastPathComponent) of the download package: \(error.message)",
+                "cannot unpack \(PathString.lastComponent(tar)) of the download package: \(error.message)",
                 hint: error.hint ?? "Download the auxiliary tar again.")
         }
         return memberTrees(in: scratch, depth: 4).first { $0.mous == mous }
@@ -167,21 +168,18 @@ public enum PackageReader {
     static func tarIncompleteness(_ path: String, size: Int64) -> String? {
         guard path.hasSuffix(".tar") else { return nil }
         guard size >= 1024, size % 512 == 0 else { return "\(size) bytes is not a whole number of 512-byte tar blocks" }
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        guard (try? handle.seek(toOffset: UInt64(size - 1024))) != nil, let tail = try? handle.read(upToCount: 1024),
-            tail.count == 1024
+        guard let reader = FileReader(path: path) else { return nil }
+        guard let tail = reader.read(at: UInt64(size - 1024), upTo: 1024), tail.count == 1024
         else { return nil }
         guard tail.allSatisfy({ $0 == 0 }) else {
             return "it does not end with the two zero blocks that close every tar archive"
         }
         var offset: Int64 = 0
         while offset + 512 <= size {
-            guard (try? handle.seek(toOffset: UInt64(offset))) != nil, let header = try? handle.read(upToCount: 512),
-                header.count == 512
+            guard let header = reader.read(at: UInt64(offset), upTo: 512), header.count == 512
             else { return nil }
             if header.allSatisfy({ $0 == 0 }) { return nil }  // the end-of-archive marker: whole
-            guard let dataSize = tarMemberSize([UInt8](header)) else {
+            guard let dataSize = tarMemberSize(header) else {
                 return "the tar header at byte \(offset) is damaged (its checksum does not match)"
             }
             let next = offset + 512 + (dataSize + 511) / 512 * 512
@@ -227,7 +225,7 @@ public enum PackageReader {
 
     /// `…_001_of_002.tar`: the images, never needed by a restore.
     static func isProductTar(_ name: String) -> Bool {
-        name.range(of: #"_[0-9]{3}_of_[0-9]{3}\.tar(\.gz)?$"#, options: .regularExpression) != nil
+        name.firstMatch(of: #/_[0-9]{3}_of_[0-9]{3}\.tar(\.gz)?$/#) != nil
     }
 
     struct Entry: Hashable {

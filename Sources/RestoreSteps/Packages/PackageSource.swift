@@ -1,5 +1,6 @@
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// Step 1 for requests whose data come from a download package: finds and reads the package, plans the restore.
@@ -60,7 +61,7 @@ enum PackageSource {
         if let tree = PackageReader.memberTrees(in: directory, depth: min(depth, 4)).first(where: { $0.mous == mous }) {
             // The package directory is the one above <project>/science_goal…/group…/member… when the tree has it.
             var path = tree.path
-            for _ in 0..<(tree.project == nil ? 0 : 4) { path = (path as NSString).deletingLastPathComponent }
+            for _ in 0..<(tree.project == nil ? 0 : 4) { path = PathString.deletingLastComponent(path) }
             return PackageLocation.isBeneath(path, directory) ? path : tree.path
         }
         guard depth > 0 else { return nil }

@@ -1,5 +1,6 @@
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// Steps 2 and 3 for a restore from a download package: ASDMs into `rawdata/`, products into `products/`.

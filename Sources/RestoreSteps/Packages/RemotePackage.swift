@@ -1,5 +1,6 @@
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// Step 1 (and the fetches of step 2) for packages that are not on this machine: a package directory on a web
@@ -126,7 +127,7 @@ enum RemotePackage {
     /// cannot be peeked into without fetching it, so here (only here) the EB is read from the name; step 2
     /// still requires the unpacked tar to hold exactly that ASDM.
     static func diskName(ofRawTar name: String) -> String? {
-        guard name.hasSuffix(".asdm.sdm.tar"), let range = name.range(of: "uid___", options: .backwards) else {
+        guard name.hasSuffix(".asdm.sdm.tar"), let range = name.ranges(of: "uid___").last else {
             return nil
         }
         let disk = String(name[range.lowerBound...].dropLast(".asdm.sdm.tar".count))
@@ -191,6 +192,6 @@ enum RemotePackage {
     }
 
     private static func percentEncoded(_ name: String) -> String {
-        name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name
+        TextEssentials.percentEncoded(name, allowed: TextEssentials.isURLPathAllowed)
     }
 }

@@ -1,6 +1,7 @@
 internal import Logging
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Fetches archive files through the shared cache (hard links into the working area), several at once,
 /// with one aggregate progress report.

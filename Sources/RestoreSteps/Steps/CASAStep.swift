@@ -1,6 +1,7 @@
 internal import Delivery
 internal import Logging
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Step 5: CASA restores the measurement sets from the PPR, with the installation recorded in `metadata.json`
 /// (chosen in step 1 and checked against `casa.versionPolicy` as soon as the manifest was read; see

@@ -1,6 +1,7 @@
 internal import Logging
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Step 3: calibration and script products flat in `products/`, `*auxproducts.tgz` expanded, exactly one
 /// pipeline manifest copied into `rawdata/`, and the manifest cross-checked against the EBs, their sessions
@@ -146,20 +147,19 @@ enum CalibrationProducts {
     private static func expandAuxiliary(
         _ tgz: String, into products: String, limits: ArchiveLimits
     ) throws(RestoreError) {
-        let staging = products + "/.aux-" + (tgz as NSString).lastPathComponent
+        let staging = products + "/.aux-" + PathString.lastComponent(tgz)
         FileSystemSteps.remove(staging)
         try FileSystemSteps.createDirectory(staging)
         defer { FileSystemSteps.remove(staging) }
         do { _ = try SafeArchive.extract(tgz, into: staging, limits: limits) } catch {
             throw RestoreError(
                 RestoreError.Code(rawValue: error.code.rawValue),
-                "cannot unpack \((tgz as NSString).lastPathComponent): \(error.message)", hint: error.hint)
+                "cannot unpack \(PathString.lastComponent(tgz)): \(error.message)", hint: error.hint)
         }
-        let e = FileManager.default.enumerator(atPath: staging)
-        while let item = e?.nextObject() as? String {
+        for item in (try? FileManager.default.subpathsOfDirectory(atPath: staging)) ?? [] {
             let source = staging + "/" + item
             guard !FileSystemSteps.isDirectory(source) else { continue }
-            let target = products + "/" + (item as NSString).lastPathComponent
+            let target = products + "/" + PathString.lastComponent(item)
             if !FileSystemSteps.exists(target) { try FileSystemSteps.move(source, to: target) }
         }
     }

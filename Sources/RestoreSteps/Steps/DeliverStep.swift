@@ -1,6 +1,7 @@
 internal import Logging
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Step 6: checks the measurement sets once more, moves them (with `.flagversions`) into `products/`, and
 /// publishes them to the download area — with the PPR, the CASA logs, a README for the astronomer, a URL list and a
@@ -23,8 +24,9 @@ public struct DeliverStep: PipelineStep {
     /// Gives the delivery to the download area's group.
     static func changeGroup(of path: String, to group: gid_t) {
         _ = lchown(path, uid_t.max, group)
-        guard let e = FileManager.default.enumerator(atPath: path) else { return }
-        while let item = e.nextObject() as? String { _ = lchown(path + "/" + item, uid_t.max, group) }
+        for item in (try? FileManager.default.subpathsOfDirectory(atPath: path)) ?? [] {
+            _ = lchown(path + "/" + item, uid_t.max, group)
+        }
     }
 
     /// The README delivered with the measurement sets.
@@ -35,7 +37,7 @@ public struct DeliverStep: PipelineStep {
     static func deliveryName(_ context: RestoreContext) throws(RestoreError) -> String {
         let path = context.workArea.logs + "/delivery-name"
         if let data = FileManager.default.contents(atPath: path),
-            case let name = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines),
+            case let name = String(decoding: data, as: UTF8.self).trimmingWhitespaceAndNewlines(),
             DeliveryName.isValid(name)
         {
             return name
@@ -55,9 +57,7 @@ public struct DeliverStep: PipelineStep {
     }
 
     static func timestamp(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: date)
+        CivilTime(secondsSince1970: date.timeIntervalSince1970).iso8601Seconds
     }
 
     /// What each delivered item is, for the README.
@@ -196,8 +196,8 @@ public struct DeliverStep: PipelineStep {
         let area = services.downloadDirectory
         let format: PublishFormat =
             context.request.deliveryFormat == .tar ? .tar : (context.request.deliveryFormat == .tgz ? .tgz : .directory)
-        let archiveBase = metadata.mous.rawValue.replacingOccurrences(of: "://", with: "___").replacingOccurrences(
-            of: "/", with: "_")
+        let archiveBase = metadata.mous.rawValue.replacingAll("://", with: "___").replacingAll(
+            "/", with: "_")
         let singleFile = format == .directory ? nil : archiveBase + (format == .tgz ? ".tgz" : ".tar")
         let links = DeliveryLinks(
             baseURL: services.downloadBaseURL, name: name, path: area + "/" + name, singleFile: singleFile,

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -42,7 +43,7 @@ public enum DiskSpaceCheck {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f", value) + " " + units[unit]
+        return unit == 0 ? "\(bytes) B" : TextEssentials.fixed(value, fractionDigits: 1) + " " + units[unit]
     }
 }
 

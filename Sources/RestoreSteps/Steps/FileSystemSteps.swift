@@ -1,13 +1,14 @@
 internal import Delivery
 internal import Logging
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Small filesystem helpers the steps share; failures become ``RestoreError``s that say which path.
 enum FileSystemSteps {
     static func createDirectory(_ path: String) throws(RestoreError) {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw RestoreError(
-                .workingAreaUnwritable, "cannot create \(path): \(error.localizedDescription)",
+                .workingAreaUnwritable, "cannot create \(path): \(ErrorText.describe(error))",
                 hint: "Check free space and permissions of agent.restoreDirectory.")
         }
     }
@@ -25,8 +26,8 @@ enum FileSystemSteps {
     static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
     static func isDirectory(_ path: String) -> Bool {
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+        var isDir = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir
     }
 
     static func remove(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
@@ -41,17 +42,12 @@ enum FileSystemSteps {
 
     /// Total size of the regular files under `path`.
     static func treeSize(_ path: String) -> Int64 {
-        guard let e = FileManager.default.enumerator(atPath: path) else {
-            return ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int64) ?? 0
+        func regularSize(_ file: String) -> Int64 {
+            var st = stat()
+            guard lstat(file, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return 0 }
+            return Int64(st.st_size)
         }
-        var total: Int64 = 0
-        while let item = e.nextObject() as? String {
-            if let attrs = try? FileManager.default.attributesOfItem(atPath: path + "/" + item),
-                attrs[.type] as? FileAttributeType == .typeRegular
-            {
-                total += (attrs[.size] as? Int64) ?? 0
-            }
-        }
-        return total
+        guard let items = try? FileManager.default.subpathsOfDirectory(atPath: path) else { return regularSize(path) }
+        return items.reduce(0) { $0 + regularSize(path + "/" + $1) }
     }
 }

@@ -1,4 +1,5 @@
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Logging
 
 /// Finds and stops processes whose working directory is inside a restore's `working/` — a CASA left

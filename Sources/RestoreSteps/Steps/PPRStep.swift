@@ -1,5 +1,7 @@
 internal import Logging
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// Step 4: the restore SciPipeRequest in `working/PPR_<mous>.xml`, written and read back by ``PPRWriter``
 /// (every invariant the pipeline's parser silently depends on is checked before CASA sees the file).
@@ -18,6 +20,6 @@ public struct PPRStep: PipelineStep {
         _ = try PPRWriter.write(
             plan: metadata.plan, relativePath: metadata.relativePath, to: URL(fileURLWithPath: path))
         context.logger.info("PPR written", metadata: ["ppr": "\(path)"])
-        reporter.report(StepProgress(fraction: 1, message: "PPR written: \((path as NSString).lastPathComponent)"))
+        reporter.report(StepProgress(fraction: 1, message: "PPR written: \(PathString.lastComponent(path))"))
     }
 }

@@ -1,5 +1,6 @@
 internal import Logging
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 
 /// Step 1: checks that the MOUS can be restored (before any raw data is fetched), creates the pipeline's
 /// directory tree and writes `metadata.json`.

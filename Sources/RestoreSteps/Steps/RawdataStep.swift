@@ -1,6 +1,7 @@
 internal import Logging
 internal import Delivery
-internal import Foundation
+internal import FoundationEssentials
+internal import Glibc
 internal import Subprocess
 internal import SystemPackage
 
@@ -73,7 +74,7 @@ public struct RawdataStep: PipelineStep {
         do { _ = try SafeArchive.extract(tarball, into: staging, limits: limits) } catch {
             throw RestoreError(
                 RestoreError.Code(rawValue: error.code.rawValue),
-                "cannot unpack the ASDM \(name) from \((tarball as NSString).lastPathComponent): \(error.message)",
+                "cannot unpack the ASDM \(name) from \(PathString.lastComponent(tarball)): \(error.message)",
                 hint: error.hint)
         }
         guard let found = locateAsdm(name, in: staging) else {
@@ -98,7 +99,7 @@ public struct RawdataStep: PipelineStep {
             for entry in PackageReader.listing(directory) where entry.isDirectory {
                 let path = directory + "/" + entry.name
                 if entry.name == name || entry.name == name + ".asdm.sdm" {
-                    if depth == 0 || (directory as NSString).lastPathComponent == "raw" { found.append(path) }
+                    if depth == 0 || PathString.lastComponent(directory) == "raw" { found.append(path) }
                 } else if depth < 5 {
                     visit(path, depth: depth + 1)
                 }

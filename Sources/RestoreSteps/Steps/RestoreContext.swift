@@ -1,5 +1,6 @@
 public import Delivery
-public import Foundation
+internal import FoundationEssentials
+public import Glibc
 public import Logging
 
 /// Where and how a site's restores get their data, run CASA and deliver: everything a step needs besides

@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// The read-back check of a written PPR: brief §3.6 rules 1–10, plus agreement with the plan.
 ///
@@ -269,7 +271,7 @@ public enum PPRInvariants {
         let trimmed = text.trimmingWhitespace
         // Python's int()/float() also accept digit-group underscores ("1_000").
         if Double(trimmed) != nil || Int(trimmed) != nil
-            || Double(trimmed.replacingOccurrences(of: "_", with: "")) != nil
+            || Double(trimmed.replacingAll("_", with: "")) != nil
         {
             return true
         }

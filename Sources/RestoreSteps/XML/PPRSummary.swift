@@ -1,4 +1,6 @@
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// What the pipeline would take from a PPR: read with the matching rules of `executeppr` (brief §3.2–3.4).
 ///
@@ -106,7 +108,7 @@ public struct PPRSummary: Sendable, Hashable {
 
     /// `:` and `/` → `_` (the pipeline's sanitising of SESSION values).
     static func sanitizeUid(_ text: String) -> String {
-        text.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "/", with: "_")
+        text.replacingAll(":", with: "_").replacingAll("/", with: "_")
     }
 
     /// The pipeline's `_sanitize_for_ms`, the union of the versions seen: strips `.ms`, `_target(s).ms`,

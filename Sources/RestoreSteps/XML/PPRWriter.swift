@@ -1,4 +1,6 @@
-public import Foundation
+internal import Delivery
+public import FoundationEssentials
+internal import Glibc
 
 /// Writes the restore SciPipeRequest (PPR) for a ``RestorePlan`` — exactly the structure brief §3 describes —
 /// and reads it back to check every rule of brief §3.6 before it may reach CASA.
@@ -79,7 +81,7 @@ public enum PPRWriter {
             try Data(text.utf8).write(to: path, options: .atomic)
         } catch {
             throw RestoreError(
-                .pprWriteFailed, "cannot write the PPR to \(path.path): \(error.localizedDescription)",
+                .pprWriteFailed, "cannot write the PPR to \(path.path): \(ErrorText.describe(error))",
                 isTransient: false)
         }
         return text

@@ -1,5 +1,7 @@
 internal import CLibXML2
-internal import Foundation
+internal import Delivery
+internal import FoundationEssentials
+internal import Glibc
 
 /// Why an XML document could not be read.
 struct XMLReadError: Error, Sendable, CustomStringConvertible {
@@ -78,7 +80,7 @@ final class XMLTree {
         guard let error = xmlCtxtGetLastError(UnsafeMutableRawPointer(ctxt)) else { return "unknown error" }
         let message =
             error.pointee.message.map { String(cString: $0) }?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown error"
+            .trimmingWhitespaceAndNewlines() ?? "unknown error"
         return "line \(error.pointee.line): \(message)"
     }
 
@@ -194,5 +196,5 @@ struct XMLNode {
     }
 
     /// The text of this node with surrounding whitespace removed.
-    var trimmedText: String { text.trimmingCharacters(in: .whitespacesAndNewlines) }
+    var trimmedText: String { text.trimmingWhitespaceAndNewlines() }
 }
