@@ -32,13 +32,7 @@ public enum AtomicFile {
     public static func write(
         _ data: Data, to path: String, mode: mode_t = 0o644, group: DirectorySyncGroup? = nil
     ) throws {
-        let temp = try writeTemporary(data, near: path, mode: mode)
-        guard rename(temp, path) == 0 else {
-            let e = errno
-            unlink(temp)
-            throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: e)
-        }
-        if let group { group.add(directoryOf: path) } else { try syncDirectory(of: path) }
+        try write([Replacement(data, at: path, mode: mode)], group: group)
     }
 
     /// ``write(_:to:mode:)`` whose visible step, the `rename`, happens only if `commit` agrees: `commit` is called
@@ -51,16 +45,14 @@ public enum AtomicFile {
     public static func write(
         _ data: Data, to path: String, mode: mode_t = 0o644, commit: (_ rename: () throws -> Void) throws -> Bool
     ) throws -> Bool {
-        let temp = try writeTemporary(data, near: path, mode: mode)
+        let pending = try PendingFile(data, for: path, mode: mode)
+        try pending.waitUntilDurable()
         var renamed = false
-        defer { if !renamed { unlink(temp) } }
         let agreed = try commit {
-            guard rename(temp, path) == 0 else {
-                throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: errno)
-            }
+            try pending.rename()
             renamed = true
         }
-        guard agreed, renamed else { return false }
+        guard agreed, renamed else { return false }  // the pending file removes its temporary
         try syncDirectory(of: path)
         return true
     }
@@ -77,18 +69,7 @@ public enum AtomicFile {
         _ data: Data, to path: String, mode: mode_t = 0o644, group: DirectorySyncGroup? = nil,
         if precondition: () -> Bool
     ) throws -> Bool {
-        let temp = try writeTemporary(data, near: path, mode: mode)
-        guard precondition() else {
-            unlink(temp)
-            return false
-        }
-        guard rename(temp, path) == 0 else {
-            let e = errno
-            unlink(temp)
-            throw DeliveryError.posix("cannot rename a temporary file onto", path: path, errno: e)
-        }
-        if let group { group.add(directoryOf: path) } else { try syncDirectory(of: path) }
-        return true
+        try write([Replacement(data, at: path, mode: mode)], group: group, if: precondition)
     }
 
     /// Creates `path` with `data` only if it does not exist yet (`link(2)` of a complete temp file, so the
@@ -126,13 +107,6 @@ public enum AtomicFile {
         }
     }
 
-    /// A complete temporary file, durable, ready to be renamed or linked onto its path.
-    private static func writeTemporary(_ data: Data, near path: String, mode: mode_t) throws -> String {
-        let pending = try PendingFile(data, for: path, mode: mode)
-        try pending.waitUntilDurable()
-        guard let temp = pending.takeTemporary() else { preconditionFailure("a new pending file has a temporary") }
-        return temp
-    }
 }
 
 extension AtomicFile {
@@ -270,7 +244,8 @@ private final class PendingFile {
     /// Links ``path`` to the temporary (exclusive creation, see ``AtomicFile/create(_:at:mode:group:)``); false when
     /// `path` existed.
     func link() throws -> Bool {
-        guard let temp = takeTemporary() else { return false }
+        guard let temp = temporary else { return false }
+        temporary = nil
         defer { unlink(temp) }
         if Glibc.link(temp, path) != 0 {
             let e = errno
@@ -282,12 +257,6 @@ private final class PendingFile {
             throw DeliveryError.posix("cannot link a temporary file to", path: path, errno: e)
         }
         return true
-    }
-
-    /// Hands the temporary over to the caller, who renames, links or removes it.
-    func takeTemporary() -> String? {
-        defer { temporary = nil }
-        return temporary
     }
 
     deinit {
